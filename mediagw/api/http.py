@@ -1,0 +1,153 @@
+"""Public HTTP routes: HLS playback at go-livepeer's paths, health, and the list of streams.
+
+    GET /stream/{id}.m3u8                   multivariant playlist
+    GET /stream/{id}/{rendition}.m3u8       media playlist
+    GET /stream/{id}/{rendition}/{seq}.ts   segment
+    GET /healthz                            liveness
+    GET /streams                            JSON list of streams (live and recently ended)
+
+A playlist request for a stream that is live but has no segment yet waits for the first one
+(up to ``first_segment_wait`` seconds), so a player started with the publisher plays at once.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ..publish.hls import SOURCE, HLSPublisher
+from ..stream.hub import StreamHub
+
+__all__ = ["build_app"]
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+SEGMENT_TYPE = "video/mp2t"
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}"
+_ID_RE = re.compile(rf"^{_NAME}$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+HUB_KEY = web.AppKey("hub", StreamHub)
+HLS_KEY = web.AppKey("hls", HLSPublisher)
+WAIT_KEY = web.AppKey("first_segment_wait", float)
+STARTED_KEY = web.AppKey("started", float)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        resp: web.StreamResponse = web.Response(status=204)
+    else:
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            resp = _error(exc.status, exc.reason)
+    resp.headers["Access-Control-Allow-Origin"] = "*"
+    resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
+    resp.headers["Access-Control-Allow-Headers"] = "*"
+    resp.headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Type"
+    return resp
+
+
+def _stream_id(request: web.Request) -> str:
+    sid = request.match_info["id"]
+    if not _ID_RE.match(sid):
+        raise web.HTTPNotFound(reason=f"no stream {sid[:64]!r}")
+    return sid
+
+
+async def multivariant(request: web.Request) -> web.StreamResponse:
+    sid = _stream_id(request)
+    hls = request.app[HLS_KEY]
+    text = hls.multivariant(sid)
+    if text is None:
+        if await hls.wait_ready(sid, SOURCE, request.app[WAIT_KEY]) is not None:
+            text = hls.multivariant(sid)
+    if text is None:
+        return _error(404, f"stream {sid!r} is not live (publish it, or check the id)")
+    return _playlist(text)
+
+
+async def media_playlist(request: web.Request) -> web.StreamResponse:
+    sid = _stream_id(request)
+    rendition = request.match_info["rendition"]
+    hls = request.app[HLS_KEY]
+    text = hls.media_playlist(sid, rendition)
+    if text is None:
+        if await hls.wait_ready(sid, rendition, request.app[WAIT_KEY]) is not None:
+            text = hls.media_playlist(sid, rendition)
+    if text is None:
+        return _error(404, f"no rendition {rendition!r} for stream {sid!r}")
+    return _playlist(text)
+
+
+def _playlist(text: str) -> web.Response:
+    return web.Response(
+        text=text,
+        content_type=PLAYLIST_TYPE,
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+async def segment(request: web.Request) -> web.StreamResponse:
+    sid = _stream_id(request)
+    rendition = request.match_info["rendition"]
+    seq = int(request.match_info["seq"])
+    data = request.app[HLS_KEY].segment(sid, rendition, seq)
+    if data is None:
+        return _error(404, f"segment {seq} of {sid}/{rendition} is not (or no longer) available")
+    return web.Response(
+        body=data,
+        content_type=SEGMENT_TYPE,
+        headers={"Cache-Control": "public, max-age=3600, immutable"},
+    )
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    return web.json_response(
+        {
+            "status": "ok",
+            "live_streams": hub.live_count(),
+            "uptime_seconds": round(time.monotonic() - request.app[STARTED_KEY], 3),
+        }
+    )
+
+
+async def streams(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    only_live = request.query.get("live") in ("1", "true")
+    items = []
+    for stream in hub.streams():
+        if only_live and not stream.live:
+            continue
+        item = stream.describe()
+        item["playback_url"] = f"/stream/{stream.id}.m3u8"
+        items.append(item)
+    return web.json_response({"streams": items})
+
+
+def build_app(hub: StreamHub, hls: HLSPublisher, *, first_segment_wait: float = 5.0) -> web.Application:
+    app = web.Application(middlewares=[cors], client_max_size=1024 * 1024)
+    app[HUB_KEY] = hub
+    app[HLS_KEY] = hls
+    app[WAIT_KEY] = first_segment_wait
+    app[STARTED_KEY] = time.monotonic()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/streams", streams)
+    app.router.add_get("/stream/{id}.m3u8", multivariant)
+    app.router.add_get("/stream/{id}/{rendition}.m3u8", media_playlist)
+    app.router.add_get(r"/stream/{id}/{rendition}/{seq:\d{1,12}}.ts", segment)
+    app.router.add_route("OPTIONS", "/{tail:.*}", _options)
+    return app
+
+
+async def _options(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204)

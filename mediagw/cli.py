@@ -1,0 +1,132 @@
+"""Command line: ``mediagw run`` (the gateway) and ``mediagw bench ...`` (benchmarks)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from . import __version__
+from .config import Settings, add_arguments, load_settings
+from .errors import ConfigError, MediaGWError
+from .log import setup_logging
+
+log = logging.getLogger("mediagw")
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed, else the default asyncio loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return int(uvloop.run(main))
+
+
+async def _serve(settings: Settings) -> int:
+    from .gateway import Gateway
+
+    gateway = Gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.start()
+    except OSError as exc:
+        log.error(f"cannot listen: {exc.strerror or exc}: pick free ports with -rtmpAddr/-httpAddr")
+        await gateway.stop()
+        return 2
+    print(
+        f"mediagw {__version__} ready\n"
+        f"  publish: ffmpeg -re -i INPUT -c copy -f flv "
+        f"rtmp://{_public(settings.rtmp_addr)}:{gateway.rtmp_port}/live/NAME\n"
+        f"  play:    http://{_public(settings.http_addr)}:{gateway.http_port}/stream/NAME.m3u8\n"
+        f"  streams: http://{_public(settings.http_addr)}:{gateway.http_port}/streams\n"
+        "  stop:    Ctrl-C",
+        file=sys.stderr,
+        flush=True,
+    )
+    await stop.wait()
+    log.info("shutting down")
+    await gateway.stop()
+    return 0
+
+
+def _public(addr: str) -> str:
+    host, _ = Settings.split_addr(addr)
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mediagw",
+        description="Real-time video gateway for the Livepeer network: RTMP in, HLS out.",
+    )
+    parser.add_argument("--version", action="version", version=f"mediagw {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run the gateway",
+        description="Run the gateway. Settings: flags > MEDIAGW_* environment > TOML (-config).",
+    )
+    add_arguments(run)
+    bench = sub.add_parser("bench", help="benchmarks (not tests)")
+    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")
+    ingest = bench_sub.add_parser(
+        "ingest", help="N concurrent 720p30 RTMP publishers on loopback: CPU, latency, losses"
+    )
+    ingest.add_argument("--streams", type=int, default=10, help="concurrent publishers")
+    ingest.add_argument("--seconds", type=float, default=30.0, help="length of each push")
+    ingest.add_argument("--size", default="1280x720", help="test video size")
+    ingest.add_argument("--fps", type=int, default=30)
+    ingest.add_argument("--json", dest="json_out", default="", help="also write results here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "run":
+            cli = {k: v for k, v in vars(args).items() if k != "command"}
+            settings = load_settings(cli)
+            setup_logging(settings.log_level, settings.log_format)
+            return run_async(_serve(settings))
+        if args.command == "bench":
+            setup_logging("warning")
+            if args.bench == "ingest":
+                from .bench.ingest import run_ingest_bench
+
+                return run_async(
+                    run_ingest_bench(
+                        streams=args.streams,
+                        seconds=args.seconds,
+                        size=args.size,
+                        fps=args.fps,
+                        json_out=args.json_out,
+                    )
+                )
+            parser.parse_args(["bench", "--help"])
+    except ConfigError as exc:
+        print(f"mediagw: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except MediaGWError as exc:
+        print(f"mediagw: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

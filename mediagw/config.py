@@ -1,0 +1,253 @@
+"""Settings: one frozen value built from flags, environment variables and a TOML file.
+
+Precedence, highest first: command-line flag, environment variable, TOML file, built-in default.
+
+Every setting is declared once in ``OPTIONS``. Where go-livepeer has the concept the flag keeps its
+name (``-rtmpAddr``); both ``-flag`` and ``--flag`` are accepted. The environment variable is
+``MEDIAGW_`` plus the flag in upper snake case (``-rtmpAddr`` -> ``MEDIAGW_RTMP_ADDR``); the TOML
+key is the snake-case name (``rtmp_addr``), or the flag name itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["OPTIONS", "Option", "Settings", "add_arguments", "load_settings"]
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true/false, got {text!r}")
+
+
+def _parse_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _parse_key_map(text: str) -> dict[str, str]:
+    """``key1=play1,key2=play2`` -> mapping of secret stream key to public playback id."""
+    out: dict[str, str] = {}
+    for item in _parse_list(text):
+        key, sep, playback = item.partition("=")
+        if not sep or not key.strip() or not playback.strip():
+            raise ValueError(f"expected KEY=PLAYBACK_ID, got {item!r}")
+        out[key.strip()] = playback.strip()
+    return out
+
+
+def _parse_addr(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return f"{host or '0.0.0.0'}:{port}"
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}; got {text!r}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str  # snake-case attribute of Settings and TOML key
+    flag: str  # go-livepeer-style camelCase flag, without dashes
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "MEDIAGW_" + re.sub(r"(?<!^)(?=[A-Z])", "_", self.flag).upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("rtmp_addr", "rtmpAddr", _parse_addr, "RTMP ingest listen address HOST:PORT"),
+    Option("http_addr", "httpAddr", _parse_addr, "HTTP (HLS playback, API) listen address"),
+    Option("orch_addr", "orchAddr", _parse_list, "comma-separated orchestrator addresses"),
+    Option(
+        "transcoding_options",
+        "transcodingOptions",
+        str,
+        "rendition ladder: preset names (comma list) or a JSON profile file",
+    ),
+    Option("auth_webhook_url", "authWebhookUrl", str, "stream auth webhook (go-livepeer style)"),
+    Option("max_sessions", "maxSessions", _positive_int, "max concurrent live streams"),
+    Option(
+        "stream_keys",
+        "streamKeys",
+        _parse_key_map,
+        "static stream keys: KEY=PLAYBACK_ID,... (TOML: a [stream_keys] table)",
+    ),
+    Option("segment_duration", "segmentDuration", _positive_float, "target segment seconds"),
+    Option("hls_window", "hlsWindow", _positive_int, "segments listed in a live media playlist"),
+    Option("record_dir", "recordDir", str, "record every segment and a VOD playlist under DIR"),
+    Option(
+        "ended_stream_ttl",
+        "endedStreamTtl",
+        _positive_float,
+        "seconds an ended stream stays playable",
+    ),
+    Option("max_conns", "maxConns", _positive_int, "max RTMP connections in total"),
+    Option("max_conns_per_ip", "maxConnsPerIp", _positive_int, "max RTMP connections per IP"),
+    Option("log_level", "logLevel", _choice("debug", "info", "warning", "error"), "log level"),
+    Option("log_format", "logFormat", _choice("text", "json"), "log line format"),
+)
+
+_BY_NAME = {o.name: o for o in OPTIONS}
+_BY_FLAG = {o.flag: o for o in OPTIONS}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    rtmp_addr: str = "127.0.0.1:1935"
+    http_addr: str = "127.0.0.1:9935"
+    orch_addr: tuple[str, ...] = ()
+    transcoding_options: str = "P240p30fps16x9,P360p30fps16x9"
+    auth_webhook_url: str = ""
+    max_sessions: int = 100
+    stream_keys: Mapping[str, str] = field(default_factory=dict)
+    segment_duration: float = 2.0
+    hls_window: int = 6
+    record_dir: str = ""
+    ended_stream_ttl: float = 300.0
+    max_conns: int = 500
+    max_conns_per_ip: int = 100
+    log_level: str = "info"
+    log_format: str = "text"
+
+    @staticmethod
+    def split_addr(addr: str) -> tuple[str, int]:
+        host, _, port = addr.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def auth_mode(self) -> str:
+        """``webhook`` when a webhook is set, ``keys`` with a static key list, else ``open``."""
+        if self.auth_webhook_url:
+            return "webhook"
+        if self.stream_keys:
+            return "keys"
+        return "open"
+
+
+assert {f.name for f in fields(Settings)} == set(_BY_NAME), "OPTIONS and Settings disagree"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every option as ``-flag`` and ``--flag``, plus ``-config``."""
+    parser.add_argument(
+        "-config", "--config", dest="config", default=argparse.SUPPRESS, help="TOML settings file"
+    )
+    for opt in OPTIONS:
+        parser.add_argument(
+            f"-{opt.flag}",
+            f"--{opt.flag}",
+            dest=opt.name,
+            default=argparse.SUPPRESS,
+            metavar=opt.flag.upper() if opt.parse is not _parse_bool else None,
+            help=f"{opt.help} (env {opt.env})",
+        )
+
+
+def _convert(opt: Option, raw: Any, origin: str) -> Any:
+    try:
+        if opt.name == "stream_keys" and isinstance(raw, dict):
+            return {str(k): str(v) for k, v in raw.items()}
+        if isinstance(raw, list) and opt.parse is _parse_list:
+            return tuple(str(x) for x in raw)
+        if isinstance(raw, bool) and opt.parse is _parse_bool:
+            return raw
+        return opt.parse(str(raw))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{origin}: bad value for {opt.flag}: {exc}") from None
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found: check -config / MEDIAGW_CONFIG") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    section = data.get("mediagw", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: [mediagw] must be a table")
+    return section
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+) -> Settings:
+    """Merge defaults < TOML < environment < flags into a Settings value.
+
+    ``cli`` holds only the flags actually given (argparse with SUPPRESS defaults).
+    """
+    cli = dict(cli or {})
+    env = os.environ if env is None else env
+    path = cli.pop("config", None) or config_path or env.get("MEDIAGW_CONFIG")
+    values: dict[str, Any] = {}
+    if path:
+        for key, raw in _read_toml(str(path)).items():
+            opt = _BY_NAME.get(key) or _BY_FLAG.get(key)
+            if opt is None:
+                known = ", ".join(sorted(_BY_NAME))
+                raise ConfigError(f"config file {path}: unknown setting {key!r} (known: {known})")
+            values[opt.name] = _convert(opt, raw, f"config file {path}")
+    for opt in OPTIONS:
+        if opt.env in env:
+            values[opt.name] = _convert(opt, env[opt.env], f"environment {opt.env}")
+    for name, raw in cli.items():
+        opt = _BY_NAME.get(name)
+        if opt is None:
+            continue
+        values[name] = _convert(opt, raw, f"flag -{opt.flag}")
+    return Settings(**values)
+
+
+def parse_flags(argv: Sequence[str]) -> dict[str, Any]:
+    """Parse only settings flags (used by tests and embedding code)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    return vars(parser.parse_args(list(argv)))
+
+
+def ensure_dir(path: str) -> Path:
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create directory {path}: {exc.strerror}") from None
+    return p

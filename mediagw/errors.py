@@ -1,0 +1,67 @@
+"""The one exception tree of mediagw.
+
+    MediaGWError
+    +-- ConfigError                 local misuse: bad flag, bad file, bad value
+    +-- IngestError                 something went wrong with a publisher
+    |   +-- ProtocolError           the peer broke the wire protocol (carries no secrets)
+    |   |   +-- RTMPProtocolError   ... on RTMP (bad handshake, chunk, AMF, oversized values)
+    |   +-- PublishRejected         the publish was refused (bad key, stream busy, limits);
+    |       |                       ``code`` is the RTMP onStatus code sent back to the peer
+    |       +-- StreamBusy          somebody already publishes this stream
+    |       +-- LimitExceeded       a connection or session limit was reached
+    +-- MediaError                  media could not be cut or muxed (wraps segmenter errors)
+
+Local misuse (our caller did something wrong) and remote misbehaviour (a peer sent something
+wrong) are separate branches, so a handler never has to match error text. Errors raised by
+libraries (PyAV, aiohttp) are translated once, at the boundary that calls them.
+"""
+
+from __future__ import annotations
+
+
+class MediaGWError(Exception):
+    """Root of every error mediagw raises on purpose."""
+
+
+class ConfigError(MediaGWError):
+    """A setting is missing, malformed or inconsistent. The message says which and how to fix it."""
+
+
+class IngestError(MediaGWError):
+    """A publisher could not be served."""
+
+
+class ProtocolError(IngestError):
+    """A peer sent bytes that break the protocol. The connection is closed; others are unaffected."""
+
+
+class RTMPProtocolError(ProtocolError):
+    """A malformed or oversized RTMP handshake, chunk, message or AMF value."""
+
+
+class PublishRejected(IngestError):
+    """A publish request was refused. ``code`` is the RTMP NetStream status code to send."""
+
+    def __init__(self, description: str, code: str = "NetStream.Publish.BadName") -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+
+class StreamBusy(PublishRejected):
+    """The stream already has a live publisher; a second one is refused, never a takeover."""
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(f"stream {stream_id!r} is already being published", "NetStream.Publish.BadName")
+        self.stream_id = stream_id
+
+
+class LimitExceeded(PublishRejected):
+    """A configured limit (connections per IP, total, sessions) was reached."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, "NetStream.Publish.Rejected")
+
+
+class MediaError(MediaGWError):
+    """Media could not be segmented or muxed; the stream is ended with this reason."""

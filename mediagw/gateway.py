@@ -1,0 +1,176 @@
+"""The gateway process: wires the RTMP server, stream hub, HLS publisher, recorder and HTTP API.
+
+    gw = Gateway(settings)
+    await gw.start()      # binds the RTMP and HTTP ports (port 0 = ephemeral, see .rtmp_port)
+    ...
+    await gw.stop()       # ends every stream (ENDLIST), closes ports, waits for writers
+
+Usable as a library: everything it needs comes in through ``Settings`` and the constructor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from .api.http import build_app
+from .config import Settings
+from .ingest.rtmp.server import PublishRequest, PublishSink, RTMPLimits, RTMPServer
+from .platform.stream_auth import (
+    OpenAuth,
+    PublishAttempt,
+    StaticKeyAuth,
+    StreamAuthorizer,
+    WebhookAuth,
+)
+from .publish.hls import HLSPublisher
+from .publish.recorder import Recorder
+from .stream.hub import StreamHub
+from .stream.publisher import Publisher
+
+log = logging.getLogger("mediagw.gateway")
+
+__all__ = ["Gateway", "RTMPIngest", "make_authorizer"]
+
+
+def make_authorizer(settings: Settings) -> StreamAuthorizer:
+    mode = settings.auth_mode
+    if mode == "webhook":
+        return WebhookAuth(settings.auth_webhook_url)
+    if mode == "keys":
+        return StaticKeyAuth(settings.stream_keys)
+    return OpenAuth()
+
+
+class RTMPIngest:
+    """The RTMP server's ``PublishHandler``: authorize, claim the stream, hand out a Publisher."""
+
+    def __init__(
+        self,
+        hub: StreamHub,
+        authorizer: StreamAuthorizer,
+        executor: ThreadPoolExecutor,
+        rtmp_host: str = "",
+    ) -> None:
+        self.hub = hub
+        self.authorizer = authorizer
+        self.executor = executor
+        self.rtmp_host = rtmp_host
+        self.publishers: dict[str, Publisher] = {}
+
+    async def on_publish(self, req: PublishRequest) -> PublishSink:
+        base = req.tc_url.rstrip("/") if req.tc_url else f"rtmp://{self.rtmp_host}/{req.app}"
+        url = f"{base}/{req.name}"
+        if req.query:
+            url += "?" + urlencode(req.query)
+        attempt = PublishAttempt(url, req.app, req.name, req.query, f"{req.peer[0]}")
+        grant = await self.authorizer.authorize(attempt)
+        labels: dict[str, object] = dict(grant.labels)
+        if grant.profiles is not None:
+            labels["profiles"] = grant.profiles
+        if grant.presets:
+            labels["presets"] = grant.presets
+        old = self.publishers.get(grant.manifest_id)
+        if old is not None and old.closing:
+            # A publisher reconnecting at once: let the old session finish its last flush.
+            await old.wait_ended(timeout=5.0)
+        stream = self.hub.begin_publish(grant.manifest_id, labels)
+        publisher = Publisher(self.hub, stream, self.executor)
+        self.publishers[stream.id] = publisher
+        log.info(
+            "publish accepted",
+            extra={"stream": stream.id, "peer": req.peer[0], "query_keys": sorted(req.query)},
+        )
+        return publisher
+
+
+class Gateway:
+    def __init__(self, settings: Settings, *, authorizer: StreamAuthorizer | None = None) -> None:
+        self.settings = settings
+        workers = min(32, (os.cpu_count() or 2) * 2)
+        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="media")
+        self.hub = StreamHub(
+            max_sessions=settings.max_sessions,
+            segment_duration=settings.segment_duration,
+            ended_ttl=settings.ended_stream_ttl,
+        )
+        self.hls = HLSPublisher(settings.segment_duration, settings.hls_window)
+        self.hub.add_listener(self.hls)
+        self.recorder: Recorder | None = None
+        if settings.record_dir:
+            self.recorder = Recorder(settings.record_dir, settings.segment_duration, self.executor)
+            self.hub.add_listener(self.recorder)
+        self.authorizer = authorizer or make_authorizer(settings)
+        rtmp_host, rtmp_port = Settings.split_addr(settings.rtmp_addr)
+        self.ingest = RTMPIngest(self.hub, self.authorizer, self.executor, settings.rtmp_addr)
+        self.rtmp = RTMPServer(
+            self.ingest,
+            host=rtmp_host,
+            port=rtmp_port,
+            limits=RTMPLimits(
+                max_connections=settings.max_conns,
+                max_connections_per_ip=settings.max_conns_per_ip,
+            ),
+        )
+        self.http_app = build_app(self.hub, self.hls)
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def rtmp_port(self) -> int:
+        return self.rtmp.port
+
+    @property
+    def http_port(self) -> int:
+        if self._site is None or self._site._server is None:
+            return 0
+        sockets = getattr(self._site._server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else 0
+
+    async def start(self) -> None:
+        http_host, http_port = Settings.split_addr(self.settings.http_addr)
+        self._runner = web.AppRunner(self.http_app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, http_host, http_port, reuse_address=True)
+        await self._site.start()
+        await self.rtmp.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="hub-sweeper")
+        log.info(
+            "gateway started",
+            extra={
+                "rtmp": f"rtmp://{http_host_for(self.settings.rtmp_addr)}:{self.rtmp_port}/live/NAME",
+                "hls": f"http://{http_host_for(self.settings.http_addr)}:{self.http_port}"
+                "/stream/NAME.m3u8",
+                "auth": self.settings.auth_mode,
+            },
+        )
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(min(30.0, max(1.0, self.hub.ended_ttl / 4)))
+            self.hub.sweep()
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.rtmp.close()
+        self.hub.close()
+        if self.recorder is not None:
+            await self.recorder.close()
+        if isinstance(self.authorizer, WebhookAuth):
+            await self.authorizer.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.executor.shutdown(wait=True, cancel_futures=False)
+        log.info("gateway stopped")
+
+
+def http_host_for(addr: str) -> str:
+    host, _ = Settings.split_addr(addr)
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host

@@ -1,0 +1,184 @@
+"""In-memory HLS: per stream, per rendition, a sliding media playlist and a bounded segment store.
+
+``HLSPublisher`` listens to the stream hub for the ``source`` rendition; later pipelines (the
+transcoder) publish other renditions through ``publish()``. Everything here is synchronous and
+O(1) per segment, so it runs on the event loop; HTTP readers only ever read from it, so a slow
+reader cannot stall ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from segmenter import Segment
+
+from ..stream.hub import Stream
+from .playlist import MediaPlaylist, PlaylistEntry, Variant, render_multivariant
+
+__all__ = ["HLSPublisher", "Rendition", "SOURCE"]
+
+SOURCE = "source"
+
+
+@dataclass(eq=False)
+class Rendition:
+    name: str
+    playlist: MediaPlaylist
+    keep: int  # segments kept in memory (window + grace for late readers)
+    segments: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+    resolution: tuple[int, int] | None = None
+    codecs: str = ""
+    peak_bps: int = 0
+    bytes_total: int = 0
+    seconds_total: float = 0.0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, entry: PlaylistEntry, data: bytes) -> None:
+        self.playlist.add(entry)
+        self.segments[entry.seq] = data
+        while len(self.segments) > self.keep:
+            self.segments.popitem(last=False)
+        if entry.duration > 0:
+            self.peak_bps = max(self.peak_bps, int(len(data) * 8 / entry.duration))
+        self.bytes_total += len(data)
+        self.seconds_total += entry.duration
+        self.ready.set()
+
+    @property
+    def average_bps(self) -> int:
+        return int(self.bytes_total * 8 / self.seconds_total) if self.seconds_total else 0
+
+
+@dataclass(eq=False)
+class StreamHLS:
+    stream_id: str
+    renditions: dict[str, Rendition] = field(default_factory=dict)
+
+
+class HLSPublisher:
+    """Hub listener + store. ``grace`` extra segments stay fetchable after leaving the window."""
+
+    def __init__(self, target_duration: float = 2.0, window: int = 6, grace: int = 4) -> None:
+        self.target_duration = target_duration
+        self.window = window
+        self.grace = grace
+        self._streams: dict[str, StreamHLS] = {}
+
+    # -- StreamListener ---------------------------------------------------------------------
+    def on_stream_start(self, stream: Stream) -> None:
+        self._streams.setdefault(stream.id, StreamHLS(stream.id))
+
+    def on_segment(self, stream: Stream, segment: Segment) -> None:
+        resolution = (segment.video.width, segment.video.height) if segment.video else None
+        codecs = ",".join(c.codecs_tag for c in (segment.video, segment.audio) if c is not None)
+        self.publish(
+            stream.id,
+            SOURCE,
+            segment.seq,
+            segment.data,
+            segment.duration,
+            pdt=segment.meta.get("pdt", 0.0),
+            discontinuity=segment.discontinuity,
+            resolution=resolution,
+            codecs=codecs,
+        )
+
+    def on_stream_end(self, stream: Stream) -> None:
+        hls = self._streams.get(stream.id)
+        if hls:
+            for rendition in hls.renditions.values():
+                rendition.playlist.end()
+
+    def on_stream_removed(self, stream: Stream) -> None:
+        self._streams.pop(stream.id, None)
+
+    # -- writing ----------------------------------------------------------------------------
+    def publish(
+        self,
+        stream_id: str,
+        rendition: str,
+        seq: int,
+        data: bytes,
+        duration: float,
+        *,
+        pdt: float = 0.0,
+        discontinuity: bool = False,
+        resolution: tuple[int, int] | None = None,
+        codecs: str = "",
+    ) -> None:
+        hls = self._streams.setdefault(stream_id, StreamHLS(stream_id))
+        rend = hls.renditions.get(rendition)
+        if rend is None:
+            rend = hls.renditions[rendition] = self._new_rendition(rendition)
+        if resolution:
+            rend.resolution = resolution
+        if codecs:
+            rend.codecs = codecs
+        uri = f"{rendition}/{seq}.ts"
+        rend.add(PlaylistEntry(seq, duration, uri, pdt, discontinuity), data)
+
+    def _new_rendition(self, name: str) -> Rendition:
+        playlist = MediaPlaylist(self.target_duration, self.window)
+        return Rendition(name, playlist, keep=self.window + self.grace)
+
+    # -- reading ----------------------------------------------------------------------------
+    def rendition(self, stream_id: str, name: str) -> Rendition | None:
+        hls = self._streams.get(stream_id)
+        return hls.renditions.get(name) if hls else None
+
+    def has_stream(self, stream_id: str) -> bool:
+        return stream_id in self._streams
+
+    async def wait_ready(self, stream_id: str, name: str, timeout: float) -> Rendition | None:
+        """Wait up to ``timeout`` for a known stream's rendition to list its first segment."""
+        hls = self._streams.get(stream_id)
+        if hls is None:
+            return None
+        rend = hls.renditions.get(name)
+        if rend is not None and rend.segments:
+            return rend
+        if name != SOURCE and rend is None:
+            return None
+        if rend is None:
+            rend = hls.renditions[name] = self._new_rendition(name)
+        try:
+            await asyncio.wait_for(rend.ready.wait(), timeout)
+        except TimeoutError:
+            return None
+        return rend
+
+    def media_playlist(self, stream_id: str, name: str) -> str | None:
+        rend = self.rendition(stream_id, name)
+        if rend is None or not rend.segments:
+            return None
+        return rend.playlist.render()
+
+    def segment(self, stream_id: str, name: str, seq: int) -> bytes | None:
+        rend = self.rendition(stream_id, name)
+        return rend.segments.get(seq) if rend else None
+
+    def multivariant(self, stream_id: str) -> str | None:
+        hls = self._streams.get(stream_id)
+        if hls is None:
+            return None
+        ready = [r for r in hls.renditions.values() if r.segments]
+        if not ready:
+            return None
+        # Highest resolution first; players start with the first variant listed.
+        ready.sort(key=lambda r: -(r.resolution[0] * r.resolution[1] if r.resolution else 0))
+        variants = [
+            Variant(
+                uri=f"{stream_id}/{r.name}.m3u8",
+                bandwidth=max(r.peak_bps, 1),
+                average_bandwidth=r.average_bps,
+                resolution=r.resolution,
+                codecs=r.codecs,
+            )
+            for r in ready
+        ]
+        return render_multivariant(variants)
+
+    def stream_ids(self) -> list[str]:
+        return list(self._streams)

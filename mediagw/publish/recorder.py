@@ -1,0 +1,141 @@
+"""Recording: every segment of every stream to disk, with a VOD (EVENT + ENDLIST) playlist.
+
+Layout: ``DIR/<stream id>/<UTC start>/source/<seq>.ts`` and ``.../index.m3u8``. The playlist is
+replaced atomically (write + rename) after each segment, so a reader never sees half a file.
+Files are written in a thread; a slow disk fills a bounded queue whose overflow is dropped and
+counted (and logged), never pushed back into ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segmenter import Segment
+
+from ..stream.hub import Stream
+from .playlist import MediaPlaylist, PlaylistEntry
+
+log = logging.getLogger("mediagw.recorder")
+
+__all__ = ["Recorder"]
+
+_END = object()
+
+
+@dataclass(eq=False)
+class _Recording:
+    directory: Path
+    playlist: MediaPlaylist
+    queue: asyncio.Queue[Segment | object]
+    task: asyncio.Task[None] | None = None
+    dropped: int = 0
+    written: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Recorder:
+    QUEUE = 64
+
+    def __init__(self, root: str, target_duration: float, executor: Executor | None = None) -> None:
+        self.root = Path(root)
+        self.target_duration = target_duration
+        self._executor = executor
+        self._recs: dict[str, _Recording] = {}
+
+    def on_stream_start(self, stream: Stream) -> None:
+        rec = self._recs.get(stream.id)
+        if rec is None:
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stream.created_at))
+            playlist = MediaPlaylist(self.target_duration, window=0, playlist_type="EVENT")
+            rec = _Recording(self.root / stream.id / stamp, playlist, asyncio.Queue())
+            rec.task = asyncio.get_running_loop().create_task(
+                self._writer(stream.id, rec), name=f"recorder:{stream.id}"
+            )
+            self._recs[stream.id] = rec
+
+    def on_segment(self, stream: Stream, segment: Segment) -> None:
+        rec = self._recs.get(stream.id)
+        if rec is None:
+            return
+        if rec.queue.qsize() >= self.QUEUE:
+            rec.dropped += 1
+            log.warning("recording too slow, segment dropped", extra={"stream": stream.id})
+            return
+        rec.queue.put_nowait(segment)
+
+    def on_stream_end(self, stream: Stream) -> None:
+        rec = self._recs.get(stream.id)
+        if rec is not None:
+            rec.queue.put_nowait(_END)  # markers bypass the segment bound
+
+    def on_stream_removed(self, stream: Stream) -> None:
+        rec = self._recs.pop(stream.id, None)
+        if rec is not None and rec.task is not None:
+            rec.queue.put_nowait(None)
+
+    def directory(self, stream_id: str) -> Path | None:
+        rec = self._recs.get(stream_id)
+        return rec.directory if rec else None
+
+    async def close(self) -> None:
+        tasks = []
+        for rec in self._recs.values():
+            if rec.task is not None:
+                rec.queue.put_nowait(None)
+                tasks.append(rec.task)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._recs.clear()
+
+    async def _writer(self, stream_id: str, rec: _Recording) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await rec.queue.get()
+            if item is None:
+                return
+            try:
+                if item is _END:
+                    rec.playlist.end()
+                    text = rec.playlist.render()
+                    await loop.run_in_executor(self._executor, _write_playlist, rec.directory, text)
+                    continue
+                assert isinstance(item, Segment)
+                entry = PlaylistEntry(
+                    item.seq,
+                    item.duration,
+                    f"source/{item.seq}.ts",
+                    item.meta.get("pdt", 0.0),
+                    item.discontinuity,
+                )
+                rec.playlist.add(entry)
+                text = rec.playlist.render()
+                await loop.run_in_executor(
+                    self._executor, _write_segment, rec.directory, item.seq, item.data, text
+                )
+                rec.written += 1
+            except OSError as exc:
+                rec.errors.append(str(exc))
+                log.error(
+                    "recording write failed",
+                    extra={"stream": stream_id, "error": str(exc), "dir": str(rec.directory)},
+                )
+
+
+def _write_playlist(directory: Path, text: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / "index.m3u8.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, directory / "index.m3u8")
+
+
+def _write_segment(directory: Path, seq: int, data: bytes, playlist: str) -> None:
+    seg_dir = directory / "source"
+    seg_dir.mkdir(parents=True, exist_ok=True)
+    (seg_dir / f"{seq}.ts").write_bytes(data)
+    _write_playlist(directory, playlist)

@@ -1,0 +1,190 @@
+"""The stream hub: one ``Stream`` per manifest id, one publisher at a time, segments fanned out.
+
+State of a stream (rules beside the table):
+
+    state    event                 next     rule
+    -------  --------------------  -------  ------------------------------------------------
+    (none)   begin_publish         live     refused with LimitExceeded past max_sessions
+    live     begin_publish         live     refused with StreamBusy: no silent takeover
+    live     end_publish           ended    EXT-X-ENDLIST is published, segments stay
+    ended    begin_publish         live     same Stream: seq continues, next segment flagged
+                                            as a discontinuity by the segmenter
+    ended    ttl expires (sweep)   (gone)   playlists and segments dropped
+
+Listeners are synchronous and cheap (in-memory HLS, metrics); anything that does I/O subscribes
+through a bounded ``Fanout`` and drops when slow, so no consumer can stall ingest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from segmenter import Segment, Segmenter
+
+from ..errors import LimitExceeded, StreamBusy
+from .fanout import Fanout, Subscription
+
+log = logging.getLogger("mediagw.stream")
+
+__all__ = ["Stream", "StreamHub", "StreamListener", "StreamStats"]
+
+
+class StreamListener(Protocol):
+    def on_stream_start(self, stream: Stream) -> None: ...
+    def on_segment(self, stream: Stream, segment: Segment) -> None: ...
+    def on_stream_end(self, stream: Stream) -> None: ...
+    def on_stream_removed(self, stream: Stream) -> None: ...
+
+
+@dataclass(slots=True)
+class StreamStats:
+    sessions: int = 0
+    segments: int = 0
+    bytes: int = 0
+    media_seconds: float = 0.0
+    video_frames: int = 0
+    audio_frames: int = 0
+
+
+@dataclass(eq=False)
+class Stream:
+    """A live (or recently ended) stream. ``id`` is the public manifest/playback id."""
+
+    id: str
+    segmenter: Segmenter
+    labels: dict[str, Any] = field(default_factory=dict)
+    state: str = "live"
+    created_at: float = field(default_factory=time.time)
+    ended_at: float = 0.0
+    last_error: str | None = None
+    stats: StreamStats = field(default_factory=StreamStats)
+    segments: Fanout[Segment] = field(default_factory=Fanout)
+
+    @property
+    def live(self) -> bool:
+        return self.state == "live"
+
+    def subscribe(self, maxsize: int = 16, name: str = "") -> Subscription[Segment]:
+        return self.segments.subscribe(maxsize, name)
+
+    def describe(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "id": self.id,
+            "state": self.state,
+            "created_at": round(self.created_at, 3),
+            "ended_at": round(self.ended_at, 3) if self.ended_at else None,
+            "sessions": s.sessions,
+            "segments": s.segments,
+            "bytes": s.bytes,
+            "media_seconds": round(s.media_seconds, 3),
+            "video_frames": s.video_frames,
+            "audio_frames": s.audio_frames,
+            "last_error": self.last_error,
+            "labels": dict(self.labels),
+        }
+
+
+class StreamHub:
+    def __init__(
+        self,
+        *,
+        max_sessions: int = 100,
+        segment_duration: float = 2.0,
+        ended_ttl: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.max_sessions = max_sessions
+        self.segment_duration = segment_duration
+        self.ended_ttl = ended_ttl
+        self._clock = clock
+        self._streams: dict[str, Stream] = {}
+        self._listeners: list[StreamListener] = []
+        self._started_hooks: list[Callable[[Stream], None]] = []
+
+    def add_listener(self, listener: StreamListener) -> None:
+        self._listeners.append(listener)
+
+    def on_stream_started(self, hook: Callable[[Stream], None]) -> None:
+        """Call ``hook`` every time a publish session starts (after listeners)."""
+        self._started_hooks.append(hook)
+
+    def get(self, stream_id: str) -> Stream | None:
+        return self._streams.get(stream_id)
+
+    def streams(self) -> list[Stream]:
+        return list(self._streams.values())
+
+    def live_count(self) -> int:
+        return sum(1 for s in self._streams.values() if s.live)
+
+    def begin_publish(self, stream_id: str, labels: dict[str, Any] | None = None) -> Stream:
+        stream = self._streams.get(stream_id)
+        if stream is not None and stream.live:
+            raise StreamBusy(stream_id)
+        if self.live_count() >= self.max_sessions:
+            raise LimitExceeded(f"max sessions ({self.max_sessions}) reached")
+        if stream is None:
+            stream = Stream(stream_id, Segmenter(self.segment_duration))
+            self._streams[stream_id] = stream
+        else:
+            stream.segmenter.restart()
+            stream.state = "live"
+            stream.ended_at = 0.0
+            stream.last_error = None
+        if labels:
+            stream.labels.update(labels)
+        stream.stats.sessions += 1
+        for listener in self._listeners:
+            listener.on_stream_start(stream)
+        for hook in self._started_hooks:
+            hook(stream)
+        log.info("stream live", extra={"stream": stream_id, "session": stream.stats.sessions})
+        return stream
+
+    def add_segment(self, stream: Stream, segment: Segment) -> None:
+        s = stream.stats
+        s.segments += 1
+        s.bytes += len(segment.data)
+        s.media_seconds += segment.duration
+        s.video_frames += segment.video_frames
+        s.audio_frames += segment.audio_frames
+        for listener in self._listeners:
+            listener.on_segment(stream, segment)
+        stream.segments.publish(segment)
+
+    def end_publish(self, stream: Stream, error: str | None = None) -> None:
+        if not stream.live:
+            return
+        stream.state = "ended"
+        stream.ended_at = self._clock()
+        stream.last_error = error
+        for listener in self._listeners:
+            listener.on_stream_end(stream)
+        extra = {"stream": stream.id, "segments": stream.stats.segments}
+        if error:
+            extra["error"] = error
+        log.info("stream ended", extra=extra)
+
+    def sweep(self) -> list[str]:
+        """Forget streams that ended more than ``ended_ttl`` seconds ago; return their ids."""
+        now = self._clock()
+        gone = [
+            s for s in self._streams.values() if not s.live and now - s.ended_at >= self.ended_ttl
+        ]
+        for stream in gone:
+            del self._streams[stream.id]
+            stream.segments.close()
+            for listener in self._listeners:
+                listener.on_stream_removed(stream)
+        return [s.id for s in gone]
+
+    def close(self) -> None:
+        for stream in list(self._streams.values()):
+            if stream.live:
+                self.end_publish(stream, "gateway shutting down")
+            stream.segments.close()

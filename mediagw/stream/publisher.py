@@ -1,0 +1,166 @@
+"""One publish session: FLV-tag media in (from RTMP), keyframe-aligned segments out to the hub.
+
+The demuxer and segmenter (PyAV muxing) run in a thread pool, never on the event loop. Media
+waits in a per-session batch while the previous batch is being cut, so a busy machine makes
+fewer, larger executor calls instead of falling behind. The batch is bounded in bytes: when it
+is full, ``media()`` waits, which stops the RTMP connection from reading its socket (TCP
+backpressure). Nothing is ever dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+from segmenter import CLOCK, FlvDemuxer, Segment, SegmenterError
+
+from ..errors import MediaError
+from .hub import Stream, StreamHub
+
+log = logging.getLogger("mediagw.publisher")
+
+__all__ = ["Publisher"]
+
+# (msg_type, timestamp ms, payload, arrival time.monotonic())
+_Msg = tuple[int, int, bytes, float]
+
+
+class Publisher:
+    """Implements the RTMP server's ``PublishSink`` for one stream."""
+
+    MAX_PENDING_BYTES = 8 * 1024 * 1024
+
+    def __init__(
+        self,
+        hub: StreamHub,
+        stream: Stream,
+        executor: Executor | None = None,
+        *,
+        wallclock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hub = hub
+        self.stream = stream
+        self._executor = executor
+        self._wallclock = wallclock
+        self._monotonic = monotonic
+        self._demuxer = FlvDemuxer()
+        self._pending: list[_Msg] = []
+        self._pending_bytes = 0
+        self._has_work = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._error: str | None = None
+        self._session_wall0 = 0.0
+        self._session_pts0: int | None = None
+        self.metadata: dict[str, Any] = {}
+        self.latencies: list[float] = []  # keyframe received -> segment listed, seconds
+        self._worker = asyncio.get_running_loop().create_task(
+            self._run(), name=f"publisher:{stream.id}"
+        )
+
+    # -- PublishSink ---------------------------------------------------------------------------
+    async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
+        if self._error is not None:
+            raise MediaError(self._error)
+        if not self._session_wall0:
+            self._session_wall0 = self._wallclock()
+        self._pending.append((msg_type, timestamp, payload, self._monotonic()))
+        self._pending_bytes += len(payload)
+        self._has_work.set()
+        if self._pending_bytes >= self.MAX_PENDING_BYTES:
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def metadata(self, meta: dict[str, Any]) -> None:
+        self.metadata = dict(meta)
+
+    async def close(self, error: str | None) -> None:
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self._has_work.set()
+        await self._closed.wait()
+        self.hub.end_publish(self.stream, error or self._error)
+        self._ended.set()
+
+    @property
+    def closing(self) -> bool:
+        return self._closing and not self._ended.is_set()
+
+    async def wait_ended(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ended.wait()), timeout)
+        except TimeoutError:
+            pass
+
+    # -- worker --------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self._has_work.wait()
+                self._has_work.clear()
+                batch, self._pending = self._pending, []
+                self._pending_bytes = 0
+                self._drained.set()
+                if self._error is not None:
+                    batch = []  # the session is failing: cut nothing more, only flush
+                final = self._closing and not batch
+                if batch or final:
+                    try:
+                        cut = await loop.run_in_executor(self._executor, self._process, batch, final)
+                    except SegmenterError as exc:
+                        self._fail(f"{type(exc).__name__}: {exc}")
+                        if final:
+                            return
+                        continue
+                    for segment, arrival in cut:
+                        self._publish(segment, arrival)
+                if final:
+                    return
+                if self._pending or self._closing:
+                    self._has_work.set()
+        except Exception as exc:  # never let one stream's bug leak out of its task
+            log.exception("publisher failed", extra={"stream": self.stream.id})
+            self._fail(f"internal error: {exc}")
+        finally:
+            self._drained.set()
+            self._closed.set()
+
+    def _fail(self, reason: str) -> None:
+        if self._error is None:
+            self._error = reason
+            log.warning("stream media error", extra={"stream": self.stream.id, "error": reason})
+
+    def _process(self, batch: list[_Msg], final: bool) -> list[tuple[Segment, float]]:
+        """Runs in the executor: demux FLV tags and cut segments. Returns (segment, arrival)."""
+        segmenter = self.stream.segmenter
+        out: list[tuple[Segment, float]] = []
+        for msg_type, timestamp, payload, arrival in batch:
+            for item in self._demuxer.feed(msg_type, timestamp, payload):
+                out.extend((seg, arrival) for seg in segmenter.push(item))
+        if final:
+            now = self._monotonic()
+            out.extend((seg, now) for seg in segmenter.flush())
+        return out
+
+    def _publish(self, segment: Segment, arrival: float) -> None:
+        if self._session_pts0 is None:
+            self._session_pts0 = segment.start_pts
+        pdt = self._session_wall0 + (segment.start_pts - self._session_pts0) / CLOCK
+        latency = self._monotonic() - arrival
+        self.latencies.append(latency)
+        segment = dataclasses.replace(
+            segment, meta={**segment.meta, "pdt": pdt, "ingest_latency": latency}
+        )
+        self.hub.add_segment(self.stream, segment)

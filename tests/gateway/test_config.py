@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import pytest
+
+from mediagw.cli import build_parser
+from mediagw.config import Settings, load_settings, parse_flags
+from mediagw.errors import ConfigError
+
+
+def test_defaults_match_go_livepeer_ports() -> None:
+    s = load_settings({}, env={})
+    assert s.rtmp_addr == "127.0.0.1:1935"
+    assert s.http_addr == "127.0.0.1:9935"
+    assert s.segment_duration == 2.0
+    assert s.auth_mode == "open"
+
+
+def test_single_and_double_dash_flags() -> None:
+    a = parse_flags(["-rtmpAddr", "0.0.0.0:1936", "--httpAddr", ":8080", "-maxSessions", "7"])
+    s = load_settings(a, env={})
+    assert s.rtmp_addr == "0.0.0.0:1936"
+    assert s.http_addr == "0.0.0.0:8080"
+    assert s.max_sessions == 7
+
+
+def test_precedence_flag_over_env_over_toml(tmp_path: Path) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(
+        'rtmp_addr = "127.0.0.1:1111"\nhttp_addr = "127.0.0.1:2222"\n'
+        'maxSessions = 3\norch_addr = ["a:1", "b:2"]\n[stream_keys]\nsecret = "show"\n'
+    )
+    env = {"MEDIAGW_HTTP_ADDR": "127.0.0.1:3333", "MEDIAGW_MAX_SESSIONS": "4"}
+    flags = parse_flags(["-config", str(cfg), "-maxSessions", "5"])
+    s = load_settings(flags, env=env)
+    assert s.rtmp_addr == "127.0.0.1:1111"  # TOML only
+    assert s.http_addr == "127.0.0.1:3333"  # env beats TOML
+    assert s.max_sessions == 5  # flag beats env
+    assert s.orch_addr == ("a:1", "b:2")
+    assert s.stream_keys == {"secret": "show"}
+    assert s.auth_mode == "keys"
+
+
+def test_env_names_follow_flags() -> None:
+    env = {"MEDIAGW_AUTH_WEBHOOK_URL": "http://x/auth", "MEDIAGW_STREAM_KEYS": "k1=p1,k2=p2"}
+    s = load_settings({}, env=env)
+    assert s.auth_webhook_url == "http://x/auth"
+    assert s.stream_keys == {"k1": "p1", "k2": "p2"}
+    assert s.auth_mode == "webhook"
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"MEDIAGW_RTMP_ADDR": "nonsense"}, "rtmpAddr"),
+        ({"MEDIAGW_MAX_SESSIONS": "-1"}, "maxSessions"),
+        ({"MEDIAGW_SEGMENT_DURATION": "abc"}, "segmentDuration"),
+        ({"MEDIAGW_STREAM_KEYS": "novalue"}, "KEY=PLAYBACK_ID"),
+        ({"MEDIAGW_LOG_LEVEL": "loud"}, "one of"),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        load_settings({}, env=env)
+
+
+def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("rtmp_addr = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings({"config": str(bad)}, env={})
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("rtmp_adr = '1:1'\n")
+    with pytest.raises(ConfigError, match="unknown setting 'rtmp_adr'"):
+        load_settings({"config": str(unknown)}, env={})
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings({"config": str(tmp_path / "missing.toml")}, env={})
+
+
+def test_cli_parser_has_go_livepeer_flags() -> None:
+    args = build_parser().parse_args(
+        ["run", "-orchAddr", "o1:8935,o2", "-transcodingOptions", "P144p30fps16x9",
+         "-authWebhookUrl", "http://h/a"]
+    )
+    s = load_settings({k: v for k, v in vars(args).items() if k != "command"}, env={})
+    assert s.orch_addr == ("o1:8935", "o2")
+    assert s.transcoding_options == "P144p30fps16x9"
+    assert s.auth_webhook_url == "http://h/a"
+
+
+def test_split_addr() -> None:
+    assert Settings.split_addr("0.0.0.0:1935") == ("0.0.0.0", 1935)
+    assert Settings.split_addr("[::1]:80") == ("::1", 80)
