@@ -1,0 +1,29 @@
+"""segmenter: FLV/H.264/AAC in, keyframe-aligned MPEG-TS segments out (PyAV, no re-encoding).
+
+Knows nothing about Livepeer or HTTP; never imports ``mediagw`` or ``webrtc``.
+"""
+
+from .errors import MalformedMedia, MuxError, SegmenterError, UnsupportedCodec
+from .flv import FlvDemuxer, read_flv_file
+from .packet import CLOCK, AudioConfig, MediaPacket, Segment, VideoConfig
+from .probe import ProbeResult, count_frames_flv, probe_ts
+from .segmenter import Segmenter, SegmenterStats
+
+__all__ = [
+    "CLOCK",
+    "AudioConfig",
+    "FlvDemuxer",
+    "MalformedMedia",
+    "MediaPacket",
+    "MuxError",
+    "ProbeResult",
+    "Segment",
+    "Segmenter",
+    "SegmenterError",
+    "SegmenterStats",
+    "UnsupportedCodec",
+    "VideoConfig",
+    "count_frames_flv",
+    "probe_ts",
+    "read_flv_file",
+]
