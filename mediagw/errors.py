@@ -32,7 +32,7 @@ class IngestError(MediaGWError):
 
 
 class ProtocolError(IngestError):
-    """A peer sent bytes that break the protocol. The connection is closed; others are unaffected."""
+    """A peer sent bytes that break the protocol; its connection is closed, others go on."""
 
 
 class RTMPProtocolError(ProtocolError):
@@ -52,7 +52,9 @@ class StreamBusy(PublishRejected):
     """The stream already has a live publisher; a second one is refused, never a takeover."""
 
     def __init__(self, stream_id: str) -> None:
-        super().__init__(f"stream {stream_id!r} is already being published", "NetStream.Publish.BadName")
+        super().__init__(
+            f"stream {stream_id!r} is already being published", "NetStream.Publish.BadName"
+        )
         self.stream_id = stream_id
 
 

@@ -80,6 +80,7 @@ class RTMPIngest:
             # A publisher reconnecting at once: let the old session finish its last flush.
             await old.wait_ended(timeout=5.0)
         stream = self.hub.begin_publish(grant.manifest_id, labels)
+        self.publishers = {k: p for k, p in self.publishers.items() if not p.ended}
         publisher = Publisher(self.hub, stream, self.executor)
         self.publishers[stream.id] = publisher
         log.info(

@@ -67,9 +67,8 @@ async def multivariant(request: web.Request) -> web.StreamResponse:
     sid = _stream_id(request)
     hls = request.app[HLS_KEY]
     text = hls.multivariant(sid)
-    if text is None:
-        if await hls.wait_ready(sid, SOURCE, request.app[WAIT_KEY]) is not None:
-            text = hls.multivariant(sid)
+    if text is None and await hls.wait_ready(sid, SOURCE, request.app[WAIT_KEY]):
+        text = hls.multivariant(sid)
     if text is None:
         return _error(404, f"stream {sid!r} is not live (publish it, or check the id)")
     return _playlist(text)
@@ -80,9 +79,8 @@ async def media_playlist(request: web.Request) -> web.StreamResponse:
     rendition = request.match_info["rendition"]
     hls = request.app[HLS_KEY]
     text = hls.media_playlist(sid, rendition)
-    if text is None:
-        if await hls.wait_ready(sid, rendition, request.app[WAIT_KEY]) is not None:
-            text = hls.media_playlist(sid, rendition)
+    if text is None and await hls.wait_ready(sid, rendition, request.app[WAIT_KEY]):
+        text = hls.media_playlist(sid, rendition)
     if text is None:
         return _error(404, f"no rendition {rendition!r} for stream {sid!r}")
     return _playlist(text)
@@ -134,7 +132,9 @@ async def streams(request: web.Request) -> web.StreamResponse:
     return web.json_response({"streams": items})
 
 
-def build_app(hub: StreamHub, hls: HLSPublisher, *, first_segment_wait: float = 5.0) -> web.Application:
+def build_app(
+    hub: StreamHub, hls: HLSPublisher, *, first_segment_wait: float = 5.0
+) -> web.Application:
     app = web.Application(middlewares=[cors], client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
     app[HLS_KEY] = hls

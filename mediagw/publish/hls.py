@@ -17,7 +17,7 @@ from segmenter import Segment
 from ..stream.hub import Stream
 from .playlist import MediaPlaylist, PlaylistEntry, Variant, render_multivariant
 
-__all__ = ["HLSPublisher", "Rendition", "SOURCE"]
+__all__ = ["SOURCE", "HLSPublisher", "Rendition"]
 
 SOURCE = "source"
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -48,6 +49,8 @@ class StreamStats:
     media_seconds: float = 0.0
     video_frames: int = 0
     audio_frames: int = 0
+    # keyframe received -> segment listed, seconds (the most recent ones)
+    ingest_latency: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
 
 
 @dataclass(eq=False)

@@ -61,8 +61,7 @@ class Publisher:
         self._error: str | None = None
         self._session_wall0 = 0.0
         self._session_pts0: int | None = None
-        self.metadata: dict[str, Any] = {}
-        self.latencies: list[float] = []  # keyframe received -> segment listed, seconds
+        self.stream_metadata: dict[str, Any] = {}
         self._worker = asyncio.get_running_loop().create_task(
             self._run(), name=f"publisher:{stream.id}"
         )
@@ -81,7 +80,7 @@ class Publisher:
             await self._drained.wait()
 
     async def metadata(self, meta: dict[str, Any]) -> None:
-        self.metadata = dict(meta)
+        self.stream_metadata = dict(meta)
 
     async def close(self, error: str | None) -> None:
         if self._closing:
@@ -92,6 +91,10 @@ class Publisher:
         await self._closed.wait()
         self.hub.end_publish(self.stream, error or self._error)
         self._ended.set()
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
 
     @property
     def closing(self) -> bool:
@@ -118,7 +121,9 @@ class Publisher:
                 final = self._closing and not batch
                 if batch or final:
                     try:
-                        cut = await loop.run_in_executor(self._executor, self._process, batch, final)
+                        cut = await loop.run_in_executor(
+                            self._executor, self._process, batch, final
+                        )
                     except SegmenterError as exc:
                         self._fail(f"{type(exc).__name__}: {exc}")
                         if final:
@@ -142,25 +147,22 @@ class Publisher:
             self._error = reason
             log.warning("stream media error", extra={"stream": self.stream.id, "error": reason})
 
-    def _process(self, batch: list[_Msg], final: bool) -> list[tuple[Segment, float]]:
+    def _process(self, batch: list[_Msg], final: bool) -> list[tuple[Segment, float | None]]:
         """Runs in the executor: demux FLV tags and cut segments. Returns (segment, arrival)."""
         segmenter = self.stream.segmenter
-        out: list[tuple[Segment, float]] = []
+        out: list[tuple[Segment, float | None]] = []
         for msg_type, timestamp, payload, arrival in batch:
             for item in self._demuxer.feed(msg_type, timestamp, payload):
                 out.extend((seg, arrival) for seg in segmenter.push(item))
-        if final:
-            now = self._monotonic()
-            out.extend((seg, now) for seg in segmenter.flush())
+        if final:  # closed by the end of the session, not by a keyframe: no latency sample
+            out.extend((seg, None) for seg in segmenter.flush())
         return out
 
-    def _publish(self, segment: Segment, arrival: float) -> None:
+    def _publish(self, segment: Segment, arrival: float | None) -> None:
         if self._session_pts0 is None:
             self._session_pts0 = segment.start_pts
         pdt = self._session_wall0 + (segment.start_pts - self._session_pts0) / CLOCK
-        latency = self._monotonic() - arrival
-        self.latencies.append(latency)
-        segment = dataclasses.replace(
-            segment, meta={**segment.meta, "pdt": pdt, "ingest_latency": latency}
-        )
-        self.hub.add_segment(self.stream, segment)
+        segment = dataclasses.replace(segment, meta={**segment.meta, "pdt": pdt})
+        self.hub.add_segment(self.stream, segment)  # listed in the playlist from here on
+        if arrival is not None:
+            self.stream.stats.ingest_latency.append(self._monotonic() - arrival)

@@ -78,8 +78,15 @@ def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
 
 def test_cli_parser_has_go_livepeer_flags() -> None:
     args = build_parser().parse_args(
-        ["run", "-orchAddr", "o1:8935,o2", "-transcodingOptions", "P144p30fps16x9",
-         "-authWebhookUrl", "http://h/a"]
+        [
+            "run",
+            "-orchAddr",
+            "o1:8935,o2",
+            "-transcodingOptions",
+            "P144p30fps16x9",
+            "-authWebhookUrl",
+            "http://h/a",
+        ]
     )
     s = load_settings({k: v for k, v in vars(args).items() if k != "command"}, env={})
     assert s.orch_addr == ("o1:8935", "o2")

@@ -19,7 +19,9 @@ from mediagw.platform.stream_auth import (
 
 def attempt(name: str, app: str = "live", query: dict[str, str] | None = None) -> PublishAttempt:
     q = query or {}
-    url = f"rtmp://127.0.0.1:1935/{app}/{name}" + ("?" + "&".join(f"{k}={v}" for k, v in q.items()) if q else "")
+    url = f"rtmp://127.0.0.1:1935/{app}/{name}" + (
+        "?" + "&".join(f"{k}={v}" for k, v in q.items()) if q else ""
+    )
     return PublishAttempt(url, app, name, q, "127.0.0.1")
 
 
@@ -70,7 +72,7 @@ async def webhook() -> AsyncIterator[tuple[str, list[dict[str, Any]], dict[str, 
 
 
 async def test_webhook_empty_200_accepts_with_url_name(webhook: Any) -> None:
-    url, seen, answer = webhook
+    url, seen, _ = webhook
     auth = WebhookAuth(url)
     grant = await auth.authorize(attempt("movie", query={"token": "abc"}))
     await auth.close()

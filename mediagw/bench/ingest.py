@@ -1,0 +1,180 @@
+"""``mediagw bench ingest``: N concurrent 720p30 RTMP publishers against an in-process gateway.
+
+Reports, for the gateway process alone (the ffmpeg publishers are separate processes):
+- CPU seconds per stream-minute (user + system, all threads);
+- segment latency, from the arrival of the keyframe that closes a segment to the segment being
+  listed in the playlist, p50/p99;
+- lost segments and lost frames against what the clip holds;
+- the segmenter's throughput as a ratio to ``ffmpeg -c copy -f segment`` on the same file, both
+  run in this command (best of a few alternating runs, so machine noise hits both alike).
+Needs the ffmpeg CLI (the publishers and the baseline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from segmenter.bench import segment_file
+
+from ..config import Settings
+from ..errors import ConfigError
+from ..gateway import Gateway
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def make_clip(path: Path, seconds: float, size: str, fps: int, ffmpeg: str) -> None:
+    cmd = [
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        "-g", str(fps * 2), "-keyint_min", str(fps * 2), "-sc_threshold", "0", "-b:v", "2500k",
+        "-c:a", "aac", "-b:a", "128k", "-f", "flv", str(path),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, timeout=600)
+
+
+def count_video_frames(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for p in container.demux(video=0) if p.size)
+
+
+def compare_segmenter(clip: Path, ffmpeg: str, work: Path, rounds: int = 3) -> dict[str, float]:
+    """Best-of-N wall time of our segmenter vs the FFmpeg CLI on the same file."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    for i in range(rounds):
+        _, seconds = segment_file(str(clip), 2.0)
+        ours.append(seconds)
+        out = work / f"ff{i}"
+        out.mkdir(exist_ok=True)
+        started = time.perf_counter()
+        subprocess.run(
+            [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(clip), "-c", "copy",
+             "-f", "segment", "-segment_time", "2", "-reset_timestamps", "0",
+             str(out / "seg%04d.ts")],
+            check=True, timeout=600,
+        )  # fmt: skip
+        theirs.append(time.perf_counter() - started)
+    return {
+        "segmenter_seconds": min(ours),
+        "ffmpeg_segment_seconds": min(theirs),
+        "ratio_vs_ffmpeg": min(theirs) / min(ours),
+    }
+
+
+async def _push(ffmpeg: str, clip: Path, url: str, delay: float) -> int:
+    await asyncio.sleep(delay)
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
+        "-c", "copy", "-f", "flv", url,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    if proc.returncode:
+        print(f"  publisher {url} failed: {err.decode(errors='replace').strip()}", file=sys.stderr)
+    return proc.returncode or 0
+
+
+async def run_ingest_bench(
+    *, streams: int, seconds: float, size: str, fps: int, json_out: str = ""
+) -> int:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise ConfigError("the ffmpeg CLI is needed for the benchmark: apt-get install ffmpeg")
+    with tempfile.TemporaryDirectory(prefix="mediagw-bench-") as tmp:
+        work = Path(tmp)
+        clip = work / "clip.flv"
+        print(f"encoding a {seconds:g} s {size}@{fps} test clip ...", file=sys.stderr, flush=True)
+        await asyncio.to_thread(make_clip, clip, seconds, size, fps, ffmpeg)
+        frames_in = await asyncio.to_thread(count_video_frames, clip)
+        expected_segments, _ = await asyncio.to_thread(segment_file, str(clip), 2.0)
+
+        print("segmenter vs ffmpeg -c copy -f segment ...", file=sys.stderr, flush=True)
+        seg = await asyncio.to_thread(compare_segmenter, clip, ffmpeg, work)
+
+        settings = Settings(
+            rtmp_addr="127.0.0.1:0",
+            http_addr="127.0.0.1:0",
+            max_sessions=streams + 10,
+            max_conns=streams + 10,
+            max_conns_per_ip=streams + 10,
+        )
+        gateway = Gateway(settings)
+        await gateway.start()
+        print(f"pushing {streams} live-paced streams ...", file=sys.stderr, flush=True)
+        names = [f"bench{i}" for i in range(streams)]
+        cpu0, wall0 = _cpu(), time.perf_counter()
+        rng = random.Random(1)
+        codes = await asyncio.gather(
+            *(
+                _push(ffmpeg, clip, f"rtmp://127.0.0.1:{gateway.rtmp_port}/live/{n}",
+                      rng.uniform(0, 2.0))
+                for n in names
+            )
+        )  # fmt: skip
+        # ffmpeg has exited; each session's last flush finishes just after.
+        for publisher in list(gateway.ingest.publishers.values()):
+            await publisher.wait_ended(timeout=30)
+        cpu = _cpu() - cpu0
+        wall = time.perf_counter() - wall0
+        latencies: list[float] = []
+        lost_segments = lost_frames = 0
+        for name in names:
+            stream = gateway.hub.get(name)
+            got_segments = stream.stats.segments if stream else 0
+            got_frames = stream.stats.video_frames if stream else 0
+            lost_segments += max(0, expected_segments - got_segments)
+            lost_frames += max(0, frames_in - got_frames)
+            if stream:
+                latencies.extend(stream.stats.ingest_latency)
+        await gateway.stop()
+
+    stream_minutes = streams * seconds / 60
+    result: dict[str, Any] = {
+        "streams": streams,
+        "clip": f"{size}@{fps} {seconds:g}s H.264+AAC",
+        "publishers_failed": sum(1 for c in codes if c),
+        "wall_seconds": round(wall, 2),
+        "cpu_seconds": round(cpu, 2),
+        "cpu_seconds_per_stream_minute": round(cpu / stream_minutes, 3),
+        "segment_latency_ms_p50": round(_pct(latencies, 0.50) * 1000, 2),
+        "segment_latency_ms_p99": round(_pct(latencies, 0.99) * 1000, 2),
+        "segments_expected": expected_segments * streams,
+        "segments_lost": lost_segments,
+        "frames_lost": lost_frames,
+        "segmenter_seconds": round(seg["segmenter_seconds"], 4),
+        "ffmpeg_segment_seconds": round(seg["ffmpeg_segment_seconds"], 4),
+        "segmenter_ratio_vs_ffmpeg": round(seg["ratio_vs_ffmpeg"], 2),
+        "latency_samples": len(latencies),
+    }
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    if json_out:
+        await asyncio.to_thread(Path(json_out).write_text, json.dumps(result, indent=2) + "\n")
+    ok = result["segments_lost"] == 0 and result["publishers_failed"] == 0
+    return 0 if ok else 1

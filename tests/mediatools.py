@@ -1,0 +1,153 @@
+"""Helpers shared by the test tiers, importable as ``mediatools`` (tests/ is on the path)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import av
+import pytest
+
+ClipMaker = Callable[..., Path]
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need_tool(name: str) -> str:
+    """Path of a CLI tool; skip without it on a laptop, fail under CI (CI=true)."""
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is required under CI but is not installed (.ci/run installs it)")
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+@dataclass
+class SegmentInfo:
+    seq: int
+    duration: float
+    video_frames: int = 0
+    audio_frames: int = 0
+    first_is_key: bool = False
+    width: int = 0
+    height: int = 0
+    first_pts: float | None = None
+
+
+@dataclass
+class HLSResult:
+    playlist: str
+    segments: list[SegmentInfo] = field(default_factory=list)
+
+    @property
+    def video_frames(self) -> int:
+        return sum(s.video_frames for s in self.segments)
+
+    @property
+    def audio_frames(self) -> int:
+        return sum(s.audio_frames for s in self.segments)
+
+    @property
+    def duration(self) -> float:
+        return sum(s.duration for s in self.segments)
+
+    @property
+    def ended(self) -> bool:
+        return "#EXT-X-ENDLIST" in self.playlist
+
+
+def decode_segment(seq: int, duration: float, data: bytes) -> SegmentInfo:
+    """Decode one TS segment on its own (as a player joining there would)."""
+    info = SegmentInfo(seq, duration)
+    with av.open(io.BytesIO(data), format="mpegts") as container:
+        for frame in container.decode(*container.streams):
+            if isinstance(frame, av.VideoFrame):
+                if info.video_frames == 0:
+                    info.first_is_key = bool(frame.key_frame)
+                    info.width, info.height = frame.width, frame.height
+                    info.first_pts = float(frame.time) if frame.time is not None else None
+                info.video_frames += 1
+            else:
+                info.audio_frames += 1
+    return info
+
+
+def parse_media_playlist(text: str) -> list[tuple[float, str]]:
+    out = []
+    duration = None
+    for line in text.splitlines():
+        if line.startswith("#EXTINF:"):
+            duration = float(line[8:].split(",")[0])
+        elif line and not line.startswith("#") and duration is not None:
+            out.append((duration, line))
+            duration = None
+    return out
+
+
+async def fetch_hls(http_port: int, stream_id: str, rendition: str = "source") -> HLSResult:
+    base = f"http://127.0.0.1:{http_port}/stream/{stream_id}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/{rendition}.m3u8") as resp:
+            assert resp.status == 200, await resp.text()
+            assert resp.headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
+            text = await resp.text()
+        result = HLSResult(text)
+        for duration, uri in parse_media_playlist(text):
+            async with session.get(f"{base}/{uri}") as resp:
+                assert resp.status == 200, uri
+                assert resp.headers["Content-Type"] == "video/mp2t"
+                data = await resp.read()
+            seq = int(re.findall(r"(\d+)\.ts$", uri)[0])
+            result.segments.append(await asyncio.to_thread(decode_segment, seq, duration, data))
+    return result
+
+
+def count_frames(path: Path) -> tuple[int, int]:
+    """(video frames, audio frames) in a media file, by demuxing packets."""
+    video = audio = 0
+    with av.open(str(path)) as container:
+        for packet in container.demux():
+            if packet.size == 0:
+                continue
+            if packet.stream.type == "video":
+                video += 1
+            elif packet.stream.type == "audio":
+                audio += 1
+    return video, audio
+
+
+async def push(
+    clip: Path, url: str, *, live: bool = True, timeout: float = 120, extra: list[str] | None = None
+) -> tuple[int, str]:
+    """Publish ``clip`` with FFmpeg's own RTMP client; returns (exit code, stderr)."""
+    ffmpeg = need_tool("ffmpeg")
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin"]
+    if live:
+        cmd.append("-re")
+    cmd += ["-i", str(clip), "-c", "copy", *(extra or []), "-f", "flv", url]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc.returncode or 0, err.decode(errors="replace")
+
+
+async def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
