@@ -1,0 +1,1 @@
+"""Ingest servers: media pushed into the gateway by publishers (RTMP today)."""

@@ -1,0 +1,210 @@
+"""One accepted RTMP connection: moves bytes between a socket and a :class:`ServerConnection`.
+
+Reads at most ``limits.read_size`` bytes at a time and handles every event of a read (awaiting
+the sink for each media message) before reading again, so a slow sink slows the publisher
+down through TCP flow control: nothing is dropped and nothing piles up in memory.
+
+Everything that goes wrong ends this connection only; the sink's ``close()`` is called exactly
+once. Logs carry the peer, app, stream name and query *keys* (values may be secret keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ...errors import MediaGWError, PublishRejected, RTMPProtocolError
+from .connection import ServerConnection, State
+from .events import (
+    Closing,
+    Event,
+    MediaMessage,
+    Metadata,
+    PublishEnded,
+    PublishRequested,
+)
+from .types import PublishHandler, PublishRequest, PublishSink, RTMPLimits
+
+__all__ = ["RTMPConnection"]
+
+log = logging.getLogger("mediagw.ingest.rtmp")
+
+
+class _SinkFailed(Exception):
+    """The PublishSink raised (its cause is attached): our side failed, not the peer."""
+
+
+class RTMPConnection:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        handler: PublishHandler,
+        limits: RTMPLimits,
+        peer: tuple[str, int],
+        *,
+        rand: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.handler = handler
+        self.limits = limits
+        self.peer = peer
+        self.core = ServerConnection(rand=rand, config=limits.protocol)
+        self.sink: PublishSink | None = None
+        self.request: PublishRequest | None = None
+        self.media_messages = 0
+
+    def _fields(self, **extra: Any) -> dict[str, Any]:
+        fields: dict[str, Any] = {"peer": f"{self.peer[0]}:{self.peer[1]}"}
+        if self.request is not None:
+            fields["app"] = self.request.app
+            fields["stream"] = self.request.name
+            fields["query_keys"] = sorted(self.request.query)
+        fields.update(extra)
+        return fields
+
+    async def run(self) -> None:
+        error: str | None = None
+        try:
+            await self._serve()
+        except RTMPProtocolError as exc:
+            error = f"protocol error: {exc}"
+            log.warning("rtmp protocol error, closing", extra=self._fields(error=str(exc)))
+        except TimeoutError:
+            error = "timeout"
+            log.info("rtmp connection timed out", extra=self._fields(state=self.core.state.value))
+        except OSError as exc:  # resets, broken pipes, unreachable peers
+            error = f"connection lost: {exc.__class__.__name__}"
+            log.info("rtmp connection lost", extra=self._fields(error=error))
+        except asyncio.CancelledError:
+            error = "server shutting down"
+            raise
+        except _SinkFailed as exc:
+            cause = exc.__cause__ or exc
+            error = f"sink failed: {cause.__class__.__name__}: {cause}"
+            if isinstance(cause, MediaGWError):  # expected kinds of failure: no traceback
+                log.warning("rtmp publish failed", extra=self._fields(error=error))
+            else:
+                log.error("rtmp sink failed", exc_info=cause, extra=self._fields())
+        except Exception as exc:
+            error = f"internal error: {exc.__class__.__name__}"
+            log.exception("rtmp connection failed", extra=self._fields())
+        finally:
+            await self._close_sink(error)
+            await self._close_transport()
+
+    async def _serve(self) -> None:
+        core = self.core
+        limits = self.limits
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.handshake_timeout
+        read = self.reader.read
+        size = limits.read_size
+        while True:
+            timeout = limits.idle_timeout
+            if core.state is State.HANDSHAKE:
+                timeout = min(timeout, deadline - loop.time())
+            async with asyncio.timeout(timeout):
+                data = await read(size)
+            if not data:
+                await self._handle(core.receive_eof())
+                return
+            events = core.receive_data(data, int(time.time() * 1000))
+            await self._flush()
+            if events:
+                await self._handle(events)
+            if core.closing:
+                await self._linger()
+                return
+
+    async def _handle(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, PublishRequested):
+                await self._publish(ev)
+            elif isinstance(ev, Closing):
+                log.info("rtmp connection closing", extra=self._fields(reason=ev.reason))
+            elif self.sink is not None:
+                try:
+                    await self._deliver(self.sink, ev)
+                except Exception as exc:
+                    raise _SinkFailed(exc) from exc
+
+    async def _deliver(self, sink: PublishSink, ev: Event) -> None:
+        if isinstance(ev, MediaMessage):
+            self.media_messages += 1
+            await sink.media(ev.msg_type, ev.timestamp, ev.payload)
+        elif isinstance(ev, Metadata):
+            await sink.metadata(ev.meta)
+        elif isinstance(ev, PublishEnded):
+            log.info("rtmp publish ended", extra=self._fields(error=ev.error))
+            await self._close_sink(ev.error)
+
+    async def _publish(self, ev: PublishRequested) -> None:
+        req = PublishRequest(ev.app, ev.name, ev.query, ev.tc_url, self.peer)
+        self.request = req
+        try:
+            async with asyncio.timeout(self.limits.publish_timeout):
+                sink = await self.handler.on_publish(req)
+        except PublishRejected as exc:
+            log.info("rtmp publish rejected", extra=self._fields(code=exc.code))
+            self.core.reject_publish(exc.code, exc.description)
+        except TimeoutError:
+            log.warning("rtmp publish handler timed out", extra=self._fields())
+            self.core.reject_publish("NetStream.Publish.Rejected", "publish check timed out")
+        except Exception:
+            log.exception("rtmp publish handler failed", extra=self._fields())
+            self.core.reject_publish("NetStream.Publish.Rejected", "internal error")
+        else:
+            self.sink = sink
+            self.core.accept_publish()
+            log.info("rtmp publish started", extra=self._fields())
+        await self._flush()
+
+    async def _flush(self) -> None:
+        data = self.core.data_to_send()
+        if data:
+            self.writer.write(data)
+            # A peer that never reads our replies must not park this task forever.
+            async with asyncio.timeout(self.limits.idle_timeout):
+                await self.writer.drain()
+
+    async def _linger(self) -> None:
+        """After a refusal: half-close, then let the peer read our answer and hang up first.
+
+        Closing with unread bytes in our receive buffer would send a RST, and a RST can make
+        the peer's kernel drop the answer before the peer reads it.
+        """
+        await self._flush()
+        if self.writer.can_write_eof():
+            self.writer.write_eof()
+        try:
+            async with asyncio.timeout(self.limits.close_grace):
+                while await self.reader.read(self.limits.read_size):
+                    pass
+        except (TimeoutError, ConnectionError):
+            pass
+
+    async def _close_sink(self, error: str | None) -> None:
+        sink, self.sink = self.sink, None
+        if sink is None:
+            return
+        try:
+            await sink.close(error)
+        except Exception:
+            log.exception("rtmp sink close failed", extra=self._fields())
+
+    async def _close_transport(self) -> None:
+        writer = self.writer
+        if writer.is_closing():
+            return
+        writer.close()
+        try:
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
+        except (TimeoutError, ConnectionError, OSError):
+            pass

@@ -1,0 +1,125 @@
+"""``RTMPServer``: accepts RTMP publishers and hands their media to a :class:`PublishHandler`.
+
+::
+
+    server = RTMPServer(handler, limits=RTMPLimits(), host="0.0.0.0", port=1935)
+    await server.start()          # port=0 picks a free port: see server.port
+    ...
+    await server.close()          # stops accepting, ends every connection (sinks closed)
+
+Connections over ``max_connections`` (in total) or ``max_connections_per_ip`` are closed at
+once, before the handshake. Each connection runs in its own task and fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable
+
+from .conn import RTMPConnection
+from .types import PublishHandler, PublishRequest, PublishSink, RTMPLimits
+
+__all__ = ["PublishHandler", "PublishRequest", "PublishSink", "RTMPLimits", "RTMPServer"]
+
+log = logging.getLogger("mediagw.ingest.rtmp")
+
+
+class RTMPServer:
+    def __init__(
+        self,
+        handler: PublishHandler,
+        *,
+        limits: RTMPLimits | None = None,
+        host: str = "0.0.0.0",
+        port: int = 1935,
+        rand: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.handler = handler
+        self.limits = limits or RTMPLimits()
+        self.host = host
+        self._port = port
+        self._rand = rand
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._per_ip: Counter[str] = Counter()
+        self.refused = 0  # connections closed at once for being over a limit
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when constructed with port 0)."""
+        if self._server is not None and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
+        return self._port
+
+    @property
+    def connections(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("RTMPServer already started")
+        self._server = await asyncio.start_server(
+            self._on_client,
+            self.host or None,
+            self._port,
+            limit=self.limits.read_size,
+            reuse_address=True,
+        )
+        log.info("rtmp server listening", extra={"host": self.host, "port": self.port})
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._port = int(server.sockets[0].getsockname()[1]) if server.sockets else self._port
+        server.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+    async def __aenter__(self) -> RTMPServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        peer = (str(peername[0]), int(peername[1])) if peername else ("?", 0)
+        ip = peer[0]
+        limits = self.limits
+        if (
+            len(self._tasks) >= limits.max_connections
+            or self._per_ip[ip] >= limits.max_connections_per_ip
+        ):
+            self.refused += 1
+            log.warning(
+                "rtmp connection refused: limit reached",
+                extra={
+                    "peer": f"{ip}:{peer[1]}",
+                    "total": len(self._tasks),
+                    "ip": self._per_ip[ip],
+                },
+            )
+            writer.transport.abort()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._per_ip[ip] += 1
+        try:
+            await RTMPConnection(reader, writer, self.handler, limits, peer, rand=self._rand).run()
+        except asyncio.CancelledError:
+            pass  # server closing; the connection cleaned up after itself
+        finally:
+            self._tasks.discard(task)
+            self._per_ip[ip] -= 1
+            if self._per_ip[ip] <= 0:
+                del self._per_ip[ip]

@@ -1,0 +1,263 @@
+"""The asyncio server over real loopback sockets, with a scripted client (no ffmpeg needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from rtmp.rtmp_testkit import (
+    ClientScript,
+    RecordingHandler,
+    RecordingSink,
+    ServerReplies,
+    read_until,
+    video_payload,
+)
+
+from mediagw.errors import LimitExceeded, PublishRejected
+from mediagw.ingest.rtmp import messages as mt
+from mediagw.ingest.rtmp.server import PublishRequest, RTMPLimits, RTMPServer
+
+FAST = RTMPLimits(handshake_timeout=2.0, idle_timeout=3.0, publish_timeout=1.0, close_grace=1.0)
+
+
+@pytest.fixture
+async def handler() -> RecordingHandler:
+    return RecordingHandler()
+
+
+@pytest.fixture
+async def server(handler: RecordingHandler) -> AsyncIterator[RTMPServer]:
+    srv = RTMPServer(handler, limits=FAST, host="127.0.0.1", port=0)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.close()
+
+
+class Client:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.script = ClientScript(chunk_size=4096)
+        self.replies = ServerReplies()
+
+    @classmethod
+    async def open(cls, port: int) -> Client:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def publish(self, name: str = "test1", expect: str = "NetStream.Publish.Start") -> Any:
+        await self.send(self.script.setup(name))
+        got = await read_until(self.reader, self.replies, expect)
+        return got[-1]
+
+    async def push_frames(self, n: int, size: int = 2000) -> None:
+        for i in range(n):
+            await self.send(self.script.media(mt.VIDEO, i * 33, video_payload(i, size, i == 0)))
+
+    async def unpublish(self) -> None:
+        s = self.script
+        await self.send(s.command("FCUnpublish", "x") + s.command("deleteStream", 1.0))
+        self.writer.close()
+        await self.writer.wait_closed()
+
+    async def closed_by_server(self, timeout: float = 3.0) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.reader.read(65536):
+                    pass
+        except ConnectionResetError:
+            pass
+        return True
+
+
+async def test_publish_over_a_socket(server: RTMPServer, handler: RecordingHandler) -> None:
+    c = await Client.open(server.port)
+    await c.publish("cam?key=s3cret&region=eu")
+    await c.push_frames(50)
+    await c.unpublish()
+    sink = await handler.wait_closed("cam")
+    assert sink.req.query == {"key": "s3cret", "region": "eu"}
+    assert sink.req.peer[0] == "127.0.0.1"
+    assert sink.req.tc_url == "rtmp://127.0.0.1:1935/live"
+    assert sink.video_frames() == 50
+    assert [ts for _, ts, _ in sink.messages] == [i * 33 for i in range(50)]
+    assert sink.closes == [None]
+
+
+async def test_rejected_publish_gets_an_error_status_then_eof(
+    server: RTMPServer, handler: RecordingHandler
+) -> None:
+    handler.reject_with = PublishRejected("bad key", "NetStream.Publish.Unauthorized")
+    c = await Client.open(server.port)
+    status = await c.publish("cam", expect="NetStream.Publish.Unauthorized")
+    assert status.values[3]["level"] == "error"
+    assert status.values[3]["description"] == "bad key"
+    assert await c.closed_by_server()
+    assert handler.sinks == []
+
+
+async def test_connection_limits() -> None:
+    handler = RecordingHandler()
+    limits = RTMPLimits(max_connections=10, max_connections_per_ip=2)
+    async with RTMPServer(handler, limits=limits, host="127.0.0.1", port=0) as srv:
+        a, b = await Client.open(srv.port), await Client.open(srv.port)
+        await a.publish("a")
+        await b.publish("b")
+        third = await Client.open(srv.port)
+        assert await third.closed_by_server(2.0)
+        assert srv.refused == 1
+        assert srv.connections == 2
+        await a.push_frames(3)
+        await a.unpublish()
+        await handler.wait_closed("a")
+        for _ in range(50):
+            if srv.connections == 1:
+                break
+            await asyncio.sleep(0.02)
+        again = await Client.open(srv.port)  # a slot is free again
+        await again.publish("c")
+        await again.unpublish()
+        await b.unpublish()
+        await handler.wait_closed("c")
+
+
+async def test_handshake_and_idle_timeouts() -> None:
+    handler = RecordingHandler()
+    limits = RTMPLimits(handshake_timeout=0.3, idle_timeout=0.5)
+    async with RTMPServer(handler, limits=limits, host="127.0.0.1", port=0) as srv:
+        silent = await Client.open(srv.port)
+        await silent.send(b"\x03" + bytes(100))  # a truncated handshake, then nothing
+        idle = await Client.open(srv.port)
+        await idle.publish("idle")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        assert await silent.closed_by_server(2.0)
+        assert loop.time() - t0 < 1.0
+        sink = await handler.wait_closed("idle", timeout=3.0)
+        assert sink.closes == ["timeout"]
+
+
+async def test_a_failing_sink_ends_only_its_own_connection(server: RTMPServer) -> None:
+    class Exploding(RecordingSink):
+        async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
+            if len(self.messages) == 5:
+                raise RuntimeError("boom")
+            await super().media(msg_type, timestamp, payload)
+
+    class Handler(RecordingHandler):
+        async def on_publish(self, req: PublishRequest) -> RecordingSink:
+            if req.name == "bad":
+                sink = Exploding(req)
+                self.sinks.append(sink)
+                self.live[req.name] = sink
+                return sink
+            return await super().on_publish(req)
+
+    handler = Handler()
+    server.handler = handler
+    good, bad = await Client.open(server.port), await Client.open(server.port)
+    await good.publish("good")
+    await bad.publish("bad")
+    await bad.push_frames(10)
+    await good.push_frames(10)
+    bad_sink = await handler.wait_closed("bad")
+    assert bad_sink.closes == ["sink failed: RuntimeError: boom"]
+    await good.push_frames(10)
+    await good.unpublish()
+    good_sink = await handler.wait_closed("good")
+    assert good_sink.video_frames() == 20 and good_sink.closes == [None]
+
+
+async def test_server_close_ends_every_publish(handler: RecordingHandler) -> None:
+    srv = RTMPServer(handler, limits=FAST, host="127.0.0.1", port=0)
+    await srv.start()
+    c = await Client.open(srv.port)
+    await c.publish("live1")
+    await c.push_frames(3)
+    await asyncio.sleep(0.1)
+    await srv.close()
+    sink = handler.sink("live1")
+    assert sink.closes == ["server shutting down"]
+    assert await c.closed_by_server(1.0)
+
+
+async def test_publish_handler_failures(server: RTMPServer, handler: RecordingHandler) -> None:
+    class Slow(RecordingHandler):
+        async def on_publish(self, req: PublishRequest) -> RecordingSink:
+            if req.name == "slow":
+                await asyncio.sleep(5)
+            if req.name == "crash":
+                raise RuntimeError("handler bug")
+            if req.name == "full":
+                raise LimitExceeded("too many sessions")
+            return await super().on_publish(req)
+
+    server.handler = Slow()
+    for name, code in [
+        ("slow", "NetStream.Publish.Rejected"),
+        ("crash", "NetStream.Publish.Rejected"),
+        ("full", "NetStream.Publish.Rejected"),
+    ]:
+        c = await Client.open(server.port)
+        status = await c.publish(name, expect=code)
+        assert status.values[3]["level"] == "error", name
+        assert await c.closed_by_server()
+    ok = await Client.open(server.port)
+    await ok.publish("ok")
+    await ok.unpublish()
+
+
+async def test_backpressure_blocks_the_publisher_and_loses_nothing() -> None:
+    gate = asyncio.Event()
+
+    class Gated(RecordingSink):
+        async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
+            await gate.wait()
+            await super().media(msg_type, timestamp, payload)
+
+    class Handler(RecordingHandler):
+        async def on_publish(self, req: PublishRequest) -> RecordingSink:
+            sink = Gated(req)
+            self.sinks.append(sink)
+            self.live[req.name] = sink
+            return sink
+
+    handler = Handler()
+    async with RTMPServer(handler, limits=FAST, host="127.0.0.1", port=0) as srv:
+        c = await Client.open(srv.port)
+        await c.publish("bp")
+        frames = 400  # 400 x 50 KB = 20 MB: far more than socket buffers hold
+        pusher = asyncio.create_task(c.push_frames(frames, size=50_000))
+        await asyncio.sleep(0.5)
+        assert not pusher.done()  # the server stopped reading: TCP pushes back
+        gate.set()
+        async with asyncio.timeout(20):
+            await pusher
+        await c.unpublish()
+        sink = await handler.wait_closed("bp")
+        assert sink.video_frames() == frames
+        assert [p[5] for _, _, p in sink.messages] == [i & 0xFF for i in range(frames)]
+
+
+async def test_logs_never_show_query_values(
+    server: RTMPServer, handler: RecordingHandler, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mediagw.ingest.rtmp")
+    c = await Client.open(server.port)
+    await c.publish("cam?key=TOPSECRET")
+    await c.send(b"\x07" * 5000)  # garbage mid-stream: protocol error logged with the name
+    await handler.wait_closed("cam")
+    assert caplog.records
+    assert any(getattr(r, "stream", None) == "cam" for r in caplog.records)
+    assert any(getattr(r, "query_keys", None) == ["key"] for r in caplog.records)
+    for record in caplog.records:
+        assert "TOPSECRET" not in record.getMessage()
+        assert "TOPSECRET" not in repr(vars(record))
