@@ -21,14 +21,16 @@ def rtmp(gw: Gateway, name: str) -> str:
 
 
 async def _raw(port: int, data: bytes, linger: float = 0.2) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
     await writer.drain()
     await asyncio.sleep(linger)
     writer.transport.abort()  # vanish without a goodbye
 
 
-async def test_bad_clients_do_not_hurt_a_live_stream(gateway: Gateway, make_clip: ClipMaker) -> None:
+async def test_bad_clients_do_not_hurt_a_live_stream(
+    gateway: Gateway, make_clip: ClipMaker
+) -> None:
     clip = make_clip(seconds=6)
     frames = count_frames(clip)
     good = asyncio.create_task(push(clip, rtmp(gateway, "good")))
@@ -39,10 +41,20 @@ async def test_bad_clients_do_not_hurt_a_live_stream(gateway: Gateway, make_clip
         _raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),  # wrong protocol
         _raw(port, bytes(range(256)) * 64),  # garbage
         _raw(port, c0c1[:700]),  # truncated handshake
-        _raw(port, c0c1 + bytes(1536) + b"\x02\x00\x00\x00\x00\x00\x04\x01\x00\x00\x00\x00"
-             + (16 * 1024 * 1024).to_bytes(4, "big")),  # 16 MiB chunk size
-        _raw(port, c0c1 + bytes(1536) + b"\x03\x00\x00\x00\x00\x10\x00\x14\x00\x00\x00\x00"
-             + b"\x02\x00\x07connect"),  # a command message cut short, then gone
+        _raw(
+            port,
+            c0c1
+            + bytes(1536)
+            + b"\x02\x00\x00\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+            + (16 * 1024 * 1024).to_bytes(4, "big"),
+        ),  # 16 MiB chunk size
+        _raw(
+            port,
+            c0c1
+            + bytes(1536)
+            + b"\x03\x00\x00\x00\x00\x10\x00\x14\x00\x00\x00\x00"
+            + b"\x02\x00\x07connect",
+        ),  # a command message cut short, then gone
     )
     code, err = await good
     assert code == 0, err
@@ -80,7 +92,7 @@ async def test_slow_http_readers_never_stall_ingest(gateway: Gateway, make_clip:
     await wait_until(lambda: gateway.hls.segment("slowread", "source", 0) is not None, 10)
     stuck = []
     for _ in range(20):  # ask for a segment over and over, never read a byte of the answers
-        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.http_port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", gateway.http_port)
         writer.write(b"GET /stream/slowread/source/0.ts HTTP/1.1\r\nHost: x\r\n\r\n" * 50)
         stuck.append(writer)
     code, err = await pusher
