@@ -15,7 +15,10 @@ import aiohttp
 import av
 import pytest
 
+from segmenter.probe import count_frames_flv
+
 ClipMaker = Callable[..., Path]
+count_frames = count_frames_flv  # (video, audio) packets, counted by FFmpeg's FLV demuxer
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -108,20 +111,6 @@ async def fetch_hls(http_port: int, stream_id: str, rendition: str = "source") -
             seq = int(re.findall(r"(\d+)\.ts$", uri)[0])
             result.segments.append(await asyncio.to_thread(decode_segment, seq, duration, data))
     return result
-
-
-def count_frames(path: Path) -> tuple[int, int]:
-    """(video frames, audio frames) in a media file, by demuxing packets."""
-    video = audio = 0
-    with av.open(str(path)) as container:
-        for packet in container.demux():
-            if packet.size == 0:
-                continue
-            if packet.stream.type == "video":
-                video += 1
-            elif packet.stream.type == "audio":
-                audio += 1
-    return video, audio
 
 
 async def push(

@@ -6,7 +6,6 @@ Skipped without ffmpeg, except under CI=true where a missing ffmpeg fails the ru
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from rtmp.rtmp_testkit import (
@@ -36,18 +35,8 @@ def ffmpeg() -> str:
 
 
 @pytest.fixture
-async def handler() -> RecordingHandler:
-    return RecordingHandler()
-
-
-@pytest.fixture
-async def server(handler: RecordingHandler) -> AsyncIterator[RTMPServer]:
-    srv = RTMPServer(handler, limits=LIMITS, host="127.0.0.1", port=0)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.close()
+def limits() -> RTMPLimits:
+    return LIMITS
 
 
 def url(server: RTMPServer, name: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,18 +24,8 @@ FAST = RTMPLimits(handshake_timeout=2.0, idle_timeout=3.0, publish_timeout=1.0, 
 
 
 @pytest.fixture
-async def handler() -> RecordingHandler:
-    return RecordingHandler()
-
-
-@pytest.fixture
-async def server(handler: RecordingHandler) -> AsyncIterator[RTMPServer]:
-    srv = RTMPServer(handler, limits=FAST, host="127.0.0.1", port=0)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.close()
+def limits() -> RTMPLimits:
+    return FAST
 
 
 class Client:
