@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test lint typecheck unit system-deps bench clean
+.PHONY: run test lint typecheck unit system-deps bench proto clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ test: lint typecheck unit
 
 bench: $(STAMP) system-deps
 	$(BIN)/mediagw bench ingest $(ARGS)
+
+# Regenerate the protobuf code (and its type stubs) from mediagw/livepeer/proto/lp_rpc.proto.
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I mediagw/livepeer/proto \
+	  --python_out=mediagw/livepeer/proto --mypy_out=mediagw/livepeer/proto \
+	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy mediagw/livepeer/proto/lp_rpc.proto
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
