@@ -55,7 +55,7 @@ def checksum(address: bytes) -> str:
     nibbles = keccak256(lower.encode()).hex()
     return "0x" + "".join(
         c.upper() if c.isalpha() and int(n, 16) >= 8 else c
-        for c, n in zip(lower, nibbles, strict=True)
+        for c, n in zip(lower, nibbles[:40], strict=True)
     )
 
 
