@@ -131,3 +131,19 @@ def count_frames_flv(path: str | os.PathLike[str]) -> tuple[int, int]:
             return video, audio
     except _AV_ERRORS as e:
         raise MuxError(f"reading {path} failed: {e}") from e
+
+
+def h264_codecs_tag(ts: bytes) -> str | None:
+    """RFC 6381 ``avc1.PPCCLL`` from the first SPS found in an MPEG-TS (or Annex B) buffer.
+
+    A cheap byte search, no demuxing: encoders put SPS/PPS at the start of the first video PES,
+    so the 3 bytes after the SPS NAL header sit in the same 188-byte packet in practice.
+    """
+    pos = 0
+    while True:
+        pos = ts.find(b"\x00\x00\x01", pos)
+        if pos < 0 or pos + 7 > len(ts):
+            return None
+        if ts[pos + 3] & 0x1F == 7:
+            return "avc1." + ts[pos + 4 : pos + 7].hex()
+        pos += 3

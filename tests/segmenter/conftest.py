@@ -5,25 +5,18 @@ Without ffmpeg the media tests are skipped, except under ``CI=true`` where they 
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from mediatools import need_tool
 
 from segmenter import FlvDemuxer, Segment, Segmenter, read_flv_file
 
-FFMPEG = shutil.which("ffmpeg")
-
 
 def _need_ffmpeg() -> str:
-    if FFMPEG is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("ffmpeg CLI is required under CI=true")
-        pytest.skip("ffmpeg CLI not installed")
-    return FFMPEG
+    return need_tool("ffmpeg")
 
 
 MakeFlv = Callable[..., Path]

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import av
 import pytest
+from mediatools import need_tool
 
 from segmenter import CLOCK, FlvDemuxer, ProbeResult, Segment, Segmenter, probe_ts, read_flv_file
 from segmenter.bench import segment_file
@@ -189,3 +190,18 @@ def test_throughput_vs_ffmpeg_segment_muxer(make_flv: MakeFlv, tmp_path: Path) -
                        check=True)  # fmt: skip
         theirs.append(time.perf_counter() - t0)
     assert min(theirs) / ours >= 0.8, (ours, min(theirs))
+
+
+def test_h264_codecs_tag_from_ts(tmp_path: Path) -> None:
+    from segmenter.probe import h264_codecs_tag
+
+    ffmpeg = need_tool("ffmpeg")
+    out = tmp_path / "main.ts"
+    subprocess.run(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+         "testsrc2=size=320x240:rate=30", "-t", "1", "-c:v", "libx264", "-profile:v", "main",
+         "-level", "3.1", "-f", "mpegts", str(out)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    assert h264_codecs_tag(out.read_bytes()) == "avc1.4d401f"
+    assert h264_codecs_tag(b"\x47" * 188) is None
