@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -28,9 +29,27 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
     return int(uvloop.run(main))
 
 
+async def _embedded_orchestrator(settings: Settings) -> tuple[Settings, Any]:
+    """Start a local reference orchestrator when none is configured (``make run``)."""
+    if settings.orch_addr or settings.orch_webhook_url or not settings.embedded_orchestrator:
+        return settings, None
+    from .orchestrator import OrchestratorConfig, ReferenceOrchestrator
+
+    orch = ReferenceOrchestrator(OrchestratorConfig(host="127.0.0.1", port=0))
+    await orch.start()
+    log.warning(
+        "no orchestrator configured (-orchAddr): started an embedded reference orchestrator "
+        "that transcodes on this machine's CPU; point -orchAddr at real orchestrators, or "
+        "-embeddedOrchestrator=false for source-only HLS",
+        extra={"orchestrator": orch.url},
+    )
+    return dataclasses.replace(settings, orch_addr=(orch.url,)), orch
+
+
 async def _serve(settings: Settings) -> int:
     from .gateway import Gateway
 
+    settings, embedded = await _embedded_orchestrator(settings)
     gateway = Gateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -42,6 +61,8 @@ async def _serve(settings: Settings) -> int:
     except OSError as exc:
         log.error(f"cannot listen: {exc.strerror or exc}: pick free ports with -rtmpAddr/-httpAddr")
         await gateway.stop()
+        if embedded is not None:
+            await embedded.stop()
         return 2
     print(
         f"mediagw {__version__} ready\n"
@@ -56,6 +77,8 @@ async def _serve(settings: Settings) -> int:
     await stop.wait()
     log.info("shutting down")
     await gateway.stop()
+    if embedded is not None:
+        await embedded.stop()
     return 0
 
 
@@ -77,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the gateway. Settings: flags > MEDIAGW_* environment > TOML (-config).",
     )
     add_arguments(run)
+    sub.add_parser(
+        "orchestrator",
+        help="run the reference orchestrator (try: mediagw orchestrator -help)",
+        add_help=False,
+    )
     bench = sub.add_parser("bench", help="benchmarks (not tests)")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")
     ingest = bench_sub.add_parser(
@@ -91,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["orchestrator"]:  # go-livepeer-style flags, parsed by the orchestrator
+        from .orchestrator import run_orchestrator
+
+        setup_logging("info")
+        return run_async(run_orchestrator(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -100,6 +100,47 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "rendition ladder: preset names (comma list) or a JSON profile file",
     ),
+    Option("orch_webhook_url", "orchWebhookUrl", str, "orchestrator discovery webhook (JSON list)"),
+    Option(
+        "orch_blocklist", "orchBlocklist", _parse_list, "orchestrator ETH addresses to never use"
+    ),
+    Option(
+        "orch_min_version",
+        "orchMinLivepeerVersion",
+        str,
+        "minimum orchestrator version (semver)",
+    ),
+    Option(
+        "orch_skip_verify",
+        "orchSkipVerify",
+        _parse_bool,
+        "skip orchestrator TLS pinning entirely (default: trust on first use + pin)",
+    ),
+    Option("max_price_per_unit", "maxPricePerUnit", str, "max price per unit in wei (0 = no cap)"),
+    Option("pixels_per_unit", "pixelsPerUnit", str, "pixels per unit of -maxPricePerUnit"),
+    Option(
+        "max_price_per_capability",
+        "maxPricePerCapability",
+        str,
+        "JSON (inline or a file) of per pipeline/model price caps",
+    ),
+    Option("max_attempts", "maxAttempts", _positive_int, "orchestrators tried per segment"),
+    Option(
+        "preferred_regions",
+        "preferredRegions",
+        _parse_list,
+        "orchestrator regions to prefer, in order (comma list)",
+    ),
+    Option("eth_keystore_path", "ethKeystorePath", str, "Ethereum keystore file (JSON)"),
+    Option("eth_password", "ethPassword", str, "keystore password, or a file holding it"),
+    Option("eth_url", "ethUrl", str, "Ethereum (Arbitrum) JSON-RPC URL for on-chain reads"),
+    Option(
+        "embedded_orchestrator",
+        "embeddedOrchestrator",
+        _parse_bool,
+        "with no -orchAddr/-orchWebhookUrl, run a local reference orchestrator (CPU)",
+    ),
+    Option("http_ingest", "httpIngest", _parse_bool, "allow HTTP push ingest on a public address"),
     Option("auth_webhook_url", "authWebhookUrl", str, "stream auth webhook (go-livepeer style)"),
     Option("max_sessions", "maxSessions", _positive_int, "max concurrent live streams"),
     Option(
@@ -133,6 +174,20 @@ class Settings:
     http_addr: str = "127.0.0.1:9935"
     orch_addr: tuple[str, ...] = ()
     transcoding_options: str = "P240p30fps16x9,P360p30fps16x9"
+    orch_webhook_url: str = ""
+    orch_blocklist: tuple[str, ...] = ()
+    orch_min_version: str = ""
+    orch_skip_verify: bool = False
+    max_price_per_unit: str = "0"
+    pixels_per_unit: str = "1"
+    max_price_per_capability: str = ""
+    max_attempts: int = 3
+    preferred_regions: tuple[str, ...] = ()
+    eth_keystore_path: str = ""
+    eth_password: str = ""
+    eth_url: str = ""
+    embedded_orchestrator: bool = True
+    http_ingest: bool = False
     auth_webhook_url: str = ""
     max_sessions: int = 100
     stream_keys: Mapping[str, str] = field(default_factory=dict)
@@ -169,13 +224,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-config", "--config", dest="config", default=argparse.SUPPRESS, help="TOML settings file"
     )
     for opt in OPTIONS:
+        flag_kwargs: dict[str, Any] = {}
+        if opt.parse is _parse_bool:  # -flag alone means true; -flag=false also works
+            flag_kwargs = {"nargs": "?", "const": "true", "metavar": "BOOL"}
+        else:
+            flag_kwargs = {"metavar": opt.flag.upper()}
         parser.add_argument(
             f"-{opt.flag}",
             f"--{opt.flag}",
             dest=opt.name,
             default=argparse.SUPPRESS,
-            metavar=opt.flag.upper() if opt.parse is not _parse_bool else None,
             help=f"{opt.help} (env {opt.env})",
+            **flag_kwargs,
         )
 
 

@@ -19,13 +19,18 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from .api.http import build_app
+from .api.push import PushIngest
 from .config import Settings
 from .ingest.rtmp.server import PublishRequest, PublishSink, RTMPLimits, RTMPServer
+from .livepeer.profiles import Profile
+from .pipelines.build import TranscodeStack, build_transcoder, default_ladder
+from .pipelines.manager import TranscodeManager, ladder_for
 from .platform.stream_auth import (
     OpenAuth,
     PublishAttempt,
     StaticKeyAuth,
     StreamAuthorizer,
+    StreamGrant,
     WebhookAuth,
 )
 from .publish.hls import HLSPublisher
@@ -118,7 +123,22 @@ class Gateway:
                 max_connections_per_ip=settings.max_conns_per_ip,
             ),
         )
+        self.ladder: list[Profile] = default_ladder(settings)
+        self.stack: TranscodeStack | None = None
+        self.transcodes: TranscodeManager | None = None
+        http_host, _ = Settings.split_addr(settings.http_addr)
+        self.push = PushIngest(
+            self.hub,
+            self.hls,
+            self.authorizer,
+            None,
+            self._push_ladder,
+            enabled=settings.http_ingest
+            or settings.auth_mode == "webhook"
+            or http_host in ("127.0.0.1", "localhost", "::1"),
+        )
         self.http_app = build_app(self.hub, self.hls)
+        self.push.routes(self.http_app)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -134,7 +154,22 @@ class Gateway:
         sockets = getattr(self._site._server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else 0
 
+    async def _push_ladder(self, grant: StreamGrant) -> tuple[Profile, ...]:
+        labels: dict[str, object] = {"presets": grant.presets, "profiles": grant.profiles}
+        return ladder_for(labels, self.ladder)
+
     async def start(self) -> None:
+        self.stack = await build_transcoder(self.settings, self.executor)
+        if self.stack is not None:
+            self.transcodes = TranscodeManager(
+                self.hls,
+                self.stack.transcoder,
+                self.ladder,
+                regions=self.settings.preferred_regions,
+            )
+            self.hub.add_listener(self.transcodes)
+            self.push.transcoder = self.stack.transcoder
+        await self.push.start()
         http_host, http_port = Settings.split_addr(self.settings.http_addr)
         self._runner = web.AppRunner(self.http_app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -149,6 +184,7 @@ class Gateway:
                 "hls": f"http://{http_host_for(self.settings.http_addr)}:{self.http_port}"
                 "/stream/NAME.m3u8",
                 "auth": self.settings.auth_mode,
+                "transcoding": ",".join(p.name for p in self.ladder) if self.stack else "off",
             },
         )
 
@@ -161,7 +197,12 @@ class Gateway:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await self.rtmp.close()
+        await self.push.stop()
         self.hub.close()
+        if self.transcodes is not None:
+            await self.transcodes.close()
+        if self.stack is not None:
+            await self.stack.close()
         if self.recorder is not None:
             await self.recorder.close()
         if isinstance(self.authorizer, WebhookAuth):

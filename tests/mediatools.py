@@ -114,12 +114,20 @@ async def fetch_hls(http_port: int, stream_id: str, rendition: str = "source") -
 
 
 async def push(
-    clip: Path, url: str, *, live: bool = True, timeout: float = 120, extra: list[str] | None = None
+    clip: Path,
+    url: str,
+    *,
+    live: bool = True,
+    timeout: float = 120,
+    extra: list[str] | None = None,
+    readrate: float | None = None,
 ) -> tuple[int, str]:
     """Publish ``clip`` with FFmpeg's own RTMP client; returns (exit code, stderr)."""
     ffmpeg = need_tool("ffmpeg")
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin"]
-    if live:
+    if readrate is not None:  # N x real time
+        cmd += ["-readrate", str(readrate)]
+    elif live:
         cmd.append("-re")
     cmd += ["-i", str(clip), "-c", "copy", *(extra or []), "-f", "flv", url]
     proc = await asyncio.create_subprocess_exec(

@@ -1,0 +1,96 @@
+"""Build the Livepeer transcoding stack from settings (used by the gateway and the benchmark)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from ..config import Settings
+from ..errors import ConfigError
+from ..livepeer.profiles import Profile, load_ladder, parse_transcoding_options
+from ..livepeer.rpc import OrchestratorRPC, normalize_orch_addr
+from ..livepeer.segment import SegmentClient
+from ..livepeer.tls import PinStore
+from ..payments.params import DEFAULT_MAX_TICKET_EV, DEFAULT_MAX_TOTAL_EV
+from ..payments.sender import PaymentSender
+from ..payments.signer import OffchainSigner, Signer, load_keystore_async
+from ..pool.prices import PriceCaps
+from ..pool.sources import Blocklist, Source, StaticSource, WebhookSource
+from .livepeer import LivepeerTranscoder
+
+log = logging.getLogger("mediagw.livepeer")
+
+__all__ = ["TranscodeStack", "build_transcoder", "default_ladder"]
+
+
+@dataclass(eq=False)
+class TranscodeStack:
+    transcoder: LivepeerTranscoder
+    rpc: OrchestratorRPC
+    segments: SegmentClient
+    signer: Signer
+
+    async def close(self) -> None:
+        await self.transcoder.close()
+        await self.segments.close()
+        await self.rpc.close()
+
+
+def default_ladder(settings: Settings) -> list[Profile]:
+    """``-transcodingOptions``: preset names, a JSON profile file, or a ladder name."""
+    value = settings.transcoding_options.strip()
+    if not value:
+        return []
+    if "," not in value and not value.endswith(".json") and not value.startswith("P"):
+        return load_ladder(value)  # a named ladder from transcode_profiles/
+    return parse_transcoding_options(value)
+
+
+async def build_transcoder(
+    settings: Settings, executor: Executor | None = None
+) -> TranscodeStack | None:
+    """The transcoder for ``-orchAddr`` / ``-orchWebhookUrl``, or None when neither is set."""
+    sources: list[Source] = []
+    if settings.orch_addr:
+        sources.append(StaticSource(settings.orch_addr, normalize_orch_addr))
+    if settings.orch_webhook_url:
+        sources.append(
+            WebhookSource(
+                settings.orch_webhook_url, clock=time.monotonic, normalize=normalize_orch_addr
+            )
+        )
+    if not sources:
+        return None
+    signer: Signer
+    if settings.eth_keystore_path:
+        if not settings.eth_password:
+            raise ConfigError("-ethKeystorePath needs -ethPassword (the password or a file)")
+        signer = await load_keystore_async(
+            settings.eth_keystore_path, settings.eth_password, executor=executor
+        )
+        log.info("paying with a local key", extra={"address": "0x" + signer.address.hex()})
+    else:
+        signer = OffchainSigner()
+        log.info("no -ethKeystorePath: off-chain mode (empty Livepeer-Payment)")
+    caps = PriceCaps.from_flags(
+        settings.max_price_per_unit, settings.pixels_per_unit, settings.max_price_per_capability
+    )
+    pins = PinStore(insecure=settings.orch_skip_verify)
+    rpc = OrchestratorRPC(pins)
+    segments = SegmentClient(pins)
+    transcoder = LivepeerTranscoder(
+        rpc=rpc,
+        segments=segments,
+        sources=sources,
+        signer=signer,
+        payments=PaymentSender(
+            signer, max_ticket_ev=DEFAULT_MAX_TICKET_EV, max_total_ev=DEFAULT_MAX_TOTAL_EV
+        ),
+        caps=caps,
+        blocklist=Blocklist(settings.orch_blocklist),
+        max_attempts=settings.max_attempts,
+        min_version=settings.orch_min_version,
+    )
+    return TranscodeStack(transcoder, rpc, segments, signer)

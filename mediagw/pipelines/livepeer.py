@@ -1,0 +1,292 @@
+"""Transcoding on the Livepeer network: pick an orchestrator, pay, submit, download, retry.
+
+One ``LivepeerTranscoder`` serves every stream of the gateway. Per stream it keeps a
+``StreamSelector`` of orchestrator sessions found by discovery with that stream's job
+capabilities. Per segment (transcode spec §5, §9; payments spec §8-9):
+
+    select a session (not tried yet for this segment)
+    -> refresh it if its auth token or ticket params are about to expire (GetOrchestrator)
+    -> price guards: cap (every mode) and the 2x jump guard
+    -> fee estimate -> tickets for the gap to max(fee, ticket EV) -> Livepeer-Payment
+    -> SegData signed over the flatten bytes -> POST /segment
+    -> balance accounting by outcome (restore / spend / settle)
+    -> download renditions, verify the result signature when O has an address
+    -> adopt the new OrchestratorInfo (new params, new PM session)
+    on failure: suspend that O for this stream and try the next, up to max_attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ..livepeer.capabilities import compatible, job_capabilities
+from ..livepeer.proto import net
+from ..livepeer.rpc import OrchestratorRPC, sign_orchestrator_request
+from ..livepeer.segdata import build_segdata, segment_header
+from ..livepeer.segment import SegmentClient, verify_result_signature_async
+from ..payments.fees import transcode_fee
+from ..payments.sender import PaymentSender, balance_key
+from ..payments.signer import Signer
+from ..pool.discovery import discover
+from ..pool.prices import PriceCaps, price_refusal
+from ..pool.selection import StreamSelector, latency_score
+from ..pool.session import OrchSession
+from ..pool.sources import Blocklist, Source
+from .transcode import RenditionData, TranscodeJob, TranscodeOutcome
+
+log = logging.getLogger("mediagw.livepeer")
+
+__all__ = ["LivepeerTranscoder"]
+
+
+@dataclass(eq=False)
+class _StreamState:
+    selector: StreamSelector
+    caps: net.Capabilities
+    lock: asyncio.Lock
+
+
+class LivepeerTranscoder:
+    def __init__(
+        self,
+        *,
+        rpc: OrchestratorRPC,
+        segments: SegmentClient,
+        sources: Sequence[Source],
+        signer: Signer,
+        payments: PaymentSender,
+        caps: PriceCaps,
+        blocklist: Blocklist | None = None,
+        max_attempts: int = 3,
+        min_version: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rpc = rpc
+        self.segments = segments
+        self.sources = list(sources)
+        self.signer = signer
+        self.payments = payments
+        self.caps = caps
+        self.blocklist = blocklist or Blocklist()
+        self.max_attempts = max_attempts
+        self.min_version = min_version
+        self._clock = clock
+        self._streams: dict[str, _StreamState] = {}
+        self._request_sig: bytes | None = None
+
+    # -- discovery ----------------------------------------------------------------------------
+    async def _orchestrator_request(self, caps: net.Capabilities) -> net.OrchestratorRequest:
+        if self._request_sig is None:
+            self._request_sig = (
+                b""
+                if self.signer.offchain
+                else await sign_orchestrator_request(self.signer.address, self.signer.sign)
+            )
+        return net.OrchestratorRequest(
+            address=self.signer.address, sig=self._request_sig, capabilities=caps
+        )
+
+    async def _fetch(
+        self, url: str, caps: net.Capabilities, timeout: float
+    ) -> net.OrchestratorInfo:
+        req = await self._orchestrator_request(caps)
+        return await self.rpc.get_orchestrator(url, req, timeout=timeout)
+
+    async def _discover(self, state: _StreamState) -> list[OrchSession]:
+        candidates = []
+        for source in self.sources:
+            candidates.extend(await source.candidates())
+        caps = state.caps
+
+        async def fetch(url: str) -> net.OrchestratorInfo:
+            return await self._fetch(url, caps, 3.0)
+
+        return await discover(
+            candidates,
+            fetch,
+            job_caps=caps,
+            compatible=compatible,
+            caps=self.caps,
+            blocklist=self.blocklist,
+            clock=time.monotonic,
+            suspended=state.selector.suspended,
+        )
+
+    async def _state(self, job: TranscodeJob) -> _StreamState:
+        state = self._streams.get(job.stream_id)
+        if state is None:
+            caps = job_capabilities(
+                job.profiles, segment_slicing=job.http_push, min_version=self.min_version
+            )
+            selector = StreamSelector(
+                job.regions, clock=time.monotonic, max_attempts=self.max_attempts
+            )
+            state = _StreamState(selector, caps, asyncio.Lock())
+            self._streams[job.stream_id] = state
+        async with state.lock:
+            if state.selector.needs_refresh():
+                state.selector.refresh(await self._discover(state))
+        return state
+
+    # -- one segment --------------------------------------------------------------------------
+    async def transcode(self, job: TranscodeJob) -> TranscodeOutcome:
+        state = await self._state(job)
+        tried: set[str] = set()
+        last_error = "no orchestrator available"
+        for attempt in range(1, self.max_attempts + 1):
+            session = state.selector.select(exclude=tried, segment_duration=job.duration)
+            if session is None:
+                async with state.lock:
+                    state.selector.refresh(await self._discover(state))
+                session = state.selector.select(exclude=tried, segment_duration=job.duration)
+            if session is None:
+                return TranscodeOutcome(error=last_error, attempts=attempt - 1)
+            tried.add(session.url)
+            session.begin(time.monotonic())
+            try:
+                outcome, retryable = await self._attempt(state, session, job, attempt)
+            finally:
+                session.end()
+            if outcome.ok:
+                return outcome
+            last_error = outcome.error or "unknown error"
+            if not retryable:
+                return TranscodeOutcome(error=f"non-retryable: {last_error}", attempts=attempt)
+        return TranscodeOutcome(error=f"{last_error} (after {self.max_attempts} attempts)",
+                                attempts=self.max_attempts)  # fmt: skip
+
+    async def _attempt(
+        self, state: _StreamState, session: OrchSession, job: TranscodeJob, attempt: int
+    ) -> tuple[TranscodeOutcome, bool]:
+        o = session.transcoder
+        if session.needs_refresh(self._clock(), None):
+            try:
+                session.adopt(await self._fetch(session.url, state.caps, 2.5))
+            except Exception as exc:
+                state.selector.fail(session, retryable=True)
+                return self._failed(job, o, attempt, f"refresh failed: {exc}"), True
+        info = session.info
+        price = session.price
+        refusal = price_refusal(info, self.caps)
+        if refusal is not None:  # never pay above the cap, in any mode
+            state.selector.fail(session, retryable=True)
+            return self._failed(job, o, attempt, refusal), True
+        if session.price_doubled():
+            state.selector.fail(session, retryable=True)
+            return self._failed(job, o, attempt, "Orchestrator price has more than doubled"), True
+        fee = transcode_fee(job.profiles, job.duration, price).fee if price else Fraction(0)
+        key = balance_key(info)
+        existing = self.payments.reserve(key)
+        try:
+            bundle = await self.payments.build_payment(
+                info,
+                fee,
+                key,
+                existing,
+                stream=job.stream_id,
+                initial_price=session.initial_price,
+                price_cap=self.caps.max_price(),
+            )
+            segdata = await build_segdata(
+                manifest_id=job.stream_id,
+                seq=job.seq,
+                segment=job.data,
+                duration_s=job.duration,
+                profiles=job.profiles,
+                capabilities=state.caps,
+                auth_token=info.auth_token,
+                sign=None if self.signer.offchain else self.signer.sign,
+            )
+        except Exception as exc:
+            self.payments.restore(key, existing)
+            state.selector.fail(session, retryable=True)
+            return self._failed(job, o, attempt, f"payment: {exc}"), True
+        started = time.monotonic()
+        result = await self.segments.submit(
+            info.transcoder,
+            segment_header(segdata),
+            bundle.header,
+            job.data,
+            job.duration,
+            timeout_multiplier=job.timeout_multiplier,
+        )
+        if not result.headers_received:
+            self.payments.restore(key, existing)
+        if result.result is not None and result.result.HasField("info"):
+            session.adopt(result.result.info)  # after every result, also an error one (§5.8)
+        if result.error is not None or result.result is None:
+            if result.headers_received:
+                self.payments.spend(key)
+            state.selector.fail(session, retryable=result.retryable)
+            return self._failed(job, o, attempt, result.error or "no result"), result.retryable
+        tr = result.result
+        which = tr.WhichOneof("result")
+        if which != "data":
+            self.payments.spend(key)
+            text = tr.error if which == "error" else "UnknownResponse"
+            state.selector.fail(session, retryable=True)
+            return self._failed(job, o, attempt, f"orchestrator error: {text}"), True
+        renditions = await self._download(tr.data, job)
+        if isinstance(renditions, str):
+            self.payments.spend(key)
+            state.selector.fail(session, retryable=True)
+            return self._failed(job, o, attempt, renditions), True
+        pixels = sum(s.pixels for s in tr.data.segments)
+        debit = pixels * price if price is not None else Fraction(0)
+        self.payments.settle(key, existing, bundle.new_credit, debit)
+        if info.address and not await verify_result_signature_async(
+            [r.data for r in renditions], tr.data.sig, bytes(info.address)
+        ):
+            state.selector.fail(session, retryable=True)
+            return self._failed(job, o, attempt, "result signature does not verify"), True
+        latency = time.monotonic() - started
+        state.selector.complete(session, latency_score(latency, job.duration))
+        return TranscodeOutcome(tuple(renditions), None, o, attempt), True
+
+    async def _download(
+        self, data: net.TranscodeData, job: TranscodeJob
+    ) -> list[RenditionData] | str:
+        if len(data.segments) != len(job.profiles):
+            return f"MismatchedSegments: {len(data.segments)} renditions for {len(job.profiles)}"
+        try:
+            blobs = await asyncio.gather(*(self.segments.download(s.url) for s in data.segments))
+        except Exception as exc:
+            return f"download failed: {exc}"
+        return [
+            RenditionData(p, b, s.pixels)
+            for p, b, s in zip(job.profiles, blobs, data.segments, strict=True)
+        ]
+
+    def _failed(self, job: TranscodeJob, o: str, attempt: int, error: str) -> TranscodeOutcome:
+        log.warning(
+            "segment attempt failed",
+            extra={"stream": job.stream_id, "seq": job.seq, "orchestrator": o,
+                   "attempt": attempt, "error": error},
+        )  # fmt: skip
+        return TranscodeOutcome(error=error, orchestrator=o, attempts=attempt)
+
+    # -- stream end ---------------------------------------------------------------------------
+    async def end_stream(self, stream_id: str) -> None:
+        state = self._streams.pop(stream_id, None)
+        if state is None:
+            return
+        for session in state.selector.sessions:
+            asyncio.get_running_loop().create_task(self._end_session(session))
+
+    async def _end_session(self, session: OrchSession) -> None:
+        try:
+            await self.rpc.end_transcoding_session(
+                session.transcoder, session.info.auth_token, timeout=8.0
+            )
+        except Exception as exc:
+            log.info("EndTranscodingSession failed", extra={"orchestrator": session.transcoder,
+                                                           "error": str(exc)})  # fmt: skip
+
+    async def close(self) -> None:
+        for stream_id in list(self._streams):
+            await self.end_stream(stream_id)

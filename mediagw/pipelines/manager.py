@@ -1,0 +1,94 @@
+"""Starts a transcode pipeline for every live stream and ends it with the stream.
+
+The rendition ladder of a stream comes from, first to last: the auth webhook's ``profiles`` /
+``presets`` (stored in the stream's labels), else the gateway's ``-transcodingOptions``.
+Streams pushed over HTTP are transcoded by the push handler itself and skipped here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from segmenter import Segment
+
+from ..errors import ConfigError
+from ..livepeer.profiles import PRESETS, Profile, parse_profiles_json
+from ..publish.hls import HLSPublisher
+from ..stream.hub import Stream
+from .transcode import SegmentTranscoder, TranscodePipeline
+
+log = logging.getLogger("mediagw.transcode")
+
+__all__ = ["TranscodeManager", "ladder_for"]
+
+
+def ladder_for(labels: dict[str, Any], default: Sequence[Profile]) -> tuple[Profile, ...]:
+    """The ladder: the webhook's presets + profiles (concatenated, as go-livepeer), or default."""
+    out: list[Profile] = []
+    for name in labels.get("presets") or ():
+        if name not in PRESETS:
+            raise ConfigError(f"auth webhook preset {name!r} is unknown")
+        out.append(PRESETS[name])
+    if labels.get("profiles") is not None:
+        out.extend(parse_profiles_json(labels["profiles"]))
+    return tuple(out) if out else tuple(default)
+
+
+class TranscodeManager:
+    """A hub listener owning one ``TranscodePipeline`` per live stream."""
+
+    def __init__(
+        self,
+        hls: HLSPublisher,
+        transcoder: SegmentTranscoder,
+        default_ladder: Sequence[Profile],
+        *,
+        regions: Sequence[str] = (),
+        concurrency: int = 3,
+    ) -> None:
+        self.hls = hls
+        self.transcoder = transcoder
+        self.default_ladder = tuple(default_ladder)
+        self.regions = tuple(regions)
+        self.concurrency = concurrency
+        self.pipelines: dict[str, TranscodePipeline] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def on_stream_start(self, stream: Stream) -> None:
+        if stream.labels.get("ingest") == "http-push":
+            return
+        try:
+            ladder = ladder_for(stream.labels, self.default_ladder)
+        except ConfigError as exc:
+            log.error("no transcoding for stream", extra={"stream": stream.id, "error": str(exc)})
+            return
+        if not ladder:
+            return
+        regions = tuple(stream.labels.get("regions") or self.regions)
+        self.pipelines[stream.id] = TranscodePipeline(
+            stream, self.hls, self.transcoder, ladder,
+            concurrency=self.concurrency, regions=regions,
+        )  # fmt: skip
+
+    def on_segment(self, stream: Stream, segment: Segment) -> None:
+        pass
+
+    def on_stream_end(self, stream: Stream) -> None:
+        pipeline = self.pipelines.pop(stream.id, None)
+        if pipeline is not None:
+            task = asyncio.get_running_loop().create_task(pipeline.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def on_stream_removed(self, stream: Stream) -> None:
+        pass
+
+    async def close(self) -> None:
+        for stream_id in list(self.pipelines):
+            pipeline = self.pipelines.pop(stream_id)
+            self._closing.add(asyncio.get_running_loop().create_task(pipeline.close(5.0)))
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
