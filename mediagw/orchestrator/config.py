@@ -1,0 +1,80 @@
+"""Configuration of the reference orchestrator: one dataclass, plus the fault switches.
+
+Time and randomness are injected (``clock``, ``rand``) so auth-token expiry, ticket expiry and
+seeds are testable. ``faults`` is a live object: tests may flip its switches between requests.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_TICKET_EV",
+    "Clock",
+    "Faults",
+    "OrchestratorConfig",
+    "RandomBytes",
+]
+
+Clock = Callable[[], float]  # unix seconds
+RandomBytes = Callable[[int], bytes]
+
+DEFAULT_PORT = 8935
+DEFAULT_TICKET_EV = 8_000_000_000  # go-livepeer -ticketEV default, wei
+
+
+@dataclass
+class Faults:
+    """Misbehaviour for failover tests. Every switch acts on ``/segment`` requests only once
+    ``after_segments`` requests have been seen (0 = from the first one); ``price_factor``
+    multiplies the advertised price in every OrchestratorInfo built from then on."""
+
+    after_segments: int = 0
+    fail_segments: bool = False  # 200, then TranscodeResult.error = error_text
+    error_text: str = "injected fault: transcode failed"
+    http_500: bool = False  # 500 Internal Server Error instead of the early 200
+    stall: bool = False  # never answer (until the client goes away or we stop)
+    delay_headers: float = 0.0  # seconds to wait before the early 200
+    delay_result: float = 0.0  # seconds to wait between the 200 and the result
+    drop_connection: bool = False  # 200, half of the result, then the TCP connection is cut
+    garbage: bool = False  # 200, then bytes that are not a TranscodeResult
+    price_factor: float = 1.0
+
+    def active(self, segments_seen: int) -> bool:
+        return segments_seen >= self.after_segments
+
+
+@dataclass
+class OrchestratorConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = ephemeral
+    service_uri: str | None = None  # default: https://host:port (http:// = plaintext + h2c)
+    plaintext: bool = False  # without service_uri: serve http:// (h2c + HTTP/1.1), no TLS
+    priced: bool = False  # on-chain behaviour: price, tickets, signatures
+    private_key: bytes | None = None  # priced mode; None = a throwaway key
+    price_per_unit: int = 0  # wei
+    pixels_per_unit: int = 1
+    ticket_ev: int = DEFAULT_TICKET_EV
+    max_sessions: int = 10
+    faults: Faults = field(default_factory=Faults)
+    work_dir: Path | None = None  # cert.pem / key.pem; None = a temporary directory
+    clock: Clock = time.time
+    rand: RandomBytes = os.urandom
+    version: str = "0.9.1"  # Capabilities.version we report
+    # the stand-in chain (there is no chain here): L1 block = base_block + now // block_time
+    block_time: float = 12.0
+    base_block: int = 0
+    round_length: int = 5760  # L1 blocks per round
+    redeem_gas: int = 1_200_000
+    gas_price: int = 0  # wei; 0 makes faceValue = ticket_ev x 100
+    # limits
+    max_segment_bytes: int = 300_000_000
+    session_idle_timeout: float = 70.0
+    session_queue_depth: int = 4
+    transcode_workers: int = 2
+    x264_preset: str = "veryfast"

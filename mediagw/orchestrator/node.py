@@ -1,0 +1,263 @@
+"""The orchestrator core: identity, prices, OrchestratorInfo, credential and payment checks,
+the gRPC methods and the transcode jobs. HTTP framing lives in ``handlers``; sockets in
+``server``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from coincurve import PrivateKey
+from google.protobuf.message import DecodeError
+
+from mediagw.livepeer.proto import net
+from mediagw.payments.crypto import (
+    SignatureError,
+    address_of,
+    checksum,
+    keccak256,
+    recover_address,
+    sign_digest,
+)
+from mediagw.payments.errors import InsufficientSenderReserve
+
+from .authtoken import AuthTokens
+from .balances import Balances
+from .caps import compatible, orchestrator_capabilities
+from .chain import DevChain
+from .config import OrchestratorConfig
+from .errors import RequestRejected, RPCError
+from .grpc_asgi import GRPC_INTERNAL
+from .recipient import Recipient, ticket_signers, to_address
+from .segcreds import SegCreds, flatten, parse_segdata
+from .sessions import ORCHESTRATOR_CAPPED, TranscodeSessions
+from .stats import OrchestratorStats
+from .store import RenditionStore
+from .transcode import Clip, Output, transcode
+
+__all__ = ["Job", "JobResult", "OrchestratorNode"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    creds: SegCreds
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    segments: list[net.TranscodedSegmentData]
+    sig: bytes
+    pixels: int
+
+
+def _transcode_and_sign(
+    data: bytes, creds: SegCreds, preset: str, key: bytes | None
+) -> tuple[list[Output], bytes]:
+    """Worker thread: transcode, then sign keccak(keccak(r0) || keccak(r1) || ...) if priced."""
+    clip = None
+    if creds.segdata.HasField("segment_parameters"):
+        p = creds.segdata.segment_parameters
+        clip = Clip(getattr(p, "from"), p.to)
+    outputs = transcode(data, creds.renditions, preset=preset, clip=clip)
+    sig = b""
+    if key is not None:
+        digest = keccak256(b"".join(keccak256(o.data) for o in outputs))
+        sig = sign_digest(key, digest)
+    return outputs, sig
+
+
+def _signed_by(address: bytes, message: bytes, sig: bytes) -> bool:
+    """go-livepeer VerifySig: recover over keccak256(message), compare addresses."""
+    try:
+        return recover_address(keccak256(message), sig) == address
+    except SignatureError:
+        return False
+
+
+class OrchestratorNode:
+    def __init__(self, config: OrchestratorConfig, service_uri: str) -> None:
+        self.config = config
+        self.service_uri = service_uri.rstrip("/")
+        self.stats = OrchestratorStats()
+        self.store = RenditionStore()
+        self.balances = Balances()
+        self.chain = DevChain(
+            config.clock, config.block_time, config.base_block, config.round_length
+        )
+        self.tokens = AuthTokens(config.rand(32), config.clock, config.rand)
+        self.capabilities = orchestrator_capabilities(config.version)
+        self.key: bytes | None = None
+        self.address = b""
+        self.recipient: Recipient | None = None
+        if config.priced:
+            self.key = config.private_key or config.rand(32)
+            self.address = address_of(PrivateKey(self.key).public_key)
+            self.recipient = Recipient(
+                address=self.address,
+                secret=config.rand(32),
+                chain=self.chain,
+                ticket_ev=config.ticket_ev,
+                redeem_gas=config.redeem_gas,
+                gas_price=config.gas_price,
+                rand=config.rand,
+                balances=self.balances,
+                stats=self.stats,
+            )
+        self.sessions: TranscodeSessions[Job, JobResult] = TranscodeSessions(
+            self._run_job,
+            max_sessions=config.max_sessions,
+            queue_depth=config.session_queue_depth,
+            idle_timeout=config.session_idle_timeout,
+            stats=self.stats,
+        )
+        self._media = ThreadPoolExecutor(config.transcode_workers, "orch-transcode")
+        self._crypto = ThreadPoolExecutor(2, "orch-crypto")
+
+    async def close(self) -> None:
+        await self.sessions.close()
+        self._media.shutdown(wait=False, cancel_futures=True)
+        self._crypto.shutdown(wait=False, cancel_futures=True)
+
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._crypto, fn, *args)
+
+    # --- price and OrchestratorInfo ---------------------------------------------------------
+
+    def price(self, sender: bytes, key: str | None) -> Fraction:
+        fixed = self.balances.fixed_price(sender, key) if key is not None else None
+        price = (
+            fixed
+            if fixed is not None
+            else Fraction(self.config.price_per_unit, self.config.pixels_per_unit)
+        )
+        faults = self.config.faults
+        if faults.price_factor != 1 and faults.active(self.stats.segments_received):
+            price *= Fraction(str(faults.price_factor))
+        return price
+
+    def info(
+        self, sender: bytes, *, key: str | None, auth_token: net.AuthToken | None
+    ) -> net.OrchestratorInfo:
+        """OrchestratorInfo for ``sender``; a new auth token unless one is given.
+        Raises InsufficientSenderReserve (priced mode)."""
+        info = net.OrchestratorInfo(transcoder=self.service_uri)
+        info.capabilities.CopyFrom(self.capabilities)
+        info.auth_token.CopyFrom(auth_token if auth_token is not None else self.tokens.issue())
+        if self.recipient is not None:
+            price = self.price(sender, key)
+            info.price_info.pricePerUnit = price.numerator
+            info.price_info.pixelsPerUnit = price.denominator
+            info.ticket_params.CopyFrom(self.recipient.ticket_params(sender, price))
+            info.address = self.address
+        return info
+
+    # --- gRPC -------------------------------------------------------------------------------
+
+    async def get_orchestrator(self, raw: bytes) -> bytes:
+        req = _parse(net.OrchestratorRequest, raw)
+        sender = to_address(req.address)
+        if self.key is not None and not await self._off_loop(
+            _signed_by, sender, checksum(sender).encode(), req.sig
+        ):
+            raise RPCError("Invalid orchestrator request: orchestrator req sig check failed")
+        if not self.sessions.has_capacity(""):
+            raise RPCError(f"Invalid orchestrator request: {ORCHESTRATOR_CAPPED}")
+        try:
+            info = self.info(sender, key=None, auth_token=None)
+        except InsufficientSenderReserve as exc:
+            raise RPCError(str(exc)) from None
+        self.stats.get_orchestrator += 1
+        return info.SerializeToString()
+
+    async def end_transcoding_session(self, raw: bytes) -> bytes:
+        req = _parse(net.EndTranscodingSessionRequest, raw)
+        if not self.tokens.authentic(req.auth_token):
+            raise RPCError("Invalid auth token")
+        self.sessions.end(req.auth_token.session_id)
+        return net.EndTranscodingSessionResponse().SerializeToString()
+
+    async def ping(self, raw: bytes) -> bytes:
+        req = _parse(net.PingPong, raw)
+        value = b""
+        if self.key is not None:
+            value = await self._off_loop(sign_digest, self.key, keccak256(req.value))
+        return net.PingPong(value=value).SerializeToString()
+
+    # --- /segment and /payment checks -------------------------------------------------------
+
+    async def seg_creds(self, header: str, sender: bytes) -> SegCreds:
+        """verifySegCreds: decode, signature, capabilities, auth token, capacity (all 403)."""
+        creds = parse_segdata(header)
+        sd = creds.segdata
+        if self.key is not None:
+            message = flatten(sd.manifestId, sd.seq, sd.hash, creds.names)
+            if not await self._off_loop(_signed_by, sender, message, sd.sig):
+                raise RequestRejected(403, "ErrSegSig")
+        job_caps = sd.capabilities if sd.HasField("capabilities") else None
+        if not compatible(job_caps, self.capabilities):
+            raise RequestRejected(403, "incompatible capabilities")
+        token = self.tokens.check(sd)
+        if not self.sessions.has_capacity(token.session_id):
+            raise RequestRejected(403, ORCHESTRATOR_CAPPED)
+        return creds
+
+    async def keccak(self, data: bytes) -> bytes:
+        """keccak256 of a segment, off the loop (segments may be large)."""
+        return await self._off_loop(keccak256, data)
+
+    async def process_payment(self, payment: net.Payment, key: str) -> None:
+        if self.recipient is None:
+            return  # off-chain: ProcessPayment is a no-op
+        signers = await self._off_loop(ticket_signers, payment)
+        self.recipient.process_payment(payment, key, signers)
+
+    def sufficient_balance(self, sender: bytes, key: str) -> bool:
+        if self.recipient is None:
+            return True
+        balance = self.balances.balance(sender, key)
+        return balance is not None and balance >= self.recipient.ticket_ev
+
+    def debit(self, sender: bytes, key: str, price: net.PriceInfo, pixels: int) -> None:
+        if self.recipient is None or price.pixelsPerUnit == 0:
+            return
+        fee = Fraction(price.pricePerUnit, price.pixelsPerUnit) * pixels
+        self.balances.debit(sender, key, fee)
+        self.stats.fees_debited += fee
+
+    # --- transcoding ------------------------------------------------------------------------
+
+    async def _run_job(self, job: Job) -> JobResult:
+        loop = asyncio.get_running_loop()
+        outputs, sig = await loop.run_in_executor(
+            self._media, _transcode_and_sign, job.data, job.creds, self.config.x264_preset, self.key
+        )
+        sd = job.creds.segdata
+        session_id = sd.auth_token.session_id
+        segments = []
+        for rendition, output in zip(job.creds.renditions, outputs, strict=True):
+            name = f"{sd.seq}{rendition.extension}"
+            self.store.put(f"{session_id}/{rendition.name}", name, output.data)
+            url = f"{self.service_uri}/stream/{session_id}/{quote(rendition.name)}/{name}"
+            segments.append(net.TranscodedSegmentData(url=url, pixels=output.pixels))
+        return JobResult(segments, sig, sum(o.pixels for o in outputs))
+
+
+M = TypeVar("M", net.OrchestratorRequest, net.EndTranscodingSessionRequest, net.PingPong)
+
+
+def _parse(cls: type[M], raw: bytes) -> M:
+    message = cls()
+    try:
+        message.ParseFromString(raw)
+    except DecodeError as exc:
+        raise RPCError(f"grpc: error unmarshalling request: {exc}", GRPC_INTERNAL) from None
+    return message
