@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--size", default="1280x720", help="test video size")
     ingest.add_argument("--fps", type=int, default=30)
     ingest.add_argument("--json", dest="json_out", default="", help="also write results here")
+    tbench = bench_sub.add_parser(
+        "transcode", help="gateway overhead per segment vs a bare HTTPS POST; signatures/s"
+    )
+    tbench.add_argument("--segments", type=int, default=200)
+    tbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
 
 
@@ -149,6 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         fps=args.fps,
                         json_out=args.json_out,
                     )
+                )
+            if args.bench == "transcode":
+                from .bench.transcode import run_transcode_bench
+
+                return run_async(
+                    run_transcode_bench(segments=args.segments, json_out=args.json_out)
                 )
             parser.parse_args(["bench", "--help"])
     except ConfigError as exc:

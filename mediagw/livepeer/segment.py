@@ -369,6 +369,14 @@ def verify_result_signature(renditions: list[bytes], sig: bytes, address: bytes)
         return False
 
 
+def verify_result_hashes(hashes: list[bytes], sig: bytes, address: bytes) -> bool:
+    """``verify_result_signature`` from the renditions' keccak256 hashes, computed elsewhere."""
+    try:
+        return recover_address(keccak256(b"".join(hashes)), sig) == address
+    except SignatureError:
+        return False
+
+
 async def verify_result_signature_async(
     renditions: list[bytes], sig: bytes, address: bytes
 ) -> bool:

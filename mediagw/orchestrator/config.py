@@ -78,3 +78,6 @@ class OrchestratorConfig:
     session_queue_depth: int = 4
     transcode_workers: int = 2
     x264_preset: str = "veryfast"
+    # benchmarks only: answer at once, each rendition being the input bytes (no transcoding);
+    # pixels are reported as width x height x duration x fps of each profile
+    instant: bool = False

@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     _flag(p, "gasPrice", type=int, default=0, help="stand-in chain gas price (wei)")
     _flag(p, "transcodeWorkers", type=int, default=2)
     _flag(p, "x264Preset", default="veryfast")
+    _flag(p, "instant", action="store_true", help="benchmarks: no transcoding, answer at once")
     faults = p.add_argument_group("fault injection (act on /segment after -faultAfter segments)")
     _flag(faults, "faultAfter", type=int, default=0)
     _flag(faults, "failSegments", action="store_true", help="answer with an error result")
@@ -125,6 +126,7 @@ def build_config(args: argparse.Namespace) -> OrchestratorConfig:
         gas_price=args.gasPrice,
         transcode_workers=max(1, args.transcodeWorkers),
         x264_preset=args.x264Preset,
+        instant=args.instant,
         faults=Faults(
             after_segments=args.faultAfter,
             fail_segments=args.failSegments,

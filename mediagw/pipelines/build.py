@@ -13,6 +13,7 @@ from ..livepeer.profiles import Profile, load_ladder, parse_transcoding_options
 from ..livepeer.rpc import OrchestratorRPC, normalize_orch_addr
 from ..livepeer.segment import SegmentClient
 from ..livepeer.tls import PinStore
+from ..payments.chain import JsonRpcChain
 from ..payments.params import DEFAULT_MAX_TICKET_EV, DEFAULT_MAX_TOTAL_EV
 from ..payments.sender import PaymentSender
 from ..payments.signer import OffchainSigner, Signer, load_keystore_async
@@ -31,11 +32,14 @@ class TranscodeStack:
     rpc: OrchestratorRPC
     segments: SegmentClient
     signer: Signer
+    chain: JsonRpcChain | None = None
 
     async def close(self) -> None:
         await self.transcoder.close()
         await self.segments.close()
         await self.rpc.close()
+        if self.chain is not None:
+            await self.chain.aclose()
 
 
 def default_ladder(settings: Settings) -> list[Profile]:
@@ -77,6 +81,9 @@ async def build_transcoder(
     caps = PriceCaps.from_flags(
         settings.max_price_per_unit, settings.pixels_per_unit, settings.max_price_per_capability
     )
+    chain = JsonRpcChain(settings.eth_url) if settings.eth_url else None
+    if chain is not None:
+        chain.start()
     pins = PinStore(insecure=settings.orch_skip_verify)
     rpc = OrchestratorRPC(pins)
     segments = SegmentClient(pins)
@@ -92,5 +99,6 @@ async def build_transcoder(
         blocklist=Blocklist(settings.orch_blocklist),
         max_attempts=settings.max_attempts,
         min_version=settings.orch_min_version,
+        chain=chain,
     )
-    return TranscodeStack(transcoder, rpc, segments, signer)
+    return TranscodeStack(transcoder, rpc, segments, signer, chain)

@@ -24,11 +24,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ..errors import MediaGWError
 from ..livepeer.capabilities import compatible, job_capabilities
 from ..livepeer.proto import net
 from ..livepeer.rpc import OrchestratorRPC, sign_orchestrator_request
 from ..livepeer.segdata import build_segdata, segment_header
-from ..livepeer.segment import SegmentClient, verify_result_signature_async
+from ..livepeer.segment import SegmentClient, verify_result_hashes
+from ..payments.chain import ChainReader
+from ..payments.crypto import keccak256
 from ..payments.fees import transcode_fee
 from ..payments.sender import PaymentSender, balance_key
 from ..payments.signer import Signer
@@ -64,6 +67,7 @@ class LivepeerTranscoder:
         blocklist: Blocklist | None = None,
         max_attempts: int = 3,
         min_version: str = "",
+        chain: ChainReader | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.rpc = rpc
@@ -76,8 +80,24 @@ class LivepeerTranscoder:
         self.max_attempts = max_attempts
         self.min_version = min_version
         self._clock = clock
+        self.chain = chain
+        self._chain_state: tuple[int | None, int | None, float] = (None, None, 0.0)
         self._streams: dict[str, _StreamState] = {}
         self._request_sig: bytes | None = None
+        self._ending: set[asyncio.Task[None]] = set()
+
+    async def _chain(self) -> tuple[int | None, int | None]:
+        """(last L1 block, our deposit) from -ethUrl, refreshed every 30 s; last known on error."""
+        l1, deposit, at = self._chain_state
+        if self.chain is None or time.monotonic() - at < 30.0:
+            return l1, deposit
+        try:
+            l1 = await self.chain.last_l1_block()
+            deposit = (await self.chain.sender_info(self.signer.address)).deposit
+        except MediaGWError as exc:
+            log.warning("chain read failed; using the last known values", extra={"error": str(exc)})
+        self._chain_state = (l1, deposit, time.monotonic())
+        return l1, deposit
 
     # -- discovery ----------------------------------------------------------------------------
     async def _orchestrator_request(self, caps: net.Capabilities) -> net.OrchestratorRequest:
@@ -164,7 +184,8 @@ class LivepeerTranscoder:
         self, state: _StreamState, session: OrchSession, job: TranscodeJob, attempt: int
     ) -> tuple[TranscodeOutcome, bool]:
         o = session.transcoder
-        if session.needs_refresh(self._clock(), None):
+        last_l1, deposit = await self._chain()
+        if session.needs_refresh(self._clock(), last_l1):
             try:
                 session.adopt(await self._fetch(session.url, state.caps, 2.5))
             except Exception as exc:
@@ -182,25 +203,29 @@ class LivepeerTranscoder:
         fee = transcode_fee(job.profiles, job.duration, price).fee if price else Fraction(0)
         key = balance_key(info)
         existing = self.payments.reserve(key)
-        try:
-            bundle = await self.payments.build_payment(
-                info,
-                fee,
-                key,
-                existing,
-                stream=job.stream_id,
-                initial_price=session.initial_price,
-                price_cap=self.caps.max_price(),
-            )
-            segdata = await build_segdata(
-                manifest_id=job.stream_id,
-                seq=job.seq,
-                segment=job.data,
-                duration_s=job.duration,
-                profiles=job.profiles,
-                capabilities=state.caps,
-                auth_token=info.auth_token,
-                sign=None if self.signer.offchain else self.signer.sign,
+        try:  # tickets and the SegData signature are built side by side (both off the loop)
+            bundle, segdata = await asyncio.gather(
+                self.payments.build_payment(
+                    info,
+                    fee,
+                    key,
+                    existing,
+                    stream=job.stream_id,
+                    last_l1_block=last_l1,
+                    deposit=deposit,
+                    initial_price=session.initial_price,
+                    price_cap=self.caps.max_price(),
+                ),
+                build_segdata(
+                    manifest_id=job.stream_id,
+                    seq=job.seq,
+                    segment=job.data,
+                    duration_s=job.duration,
+                    profiles=job.profiles,
+                    capabilities=state.caps,
+                    auth_token=info.auth_token,
+                    sign=None if self.signer.offchain else self.signer.sign,
+                ),
             )
         except Exception as exc:
             self.payments.restore(key, existing)
@@ -231,36 +256,42 @@ class LivepeerTranscoder:
             text = tr.error if which == "error" else "UnknownResponse"
             state.selector.fail(session, retryable=True)
             return self._failed(job, o, attempt, f"orchestrator error: {text}"), True
-        renditions = await self._download(tr.data, job)
-        if isinstance(renditions, str):
+        downloaded = await self._download(tr.data, job)
+        if isinstance(downloaded, str):
             self.payments.spend(key)
             state.selector.fail(session, retryable=True)
-            return self._failed(job, o, attempt, renditions), True
+            return self._failed(job, o, attempt, downloaded), True
+        renditions, hashes = downloaded
         pixels = sum(s.pixels for s in tr.data.segments)
         debit = pixels * price if price is not None else Fraction(0)
         self.payments.settle(key, existing, bundle.new_credit, debit)
-        if info.address and not await verify_result_signature_async(
-            [r.data for r in renditions], tr.data.sig, bytes(info.address)
-        ):
+        if info.address and not verify_result_hashes(hashes, tr.data.sig, bytes(info.address)):
             state.selector.fail(session, retryable=True)
             return self._failed(job, o, attempt, "result signature does not verify"), True
         latency = time.monotonic() - started
         state.selector.complete(session, latency_score(latency, job.duration))
         return TranscodeOutcome(tuple(renditions), None, o, attempt), True
 
+    async def _fetch_rendition(self, url: str) -> tuple[bytes, bytes]:
+        """Download one rendition and hash it (keccak256, in a thread) as soon as it lands, so
+        hashing overlaps the other downloads."""
+        blob = await self.segments.download(url)
+        return blob, await asyncio.to_thread(keccak256, blob)
+
     async def _download(
         self, data: net.TranscodeData, job: TranscodeJob
-    ) -> list[RenditionData] | str:
+    ) -> tuple[list[RenditionData], list[bytes]] | str:
         if len(data.segments) != len(job.profiles):
             return f"MismatchedSegments: {len(data.segments)} renditions for {len(job.profiles)}"
         try:
-            blobs = await asyncio.gather(*(self.segments.download(s.url) for s in data.segments))
+            got = await asyncio.gather(*(self._fetch_rendition(s.url) for s in data.segments))
         except Exception as exc:
             return f"download failed: {exc}"
-        return [
-            RenditionData(p, b, s.pixels)
-            for p, b, s in zip(job.profiles, blobs, data.segments, strict=True)
+        renditions = [
+            RenditionData(p, blob, s.pixels)
+            for p, (blob, _), s in zip(job.profiles, got, data.segments, strict=True)
         ]
+        return renditions, [h for _, h in got]
 
     def _failed(self, job: TranscodeJob, o: str, attempt: int, error: str) -> TranscodeOutcome:
         log.warning(
@@ -275,8 +306,10 @@ class LivepeerTranscoder:
         state = self._streams.pop(stream_id, None)
         if state is None:
             return
-        for session in state.selector.sessions:
-            asyncio.get_running_loop().create_task(self._end_session(session))
+        for session in state.selector.sessions:  # bounded, fire and forget (transcode spec §6)
+            task = asyncio.get_running_loop().create_task(self._end_session(session))
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
 
     async def _end_session(self, session: OrchSession) -> None:
         try:
@@ -290,3 +323,5 @@ class LivepeerTranscoder:
     async def close(self) -> None:
         for stream_id in list(self._streams):
             await self.end_stream(stream_id)
+        if self._ending:
+            await asyncio.gather(*self._ending, return_exceptions=True)

@@ -1,0 +1,175 @@
+"""``mediagw bench transcode``: the gateway's own cost per segment on the transcode path.
+
+An in-process priced reference orchestrator in ``instant`` mode answers every /segment at once
+(it returns the input as each rendition, so downloads are, if anything, larger than real). Each
+segment then costs the gateway: fee estimate, ticket signing, SegData signing, the TLS upload,
+the early 200 + result, 3 rendition downloads, the result-signature check and publication to the
+HLS playlists. That time is compared with a bare HTTPS POST of the same bytes to a trivial
+server in the same process (the baseline), as p50/p99 and as a ratio. Ticket signatures per
+second are measured with the same signer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from eth_account import Account
+
+from ..config import Settings
+from ..errors import ConfigError
+from ..livepeer.profiles import PRESETS
+from ..payments.crypto import keccak256
+from ..payments.signer import LocalSigner
+from ..pipelines.build import build_transcoder
+from ..pipelines.transcode import TranscodeJob
+from ..publish.hls import HLSPublisher
+
+LADDER = ("P240p30fps16x9", "P360p30fps16x9", "P720p30fps16x9")
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _make_segment(path: Path, ffmpeg: str) -> bytes:
+    subprocess.run(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000",
+         "-t", "2", "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-b:v", "3000k",
+         "-c:a", "aac", "-f", "mpegts", str(path)],
+        check=True, timeout=300,
+    )  # fmt: skip
+    return path.read_bytes()
+
+
+async def _baseline_server(cert: Path, key: Path) -> tuple[web.AppRunner, int]:
+    async def sink(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/sink", sink)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, int(port)
+
+
+async def _start_orchestrator(datadir: Path) -> tuple[asyncio.subprocess.Process, str]:
+    """``mediagw orchestrator -priced -instant`` in a child process; returns it and its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mediagw.cli", "orchestrator", "-httpAddr", f"127.0.0.1:{port}",
+        "-priced", "-pricePerUnit", "1", "-instant", "-datadir", str(datadir),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    if b"listening on" not in line:
+        proc.kill()
+        raise RuntimeError(f"orchestrator did not start: {line!r}")
+    return proc, f"https://127.0.0.1:{port}"
+
+
+async def run_transcode_bench(*, segments: int, json_out: str = "") -> int:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise ConfigError("the ffmpeg CLI is needed for the benchmark: apt-get install ffmpeg")
+    with tempfile.TemporaryDirectory(prefix="mediagw-bench-") as tmp:
+        work = Path(tmp)
+        data = await asyncio.to_thread(_make_segment, work / "seg.ts", ffmpeg)
+        # The orchestrator runs in its own process so its work never shares our event loop.
+        orch_proc, orch_url = await _start_orchestrator(work / "o")
+        key = os.urandom(32)
+        keystore = work / "key.json"
+        keystore.write_text(json.dumps(Account.encrypt(key, "pw", iterations=2)))
+        settings = Settings(
+            orch_addr=(orch_url,), eth_keystore_path=str(keystore), eth_password="pw"
+        )
+        stack = await build_transcoder(settings)
+        assert stack is not None
+        hls = HLSPublisher()
+        profiles = tuple(PRESETS[n] for n in LADDER)
+        print(f"{segments} segments of 2 s 720p ({len(data)} bytes), 3 renditions ...",
+              file=sys.stderr, flush=True)  # fmt: skip
+        ours: list[float] = []
+        for seq in range(segments + 5):  # the first few warm up connections and sessions
+            started = time.perf_counter()
+            outcome = await stack.transcoder.transcode(
+                TranscodeJob("bench", seq, data, 2.0, profiles)
+            )
+            if not outcome.ok:
+                raise RuntimeError(f"segment {seq} failed: {outcome.error}")
+            for r in outcome.renditions:
+                hls.publish("bench", r.profile.name, seq, r.data, 2.0)
+            if seq >= 5:
+                ours.append(time.perf_counter() - started)
+
+        runner, port = await _baseline_server(work / "o" / "cert.pem", work / "o" / "key.pem")
+        base: list[float] = []
+        no_verify = ssl.create_default_context()
+        no_verify.check_hostname = False
+        no_verify.verify_mode = ssl.CERT_NONE
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=no_verify)) as s:
+            for i in range(segments + 5):
+                started = time.perf_counter()
+                async with s.post(f"https://127.0.0.1:{port}/sink", data=data) as resp:
+                    await resp.read()
+                if i >= 5:
+                    base.append(time.perf_counter() - started)
+        await runner.cleanup()
+
+        signer = stack.signer
+        assert isinstance(signer, LocalSigner)
+        digests = [keccak256(i.to_bytes(8, "big")) for i in range(2000)]
+        started = time.perf_counter()
+        await signer.sign_many(digests)
+        sigs_per_s = len(digests) / (time.perf_counter() - started)
+        connector = aiohttp.TCPConnector(ssl=no_verify)
+        async with aiohttp.ClientSession(connector=connector) as s, s.get(f"{orch_url}/stats") as r:
+            stats = await r.json()
+        tickets, rejected = stats["tickets_accepted"], stats["tickets_rejected"]
+        await stack.close()
+        orch_proc.terminate()
+        await orch_proc.wait()
+
+    result: dict[str, Any] = {
+        "segments": segments,
+        "gateway_overhead_ms_p50": round(_pct(ours, 0.5) * 1000, 2),
+        "gateway_overhead_ms_p99": round(_pct(ours, 0.99) * 1000, 2),
+        "bare_post_ms_p50": round(_pct(base, 0.5) * 1000, 2),
+        "bare_post_ms_p99": round(_pct(base, 0.99) * 1000, 2),
+        "ratio_p50": round(_pct(ours, 0.5) / _pct(base, 0.5), 2),
+        "ratio_p99": round(_pct(ours, 0.99) / _pct(base, 0.99), 2),
+        "mean_ms": round(statistics.mean(ours) * 1000, 2),
+        "ticket_signatures_per_s": round(sigs_per_s),
+        "tickets_accepted": tickets,
+        "tickets_rejected": rejected,
+    }
+    width = max(len(k) for k in result)
+    for k, v in result.items():
+        print(f"{k:<{width}}  {v}")
+    if json_out:
+        await asyncio.to_thread(Path(json_out).write_text, json.dumps(result, indent=2) + "\n")
+    return 0 if rejected == 0 else 1
