@@ -87,7 +87,7 @@ class Option:
 
     @property
     def env(self) -> str:
-        return "MEDIAGW_" + re.sub(r"(?<!^)(?=[A-Z])", "_", self.flag).upper()
+        return "MEDIAGW_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", self.flag).upper()
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -125,6 +125,8 @@ OPTIONS: tuple[Option, ...] = (
         "JSON (inline or a file) of per pipeline/model price caps",
     ),
     Option("max_attempts", "maxAttempts", _positive_int, "orchestrators tried per segment"),
+    Option("max_ticket_ev", "maxTicketEV", _positive_int, "max EV of one ticket, wei"),
+    Option("max_total_ev", "maxTotalEV", _positive_int, "max EV of one payment's tickets, wei"),
     Option(
         "preferred_regions",
         "preferredRegions",
@@ -182,6 +184,8 @@ class Settings:
     pixels_per_unit: str = "1"
     max_price_per_capability: str = ""
     max_attempts: int = 3
+    max_ticket_ev: int = 3_000_000_000_000
+    max_total_ev: int = 20_000_000_000_000
     preferred_regions: tuple[str, ...] = ()
     eth_keystore_path: str = ""
     eth_password: str = ""

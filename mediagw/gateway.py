@@ -80,6 +80,8 @@ class RTMPIngest:
             labels["profiles"] = grant.profiles
         if grant.presets:
             labels["presets"] = grant.presets
+        if req.query.get("regions"):  # rtmp://HOST/live/NAME?regions=eu-west,us-east
+            labels["regions"] = [r.strip() for r in req.query["regions"].split(",") if r.strip()]
         old = self.publishers.get(grant.manifest_id)
         if old is not None and old.closing:
             # A publisher reconnecting at once: let the old session finish its last flush.

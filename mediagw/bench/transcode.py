@@ -147,8 +147,11 @@ async def run_transcode_bench(*, segments: int, json_out: str = "") -> int:
         await signer.sign_many(digests)
         sigs_per_s = len(digests) / (time.perf_counter() - started)
         connector = aiohttp.TCPConnector(ssl=no_verify)
-        async with aiohttp.ClientSession(connector=connector) as s, s.get(f"{orch_url}/stats") as r:
-            stats = await r.json()
+        async with (
+            aiohttp.ClientSession(connector=connector) as s,
+            s.get(f"{orch_url}/stats") as sr,
+        ):
+            stats = await sr.json()
         tickets, rejected = stats["tickets_accepted"], stats["tickets_rejected"]
         await stack.close()
         orch_proc.terminate()

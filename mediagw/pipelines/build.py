@@ -14,7 +14,6 @@ from ..livepeer.rpc import OrchestratorRPC, normalize_orch_addr
 from ..livepeer.segment import SegmentClient
 from ..livepeer.tls import PinStore
 from ..payments.chain import JsonRpcChain
-from ..payments.params import DEFAULT_MAX_TICKET_EV, DEFAULT_MAX_TOTAL_EV
 from ..payments.sender import PaymentSender
 from ..payments.signer import OffchainSigner, Signer, load_keystore_async
 from ..pool.prices import PriceCaps
@@ -93,7 +92,7 @@ async def build_transcoder(
         sources=sources,
         signer=signer,
         payments=PaymentSender(
-            signer, max_ticket_ev=DEFAULT_MAX_TICKET_EV, max_total_ev=DEFAULT_MAX_TOTAL_EV
+            signer, max_ticket_ev=settings.max_ticket_ev, max_total_ev=settings.max_total_ev
         ),
         caps=caps,
         blocklist=Blocklist(settings.orch_blocklist),

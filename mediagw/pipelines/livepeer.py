@@ -18,6 +18,7 @@ capabilities. Per segment (transcode spec §5, §9; payments spec §8-9):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,12 @@ from .transcode import RenditionData, TranscodeJob, TranscodeOutcome
 log = logging.getLogger("mediagw.livepeer")
 
 __all__ = ["LivepeerTranscoder"]
+
+
+@dataclass(slots=True)
+class _Spent:
+    tickets: int = 0
+    ev: Fraction = Fraction(0)
 
 
 @dataclass(eq=False)
@@ -156,6 +163,7 @@ class LivepeerTranscoder:
     # -- one segment --------------------------------------------------------------------------
     async def transcode(self, job: TranscodeJob) -> TranscodeOutcome:
         state = await self._state(job)
+        spent = _Spent()
         tried: set[str] = set()
         last_error = "no orchestrator available"
         for attempt in range(1, self.max_attempts + 1):
@@ -169,19 +177,33 @@ class LivepeerTranscoder:
             tried.add(session.url)
             session.begin(time.monotonic())
             try:
-                outcome, retryable = await self._attempt(state, session, job, attempt)
+                outcome, retryable = await self._attempt(state, session, job, attempt, spent)
             finally:
                 session.end()
             if outcome.ok:
-                return outcome
+                return dataclasses.replace(outcome, tickets=spent.tickets, ev_wei=spent.ev)
             last_error = outcome.error or "unknown error"
             if not retryable:
-                return TranscodeOutcome(error=f"non-retryable: {last_error}", attempts=attempt)
-        return TranscodeOutcome(error=f"{last_error} (after {self.max_attempts} attempts)",
-                                attempts=self.max_attempts)  # fmt: skip
+                return TranscodeOutcome(
+                    error=f"non-retryable: {last_error}",
+                    attempts=attempt,
+                    tickets=spent.tickets,
+                    ev_wei=spent.ev,
+                )
+        return TranscodeOutcome(
+            error=f"{last_error} (after {self.max_attempts} attempts)",
+            attempts=self.max_attempts,
+            tickets=spent.tickets,
+            ev_wei=spent.ev,
+        )
 
     async def _attempt(
-        self, state: _StreamState, session: OrchSession, job: TranscodeJob, attempt: int
+        self,
+        state: _StreamState,
+        session: OrchSession,
+        job: TranscodeJob,
+        attempt: int,
+        spent: _Spent,
     ) -> tuple[TranscodeOutcome, bool]:
         o = session.transcoder
         last_l1, deposit = await self._chain()
@@ -231,6 +253,8 @@ class LivepeerTranscoder:
             self.payments.restore(key, existing)
             state.selector.fail(session, retryable=True)
             return self._failed(job, o, attempt, f"payment: {exc}"), True
+        spent.tickets += bundle.num_tickets  # paid once sent, whatever the outcome
+        spent.ev += bundle.total_ev
         started = time.monotonic()
         result = await self.segments.submit(
             info.transcoder,
@@ -270,7 +294,7 @@ class LivepeerTranscoder:
             return self._failed(job, o, attempt, "result signature does not verify"), True
         latency = time.monotonic() - started
         state.selector.complete(session, latency_score(latency, job.duration))
-        return TranscodeOutcome(tuple(renditions), None, o, attempt), True
+        return TranscodeOutcome(tuple(renditions), None, o, attempt, pixels), True
 
     async def _fetch_rendition(self, url: str) -> tuple[bytes, bytes]:
         """Download one rendition and hash it (keccak256, in a thread) as soon as it lands, so

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Protocol
 
 from segmenter import Segment
@@ -63,6 +64,9 @@ class TranscodeOutcome:
     error: str | None = None
     orchestrator: str = ""
     attempts: int = 0
+    pixels: int = 0  # encoded pixels reported by the orchestrator (what it charged for)
+    tickets: int = 0  # tickets sent for this segment, over every attempt
+    ev_wei: Fraction = Fraction(0)  # their expected value
 
     @property
     def ok(self) -> bool:
@@ -150,6 +154,10 @@ class TranscodePipeline:
             outcome = TranscodeOutcome(error=f"internal error: {exc}")
         finally:
             self._slots.release()
+        usage = self.stream.stats
+        usage.transcode_pixels += outcome.pixels
+        usage.tickets_sent += outcome.tickets
+        usage.ev_sent_wei += outcome.ev_wei
         if outcome.ok:
             self.stats.transcoded += 1
             self.stats.latencies.append(self._monotonic() - started)

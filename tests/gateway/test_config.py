@@ -97,3 +97,9 @@ def test_cli_parser_has_go_livepeer_flags() -> None:
 def test_split_addr() -> None:
     assert Settings.split_addr("0.0.0.0:1935") == ("0.0.0.0", 1935)
     assert Settings.split_addr("[::1]:80") == ("::1", 80)
+
+
+def test_boolean_flags_stand_alone_or_take_a_value() -> None:
+    assert load_settings(parse_flags(["-orchSkipVerify"]), env={}).orch_skip_verify is True
+    assert load_settings(parse_flags(["-httpIngest=false"]), env={}).http_ingest is False
+    assert load_settings({}, env={"MEDIAGW_HTTP_INGEST": "yes"}).http_ingest is True
