@@ -2,6 +2,8 @@
 
     MediaGWError
     +-- ConfigError                 local misuse: bad flag, bad file, bad value
+    |   +-- ProfileError            a rendition ladder / profile JSON is invalid (livepeer/errors)
+    |   +-- KeystoreError           keystore missing, wrong password, bad file (payments/errors)
     +-- IngestError                 something went wrong with a publisher
     |   +-- ProtocolError           the peer broke the wire protocol (carries no secrets)
     |   |   +-- RTMPProtocolError   ... on RTMP (bad handshake, chunk, AMF, oversized values)
@@ -10,6 +12,20 @@
     |       +-- StreamBusy          somebody already publishes this stream
     |       +-- LimitExceeded       a connection or session limit was reached
     +-- MediaError                  media could not be cut or muxed (wraps segmenter errors)
+    +-- LivepeerError               an orchestrator misbehaved or is unreachable (livepeer/errors):
+    |                               OrchestratorUnreachable (CertificatePinError),
+    |                               OrchestratorError (gRPC status), ProtocolViolation (garbage),
+    |                               SegmentRejected, TranscodeFailed, DownloadError
+    +-- PaymentError                tickets could not be built or were refused (payments/errors):
+    |                               NeedsRefresh (TicketParamsExpired), TicketParamsRejected,
+    |                               TotalEVTooHigh, PriceRejected (MissingPrice, PriceJump,
+    |                               PriceAboveCap), SenderValidationError, SigningError, ChainError
+    +-- WebhookError                an orchestrator discovery webhook failed (pool/sources)
+    +-- OrchestratorError           the reference orchestrator's own errors (orchestrator/errors;
+                                    never raised in the gateway)
+
+The segmenter library has its own root, ``segmenter.SegmenterError``; the gateway translates it
+once, where it calls the segmenter (stream/publisher.py).
 
 Local misuse (our caller did something wrong) and remote misbehaviour (a peer sent something
 wrong) are separate branches, so a handler never has to match error text. Errors raised by

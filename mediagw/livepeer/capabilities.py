@@ -199,7 +199,7 @@ def _constraints_ok(job: net.Capabilities, orch: net.Capabilities) -> bool:
     orch_per = orch.constraints.PerCapability
     for cap, job_constraints in job.constraints.PerCapability.items():
         if cap not in orch_per:
-            return False
+            continue  # O sets no constraints on this capability: go-livepeer assumes compatible
         orch_models = orch_per[cap].models
         for model_id, want in job_constraints.models.items():
             if model_id not in orch_models:
@@ -207,14 +207,23 @@ def _constraints_ok(job: net.Capabilities, orch: net.Capabilities) -> bool:
             have = orch_models[model_id]
             if want.warm and not have.warm:
                 return False
-            if want.runnerVersion:
-                need_v, have_v = (
-                    parse_version(want.runnerVersion),
-                    parse_version(have.runnerVersion),
-                )
-                if need_v is None or have_v is None or have_v < need_v:
-                    return False
+            if not version_compatible(want.runnerVersion, have.runnerVersion):
+                return False
     return True
+
+
+def version_compatible(minimum: str, version: str) -> bool:
+    """go-livepeer's version rule: no minimum passes; an O version "" or "undefined" fails; an
+    unparsable minimum passes, an unparsable version fails; pre-release suffixes are ignored."""
+    if not minimum:
+        return True
+    if version in ("", "undefined"):
+        return False
+    need = parse_version(minimum)
+    if need is None:
+        return True
+    have = parse_version(version)
+    return have is not None and have >= need
 
 
 def compatible(job: net.Capabilities, orch: net.Capabilities | None) -> bool:
@@ -230,11 +239,8 @@ def compatible(job: net.Capabilities, orch: net.Capabilities | None) -> bool:
     min_version = job.constraints.minVersion
     if orch is None or orch.ByteSize() == 0:
         return not min_version and bits_of(job.bitstring) <= LEGACY_CAPABILITIES
-    if min_version:
-        need = parse_version(min_version)
-        have = parse_version(orch.version)
-        if need is None or have is None or have < need:
-            return False
+    if not version_compatible(min_version, orch.version):
+        return False
     if not _words_cover(job.bitstring, orch.mandatories):
         return False
     if not _constraints_ok(job, orch):
