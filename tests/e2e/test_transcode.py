@@ -252,3 +252,46 @@ async def test_http_push_answers_with_renditions(
         result = await fetch_hls(gw.http_port, "pushed", name)
         assert [seg.seq for seg in result.segments] == [0, 1]
     assert orch.stats.segments_transcoded == 2
+
+
+async def test_webhooks_choose_orchestrators_and_ladder(
+    gateway_factory: Any, orchestrators: OrchFactory, make_clip: ClipMaker
+) -> None:
+    """-orchWebhookUrl lists the orchestrators; the auth webhook's profiles set the ladder."""
+    from aiohttp import web
+
+    orch = await orchestrators()
+    hits = {"orchs": 0, "auth": 0}
+
+    async def orchs(request: web.Request) -> web.Response:
+        hits["orchs"] += 1
+        return web.json_response([{"address": orch.url, "score": 1.0}, {"address": ""}])
+
+    async def auth(request: web.Request) -> web.Response:
+        hits["auth"] += 1
+        profiles = [{"name": "tiny", "width": 160, "height": 90, "bitrate": 100000}]
+        return web.json_response({"manifestID": "public-id", "profiles": profiles})
+
+    app = web.Application()
+    app.router.add_get("/orchestrators", orchs)
+    app.router.add_post("/auth", auth)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        gw = await gateway_factory(
+            orch_webhook_url=f"http://127.0.0.1:{port}/orchestrators",
+            auth_webhook_url=f"http://127.0.0.1:{port}/auth",
+        )
+        clip = make_clip(seconds=4)
+        code, err = await push(clip, rtmp(gw, "secret-key"), live=False)
+        assert code == 0, err
+        await wait_transcoded(gw, "public-id")
+        result = await fetch_hls(gw.http_port, "public-id", "tiny")
+        assert result.segments and all((s.width, s.height) == (160, 90) for s in result.segments)
+        assert gw.hls.rendition("public-id", "P240p30fps16x9") is None  # default ladder unused
+        assert hits["orchs"] >= 1 and hits["auth"] == 1
+    finally:
+        await runner.cleanup()
