@@ -33,7 +33,9 @@ from ..livepeer.segdata import build_segdata, segment_header
 from ..livepeer.segment import SegmentClient, verify_result_hashes
 from ..payments.chain import ChainReader
 from ..payments.crypto import keccak256
+from ..payments.errors import SenderValidationError
 from ..payments.fees import transcode_fee
+from ..payments.params import validate_sender
 from ..payments.sender import PaymentSender, balance_key
 from ..payments.signer import Signer
 from ..pool.discovery import discover
@@ -46,6 +48,15 @@ from .transcode import RenditionData, TranscodeJob, TranscodeOutcome
 log = logging.getLogger("mediagw.livepeer")
 
 __all__ = ["LivepeerTranscoder"]
+
+
+@dataclass(slots=True)
+class _ChainView:
+    last_l1_block: int | None = None
+    deposit: int | None = None
+    fallback_expiration: tuple[int, bytes] | None = None  # (last initialized round, its hash)
+    sender_error: str | None = None
+    read_at: float = -1e9
 
 
 @dataclass(slots=True)
@@ -88,23 +99,32 @@ class LivepeerTranscoder:
         self.min_version = min_version
         self._clock = clock
         self.chain = chain
-        self._chain_state: tuple[int | None, int | None, float] = (None, None, 0.0)
+        self._chain_view = _ChainView()
         self._streams: dict[str, _StreamState] = {}
         self._request_sig: bytes | None = None
         self._ending: set[asyncio.Task[None]] = set()
 
-    async def _chain(self) -> tuple[int | None, int | None]:
-        """(last L1 block, our deposit) from -ethUrl, refreshed every 30 s; last known on error."""
-        l1, deposit, at = self._chain_state
-        if self.chain is None or time.monotonic() - at < 30.0:
-            return l1, deposit
+    async def _chain(self) -> _ChainView:
+        """What -ethUrl tells about the chain and our account, read at most every 30 s (the
+        last known values on a read error). Without -ethUrl: nothing known."""
+        view = self._chain_view
+        if self.chain is None or time.monotonic() - view.read_at < 30.0:
+            return view
+        view.read_at = time.monotonic()
         try:
-            l1 = await self.chain.last_l1_block()
-            deposit = (await self.chain.sender_info(self.signer.address)).deposit
+            view.last_l1_block = await self.chain.last_l1_block()
+            sender = await self.chain.sender_info(self.signer.address)
+            view.deposit = sender.deposit
+            round_ = await self.chain.last_initialized_round()
+            view.fallback_expiration = (round_, await self.chain.block_hash_for_round(round_))
+            validate_sender(sender, last_initialized_round=round_)
+            view.sender_error = None
+        except SenderValidationError as exc:
+            view.sender_error = str(exc)
+            log.error("our ETH account cannot back tickets", extra={"error": view.sender_error})
         except MediaGWError as exc:
             log.warning("chain read failed; using the last known values", extra={"error": str(exc)})
-        self._chain_state = (l1, deposit, time.monotonic())
-        return l1, deposit
+        return view
 
     # -- discovery ----------------------------------------------------------------------------
     async def _orchestrator_request(self, caps: net.Capabilities) -> net.OrchestratorRequest:
@@ -206,8 +226,10 @@ class LivepeerTranscoder:
         spent: _Spent,
     ) -> tuple[TranscodeOutcome, bool]:
         o = session.transcoder
-        last_l1, deposit = await self._chain()
-        if session.needs_refresh(self._clock(), last_l1):
+        chain = await self._chain()
+        if chain.sender_error is not None:  # go-livepeer stops here too: no valid tickets
+            return self._failed(job, o, attempt, chain.sender_error), False
+        if session.needs_refresh(self._clock(), chain.last_l1_block):
             try:
                 session.adopt(await self._fetch(session.url, state.caps, 2.5))
             except Exception as exc:
@@ -233,8 +255,9 @@ class LivepeerTranscoder:
                     key,
                     existing,
                     stream=job.stream_id,
-                    last_l1_block=last_l1,
-                    deposit=deposit,
+                    last_l1_block=chain.last_l1_block,
+                    deposit=chain.deposit,
+                    fallback_expiration=chain.fallback_expiration,
                     initial_price=session.initial_price,
                     price_cap=self.caps.max_price(),
                 ),

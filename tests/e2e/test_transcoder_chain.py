@@ -1,0 +1,76 @@
+"""What the chain says about our account gates payments (payments spec §8.1), against a real
+priced reference orchestrator; the chain itself is a StaticChain (there is none here)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from mediatools import ClipMaker
+
+from mediagw.livepeer.profiles import PRESETS
+from mediagw.livepeer.rpc import OrchestratorRPC, normalize_orch_addr
+from mediagw.livepeer.segment import SegmentClient
+from mediagw.livepeer.tls import PinStore
+from mediagw.orchestrator import OrchestratorConfig, OrchestratorStats, ReferenceOrchestrator
+from mediagw.payments.chain import StaticChain
+from mediagw.payments.params import SenderInfo
+from mediagw.payments.sender import PaymentSender
+from mediagw.payments.signer import LocalSigner
+from mediagw.pipelines.livepeer import LivepeerTranscoder
+from mediagw.pipelines.transcode import TranscodeJob, TranscodeOutcome
+from mediagw.pool.prices import PriceCaps
+from mediagw.pool.sources import StaticSource
+
+
+async def _run(
+    make_clip: ClipMaker, sender: SenderInfo
+) -> tuple[TranscodeOutcome, OrchestratorStats]:
+    segment = make_clip(seconds=2, fmt="mpegts").read_bytes()
+    async with ReferenceOrchestrator(
+        OrchestratorConfig(priced=True, price_per_unit=1, x264_preset="ultrafast")
+    ) as orch:
+        signer = LocalSigner(os.urandom(32))
+        l1 = int(time.time() // 12)  # the reference orchestrator's stand-in L1 clock
+        chain = StaticChain(
+            l1_block=l1,
+            initialized_round=7,
+            block_hashes={7: b"\x11" * 32},
+            senders={signer.address: sender},
+        )
+        pins = PinStore()
+        rpc, segments = OrchestratorRPC(pins), SegmentClient(pins)
+        transcoder = LivepeerTranscoder(
+            rpc=rpc,
+            segments=segments,
+            sources=[StaticSource([orch.url], normalize_orch_addr)],
+            signer=signer,
+            payments=PaymentSender(signer, max_ticket_ev=10**13, max_total_ev=10**14),
+            caps=PriceCaps(),
+            chain=chain,
+        )
+        job = TranscodeJob("chain", 0, segment, 2.0, (PRESETS["P144p30fps16x9"],))
+        outcome = await transcoder.transcode(job)
+        stats = orch.stats
+        await transcoder.close()
+        await segments.close()
+        await rpc.close()
+    return outcome, stats
+
+
+async def test_funded_account_pays_and_transcodes(make_clip: ClipMaker) -> None:
+    outcome, stats = await _run(make_clip, SenderInfo(10**18, 0, 10**17, 0))
+    assert outcome.ok, outcome.error
+    assert stats.tickets_accepted >= 1 and stats.tickets_rejected == 0
+
+
+async def test_unfunded_account_sends_nothing(make_clip: ClipMaker) -> None:
+    outcome, stats = await _run(make_clip, SenderInfo(10**18, 0, 0, 0))  # no reserve
+    assert not outcome.ok and "no sender reserve" in (outcome.error or "")
+    assert stats.segments_received == 0 and stats.tickets_received == 0
+
+
+async def test_unlocking_account_sends_nothing(make_clip: ClipMaker) -> None:
+    outcome, stats = await _run(make_clip, SenderInfo(10**18, 8, 10**17, 0))  # withdraw round 8
+    assert not outcome.ok and "unlock" in (outcome.error or "")
+    assert stats.segments_received == 0
