@@ -50,6 +50,12 @@ log = logging.getLogger("mediagw.livepeer")
 __all__ = ["LivepeerTranscoder"]
 
 
+def params_expired(error_text: str) -> bool:
+    """The orchestrator's wire text for expired ticket params (payments spec §7, §10): the only
+    signal the protocol gives, matched once here, case-insensitively as go-livepeer does."""
+    return "ticketparams expired" in error_text.lower()
+
+
 @dataclass(slots=True)
 class _ChainView:
     last_l1_block: int | None = None
@@ -202,6 +208,8 @@ class LivepeerTranscoder:
                 session.end()
             if outcome.ok:
                 return dataclasses.replace(outcome, tickets=spent.tickets, ev_wei=spent.ev)
+            if outcome.retry_same:
+                tried.discard(session.url)
             last_error = outcome.error or "unknown error"
             if not retryable:
                 return TranscodeOutcome(
@@ -294,8 +302,18 @@ class LivepeerTranscoder:
         if result.error is not None or result.result is None:
             if result.headers_received:
                 self.payments.spend(key)
+            error = result.error or "no result"
+            if params_expired(error):
+                # Not the O's fault (transcode spec §4.5): fresh params, same O may go again.
+                try:
+                    session.adopt(await self._fetch(session.url, state.caps, 2.5))
+                except MediaGWError as exc:
+                    state.selector.fail(session, retryable=True)
+                    return self._failed(job, o, attempt, f"{error}; refresh: {exc}"), True
+                state.selector.complete(session, latency_score(0.0, job.duration))
+                return self._failed(job, o, attempt, error, again=True), True
             state.selector.fail(session, retryable=result.retryable)
-            return self._failed(job, o, attempt, result.error or "no result"), result.retryable
+            return self._failed(job, o, attempt, error), result.retryable
         tr = result.result
         which = tr.WhichOneof("result")
         if which != "data":
@@ -340,13 +358,15 @@ class LivepeerTranscoder:
         ]
         return renditions, [h for _, h in got]
 
-    def _failed(self, job: TranscodeJob, o: str, attempt: int, error: str) -> TranscodeOutcome:
+    def _failed(
+        self, job: TranscodeJob, o: str, attempt: int, error: str, *, again: bool = False
+    ) -> TranscodeOutcome:
         log.warning(
             "segment attempt failed",
             extra={"stream": job.stream_id, "seq": job.seq, "orchestrator": o,
                    "attempt": attempt, "error": error},
         )  # fmt: skip
-        return TranscodeOutcome(error=error, orchestrator=o, attempts=attempt)
+        return TranscodeOutcome(error=error, orchestrator=o, attempts=attempt, retry_same=again)
 
     # -- stream end ---------------------------------------------------------------------------
     async def end_stream(self, stream_id: str) -> None:

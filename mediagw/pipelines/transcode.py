@@ -67,6 +67,7 @@ class TranscodeOutcome:
     pixels: int = 0  # encoded pixels reported by the orchestrator (what it charged for)
     tickets: int = 0  # tickets sent for this segment, over every attempt
     ev_wei: Fraction = Fraction(0)  # their expected value
+    retry_same: bool = False  # the attempt failed for a reason that fresh params fix
 
     @property
     def ok(self) -> bool:

@@ -74,3 +74,42 @@ async def test_unlocking_account_sends_nothing(make_clip: ClipMaker) -> None:
     outcome, stats = await _run(make_clip, SenderInfo(10**18, 8, 10**17, 0))  # withdraw round 8
     assert not outcome.ok and "unlock" in (outcome.error or "")
     assert stats.segments_received == 0
+
+
+async def test_expired_ticket_params_refresh_and_retry_the_same_orchestrator(
+    make_clip: ClipMaker,
+) -> None:
+    """No -ethUrl: the gateway cannot see params expire. The orchestrator answers
+    'TicketParams expired'; the gateway refreshes them and the same O takes the segment."""
+    segment = make_clip(seconds=2, fmt="mpegts").read_bytes()
+    skew = [0.0]
+    config = OrchestratorConfig(
+        priced=True,
+        price_per_unit=10_000,  # every segment needs fresh tickets
+        x264_preset="ultrafast",
+        clock=lambda: time.time() + skew[0],
+    )
+    async with ReferenceOrchestrator(config) as orch:
+        signer = LocalSigner(os.urandom(32))
+        pins = PinStore()
+        rpc, segments = OrchestratorRPC(pins), SegmentClient(pins)
+        transcoder = LivepeerTranscoder(
+            rpc=rpc,
+            segments=segments,
+            sources=[StaticSource([orch.url], normalize_orch_addr)],
+            signer=signer,
+            payments=PaymentSender(signer, max_ticket_ev=10**13, max_total_ev=10**15),
+            caps=PriceCaps(),
+        )
+        profiles = (PRESETS["P144p30fps16x9"],)
+        first = await transcoder.transcode(TranscodeJob("exp", 0, segment, 2.0, profiles))
+        assert first.ok, first.error
+        skew[0] = 41 * 12.0  # 41 stand-in L1 blocks later: the adopted params have expired
+        second = await transcoder.transcode(TranscodeJob("exp", 1, segment, 2.0, profiles))
+        assert second.ok, second.error
+        assert second.attempts == 2 and second.orchestrator == orch.url
+        assert orch.stats.ticket_errors["TicketParams expired"] >= 1, orch.stats.ticket_errors
+        assert orch.stats.segments_transcoded == 2
+        await transcoder.close()
+        await segments.close()
+        await rpc.close()
