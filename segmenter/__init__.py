@@ -3,6 +3,7 @@
 Knows nothing about Livepeer or HTTP; never imports ``mediagw`` or ``webrtc``.
 """
 
+from .annexb import AnnexBVideo
 from .errors import MalformedMedia, MuxError, SegmenterError, UnsupportedCodec
 from .flv import FlvDemuxer, read_flv_file
 from .packet import CLOCK, AudioConfig, MediaPacket, Segment, VideoConfig
@@ -11,6 +12,7 @@ from .segmenter import Segmenter, SegmenterStats
 
 __all__ = [
     "CLOCK",
+    "AnnexBVideo",
     "AudioConfig",
     "FlvDemuxer",
     "MalformedMedia",
