@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the reference orchestrator (try: mediagw orchestrator -help)",
         add_help=False,
     )
+    sub.add_parser(
+        "signer",
+        help="run the remote signer (holds the ETH key; try: mediagw signer -help)",
+        add_help=False,
+    )
     bench = sub.add_parser("bench", help="benchmarks (not tests)")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")
     ingest = bench_sub.add_parser(
@@ -130,6 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         setup_logging("info")
         return run_async(run_orchestrator(argv[1:]))
+    if argv[:1] == ["signer"]:  # go-livepeer's remote signer flags
+        from .signer.main import run_signer
+
+        setup_logging("info")
+        return run_async(run_signer(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

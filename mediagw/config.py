@@ -48,6 +48,17 @@ def _parse_key_map(text: str) -> dict[str, str]:
     return out
 
 
+def _parse_headers(text: str) -> dict[str, str]:
+    """``k:v,k2:v2`` (go-livepeer's -remoteSignerHeaders)."""
+    out: dict[str, str] = {}
+    for item in _parse_list(text):
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"expected NAME:VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
 def _parse_addr(text: str) -> str:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -137,6 +148,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("eth_password", "ethPassword", str, "keystore password, or a file holding it"),
     Option("eth_url", "ethUrl", str, "Ethereum (Arbitrum) JSON-RPC URL for on-chain reads"),
     Option(
+        "remote_signer_url",
+        "remoteSignerUrl",
+        str,
+        "remote signer (mediagw signer / go-livepeer): no key on this gateway",
+    ),
+    Option(
+        "remote_signer_headers",
+        "remoteSignerHeaders",
+        _parse_headers,
+        "headers for the remote signer: 'k:v,k2:v2'",
+    ),
+    Option(
         "embedded_orchestrator",
         "embeddedOrchestrator",
         _parse_bool,
@@ -190,6 +213,8 @@ class Settings:
     eth_keystore_path: str = ""
     eth_password: str = ""
     eth_url: str = ""
+    remote_signer_url: str = ""
+    remote_signer_headers: Mapping[str, str] = field(default_factory=dict)
     embedded_orchestrator: bool = True
     http_ingest: bool = False
     auth_webhook_url: str = ""
@@ -245,7 +270,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _convert(opt: Option, raw: Any, origin: str) -> Any:
     try:
-        if opt.name == "stream_keys" and isinstance(raw, dict):
+        if opt.name in ("stream_keys", "remote_signer_headers") and isinstance(raw, dict):
             return {str(k): str(v) for k, v in raw.items()}
         if isinstance(raw, list) and opt.parse is _parse_list:
             return tuple(str(x) for x in raw)

@@ -248,7 +248,7 @@ class PaymentSender:
                     max_total_ev=self.max_total_ev,
                 )
                 nonces = self._take_nonces(params, num)
-                await self._add_tickets(
+                await self.sign_tickets(
                     payment, info.ticket_params, params, nonces, fallback_expiration
                 )
         except BaseException:
@@ -260,7 +260,7 @@ class PaymentSender:
             _encode(payment), num, new_credit, new_credit, existing, key, nonces, payment
         )
 
-    async def _add_tickets(
+    async def sign_tickets(
         self,
         payment: net.Payment,
         raw: net.TicketParams,

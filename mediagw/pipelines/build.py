@@ -14,6 +14,7 @@ from ..livepeer.rpc import OrchestratorRPC, normalize_orch_addr
 from ..livepeer.segment import SegmentClient
 from ..livepeer.tls import PinStore
 from ..payments.chain import JsonRpcChain
+from ..payments.remote import RemoteSigner, SignerDiscoverySource, SignerError
 from ..payments.sender import PaymentSender
 from ..payments.signer import OffchainSigner, Signer, load_keystore_async
 from ..pool.prices import PriceCaps
@@ -32,6 +33,7 @@ class TranscodeStack:
     segments: SegmentClient
     signer: Signer
     chain: JsonRpcChain | None = None
+    remote_signer: RemoteSigner | None = None
 
     async def close(self) -> None:
         await self.transcoder.close()
@@ -39,6 +41,8 @@ class TranscodeStack:
         await self.rpc.close()
         if self.chain is not None:
             await self.chain.aclose()
+        if self.remote_signer is not None:
+            await self.remote_signer.close()
 
 
 def default_ladder(settings: Settings) -> list[Profile]:
@@ -64,6 +68,21 @@ async def build_transcoder(
                 settings.orch_webhook_url, clock=time.monotonic, normalize=normalize_orch_addr
             )
         )
+    remote: RemoteSigner | None = None
+    credentials: tuple[bytes, bytes] | None = None
+    if settings.remote_signer_url:
+        remote = RemoteSigner(settings.remote_signer_url, headers=settings.remote_signer_headers)
+        try:  # fail fast: a gateway that cannot get its credentials must not start
+            credentials = await remote.sign_orchestrator_info()
+        except SignerError as exc:
+            await remote.close()
+            raise ConfigError(
+                f"remote signer {settings.remote_signer_url} failed: {exc}: "
+                "check -remoteSignerUrl and -remoteSignerHeaders"
+            ) from None
+        log.info("remote signer ready", extra={"address": "0x" + credentials[0].hex()})
+        if not sources:
+            sources.append(SignerDiscoverySource(remote))
     if not sources:
         return None
     signer: Signer
@@ -99,5 +118,6 @@ async def build_transcoder(
         max_attempts=settings.max_attempts,
         min_version=settings.orch_min_version,
         chain=chain,
+        request_credentials=credentials,
     )
-    return TranscodeStack(transcoder, rpc, segments, signer, chain)
+    return TranscodeStack(transcoder, rpc, segments, signer, chain, remote)

@@ -92,6 +92,7 @@ class LivepeerTranscoder:
         max_attempts: int = 3,
         min_version: str = "",
         chain: ChainReader | None = None,
+        request_credentials: tuple[bytes, bytes] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.rpc = rpc
@@ -107,6 +108,8 @@ class LivepeerTranscoder:
         self.chain = chain
         self._chain_view = _ChainView()
         self._streams: dict[str, _StreamState] = {}
+        # (address, signature) for GetOrchestrator from a remote signer; else our own signer's
+        self._credentials = request_credentials
         self._request_sig: bytes | None = None
         self._ending: set[asyncio.Task[None]] = set()
 
@@ -134,6 +137,9 @@ class LivepeerTranscoder:
 
     # -- discovery ----------------------------------------------------------------------------
     async def _orchestrator_request(self, caps: net.Capabilities) -> net.OrchestratorRequest:
+        if self._credentials is not None:
+            address, sig = self._credentials
+            return net.OrchestratorRequest(address=address, sig=sig, capabilities=caps)
         if self._request_sig is None:
             self._request_sig = (
                 b""
