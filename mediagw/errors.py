@@ -15,14 +15,18 @@
     +-- LivepeerError               an orchestrator misbehaved or is unreachable (livepeer/errors):
     |                               OrchestratorUnreachable (CertificatePinError),
     |                               OrchestratorError (gRPC status), ProtocolViolation (garbage),
-    |                               SegmentRejected, TranscodeFailed, DownloadError
+    |                               SegmentRejected, TranscodeFailed, DownloadError,
+    |                               TrickleError (livepeer/trickle/errors: channel gone or closed,
+    |                               segment dropped/broken/too large, unavailable)
     +-- PaymentError                tickets could not be built or were refused (payments/errors):
     |                               NeedsRefresh (TicketParamsExpired), TicketParamsRejected,
     |                               TotalEVTooHigh, PriceRejected (MissingPrice, PriceJump,
-    |                               PriceAboveCap), SenderValidationError, SigningError, ChainError
+    |                               PriceAboveCap), SenderValidationError, SigningError, ChainError,
+    |                               SignerError (remote signer answers: 480/481/482, unavailable)
     +-- WebhookError                an orchestrator discovery webhook failed (pool/sources)
     +-- OrchestratorError           the reference orchestrator's own errors (orchestrator/errors;
-                                    never raised in the gateway)
+    |                               never raised in the gateway)
+    +-- SignerServiceError          the remote signer service's own errors (signer/errors)
 
 The segmenter library has its own root, ``segmenter.SegmenterError``; the gateway translates it
 once, where it calls the segmenter (stream/publisher.py).
