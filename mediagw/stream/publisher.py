@@ -13,11 +13,19 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Protocol
 
-from segmenter import CLOCK, FlvDemuxer, Segment, SegmenterError
+from segmenter import (
+    CLOCK,
+    AudioConfig,
+    FlvDemuxer,
+    MediaPacket,
+    Segment,
+    SegmenterError,
+    VideoConfig,
+)
 
 from ..errors import MediaError
 from .hub import Stream, StreamHub
@@ -26,12 +34,19 @@ log = logging.getLogger("mediagw.publisher")
 
 __all__ = ["Publisher"]
 
-# (msg_type, timestamp ms, payload, arrival time.monotonic())
-_Msg = tuple[int, int, bytes, float]
+# (arguments of the demuxer's feed(), arrival time.monotonic())
+_Msg = tuple[tuple[Any, ...], float]
+
+
+class Demuxer(Protocol):
+    """One ingest unit -> segmenter items: ``FlvDemuxer`` (RTMP), ``AnnexBVideo`` (WebRTC)."""
+
+    def feed(self, *args: Any) -> Sequence[VideoConfig | AudioConfig | MediaPacket]: ...
 
 
 class Publisher:
-    """Implements the RTMP server's ``PublishSink`` for one stream."""
+    """One publish session of any ingest: the RTMP server's ``PublishSink`` (``media()``), or
+    any other source through ``unit()`` with the arguments its demuxer's ``feed`` takes."""
 
     MAX_PENDING_BYTES = 8 * 1024 * 1024
 
@@ -41,6 +56,7 @@ class Publisher:
         stream: Stream,
         executor: Executor | None = None,
         *,
+        demuxer: Demuxer | None = None,
         wallclock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -49,7 +65,7 @@ class Publisher:
         self._executor = executor
         self._wallclock = wallclock
         self._monotonic = monotonic
-        self._demuxer = FlvDemuxer()
+        self._demuxer: Demuxer = demuxer if demuxer is not None else FlvDemuxer()
         self._pending: list[_Msg] = []
         self._pending_bytes = 0
         self._has_work = asyncio.Event()
@@ -68,12 +84,17 @@ class Publisher:
 
     # -- PublishSink ---------------------------------------------------------------------------
     async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
+        await self.unit(msg_type, timestamp, payload)
+
+    async def unit(self, *args: Any) -> None:
+        """Queue one ingest unit for the demuxer (in the executor). Waits when the queue is full:
+        the caller stops reading its source, nothing is dropped."""
         if self._error is not None:
             raise MediaError(self._error)
         if not self._session_wall0:
             self._session_wall0 = self._wallclock()
-        self._pending.append((msg_type, timestamp, payload, self._monotonic()))
-        self._pending_bytes += len(payload)
+        self._pending.append((args, self._monotonic()))
+        self._pending_bytes += sum(len(a) for a in args if isinstance(a, bytes | bytearray))
         self._has_work.set()
         if self._pending_bytes >= self.MAX_PENDING_BYTES:
             self._drained.clear()
@@ -148,11 +169,11 @@ class Publisher:
             log.warning("stream media error", extra={"stream": self.stream.id, "error": reason})
 
     def _process(self, batch: list[_Msg], final: bool) -> list[tuple[Segment, float | None]]:
-        """Runs in the executor: demux FLV tags and cut segments. Returns (segment, arrival)."""
+        """Runs in the executor: demux ingest units and cut segments -> (segment, arrival)."""
         segmenter = self.stream.segmenter
         out: list[tuple[Segment, float | None]] = []
-        for msg_type, timestamp, payload, arrival in batch:
-            for item in self._demuxer.feed(msg_type, timestamp, payload):
+        for args, arrival in batch:
+            for item in self._demuxer.feed(*args):
                 out.extend((seg, arrival) for seg in segmenter.push(item))
         if final:  # closed by the end of the session, not by a keyframe: no latency sample
             out.extend((seg, None) for seg in segmenter.flush())
