@@ -165,6 +165,19 @@ OPTIONS: tuple[Option, ...] = (
         _parse_bool,
         "with no -orchAddr/-orchWebhookUrl, run a local reference orchestrator (CPU)",
     ),
+    Option(
+        "webrtc_host_addresses",
+        "webrtcHostAddresses",
+        _parse_list,
+        "local addresses for WebRTC host candidates (default: every interface)",
+    ),
+    Option(
+        "webrtc_nat_ips",
+        "webrtcNatIps",
+        _parse_list,
+        "public IPs mapping 1:1 to our host addresses (behind NAT, like LIVE_AI_NAT_IP)",
+    ),
+    Option("max_whip_sessions", "maxWhipSessions", _positive_int, "concurrent WHIP publishers"),
     Option("http_ingest", "httpIngest", _parse_bool, "allow HTTP push ingest on a public address"),
     Option("auth_webhook_url", "authWebhookUrl", str, "stream auth webhook (go-livepeer style)"),
     Option("max_sessions", "maxSessions", _positive_int, "max concurrent live streams"),
@@ -216,6 +229,9 @@ class Settings:
     remote_signer_url: str = ""
     remote_signer_headers: Mapping[str, str] = field(default_factory=dict)
     embedded_orchestrator: bool = True
+    webrtc_host_addresses: tuple[str, ...] = ()
+    webrtc_nat_ips: tuple[str, ...] = ()
+    max_whip_sessions: int = 16
     http_ingest: bool = False
     auth_webhook_url: str = ""
     max_sessions: int = 100

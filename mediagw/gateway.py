@@ -18,10 +18,14 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from webrtc import IceConfig
+
 from .api.http import build_app
 from .api.push import PushIngest
 from .config import Settings
+from .errors import ConfigError
 from .ingest.rtmp.server import PublishRequest, PublishSink, RTMPLimits, RTMPServer
+from .ingest.whip import WhipGateway
 from .livepeer.profiles import Profile
 from .pipelines.build import TranscodeStack, build_transcoder, default_ladder
 from .pipelines.manager import TranscodeManager, ladder_for
@@ -139,8 +143,24 @@ class Gateway:
             or settings.auth_mode == "webhook"
             or http_host in ("127.0.0.1", "localhost", "::1"),
         )
+        try:
+            ice = IceConfig(
+                host_addresses=settings.webrtc_host_addresses,
+                nat_1to1_ips=settings.webrtc_nat_ips,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"-webrtcHostAddresses / -webrtcNatIps: {exc}") from None
+        self.whip = WhipGateway(
+            self.hub,
+            self.authorizer,
+            self.executor,
+            ice=ice,
+            keyframe_interval=settings.segment_duration,
+            max_sessions=settings.max_whip_sessions,
+        )
         self.http_app = build_app(self.hub, self.hls)
         self.push.routes(self.http_app)
+        self.whip.routes(self.http_app)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -199,6 +219,7 @@ class Gateway:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await self.rtmp.close()
+        await self.whip.close()
         await self.push.stop()
         self.hub.close()
         if self.transcodes is not None:

@@ -48,7 +48,8 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             resp = await handler(request)
         except web.HTTPException as exc:
-            resp = _error(exc.status, exc.reason)
+            text = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else ""
+            resp = _error(exc.status, text or exc.reason)
     resp.headers["Access-Control-Allow-Origin"] = "*"
     resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
     resp.headers["Access-Control-Allow-Headers"] = "*"
