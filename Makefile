@@ -12,15 +12,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-# Debian's ffmpeg CLI: the tests' RTMP client and the benchmark's baseline (PyAV has its own libs).
+# Debian's ffmpeg CLI (the tests' RTMP client, the benchmark's baseline; PyAV has its own libs)
+# and Chromium (browser tests), plus hls.js from npm for the browser tests.
 system-deps:
-	@if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then \
+	@missing=""; \
+	for tool in ffmpeg ffprobe chromium; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing ffmpeg (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	    echo "installing ffmpeg chromium (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg chromium >/dev/null; \
 	  else \
-	    echo "ffmpeg CLI missing: install it (e.g. 'sudo apt-get install ffmpeg'); tests that need it will skip"; \
+	    echo "missing:$$missing (e.g. 'sudo apt-get install ffmpeg chromium'); tests that need them will skip"; \
 	  fi; \
+	fi
+	@if command -v npm >/dev/null 2>&1 && [ ! -f tests/browser/node_modules/hls.js/dist/hls.min.js ]; then \
+	  (cd tests/browser && npm ci --no-audit --no-fund --silent) || echo "npm ci failed: browser tests will skip"; \
 	fi
 
 run: $(STAMP)

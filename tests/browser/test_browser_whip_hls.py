@@ -1,0 +1,41 @@
+"""Headless Chromium (fake camera) publishes over WHIP; hls.js in the same browser plays the
+gateway's HLS of it. Runs in a private network namespace: no packet can leave the machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mediatools import IN_CI, need_tool
+
+HERE = Path(__file__).resolve().parent
+
+
+def _need(condition: bool, why: str) -> None:
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"{why} (required under CI; .ci/run installs it)")
+        pytest.skip(why)
+
+
+def test_chromium_whip_publish_plays_in_hls_js() -> None:
+    need_tool("chromium")
+    unshare = need_tool("unshare")
+    _need((HERE / "node_modules/hls.js/dist/hls.min.js").exists(), "hls.js not installed (npm ci)")
+    _need(os.geteuid() == 0, "a private network namespace needs root")
+    script = f"ip link set lo up && exec {sys.executable} {HERE / 'run_whip_hls.py'} 60"
+    proc = subprocess.run(
+        [unshare, "--net", "sh", "-c", script],
+        capture_output=True, text=True, timeout=120, cwd=HERE.parents[1],
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result.get("whip_status") == 201, result
+    assert result.get("segments", 0) >= 2, result
+    assert result.get("played") is True, result
+    assert result["frames"] > 30 and result["current_time"] > 2, result
+    assert not [e for e in result["errors"] if e.endswith(":true")], result  # no fatal error
