@@ -1,5 +1,6 @@
 """The ASGI application of the orchestrator port: gRPC or HTTP, decided per request as
-go-livepeer does (HTTP/2 and a content-type starting with ``application/grpc`` -> gRPC)."""
+go-livepeer does (HTTP/2 and a content-type starting with ``application/grpc`` -> gRPC). Paths
+under ``/ai/trickle/`` go to the live trickle server (live-AI spec §4)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from .asgi import Receive, Request, Scope, Send, http_error
 from .grpc_asgi import serve_unary
 from .handlers import HTTPRoutes
+from .live.manager import TRICKLE_PATH
 from .node import OrchestratorNode
 
 __all__ = ["GRPC_SERVICE", "OrchestratorApp"]
@@ -24,9 +26,12 @@ class OrchestratorApp:
         node: OrchestratorNode,
         abort: Callable[[Request], None],
         stopping: asyncio.Event,
+        *,
+        abort_scope: Callable[[Scope], None] | None = None,
     ) -> None:
         self.node = node
         self.http = HTTPRoutes(node, abort, stopping)
+        self.trickle = node.live.trickle.asgi_app(TRICKLE_PATH, abort=abort_scope)
         self.grpc_methods = {
             "GetOrchestrator": node.get_orchestrator,
             "EndTranscodingSession": node.end_transcoding_session,
@@ -39,6 +44,12 @@ class OrchestratorApp:
             return
         if scope["type"] != "http":
             return  # no websockets on this port
+        if scope["path"].startswith(TRICKLE_PATH):
+            try:
+                await self.trickle(scope, receive, send)
+            except Exception:
+                log.exception("trickle request failed", extra={"path": scope["path"]})
+            return
         request = Request(scope, receive)
         try:
             if request.http2 and request.header("content-type").startswith("application/grpc"):

@@ -1,7 +1,12 @@
 """Configuration of the reference orchestrator: one dataclass, plus the fault switches.
 
-Time and randomness are injected (``clock``, ``rand``) so auth-token expiry, ticket expiry and
-seeds are testable. ``faults`` is a live object: tests may flip its switches between requests.
+Time and randomness are injected (``clock``, ``rand``, ``monotonic``) so auth-token expiry,
+ticket expiry, seeds and live accounting are testable. ``faults`` is a live object: tests may
+flip its switches between requests.
+
+Live video-to-video (capability 35) is off unless ``live_models`` names models: then the O
+advertises them in GetOrchestrator, serves ``POST /live-video-to-video`` and trickle channels
+under ``/ai/trickle/``. ``DEFAULT_LIVE_MODELS`` is a convenient value for it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "DEFAULT_LIVE_MODELS",
     "DEFAULT_PORT",
     "DEFAULT_TICKET_EV",
     "Clock",
@@ -26,13 +32,16 @@ RandomBytes = Callable[[int], bytes]
 
 DEFAULT_PORT = 8935
 DEFAULT_TICKET_EV = 8_000_000_000  # go-livepeer -ticketEV default, wei
+DEFAULT_LIVE_MODELS: dict[str, bool] = {"noop": True, "invert": True, "tint": True}
 
 
 @dataclass
 class Faults:
-    """Misbehaviour for failover tests. Every switch acts on ``/segment`` requests only once
-    ``after_segments`` requests have been seen (0 = from the first one); ``price_factor``
-    multiplies the advertised price in every OrchestratorInfo built from then on."""
+    """Misbehaviour for failover tests. The transcode switches act on ``/segment`` requests
+    only once ``after_segments`` requests have been seen (0 = from the first one);
+    ``price_factor`` multiplies the advertised price in every OrchestratorInfo built from then
+    on. The ``live_*`` switches act on live video-to-video sessions; their counts are per
+    session and they are read at each use, so flipping one affects running sessions too."""
 
     after_segments: int = 0
     fail_segments: bool = False  # 200, then TranscodeResult.error = error_text
@@ -44,6 +53,12 @@ class Faults:
     drop_connection: bool = False  # 200, half of the result, then the TCP connection is cut
     garbage: bool = False  # 200, then bytes that are not a TranscodeResult
     price_factor: float = 1.0
+    # live video-to-video (they ignore ``after_segments``; counts are per session)
+    live_reject_start: bool = False  # POST /live-video-to-video -> 503 insufficient capacity
+    live_empty_reply: bool = False  # ... -> 200 with an empty body (GL's validator quirk)
+    live_stall_after: int | None = None  # no more output segments after this many
+    live_close_after: int | None = None  # close all four channels after this many inputs
+    live_no_events: bool = False  # write nothing on <mid>-events
 
     def active(self, segments_seen: int) -> bool:
         return segments_seen >= self.after_segments
@@ -78,6 +93,18 @@ class OrchestratorConfig:
     session_queue_depth: int = 4
     transcode_workers: int = 2
     x264_preset: str = "veryfast"
+    # live video-to-video (capability 35); no models = off
+    live_models: dict[str, bool] = field(default_factory=dict)  # model id -> warm
+    live_capacity: int = 2  # idle "containers" per model
+    live_runner_version: str = "0.14.1"  # ModelConstraint.runnerVersion we report
+    live_payment_interval: float = 5.0  # seconds between debits (go-livepeer default)
+    live_status_interval: float = 10.0  # seconds between status events
+    live_trickle_idle_timeout: float = 300.0  # close channels without a write for this long
+    live_trickle_sweep_interval: float = 60.0
+    live_workers: int = 2  # threads decoding/encoding live segments
+    live_x264_preset: str = "superfast"
+    live_max_control_bytes: int = 1 << 20
+    monotonic: Clock = time.monotonic  # live accounting and status times
     # benchmarks only: answer at once, each rendition being the input bytes (no transcoding);
     # pixels are reported as width x height x duration x fps of each profile
     instant: bool = False

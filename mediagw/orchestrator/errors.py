@@ -6,6 +6,7 @@
         +-- PaymentRejected        ProcessPayment failed (HTTP 400); ``fatal`` stops the batch
         +-- RPCError               a gRPC call failed: ``code`` (grpc status) and message
         +-- TranscodeError         transcoding failed; the text goes into TranscodeResult.error
+        +-- LiveParamsError        live video-to-video params the pipeline refuses
 
 The texts are go-livepeer's, so a gateway tested against this orchestrator sees what it would
 see from the real one.
@@ -19,6 +20,7 @@ __all__ = [
     "GRPC_UNIMPLEMENTED",
     "GRPC_UNKNOWN",
     "AbortConnection",
+    "LiveParamsError",
     "OrchestratorError",
     "PaymentRejected",
     "RPCError",
@@ -66,3 +68,7 @@ class TranscodeError(OrchestratorError):
 
 class AbortConnection(OrchestratorError):
     """Cut the connection without an answer (what a panicking go-livepeer handler does)."""
+
+
+class LiveParamsError(OrchestratorError):
+    """Live pipeline params failed validation; ``str(err)`` says which and why."""

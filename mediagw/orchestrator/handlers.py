@@ -1,4 +1,5 @@
-"""HTTP routes of the orchestrator port: ``/segment``, ``/payment``, ``/stream/...``, ``/stats``.
+"""HTTP routes of the orchestrator port: ``/segment``, ``/payment``, ``/stream/...``, ``/stats``,
+``/live-video-to-video`` (``live.http``; the trickle routes are mounted in ``app``).
 
 ``/segment`` follows go-livepeer ServeSegment step by step (transcode spec §5.5): 402 payment
 decode, 403 SegData credentials, 500 info, 400 ProcessPayment, 400 balance, body, 403 hash, then
@@ -13,18 +14,18 @@ import json
 from collections.abc import Callable
 
 import aiohttp
-from google.protobuf.message import DecodeError
 
 from mediagw.livepeer.proto import net
 from mediagw.payments.errors import InsufficientSenderReserve
 
 from .asgi import BodyTooLarge, Disconnected, Request, Send, http_error, respond
 from .errors import AbortConnection, RequestRejected, TranscodeError
+from .live.http import LiveStartHandler
 from .node import Job, JobResult, OrchestratorNode
-from .recipient import ZERO_ADDRESS, to_address
-from .segcreds import PROTO_DECODE_ERROR, decode_b64
+from .payhdr import decode_payment
+from .payhdr import payment_sender as _sender
 
-__all__ = ["HTTPRoutes"]
+__all__ = ["HTTPRoutes", "decode_payment"]
 
 URI_CONTENT_TYPE = "application/vnd+livepeer.uri"
 URI_FETCH_TIMEOUT = 8.0  # O gives up on a segment URL after 8 s (400 BadRequest)
@@ -32,29 +33,12 @@ GARBAGE = b"\xff\xfe not a TranscodeResult \x00\x01\x02"
 Abort = Callable[[Request], None]
 
 
-def decode_payment(header: str) -> net.Payment:
-    """getPayment: 402 with go-livepeer's wrapped error text."""
-    try:
-        raw = decode_b64(header)
-    except ValueError as exc:
-        raise RequestRejected(402, f"base64 decode error: {exc}") from None
-    payment = net.Payment()
-    try:
-        payment.ParseFromString(raw)
-    except DecodeError:
-        raise RequestRejected(402, f"protobuf unmarshal error: {PROTO_DECODE_ERROR}") from None
-    return payment
-
-
-def _sender(payment: net.Payment) -> bytes:
-    return to_address(payment.sender) if payment.sender else ZERO_ADDRESS
-
-
 class HTTPRoutes:
     def __init__(self, node: OrchestratorNode, abort: Abort, stopping: asyncio.Event) -> None:
         self.node = node
         self._abort = abort
         self._stopping = stopping
+        self.live_start = LiveStartHandler(node)
 
     async def __call__(self, request: Request, send: Send) -> None:
         path = request.path
@@ -63,6 +47,8 @@ class HTTPRoutes:
                 await self.segment(request, send)
             elif path == "/payment":
                 await self.payment(request, send)
+            elif path == "/live-video-to-video" and request.method == "POST":
+                await self.live_start(request, send)
             elif path.startswith("/stream/") and request.method in ("GET", "HEAD"):
                 await self.stream(path.removeprefix("/stream/"), send)
             elif path == "/stats" and request.method == "GET":
@@ -80,6 +66,7 @@ class HTTPRoutes:
     def stats_json(self) -> dict[str, object]:
         out = self.node.stats.as_json()
         out["sessions_active"] = self.node.sessions.active
+        out["live_sessions_active"] = len(self.node.live.sessions)
         out["stored_objects"] = len(self.node.store)
         out["priced"] = self.node.recipient is not None
         out["address"] = "0x" + self.node.address.hex() if self.node.address else ""

@@ -3,7 +3,8 @@
 Both ``-flag`` and ``--flag`` work. ``-httpAddr`` is where to listen (``http://host:port`` =
 plaintext with h2c); ``-serviceAddr`` is the host:port gateways are told to use (default: the
 listen address). ``-priced`` runs in priced (on-chain-like) mode with a throwaway key unless
-``-ethKeystorePath`` gives one.
+``-ethKeystorePath`` gives one. ``-liveModels noop,invert,tint:false`` turns on live
+video-to-video with those models (``:false`` = cold; default warm).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mediagw.errors import ConfigError
 from .config import DEFAULT_PORT, DEFAULT_TICKET_EV, Faults, OrchestratorConfig
 from .server import ReferenceOrchestrator
 
-__all__ = ["build_config", "parse_args", "run_orchestrator"]
+__all__ = ["build_config", "parse_args", "parse_live_models", "run_orchestrator"]
 
 
 def _flag(parser: argparse._ActionsContainer, name: str, **kwargs: object) -> None:
@@ -52,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     _flag(p, "transcodeWorkers", type=int, default=2)
     _flag(p, "x264Preset", default="veryfast")
     _flag(p, "instant", action="store_true", help="benchmarks: no transcoding, answer at once")
+    live = p.add_argument_group("live video-to-video (capability 35)")
+    _flag(live, "liveModels", default="", help="MODEL[:warm],... e.g. noop,invert,tint:false")
+    _flag(live, "liveCapacity", type=int, default=2, help="sessions per model at once")
+    _flag(live, "livePaymentInterval", type=float, default=5.0, help="seconds between debits")
+    _flag(live, "liveStatusInterval", type=float, default=10.0, help="seconds between status")
     faults = p.add_argument_group("fault injection (act on /segment after -faultAfter segments)")
     _flag(faults, "faultAfter", type=int, default=0)
     _flag(faults, "failSegments", action="store_true", help="answer with an error result")
@@ -99,6 +105,17 @@ def _load_key(path: str, password: str) -> bytes:
         raise ConfigError(f"cannot decrypt keystore {str(file)!r}: {exc}") from None
 
 
+def parse_live_models(text: str) -> dict[str, bool]:
+    """``noop,invert:true,tint:false`` -> {model: warm}; a bare model is warm."""
+    models: dict[str, bool] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        model, sep, warm = item.partition(":")
+        if not model or (sep and warm.lower() not in ("true", "false")):
+            raise ConfigError(f"-liveModels: expected MODEL[:true|false], got {item!r}")
+        models[model] = not sep or warm.lower() == "true"
+    return models
+
+
 def build_config(args: argparse.Namespace) -> OrchestratorConfig:
     listen = args.httpAddr
     plaintext = listen.startswith("http://")
@@ -111,6 +128,8 @@ def build_config(args: argparse.Namespace) -> OrchestratorConfig:
         raise ConfigError("-pixelsPerUnit must be > 0")
     if args.pricePerUnit < 0:
         raise ConfigError("-pricePerUnit must be >= 0")
+    if args.liveCapacity < 1 or args.livePaymentInterval <= 0 or args.liveStatusInterval <= 0:
+        raise ConfigError("-liveCapacity must be >= 1, live intervals > 0")
     return OrchestratorConfig(
         host=host,
         port=port,
@@ -127,6 +146,10 @@ def build_config(args: argparse.Namespace) -> OrchestratorConfig:
         transcode_workers=max(1, args.transcodeWorkers),
         x264_preset=args.x264Preset,
         instant=args.instant,
+        live_models=parse_live_models(args.liveModels),
+        live_capacity=args.liveCapacity,
+        live_payment_interval=args.livePaymentInterval,
+        live_status_interval=args.liveStatusInterval,
         faults=Faults(
             after_segments=args.faultAfter,
             fail_segments=args.failSegments,

@@ -1,6 +1,6 @@
 """The orchestrator core: identity, prices, OrchestratorInfo, credential and payment checks,
-the gRPC methods and the transcode jobs. HTTP framing lives in ``handlers``; sockets in
-``server``.
+the gRPC methods and the transcode jobs; live video-to-video sessions live in ``self.live``.
+HTTP framing lives in ``handlers``; sockets in ``server``.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from mediagw.payments.errors import InsufficientSenderReserve
 
 from .authtoken import AuthTokens
 from .balances import Balances
-from .caps import compatible, orchestrator_capabilities
+from .caps import compatible, live_models_asked, orchestrator_capabilities
 from .chain import DevChain
 from .config import OrchestratorConfig
 from .errors import RequestRejected, RPCError
 from .grpc_asgi import GRPC_INTERNAL
+from .live.manager import LiveManager
 from .recipient import Recipient, ticket_signers, to_address
 from .segcreds import SegCreds, flatten, parse_segdata
 from .sessions import ORCHESTRATOR_CAPPED, TranscodeSessions
@@ -110,7 +111,12 @@ class OrchestratorNode:
             config.clock, config.block_time, config.base_block, config.round_length
         )
         self.tokens = AuthTokens(config.rand(32), config.clock, config.rand)
-        self.capabilities = orchestrator_capabilities(config.version)
+        self.capabilities = orchestrator_capabilities(
+            config.version,
+            config.live_models,
+            live_capacity=config.live_capacity,
+            runner_version=config.live_runner_version,
+        )
         self.key: bytes | None = None
         self.address = b""
         self.recipient: Recipient | None = None
@@ -137,8 +143,13 @@ class OrchestratorNode:
         )
         self._media = ThreadPoolExecutor(config.transcode_workers, "orch-transcode")
         self._crypto = ThreadPoolExecutor(2, "orch-crypto")
+        self.live = LiveManager(config, self.stats, self.balances, self.service_uri)
+
+    async def start(self) -> None:
+        await self.live.start()
 
     async def close(self) -> None:
+        await self.live.close()
         await self.sessions.close()
         self._media.shutdown(wait=False, cancel_futures=True)
         self._crypto.shutdown(wait=False, cancel_futures=True)
@@ -167,6 +178,7 @@ class OrchestratorNode:
         Raises InsufficientSenderReserve (priced mode)."""
         info = net.OrchestratorInfo(transcoder=self.service_uri)
         info.capabilities.CopyFrom(self.capabilities)
+        self.live.annotate(info.capabilities)
         info.auth_token.CopyFrom(auth_token if auth_token is not None else self.tokens.issue())
         if self.recipient is not None:
             price = self.price(sender, key)
@@ -186,6 +198,13 @@ class OrchestratorNode:
         ):
             raise RPCError("Invalid orchestrator request: orchestrator req sig check failed")
         if not self.sessions.has_capacity(""):
+            raise RPCError(f"Invalid orchestrator request: {ORCHESTRATOR_CAPPED}")
+        models = live_models_asked(req.capabilities if req.HasField("capabilities") else None)
+        if (
+            models is not None
+            and not req.ignoreCapacityCheck
+            and not any(self.live.has_capacity(m) for m in models)
+        ):  # live-AI model capacity (transcode spec §4.3 row 4)
             raise RPCError(f"Invalid orchestrator request: {ORCHESTRATOR_CAPPED}")
         try:
             info = self.info(sender, key=None, auth_token=None)

@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -140,7 +141,10 @@ class ReferenceOrchestrator:
             )
         hyper = _hypercorn_config(self.certificate)
         self.node = OrchestratorNode(cfg, self.service_uri)
-        asgi_app: Any = OrchestratorApp(self.node, self._abort, self._stopping)
+        await self.node.start()
+        asgi_app: Any = OrchestratorApp(
+            self.node, self._abort, self._stopping, abort_scope=self._abort_scope
+        )
         app = wrap_app(asgi_app, 0, "asgi")
         self._context = WorkerContext(None)
         loop = asyncio.get_running_loop()
@@ -207,8 +211,16 @@ class ReferenceOrchestrator:
     # --- internals --------------------------------------------------------------------------
 
     def _abort(self, request: Request) -> None:
-        if request.client is None:
+        self._abort_client(request.client)
+
+    def _abort_scope(self, scope: MutableMapping[str, Any]) -> None:
+        """Kill the connection of an ASGI request (the trickle routes cut readers this way)."""
+        client = scope.get("client")
+        self._abort_client(tuple(client) if client else None)
+
+    def _abort_client(self, client: tuple[Any, ...] | None) -> None:
+        if client is None:
             return
-        transport = self._transports.get((str(request.client[0]), int(request.client[1])))
+        transport = self._transports.get((str(client[0]), int(client[1])))
         if transport is not None:
             transport.abort()

@@ -39,6 +39,20 @@ class OrchestratorStats:
     sessions_started: int = 0
     sessions_ended: int = 0
     faults_injected: int = 0
+    # live video-to-video
+    live_sessions_started: int = 0
+    live_sessions_ended: int = 0
+    live_segments_in: int = 0  # input segments begun on <mid>
+    live_segments_out: int = 0  # segments written to <mid>-out
+    live_segments_dropped: int = 0  # input dropped because the worker was behind
+    live_debits: int = 0  # accounting debits (§9.2)
+    live_fees_debited: Fraction = Fraction(0)
+    live_insufficient_balance: int = 0  # sessions closed for lack of credit
+    live_control_updates: int = 0  # params accepted from <mid>-control
+    live_keepalives: int = 0
+    live_param_errors: int = 0  # control messages refused
+    live_errors: int = 0  # error events (params, processing)
+    live_events_sent: int = 0
     ticket_errors: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)  # "403 ErrSegSig" -> count
     winners: list[WinningTicket] = field(default_factory=list)

@@ -1,0 +1,325 @@
+"""One live video-to-video session: the in-process "runner" and the O's own accounting reader.
+
+Four tasks share the session's four trickle channels (all created by the O, read and written in
+process, never over HTTP):
+
+- **input** reads ``<mid>`` from seq 0: per segment it counts, runs the accounting (§9.2; an
+  unpaid bill ends the session), reads the bytes and queues them for the worker (a full queue
+  drops its oldest segment). The channel closing (gateway ``DELETE``, idle sweep) ends the
+  session;
+- **worker** runs each queued segment through the pipeline in the live thread pool
+  (``media.process_segment`` with the params current when it starts) and writes one segment to
+  ``<mid>-out``;
+- **control** reads ``<mid>-control``: each segment one JSON object; exactly
+  ``{"keep": "alive"}`` is ignored; other objects are validated and replace the params, or give
+  an ``error`` event and the old params stay;
+- **status** writes a ``status`` event on ``<mid>-events`` at once and then every
+  ``live_status_interval`` seconds.
+
+``end(reason)`` closes all four channels (subscribers see ``Lp-Trickle-Closed``, later requests
+404), cancels the tasks and tells the manager. Fault switches (``config.faults.live_*``) are read
+at each use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor
+from functools import partial
+from typing import Any
+
+from mediagw.livepeer.trickle import LocalSegment, TrickleError, TrickleServer
+
+from ..config import OrchestratorConfig
+from ..errors import LiveParamsError
+from ..stats import OrchestratorStats
+from .accounting import LiveAccounting
+from .events import (
+    EVENTS_QUEUE,
+    STATUS_QUEUE,
+    TRACE_QUEUE,
+    LiveStatus,
+    encode_event,
+    error_event,
+    trace_event,
+)
+from .media import LiveMediaError, process_segment
+from .params import Luts, PipelineParams, parse_params
+
+__all__ = ["KEEPALIVE", "LiveSession", "channel_names"]
+
+log = logging.getLogger("mediagw.orchestrator.live")
+
+KEEPALIVE = {"keep": "alive"}
+QUEUE_DEPTH = 2  # segments waiting for the worker; more drops the oldest
+
+
+def channel_names(mid: str) -> tuple[str, str, str, str]:
+    """(input, output, control, events)."""
+    return mid, f"{mid}-out", f"{mid}-control", f"{mid}-events"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read(segment: LocalSegment, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in segment:
+        size += len(chunk)
+        if size > limit:
+            segment.release()
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class LiveSession:
+    def __init__(
+        self,
+        *,
+        mid: str,
+        params: PipelineParams,
+        server: TrickleServer,
+        config: OrchestratorConfig,
+        stats: OrchestratorStats,
+        executor: Executor,
+        accounting: LiveAccounting | None,
+        on_end: Callable[[LiveSession], None],
+        request_id: str = "",
+        stream_id: str = "",
+    ) -> None:
+        self.mid = mid
+        self.model = params.model
+        self.request_id = request_id
+        self.stream_id = stream_id
+        self.server = server
+        self.config = config
+        self.stats = stats
+        self.accounting = accounting
+        self.names = channel_names(mid)
+        self.params = params
+        self._luts: Luts | None = params.luts()
+        self._executor = executor
+        self._on_end = on_end
+        self.status = LiveStatus(params.model, config.clock(), config.live_status_interval)
+        self.status.params(params.raw, config.clock(), initial=True)
+        self.inputs = 0
+        self.outputs = 0
+        self.ended = False
+        self.end_reason = ""
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_DEPTH)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifetime ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for name, body in (
+            ("input", self._read_input()),
+            ("worker", self._work()),
+            ("control", self._read_control()),
+            ("status", self._report_status()),
+        ):
+            task = asyncio.create_task(self._guard(name, body), name=f"live-{self.mid}-{name}")
+            self._tasks.append(task)
+
+    def end(self, reason: str) -> None:
+        """Close the four channels, stop the tasks (idempotent)."""
+        if self.ended:
+            return
+        self.ended = True
+        self.end_reason = reason
+        for name in self.names:
+            self.server.close_channel(name)
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        log.info(
+            "live session ended",
+            extra={"mid": self.mid, "model": self.model, "reason": reason,
+                   "segments_in": self.inputs, "segments_out": self.outputs},
+        )  # fmt: skip
+        self._on_end(self)
+
+    async def wait(self) -> None:
+        """Until every task has finished (after ``end``)."""
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _guard(self, name: str, body: Coroutine[Any, Any, None]) -> None:
+        try:
+            await body
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("live session task failed", extra={"mid": self.mid, "task": name})
+            self.end(f"{name} task failed")
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def _emit(self, event: dict[str, Any], queue: str) -> None:
+        if self.config.faults.live_no_events:
+            return
+        channel = self.server.get_channel(self.names[3])
+        if channel is None or channel.closed:
+            return
+        try:
+            await channel.write_segment(encode_event(event, queue))
+        except TrickleError:
+            return
+        self.stats.live_events_sent += 1
+
+    async def _error(self, message: str) -> None:
+        now = self.config.clock()
+        self.status.error(message, now)
+        self.stats.live_errors += 1
+        await self._emit(error_event(self.model, message, now), EVENTS_QUEUE)
+
+    async def _report_status(self) -> None:
+        while True:
+            await self._emit(self.status.report(self.config.clock()), STATUS_QUEUE)
+            await asyncio.sleep(self.config.live_status_interval)
+
+    # --- input and accounting ---------------------------------------------------------------
+
+    async def _read_input(self) -> None:
+        subscription = self.server.subscribe(self.names[0], 0)
+        try:
+            async for segment in subscription:
+                if not await self._on_input(segment):
+                    return
+        finally:
+            subscription.close()
+        self.end("input channel closed")
+
+    async def _on_input(self, segment: LocalSegment) -> bool:
+        """One input segment; False when the session ended."""
+        self.inputs += 1
+        self.stats.live_segments_in += 1
+        self.status.input(0, self.config.clock())
+        if self.inputs == 1:
+            event = trace_event("runner_receive_first_ingest_segment", self.config.clock())
+            await self._emit(event, TRACE_QUEUE)
+        if self.accounting is not None:
+            bill = self.accounting.on_segment(self.config.monotonic())
+            if bill is not None and not bill.paid:
+                self.stats.live_insufficient_balance += 1
+                log.warning(bill.error(self.mid), extra={"mid": self.mid})
+                self.end("insufficient balance")
+                return False
+            if bill is not None:
+                self.stats.live_debits += 1
+                self.stats.live_fees_debited += bill.fee
+                self.stats.fees_debited += bill.fee
+        close_after = self.config.faults.live_close_after
+        if close_after is not None and self.inputs > close_after:
+            self.stats.faults_injected += 1
+            self.end(f"injected fault: close after {close_after} segments")
+            return False
+        try:
+            data = await _read(segment, self.server.limits.max_segment_bytes)
+        except (TrickleError, _TooLarge):
+            return True  # a broken segment: skip it
+        if data:
+            if self._queue.full():
+                self._queue.get_nowait()
+                self.stats.live_segments_dropped += 1
+            self._queue.put_nowait(data)
+        return True
+
+    # --- processing -------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await self._queue.get()
+            params = self.params
+            job = partial(
+                process_segment,
+                data,
+                luts=self._luts,
+                size=params.size,
+                passthrough=params.passthrough,
+                preset=self.config.live_x264_preset,
+            )
+            try:
+                result = await loop.run_in_executor(self._executor, job)
+            except LiveMediaError as exc:
+                await self._error(f"processing failed: {exc}")
+                continue
+            self.status.frames_in += result.frames_in
+            if not await self._publish(result.data, result.frames_out):
+                return
+
+    async def _publish(self, data: bytes, frames: int) -> bool:
+        """Write one output segment; False when the session ended."""
+        faults = self.config.faults
+        if faults.live_stall_after is not None and self.outputs >= faults.live_stall_after:
+            self.stats.faults_injected += 1
+            return True
+        channel = self.server.get_channel(self.names[1])
+        if channel is None or channel.closed:
+            self.end("output channel closed")
+            return False
+        try:
+            await channel.write_segment(data)
+        except TrickleError:
+            self.end("output channel closed")
+            return False
+        self.outputs += 1
+        self.stats.live_segments_out += 1
+        now = self.config.clock()
+        self.status.output(frames, now)
+        if self.outputs == 1:
+            await self._emit(trace_event("runner_send_first_processed_segment", now), TRACE_QUEUE)
+        if faults.live_close_after is not None and self.outputs >= faults.live_close_after:
+            self.stats.faults_injected += 1
+            self.end(f"injected fault: close after {faults.live_close_after} segments")
+            return False
+        return True
+
+    # --- control ----------------------------------------------------------------------------
+
+    async def _read_control(self) -> None:
+        subscription = self.server.subscribe(self.names[2], 0)
+        try:
+            async for segment in subscription:
+                try:
+                    data = await _read(segment, self.config.live_max_control_bytes)
+                except _TooLarge:
+                    await self._error("control message too large")
+                    continue
+                except TrickleError:
+                    continue
+                if data:
+                    await self._on_control(data)
+        finally:
+            subscription.close()
+
+    async def _on_control(self, data: bytes) -> None:
+        try:
+            message = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.stats.live_param_errors += 1
+            await self._error(f"invalid control message: {exc}")
+            return
+        if message == KEEPALIVE:
+            self.stats.live_keepalives += 1
+            return
+        try:
+            params = parse_params(self.model, message)
+        except LiveParamsError as exc:
+            self.stats.live_param_errors += 1
+            await self._error(f"invalid params: {exc}")
+            return
+        self.params = params
+        self._luts = params.luts()
+        self.status.params(params.raw, self.config.clock())
+        self.stats.live_control_updates += 1
+        log.info("live params updated", extra={"mid": self.mid, "params": params.raw})
