@@ -21,13 +21,19 @@ from aiohttp import web
 from webrtc import IceConfig
 
 from .api.http import build_app
+from .api.live import add_live_routes
 from .api.push import PushIngest
 from .config import Settings
-from .errors import ConfigError
+from .errors import ConfigError, PublishRejected
 from .ingest.rtmp.server import PublishRequest, PublishSink, RTMPLimits, RTMPServer
 from .ingest.whip import WhipGateway
 from .livepeer.profiles import Profile
+from .payments.live import LivePaymentSource, LocalLivePayments
+from .payments.sender import PaymentSender
+from .payments.signer import LocalSigner
 from .pipelines.build import TranscodeStack, build_transcoder, default_ladder
+from .pipelines.live_ai.manager import LiveAIManager, parse_params
+from .pipelines.live_ai.selection import OrchestratorRequests
 from .pipelines.manager import TranscodeManager, ladder_for
 from .platform.stream_auth import (
     OpenAuth,
@@ -84,6 +90,12 @@ class RTMPIngest:
             labels["profiles"] = grant.profiles
         if grant.presets:
             labels["presets"] = grant.presets
+        if req.query.get("pipeline"):  # live AI: rtmp://HOST/live/NAME?pipeline=noop&params={}
+            labels["pipeline"] = req.query["pipeline"]
+            try:
+                labels["params"] = parse_params(req.query.get("params"))
+            except ConfigError as exc:
+                raise PublishRejected(str(exc), "NetStream.Publish.BadName") from None
         if req.query.get("regions"):  # rtmp://HOST/live/NAME?regions=eu-west,us-east
             labels["regions"] = [r.strip() for r in req.query["regions"].split(",") if r.strip()]
         old = self.publishers.get(grant.manifest_id)
@@ -132,6 +144,7 @@ class Gateway:
         self.ladder: list[Profile] = default_ladder(settings)
         self.stack: TranscodeStack | None = None
         self.transcodes: TranscodeManager | None = None
+        self.live_ai: LiveAIManager | None = None
         http_host, _ = Settings.split_addr(settings.http_addr)
         self.push = PushIngest(
             self.hub,
@@ -176,6 +189,30 @@ class Gateway:
         sockets = getattr(self._site._server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else 0
 
+    def _live_ai(self, stack: TranscodeStack) -> LiveAIManager:
+        assert stack.pins is not None
+        signer = None if stack.signer.offchain else stack.signer
+        requests = OrchestratorRequests(stack.rpc, signer=signer, credentials=stack.credentials)
+
+        def payments() -> LivePaymentSource | None:
+            if stack.remote_signer is not None:
+                return stack.remote_signer
+            if isinstance(stack.signer, LocalSigner):
+                return LocalLivePayments(PaymentSender(stack.signer))
+            return None  # off-chain
+
+        return LiveAIManager(
+            self.hls,
+            stack.rpc,
+            stack.pins,
+            stack.sources,
+            requests,
+            payments=payments,
+            caps=stack.caps,
+            blocklist=stack.blocklist,
+            executor=self.executor,
+        )
+
     async def _push_ladder(self, grant: StreamGrant) -> tuple[Profile, ...]:
         labels: dict[str, object] = {"presets": grant.presets, "profiles": grant.profiles}
         return ladder_for(labels, self.ladder)
@@ -189,8 +226,13 @@ class Gateway:
                 self.ladder,
                 regions=self.settings.preferred_regions,
             )
-            self.hub.add_listener(self.transcodes)
             self.push.transcoder = self.stack.transcoder
+        if self.stack is not None:
+            self.live_ai = self._live_ai(self.stack)
+            self.hub.add_listener(self.live_ai)  # before the transcoder: it claims its streams
+            add_live_routes(self.http_app, self.live_ai, self.hub)
+        if self.transcodes is not None:
+            self.hub.add_listener(self.transcodes)
         await self.push.start()
         http_host, http_port = Settings.split_addr(self.settings.http_addr)
         self._runner = web.AppRunner(self.http_app, access_log=None, handle_signals=False)
@@ -224,6 +266,8 @@ class Gateway:
         self.hub.close()
         if self.transcodes is not None:
             await self.transcodes.close()
+        if self.live_ai is not None:
+            await self.live_ai.close()
         if self.stack is not None:
             await self.stack.close()
         if self.recorder is not None:

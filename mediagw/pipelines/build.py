@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import Settings
 from ..errors import ConfigError
@@ -34,6 +34,11 @@ class TranscodeStack:
     signer: Signer
     chain: JsonRpcChain | None = None
     remote_signer: RemoteSigner | None = None
+    pins: PinStore | None = None
+    sources: list[Source] = field(default_factory=list)
+    caps: PriceCaps | None = None
+    blocklist: Blocklist | None = None
+    credentials: tuple[bytes, bytes] | None = None  # from the remote signer
 
     async def close(self) -> None:
         await self.transcoder.close()
@@ -120,4 +125,16 @@ async def build_transcoder(
         chain=chain,
         request_credentials=credentials,
     )
-    return TranscodeStack(transcoder, rpc, segments, signer, chain, remote)
+    return TranscodeStack(
+        transcoder,
+        rpc,
+        segments,
+        signer,
+        chain,
+        remote,
+        pins=pins,
+        sources=sources,
+        caps=caps,
+        blocklist=transcoder.blocklist,
+        credentials=credentials,
+    )

@@ -58,8 +58,8 @@ class TranscodeManager:
         self._closing: set[asyncio.Task[None]] = set()
 
     def on_stream_start(self, stream: Stream) -> None:
-        if stream.labels.get("ingest") == "http-push":
-            return
+        if stream.labels.get("ingest") == "http-push" or stream.labels.get("pipeline"):
+            return  # HTTP push transcodes itself; a pipeline stream goes to live AI
         try:
             ladder = ladder_for(stream.labels, self.default_ladder)
         except ConfigError as exc:

@@ -91,6 +91,13 @@ class HLSPublisher:
             for rendition in hls.renditions.values():
                 rendition.playlist.end()
 
+    def end(self, stream_id: str) -> None:
+        """EXT-X-ENDLIST on every rendition of a stream published without the hub (AI output)."""
+        hls = self._streams.get(stream_id)
+        if hls:
+            for rendition in hls.renditions.values():
+                rendition.playlist.end()
+
     def on_stream_removed(self, stream: Stream) -> None:
         self._streams.pop(stream.id, None)
 

@@ -1,0 +1,296 @@
+"""One run of a live stream on one orchestrator: its four trickle channels, payments, health.
+
+An ``Attachment`` is made after a successful start request and lives until the stream ends or
+the session leaves the orchestrator (a swap). It never swaps by itself: every problem goes
+through ``fail(reason)``, which sets ``lost`` once and tells the host; the host decides.
+
+    input    TricklePublisher(<mid>), explicit seqs from 0; ``publish`` races the write against
+             ``lost``; max_drops dropped segments in a row count as the channel gone
+    output   TrickleSubscriber(<mid>-out) from seq 0; each segment read whole, handed to the host
+    events   TrickleSubscriber(<mid>-events); each JSON event -> monitor.event + host
+    control  ControlChannel(<mid>-control): replay, updates, keepalive
+    payments LivePayer, triggered by published input segments
+
+A subscriber that ends (404 / Lp-Trickle-Closed) or gives up (TrickleUnavailable) means the
+channel is gone. ``closing`` silences all of that while the session itself takes it down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Protocol
+
+from mediagw.livepeer.trickle.errors import (
+    TrickleChannelGone,
+    TrickleError,
+    TrickleSegmentBroken,
+    TrickleSegmentDropped,
+    TrickleSegmentTooLarge,
+    TrickleUnavailable,
+)
+from mediagw.livepeer.trickle.publisher import TricklePublisher
+from mediagw.livepeer.trickle.subscriber import TrickleSubscriber
+from mediagw.pool.session import OrchSession
+
+from .config import LiveConfig
+from .control import ControlChannel
+from .events import EventError, parse_event
+from .monitor import HealthMonitor, SwapReason
+from .payer import LivePayer, PayOutcome
+from .start import LiveChannels
+from .transport import LiveHTTP
+
+__all__ = ["Attachment", "AttachmentHost"]
+
+log = logging.getLogger("mediagw.live_ai.attachment")
+
+PIECE = 256 << 10
+
+
+class AttachmentHost(Protocol):
+    def attachment_output(
+        self, att: Attachment, data: bytes, received_at: float
+    ) -> Awaitable[None]: ...
+
+    def attachment_event(self, att: Attachment, kind: str, event: dict[str, Any]) -> None: ...
+
+    def attachment_failed(self, att: Attachment) -> None: ...
+
+
+class Attachment:
+    def __init__(
+        self,
+        host: AttachmentHost,
+        session: OrchSession,
+        channels: LiveChannels,
+        payer: LivePayer,
+        *,
+        http: LiveHTTP,
+        config: LiveConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.host = host
+        self.session = session
+        self.channels = channels
+        self.payer = payer
+        self.http = http
+        self.config = config
+        self.clock = clock
+        self.attached_at = clock()
+        self.monitor = HealthMonitor(
+            started_at=self.attached_at,
+            output_timeout=config.output_timeout,
+            events_timeout=config.events_timeout,
+            max_in_flight=config.max_in_flight,
+            max_payment_failures=config.max_payment_failures,
+        )
+        self.input = self._publisher(channels.publish_url, "video/MP2T")
+        self.control = ControlChannel(
+            self._publisher(channels.control_url, "application/json"),
+            clock=clock,
+            keepalive_interval=config.keepalive_interval,
+        )
+        self.lost = asyncio.Event()
+        self.reason: SwapReason | None = None
+        self.detail = ""
+        self.closing = False
+        self.published = 0
+        self.outputs = 0
+        self.events = 0
+        self.broken_outputs = 0
+        self._drops = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def url(self) -> str:
+        return self.session.transcoder
+
+    def _publisher(self, url: str, mime: str) -> TricklePublisher:
+        return TricklePublisher(
+            url, mime, session=self.http.session, ssl=self.http.ssl_for(url), start_seq=0
+        )
+
+    def _subscriber(self, url: str) -> TrickleSubscriber:
+        cfg = self.config
+        return TrickleSubscriber(
+            url,
+            session=self.http.session,
+            start_seq=0,
+            ssl=self.http.ssl_for(url),
+            max_errors=cfg.subscriber_max_errors,
+            retry_delay=cfg.subscriber_retry_delay,
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=f"live-{name}-{self.channels.manifest_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- life --------------------------------------------------------------------------------
+
+    def begin(self, replay: Mapping[str, Any] | None) -> None:
+        """Start reading output and events, the control keepalive, and replay ``replay``."""
+        self._spawn(self._read_output(), "output")
+        self._spawn(self._read_events(), "events")
+        self._spawn(self._guard_control(self.control.keepalive()), "keepalive")
+        if replay is not None:
+            cfg = self.config
+            again = self.control.replay(replay, cfg.replay_tries, cfg.replay_delay)
+            self._spawn(self._guard_control(again), "replay")
+
+    def fail(self, reason: SwapReason, detail: str) -> None:
+        """Mark this orchestrator as lost (first reason wins) and tell the host."""
+        if self.closing or self.lost.is_set():
+            return
+        self.reason, self.detail = reason, detail
+        self.lost.set()
+        log.warning(
+            "live orchestrator lost",
+            extra={"orch": self.url, "mid": self.channels.manifest_id, "reason": reason.name,
+                   "detail": detail},
+        )  # fmt: skip
+        self.host.attachment_failed(self)
+
+    def wind_down(self) -> None:
+        """Left by the session: stop everything but the output reader (``close`` ends it)."""
+        self.closing = True
+        for task in list(self._tasks):
+            if not task.get_name().startswith("live-output"):
+                task.cancel()
+
+    async def close(self, *, end_of_stream: bool = False, drain_timeout: float = 0.0) -> None:
+        """Take the attachment down. ``end_of_stream``: close our input channel first (the O
+        ends the run) and give the output ``drain_timeout`` seconds to finish."""
+        if end_of_stream and not self.lost.is_set():
+            with contextlib.suppress(TrickleError):
+                await self.input.close()
+            outputs = [t for t in self._tasks if t.get_name().startswith("live-output")]
+            self.closing = True
+            if outputs and drain_timeout > 0:
+                await asyncio.wait(outputs, timeout=drain_timeout)
+        self.closing = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for closer in (self.input.close, self.control.close):
+            try:  # DELETE our channels; a dead orchestrator just does not answer
+                await asyncio.wait_for(closer(), self.config.retire_timeout)
+            except (TrickleError, TimeoutError):
+                pass
+
+    # -- input -------------------------------------------------------------------------------
+
+    async def _write(self, data: bytes) -> float:
+        async with self.input.segment() as upload:
+            view = memoryview(data)
+            await upload.write(view[:PIECE])
+            first = self.clock()
+            for start in range(PIECE, len(view), PIECE):
+                await upload.write(view[start : start + PIECE])
+        return first
+
+    async def publish(self, data: bytes) -> float | None:
+        """Publish one input segment; the time its first byte went out, or None when it was
+        not published (dropped, or this orchestrator is lost: check ``lost``)."""
+        if self.lost.is_set():
+            return None
+        write = asyncio.create_task(self._write(data))
+        lost = asyncio.create_task(self.lost.wait())
+        try:
+            await asyncio.wait({write, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not write.done():
+                write.cancel()
+            await asyncio.gather(write, lost, return_exceptions=True)
+        if write.cancelled():
+            return None
+        exc = write.exception()
+        if exc is None:
+            self._drops = 0
+            self.published += 1
+            return write.result()
+        if isinstance(exc, TrickleChannelGone):
+            self.fail(SwapReason.CHANNEL_GONE, f"input channel: {exc}")
+        elif isinstance(exc, TrickleSegmentDropped):
+            self._drops += 1
+            if self._drops >= self.config.max_drops:
+                self.fail(SwapReason.CHANNEL_GONE, f"{self._drops} input segments dropped: {exc}")
+        elif isinstance(exc, TrickleError):
+            self.fail(SwapReason.CHANNEL_GONE, f"input channel: {exc}")
+        else:
+            raise exc
+        return None
+
+    def input_published(self, counted: bool, now: float) -> None:
+        """After a published segment: ``counted`` if it was begun on this attachment."""
+        if counted:
+            self.monitor.input_done()
+        if self.payer.due(now):
+            self._spawn(self._pay(), "payment")
+
+    async def _pay(self) -> None:
+        outcome = await self.payer.pay()
+        if outcome is PayOutcome.SKIPPED:
+            return
+        reason = self.monitor.payment(
+            outcome is PayOutcome.PAID,
+            client_error=outcome in (PayOutcome.REFUSED, PayOutcome.REJECTED),
+        )
+        if reason is not None:
+            self.fail(reason, f"payment {outcome.value}: {self.payer.counters.last_error}")
+
+    # -- output, events, control ----------------------------------------------------------------
+
+    async def _read_output(self) -> None:
+        detail = "output channel closed"
+        try:
+            async with self._subscriber(self.channels.subscribe_url) as sub:
+                async for segment in sub:
+                    try:
+                        data = await segment.read()
+                    except (TrickleSegmentBroken, TrickleSegmentTooLarge) as exc:
+                        self.broken_outputs += 1
+                        log.info("output segment broken", extra={"error": str(exc)})
+                        continue
+                    now = self.clock()
+                    self.monitor.output(now)
+                    self.outputs += 1
+                    await self.host.attachment_output(self, data, now)
+        except TrickleUnavailable as exc:
+            detail = f"output channel unavailable: {exc}"
+        self.fail(SwapReason.CHANNEL_GONE, detail)
+
+    async def _read_events(self) -> None:
+        detail = "events channel closed"
+        try:
+            async with self._subscriber(self.channels.events_url) as sub:
+                async for segment in sub:
+                    try:
+                        kind, event = parse_event(await segment.read())
+                    except (TrickleSegmentBroken, TrickleSegmentTooLarge, EventError) as exc:
+                        log.info("bad events segment", extra={"error": str(exc)})
+                        continue
+                    self.monitor.event(self.clock())
+                    self.events += 1
+                    self.host.attachment_event(self, kind, event)
+        except TrickleUnavailable as exc:
+            detail = f"events channel unavailable: {exc}"
+        self.fail(SwapReason.CHANNEL_GONE, detail)
+
+    async def _guard_control(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except TrickleError as exc:
+            self.monitor.channel_gone(control=True)
+            self.fail(SwapReason.CONTROL_FAILED, f"control channel: {exc}")
+
+    def send_params(self, params: Mapping[str, Any]) -> None:
+        """Write ``params`` on the control channel (in the background)."""
+        if not self.lost.is_set():
+            self._spawn(self._guard_control(self.control.write(params)), "control")

@@ -1,0 +1,226 @@
+"""Live AI for live streams: a ``LiveSession`` per stream that asks for a pipeline.
+
+A stream asks with ``?pipeline=MODEL&params=JSON`` on its RTMP or WHIP URL, or through
+``POST /live/video-to-video/{stream}/start`` (before or while it is live). Its source segments
+go to the session as they are cut; the AI output is published as HLS under ``{stream}-out``
+(``/stream/{stream}-out.m3u8``). Streams without a pipeline are left to the transcoder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from segmenter import CLOCK, Segment
+from segmenter.probe import probe_ts
+
+from ...errors import ConfigError
+from ...livepeer.rpc import OrchestratorRPC
+from ...livepeer.tls import PinStore
+from ...payments.live import LivePaymentSource
+from ...pool.prices import PriceCaps
+from ...pool.sources import Blocklist, Source
+from ...publish.hls import SOURCE, HLSPublisher
+from ...stream.fanout import Subscription
+from ...stream.hub import Stream
+from .config import LiveConfig
+from .selection import LiveSelector, OrchestratorRequests
+from .session import LiveSession
+from .transport import LiveHTTP
+
+log = logging.getLogger("mediagw.live_ai")
+
+__all__ = ["LiveAIManager", "LiveRequest", "parse_params"]
+
+MAX_PARAMS_BYTES = 1024 * 1024
+
+
+def parse_params(raw: str | bytes | None) -> dict[str, Any]:
+    """Pipeline params: a JSON object (at most 1 MiB; go-livepeer's limit does not work)."""
+    if not raw:
+        return {}
+    if len(raw) > MAX_PARAMS_BYTES:
+        raise ConfigError(f"params larger than {MAX_PARAMS_BYTES} bytes")
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"params are not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigError("params must be a JSON object")
+    return value
+
+
+@dataclass
+class LiveRequest:
+    pipeline: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _Run:
+    stream: Stream
+    session: LiveSession
+    feeder: asyncio.Task[None]
+    subscription: Subscription[Segment]
+
+
+PaymentsFactory = Callable[[], LivePaymentSource | None]
+
+
+class LiveAIManager:
+    """A hub listener: starts, feeds and ends live AI sessions; the user API calls into it."""
+
+    def __init__(
+        self,
+        hls: HLSPublisher,
+        rpc: OrchestratorRPC,
+        pins: PinStore,
+        sources: Sequence[Source],
+        requests: OrchestratorRequests,
+        *,
+        payments: PaymentsFactory = lambda: None,
+        caps: PriceCaps | None = None,
+        blocklist: Blocklist | None = None,
+        executor: Executor | None = None,
+        config: LiveConfig | None = None,
+    ) -> None:
+        self.hls = hls
+        self.rpc = rpc
+        self.http = LiveHTTP(pins)
+        self.sources = list(sources)
+        self.requests = requests
+        self.payments = payments
+        self.caps = caps or PriceCaps()
+        self.blocklist = blocklist
+        self.executor = executor
+        self.config = config or LiveConfig()
+        self.pending: dict[str, LiveRequest] = {}  # asked for before the stream went live
+        self.runs: dict[str, _Run] = {}
+        self.finished: dict[str, dict[str, Any]] = {}  # last status of ended runs
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- user API ------------------------------------------------------------------------------
+    def request(self, stream: Stream | None, name: str, req: LiveRequest) -> None:
+        """``/start``: run ``req`` on stream ``name`` now if it is live, else when it starts."""
+        if stream is not None and stream.live and name not in self.runs:
+            self._start(stream, req)
+        else:
+            self.pending[name] = req
+
+    async def update(self, name: str, params: Mapping[str, Any]) -> bool:
+        run = self.runs.get(name)
+        if run is not None:
+            await run.session.update(params)
+            return True
+        if name in self.pending:
+            self.pending[name].params = dict(params)
+            return True
+        return False
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        run = self.runs.get(name)
+        if run is not None:
+            return run.session.status()
+        return self.finished.get(name)
+
+    # -- StreamListener ------------------------------------------------------------------------
+    def on_stream_start(self, stream: Stream) -> None:
+        req = self.pending.pop(stream.id, None)
+        if req is None and stream.labels.get("pipeline"):
+            req = LiveRequest(
+                str(stream.labels["pipeline"]), dict(stream.labels.get("params") or {})
+            )
+        if req is not None:
+            self._start(stream, req)
+
+    def on_segment(self, stream: Stream, segment: Segment) -> None:
+        pass
+
+    def on_stream_end(self, stream: Stream) -> None:
+        run = self.runs.pop(stream.id, None)
+        if run is not None:
+            run.subscription.unsubscribe()
+            self._spawn(self._finish(run))
+
+    def on_stream_removed(self, stream: Stream) -> None:
+        self.finished.pop(stream.id, None)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def wants(self, stream: Stream) -> bool:
+        """Whether this stream goes to live AI (the transcoder then leaves it alone)."""
+        return bool(stream.labels.get("pipeline")) or stream.id in self.pending
+
+    def _start(self, stream: Stream, req: LiveRequest) -> None:
+        stream.labels["pipeline"] = req.pipeline
+        selector = LiveSelector(
+            self.sources,
+            self.requests.fetch,
+            model=req.pipeline,
+            caps=self.caps,
+            blocklist=self.blocklist,
+        )
+        out_id = f"{stream.id}-out"
+        session = LiveSession(
+            stream_id=stream.id,
+            selector=selector,
+            http=self.http,
+            on_output=lambda seq, data: self._output(out_id, seq, data),
+            model=req.pipeline,
+            params=req.params,
+            payments=self.payments(),
+            config=self.config,
+        )
+        subscription = stream.subscribe(maxsize=self.config.max_queue, name="live-ai")
+        feeder = asyncio.get_running_loop().create_task(
+            self._feed(session, subscription), name=f"live-ai:{stream.id}"
+        )
+        self.runs[stream.id] = _Run(stream, session, feeder, subscription)
+        log.info("live AI started", extra={"stream": stream.id, "pipeline": req.pipeline})
+
+    async def _feed(self, session: LiveSession, subscription: Subscription[Segment]) -> None:
+        try:
+            await session.start()
+        except Exception as exc:  # no orchestrator: the status says why
+            log.warning("live AI could not start", extra={"stream": session.stream_id,
+                                                          "error": str(exc)})  # fmt: skip
+        async for segment in subscription:
+            session.push(segment)
+
+    async def _output(self, out_id: str, seq: int, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            probe = await loop.run_in_executor(self.executor, lambda: probe_ts(data, decode=False))
+        except Exception as exc:
+            log.warning("AI output segment unreadable", extra={"stream": out_id, "error": str(exc)})
+            return
+        duration = 2.0
+        if probe.first_pts is not None and probe.last_pts is not None and probe.video_frames > 1:
+            step = (probe.last_pts - probe.first_pts) / (probe.video_frames - 1)
+            duration = (probe.last_pts - probe.first_pts + step) / CLOCK
+        resolution = (probe.width, probe.height) if probe.width else None
+        self.hls.publish(out_id, SOURCE, seq, data, duration, resolution=resolution)
+
+    async def _finish(self, run: _Run) -> None:
+        try:
+            await run.feeder
+            await run.session.end()
+        finally:
+            self.finished[run.stream.id] = run.session.status()
+            self.hls.end(f"{run.stream.id}-out")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for run in list(self.runs.values()):
+            self.on_stream_end(run.stream)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.http.close()

@@ -1,0 +1,425 @@
+"""``LiveSession``: one stream's live video-to-video run (live-ai spec §4-§9).
+
+    session = LiveSession(stream_id="s", selector=sel, http=http, on_output=cb, params={...})
+    await session.start()            # discovery, start request, channels (NoOrchestrator if none)
+    session.push(segment)            # or: await session.feed(async_iterator_of_segments)
+    await session.update({...})      # cached; written on the control channel
+    await session.end()              # input closed, last output drained
+    session.status()                 # runner status + gateway status + timings
+
+Input segments go into a bounded queue and a pump publishes them in order on the attached
+orchestrator's input channel. A segment is only taken off the queue once published, so while
+no orchestrator is attached (a swap) the input keeps queueing and goes to the next one; when
+the queue is over ``max_queue`` the oldest waiting segment is dropped (counted).
+
+A supervisor swaps the orchestrator when the attachment reports a loss (channel gone, control
+failure, payments refused) or the health rules fire (slow O, output watchdog, events
+heartbeat): the old attachment is retired in the background, suspended if the reason says so,
+and the next pre-discovered candidate is started at once. ``SwapLimiter``: a third swap within
+3 minutes of the previous ones ends the stream (state ``failed``, with the reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from mediagw.payments.live import LivePaymentSource
+
+from .attachment import Attachment
+from .config import LiveConfig
+from .connect import Connector
+from .errors import NoOrchestrator
+from .events import RunnerEvents
+from .monitor import SwapLimiter, SwapReason
+from .payer import PaymentCounters
+from .selection import LiveSelector
+from .stats import SessionCounters, Timing
+from .status import session_status
+from .transport import LiveHTTP
+
+__all__ = ["LiveSession", "OutputCallback", "SessionState"]
+
+log = logging.getLogger("mediagw.live_ai.session")
+
+OutputCallback = Callable[[int, bytes], Awaitable[None] | None]
+
+
+class HasData(Protocol):
+    @property
+    def data(self) -> bytes: ...
+
+
+class SessionState(StrEnum):
+    IDLE = "idle"
+    STARTING = "starting"
+    RUNNING = "running"
+    SWAPPING = "swapping"
+    ENDING = "ending"
+    ENDED = "ended"  # the input ended and the run was closed
+    FAILED = "failed"  # no orchestrator, or too many swaps
+
+
+@dataclass(slots=True)
+class _Input:
+    data: bytes
+    arrived: float
+    counted: Attachment | None  # the attachment whose health monitor counted it in flight
+
+
+class LiveSession:
+    def __init__(
+        self,
+        *,
+        stream_id: str,
+        selector: LiveSelector,
+        http: LiveHTTP,
+        on_output: OutputCallback,
+        model: str = "noop",
+        params: Mapping[str, Any] | None = None,
+        payments: LivePaymentSource | None = None,
+        config: LiveConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.stream_id = stream_id
+        self.request_id = uuid.uuid4().hex[:8]
+        self.selector = selector
+        self.on_output = on_output
+        self.model = model
+        self.params: dict[str, Any] = dict(params or {})
+        self.config = config or LiveConfig()
+        self.clock = clock
+        self.wall = wall
+        self.counters = SessionCounters()
+        self.payments = PaymentCounters()
+        self.events = RunnerEvents()
+        self.first_byte = Timing()  # input handed to us -> its first byte on the input channel
+        self.handoff = Timing()  # output segment fully received -> on_output called
+        self.swap_time = Timing()  # loss detected -> next orchestrator attached
+        self.output_gaps = Timing()  # between consecutive output segments
+        self.swap_gaps: list[float] = []  # the output gap across each swap
+        self.connector = Connector(
+            selector=selector,
+            http=http,
+            payments=payments,
+            stream_id=stream_id,
+            model=model,
+            config=self.config,
+            counters=self.payments,
+            clock=clock,
+            wall=wall,
+        )
+        self.state = SessionState.IDLE
+        self.end_reason = ""
+        self.limiter: SwapLimiter | None = None
+        self.current: Attachment | None = None
+        self.history: list[dict[str, Any]] = []
+        self._updated = False  # params changed by update(): replay them after each attach
+        self._queue: deque[_Input] = deque()
+        self._input_ended = False
+        self._changed = asyncio.Event()
+        self._done = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._out_seq = 0
+        self._last_output: float | None = None
+        self._gap_pending = False
+        self._swap_gap = 0.0
+        self._draining: Attachment | None = None  # a left O whose output is still read
+        self._drain_timer: asyncio.TimerHandle | None = None
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (SessionState.ENDED, SessionState.FAILED)
+
+    async def start(self) -> None:
+        """Attach to the first orchestrator; raises ``NoOrchestrator`` when none takes it."""
+        self.state = SessionState.STARTING
+        self.limiter = SwapLimiter(
+            started_at=self.clock(),
+            window=self.config.swap_window,
+            max_swaps=self.config.max_swaps,
+        )
+        att = await self.connector.connect(self, self.params)
+        if att is None:
+            await self._finish(SessionState.FAILED, "no orchestrator could start the stream")
+            raise NoOrchestrator(self.end_reason)
+        self._attach(att)
+        self._pump = asyncio.create_task(self._run_pump(), name=f"live-pump-{self.stream_id}")
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"live-sup-{self.stream_id}")
+
+    def push(self, segment: HasData | bytes, *, cut_at: float | None = None) -> None:
+        """Hand one keyframe-aligned MPEG-TS segment over (never blocks). ``cut_at``: when it
+        was cut (session clock), for the first-byte timing; default now."""
+        if self.finished or self._input_ended:
+            return
+        data = segment if isinstance(segment, bytes) else segment.data
+        now = self.clock()
+        self.counters.segments_in += 1
+        item = _Input(data, now if cut_at is None else cut_at, None)
+        att = self.current
+        if att is not None and not att.lost.is_set():
+            item.counted = att
+            reason = att.monitor.input_begun(now)
+            if reason is not None:
+                att.fail(reason, f"{att.monitor.in_flight} input segments in flight")
+        if len(self._queue) >= self.config.max_queue:
+            self._queue.popleft()
+            self.counters.segments_dropped += 1
+        self._queue.append(item)
+        self._notify()
+
+    async def feed(self, source: AsyncIterable[HasData | bytes]) -> None:
+        """Push every segment of ``source``, then end the stream."""
+        async for segment in source:
+            if self.finished:
+                break
+            self.push(segment)
+        await self.end()
+
+    async def update(self, params: Mapping[str, Any]) -> None:
+        """Cache ``params`` and write them on the control channel (cached only while no
+        orchestrator is attached; replayed after every attach)."""
+        self.params = dict(params)
+        self._updated = True
+        att = self.current
+        if att is not None:
+            att.send_params(self.params)
+
+    async def end(self) -> None:
+        """The input ended: publish what is queued, close the input channel, drain the
+        output for up to ``drain_timeout`` s, close everything."""
+        self._input_ended = True
+        self._notify()
+        if self.finished:
+            await self._shutdown()
+            return
+        if self._pump is not None:
+            await asyncio.wait({self._pump}, timeout=self.config.drain_timeout)
+        self.state = SessionState.ENDING
+        await self._stop_tasks()
+        att, self.current = self.current, None
+        if att is not None:
+            await att.close(end_of_stream=True, drain_timeout=self.config.drain_timeout)
+        await self._finish(SessionState.ENDED, "input ended")
+        await self._shutdown()
+
+    async def close(self) -> None:
+        """Stop now (no drain)."""
+        if not self.finished:
+            await self._finish(SessionState.ENDED, "closed")
+        await self._shutdown()
+
+    async def wait(self) -> None:
+        """Until the stream has ended or failed."""
+        await self._done.wait()
+
+    # -- attachment host ---------------------------------------------------------------------
+
+    async def attachment_output(self, att: Attachment, data: bytes, received_at: float) -> None:
+        if att is self._draining:
+            current = self.current
+            if current is not None and current.outputs > 0:
+                self._end_drain()  # the new orchestrator delivers: the old one is done
+                self.counters.late_outputs += 1
+                return
+        elif att is not self.current:
+            self.counters.late_outputs += 1
+            return
+        elif self._draining is not None:
+            self._end_drain()
+        now = self.clock()
+        if self._last_output is not None:
+            gap = now - self._last_output
+            self.output_gaps.add(gap)
+            self._swap_gap = max(self._swap_gap, gap)
+        if self._gap_pending and att is self.current:
+            self.swap_gaps.append(self._swap_gap)
+            self._gap_pending = False
+        self._last_output = now
+        seq, self._out_seq = self._out_seq, self._out_seq + 1
+        self.counters.segments_out += 1
+        self.handoff.add(self.clock() - received_at)
+        try:
+            result = self.on_output(seq, data)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # the consumer's bug must not stop the stream
+            self.counters.callback_errors += 1
+            log.exception("on_output failed", extra={"stream": self.stream_id, "seq": seq})
+
+    def attachment_event(self, att: Attachment, kind: str, event: dict[str, Any]) -> None:
+        self.counters.events += 1
+        extra = {
+            "stream_id": self.stream_id,
+            "request_id": self.request_id,
+            "manifest_id": att.channels.manifest_id,
+            "orchestrator_info": {"address": "0x" + att.session.address.hex(), "url": att.url},
+        }
+        self.events.add(kind, event, extra)
+
+    def attachment_failed(self, att: Attachment) -> None:
+        self._notify()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _attach(self, att: Attachment) -> None:
+        self.current = att
+        self.state = SessionState.RUNNING
+        self.history.append(
+            {"orchestrator": att.url, "manifest_id": att.channels.manifest_id, "at": self.wall()}
+        )
+        self._notify()
+
+    async def _current(self) -> Attachment | None:
+        while True:
+            if self.finished:
+                return None
+            att = self.current
+            if att is not None and not att.lost.is_set():
+                return att
+            await self._changed.wait()
+
+    async def _run_pump(self) -> None:
+        while True:
+            while not self._queue:
+                if self._input_ended or self.finished:
+                    return
+                await self._changed.wait()
+            item = self._queue[0]
+            att = await self._current()
+            if att is None:
+                return
+            first = await att.publish(item.data)
+            if first is None:
+                continue  # dropped once (retry) or the O is lost (wait for the next one)
+            if self._queue and self._queue[0] is item:
+                self._queue.popleft()
+            self.counters.segments_published += 1
+            self.first_byte.add(first - item.arrived)
+            att.input_published(item.counted is att, self.clock())
+
+    async def _supervise(self) -> None:
+        interval = self.config.check_interval
+        while not self.finished:
+            att = self.current
+            if att is None:
+                return
+            if not att.lost.is_set():
+                try:
+                    await asyncio.wait_for(att.lost.wait(), interval)
+                except TimeoutError:
+                    pass
+            if self.finished or self.state is SessionState.ENDING:
+                return
+            reason = att.reason if att.lost.is_set() else att.monitor.check(self.clock())
+            if reason is not None:
+                att.fail(reason, att.detail or reason.value)
+                await self._swap(att, reason)
+            else:
+                self.selector.prefetch()
+
+    async def _swap(self, old: Attachment, reason: SwapReason) -> None:
+        detected = self.clock()
+        self.state = SessionState.SWAPPING
+        self.current = None
+        self._drain(old)
+        self.counters.swaps += 1
+        self.history[-1].update({"left": self.wall(), "reason": reason.name, "detail": old.detail})
+        assert self.limiter is not None
+        if not self.limiter.swap(detected, reason.value):
+            await self._finish(
+                SessionState.FAILED,
+                f"too many orchestrator swaps: {self.limiter.count} within "
+                f"{self.config.swap_window:g} s (last: {reason.value}: {old.detail})",
+            )
+            return
+        if reason.suspends:
+            self.selector.suspend(old.session.url)
+        self._gap_pending, self._swap_gap = True, 0.0
+        replay = self.params if self._updated else None
+        att = await self.connector.connect(
+            self, self.params, exclude=(old.session.url, old.session.transcoder), replay=replay
+        )
+        if att is None:
+            await self._finish(
+                SessionState.FAILED, f"no orchestrator to swap to after: {reason.value}"
+            )
+            return
+        self.swap_time.add(self.clock() - detected)
+        self._attach(att)
+
+    def _drain(self, att: Attachment) -> None:
+        """Leave ``att`` but keep reading its output (make-before-break) until the next O
+        delivers or ``drain_timeout`` passes: a segment it was processing is not lost."""
+        self._end_drain()
+        att.wind_down()
+        self._draining = att
+        loop = asyncio.get_running_loop()
+        self._drain_timer = loop.call_later(self.config.drain_timeout, self._end_drain)
+
+    def _end_drain(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+        att, self._draining = self._draining, None
+        if att is not None:
+            self._retire(att)
+
+    def _retire(self, att: Attachment) -> None:
+        task = asyncio.create_task(att.close(), name=f"live-retire-{att.channels.manifest_id}")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _finish(self, state: SessionState, reason: str) -> None:
+        if self.finished:
+            return
+        self.state = state
+        self.end_reason = reason
+        att, self.current = self.current, None
+        if att is not None:
+            self._retire(att)
+        log.info("live stream finished", extra={"stream": self.stream_id, "state": state.value,
+                                                "reason": reason})  # fmt: skip
+        self._done.set()
+        self._notify()
+
+    async def _stop_tasks(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in (self._pump, self._supervisor) if t is not None and t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        await self._stop_tasks()
+        self._end_drain()
+        if self._retiring:
+            await asyncio.wait(list(self._retiring), timeout=self.config.retire_timeout + 1)
+        await self.selector.close()
+
+    # -- status ------------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def status(self) -> dict[str, Any]:
+        """The runner's latest status, the gateway's view and the timings (status.py)."""
+        return session_status(self)

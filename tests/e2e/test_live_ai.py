@@ -1,0 +1,69 @@
+"""Live AI through the whole gateway: an RTMP publisher asks for a pipeline, the reference
+orchestrator runs it, the output plays as HLS, parameters change live, status is reported."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import aiohttp
+import av
+import pytest
+from mediatools import ClipMaker, fetch_hls, push, wait_until
+
+from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
+
+pytestmark = pytest.mark.ffmpeg
+
+
+def _mean_luma(data: bytes) -> float:
+    with av.open(io.BytesIO(data), format="mpegts") as c:
+        frame = next(c.decode(video=0))
+    plane = frame.planes[0]
+    data, stride = bytes(plane), plane.line_size
+    rows = [data[y * stride : y * stride + frame.width] for y in range(frame.height)]
+    return sum(sum(r) for r in rows) / (frame.width * frame.height)
+
+
+async def test_rtmp_to_live_ai_to_hls_with_live_updates(
+    gateway_factory: Any, make_clip: ClipMaker
+) -> None:
+    config = OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS, live_status_interval=1.0)
+    async with ReferenceOrchestrator(config) as orch:
+        gw = await gateway_factory(orch_addr=(orch.url,))
+        base = f"http://127.0.0.1:{gw.http_port}/live/video-to-video/ai1"
+        clip = make_clip(seconds=12)
+        url = f"rtmp://127.0.0.1:{gw.rtmp_port}/live/ai1?pipeline=invert"
+        pusher = asyncio.create_task(push(clip, url + '&params={"strength":1}'))
+        await wait_until(lambda: gw.hls.media_playlist("ai1-out", "source") is not None, 30)
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}/status") as resp:
+                assert resp.status == 200
+                status = await resp.json()
+            assert status, status
+            async with s.post(f"{base}/update", data=b'{"strength": 0}') as resp:
+                assert resp.status == 200, await resp.text()
+            async with s.post(f"{base}/update", data=b"not json") as resp:
+                assert resp.status == 400
+            nobody = f"http://127.0.0.1:{gw.http_port}/live/video-to-video/nobody/update"
+            async with s.post(nobody, data=b"{}") as resp:
+                assert resp.status == 404
+        code, err = await pusher
+        assert code == 0, err
+        await wait_until(lambda: not gw.hub.get("ai1").live, 10)  # type: ignore[union-attr]
+        await wait_until(lambda: "ai1" in gw.live_ai.finished, 30)  # type: ignore[union-attr]
+        out = await fetch_hls(gw.http_port, "ai1-out")
+        assert len(out.segments) >= 4 and all(seg.first_is_key for seg in out.segments)
+        rendition = gw.hls.rendition("ai1-out", "source")
+        assert rendition is not None
+        lumas = [_mean_luma(rendition.segments[s]) for s in sorted(rendition.segments)]
+        source = gw.hls.rendition("ai1", "source")
+        assert source is not None
+        src_luma = _mean_luma(source.segments[min(source.segments)])
+        # inverted first (strength 1), then untouched (strength 0) after the live update
+        assert abs(lumas[0] - (255 - src_luma)) < 20, (lumas, src_luma)
+        assert abs(lumas[-1] - src_luma) < 20, (lumas, src_luma)
+        assert orch.stats.live_sessions_started == 1 and orch.stats.live_control_updates >= 1
+        # the transcoder left this stream alone
+        assert gw.hls.rendition("ai1", "P240p30fps16x9") is None
