@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from webrtc import IceConfig
+from webrtc import IceConfig, WhepConfig, WhepEgress, add_whep_routes
 
 from .api.http import build_app
 from .api.live import add_live_routes
@@ -171,9 +171,18 @@ class Gateway:
             keyframe_interval=settings.segment_duration,
             max_sessions=settings.max_whip_sessions,
         )
+        self.whep = WhepEgress(WhepConfig(ice=ice))
         self.http_app = build_app(self.hub, self.hls)
         self.push.routes(self.http_app)
         self.whip.routes(self.http_app)
+        # WHEP plays a stream's live AI output ({stream}-out), as go-livepeer does
+        add_whep_routes(
+            self.http_app,
+            "/live/video-to-video/{stream}/whep",
+            self.whep,
+            stream_of=_ai_output,
+            cors_origin="*",
+        )
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -211,6 +220,7 @@ class Gateway:
             caps=stack.caps,
             blocklist=stack.blocklist,
             executor=self.executor,
+            whep=self.whep,
         )
 
     async def _push_ladder(self, grant: StreamGrant) -> tuple[Profile, ...]:
@@ -262,6 +272,7 @@ class Gateway:
             self._sweeper.cancel()
         await self.rtmp.close()
         await self.whip.close()
+        await self.whep.aclose()
         await self.push.stop()
         self.hub.close()
         if self.transcodes is not None:
@@ -278,6 +289,11 @@ class Gateway:
             await self._runner.cleanup()
         self.executor.shutdown(wait=True, cancel_futures=False)
         log.info("gateway stopped")
+
+
+def _ai_output(request: web.Request) -> str:
+    name = request.match_info["stream"]
+    return name if name.endswith("-out") else f"{name}-out"
 
 
 def http_host_for(addr: str) -> str:

@@ -67,3 +67,51 @@ async def test_rtmp_to_live_ai_to_hls_with_live_updates(
         assert orch.stats.live_sessions_started == 1 and orch.stats.live_control_updates >= 1
         # the transcoder left this stream alone
         assert gw.hls.rendition("ai1", "P240p30fps16x9") is None
+
+
+async def test_ai_output_over_whep_to_an_aiortc_viewer(
+    gateway_factory: Any, make_clip: ClipMaker
+) -> None:
+    from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+
+    from webrtc import IceConfig, gathering_scope
+
+    config = OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS)
+    async with ReferenceOrchestrator(config) as orch:
+        gw = await gateway_factory(orch_addr=(orch.url,), webrtc_host_addresses=("127.0.0.1",))
+        clip = make_clip(seconds=14)
+        url = f"rtmp://127.0.0.1:{gw.rtmp_port}/live/ai2?pipeline=noop"
+        pusher = asyncio.create_task(push(clip, url))
+        await wait_until(lambda: gw.hls.media_playlist("ai2-out", "source") is not None, 30)
+        ice = IceConfig.loopback()
+        pc = RTCPeerConnection(ice.rtc_configuration())
+        pc.addTransceiver("video", direction="recvonly")
+        frames: list[Any] = []
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            async def read() -> None:
+                while True:
+                    try:
+                        frames.append(await track.recv())
+                    except Exception:
+                        return
+
+            asyncio.ensure_future(read())
+
+        with gathering_scope(ice):
+            await pc.setLocalDescription(await pc.createOffer())
+        whep = f"http://127.0.0.1:{gw.http_port}/live/video-to-video/ai2/whep"
+        async with aiohttp.ClientSession() as s:
+            headers = {"Content-Type": "application/sdp"}
+            async with s.post(whep, data=pc.localDescription.sdp, headers=headers) as resp:
+                assert resp.status == 201, await resp.text()
+                answer = await resp.text()
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        try:
+            await wait_until(lambda: len(frames) >= 30, 20)
+            assert (frames[-1].width, frames[-1].height) == (320, 240)
+        finally:
+            await pc.close()
+        code, err = await pusher
+        assert code == 0, err

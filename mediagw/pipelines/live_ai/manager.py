@@ -3,12 +3,16 @@
 A stream asks with ``?pipeline=MODEL&params=JSON`` on its RTMP or WHIP URL, or through
 ``POST /live/video-to-video/{stream}/start`` (before or while it is live). Its source segments
 go to the session as they are cut; the AI output is published as HLS under ``{stream}-out``
-(``/stream/{stream}-out.m3u8``). Streams without a pipeline are left to the transcoder.
+(``/stream/{stream}-out.m3u8``) and, with a ``WhepEgress``, to WebRTC viewers: each output
+segment is demuxed once (PyAV, in a thread) and its H.264 access units are released at real-time
+pace to one shared encoded source, so viewers cost no encoding. Streams without a pipeline are
+left to the transcoder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -16,8 +20,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
+
 from segmenter import CLOCK, Segment
 from segmenter.probe import probe_ts
+from webrtc import EncodedSource, Pacer, VideoAccessUnit, WhepEgress
 
 from ...errors import ConfigError
 from ...livepeer.rpc import OrchestratorRPC
@@ -38,6 +45,18 @@ log = logging.getLogger("mediagw.live_ai")
 __all__ = ["LiveAIManager", "LiveRequest", "parse_params"]
 
 MAX_PARAMS_BYTES = 1024 * 1024
+
+
+def _access_units(ts: bytes) -> list[VideoAccessUnit]:
+    """The H.264 access units of an MPEG-TS segment (Annex B, 90 kHz), without decoding."""
+    units = []
+    with av.open(io.BytesIO(ts), mode="r", format="mpegts") as container:
+        for packet in container.demux(video=0):
+            if packet.size and packet.pts is not None:
+                dts = packet.dts if packet.dts is not None else packet.pts
+                units.append(VideoAccessUnit(bytes(packet), int(packet.pts), int(dts),
+                                             bool(packet.is_keyframe)))  # fmt: skip
+    return units
 
 
 def parse_params(raw: str | bytes | None) -> dict[str, Any]:
@@ -67,6 +86,8 @@ class _Run:
     session: LiveSession
     feeder: asyncio.Task[None]
     subscription: Subscription[Segment]
+    video_out: asyncio.Queue[bytes | None] | None = None
+    player: asyncio.Task[None] | None = None
 
 
 PaymentsFactory = Callable[[], LivePaymentSource | None]
@@ -88,6 +109,7 @@ class LiveAIManager:
         blocklist: Blocklist | None = None,
         executor: Executor | None = None,
         config: LiveConfig | None = None,
+        whep: WhepEgress | None = None,
     ) -> None:
         self.hls = hls
         self.rpc = rpc
@@ -99,6 +121,7 @@ class LiveAIManager:
         self.blocklist = blocklist
         self.executor = executor
         self.config = config or LiveConfig()
+        self.whep = whep
         self.pending: dict[str, LiveRequest] = {}  # asked for before the stream went live
         self.runs: dict[str, _Run] = {}
         self.finished: dict[str, dict[str, Any]] = {}  # last status of ended runs
@@ -179,7 +202,14 @@ class LiveAIManager:
         feeder = asyncio.get_running_loop().create_task(
             self._feed(session, subscription), name=f"live-ai:{stream.id}"
         )
-        self.runs[stream.id] = _Run(stream, session, feeder, subscription)
+        run = _Run(stream, session, feeder, subscription)
+        if self.whep is not None:
+            run.video_out = asyncio.Queue(maxsize=8)
+            source = self.whep.add_source(out_id)
+            run.player = asyncio.get_running_loop().create_task(
+                self._play(source, run.video_out), name=f"whep:{out_id}"
+            )
+        self.runs[stream.id] = run
         log.info("live AI started", extra={"stream": stream.id, "pipeline": req.pipeline})
 
     async def _feed(self, session: LiveSession, subscription: Subscription[Segment]) -> None:
@@ -204,6 +234,25 @@ class LiveAIManager:
             duration = (probe.last_pts - probe.first_pts + step) / CLOCK
         resolution = (probe.width, probe.height) if probe.width else None
         self.hls.publish(out_id, SOURCE, seq, data, duration, resolution=resolution)
+        run = self.runs.get(out_id.removesuffix("-out"))
+        if run is not None and run.video_out is not None:
+            if run.video_out.full():  # viewers are behind real time: skip a segment, never block
+                run.video_out.get_nowait()
+            run.video_out.put_nowait(data)
+
+    async def _play(self, source: EncodedSource, segments: asyncio.Queue[bytes | None]) -> None:
+        """Output segments -> access units at real-time pace -> the WHEP source."""
+        loop = asyncio.get_running_loop()
+        pacer = Pacer()
+        while (data := await segments.get()) is not None:
+            try:
+                units = await loop.run_in_executor(self.executor, _access_units, data)
+            except Exception as exc:
+                log.warning("AI output not playable over WHEP", extra={"error": str(exc)})
+                continue
+            for unit in units:
+                await pacer.wait(unit.pts)
+                source.push_video(unit)
 
     async def _finish(self, run: _Run) -> None:
         try:
@@ -212,6 +261,10 @@ class LiveAIManager:
         finally:
             self.finished[run.stream.id] = run.session.status()
             self.hls.end(f"{run.stream.id}-out")
+            if run.player is not None:
+                run.player.cancel()
+                if self.whep is not None:
+                    await self.whep.remove_source(f"{run.stream.id}-out")
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
