@@ -87,6 +87,7 @@ async def test_ai_output_over_whep_to_an_aiortc_viewer(
         pc = RTCPeerConnection(ice.rtc_configuration())
         pc.addTransceiver("video", direction="recvonly")
         frames: list[Any] = []
+        readers: list[asyncio.Task[None]] = []
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -97,7 +98,7 @@ async def test_ai_output_over_whep_to_an_aiortc_viewer(
                     except Exception:
                         return
 
-            asyncio.ensure_future(read())
+            readers.append(asyncio.ensure_future(read()))
 
         with gathering_scope(ice):
             await pc.setLocalDescription(await pc.createOffer())
