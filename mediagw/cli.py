@@ -33,9 +33,10 @@ async def _embedded_orchestrator(settings: Settings) -> tuple[Settings, Any]:
     """Start a local reference orchestrator when none is configured (``make run``)."""
     if settings.orch_addr or settings.orch_webhook_url or not settings.embedded_orchestrator:
         return settings, None
-    from .orchestrator import OrchestratorConfig, ReferenceOrchestrator
+    from .orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
 
-    orch = ReferenceOrchestrator(OrchestratorConfig(host="127.0.0.1", port=0))
+    config = OrchestratorConfig(host="127.0.0.1", port=0, live_models=DEFAULT_LIVE_MODELS)
+    orch = ReferenceOrchestrator(config)
     await orch.start()
     log.warning(
         "no orchestrator configured (-orchAddr): started an embedded reference orchestrator "
