@@ -125,6 +125,7 @@ class LiveSession:
         self.history: list[dict[str, Any]] = []
         self._updated = False  # params changed by update(): replay them after each attach
         self._queue: deque[_Input] = deque()
+        self._publishing: _Input | None = None
         self._input_ended = False
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
@@ -175,8 +176,8 @@ class LiveSession:
             reason = att.monitor.input_begun(now)
             if reason is not None:
                 att.fail(reason, f"{att.monitor.in_flight} input segments in flight")
-        if len(self._queue) >= self.config.max_queue:
-            self._queue.popleft()
+        if len(self._queue) >= max(2, self.config.max_queue):  # oldest not being published
+            del self._queue[1 if self._queue[0] is self._publishing else 0]
             self.counters.segments_dropped += 1
         self._queue.append(item)
         self._notify()
@@ -306,7 +307,11 @@ class LiveSession:
             att = await self._current()
             if att is None:
                 return
-            first = await att.publish(item.data)
+            self._publishing = item
+            try:
+                first = await att.publish(item.data)
+            finally:
+                self._publishing = None
             if first is None:
                 continue  # dropped once (retry) or the O is lost (wait for the next one)
             if self._queue and self._queue[0] is item:
