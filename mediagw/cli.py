@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tbench.add_argument("--segments", type=int, default=200)
     tbench.add_argument("--json", dest="json_out", default="", help="also write results here")
+    lbench = bench_sub.add_parser("live", help="gateway-added latency on the live AI path (noop)")
+    lbench.add_argument("--seconds", type=float, default=30.0)
+    lbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
 
 
@@ -172,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_async(
                     run_transcode_bench(segments=args.segments, json_out=args.json_out)
                 )
+            if args.bench == "live":
+                from .bench.live import run_live_bench
+
+                return run_async(run_live_bench(seconds=args.seconds, json_out=args.json_out))
             parser.parse_args(["bench", "--help"])
     except ConfigError as exc:
         print(f"mediagw: configuration error: {exc}", file=sys.stderr)

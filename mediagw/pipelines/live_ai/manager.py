@@ -15,6 +15,7 @@ import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from ...stream.hub import Stream
 from .config import LiveConfig
 from .selection import LiveSelector, OrchestratorRequests
 from .session import LiveSession
+from .stats import Timing
 from .transport import LiveHTTP
 
 log = logging.getLogger("mediagw.live_ai")
@@ -125,6 +127,9 @@ class LiveAIManager:
         self.pending: dict[str, LiveRequest] = {}  # asked for before the stream went live
         self.runs: dict[str, _Run] = {}
         self.finished: dict[str, dict[str, Any]] = {}  # last status of ended runs
+        self.publish_time = Timing()  # output segment handed to us -> listed in HLS / queued
+        self.listed_at: dict[tuple[str, int], float] = {}  # (output stream, seq) -> monotonic
+
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- user API ------------------------------------------------------------------------------
@@ -223,6 +228,7 @@ class LiveAIManager:
 
     async def _output(self, out_id: str, seq: int, data: bytes) -> None:
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
         try:
             probe = await loop.run_in_executor(self.executor, lambda: probe_ts(data, decode=False))
         except Exception as exc:
@@ -239,6 +245,10 @@ class LiveAIManager:
             if run.video_out.full():  # viewers are behind real time: skip a segment, never block
                 run.video_out.get_nowait()
             run.video_out.put_nowait(data)
+        now = time.monotonic()
+        self.publish_time.add(now - started)
+        if len(self.listed_at) < 100_000:  # for the benchmark; bounded
+            self.listed_at[(out_id, seq)] = now
 
     async def _play(self, source: EncodedSource, segments: asyncio.Queue[bytes | None]) -> None:
         """Output segments -> access units at real-time pace -> the WHEP source."""
