@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -16,6 +14,7 @@ from . import __version__
 from .config import Settings, add_arguments, load_settings
 from .errors import ConfigError, MediaGWError
 from .log import setup_logging
+from .signals import wait_for_stop_signal
 
 log = logging.getLogger("mediagw")
 
@@ -52,11 +51,6 @@ async def _serve(settings: Settings) -> int:
 
     settings, embedded = await _embedded_orchestrator(settings)
     gateway = Gateway(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     try:
         await gateway.start()
     except OSError as exc:
@@ -75,7 +69,7 @@ async def _serve(settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
-    await stop.wait()
+    await wait_for_stop_signal()
     log.info("shutting down")
     await gateway.stop()
     if embedded is not None:

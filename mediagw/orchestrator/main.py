@@ -10,17 +10,15 @@ video-to-video with those models (``:false`` = cold; default warm).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from mediagw.errors import ConfigError
 
+from ..signals import wait_for_stop_signal
 from .config import DEFAULT_PORT, DEFAULT_TICKET_EV, Faults, OrchestratorConfig
 from .server import ReferenceOrchestrator
 
@@ -179,16 +177,8 @@ async def run_orchestrator(argv: list[str]) -> int:
         + (f", address 0x{address.hex()}" if address else ", off-chain"),
         flush=True,
     )
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, done.set)
     try:
-        await done.wait()
+        await wait_for_stop_signal()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
         await orchestrator.stop()
     return 0

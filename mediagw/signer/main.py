@@ -9,12 +9,9 @@ A listen address that is not loopback is refused without ``-remoteSignerWebhookU
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import ipaddress
 import os
 import re
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +25,7 @@ from mediagw.payments.params import DEFAULT_MAX_TICKET_EV, DEFAULT_MAX_TOTAL_EV
 from mediagw.payments.signer import LocalSigner, load_keystore_async
 from mediagw.pool.prices import PriceCaps
 from mediagw.pool.sources import Source, StaticSource, WebhookSource
+from mediagw.signals import wait_for_stop_signal
 
 from .app import SignerServer
 from .config import DEFAULT_PORT, SignerConfig
@@ -208,17 +206,9 @@ async def run_signer(argv: list[str]) -> int:
     if isinstance(chain, JsonRpcChain):
         chain.start()
     print(f"signer listening on {server.url}, address {checksum(server.address)}", flush=True)
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, done.set)
     try:
-        await done.wait()
+        await wait_for_stop_signal()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
         await server.stop()
         if isinstance(chain, JsonRpcChain):
             await chain.aclose()
