@@ -116,3 +116,36 @@ async def test_ai_output_over_whep_to_an_aiortc_viewer(
             await pc.close()
         code, err = await pusher
         assert code == 0, err
+
+
+async def test_orchestrator_killed_mid_stream_swaps_and_output_resumes(
+    gateway_factory: Any, make_clip: ClipMaker
+) -> None:
+    config = OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS)
+    async with ReferenceOrchestrator(config) as o1, ReferenceOrchestrator(config) as o2:
+        gw = await gateway_factory(orch_addr=(o1.url, o2.url))
+        clip = make_clip(seconds=16)
+        pusher = asyncio.create_task(
+            push(clip, f"rtmp://127.0.0.1:{gw.rtmp_port}/live/ai3?pipeline=noop")
+        )
+
+        def outputs() -> int:
+            rendition = gw.hls.rendition("ai3-out", "source")
+            return len(rendition.segments) if rendition else 0
+
+        await wait_until(lambda: outputs() >= 2, 30)
+        victim = o1 if o1.stats.live_sessions_started else o2
+        survivor = o2 if victim is o1 else o1
+        before = outputs()
+        await victim.stop()
+        await wait_until(lambda: outputs() >= before + 2, 30)  # output resumes on the other O
+        code, err = await pusher
+        assert code == 0, err
+        await wait_until(lambda: "ai3" in gw.live_ai.finished, 30)  # type: ignore[union-attr]
+        status = gw.live_ai.finished["ai3"]  # type: ignore[union-attr]
+        assert status["gateway_status"]["swaps"] >= 1, status["gateway_status"]
+        assert survivor.stats.live_sessions_started == 1
+        source = gw.hls.rendition("ai3", "source")
+        assert source is not None
+        # at most one output segment lost to the swap (the one the killed O was processing)
+        assert outputs() >= len(source.segments) - 2, (outputs(), len(source.segments))
