@@ -24,7 +24,8 @@ from .api.http import build_app
 from .api.live import add_live_routes
 from .api.push import PushIngest
 from .config import Settings
-from .errors import ConfigError, PublishRejected
+from .errors import ConfigError
+from .ingest.labels import stream_labels
 from .ingest.rtmp.server import PublishRequest, PublishSink, RTMPLimits, RTMPServer
 from .ingest.whip import WhipGateway
 from .livepeer.profiles import Profile
@@ -32,7 +33,7 @@ from .payments.live import LivePaymentSource, LocalLivePayments
 from .payments.sender import PaymentSender
 from .payments.signer import LocalSigner
 from .pipelines.build import TranscodeStack, build_transcoder, default_ladder
-from .pipelines.live_ai.manager import LiveAIManager, parse_params
+from .pipelines.live_ai.manager import LiveAIManager
 from .pipelines.live_ai.selection import OrchestratorRequests
 from .pipelines.manager import TranscodeManager, ladder_for
 from .platform.stream_auth import (
@@ -85,19 +86,7 @@ class RTMPIngest:
             url += "?" + urlencode(req.query)
         attempt = PublishAttempt(url, req.app, req.name, req.query, f"{req.peer[0]}")
         grant = await self.authorizer.authorize(attempt)
-        labels: dict[str, object] = dict(grant.labels)
-        if grant.profiles is not None:
-            labels["profiles"] = grant.profiles
-        if grant.presets:
-            labels["presets"] = grant.presets
-        if req.query.get("pipeline"):  # live AI: rtmp://HOST/live/NAME?pipeline=noop&params={}
-            labels["pipeline"] = req.query["pipeline"]
-            try:
-                labels["params"] = parse_params(req.query.get("params"))
-            except ConfigError as exc:
-                raise PublishRejected(str(exc), "NetStream.Publish.BadName") from None
-        if req.query.get("regions"):  # rtmp://HOST/live/NAME?regions=eu-west,us-east
-            labels["regions"] = [r.strip() for r in req.query["regions"].split(",") if r.strip()]
+        labels = stream_labels(grant, req.query)
         old = self.publishers.get(grant.manifest_id)
         if old is not None and old.closing:
             # A publisher reconnecting at once: let the old session finish its last flush.

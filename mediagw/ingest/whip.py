@@ -29,6 +29,7 @@ from ..errors import PublishRejected, StreamBusy
 from ..platform.stream_auth import PublishAttempt, StreamAuthorizer, StreamGrant
 from ..stream.hub import StreamHub
 from ..stream.publisher import Publisher
+from .labels import stream_labels
 
 log = logging.getLogger("mediagw.ingest.whip")
 
@@ -88,10 +89,8 @@ class WhipGateway:
 
     async def _on_session(self, request: web.Request, session: WhipSession) -> Mapping[str, str]:
         grant: StreamGrant = request[_GRANT]
-        labels: dict[str, object] = {"ingest": "whip", **grant.labels}
-        if grant.profiles is not None:
-            labels["profiles"] = grant.profiles
         try:
+            labels = {"ingest": "whip", **stream_labels(grant, request.query)}
             stream = self.hub.begin_publish(grant.manifest_id, labels)
         except PublishRejected as exc:
             raise web.HTTPConflict(text=exc.description) from None

@@ -1,0 +1,32 @@
+"""What a publisher asks for, from its grant and its URL query (RTMP and WHIP alike).
+
+?pipeline=MODEL&params=JSON     live AI instead of transcoding
+?regions=eu-west,us-east        orchestrator regions to prefer for this stream
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import ConfigError, PublishRejected
+from ..pipelines.live_ai.manager import parse_params
+from ..platform.stream_auth import StreamGrant
+
+__all__ = ["stream_labels"]
+
+
+def stream_labels(grant: StreamGrant, query: Mapping[str, str]) -> dict[str, object]:
+    labels: dict[str, object] = dict(grant.labels)
+    if grant.profiles is not None:
+        labels["profiles"] = grant.profiles
+    if grant.presets:
+        labels["presets"] = grant.presets
+    if query.get("pipeline"):
+        labels["pipeline"] = query["pipeline"]
+        try:
+            labels["params"] = parse_params(query.get("params"))
+        except ConfigError as exc:
+            raise PublishRejected(str(exc), "NetStream.Publish.BadName") from None
+    if query.get("regions"):
+        labels["regions"] = [r.strip() for r in query["regions"].split(",") if r.strip()]
+    return labels
