@@ -27,16 +27,29 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
-async def main(timeout: float) -> dict[str, object]:
+async def main(timeout: float, pipeline: str = "") -> dict[str, object]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         return {"error": "chromium not installed"}
+    orch = None
+    orch_addr: tuple[str, ...] = ()
+    if pipeline:  # live AI: a reference orchestrator in this namespace runs the pipeline
+        from mediagw.orchestrator import (
+            DEFAULT_LIVE_MODELS,
+            OrchestratorConfig,
+            ReferenceOrchestrator,
+        )
+
+        orch = ReferenceOrchestrator(OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS))
+        await orch.start()
+        orch_addr = (orch.url,)
     gw = Gateway(
         Settings(
             rtmp_addr="127.0.0.1:0",
             http_addr="127.0.0.1:0",
             webrtc_host_addresses=("127.0.0.1",),
             embedded_orchestrator=False,
+            orch_addr=orch_addr,
         )
     )
     await gw.start()
@@ -59,6 +72,8 @@ async def main(timeout: float) -> dict[str, object]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     page = f"http://127.0.0.1:{port}/?gw=http://127.0.0.1:{gw.http_port}&name=browser&seconds=7"
+    if pipeline:
+        page += f"&pipeline={pipeline}"
     with tempfile.TemporaryDirectory() as profile:
         proc = await asyncio.create_subprocess_exec(
             chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page,
@@ -75,8 +90,13 @@ async def main(timeout: float) -> dict[str, object]:
     result["segments"] = stream.stats.segments if stream else 0
     await runner.cleanup()
     await gw.stop()
+    if orch is not None:
+        result["ai_segments_out"] = orch.stats.live_segments_out
+        await orch.stop()
     return result
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(float(sys.argv[1]) if len(sys.argv) > 1 else 60))))
+    timeout = float(sys.argv[1]) if len(sys.argv) > 1 else 60
+    pipeline = sys.argv[2] if len(sys.argv) > 2 else ""
+    print(json.dumps(asyncio.run(main(timeout, pipeline))))

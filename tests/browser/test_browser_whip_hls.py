@@ -22,20 +22,38 @@ def _need(condition: bool, why: str) -> None:
         pytest.skip(why)
 
 
-def test_chromium_whip_publish_plays_in_hls_js() -> None:
+def _run_in_namespace(*args: str) -> dict[str, object]:
     need_tool("chromium")
     unshare = need_tool("unshare")
     _need((HERE / "node_modules/hls.js/dist/hls.min.js").exists(), "hls.js not installed (npm ci)")
     _need(os.geteuid() == 0, "a private network namespace needs root")
-    script = f"ip link set lo up && exec {sys.executable} {HERE / 'run_whip_hls.py'} 60"
+    script = (
+        f"ip link set lo up && exec {sys.executable} {HERE / 'run_whip_hls.py'} {' '.join(args)}"
+    )
     proc = subprocess.run(
         [unshare, "--net", "sh", "-c", script],
-        check=False, capture_output=True, text=True, timeout=120, cwd=HERE.parents[1],
+        check=False, capture_output=True, text=True, timeout=180, cwd=HERE.parents[1],
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_chromium_whip_publish_plays_in_hls_js() -> None:
+    result = _run_in_namespace("60")
     assert result.get("whip_status") == 201, result
-    assert result.get("segments", 0) >= 2, result
+    assert int(result.get("segments", 0)) >= 2, result  # type: ignore[call-overload]
     assert result.get("played") is True, result
-    assert result["frames"] > 30 and result["current_time"] > 2, result
-    assert not [e for e in result["errors"] if e.endswith(":true")], result  # no fatal error
+    assert int(result["frames"]) > 30 and float(result["current_time"]) > 2, result  # type: ignore[call-overload,arg-type]
+    assert not [e for e in result["errors"] if e.endswith(":true")], result  # type: ignore[attr-defined]
+
+
+def test_chromium_whip_through_noop_plays_over_whep_and_hls_js() -> None:
+    """Browser -> WHIP -> live AI (noop on a reference orchestrator) -> WHEP back into the
+    browser, and the HLS of the AI output in hls.js."""
+    result = _run_in_namespace("90", "noop")
+    assert result.get("whip_status") == 201 and result.get("whep_status") == 201, result
+    assert int(result.get("ai_segments_out", 0)) >= 2, result  # type: ignore[call-overload]
+    assert int(result["whep_frames"]) > 30, result  # type: ignore[call-overload]
+    assert result.get("played") is True, result
+    assert not [e for e in result["errors"] if e.endswith(":true")], result  # type: ignore[attr-defined]
