@@ -34,7 +34,6 @@ from .payments.sender import PaymentSender
 from .payments.signer import LocalSigner
 from .pipelines.build import TranscodeStack, build_transcoder, default_ladder
 from .pipelines.live_ai.manager import LiveAIManager
-from .pipelines.live_ai.selection import OrchestratorRequests
 from .pipelines.manager import TranscodeManager, ladder_for
 from .platform.stream_auth import (
     OpenAuth,
@@ -188,9 +187,7 @@ class Gateway:
         return int(sockets[0].getsockname()[1]) if sockets else 0
 
     def _live_ai(self, stack: TranscodeStack) -> LiveAIManager:
-        assert stack.pins is not None
-        signer = None if stack.signer.offchain else stack.signer
-        requests = OrchestratorRequests(stack.rpc, signer=signer, credentials=stack.credentials)
+        assert stack.pins is not None and stack.requests is not None
 
         def payments() -> LivePaymentSource | None:
             if stack.remote_signer is not None:
@@ -204,7 +201,7 @@ class Gateway:
             stack.rpc,
             stack.pins,
             stack.sources,
-            requests,
+            stack.requests,
             payments=payments,
             caps=stack.caps,
             blocklist=stack.blocklist,

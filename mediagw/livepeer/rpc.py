@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError, Message
 from mediagw.errors import ConfigError
 
 from ..payments.crypto import checksum, keccak256
+from ..payments.signer import Signer as AccountSigner
 from .errors import OrchestratorUnreachable, ProtocolViolation
 from .grpc_client import Target, unary_call
 from .proto import net
@@ -29,6 +30,7 @@ from .tls import PinStore
 __all__ = [
     "DEFAULT_ORCH_PORT",
     "OrchestratorRPC",
+    "OrchestratorRequests",
     "normalize_orch_addr",
     "orchestrator_request",
     "sign_orchestrator_request",
@@ -168,3 +170,33 @@ def _safe(url: str) -> str:
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class OrchestratorRequests:
+    """GetOrchestrator as this gateway sends it (``ignoreCapacityCheck`` false, as GL): with our
+    own signer's address and signature (computed once), a remote signer's ``credentials``, or,
+    off-chain, 20 zero bytes and no signature."""
+
+    def __init__(
+        self,
+        rpc: OrchestratorRPC,
+        *,
+        signer: AccountSigner | None = None,
+        credentials: tuple[bytes, bytes] | None = None,
+    ) -> None:
+        self.rpc = rpc
+        self.signer = signer
+        self.credentials = credentials
+        self._sig: tuple[bytes, bytes] | None = credentials
+
+    async def request(self, caps: net.Capabilities) -> net.OrchestratorRequest:
+        if self._sig is None:
+            if self.signer is None or self.signer.offchain:
+                self._sig = (bytes(20), b"")
+            else:
+                address = self.signer.address
+                self._sig = (address, await sign_orchestrator_request(address, self.signer.sign))
+        return orchestrator_request(*self._sig, caps)
+
+    async def fetch(self, url: str, caps: net.Capabilities, timeout: float) -> net.OrchestratorInfo:
+        return await self.rpc.get_orchestrator(url, await self.request(caps), timeout=timeout)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ..config import Settings
 from ..errors import ConfigError
 from ..livepeer.profiles import Profile, load_ladder, parse_transcoding_options
-from ..livepeer.rpc import OrchestratorRPC, normalize_orch_addr
+from ..livepeer.rpc import OrchestratorRequests, OrchestratorRPC, normalize_orch_addr
 from ..livepeer.segment import SegmentClient
 from ..livepeer.tls import PinStore
 from ..payments.chain import JsonRpcChain
@@ -38,7 +38,7 @@ class TranscodeStack:
     sources: list[Source] = field(default_factory=list)
     caps: PriceCaps | None = None
     blocklist: Blocklist | None = None
-    credentials: tuple[bytes, bytes] | None = None  # from the remote signer
+    requests: OrchestratorRequests | None = None  # GetOrchestrator, shared with live AI
 
     async def close(self) -> None:
         await self.transcoder.close()
@@ -123,7 +123,9 @@ async def build_transcoder(
         max_attempts=settings.max_attempts,
         min_version=settings.orch_min_version,
         chain=chain,
-        request_credentials=credentials,
+        requests=OrchestratorRequests(
+            rpc, signer=None if signer.offchain else signer, credentials=credentials
+        ),
     )
     return TranscodeStack(
         transcoder,
@@ -136,5 +138,5 @@ async def build_transcoder(
         sources=sources,
         caps=caps,
         blocklist=transcoder.blocklist,
-        credentials=credentials,
+        requests=transcoder.requests,
     )

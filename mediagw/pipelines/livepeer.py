@@ -28,7 +28,7 @@ from fractions import Fraction
 from ..errors import MediaGWError
 from ..livepeer.capabilities import compatible, job_capabilities
 from ..livepeer.proto import net
-from ..livepeer.rpc import OrchestratorRPC, sign_orchestrator_request
+from ..livepeer.rpc import OrchestratorRequests, OrchestratorRPC
 from ..livepeer.segdata import build_segdata, segment_header
 from ..livepeer.segment import SegmentClient, verify_result_hashes
 from ..payments.chain import ChainReader
@@ -92,7 +92,7 @@ class LivepeerTranscoder:
         max_attempts: int = 3,
         min_version: str = "",
         chain: ChainReader | None = None,
-        request_credentials: tuple[bytes, bytes] | None = None,
+        requests: OrchestratorRequests | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.rpc = rpc
@@ -108,9 +108,8 @@ class LivepeerTranscoder:
         self.chain = chain
         self._chain_view = _ChainView()
         self._streams: dict[str, _StreamState] = {}
-        # (address, signature) for GetOrchestrator from a remote signer; else our own signer's
-        self._credentials = request_credentials
-        self._request_sig: bytes | None = None
+        # GetOrchestrator requests: our signer's credentials unless a remote signer's are given
+        self.requests = requests or OrchestratorRequests(rpc, signer=signer)
         self._ending: set[asyncio.Task[None]] = set()
 
     async def _chain(self) -> _ChainView:
@@ -136,25 +135,10 @@ class LivepeerTranscoder:
         return view
 
     # -- discovery ----------------------------------------------------------------------------
-    async def _orchestrator_request(self, caps: net.Capabilities) -> net.OrchestratorRequest:
-        if self._credentials is not None:
-            address, sig = self._credentials
-            return net.OrchestratorRequest(address=address, sig=sig, capabilities=caps)
-        if self._request_sig is None:
-            self._request_sig = (
-                b""
-                if self.signer.offchain
-                else await sign_orchestrator_request(self.signer.address, self.signer.sign)
-            )
-        return net.OrchestratorRequest(
-            address=self.signer.address, sig=self._request_sig, capabilities=caps
-        )
-
     async def _fetch(
         self, url: str, caps: net.Capabilities, timeout: float
     ) -> net.OrchestratorInfo:
-        req = await self._orchestrator_request(caps)
-        return await self.rpc.get_orchestrator(url, req, timeout=timeout)
+        return await self.requests.fetch(url, caps, timeout)
 
     async def _discover(self, state: _StreamState) -> list[OrchSession]:
         candidates = []

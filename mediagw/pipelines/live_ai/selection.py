@@ -27,8 +27,7 @@ from fractions import Fraction
 
 from mediagw.livepeer.capabilities import compatible
 from mediagw.livepeer.proto import net
-from mediagw.livepeer.rpc import OrchestratorRPC, sign_orchestrator_request
-from mediagw.payments.signer import Signer
+from mediagw.livepeer.rpc import OrchestratorRequests
 from mediagw.pool.discovery import discover
 from mediagw.pool.prices import PriceCaps
 from mediagw.pool.session import OrchSession
@@ -46,37 +45,6 @@ FetchInfo = Callable[[str, net.Capabilities, float], Awaitable[net.OrchestratorI
 
 REFRESH_INTERVAL = 360.0  # go-livepeer refreshes the live pool every 6 min
 SUSPEND_PENALTY = 5  # refreshes, about 30 min
-
-
-class OrchestratorRequests:
-    """GetOrchestrator as a live gateway sends it (``ignoreCapacityCheck`` false, as GL)."""
-
-    def __init__(
-        self,
-        rpc: OrchestratorRPC,
-        *,
-        signer: Signer | None = None,
-        credentials: tuple[bytes, bytes] | None = None,
-    ) -> None:
-        self.rpc = rpc
-        self.signer = signer
-        self.credentials = credentials
-        self._sig: tuple[bytes, bytes] | None = credentials
-
-    async def request(self, caps: net.Capabilities) -> net.OrchestratorRequest:
-        if self._sig is None:
-            if self.signer is None or self.signer.offchain:
-                self._sig = (bytes(20), b"")
-            else:
-                address = self.signer.address
-                self._sig = (address, await sign_orchestrator_request(address, self.signer.sign))
-        address, sig = self._sig
-        req = net.OrchestratorRequest(address=address, sig=sig)
-        req.capabilities.CopyFrom(caps)
-        return req
-
-    async def fetch(self, url: str, caps: net.Capabilities, timeout: float) -> net.OrchestratorInfo:
-        return await self.rpc.get_orchestrator(url, await self.request(caps), timeout=timeout)
 
 
 class LiveSelector:
