@@ -21,6 +21,7 @@ from typing import Literal
 import aiohttp
 from google.protobuf.message import DecodeError
 
+from ..httpbody import BodyTooLarge, read_limited
 from ..payments.crypto import SignatureError, keccak256, recover_address
 from .errors import (
     DownloadError,
@@ -48,7 +49,6 @@ MAX_RESULT_BYTES = 1 << 20
 MAX_ERROR_BODY_BYTES = 4096
 DEFAULT_MAX_DOWNLOAD_BYTES = 64 << 20
 MAX_SEGMENT_BYTES = 300_000_000  # O reads at most this much (go-livepeer common.MaxSegSize)
-_CHUNK = 64 * 1024
 
 # Errors that fail the same way on every orchestrator (lpms ffmpeg NonRetryableErrs, matched
 # exactly like go-livepeer). "Unrecoverable state, restart process" is left out on purpose: it
@@ -117,24 +117,6 @@ class SubmitResult:
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None
-
-
-class _TooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        self.limit = limit
-
-
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    length = resp.content_length
-    if length is not None and length > limit:
-        raise _TooLarge(limit)
-    buf = bytearray()
-    async for chunk in resp.content.iter_chunked(_CHUNK):
-        buf += chunk
-        if len(buf) > limit:
-            raise _TooLarge(limit)
-    return bytes(buf)
 
 
 async def _read_prefix(resp: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -279,14 +261,14 @@ class SegmentClient:
                         raw = await _read_prefix(resp, MAX_ERROR_BODY_BYTES)
                         text = raw.decode("utf-8", "replace").strip()
                         return fail(SegmentRejected(text, status, url), is_retryable(text))
-                    raw = await _read_limited(resp, self.max_result_bytes)
+                    raw = await read_limited(resp, self.max_result_bytes)
         except TimeoutError:
             return fail(
                 OrchestratorUnreachable(
                     f"transcode result not received within {total_timeout:g} s", url
                 )
             )
-        except _TooLarge as exc:
+        except BodyTooLarge as exc:
             return fail(ProtocolViolation(f"TranscodeResult larger than {exc.limit} bytes", url))
         except (aiohttp.ClientError, OSError) as exc:
             return fail(_transport_failure(exc, "segment upload failed", url))
@@ -340,10 +322,10 @@ class SegmentClient:
                 async with session.get(url, ssl=ssl_ctx or True) as resp:
                     if resp.status != 200:
                         raise DownloadError(f"HTTP {resp.status}", resp.status, url)
-                    return await _read_limited(resp, max_bytes)
+                    return await read_limited(resp, max_bytes)
         except TimeoutError:
             raise OrchestratorUnreachable(f"download timed out after {timeout:g} s", url) from None
-        except _TooLarge:
+        except BodyTooLarge:
             raise ProtocolViolation(f"rendition larger than {max_bytes} bytes", url) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _transport_failure(exc, "download failed", url) from None

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
+from ..httpbody import BodyTooLarge, read_limited
 from .abi import (
     ARBITRUM_CONTRACTS,
     ARBITRUM_CONTROLLER,
@@ -157,7 +158,12 @@ class JsonRpcChain:
                     raise ChainError(f"{method}: JSON-RPC endpoint answered HTTP {resp.status}")
                 if (resp.content_length or 0) > self._max_bytes:
                     raise ChainError(f"{method}: answer larger than {self._max_bytes} bytes")
-                raw = await self._read_limited(resp, method)
+                try:
+                    raw = await read_limited(resp, self._max_bytes)
+                except BodyTooLarge:
+                    raise ChainError(
+                        f"{method}: answer larger than {self._max_bytes} bytes"
+                    ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ChainError(
                 f"{method}: JSON-RPC endpoint unreachable ({type(exc).__name__})"
@@ -176,16 +182,6 @@ class JsonRpcChain:
         if "result" not in doc:
             raise ChainError(f"{method}: answer has no result")
         return doc["result"]
-
-    async def _read_limited(self, resp: aiohttp.ClientResponse, method: str) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise ChainError(f"{method}: answer larger than {self._max_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def eth_call(self, to: bytes, data: bytes, what: str = "eth_call") -> bytes:
         result = await self._rpc(

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from mediagw.errors import ConfigError, MediaGWError
+from mediagw.httpbody import BodyTooLarge, read_limited
 from mediagw.livepeer.proto import net
 
 __all__ = [
@@ -254,17 +255,14 @@ class WebhookSource:
         async with session.get(self._url, allow_redirects=False) as resp:
             if not 200 <= resp.status < 300:
                 raise WebhookError(f"status {resp.status}")
-            length = resp.content_length
-            if length is not None and length > self._max_body:
-                raise WebhookError(f"body of {length} bytes is over the {self._max_body} limit")
-            chunks: list[bytes] = []
-            total = 0
-            async for chunk in resp.content.iter_chunked(64 * 1024):
-                total += len(chunk)
-                if total > self._max_body:
-                    raise WebhookError(f"body is over the {self._max_body} byte limit")
-                chunks.append(chunk)
-            return b"".join(chunks)
+            try:
+                return await read_limited(resp, self._max_body)
+            except BodyTooLarge as exc:
+                if exc.declared is not None:
+                    raise WebhookError(
+                        f"body of {exc.declared} bytes is over the {self._max_body} limit"
+                    ) from None
+                raise WebhookError(f"body is over the {self._max_body} byte limit") from None
 
 
 class Blocklist:
