@@ -47,7 +47,7 @@ async def _embedded_orchestrator(settings: Settings) -> tuple[Settings, Any]:
 
 
 async def _serve(settings: Settings) -> int:
-    from .gateway import Gateway
+    from .gateway import Gateway, http_host_for
 
     settings, embedded = await _embedded_orchestrator(settings)
     gateway = Gateway(settings)
@@ -62,9 +62,9 @@ async def _serve(settings: Settings) -> int:
     print(
         f"mediagw {__version__} ready\n"
         f"  publish: ffmpeg -re -i INPUT -c copy -f flv "
-        f"rtmp://{_public(settings.rtmp_addr)}:{gateway.rtmp_port}/live/NAME\n"
-        f"  play:    http://{_public(settings.http_addr)}:{gateway.http_port}/stream/NAME.m3u8\n"
-        f"  streams: http://{_public(settings.http_addr)}:{gateway.http_port}/streams\n"
+        f"rtmp://{http_host_for(settings.rtmp_addr)}:{gateway.rtmp_port}/live/NAME\n"
+        f"  play:    http://{http_host_for(settings.http_addr)}:{gateway.http_port}/stream/NAME.m3u8\n"
+        f"  streams: http://{http_host_for(settings.http_addr)}:{gateway.http_port}/streams\n"
         "  stop:    Ctrl-C",
         file=sys.stderr,
         flush=True,
@@ -75,11 +75,6 @@ async def _serve(settings: Settings) -> int:
     if embedded is not None:
         await embedded.stop()
     return 0
-
-
-def _public(addr: str) -> str:
-    host, _ = Settings.split_addr(addr)
-    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
 def build_parser() -> argparse.ArgumentParser:
