@@ -80,6 +80,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _parse_duration(text: str) -> float:
+    """Seconds: ``5``, ``5s``, ``500ms``, ``2m`` (go-livepeer's flags take Go durations)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", text)
+    if match is None:
+        raise ValueError(f"expected a duration like 5s or 500ms, got {text!r}")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
+    value = float(match.group(1)) * scale
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {text!r}")
+    return value
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -98,7 +110,9 @@ class Option:
 
     @property
     def env(self) -> str:
-        return "MEDIAGW_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", self.flag).upper()
+        # liveAIAuthWebhookUrl -> LIVE_AI_AUTH_WEBHOOK_URL, maxTicketEV -> MAX_TICKET_EV
+        words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", self.flag)
+        return "MEDIAGW_" + words.upper()
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -180,6 +194,42 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_whip_sessions", "maxWhipSessions", _positive_int, "concurrent WHIP publishers"),
     Option("http_ingest", "httpIngest", _parse_bool, "allow HTTP push ingest on a public address"),
     Option("auth_webhook_url", "authWebhookUrl", str, "stream auth webhook (go-livepeer style)"),
+    Option(
+        "live_ai_auth_webhook_url",
+        "liveAIAuthWebhookUrl",
+        str,
+        "live AI auth webhook: asked before a stream goes to a pipeline (go-livepeer's JSON)",
+    ),
+    Option(
+        "live_ai_auth_api_key",
+        "liveAIAuthApiKey",
+        str,
+        "sent to the live AI auth webhook as x-api-key and Authorization",
+    ),
+    Option(
+        "live_ai_heartbeat_url",
+        "liveAIHeartbeatURL",
+        str,
+        "POSTs the live AI stream ids every interval; answers may end streams (credit control)",
+    ),
+    Option(
+        "live_ai_heartbeat_headers",
+        "liveAIHeartbeatHeaders",
+        _parse_headers,
+        "headers for the live AI heartbeat: 'k:v,k2:v2'",
+    ),
+    Option(
+        "live_ai_heartbeat_interval",
+        "liveAIHeartbeatInterval",
+        _parse_duration,
+        "seconds between live AI heartbeats (5s)",
+    ),
+    Option(
+        "gateway_host",
+        "gatewayHost",
+        str,
+        "public HOST[:PORT] of this gateway's HTTP API, for URLs given to webhooks and clients",
+    ),
     Option("max_sessions", "maxSessions", _positive_int, "max concurrent live streams"),
     Option(
         "stream_keys",
@@ -203,6 +253,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 _BY_NAME = {o.name: o for o in OPTIONS}
+_MAPS = ("stream_keys", "remote_signer_headers", "live_ai_heartbeat_headers")
 _BY_FLAG = {o.flag: o for o in OPTIONS}
 
 
@@ -234,6 +285,12 @@ class Settings:
     max_whip_sessions: int = 16
     http_ingest: bool = False
     auth_webhook_url: str = ""
+    live_ai_auth_webhook_url: str = ""
+    live_ai_auth_api_key: str = ""
+    live_ai_heartbeat_url: str = ""
+    live_ai_heartbeat_headers: Mapping[str, str] = field(default_factory=dict)
+    live_ai_heartbeat_interval: float = 5.0
+    gateway_host: str = ""
     max_sessions: int = 100
     stream_keys: Mapping[str, str] = field(default_factory=dict)
     segment_duration: float = 2.0
@@ -286,7 +343,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _convert(opt: Option, raw: Any, origin: str) -> Any:
     try:
-        if opt.name in ("stream_keys", "remote_signer_headers") and isinstance(raw, dict):
+        if opt.name in _MAPS and isinstance(raw, dict):
             return {str(k): str(v) for k, v in raw.items()}
         if isinstance(raw, list) and opt.parse is _parse_list:
             return tuple(str(x) for x in raw)

@@ -33,8 +33,10 @@ from .payments.live import LivePaymentSource, LocalLivePayments
 from .payments.sender import PaymentSender
 from .payments.signer import LocalSigner
 from .pipelines.build import TranscodeStack, build_transcoder, default_ladder
+from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
 from .pipelines.manager import TranscodeManager, ladder_for
+from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
 from .platform.stream_auth import (
     OpenAuth,
     PublishAttempt,
@@ -118,6 +120,14 @@ class Gateway:
             self.recorder = Recorder(settings.record_dir, settings.segment_duration, self.executor)
             self.hub.add_listener(self.recorder)
         self.authorizer = authorizer or make_authorizer(settings)
+        self.live_auth: LiveAIAuthorizer | None = None
+        if settings.live_ai_auth_webhook_url:
+            webhook = LiveAIAuthWebhook(
+                settings.live_ai_auth_webhook_url, settings.live_ai_auth_api_key
+            )
+            self.live_auth = LiveAIAuthorizer(self.authorizer, webhook, self.public_url)
+            self.authorizer = self.live_auth
+        self.heartbeat: LiveHeartbeat | None = None
         rtmp_host, rtmp_port = Settings.split_addr(settings.rtmp_addr)
         self.ingest = RTMPIngest(self.hub, self.authorizer, self.executor, settings.rtmp_addr)
         self.rtmp = RTMPServer(
@@ -186,6 +196,14 @@ class Gateway:
         sockets = getattr(self._site._server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else 0
 
+    def public_url(self) -> str:
+        """This gateway's HTTP API as its clients reach it (``-gatewayHost``, else the bound
+        address), for the URLs given to webhooks."""
+        host = self.settings.gateway_host
+        if host:
+            return host if "://" in host else f"http://{host}"
+        return f"http://{http_host_for(self.settings.http_addr)}:{self.http_port}"
+
     def _live_ai(self, stack: TranscodeStack) -> LiveAIManager:
         assert stack.pins is not None and stack.requests is not None
 
@@ -226,7 +244,16 @@ class Gateway:
         if self.stack is not None:
             self.live_ai = self._live_ai(self.stack)
             self.hub.add_listener(self.live_ai)  # before the transcoder: it claims its streams
-            add_live_routes(self.http_app, self.live_ai, self.hub)
+            add_live_routes(self.http_app, self.live_ai, self.hub, self.live_auth)
+            if self.settings.live_ai_heartbeat_url:
+                self.heartbeat = LiveHeartbeat(
+                    self.settings.live_ai_heartbeat_url,
+                    self.live_ai.stream_ids,
+                    self.live_ai.terminate,
+                    headers=self.settings.live_ai_heartbeat_headers,
+                    interval=self.settings.live_ai_heartbeat_interval,
+                )
+                self.heartbeat.start()
         if self.transcodes is not None:
             self.hub.add_listener(self.transcodes)
         await self.push.start()
@@ -263,13 +290,15 @@ class Gateway:
         self.hub.close()
         if self.transcodes is not None:
             await self.transcodes.close()
+        if self.heartbeat is not None:
+            await self.heartbeat.close()
         if self.live_ai is not None:
             await self.live_ai.close()
         if self.stack is not None:
             await self.stack.close()
         if self.recorder is not None:
             await self.recorder.close()
-        if isinstance(self.authorizer, WebhookAuth):
+        if isinstance(self.authorizer, WebhookAuth | LiveAIAuthorizer):
             await self.authorizer.close()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -2,6 +2,9 @@
 
 ?pipeline=MODEL&params=JSON     live AI instead of transcoding
 ?regions=eu-west,us-east        orchestrator regions to prefer for this stream
+?streamId=ID                    the stream's id for the live AI heartbeat and status API
+
+The live AI auth webhook's pipeline and params (in the grant) win over the query's.
 """
 
 from __future__ import annotations
@@ -21,12 +24,18 @@ def stream_labels(grant: StreamGrant, query: Mapping[str, str]) -> dict[str, obj
         labels["profiles"] = grant.profiles
     if grant.presets:
         labels["presets"] = grant.presets
-    if query.get("pipeline"):
-        labels["pipeline"] = query["pipeline"]
+    pipeline = grant.pipeline or query.get("pipeline")
+    if pipeline:
+        labels["pipeline"] = pipeline
         try:
-            labels["params"] = parse_params(query.get("params"))
+            labels["params"] = (
+                grant.params if grant.params is not None else parse_params(query.get("params"))
+            )
         except ConfigError as exc:
             raise PublishRejected(str(exc), "NetStream.Publish.BadName") from None
+    for key, label in (("streamId", "streamID"), ("rtmpOutput", "rtmpOutput")):
+        if query.get(key) and label not in labels:  # an auth webhook's answer wins
+            labels[label] = query[key]
     if query.get("regions"):
         labels["regions"] = [r.strip() for r in query["regions"].split(",") if r.strip()]
     return labels

@@ -77,7 +77,10 @@ class WhipGateway:
     async def _authorize(self, request: web.Request) -> None:
         name = request.match_info["stream"]
         url = f"{request.scheme}://{request.host}{request.path_qs}"
-        attempt = PublishAttempt(url, "live", name, dict(request.query), request.remote or "")
+        ingest = "livepeer-whip" if request.path.startswith("/live/video-to-video/") else "whip"
+        attempt = PublishAttempt(
+            url, "live", name, dict(request.query), request.remote or "", ingest=ingest
+        )
         try:
             grant = await self.authorizer.authorize(attempt)
         except PublishRejected as exc:

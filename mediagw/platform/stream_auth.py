@@ -51,6 +51,7 @@ class PublishAttempt:
     name: str  # stream name without query string
     query: Mapping[str, str] = field(default_factory=dict)
     peer: str = ""
+    ingest: str = "rtmp"  # "rtmp", "whip" (/whip/NAME) or "livepeer-whip" (live AI WHIP path)
 
     @property
     def stream_name(self) -> str:
@@ -73,6 +74,9 @@ class StreamGrant:
     profiles: list[dict[str, Any]] | None = None
     presets: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    # live AI, when the live AI auth webhook chose them (live_auth.py); else the URL's query
+    pipeline: str | None = None
+    params: dict[str, Any] | None = None
 
 
 class StreamAuthorizer(Protocol):

@@ -71,6 +71,7 @@ class Stream:
     last_error: str | None = None
     stats: StreamStats = field(default_factory=StreamStats)
     segments: Fanout[Segment] = field(default_factory=Fanout)
+    stop_ingest: Callable[[str], None] | None = None  # set by the live publish session
 
     @property
     def live(self) -> bool:
@@ -167,6 +168,14 @@ class StreamHub:
         for listener in self._listeners:
             listener.on_segment(stream, segment)
         stream.segments.publish(segment)
+
+    def kick(self, stream_id: str, reason: str) -> bool:
+        """Disconnect the publisher of a live stream (its ingest ends with ``reason``)."""
+        stream = self._streams.get(stream_id)
+        if stream is None or not stream.live or stream.stop_ingest is None:
+            return False
+        stream.stop_ingest(reason)
+        return True
 
     def end_publish(self, stream: Stream, error: str | None = None) -> None:
         if not stream.live:

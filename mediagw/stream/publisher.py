@@ -89,6 +89,8 @@ class Publisher:
     async def unit(self, *args: Any) -> None:
         """Queue one ingest unit for the demuxer (in the executor). Waits when the queue is full:
         the caller stops reading its source, nothing is dropped."""
+        self._stopping: asyncio.Task[None] | None = None
+        stream.stop_ingest = self.stop
         if self._error is not None:
             raise MediaError(self._error)
         if not self._session_wall0:
@@ -108,6 +110,15 @@ class Publisher:
             await self._closed.wait()
             return
         self._closing = True
+    def stop(self, reason: str) -> None:
+        """Take no more media (operator's or credit-control decision): the ingest's next
+        ``unit()``/``media()`` raises, so its connection closes; what was cut stays listed."""
+        if self._error is None and not self._closing:
+            self._error = reason
+            log.info("publisher stopped", extra={"stream": self.stream.id, "reason": reason})
+            # end the stream now (ENDLIST), even if the publisher sends nothing more
+            self._stopping = asyncio.get_running_loop().create_task(self.close(reason))
+
         self._has_work.set()
         await self._closed.wait()
         self.hub.end_publish(self.stream, error or self._error)

@@ -61,6 +61,10 @@ def _access_units(ts: bytes) -> list[VideoAccessUnit]:
     return units
 
 
+def _stream_id(stream: Stream) -> str:
+    return str(stream.labels.get("streamID") or stream.id)
+
+
 def parse_params(raw: str | bytes | None) -> dict[str, Any]:
     """Pipeline params: a JSON object (at most 1 MiB; go-livepeer's limit does not work)."""
     if not raw:
@@ -80,6 +84,7 @@ def parse_params(raw: str | bytes | None) -> dict[str, Any]:
 class LiveRequest:
     pipeline: str
     params: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # streamID, pipelineID, rtmpOutput
 
 
 @dataclass(eq=False)
@@ -90,6 +95,7 @@ class _Run:
     subscription: Subscription[Segment]
     video_out: asyncio.Queue[bytes | None] | None = None
     player: asyncio.Task[None] | None = None
+    stop_reason: str = ""  # set when the gateway stops the stream (heartbeat, operator)
 
 
 PaymentsFactory = Callable[[], LivePaymentSource | None]
@@ -151,10 +157,31 @@ class LiveAIManager:
         return False
 
     def status(self, name: str) -> dict[str, Any] | None:
-        run = self.runs.get(name)
+        """By stream name, or by stream ID (go-livepeer keys ``/status`` by stream ID)."""
+        run = self.runs.get(name) or next(
+            (r for r in self.runs.values() if _stream_id(r.stream) == name), None
+        )
         if run is not None:
             return run.session.status()
         return self.finished.get(name)
+
+    def stream_ids(self) -> list[str]:
+        """The ids of the running live AI streams (what the heartbeat reports)."""
+        return [_stream_id(run.stream) for run in self.runs.values()]
+
+    def terminate(self, stream_id: str, reason: str) -> bool:
+        """Stop a live AI stream by name or stream ID: its AI session ends with ``reason`` and
+        its publisher is disconnected. False if no such stream runs."""
+        for name, run in list(self.runs.items()):
+            if stream_id in (name, _stream_id(run.stream)):
+                run.stop_reason = reason
+                log.info("live AI stream stopped", extra={"stream": name, "reason": reason})
+                if run.stream.stop_ingest is not None:
+                    run.stream.stop_ingest(reason)  # the hub then calls on_stream_end
+                else:
+                    self.on_stream_end(run.stream)
+                return True
+        return False
 
     # -- StreamListener ------------------------------------------------------------------------
     def on_stream_start(self, stream: Stream) -> None:
@@ -184,6 +211,7 @@ class LiveAIManager:
         return bool(stream.labels.get("pipeline")) or stream.id in self.pending
 
     def _start(self, stream: Stream, req: LiveRequest) -> None:
+        stream.labels.update(req.labels)
         stream.labels["pipeline"] = req.pipeline
         selector = LiveSelector(
             self.sources,
@@ -216,6 +244,9 @@ class LiveAIManager:
             )
         self.runs[stream.id] = run
         log.info("live AI started", extra={"stream": stream.id, "pipeline": req.pipeline})
+        if stream.labels.get("rtmpOutput"):
+            text = "RTMP output of live AI is not supported: it plays as HLS (NAME-out) and WHEP"
+            log.warning(text, extra={"stream": stream.id})
 
     async def _feed(self, session: LiveSession, subscription: Subscription[Segment]) -> None:
         try:
@@ -267,7 +298,10 @@ class LiveAIManager:
     async def _finish(self, run: _Run) -> None:
         try:
             await run.feeder
-            await run.session.end()
+            if run.stop_reason:
+                await run.session.close(run.stop_reason)
+            else:
+                await run.session.end()
         finally:
             self.finished[run.stream.id] = run.session.status()
             self.hls.end(f"{run.stream.id}-out")

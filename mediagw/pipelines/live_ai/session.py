@@ -217,10 +217,10 @@ class LiveSession:
         await self._finish(SessionState.ENDED, "input ended")
         await self._shutdown()
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "closed") -> None:
         """Stop now (no drain)."""
         if not self.finished:
-            await self._finish(SessionState.ENDED, "closed")
+            await self._finish(SessionState.ENDED, reason)
         await self._shutdown()
 
     async def wait(self) -> None:
