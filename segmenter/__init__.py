@@ -1,4 +1,6 @@
-"""segmenter: FLV/H.264/AAC in, keyframe-aligned MPEG-TS segments out (PyAV, no re-encoding).
+"""segmenter: FLV/H.264/AAC in, keyframe-aligned MPEG-TS segments out (PyAV, no video re-encoding).
+
+WebRTC media goes through ``RtpDemuxer``: H.264 as is, Opus audio transcoded to AAC (``OpusToAac``).
 
 Knows nothing about Livepeer or HTTP; never imports ``mediagw`` or ``webrtc``.
 """
@@ -6,8 +8,10 @@ Knows nothing about Livepeer or HTTP; never imports ``mediagw`` or ``webrtc``.
 from .annexb import AnnexBVideo
 from .errors import MalformedMedia, MuxError, SegmenterError, UnsupportedCodec
 from .flv import FlvDemuxer, read_flv_file
+from .opus import OpusStats, OpusToAac
 from .packet import CLOCK, AudioConfig, MediaPacket, Segment, VideoConfig
 from .probe import ProbeResult, count_frames_flv, probe_ts
+from .rtpmedia import RtpDemuxer
 from .segmenter import Segmenter, SegmenterStats
 
 __all__ = [
@@ -18,7 +22,10 @@ __all__ = [
     "MalformedMedia",
     "MediaPacket",
     "MuxError",
+    "OpusStats",
+    "OpusToAac",
     "ProbeResult",
+    "RtpDemuxer",
     "Segment",
     "Segmenter",
     "SegmenterError",

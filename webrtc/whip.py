@@ -7,9 +7,24 @@ the next keyframe (one is requested at once). Keyframes are requested (RTCP PLI)
 ``keyframe_interval`` unless one arrived recently, since browsers send H.264 IDRs only when asked.
 
 Timestamps: video pts/dts in 90 kHz, audio in 48 kHz, both from one session epoch (the first
-media packet); each track is anchored by the arrival time of its first frame and then follows its
-RTP clock (unwrapped), so lip sync is as good as first-packet arrival (RTCP SR is not used).
-H.264 from WebRTC has no B-frames, so dts = pts.
+media packet of the session). Each track is anchored at the arrival time of the first RTP packet
+of its first frame (not at the moment the jitter buffer completes the frame, which is when the
+next frame's first packet arrives: up to a frame interval later, and that differs between a 20 ms
+Opus track and a low-rate video track) and then follows its own RTP clock, unwrapped. Lip sync is
+therefore as good as the difference between the two tracks' capture-to-arrival delays (encoder
+latency, pacing, network), typically a few tens of milliseconds. H.264 from WebRTC has no
+B-frames, so dts = pts.
+
+Why not RTCP sender reports (the RTP <-> NTP pairs that RFC 3550 provides for lip sync):
+aiortc 1.16 handles SRs inside ``RTCRtpReceiver._handle_rtcp_packet`` and exposes only their NTP
+time (``getStats()``, remote-outbound-rtp ``remoteTimestamp``), not the RTP timestamp they pair it
+with, so reading them would mean hooking one more private method. They also arrive only after the
+media has started (aiortc's first SR 0.5-1.5 s in, at random), so the start of a stream (the
+first segment) could only be placed by arrival anyway, and a later correction would be a step in
+the audio timeline. And aiortc's own sender stamps its SRs with the time the packet was sent, not
+captured, which carries the same encoder-latency bias as arrival. Arrival at the first packet is
+what is used; a sender-report correction can be layered on later without changing the consumer
+(it would shift the audio clock once the reports of both tracks are in).
 """
 
 from __future__ import annotations
@@ -72,27 +87,45 @@ class WhipStats:
 
 
 class _TrackClock:
-    """RTP timestamp (32-bit, wrapping) -> increasing ticks since the session epoch."""
+    """RTP timestamp (32-bit, wrapping) -> increasing ticks since the session epoch.
+
+    ``saw_packet`` notes when the first packet of each RTP timestamp arrived (the last few), so a
+    frame is anchored at the arrival of its first packet rather than at its completion.
+    """
 
     MAX_STEP = 5.0  # seconds: a larger jump is a new clock, not elapsed time
+    ARRIVALS = 32  # RTP timestamps remembered (frames in flight in the jitter buffer)
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self._last: int | None = None
         self._ticks = 0
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=self.ARRIVALS)
+
+    def saw_packet(self, rtp_ts: int, now: float) -> None:
+        if not self._arrivals or self._arrivals[-1][0] != rtp_ts:
+            self._arrivals.append((rtp_ts, now))
+
+    def _first_arrival(self, rtp_ts: int, default: float) -> float:
+        for ts, at in self._arrivals:
+            if ts == rtp_ts:
+                return at
+        return default
 
     def map(self, rtp_ts: int, arrival: float, epoch: float) -> int:
-        anchored = max(0, round((arrival - epoch) * self.rate))
-        if self._last is None:
-            self._ticks = anchored
-        else:
+        if self._last is not None:
             diff = (rtp_ts - self._last) & 0xFFFFFFFF
             if diff >= 1 << 31:
                 diff -= 1 << 32
             if 0 < diff <= self.MAX_STEP * self.rate:
                 self._ticks += diff
-            else:  # a new RTP clock (sender restart, SSRC change) or a step back: re-anchor
-                self._ticks = max(anchored, self._ticks + 1)
+                self._last = rtp_ts
+                return self._ticks
+        anchored = max(0, round((self._first_arrival(rtp_ts, arrival) - epoch) * self.rate))
+        if self._last is None:
+            self._ticks = anchored
+        else:  # a new RTP clock (sender restart, SSRC change) or a step back: re-anchor
+            self._ticks = max(anchored, self._ticks + 1)
         self._last = rtp_ts
         return self._ticks
 
@@ -189,7 +222,9 @@ class WhipSession:
         tap.attach(video, is_video=True, on_packet=self._on_video_packet, on_frame=self._on_video)
         if audio is not None:
             self.has_audio = True
-            tap.attach(audio, is_video=False, on_packet=self._on_packet, on_frame=self._on_audio)
+            tap.attach(
+                audio, is_video=False, on_packet=self._on_audio_packet, on_frame=self._on_audio
+            )
 
         @self.pc.on("connectionstatechange")
         def _on_state() -> None:
@@ -205,7 +240,7 @@ class WhipSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _on_packet(self, packet: RtpPacket) -> None:
+    def _on_packet(self, packet: RtpPacket) -> float:
         now = self._clock()
         self._last_packet = now
         self.stats.packets += 1
@@ -213,10 +248,14 @@ class WhipSession:
             self._epoch = now
         if self.state in ("new", "disconnected"):
             self.state = "connected"
+        return now
 
     def _on_video_packet(self, packet: RtpPacket) -> None:
         self._video_ssrc = packet.ssrc
-        self._on_packet(packet)
+        self._video_clock.saw_packet(packet.timestamp, self._on_packet(packet))
+
+    def _on_audio_packet(self, packet: RtpPacket) -> None:
+        self._audio_clock.saw_packet(packet.timestamp, self._on_packet(packet))
 
     def _on_video(self, frame: JitterFrame | None, loss: bool) -> None:
         if loss:

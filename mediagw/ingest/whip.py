@@ -4,13 +4,23 @@
     POST /whip/{stream}                         the same, shorter
 
 The stream key check, the busy check and the hub are the same as for RTMP. H.264 access units
-from the WebRTC depacketizer go to the segmenter through ``AnnexBVideo`` without re-encoding.
+from the WebRTC depacketizer go to the segmenter without re-encoding; Opus audio is decoded and
+encoded to AAC-LC (48 kHz, the channel count WebRTC signals: stereo, 128 kb/s), because HLS
+players and orchestrators expect AAC in MPEG-TS. Both go through ``segmenter.RtpDemuxer`` in the
+Publisher's executor (no PyAV call on the event loop), which interleaves them so each
+keyframe-aligned segment carries the audio of its own time span, continuous across segments. A
+session without audio gives video-only segments, as before.
+
+A/V sync: the ``webrtc`` package stamps both tracks on one session clock, each anchored at the
+arrival of its first packet and then following its own RTP clock (why not RTCP sender reports:
+see ``webrtc.whip``); audio is converted from 48 kHz to 90 kHz ticks here. A broken Opus packet
+is skipped and counted (``audio_bad_packets``); audio of another codec is counted in
+``audio_dropped``.
 
 Browsers send an H.264 keyframe only when asked. A keyframe is requested the moment the open
 segment reaches the target duration (the segmenter cuts at the first keyframe after that), so
 segments come out at the target plus one round trip, not at the next periodic request; a
-periodic request every 2 x target stays as a safety net. Opus audio is not carried into the
-MPEG-TS segments yet (counted in ``audio_dropped``).
+periodic request every 2 x target stays as a safety net.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from concurrent.futures import Executor
 
 from aiohttp import web
 
-from segmenter import AnnexBVideo
+from segmenter import CLOCK, RtpDemuxer
 from webrtc import IceConfig, VideoAccessUnit, WhipConfig, WhipIngest, WhipSession, add_whip_routes
 
 from ..errors import PublishRejected, StreamBusy
@@ -60,7 +70,9 @@ class WhipGateway:
                 max_sessions=max_sessions,
             )
         )
-        self.audio_dropped = 0
+        self.audio_dropped = 0  # audio units not carried (not Opus)
+        self.audio_packets = 0  # Opus packets transcoded to AAC (ended sessions)
+        self.audio_bad_packets = 0  # broken Opus packets skipped (ended sessions)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def routes(self, app: web.Application) -> None:
@@ -97,16 +109,17 @@ class WhipGateway:
             stream = self.hub.begin_publish(grant.manifest_id, labels)
         except PublishRejected as exc:
             raise web.HTTPConflict(text=exc.description) from None
-        publisher = Publisher(self.hub, stream, self.executor, demuxer=AnnexBVideo())
+        demuxer = RtpDemuxer(audio=session.has_audio)
+        publisher = Publisher(self.hub, stream, self.executor, demuxer=demuxer)
         task = asyncio.get_running_loop().create_task(
-            self._pump(session, publisher), name=f"whip:{stream.id}"
+            self._pump(session, publisher, demuxer), name=f"whip:{stream.id}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         log.info("whip publish accepted", extra={"stream": stream.id, "session": session.id})
         return {"Livepeer-Playback-URL": f"/stream/{stream.id}.m3u8"}
 
-    async def _pump(self, session: WhipSession, publisher: Publisher) -> None:
+    async def _pump(self, session: WhipSession, publisher: Publisher, demuxer: RtpDemuxer) -> None:
         error: str | None = None
         tolerance = 900  # the segmenter's cut tolerance (10 ms)
         segment_start: int | None = None
@@ -114,7 +127,11 @@ class WhipGateway:
         try:
             async for unit in session:
                 if not isinstance(unit, VideoAccessUnit):
-                    self.audio_dropped += 1
+                    if unit.codec != "opus":
+                        self.audio_dropped += 1
+                        continue
+                    rate = unit.clock_rate  # Opus: 48 kHz -> the segmenter's 90 kHz
+                    await publisher.unit("audio", unit.data, (unit.pts * CLOCK + rate // 2) // rate)
                     continue
                 age = unit.pts - segment_start if segment_start is not None else None
                 if unit.keyframe and (age is None or age >= self.segment_ticks - tolerance):
@@ -122,13 +139,34 @@ class WhipGateway:
                 elif age is not None and not asked and age >= self.segment_ticks:
                     session.request_keyframe()
                     asked = True
-                await publisher.unit(unit.data, unit.pts, unit.dts)
+                await publisher.unit("video", unit.data, unit.pts, unit.dts)
         except Exception as exc:  # one session's failure ends only that stream
             error = f"{type(exc).__name__}: {exc}"
             log.warning("whip session failed", extra={"session": session.id, "error": error})
             await session.close("media error")
         finally:
             await publisher.close(error)
+            # the publisher's worker is done: the demuxer's counters are no longer moving
+            audio = demuxer.audio_stats
+            self.audio_packets += audio.packets
+            self.audio_bad_packets += audio.bad_packets
+            if demuxer.audio_error is not None:
+                log.warning(
+                    "whip audio given up",
+                    extra={"stream": publisher.stream.id, "error": demuxer.audio_error},
+                )
+            if audio.packets:
+                log.info(
+                    "whip audio transcoded",
+                    extra={
+                        "stream": publisher.stream.id,
+                        "opus_packets": audio.packets,
+                        "bad_packets": audio.bad_packets,
+                        "aac_frames": audio.aac_frames,
+                        "filled_ms": audio.filled_samples // 48,
+                        "jumps": audio.jumps,
+                    },
+                )
 
     async def close(self) -> None:
         await self.ingest.aclose()

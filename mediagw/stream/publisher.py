@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from segmenter import (
     CLOCK,
@@ -39,9 +39,17 @@ _Msg = tuple[tuple[Any, ...], float]
 
 
 class Demuxer(Protocol):
-    """One ingest unit -> segmenter items: ``FlvDemuxer`` (RTMP), ``AnnexBVideo`` (WebRTC)."""
+    """One ingest unit -> segmenter items: ``FlvDemuxer`` (RTMP), ``RtpDemuxer`` (WebRTC)."""
 
     def feed(self, *args: Any) -> Sequence[VideoConfig | AudioConfig | MediaPacket]: ...
+
+
+@runtime_checkable
+class FlushingDemuxer(Demuxer, Protocol):
+    """A demuxer that holds media back (``RtpDemuxer``: the AAC encoder's delay, video waiting
+    for audio) and hands it over when the session ends, before the segmenter's last cut."""
+
+    def flush(self) -> Sequence[VideoConfig | AudioConfig | MediaPacket]: ...
 
 
 class Publisher:
@@ -81,6 +89,8 @@ class Publisher:
         self._worker = asyncio.get_running_loop().create_task(
             self._run(), name=f"publisher:{stream.id}"
         )
+        self._stopping: asyncio.Task[None] | None = None
+        stream.stop_ingest = self.stop
 
     # -- PublishSink ---------------------------------------------------------------------------
     async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
@@ -89,8 +99,6 @@ class Publisher:
     async def unit(self, *args: Any) -> None:
         """Queue one ingest unit for the demuxer (in the executor). Waits when the queue is full:
         the caller stops reading its source, nothing is dropped."""
-        self._stopping: asyncio.Task[None] | None = None
-        stream.stop_ingest = self.stop
         if self._error is not None:
             raise MediaError(self._error)
         if not self._session_wall0:
@@ -102,14 +110,6 @@ class Publisher:
             self._drained.clear()
             await self._drained.wait()
 
-    async def metadata(self, meta: dict[str, Any]) -> None:
-        self.stream_metadata = dict(meta)
-
-    async def close(self, error: str | None) -> None:
-        if self._closing:
-            await self._closed.wait()
-            return
-        self._closing = True
     def stop(self, reason: str) -> None:
         """Take no more media (operator's or credit-control decision): the ingest's next
         ``unit()``/``media()`` raises, so its connection closes; what was cut stays listed."""
@@ -119,6 +119,14 @@ class Publisher:
             # end the stream now (ENDLIST), even if the publisher sends nothing more
             self._stopping = asyncio.get_running_loop().create_task(self.close(reason))
 
+    async def metadata(self, meta: dict[str, Any]) -> None:
+        self.stream_metadata = dict(meta)
+
+    async def close(self, error: str | None) -> None:
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
         self._has_work.set()
         await self._closed.wait()
         self.hub.end_publish(self.stream, error or self._error)
@@ -187,6 +195,14 @@ class Publisher:
             for item in self._demuxer.feed(*args):
                 out.extend((seg, arrival) for seg in segmenter.push(item))
         if final:  # closed by the end of the session, not by a keyframe: no latency sample
+            if isinstance(self._demuxer, FlushingDemuxer):
+                try:
+                    for item in self._demuxer.flush():
+                        out.extend((seg, None) for seg in segmenter.push(item))
+                except SegmenterError as exc:  # keep what was cut: the last segment still closes
+                    log.warning(
+                        "demuxer flush failed", extra={"stream": self.stream.id, "error": str(exc)}
+                    )
             out.extend((seg, None) for seg in segmenter.flush())
         return out
 

@@ -253,6 +253,19 @@ def test_rtp_clock_unwraps_and_reanchors() -> None:
     assert clock.map(0x4000_0000 - 3000, arrival=12.1, epoch=10.0) == jumped + 9000  # step back
 
 
+def test_rtp_clock_anchors_at_the_first_packet_of_a_frame() -> None:
+    """The jitter buffer hands a frame over when the next frame's first packet arrives: the
+    anchor is the arrival of the frame's own first packet, not that moment."""
+    clock = _TrackClock(90_000)
+    clock.saw_packet(1000, 10.10)  # first packet of the keyframe
+    clock.saw_packet(1000, 10.14)  # its last packet
+    clock.saw_packet(4000, 10.20)  # next frame: the keyframe is complete now
+    assert clock.map(1000, arrival=10.20, epoch=10.0) == 9000
+    assert clock.map(4000, arrival=10.25, epoch=10.0) == 12_000  # then the RTP clock
+    unknown = _TrackClock(48_000)  # no packet noted: the frame's arrival is the anchor
+    assert unknown.map(5, arrival=10.5, epoch=10.0) == 24_000
+
+
 def test_layering_webrtc_imports_neither_mediagw_nor_segmenter() -> None:
     root = Path(webrtc.__file__).parent
     for path in root.glob("*.py"):
