@@ -115,8 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tbench.add_argument("--segments", type=int, default=200)
     tbench.add_argument("--json", dest="json_out", default="", help="also write results here")
-    lbench = bench_sub.add_parser("live", help="gateway-added latency on the live AI path (noop)")
-    lbench.add_argument("--seconds", type=float, default=30.0)
+    lbench = bench_sub.add_parser(
+        "live", help="gateway-added and glass-to-glass latency on the live AI path (noop)"
+    )
+    lbench.add_argument("--seconds", type=float, default=30.0, help="length of each phase")
+    lbench.add_argument(
+        "--g2g",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure glass-to-glass: WHIP publisher -> noop -> WHEP viewer and HLS",
+    )
+    lbench.add_argument("--g2g-size", default="1280x720", help="glass-to-glass video size")
     lbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
 
@@ -167,7 +176,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.bench == "live":
                 from .bench.live import run_live_bench
 
-                return run_async(run_live_bench(seconds=args.seconds, json_out=args.json_out))
+                return run_async(
+                    run_live_bench(
+                        seconds=args.seconds,
+                        json_out=args.json_out,
+                        g2g=args.g2g,
+                        g2g_size=args.g2g_size,
+                    )
+                )
             parser.parse_args(["bench", "--help"])
     except ConfigError as exc:
         print(f"mediagw: configuration error: {exc}", file=sys.stderr)

@@ -1,0 +1,111 @@
+"""Glass-to-glass benchmark: frame numbers survive H.264, the figures add up, the bench runs."""
+
+from __future__ import annotations
+
+import json
+import random
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+from mediatools import need_tool
+
+from mediagw.bench.framecode import crc8, draw_luma, make_frame, read_frame, read_luma, word
+from mediagw.bench.glass import analyse, percentiles
+
+
+def _h264_round_trip(
+    numbers: list[int], width: int, height: int, bit_rate: int
+) -> list[int | None]:
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
+    enc.bit_rate, enc.time_base = bit_rate, Fraction(1, 30)
+    enc.options = {"tune": "zerolatency", "preset": "ultrafast"}
+    dec = av.CodecContext.create("h264", "r")
+    out: list[int | None] = []
+    for pts, n in enumerate(numbers):
+        frame = make_frame(n, width, height)
+        frame.pts = pts
+        for packet in enc.encode(frame):
+            out += [read_frame(f) for f in dec.decode(packet)]
+    for packet in enc.encode(None):
+        out += [read_frame(f) for f in dec.decode(packet)]
+    return out
+
+
+@pytest.mark.parametrize(("width", "height", "bit_rate"), [(640, 360, 200_000),
+                                                          (1280, 720, 400_000)])  # fmt: skip
+def test_numbers_survive_low_bitrate_h264(width: int, height: int, bit_rate: int) -> None:
+    rng = random.Random(7)
+    numbers = [0, 1, 0xFFFF, 0x8000, 0x5555, 0xAAAA] + [rng.randrange(1 << 16) for _ in range(90)]
+    assert _h264_round_trip(numbers, width, height, bit_rate) == numbers
+
+
+def test_numbers_wrap_and_raw_planes_read_back() -> None:
+    assert read_luma(draw_luma(65536 + 5, 640, 360), 640, 360) == 5
+    plane = draw_luma(1234, 640, 360, stride=704)  # padded rows
+    assert len(plane) == 704 * 360
+    assert read_luma(plane, 640, 360, stride=704) == 1234
+
+
+def test_pictures_without_a_number_are_rejected() -> None:
+    for level in (0, 128, 255):  # black, grey, white
+        assert read_luma(bytes([level]) * (640 * 360), 640, 360) is None
+    assert crc8(b"123456789") == 0xF4  # CRC-8/SMBUS check value
+    assert word(0x1234) >> 8 == 0x1234
+    # one wrong block flips one bit: the CRC catches it
+    size = 640 // 12
+    plane = bytearray(draw_luma(4321, 640, 360))
+    for y in range(size):
+        row = y * 640
+        plane[row + 3 * size : row + 4 * size] = bytes(
+            255 - v for v in plane[row + 3 * size : row + 4 * size]
+        )
+    assert read_luma(bytes(plane), 640, 360) is None
+    assert read_luma(draw_luma(1, 640, 360), 64, 36) is None  # too small to carry a number
+
+
+def test_analysis_splits_the_latency_per_segment() -> None:
+    # 4 frames a "segment" at 10 fps; each frame shown 2.3 s after capture
+    captured = [100.0 + n / 10 for n in range(12)]
+    raw = {
+        "captured": captured,
+        "shown": [[n, captured[n] + 2.3] for n in range(8)],
+        "unreadable": 1,
+        "hls": [[0, captured[0] + 2.25, 0], [1, captured[4] + 2.25, 4], [2, 120.0, None]],
+    }
+    source_listed = {0: captured[0] + 2.2, 1: captured[4] + 2.2}
+    output_listed = {0: captured[0] + 2.21, 1: captured[4] + 2.21}
+    result = analyse(raw, source_listed, output_listed, [2.0, 2.0])
+    assert result["g2g_frames_sent"] == 12 and result["g2g_frames_matched"] == 8
+    assert result["g2g_frames_unreadable"] == 1
+    assert result["g2g_whep_ms_p50"] == result["g2g_whep_ms_max"] == 2300.0
+    assert result["g2g_hls_segments"] == 2 and result["g2g_hls_first_frame_ms_p99"] == 2250.0
+    assert result["g2g_segment_duration_ms_mean"] == 2000.0
+    assert result["g2g_part_capture_to_source_listed_ms_p50"] == 2200.0
+    assert result["g2g_part_source_to_output_listed_ms_p50"] == 10.0
+    assert result["g2g_part_output_listed_to_whep_shown_ms_p50"] == 90.0
+
+
+def test_percentiles_nearest_rank() -> None:
+    values = [i / 1000 for i in range(1, 101)]  # 1..100 ms
+    assert percentiles(values, "x") == {"x_p50": 51.0, "x_p95": 95.0, "x_p99": 99.0,
+                                        "x_max": 100.0}  # fmt: skip
+    assert percentiles([], "x")["x_p99"] == 0.0
+
+
+@pytest.mark.ffmpeg
+@pytest.mark.slow
+async def test_live_bench_measures_glass_to_glass(tmp_path: Path) -> None:
+    need_tool("ffmpeg")
+    from mediagw.bench.live import run_live_bench
+
+    out = tmp_path / "live.json"
+    assert await run_live_bench(seconds=5, json_out=str(out), g2g_size="640x360") == 0
+    result = json.loads(out.read_text())
+    assert result["segments_out"] >= 1 and result["g2g_frames_matched"] >= 30
+    assert result["g2g_frames_unreadable"] == 0
+    # one segment (~2 s) dominates; loopback adds little on top
+    assert 1500 < result["g2g_whep_ms_p50"] < 4000, result
+    assert result["g2g_hls_segments"] >= 1
