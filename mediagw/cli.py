@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also measure glass-to-glass: WHIP publisher -> noop -> WHEP viewer and HLS",
     )
     lbench.add_argument("--g2g-size", default="1280x720", help="glass-to-glass video size")
+    lbench.add_argument(
+        "--segment-duration",
+        type=float,
+        default=1.0,
+        help="live AI target segment seconds (-liveAISegmentDuration)",
+    )
     lbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
 
@@ -182,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         json_out=args.json_out,
                         g2g=args.g2g,
                         g2g_size=args.g2g_size,
+                        segment_duration=args.segment_duration,
                     )
                 )
             parser.parse_args(["bench", "--help"])

@@ -225,6 +225,12 @@ OPTIONS: tuple[Option, ...] = (
         "seconds between live AI heartbeats (5s)",
     ),
     Option(
+        "live_ai_segment_duration",
+        "liveAISegmentDuration",
+        _positive_float,
+        "target segment seconds of live AI streams (whole segments go to the orchestrator)",
+    ),
+    Option(
         "gateway_host",
         "gatewayHost",
         str,
@@ -290,6 +296,7 @@ class Settings:
     live_ai_heartbeat_url: str = ""
     live_ai_heartbeat_headers: Mapping[str, str] = field(default_factory=dict)
     live_ai_heartbeat_interval: float = 5.0
+    live_ai_segment_duration: float = 1.0
     gateway_host: str = ""
     max_sessions: int = 100
     stream_keys: Mapping[str, str] = field(default_factory=dict)

@@ -33,6 +33,7 @@ from .payments.live import LivePaymentSource, LocalLivePayments
 from .payments.sender import PaymentSender
 from .payments.signer import LocalSigner
 from .pipelines.build import TranscodeStack, build_transcoder, default_ladder
+from .pipelines.live_ai.config import LiveConfig
 from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
 from .pipelines.manager import TranscodeManager, ladder_for
@@ -225,6 +226,7 @@ class Gateway:
             blocklist=stack.blocklist,
             executor=self.executor,
             whep=self.whep,
+            config=LiveConfig(segment_duration=self.settings.live_ai_segment_duration),
         )
 
     async def _push_ladder(self, grant: StreamGrant) -> tuple[Profile, ...]:

@@ -111,6 +111,21 @@ class Segmenter:
         self.stats = SegmenterStats()
         self._reset_session(discontinuity=False)
 
+    @property
+    def target_ticks(self) -> int:
+        return self._target
+
+    def set_target(self, target_duration: float) -> None:
+        """Change the target duration from the next cut on (e.g. a stream that goes to live AI,
+        which wants shorter segments than transcoding)."""
+        if target_duration <= 0:
+            raise ValueError("target_duration must be positive")
+        self.target_duration = target_duration
+        self.max_segment_duration = max(self.max_segment_duration, 4 * target_duration)
+        self._target = round(target_duration * CLOCK)
+        self._cut_at = self._target - CUT_TOLERANCE
+        self._max_ticks = round(self.max_segment_duration * CLOCK)
+
     def _reset_session(self, discontinuity: bool) -> None:
         self._video_cfg: VideoConfig | None = None
         self._audio_cfg: AudioConfig | None = None

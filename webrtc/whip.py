@@ -186,9 +186,9 @@ class WhipSession:
         await self._closed.wait()
 
     def request_keyframe(self) -> None:
-        """Send a PLI now (at most one per quarter interval)."""
+        """Send a PLI now (at most one per quarter interval, and per 250 ms)."""
         now = self._clock()
-        gap = self.config.keyframe_interval / 4
+        gap = min(self.config.keyframe_interval / 4, 0.25)
         if self._video_receiver is None or self._video_ssrc is None or now - self._last_pli < gap:
             return
         self._last_pli = now

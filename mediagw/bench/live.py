@@ -132,7 +132,12 @@ async def _glass_to_glass(gw: Gateway, tap: _Tap, seconds: float, size: str) -> 
 
 
 async def run_live_bench(
-    *, seconds: float, json_out: str = "", g2g: bool = True, g2g_size: str = "1280x720"
+    *,
+    seconds: float,
+    json_out: str = "",
+    g2g: bool = True,
+    g2g_size: str = "1280x720",
+    segment_duration: float = 1.0,
 ) -> int:
     from ..orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
 
@@ -147,7 +152,8 @@ async def run_live_bench(
         await orch.start()
         loopback = "127.0.0.1"
         settings = Settings(rtmp_addr=f"{loopback}:0", http_addr=f"{loopback}:0",
-                            orch_addr=(orch.url,), webrtc_host_addresses=(loopback,))  # fmt: skip
+                            orch_addr=(orch.url,), webrtc_host_addresses=(loopback,),
+                            live_ai_segment_duration=segment_duration)  # fmt: skip
         gw = Gateway(settings)
         await gw.start()
         tap = _Tap()

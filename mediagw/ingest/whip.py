@@ -17,10 +17,11 @@ see ``webrtc.whip``); audio is converted from 48 kHz to 90 kHz ticks here. A bro
 is skipped and counted (``audio_bad_packets``); audio of another codec is counted in
 ``audio_dropped``.
 
-Browsers send an H.264 keyframe only when asked. A keyframe is requested the moment the open
-segment reaches the target duration (the segmenter cuts at the first keyframe after that), so
-segments come out at the target plus one round trip, not at the next periodic request; a
-periodic request every 2 x target stays as a safety net.
+Browsers send an H.264 keyframe only when asked. A keyframe is requested one frame before the
+open segment reaches its target duration (the segmenter cuts at the first keyframe after that),
+so segments come out at the target plus about one round trip, not at the next periodic request;
+a periodic request every 2 x the gateway's target stays as a safety net. The target is read per
+frame: a stream that goes to live AI gets the shorter live AI target.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ log = logging.getLogger("mediagw.ingest.whip")
 
 __all__ = ["WhipGateway"]
 
+_ASK_AGAIN = 27_000  # 0.3 s (90 kHz): no keyframe yet after asking -> ask again
 _GRANT = web.RequestKey("mediagw.whip.grant", StreamGrant)
 
 
@@ -62,7 +64,6 @@ class WhipGateway:
         self.hub = hub
         self.authorizer = authorizer
         self.executor = executor
-        self.segment_ticks = round(keyframe_interval * 90_000)
         self.ingest = WhipIngest(
             WhipConfig(
                 ice=ice or IceConfig(),
@@ -123,7 +124,10 @@ class WhipGateway:
         error: str | None = None
         tolerance = 900  # the segmenter's cut tolerance (10 ms)
         segment_start: int | None = None
-        asked = False
+        segmenter = publisher.stream.segmenter
+        asked_at: int | None = None  # pts when a keyframe was last asked for in this segment
+        last_pts: int | None = None
+        step = 3000  # the frame interval seen last (90 kHz; 30 fps until measured)
         try:
             async for unit in session:
                 if not isinstance(unit, VideoAccessUnit):
@@ -133,12 +137,22 @@ class WhipGateway:
                     rate = unit.clock_rate  # Opus: 48 kHz -> the segmenter's 90 kHz
                     await publisher.unit("audio", unit.data, (unit.pts * CLOCK + rate // 2) // rate)
                     continue
+                target = segmenter.target_ticks  # live AI may shorten it mid-stream
+                if last_pts is not None and 0 < unit.pts - last_pts <= 9000:
+                    step = unit.pts - last_pts
+                last_pts = unit.pts
                 age = unit.pts - segment_start if segment_start is not None else None
-                if unit.keyframe and (age is None or age >= self.segment_ticks - tolerance):
-                    segment_start, asked = unit.pts, False  # the segmenter cuts here
-                elif age is not None and not asked and age >= self.segment_ticks:
+                if unit.keyframe and (age is None or age >= target - tolerance):
+                    segment_start, asked_at = unit.pts, None  # the segmenter cuts here
+                elif (
+                    age is not None
+                    and age + step >= target
+                    and (asked_at is None or unit.pts - asked_at >= _ASK_AGAIN)
+                ):
+                    # one frame early: the browser's keyframe is then the first frame due
+                    # at or after the target, not the one after it; asked again if it is lost
                     session.request_keyframe()
-                    asked = True
+                    asked_at = unit.pts
                 await publisher.unit("video", unit.data, unit.pts, unit.dts)
         except Exception as exc:  # one session's failure ends only that stream
             error = f"{type(exc).__name__}: {exc}"

@@ -106,6 +106,8 @@ async def test_live_bench_measures_glass_to_glass(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert result["segments_out"] >= 1 and result["g2g_frames_matched"] >= 30
     assert result["g2g_frames_unreadable"] == 0
-    # one segment (~2 s) dominates; loopback adds little on top
-    assert 1500 < result["g2g_whep_ms_p50"] < 4000, result
+    # whole segments go on trickle: a frame waits for its segment's cut, so the figure is at
+    # least most of one segment (loose bounds: this checks the measurement, not the speed)
+    segment = result["g2g_segment_duration_ms_mean"]
+    assert 0.5 * segment < result["g2g_whep_ms_p50"] < segment + 3000, result
     assert result["g2g_hls_segments"] >= 1

@@ -139,6 +139,7 @@ async def test_heartbeat_stops_the_streams_it_is_told_to(
         # the other stream ran to its end, every beat listing it
         assert (await paying)[0] == 0
         assert all("paying" in ids for ids in operator.beats if ids)
+        await wait_until(lambda: "s1" in gw.live_ai.finished, 15)  # type: ignore[union-attr]
         s1 = gw.live_ai.status("s1")
         assert s1 is not None and s1["gateway_status"]["end_reason"] != "credit_exhaustion"
         assert gw.heartbeat is not None and gw.heartbeat.terminated == 1

@@ -311,3 +311,19 @@ def test_fuzz_segmenter_invariants(script: list[tuple[str, int, bool]]) -> None:
         assert s.duration_ticks > 0
         if s.video_frames:
             assert probe_ts(s.data, decode=False).first_is_keyframe
+
+
+def test_set_target_shortens_segments_from_the_next_cut() -> None:
+    seg = Segmenter(2.0)
+    keys = set(range(0, 300, 15))  # a keyframe every 0.5 s
+    items = [V, A, *av_stream(300, keys)]
+    out = run(seg, items[: len(items) // 2], flush=False)  # 5 s at the 2 s target
+    seg.set_target(0.5)
+    out += run(seg, items[len(items) // 2 :])
+    check_timeline(out)
+    durations = [s.duration for s in out]
+    assert durations[:2] == [2.0, 2.0], durations
+    assert all(abs(d - 0.5) < 1e-9 for d in durations[3:-1]), durations
+    assert seg.target_ticks == CLOCK // 2
+    with pytest.raises(ValueError):
+        seg.set_target(0)

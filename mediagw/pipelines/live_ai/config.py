@@ -22,6 +22,9 @@ class LiveConfig:
     max_start_attempts: int = 20
     max_same_tries: int = 3  # "ticketparams expired": same O again, at most this often
     max_queue: int = 16  # input segments held while no orchestrator is attached
+    # input: target segment seconds of a live AI stream (None = the gateway's); whole segments
+    # go on trickle, so this bounds glass-to-glass latency (go-livepeer's LIVE_AI_MIN_SEG_DUR)
+    segment_duration: float | None = 1.0
     # channels
     start_timeout: float = 5.0
     keepalive_interval: float = 10.0

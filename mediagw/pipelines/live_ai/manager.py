@@ -47,6 +47,7 @@ log = logging.getLogger("mediagw.live_ai")
 __all__ = ["LiveAIManager", "LiveRequest", "parse_params"]
 
 MAX_PARAMS_BYTES = 1024 * 1024
+MAX_WHEP_LAG = 45_000  # 0.5 s (90 kHz) behind the newest output: WHEP viewers jump ahead
 
 
 def _access_units(ts: bytes) -> list[VideoAccessUnit]:
@@ -133,6 +134,7 @@ class LiveAIManager:
         self.pending: dict[str, LiveRequest] = {}  # asked for before the stream went live
         self.runs: dict[str, _Run] = {}
         self.finished: dict[str, dict[str, Any]] = {}  # last status of ended runs
+        self.whep_skips = 0  # times WHEP play jumped ahead to stay live
         self.publish_time = Timing()  # output segment handed to us -> listed in HLS / queued
         self.listed_at: dict[tuple[str, int], float] = {}  # (output stream, seq) -> monotonic
 
@@ -213,6 +215,8 @@ class LiveAIManager:
     def _start(self, stream: Stream, req: LiveRequest) -> None:
         stream.labels.update(req.labels)
         stream.labels["pipeline"] = req.pipeline
+        if self.config.segment_duration is not None:
+            stream.segmenter.set_target(self.config.segment_duration)
         selector = LiveSelector(
             self.sources,
             self.requests.fetch,
@@ -282,18 +286,35 @@ class LiveAIManager:
             self.listed_at[(out_id, seq)] = now
 
     async def _play(self, source: EncodedSource, segments: asyncio.Queue[bytes | None]) -> None:
-        """Output segments -> access units at real-time pace -> the WHEP source."""
+        """Output segments -> access units at real-time pace -> the WHEP source.
+
+        Viewers stay live: when the next segment is already waiting while more than
+        ``MAX_WHEP_LAG`` of the current one is still to be released (a long first segment, a
+        burst after a swap), the rest is skipped and play jumps to the newest segment, which
+        starts with a keyframe; otherwise the lag would last for the whole stream."""
         loop = asyncio.get_running_loop()
         pacer = Pacer()
-        while (data := await segments.get()) is not None:
+        data: bytes | None = await segments.get()
+        ending = False  # the end of the stream was taken out of the queue by a skip
+        while data is not None:
             try:
                 units = await loop.run_in_executor(self.executor, _access_units, data)
             except Exception as exc:
                 log.warning("AI output not playable over WHEP", extra={"error": str(exc)})
-                continue
+                units = []
+            data = None
             for unit in units:
+                if not segments.empty() and units[-1].pts - unit.pts > MAX_WHEP_LAG:
+                    waiting = [segments.get_nowait() for _ in range(segments.qsize())]
+                    ending = None in waiting
+                    data = next((d for d in reversed(waiting) if d is not None), None)
+                    self.whep_skips += 1
+                    pacer.reset()
+                    break
                 await pacer.wait(unit.pts)
                 source.push_video(unit)
+            if data is None and not ending:
+                data = await segments.get()
 
     async def _finish(self, run: _Run) -> None:
         try:

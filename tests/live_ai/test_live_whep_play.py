@@ -1,0 +1,71 @@
+"""WHEP play of the AI output stays live: a backlog is skipped, never kept for the whole stream."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from fractions import Fraction
+from types import SimpleNamespace
+from typing import Any
+
+import av
+
+from mediagw.pipelines.live_ai.manager import LiveAIManager
+from webrtc import VideoAccessUnit
+
+
+def _ts(first_frame: int, frames: int) -> bytes:
+    """An MPEG-TS segment of ``frames`` 30 fps frames (one GOP) starting at ``first_frame``."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=30, options={"bf": "0", "g": "1000"})
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.time_base = Fraction(1, 90000)
+        for i in range(frames):
+            frame = av.VideoFrame(64, 64, "yuv420p")
+            frame.pts = (first_frame + i) * 3000
+            frame.time_base = Fraction(1, 90000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+class Source:
+    def __init__(self) -> None:
+        self.units: list[VideoAccessUnit] = []
+
+    def push_video(self, unit: VideoAccessUnit) -> None:
+        self.units.append(unit)
+
+
+async def _play(segments: list[bytes]) -> tuple[Any, Source]:
+    host = SimpleNamespace(executor=None, whep_skips=0)
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    for data in segments:
+        queue.put_nowait(data)
+    queue.put_nowait(None)
+    source = Source()
+    await asyncio.wait_for(LiveAIManager._play(host, source, queue), 10)  # type: ignore[arg-type]
+    return host, source
+
+
+async def test_a_backlog_jumps_to_the_newest_segment() -> None:
+    long_first = await asyncio.to_thread(_ts, 0, 90)  # 3 s: the viewer would lag by 2.7 s
+    second = await asyncio.to_thread(_ts, 90, 6)
+    third = await asyncio.to_thread(_ts, 96, 6)
+    host, source = await _play([long_first, second, third])
+    assert host.whep_skips == 1
+    pts = [u.pts // 3000 for u in source.units]
+    # nothing of the stale segments: straight to the newest one, which starts with a keyframe
+    assert pts == list(range(96, 102)), pts
+    assert source.units[0].keyframe
+
+
+async def test_segments_arriving_in_time_are_played_whole() -> None:
+    first = await asyncio.to_thread(_ts, 0, 6)
+    second = await asyncio.to_thread(_ts, 6, 6)
+    host, source = await _play([first, second])  # 0.2 s each: within the allowed lag
+    assert host.whep_skips == 0
+    assert [u.pts // 3000 for u in source.units] == list(range(12))
