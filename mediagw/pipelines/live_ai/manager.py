@@ -47,6 +47,7 @@ log = logging.getLogger("mediagw.live_ai")
 __all__ = ["LiveAIManager", "LiveRequest", "parse_params"]
 
 MAX_PARAMS_BYTES = 1024 * 1024
+PLAYOUT_TIMEOUT = 10.0  # seconds WHEP viewers get to see the end of an ended stream's output
 MAX_WHEP_LAG = 45_000  # 0.5 s (90 kHz) behind the newest output: WHEP viewers jump ahead
 
 
@@ -139,6 +140,7 @@ class LiveAIManager:
         self.listed_at: dict[tuple[str, int], float] = {}  # (output stream, seq) -> monotonic
 
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     # -- user API ------------------------------------------------------------------------------
     def request(self, stream: Stream | None, name: str, req: LiveRequest) -> None:
@@ -327,6 +329,12 @@ class LiveAIManager:
             self.finished[run.stream.id] = run.session.status()
             self.hls.end(f"{run.stream.id}-out")
             if run.player is not None:
+                if run.video_out is not None and not run.stop_reason and not self._closing:
+                    # let viewers see the last output to its end (bounded: one queue of segments)
+                    if run.video_out.full():
+                        run.video_out.get_nowait()
+                    run.video_out.put_nowait(None)
+                    await asyncio.wait({run.player}, timeout=PLAYOUT_TIMEOUT)
                 run.player.cancel()
                 if self.whep is not None:
                     await self.whep.remove_source(f"{run.stream.id}-out")
@@ -337,6 +345,7 @@ class LiveAIManager:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        self._closing = True  # no play-out to WHEP viewers at shutdown
         for run in list(self.runs.values()):
             self.on_stream_end(run.stream)
         if self._tasks:
