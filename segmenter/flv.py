@@ -64,7 +64,15 @@ class FlvDemuxer:
     Video access units are returned as Annex B with an AUD first and, on keyframes, SPS+PPS in
     band (taken from the last config record when the frame carries none), so any segment that
     starts at a keyframe decodes on its own. Audio packets are raw AAC frames.
+
+    An empty AAC sequence header (FFmpeg's FLV muxer sends one when it copies AAC from ADTS, e.g.
+    from MPEG-TS, before it knows the config; the real one comes with the first audio frame)
+    announces audio: video is held back until that config arrives, so the segmenter learns
+    about the audio before the first segment is opened and need not cut (and drop frames) for
+    it. The hold is bounded (``MAX_AUDIO_WAIT`` of video); past it video goes on without.
     """
+
+    MAX_AUDIO_WAIT = 90_000  # 90 kHz ticks of video held for an announced AAC config
 
     def __init__(self) -> None:
         self.video: VideoConfig | None = None
@@ -72,13 +80,35 @@ class FlvDemuxer:
         self._length_size = 4
         self._param_sets = b""  # start-code-prefixed SPS+PPS of the current config
         self.dropped_video = 0  # NAL-less frames etc.
+        self._audio_announced = False  # an empty AAC sequence header came, the real one not yet
+        self._held: list[Item] = []  # video items waiting for that config
 
     def feed(self, msg_type: int, timestamp_ms: int, payload: bytes) -> list[Item]:
         if msg_type == MSG_VIDEO:
-            return self._video(timestamp_ms * 90, payload)
+            items = self._video(timestamp_ms * 90, payload)
+            if not self._audio_announced:
+                return items
+            self._held += items
+            first = next((i for i in self._held if isinstance(i, MediaPacket)), None)
+            if first is None or timestamp_ms * 90 - first.dts < self.MAX_AUDIO_WAIT:
+                return []
+            self._audio_announced = False  # it did not come: go on without waiting
+            return self._release()
         if msg_type == MSG_AUDIO:
-            return self._audio(timestamp_ms * 90, payload)
+            items = self._audio(timestamp_ms * 90, payload)
+            if self._held and any(isinstance(i, AudioConfig) for i in items):
+                return [*items[:1], *self._release(), *items[1:]]
+            return items
         return []  # script data (onMetaData) and anything else carries no media
+
+    def flush(self) -> list[Item]:
+        """At the end of the session: video still waiting for an announced AAC config."""
+        self._audio_announced = False
+        return self._release()
+
+    def _release(self) -> list[Item]:
+        held, self._held = self._held, []
+        return held
 
     # -- video ---------------------------------------------------------------------------
     def _video(self, dts: int, payload: bytes) -> list[Item]:
@@ -178,8 +208,12 @@ class FlvDemuxer:
             raise MalformedMedia("AAC audio tag without AACPacketType")
         if payload[1] == 0:
             asc = payload[2:]
+            if not asc:  # FFmpeg's FLV muxer sends an empty one when it copies AAC from ADTS
+                self._audio_announced = self.audio is None  # (see the class docstring)
+                return []
             info = aac.parse_asc(asc)
             aac.AdtsWriter.from_asc(info)  # reject what MPEG-TS cannot carry, at config time
+            self._audio_announced = False
             self.audio = AudioConfig(
                 codec="aac",
                 sample_rate=info.sample_rate,

@@ -3,6 +3,7 @@
 ?pipeline=MODEL&params=JSON     live AI instead of transcoding
 ?regions=eu-west,us-east        orchestrator regions to prefer for this stream
 ?streamId=ID                    the stream's id for the live AI heartbeat and status API
+?rtmpOutput=rtmp://...[,...]    live AI: also push the AI output to these RTMP servers
 
 The live AI auth webhook's pipeline and params (in the grant) win over the query's.
 """
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from ..errors import ConfigError, PublishRejected
 from ..pipelines.live_ai.manager import parse_params
 from ..platform.stream_auth import StreamGrant
+from ..publish.rtmp_out import parse_rtmp_outputs
 
 __all__ = ["stream_labels"]
 
@@ -36,6 +38,11 @@ def stream_labels(grant: StreamGrant, query: Mapping[str, str]) -> dict[str, obj
     for key, label in (("streamId", "streamID"), ("rtmpOutput", "rtmpOutput")):
         if query.get(key) and label not in labels:  # an auth webhook's answer wins
             labels[label] = query[key]
+    if labels.get("rtmpOutput"):
+        try:
+            parse_rtmp_outputs(str(labels["rtmpOutput"]))
+        except ValueError as exc:
+            raise PublishRejected(f"rtmpOutput: {exc}", "NetStream.Publish.BadName") from None
     if query.get("regions"):
         labels["regions"] = [r.strip() for r in query["regions"].split(",") if r.strip()]
     return labels

@@ -243,3 +243,41 @@ def test_in_band_sps_change_emits_new_config() -> None:
     assert items[0].pps == (PPS,)
     p = one(d.feed(9, 80, frame(True, 0, b"\x65\x88")))
     assert p.data.startswith(AUD + SC + sps2 + SC + PPS)
+
+
+def test_an_empty_aac_header_holds_video_until_the_real_config() -> None:
+    """FFmpeg's FLV muxer, copying AAC out of MPEG-TS, sends an empty AAC sequence header and
+    the real one with the first audio frame: video waits for it (bounded), nothing is lost."""
+    from segmenter import AudioConfig, MediaPacket, VideoConfig
+    from segmenter.flv import MSG_AUDIO, MSG_VIDEO
+
+    sps = bytes.fromhex("6742c00dd90141fb0110000003001000000303c0f142a480")
+    pps = bytes.fromhex("68cb83cb20")
+    avcc = bytes([1, 0x42, 0xC0, 0x0D, 0xFF, 0xE1]) + len(sps).to_bytes(2, "big") + sps
+    avcc += bytes([1]) + len(pps).to_bytes(2, "big") + pps
+
+    def frame(key: bool) -> bytes:
+        nal = b"\x65\x88" if key else b"\x41\x9a"
+        return bytes([0x17 if key else 0x27, 1, 0, 0, 0]) + len(nal).to_bytes(4, "big") + nal
+
+    demux = FlvDemuxer()
+    assert demux.feed(MSG_VIDEO, 0, bytes([0x17, 0, 0, 0, 0]) + avcc)  # the video config
+    assert demux.feed(MSG_AUDIO, 0, b"\xaf\x00") == []  # empty AudioSpecificConfig
+    assert demux.feed(MSG_VIDEO, 0, frame(True)) == []  # held
+    assert demux.feed(MSG_VIDEO, 33, frame(False)) == []
+    out = demux.feed(MSG_AUDIO, 40, b"\xaf\x00\x11\x90")  # the real one (48 kHz stereo)
+    assert isinstance(out[0], AudioConfig)
+    assert [p.dts for p in out[1:] if isinstance(p, MediaPacket)] == [0, 33 * 90]
+    assert len(demux.feed(MSG_VIDEO, 66, frame(False))) == 1  # no longer held
+    # an announced config that never comes holds at most MAX_AUDIO_WAIT, then everything flows
+    demux = FlvDemuxer()
+    demux.feed(MSG_VIDEO, 0, bytes([0x17, 0, 0, 0, 0]) + avcc)
+    demux.feed(MSG_AUDIO, 0, b"\xaf\x00")
+    released: list[object] = []
+    for i in range(40):
+        released += demux.feed(MSG_VIDEO, i * 33, frame(i == 0))
+    assert 29 <= len(released) <= 40 and isinstance(released[0], MediaPacket)
+    demux = FlvDemuxer()
+    demux.feed(MSG_AUDIO, 0, b"\xaf\x00")
+    demux.feed(MSG_VIDEO, 0, bytes([0x17, 0, 0, 0, 0]) + avcc)
+    assert isinstance(demux.flush()[0], VideoConfig)  # the end of the session releases it

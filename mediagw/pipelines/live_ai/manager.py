@@ -12,6 +12,7 @@ left to the transcoder.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import logging
@@ -34,6 +35,7 @@ from ...payments.live import LivePaymentSource
 from ...pool.prices import PriceCaps
 from ...pool.sources import Blocklist, Source
 from ...publish.hls import SOURCE, HLSPublisher
+from ...publish.rtmp_out import RtmpOutput, parse_rtmp_outputs
 from ...stream.fanout import Subscription
 from ...stream.hub import Stream
 from .config import LiveConfig
@@ -61,6 +63,15 @@ def _access_units(ts: bytes) -> list[VideoAccessUnit]:
                 units.append(VideoAccessUnit(bytes(packet), int(packet.pts), int(dts),
                                              bool(packet.is_keyframe)))  # fmt: skip
     return units
+
+
+def _run_status(run: _Run) -> dict[str, Any]:
+    status = run.session.status()
+    if run.outputs:
+        status["gateway_status"]["rtmp_outputs"] = [
+            {"url": o.redacted, **dataclasses.asdict(o.stats)} for o in run.outputs
+        ]
+    return status
 
 
 def _stream_id(stream: Stream) -> str:
@@ -97,6 +108,7 @@ class _Run:
     subscription: Subscription[Segment]
     video_out: asyncio.Queue[bytes | None] | None = None
     player: asyncio.Task[None] | None = None
+    outputs: list[RtmpOutput] = field(default_factory=list)  # RTMP pushes of the AI output
     stop_reason: str = ""  # set when the gateway stops the stream (heartbeat, operator)
 
 
@@ -134,6 +146,8 @@ class LiveAIManager:
         self.whep = whep
         self.pending: dict[str, LiveRequest] = {}  # asked for before the stream went live
         self.runs: dict[str, _Run] = {}
+        # output stream id -> run, until its last output is out (after the input has ended)
+        self.outputs: dict[str, _Run] = {}
         self.finished: dict[str, dict[str, Any]] = {}  # last status of ended runs
         self.whep_skips = 0  # times WHEP play jumped ahead to stay live
         self.publish_time = Timing()  # output segment handed to us -> listed in HLS / queued
@@ -166,7 +180,7 @@ class LiveAIManager:
             (r for r in self.runs.values() if _stream_id(r.stream) == name), None
         )
         if run is not None:
-            return run.session.status()
+            return _run_status(run)
         return self.finished.get(name)
 
     def stream_ids(self) -> list[str]:
@@ -249,10 +263,17 @@ class LiveAIManager:
                 self._play(source, run.video_out), name=f"whep:{out_id}"
             )
         self.runs[stream.id] = run
+        self.outputs[out_id] = run
         log.info("live AI started", extra={"stream": stream.id, "pipeline": req.pipeline})
-        if stream.labels.get("rtmpOutput"):
-            text = "RTMP output of live AI is not supported: it plays as HLS (NAME-out) and WHEP"
-            log.warning(text, extra={"stream": stream.id})
+        try:
+            urls = parse_rtmp_outputs(str(stream.labels.get("rtmpOutput") or ""))
+        except ValueError as exc:
+            log.warning("RTMP output ignored", extra={"stream": stream.id, "error": str(exc)})
+            urls = []
+        for url in urls:
+            output = RtmpOutput(url, name=out_id)
+            output.start()
+            run.outputs.append(output)
 
     async def _feed(self, session: LiveSession, subscription: Subscription[Segment]) -> None:
         try:
@@ -277,7 +298,9 @@ class LiveAIManager:
             duration = (probe.last_pts - probe.first_pts + step) / CLOCK
         resolution = (probe.width, probe.height) if probe.width else None
         self.hls.publish(out_id, SOURCE, seq, data, duration, resolution=resolution)
-        run = self.runs.get(out_id.removesuffix("-out"))
+        run = self.outputs.get(out_id)
+        for output in run.outputs if run is not None else ():
+            output.push(data)
         if run is not None and run.video_out is not None:
             if run.video_out.full():  # viewers are behind real time: skip a segment, never block
                 run.video_out.get_nowait()
@@ -326,7 +349,10 @@ class LiveAIManager:
             else:
                 await run.session.end()
         finally:
-            self.finished[run.stream.id] = run.session.status()
+            if self.outputs.get(f"{run.stream.id}-out") is run:  # not a newer run's
+                del self.outputs[f"{run.stream.id}-out"]
+            await asyncio.gather(*(o.close() for o in run.outputs), return_exceptions=True)
+            self.finished[run.stream.id] = _run_status(run)
             self.hls.end(f"{run.stream.id}-out")
             if run.player is not None:
                 if run.video_out is not None and not run.stop_reason and not self._closing:
