@@ -40,8 +40,11 @@ class Faults:
     """Misbehaviour for failover tests. The transcode switches act on ``/segment`` requests
     only once ``after_segments`` requests have been seen (0 = from the first one);
     ``price_factor`` multiplies the advertised price in every OrchestratorInfo built from then
-    on. The ``live_*`` switches act on live video-to-video sessions; their counts are per
-    session and they are read at each use, so flipping one affects running sessions too."""
+    on. The ``live_*`` switches act on live video-to-video sessions; they are read at each use,
+    so flipping one affects running sessions too. ``live_stream`` narrows the switches that act
+    on running sessions (all but the start ones) to the session started for that stream id;
+    the ``*_after`` counts are per session, the ``live_output_*`` counts are counted down
+    across sessions (the next N requests)."""
 
     after_segments: int = 0
     fail_segments: bool = False  # 200, then TranscodeResult.error = error_text
@@ -59,6 +62,25 @@ class Faults:
     live_stall_after: int | None = None  # no more output segments after this many
     live_close_after: int | None = None  # close all four channels after this many inputs
     live_no_events: bool = False  # write nothing on <mid>-events
+    # the gateway's GETs of <mid>-out: the next N answered 470 "segment not available"
+    # (Lp-Trickle-Latest = the channel's next write: "jump to latest"), or 404 "Stream not
+    # found" (channel gone); None = off, -1 = every request until switched off
+    live_output_470: int | None = None
+    live_output_404: int | None = None
+    live_stream: str = ""  # "" = every session; else only the session of this stream id
+
+    def live_applies(self, stream_id: str) -> bool:
+        """Whether the running-session switches act on the session of ``stream_id``."""
+        return not self.live_stream or self.live_stream == stream_id
+
+    def take_live_output(self, name: str) -> bool:
+        """Count down ``live_output_470`` / ``live_output_404`` (``name``); True while on."""
+        left: int | None = getattr(self, name)
+        if left is None or left == 0:
+            return False
+        if left > 0:
+            setattr(self, name, left - 1)
+        return True
 
     def active(self, segments_seen: int) -> bool:
         return segments_seen >= self.after_segments

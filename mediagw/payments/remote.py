@@ -216,9 +216,13 @@ class RemoteSigner:
                     raise SignerUnavailable(f"{path}: answer larger than {MAX_RESPONSE_BYTES}")
                 return resp.status, resp.headers, data
         except TimeoutError:
-            raise SignerUnavailable(f"{path}: no answer within {self._timeout.total:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise SignerUnavailable(f"{path}: {type(exc).__name__}: {exc}") from None
+            raise SignerUnavailable(
+                f"no answer from {self.url}{path} within {self._timeout.total:g} s"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise SignerUnavailable(
+                f"{self.url}{path} unreachable: {type(exc).__name__}: {exc}"
+            ) from None
 
     @staticmethod
     def _error(status: int, headers: Mapping[str, str], body: bytes) -> SignerError:

@@ -14,7 +14,11 @@
   300 ms and the sixth in a row raises ``TrickleUnavailable``;
 - moving to the next segment drops the unread rest of the current one;
 - a segment whose body breaks raises ``TrickleSegmentBroken`` from its iteration; the
-  subscriber itself goes on with the next segment.
+  subscriber itself goes on with the next segment;
+- a run of 470 answers long enough to be paced (a "470 storm") is logged once as a warning when
+  it starts and once when segments come again; ``ended_by`` says why the iteration ended.
+
+``stats`` may be passed in, to sum several subscribers (e.g. one per orchestrator of a stream).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import ssl as _ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -49,6 +54,8 @@ class SubscriberStats:
     skipped: int = 0  # empty segments
     jumps: int = 0  # 470 answers
     errors: int = 0
+    storms: int = 0  # runs of 470 answers long enough to be paced
+    longest_storm: int = 0  # the most 470 answers in a row
 
 
 @dataclass(slots=True)
@@ -142,6 +149,7 @@ class TrickleSubscriber:
         refresh_interval: float = 20.0,
         connect_timeout: float = 10.0,
         max_segment_bytes: int = 64 << 20,
+        stats: SubscriberStats | None = None,
     ) -> None:
         """``ssl``: True = verify, False = accept any certificate (an O's self-signed one),
         or an ``SSLContext`` (e.g. a pin store's)."""
@@ -154,7 +162,9 @@ class TrickleSubscriber:
         self.refresh_interval = refresh_interval
         self.connect_timeout = connect_timeout
         self.max_segment_bytes = max_segment_bytes
-        self.stats = SubscriberStats()
+        self.stats = stats if stats is not None else SubscriberStats()
+        self.ended_by = ""  # why the iteration ended (404, Lp-Trickle-Closed, errors, close())
+        self._storm_started: float | None = None  # a 470 storm is going on since (monotonic)
         self._current: TrickleSegment | None = None
         self._pre: asyncio.Task[_Answer] | None = None
         self._pre_seq = -99
@@ -184,6 +194,7 @@ class TrickleSubscriber:
                     closed=answer.closed,
                     empty=answer.empty,
                 )
+            self._watch_storm(verdict.step, pos.unavailable)
             if verdict.step is Step.DELIVER and answer.response is not None:
                 segment = TrickleSegment(self.url, answer, answer.response, self.max_segment_bytes)
                 segment.seq = verdict.answered
@@ -197,12 +208,43 @@ class TrickleSubscriber:
             elif verdict.step in (Step.JUMP, Step.WAIT):
                 self.stats.jumps += 1
             elif verdict.step is Step.FAIL:
+                self.ended_by = f"gave up after {pos.errors} failed requests in a row"
                 raise TrickleUnavailable(
                     f"giving up after {pos.errors} failed requests in a row", self.url, pos.seq
                 )
+            elif verdict.step is Step.END:
+                self.ended_by = (
+                    "Lp-Trickle-Closed: the server closed the channel"
+                    if answer.closed
+                    else f"HTTP {answer.status}: the channel is gone"
+                )
             if verdict.delay > 0 and not verdict.terminal:
                 await asyncio.sleep(verdict.delay)
+        if not self.ended_by:
+            self.ended_by = "closed by this side"
         raise StopAsyncIteration
+
+    def _watch_storm(self, step: Step, in_a_row: int) -> None:
+        """Log the start and the end of a run of 470 answers once it is paced."""
+        pos = self.position
+        if step in (Step.JUMP, Step.WAIT):
+            self.stats.longest_storm = max(self.stats.longest_storm, in_a_row)
+            if in_a_row == pos.spin_after + 1:
+                self._storm_started = time.monotonic()
+                self.stats.storms += 1
+                log.warning(
+                    "trickle: the server keeps answering 470 (segment not available); "
+                    "jumping to its latest segment, paced",
+                    extra={"url": self.url, "in_a_row": in_a_row, "seq": pos.seq,
+                           "every_s": pos.ahead_delay},
+                )  # fmt: skip
+        elif self._storm_started is not None and step is not Step.RETRY:
+            lasted = time.monotonic() - self._storm_started
+            self._storm_started = None
+            log.info(
+                "trickle: segments available again after a run of 470 answers",
+                extra={"url": self.url, "seconds": round(lasted, 3), "seq": pos.seq},
+            )
 
     async def close(self) -> None:
         self._closed = True

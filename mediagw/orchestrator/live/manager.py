@@ -5,6 +5,9 @@ A start request (``http.LiveStartHandler``) reserves a container for its model (
 spec §3.2), then ``open_session`` creates the four channels (step 8), validates the params and
 starts the runner (step 9; bad params -> 500 and the channels are closed). The container is
 released when the session ends (input closed or swept, out of credit, a fault, shutdown).
+
+The gateway's GETs of a session's ``<mid>-out`` pass by ``LiveSession.output_fault`` first
+(counted there; the ``live_output_*`` fault switches answer them, see faults.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 from mediagw.livepeer.proto import net
-from mediagw.livepeer.trickle import TrickleError, TrickleServer, TrickleServerConfig
+from mediagw.livepeer.trickle import TrickleError, TrickleServerConfig
+from mediagw.livepeer.trickle.wire import Route, RouteKind, parse_route
 
 from ..balances import Balances
 from ..caps import LIVE_VIDEO_TO_VIDEO
@@ -23,6 +27,7 @@ from ..config import OrchestratorConfig
 from ..errors import LiveParamsError, RequestRejected
 from ..stats import OrchestratorStats
 from .accounting import LiveAccounting
+from .faults import InterceptingTrickleServer, Reply
 from .params import parse_params
 from .session import LiveSession, channel_names
 
@@ -47,13 +52,14 @@ class LiveManager:
         self.balances = balances
         self.service_uri = service_uri.rstrip("/")
         self.models = dict(config.live_models)
-        self.trickle = TrickleServer(
+        self.trickle = InterceptingTrickleServer(
             TrickleServerConfig(
                 autocreate=False,
                 idle_timeout=config.live_trickle_idle_timeout,
                 sweep_interval=config.live_trickle_sweep_interval,
             ),
             clock=config.monotonic,
+            intercept=self._intercept,
         )
         self.sessions: dict[str, LiveSession] = {}
         self._in_use: Counter[str] = Counter()
@@ -175,6 +181,18 @@ class LiveManager:
             "events_url": events,
             "manifest_id": mid,
         }
+
+    def _intercept(self, method: str, tail: str) -> Reply | None:
+        """Before the trickle server: a GET of a session's output goes by the session."""
+        if method != "GET":
+            return None
+        route = parse_route(method, tail)
+        if not isinstance(route, Route) or route.kind is not RouteKind.SUBSCRIBE:
+            return None
+        if not route.channel.endswith("-out") or route.seq is None:
+            return None
+        session = self.sessions.get(route.channel.removesuffix("-out"))
+        return session.output_fault(route.seq) if session is not None else None
 
     def _ended(self, session: LiveSession) -> None:
         if self.sessions.pop(session.mid, None) is session:

@@ -6,7 +6,8 @@ process, never over HTTP):
 - **input** reads ``<mid>`` from seq 0: per segment it counts, runs the accounting (§9.2; an
   unpaid bill ends the session), reads the bytes and queues them for the worker (a full queue
   drops its oldest segment). The channel closing (gateway ``DELETE``, idle sweep) ends the
-  session;
+  session once the worker has finished the queued segments (at most ``DRAIN_TIMEOUT`` s), so
+  the last input segment still comes out;
 - **worker** runs each queued segment through the pipeline in the live thread pool
   (``media.process_segment`` with the params current when it starts) and writes one segment to
   ``<mid>-out``;
@@ -18,7 +19,8 @@ process, never over HTTP):
 
 ``end(reason)`` closes all four channels (subscribers see ``Lp-Trickle-Closed``, later requests
 404), cancels the tasks and tells the manager. Fault switches (``config.faults.live_*``) are read
-at each use.
+at each use; ``output_fault`` counts the gateway's GETs of ``<mid>-out`` and answers them
+instead of the trickle server while ``live_output_404`` / ``live_output_470`` say so.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ from functools import partial
 from typing import Any
 
 from mediagw.livepeer.trickle import LocalSegment, TrickleError, TrickleServer
+from mediagw.livepeer.trickle.wire import (
+    H_LATEST,
+    H_SEQ,
+    NOT_FOUND_BODY,
+    STATUS_UNAVAILABLE,
+)
 
 from ..config import OrchestratorConfig
 from ..errors import LiveParamsError
@@ -47,6 +55,7 @@ from .events import (
     error_event,
     trace_event,
 )
+from .faults import Reply
 from .media import LiveMediaError, process_segment
 from .params import Luts, PipelineParams, parse_params
 
@@ -56,6 +65,7 @@ log = logging.getLogger("mediagw.orchestrator.live")
 
 KEEPALIVE = {"keep": "alive"}
 QUEUE_DEPTH = 2  # segments waiting for the worker; more drops the oldest
+DRAIN_TIMEOUT = 5.0  # after the input ended: finish the queued segments for at most this long
 
 
 def channel_names(mid: str) -> tuple[str, str, str, str]:
@@ -110,6 +120,8 @@ class LiveSession:
         self.status.params(params.raw, config.clock(), initial=True)
         self.inputs = 0
         self.outputs = 0
+        self.output_requests = 0  # the gateway's GETs of <mid>-out
+        self.output_faults = 0  # ... answered by a live_output_* fault switch
         self.ended = False
         self.end_reason = ""
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_DEPTH)
@@ -161,10 +173,37 @@ class LiveSession:
             log.exception("live session task failed", extra={"mid": self.mid, "task": name})
             self.end(f"{name} task failed")
 
+    # --- faults -----------------------------------------------------------------------------
+
+    @property
+    def _faulty(self) -> bool:
+        return self.config.faults.live_applies(self.stream_id)
+
+    def output_fault(self, seq: int) -> Reply | None:
+        """A GET of ``<mid>-out`` segment ``seq`` arrived: count it; the answer of a fault
+        switch, or None (the trickle server serves it)."""
+        self.output_requests += 1
+        faults = self.config.faults
+        if not self._faulty:
+            return None
+        text = [("Content-Type", "text/plain; charset=utf-8")]
+        if faults.take_live_output("live_output_404"):
+            reply: Reply = (404, text, b"Stream not found\n")
+        elif faults.take_live_output("live_output_470"):
+            channel = self.server.get_channel(self.names[1])
+            latest = channel.next_write if channel is not None else 0
+            headers = [(H_LATEST, str(latest)), (H_SEQ, str(seq)), *text]
+            reply = (STATUS_UNAVAILABLE, headers, NOT_FOUND_BODY)
+        else:
+            return None
+        self.output_faults += 1
+        self.stats.faults_injected += 1
+        return reply
+
     # --- events -----------------------------------------------------------------------------
 
     async def _emit(self, event: dict[str, Any], queue: str) -> None:
-        if self.config.faults.live_no_events:
+        if self.config.faults.live_no_events and self._faulty:
             return
         channel = self.server.get_channel(self.names[3])
         if channel is None or channel.closed:
@@ -196,6 +235,8 @@ class LiveSession:
                     return
         finally:
             subscription.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), DRAIN_TIMEOUT)
         self.end("input channel closed")
 
     async def _on_input(self, segment: LocalSegment) -> bool:
@@ -218,7 +259,7 @@ class LiveSession:
                 self.stats.live_fees_debited += bill.fee
                 self.stats.fees_debited += bill.fee
         close_after = self.config.faults.live_close_after
-        if close_after is not None and self.inputs > close_after:
+        if close_after is not None and self.inputs > close_after and self._faulty:
             self.stats.faults_injected += 1
             self.end(f"injected fault: close after {close_after} segments")
             return False
@@ -229,6 +270,7 @@ class LiveSession:
         if data:
             if self._queue.full():
                 self._queue.get_nowait()
+                self._queue.task_done()
                 self.stats.live_segments_dropped += 1
             self._queue.put_nowait(data)
         return True
@@ -239,28 +281,36 @@ class LiveSession:
         loop = asyncio.get_running_loop()
         while True:
             data = await self._queue.get()
-            params = self.params
-            job = partial(
-                process_segment,
-                data,
-                luts=self._luts,
-                size=params.size,
-                passthrough=params.passthrough,
-                preset=self.config.live_x264_preset,
-            )
             try:
-                result = await loop.run_in_executor(self._executor, job)
-            except LiveMediaError as exc:
-                await self._error(f"processing failed: {exc}")
-                continue
-            self.status.frames_in += result.frames_in
-            if not await self._publish(result.data, result.frames_out):
-                return
+                if not await self._process(loop, data):
+                    return
+            finally:
+                self._queue.task_done()
+
+    async def _process(self, loop: asyncio.AbstractEventLoop, data: bytes) -> bool:
+        """One queued segment through the pipeline; False when the session ended."""
+        params = self.params
+        job = partial(
+            process_segment,
+            data,
+            luts=self._luts,
+            size=params.size,
+            passthrough=params.passthrough,
+            preset=self.config.live_x264_preset,
+        )
+        try:
+            result = await loop.run_in_executor(self._executor, job)
+        except LiveMediaError as exc:
+            await self._error(f"processing failed: {exc}")
+            return True
+        self.status.frames_in += result.frames_in
+        return await self._publish(result.data, result.frames_out)
 
     async def _publish(self, data: bytes, frames: int) -> bool:
         """Write one output segment; False when the session ended."""
         faults = self.config.faults
-        if faults.live_stall_after is not None and self.outputs >= faults.live_stall_after:
+        stall = faults.live_stall_after
+        if stall is not None and self.outputs >= stall and self._faulty:
             self.stats.faults_injected += 1
             return True
         channel = self.server.get_channel(self.names[1])
@@ -278,9 +328,10 @@ class LiveSession:
         self.status.output(frames, now)
         if self.outputs == 1:
             await self._emit(trace_event("runner_send_first_processed_segment", now), TRACE_QUEUE)
-        if faults.live_close_after is not None and self.outputs >= faults.live_close_after:
+        close_after = faults.live_close_after
+        if close_after is not None and self.outputs >= close_after and self._faulty:
             self.stats.faults_injected += 1
-            self.end(f"injected fault: close after {faults.live_close_after} segments")
+            self.end(f"injected fault: close after {close_after} segments")
             return False
         return True
 

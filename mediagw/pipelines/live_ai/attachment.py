@@ -12,7 +12,9 @@ through ``fail(reason)``, which sets ``lost`` once and tells the host; the host 
     payments LivePayer, triggered by published input segments
 
 A subscriber that ends (404 / Lp-Trickle-Closed) or gives up (TrickleUnavailable) means the
-channel is gone. ``closing`` silences all of that while the session itself takes it down.
+channel is gone (the detail says which). ``closing`` silences all of that while the session
+itself takes it down. The output subscriber counts into ``output_stats`` (the session's, summed
+over its orchestrators); ``output_unavailable`` is the current run of 470 answers on it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from mediagw.livepeer.trickle.errors import (
     TrickleUnavailable,
 )
 from mediagw.livepeer.trickle.publisher import TricklePublisher
-from mediagw.livepeer.trickle.subscriber import TrickleSubscriber
+from mediagw.livepeer.trickle.subscriber import SubscriberStats, TrickleSubscriber
 from mediagw.pool.session import OrchSession
 
 from .config import LiveConfig
@@ -72,6 +74,7 @@ class Attachment:
         http: LiveHTTP,
         config: LiveConfig,
         clock: Callable[[], float] = time.monotonic,
+        output_stats: SubscriberStats | None = None,
     ) -> None:
         self.host = host
         self.session = session
@@ -104,17 +107,25 @@ class Attachment:
         self.broken_outputs = 0
         self._drops = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.output_stats = output_stats if output_stats is not None else SubscriberStats()
+        self._output_sub: TrickleSubscriber | None = None
 
     @property
     def url(self) -> str:
         return self.session.transcoder
+
+    @property
+    def output_unavailable(self) -> int:
+        """470 answers in a row on the output channel right now (0: segments are coming)."""
+        sub = self._output_sub
+        return sub.position.unavailable if sub is not None else 0
 
     def _publisher(self, url: str, mime: str) -> TricklePublisher:
         return TricklePublisher(
             url, mime, session=self.http.session, ssl=self.http.ssl_for(url), start_seq=0
         )
 
-    def _subscriber(self, url: str) -> TrickleSubscriber:
+    def _subscriber(self, url: str, stats: SubscriberStats | None = None) -> TrickleSubscriber:
         cfg = self.config
         return TrickleSubscriber(
             url,
@@ -123,6 +134,7 @@ class Attachment:
             ssl=self.http.ssl_for(url),
             max_errors=cfg.subscriber_max_errors,
             retry_delay=cfg.subscriber_retry_delay,
+            stats=stats,
         )
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -236,8 +248,8 @@ class Attachment:
 
     async def _pay(self) -> None:
         outcome = await self.payer.pay()
-        if outcome is PayOutcome.SKIPPED:
-            return
+        if outcome in (PayOutcome.SKIPPED, PayOutcome.SIGNER_FAILED):
+            return  # the signer's trouble is no reason to leave this orchestrator
         reason = self.monitor.payment(
             outcome is PayOutcome.PAID,
             client_error=outcome in (PayOutcome.REFUSED, PayOutcome.REJECTED),
@@ -248,9 +260,9 @@ class Attachment:
     # -- output, events, control ----------------------------------------------------------------
 
     async def _read_output(self) -> None:
-        detail = "output channel closed"
+        sub = self._output_sub = self._subscriber(self.channels.subscribe_url, self.output_stats)
         try:
-            async with self._subscriber(self.channels.subscribe_url) as sub:
+            async with sub:
                 async for segment in sub:
                     try:
                         data = await segment.read()
@@ -264,12 +276,14 @@ class Attachment:
                     await self.host.attachment_output(self, data, now)
         except TrickleUnavailable as exc:
             detail = f"output channel unavailable: {exc}"
+        else:
+            detail = f"output channel ended: {sub.ended_by}"
         self.fail(SwapReason.CHANNEL_GONE, detail)
 
     async def _read_events(self) -> None:
-        detail = "events channel closed"
+        sub = self._subscriber(self.channels.events_url)
         try:
-            async with self._subscriber(self.channels.events_url) as sub:
+            async with sub:
                 async for segment in sub:
                     try:
                         kind, event = parse_event(await segment.read())
@@ -281,6 +295,8 @@ class Attachment:
                     self.host.attachment_event(self, kind, event)
         except TrickleUnavailable as exc:
             detail = f"events channel unavailable: {exc}"
+        else:
+            detail = f"events channel ended: {sub.ended_by}"
         self.fail(SwapReason.CHANNEL_GONE, detail)
 
     async def _guard_control(self, work: Awaitable[None]) -> None:

@@ -7,6 +7,7 @@
     StartRejected NEXT / REMOVE, no answer        -> drop the O for this stream, next one
     payment source: NeedsRefresh                  -> refetch, same O again
     payment source: PriceRejected, other errors   -> drop, next one
+    remote signer down / failing                  -> stop: every O needs it (none dropped)
 
 at most ``max_start_attempts`` start requests in all. The first success becomes an
 ``Attachment`` (channels opened, cached params replayed when asked).
@@ -23,6 +24,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from mediagw.errors import MediaGWError
+from mediagw.livepeer.trickle.subscriber import SubscriberStats
 from mediagw.payments.errors import NeedsRefresh
 from mediagw.payments.live import LivePaymentSource
 from mediagw.pool.session import OrchSession
@@ -30,7 +32,7 @@ from mediagw.pool.session import OrchSession
 from .attachment import Attachment, AttachmentHost
 from .config import LiveConfig
 from .errors import StartAction, StartRejected
-from .payer import LivePayer, PaymentCounters
+from .payer import LivePayer, PaymentCounters, signer_failed
 from .selection import LiveSelector
 from .start import start_live_video
 from .transport import LiveHTTP
@@ -53,6 +55,7 @@ class Connector:
         counters: PaymentCounters,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        output_stats: SubscriberStats | None = None,
     ) -> None:
         self.selector = selector
         self.http = http
@@ -63,6 +66,7 @@ class Connector:
         self.counters = counters
         self.clock = clock
         self.wall = wall
+        self.output_stats = output_stats
         self.attempts = 0
         self.errors: deque[tuple[float, str]] = deque(maxlen=20)
         self.last_start_latency = 0.0
@@ -142,6 +146,9 @@ class Connector:
                 self.selector.drop(session.url)
                 return None, used
             except MediaGWError as exc:  # PriceRejected, other payment errors, refetch failures
+                if signer_failed(exc):  # not this O's fault, and no other O would start
+                    self._error(session, f"payment: {exc}")
+                    return None, budget
                 self._error(session, f"{type(exc).__name__}: {exc}")
                 self.selector.drop(session.url)
                 return None, max(used, 1)
@@ -159,6 +166,7 @@ class Connector:
                 interval=self.config.payment_interval,
                 timeout=self.config.payment_timeout,
                 clock=self.clock,
+                wall=self.wall,
             )
             attachment = Attachment(
                 host,
@@ -168,6 +176,7 @@ class Connector:
                 http=self.http,
                 config=self.config,
                 clock=self.clock,
+                output_stats=self.output_stats,
             )
             attachment.begin(replay)
             log.info(

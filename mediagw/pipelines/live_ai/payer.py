@@ -8,8 +8,16 @@ adopted (new ticket params). The status is checked (go-livepeer's local sender d
     source raises NoPaymentNeeded (482)   -> SKIPPED: send nothing this cycle
     source raises NeedsRefresh (480)      -> GetOrchestrator again, retry (at most 4 in a row)
     source raises PriceRejected (481)     -> REJECTED: the caller swaps
+    remote signer down or failing         -> SIGNER_FAILED: not the orchestrator's doing, so
+      (no answer, 5xx, other statuses)       no swap (another O needs the same signer); tried
+                                             again next interval, the O's prepaid credit
+                                             (60 s) bridges the gap
     other payment error, 5xx, no answer   -> FAILED (the health monitor counts them)
     HTTP 4xx                              -> REFUSED (the O refuses our payments: swap)
+
+``PaymentCounters`` (shared by a stream's payers) say how many cycles failed in a row
+(``failing``) and the last error, for the status API; a run of failures is logged as a warning
+when it starts and at info when payments work again.
 
 No price (0 or absent) or no payment source: nothing is ever paid (go-livepeer).
 """
@@ -30,17 +38,26 @@ from google.protobuf.message import DecodeError
 from mediagw.livepeer.proto import net
 from mediagw.payments.errors import NeedsRefresh, PaymentError, PriceRejected
 from mediagw.payments.live import LivePaymentSource, LiveState, NoPaymentNeeded
+from mediagw.payments.remote import SignerError
 from mediagw.pool.prices import price_of
 from mediagw.pool.session import OrchSession
 
 from .transport import LiveHTTP
 
-__all__ = ["LivePayer", "PayOutcome", "PaymentCounters"]
+__all__ = ["LivePayer", "PayOutcome", "PaymentCounters", "signer_failed"]
 
 log = logging.getLogger("mediagw.live_ai.payments")
 
 MAX_RESULT_BYTES = 1 << 20
 MAX_REFRESHES = 4  # go-livepeer gives up after 4 refreshes in a row
+
+
+def signer_failed(exc: BaseException) -> bool:
+    """A remote signer error that is not about the orchestrator (no answer, 5xx, its auth
+    webhook's refusal ...): 480 / 481 / 482 are about the orchestrator's info or price."""
+    return isinstance(exc, SignerError) and not isinstance(
+        exc, NeedsRefresh | PriceRejected | NoPaymentNeeded
+    )
 
 
 class PayOutcome(StrEnum):
@@ -49,15 +66,20 @@ class PayOutcome(StrEnum):
     FAILED = "failed"
     REFUSED = "refused"  # HTTP 4xx from the orchestrator
     REJECTED = "rejected"  # price rejected by the payment source (481)
+    SIGNER_FAILED = "signer-failed"  # the remote signer made no payment (not the O's doing)
 
 
 @dataclass(slots=True)
 class PaymentCounters:
     ok: int = 0
-    failed: int = 0
+    failed: int = 0  # cycles that ended in any failure (SIGNER_FAILED included)
     skipped: int = 0
     refreshes: int = 0
+    signer_failed: int = 0  # cycles the remote signer made no payment
+    failing: int = 0  # failed cycles in a row (0: the last one worked)
     last_error: str = ""
+    last_error_at: float = 0.0  # unix seconds
+    last_ok_at: float = 0.0  # unix seconds of the last PAID or SKIPPED cycle
 
 
 class LivePayer:
@@ -76,6 +98,7 @@ class LivePayer:
         interval: float = 5.0,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.http = http
         self.session = session
@@ -89,6 +112,7 @@ class LivePayer:
         self.interval = interval
         self.timeout = timeout
         self.clock = clock
+        self.wall = wall
         self.last = clock()  # the prepayment
         self._busy = False
 
@@ -106,20 +130,41 @@ class LivePayer:
             outcome = await self._pay()
         finally:
             self._busy = False
-        if outcome is PayOutcome.PAID:
-            self.counters.ok += 1
-        elif outcome is PayOutcome.SKIPPED:
-            self.counters.skipped += 1
+        counters = self.counters
+        if outcome in (PayOutcome.PAID, PayOutcome.SKIPPED):
+            if outcome is PayOutcome.PAID:
+                counters.ok += 1
+            else:
+                counters.skipped += 1
+            if counters.failing:
+                log.info(
+                    "live payments work again",
+                    extra={"orch": self.session.transcoder, "mid": self.manifest_id,
+                           "failed_in_a_row": counters.failing},
+                )  # fmt: skip
+            counters.failing = 0
+            counters.last_ok_at = self.wall()
         else:
-            self.counters.failed += 1
+            counters.failed += 1
+            counters.failing += 1
+            if outcome is PayOutcome.SIGNER_FAILED:
+                counters.signer_failed += 1
         return outcome
 
     def _failed(self, outcome: PayOutcome, error: str) -> PayOutcome:
-        self.counters.last_error = error
-        log.warning(
+        counters = self.counters
+        if outcome is PayOutcome.SIGNER_FAILED:
+            error = (
+                f"{error} (tried again with the next input segments, at most every "
+                f"{self.interval:g} s; the orchestrator's prepaid credit lasts about 60 s)"
+            )
+        counters.last_error, counters.last_error_at = error, self.wall()
+        log.log(
+            logging.WARNING if counters.failing == 0 else logging.INFO,
             "live payment failed",
-            extra={"orch": self.session.transcoder, "mid": self.manifest_id, "error": error},
-        )
+            extra={"orch": self.session.transcoder, "mid": self.manifest_id, "error": error,
+                   "failed_in_a_row": counters.failing + 1},
+        )  # fmt: skip
         return outcome
 
     async def _pay(self) -> PayOutcome:
@@ -144,6 +189,8 @@ class LivePayer:
                 continue
             except PriceRejected as exc:
                 return self._failed(PayOutcome.REJECTED, str(exc))
+            except SignerError as exc:  # 480-482 are caught above
+                return self._failed(PayOutcome.SIGNER_FAILED, str(exc))
             except PaymentError as exc:
                 return self._failed(PayOutcome.FAILED, str(exc))
             self.state = paid.state

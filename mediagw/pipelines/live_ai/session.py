@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from mediagw.livepeer.trickle.subscriber import SubscriberStats
 from mediagw.payments.live import LivePaymentSource
 
 from .attachment import Attachment
@@ -107,6 +108,7 @@ class LiveSession:
         self.swap_time = Timing()  # loss detected -> next orchestrator attached
         self.output_gaps = Timing()  # between consecutive output segments
         self.swap_gaps: list[float] = []  # the output gap across each swap
+        self.output_stats = SubscriberStats()  # the output channels' GETs, 470s, ...
         self.connector = Connector(
             selector=selector,
             http=http,
@@ -117,6 +119,7 @@ class LiveSession:
             counters=self.payments,
             clock=clock,
             wall=wall,
+            output_stats=self.output_stats,
         )
         self.state = SessionState.IDLE
         self.end_reason = ""
@@ -211,9 +214,10 @@ class LiveSession:
             await asyncio.wait({self._pump}, timeout=self.config.drain_timeout)
         self.state = SessionState.ENDING
         await self._stop_tasks()
-        att, self.current = self.current, None
+        att = self.current  # stays current while it drains: its last outputs are delivered
         if att is not None:
             await att.close(end_of_stream=True, drain_timeout=self.config.drain_timeout)
+        self.current = None
         await self._finish(SessionState.ENDED, "input ended")
         await self._shutdown()
 
@@ -364,7 +368,8 @@ class LiveSession:
         )
         if att is None:
             await self._finish(
-                SessionState.FAILED, f"no orchestrator to swap to after: {reason.value}"
+                SessionState.FAILED,
+                f"no orchestrator to swap to after: {reason.value} ({old.detail})",
             )
             return
         self.swap_time.add(self.clock() - detected)

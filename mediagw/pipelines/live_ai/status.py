@@ -1,7 +1,9 @@
 """The status document of a live session (the user API's ``/status``, the benchmark's timings).
 
 status          the runner's latest ``status`` event, coalesced (events.py)
-gateway_status  state, end_reason, orchestrator, swaps, errors, payments, segments, events
+gateway_status  state, end_reason, orchestrator, swaps, errors, payments, segments, events,
+                output_channel (GETs, 470 answers: in all and in a row now), and ``warnings``:
+                what is going wrong right now and what the gateway does about it
 timings         input_first_byte (input handed over -> first byte on the input channel),
                 output_handoff (output received -> on_output), output_gap, swap_attach
                 (loss detected -> next O attached), swap_output_gaps, start
@@ -17,15 +19,37 @@ if TYPE_CHECKING:
 __all__ = ["session_status"]
 
 
+STORM = 4  # 470 answers in a row on the output channel worth a warning (the pacing starts)
+
+
+def _warnings(session: LiveSession) -> list[str]:
+    att, pay, out = session.current, session.payments, session.output_stats
+    found = []
+    in_a_row = att.output_unavailable if att is not None else 0
+    if att is not None and in_a_row >= STORM:
+        found.append(
+            f"{att.url} answers 470 (segment not available) on the output channel: "
+            f"{in_a_row} times in a row ({out.jumps} in all); the gateway jumps to its latest "
+            f"segment at most 4 times a second and swaps after "
+            f"{session.config.output_timeout:g} s without output"
+        )
+    if pay.failing:
+        found.append(f"live payments failed {pay.failing} times in a row: {pay.last_error}")
+    return found
+
+
 def session_status(session: LiveSession) -> dict[str, Any]:
     att = session.current
     limiter = session.limiter
+    pay = session.payments
     errors: list[tuple[float, str]] = list(session.connector.errors)
     errors += [
         (h["left"], f"{h['reason']}: {h.get('detail', '')}") for h in session.history if "left" in h
     ]
+    if pay.last_error:
+        errors.append((pay.last_error_at, f"payment: {pay.last_error}"))
     errors.sort(key=lambda e: e[0])
-    pay = session.payments
+    out = session.output_stats
     return {
         "stream_id": session.stream_id,
         "request_id": session.request_id,
@@ -41,12 +65,25 @@ def session_status(session: LiveSession) -> dict[str, Any]:
             "orchestrators": session.history,
             "errors": [{"at": at, "error": text} for at, text in errors[-20:]],
             "start_attempts": session.connector.attempts,
+            "warnings": _warnings(session),
             "payments": {
                 "ok": pay.ok,
                 "failed": pay.failed,
                 "skipped": pay.skipped,
                 "refreshes": pay.refreshes,
+                "signer_failed": pay.signer_failed,
+                "failing": pay.failing,
                 "last_error": pay.last_error,
+                "last_error_at": pay.last_error_at,
+                "last_ok_at": pay.last_ok_at,
+            },
+            "output_channel": {
+                "requests": out.requests,
+                "segments": out.segments,
+                "unavailable": out.jumps,  # 470 answers
+                "unavailable_in_a_row": att.output_unavailable if att is not None else 0,
+                "longest_unavailable_run": out.longest_storm,
+                "errors": out.errors,
             },
             "segments": {**session.counters.as_dict(), "queued": session.queued},
             "events": session.counters.events,
