@@ -178,9 +178,14 @@ async def test_output_404_swaps_to_the_other_orchestrator(
             victim.faults.live_output_404 = -1  # a's output channel is gone for good
             failed_at, before = time.monotonic(), outputs(gw, "a")
             await wait_until(lambda: a.counters.swaps >= 1, 15)
-            await wait_until(lambda: outputs(gw, "a") >= before + 1, 20)  # on the survivor
+
+            def on_survivor() -> bool:  # (an output counted before may be the victim's last)
+                cur = a.current
+                return cur is not None and cur.url == survivor.service_uri and cur.outputs >= 1
+
+            await wait_until(on_survivor, 20)
             gap = time.monotonic() - failed_at
-            assert a.current is not None and a.current.url == survivor.service_uri
+            assert outputs(gw, "a") >= before + 1
             left = (await status(gw, "a"))["gateway_status"]["orchestrators"][0]
             assert left["reason"] == "CHANNEL_GONE", left
             assert left["detail"] == "output channel ended: HTTP 404: the channel is gone", left
