@@ -162,6 +162,9 @@ class ReferenceOrchestrator:
                 await TCPServer(app, loop, hyper, context, {}, reader, writer).run()
             except asyncio.CancelledError:
                 pass  # stop() gave up waiting; asyncio would log a cancelled connection task
+            except Exception as exc:  # e.g. hypercorn's h2 KeyError on a stream reset by the peer
+                extra = {"peer": key[0], "error": f"{type(exc).__name__}: {exc}"}
+                log.warning("connection dropped by a server error", extra=extra)
             finally:
                 self._transports.pop(key, None)
 
