@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from ..errors import ConfigError, PublishRejected
+from ..httpbody import read_prefix
 from ..pipelines.live_ai.manager import MAX_PARAMS_BYTES, LiveAIManager, LiveRequest, parse_params
 from ..platform.live_auth import LiveAIAuthorizer
 from ..stream.hub import StreamHub
@@ -83,7 +84,7 @@ async def update(request: web.Request) -> web.StreamResponse:
     name = request.match_info["stream"]
     if request.content_length and request.content_length > MAX_PARAMS_BYTES:
         return _text(413, f"params larger than {MAX_PARAMS_BYTES} bytes")
-    body = await request.content.read(MAX_PARAMS_BYTES + 1)
+    body = await read_prefix(request.content, MAX_PARAMS_BYTES + 1)
     try:
         params = parse_params(body)
     except ConfigError as exc:

@@ -24,6 +24,7 @@ from aiohttp import web
 from segmenter import CLOCK, Segment
 
 from ..errors import ConfigError, IngestError, PublishRejected
+from ..httpbody import read_prefix
 from ..livepeer.profiles import Profile, parse_profiles_json
 from ..pipelines.transcode import SegmentTranscoder, TranscodeJob
 from ..platform.stream_auth import PublishAttempt, StreamAuthorizer, StreamGrant
@@ -118,7 +119,7 @@ class PushIngest:
             return web.Response(status=400, text=str(exc))
         if request.content_length is not None and request.content_length > MAX_SEGMENT_BYTES:
             return web.Response(status=413, text=f"segment larger than {MAX_SEGMENT_BYTES} bytes")
-        body = await request.content.read(MAX_SEGMENT_BYTES + 1)
+        body = await read_prefix(request.content, MAX_SEGMENT_BYTES + 1)
         if len(body) > MAX_SEGMENT_BYTES:
             return web.Response(status=413, text=f"segment larger than {MAX_SEGMENT_BYTES} bytes")
         if not body:

@@ -21,7 +21,7 @@ from typing import Literal
 import aiohttp
 from google.protobuf.message import DecodeError
 
-from ..httpbody import BodyTooLarge, read_limited
+from ..httpbody import BodyTooLarge, read_limited, read_prefix
 from ..payments.crypto import SignatureError, keccak256, recover_address
 from .errors import (
     DownloadError,
@@ -117,17 +117,6 @@ class SubmitResult:
     @property
     def ok(self) -> bool:
         return self.error is None and self.result is not None
-
-
-async def _read_prefix(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Up to ``limit`` bytes of the body (error texts: the rest is not needed)."""
-    buf = bytearray()
-    while len(buf) < limit:
-        chunk = await resp.content.read(limit - len(buf))
-        if not chunk:
-            break
-        buf += chunk
-    return bytes(buf)
 
 
 def _transport_failure(exc: BaseException, what: str, url: str) -> LivepeerError:
@@ -258,7 +247,7 @@ class SegmentClient:
                 status = resp.status
                 async with resp:
                     if status != 200:
-                        raw = await _read_prefix(resp, MAX_ERROR_BODY_BYTES)
+                        raw = await read_prefix(resp.content, MAX_ERROR_BODY_BYTES)
                         text = raw.decode("utf-8", "replace").strip()
                         return fail(SegmentRejected(text, status, url), is_retryable(text))
                     raw = await read_limited(resp, self.max_result_bytes)

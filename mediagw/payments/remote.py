@@ -39,6 +39,7 @@ import aiohttp
 from mediagw.livepeer.proto import net
 from mediagw.pool.sources import Candidate
 
+from ..httpbody import read_prefix
 from .crypto import SignatureError, checksum, keccak256, recover_address
 from .errors import NeedsRefresh, PaymentError, PriceRejected
 from .live import LivePayment, LiveState, NoPaymentNeeded
@@ -211,7 +212,7 @@ class RemoteSigner:
             ) as resp:
                 if resp.content_length is not None and resp.content_length > MAX_RESPONSE_BYTES:
                     raise SignerUnavailable(f"{path}: answer larger than {MAX_RESPONSE_BYTES}")
-                data = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+                data = await read_prefix(resp.content, MAX_RESPONSE_BYTES + 1)
                 if len(data) > MAX_RESPONSE_BYTES:
                     raise SignerUnavailable(f"{path}: answer larger than {MAX_RESPONSE_BYTES}")
                 return resp.status, resp.headers, data

@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from ..errors import PublishRejected
+from ..httpbody import read_prefix
 from .stream_auth import UNAUTHORIZED, PublishAttempt, StreamAuthorizer, StreamGrant
 
 log = logging.getLogger("mediagw.auth.live")
@@ -140,7 +141,7 @@ class LiveAIAuthWebhook:
                 timeout = aiohttp.ClientTimeout(total=self.timeout)
                 self._session = aiohttp.ClientSession(timeout=timeout)
             async with self._session.post(self.url, json=req.body(), headers=headers) as resp:
-                body = await resp.content.read(self.MAX_BODY + 1)
+                body = await read_prefix(resp.content, self.MAX_BODY + 1)
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             extra = {"url": self.url, "error": repr(exc)}

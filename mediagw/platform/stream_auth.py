@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from ..errors import PublishRejected
+from ..httpbody import read_prefix
 
 log = logging.getLogger("mediagw.auth")
 
@@ -139,7 +140,7 @@ class WebhookAuth:
         try:
             session = await self._client()
             async with session.post(self.url, json={"url": attempt.url}) as resp:
-                body = await resp.content.read(self.MAX_BODY + 1)
+                body = await read_prefix(resp.content, self.MAX_BODY + 1)
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("auth webhook unreachable", extra={"error": repr(exc)})

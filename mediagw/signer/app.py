@@ -26,6 +26,7 @@ from mediagw.livepeer.tls import PinStore
 from mediagw.payments.crypto import checksum
 from mediagw.payments.signer import LocalSigner
 
+from ..httpbody import read_prefix
 from .authhook import AuthWebhook, go_headers
 from .config import SignerConfig
 from .discovery import DiscoveryCache
@@ -105,7 +106,7 @@ class SignerService:
         limit = self.config.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise RequestFailed(413, f"request body larger than {limit} bytes")
-        data = await request.content.read(limit + 1)
+        data = await read_prefix(request.content, limit + 1)
         if len(data) > limit:
             raise RequestFailed(413, f"request body larger than {limit} bytes")
         return data

@@ -22,6 +22,7 @@ import aiohttp
 
 from mediagw.errors import ConfigError
 
+from ..httpbody import read_prefix
 from .errors import RequestFailed
 
 __all__ = ["AuthDecision", "AuthWebhook", "canonical_header", "go_headers"]
@@ -96,7 +97,7 @@ class AuthWebhook:
                 async with self._session.post(
                     self.url, data=body, headers=headers, allow_redirects=False
                 ) as resp:
-                    data = await resp.content.read(self._max_body + 1)
+                    data = await read_prefix(resp.content, self._max_body + 1)
                     status = resp.status
         except TimeoutError:
             log.warning("signer auth webhook timed out", extra={"timeout": self._timeout})

@@ -22,6 +22,8 @@ from typing import Any
 
 import aiohttp
 
+from ...httpbody import read_prefix
+
 log = logging.getLogger("mediagw.live_ai.heartbeat")
 
 __all__ = ["CREDIT_EXHAUSTION", "LiveHeartbeat", "terminated_ids"]
@@ -90,7 +92,7 @@ class LiveHeartbeat:
             async with self._session.post(
                 self.url, json={"ids": list(ids)}, headers=self.headers
             ) as resp:
-                body = await resp.content.read(MAX_ANSWER + 1)
+                body = await read_prefix(resp.content, MAX_ANSWER + 1)
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             return self._failed(f"unreachable: {exc!r}")

@@ -35,6 +35,7 @@ from fractions import Fraction
 import aiohttp
 from google.protobuf.message import DecodeError
 
+from mediagw.httpbody import read_prefix
 from mediagw.livepeer.proto import net
 from mediagw.payments.errors import NeedsRefresh, PaymentError, PriceRejected
 from mediagw.payments.live import LivePaymentSource, LiveState, NoPaymentNeeded
@@ -206,7 +207,7 @@ class LivePayer:
                     url, headers=headers, ssl=self.http.ssl_for(url), allow_redirects=False
                 ) as resp:
                     status = resp.status
-                    body = await resp.content.read(MAX_RESULT_BYTES + 1)
+                    body = await read_prefix(resp.content, MAX_RESULT_BYTES + 1)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return self._failed(PayOutcome.FAILED, f"POST /payment: {type(exc).__name__}: {exc}")
         if status != 200:

@@ -29,6 +29,7 @@ from mediagw.livepeer.segdata import segment_header
 from mediagw.livepeer.tls import pin_error_from
 from mediagw.payments.live import LivePaymentSource, LiveState, NoPaymentNeeded, empty_segdata
 
+from ...httpbody import read_prefix
 from .errors import StartRejected
 from .transport import LiveHTTP, with_host_of
 
@@ -163,7 +164,7 @@ async def start_live_video(
                 ssl=http.ssl_for(url),
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.content.read(MAX_ANSWER_BYTES + 1)
+                raw = await read_prefix(resp.content, MAX_ANSWER_BYTES + 1)
                 status = resp.status
     except TimeoutError:
         raise StartRejected(f"no answer within {timeout:g} s", 0, transcoder) from None

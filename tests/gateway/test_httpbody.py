@@ -1,0 +1,67 @@
+"""Bodies that arrive in pieces are read whole (StreamReader.read(n) alone stops at the first)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from mediagw.httpbody import read_prefix
+from mediagw.platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
+from mediagw.platform.stream_auth import OpenAuth, PublishAttempt
+
+ANSWER = b'{"pipeline": "invert", "stream_id": "st_split"}'
+
+
+async def in_two_pieces(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    await resp.write(ANSWER[:10])
+    await asyncio.sleep(0.1)  # the rest comes in another TCP segment
+    await resp.write(ANSWER[10:])
+    await resp.write_eof()
+    return resp
+
+
+async def echo_length(request: web.Request) -> web.Response:
+    return web.Response(text=str(len(await read_prefix(request.content, 1000))))
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_post("/split", in_two_pieces)
+    app.router.add_post("/length", echo_length)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    await runner.cleanup()
+
+
+async def test_read_prefix_reads_a_split_body_on_both_sides(server: str) -> None:
+    async def pieces() -> AsyncIterator[bytes]:
+        yield b"x" * 10
+        await asyncio.sleep(0.1)
+        yield b"y" * 10
+
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{server}/split") as resp:
+            assert await read_prefix(resp.content, 1000) == ANSWER
+        async with s.post(f"{server}/split") as resp:
+            assert await read_prefix(resp.content, 5) == ANSWER[:5]  # never more than asked
+        async with s.post(f"{server}/length", data=pieces()) as resp:
+            assert await resp.text() == "20"
+
+
+async def test_a_webhook_answer_in_two_pieces_is_understood(server: str) -> None:
+    auth = LiveAIAuthorizer(OpenAuth(), LiveAIAuthWebhook(f"{server}/split"), lambda: "http://gw")
+    try:
+        grant = await auth.authorize(PublishAttempt("", "live", "cam", {"pipeline": "noop"}))
+    finally:
+        await auth.close()
+    assert grant.pipeline == "invert" and grant.labels["streamID"] == "st_split"
