@@ -7,13 +7,15 @@ import io
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import av
 import pytest
+from aiohttp import web
 
 from segmenter.probe import count_frames_flv
 
@@ -31,6 +33,19 @@ def need_tool(name: str) -> str:
             pytest.fail(f"{name} is required under CI but is not installed (.ci/run installs it)")
         pytest.skip(f"{name} not installed")
     return path
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on an ephemeral loopback port; yields ``http://127.0.0.1:PORT``."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from mediatools import ClipMaker, push, wait_until
+from mediatools import ClipMaker, push, serve_app, wait_until
 
 from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
 
@@ -48,13 +48,9 @@ async def operator() -> AsyncIterator[Operator]:
     app = web.Application()
     app.router.add_post("/auth", op.on_auth)
     app.router.add_post("/beat", op.on_beat)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    op.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield op
-    await runner.cleanup()
+    async with serve_app(app) as base:
+        op.url = base
+        yield op
 
 
 async def test_auth_webhook_chooses_the_pipeline_and_refuses_streams(

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from eth_account import Account
-from mediatools import ClipMaker, count_frames, fetch_hls, push, wait_until
+from mediatools import ClipMaker, count_frames, fetch_hls, push, serve_app, wait_until
 
 from mediagw.gateway import Gateway
 from mediagw.orchestrator import Faults, OrchestratorConfig, ReferenceOrchestrator
@@ -275,15 +275,9 @@ async def test_webhooks_choose_orchestrators_and_ladder(
     app = web.Application()
     app.router.add_get("/orchestrators", orchs)
     app.router.add_post("/auth", auth)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serve_app(app) as base:
         gw = await gateway_factory(
-            orch_webhook_url=f"http://127.0.0.1:{port}/orchestrators",
-            auth_webhook_url=f"http://127.0.0.1:{port}/auth",
+            orch_webhook_url=f"{base}/orchestrators", auth_webhook_url=f"{base}/auth"
         )
         clip = make_clip(seconds=4)
         code, err = await push(clip, rtmp(gw, "secret-key"), live=False)
@@ -293,5 +287,3 @@ async def test_webhooks_choose_orchestrators_and_ladder(
         assert result.segments and all((s.width, s.height) == (160, 90) for s in result.segments)
         assert gw.hls.rendition("public-id", "P240p30fps16x9") is None  # default ladder unused
         assert hits["orchs"] >= 1 and hits["auth"] == 1
-    finally:
-        await runner.cleanup()

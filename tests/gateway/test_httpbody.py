@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+from mediatools import serve_app
 
 from mediagw.httpbody import read_prefix
 from mediagw.platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
@@ -35,12 +36,8 @@ async def server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/split", in_two_pieces)
     app.router.add_post("/length", echo_length)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    await runner.cleanup()
+    async with serve_app(app) as base:
+        yield base
 
 
 async def test_read_prefix_reads_a_split_body_on_both_sides(server: str) -> None:

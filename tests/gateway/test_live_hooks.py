@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from mediatools import serve_app
 
 from mediagw.config import load_settings
 from mediagw.errors import PublishRejected
@@ -35,13 +36,8 @@ async def hook() -> AsyncIterator[tuple[str, Hook]]:
     state = Hook()
     app = web.Application()
     app.router.add_post("/hook", state.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/hook", state
-    await runner.cleanup()
+    async with serve_app(app) as base:
+        yield f"{base}/hook", state
 
 
 # -- answer parsing ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from mediatools import serve_app
 
 from mediagw.errors import PublishRejected
 from mediagw.platform.stream_auth import (
@@ -62,13 +63,8 @@ async def webhook() -> AsyncIterator[tuple[str, list[dict[str, Any]], dict[str, 
 
     app = web.Application()
     app.router.add_post("/auth", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/auth", seen, answer
-    await runner.cleanup()
+    async with serve_app(app) as base:
+        yield f"{base}/auth", seen, answer
 
 
 async def test_webhook_empty_200_accepts_with_url_name(webhook: Any) -> None:

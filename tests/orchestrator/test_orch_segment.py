@@ -10,6 +10,7 @@ import time
 
 import aiohttp
 import pytest
+from mediatools import serve_app
 from orchestrator.orch_testkit import (
     P144,
     P240,
@@ -295,24 +296,15 @@ async def test_segment_by_url(
 
     app = web.Application()
     app.router.add_get("/seg.ts", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with serve_app(app) as base:
         info = await get_orchestrator(offchain, request_for(None))
         sd = segdata(info, segment_small, profiles=(P144,))
         hdrs = headers(sd, None) | {"Content-Type": "application/vnd+livepeer.uri"}
-        reply = await post(
-            http, offchain, "/segment", hdrs, f"http://127.0.0.1:{port}/seg.ts".encode()
-        )
+        reply = await post(http, offchain, "/segment", hdrs, f"{base}/seg.ts".encode())
         assert reply.result.WhichOneof("result") == "data"
-        missing = f"http://127.0.0.1:{port}/none.ts".encode()
+        missing = f"{base}/none.ts".encode()
         reply = await post(http, offchain, "/segment", hdrs, missing)
         assert (reply.status, reply.text) == (400, "BadRequest\n")
-    finally:
-        await runner.cleanup()
 
 
 async def test_client_gone_mid_transcode(tmp_path: object, segment_720p: bytes) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from mediatools import serve_app
 from payments.pay_testkit import hx, section
 
 from mediagw.payments.abi import (
@@ -122,13 +123,8 @@ async def node() -> AsyncIterator[tuple[FakeNode, str]]:
     fake = FakeNode()
     app = web.Application()
     app.router.add_post("/rpc/secret-key", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield fake, f"http://127.0.0.1:{port}/rpc/secret-key"
-    await runner.cleanup()
+    async with serve_app(app) as base:
+        yield fake, f"{base}/rpc/secret-key"
 
 
 class Clock:

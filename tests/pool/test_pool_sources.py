@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
+from mediatools import serve_app
 from pool.pool_testkit import FakeClock, make_info
 
 from mediagw.errors import ConfigError
@@ -134,15 +135,8 @@ async def hook() -> AsyncIterator[tuple[Hook, str]]:
 
     app = web.Application()
     app.router.add_get("/orchs", dispatch)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield state, f"http://127.0.0.1:{port}/orchs?token=s3cret"
-    finally:
-        await runner.cleanup()
+    async with serve_app(app) as base:
+        yield state, f"{base}/orchs?token=s3cret"
 
 
 async def test_webhook_parses_and_caches(hook: tuple[Hook, str]) -> None:

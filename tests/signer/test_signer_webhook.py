@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from mediatools import serve_app
 from signer.conftest import SignerFactory
 from signer.signer_testkit import START, NsClock, get_info, state_doc
 
@@ -44,13 +45,9 @@ async def webhook() -> AsyncIterator[Webhook]:
 
     app = web.Application()
     app.router.add_post("/auth", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    hook.url = f"http://127.0.0.1:{runner.addresses[0][1]}/auth"
-    yield hook
-    await runner.cleanup()
+    async with serve_app(app) as base:
+        hook.url = f"{base}/auth"
+        yield hook
 
 
 async def _pay(
