@@ -37,6 +37,7 @@ from segmenter import CLOCK, RtpDemuxer
 from webrtc import IceConfig, VideoAccessUnit, WhipConfig, WhipIngest, WhipSession, add_whip_routes
 
 from ..errors import PublishRejected, StreamBusy
+from ..platform.live_auth import LIVE_WHIP
 from ..platform.stream_auth import PublishAttempt, StreamAuthorizer, StreamGrant
 from ..stream.hub import StreamHub
 from ..stream.publisher import Publisher
@@ -90,7 +91,7 @@ class WhipGateway:
     async def _authorize(self, request: web.Request) -> None:
         name = request.match_info["stream"]
         url = f"{request.scheme}://{request.host}{request.path_qs}"
-        ingest = "livepeer-whip" if request.path.startswith("/live/video-to-video/") else "whip"
+        ingest = LIVE_WHIP if request.path.startswith("/live/video-to-video/") else "whip"
         attempt = PublishAttempt(
             url, "live", name, dict(request.query), request.remote or "", ingest=ingest
         )

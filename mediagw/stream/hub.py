@@ -169,14 +169,6 @@ class StreamHub:
             listener.on_segment(stream, segment)
         stream.segments.publish(segment)
 
-    def kick(self, stream_id: str, reason: str) -> bool:
-        """Disconnect the publisher of a live stream (its ingest ends with ``reason``)."""
-        stream = self._streams.get(stream_id)
-        if stream is None or not stream.live or stream.stop_ingest is None:
-            return False
-        stream.stop_ingest(reason)
-        return True
-
     def end_publish(self, stream: Stream, error: str | None = None) -> None:
         if not stream.live:
             return

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from segmenter import (
     CLOCK,
@@ -39,15 +39,13 @@ _Msg = tuple[tuple[Any, ...], float]
 
 
 class Demuxer(Protocol):
-    """One ingest unit -> segmenter items: ``FlvDemuxer`` (RTMP), ``RtpDemuxer`` (WebRTC)."""
+    """One ingest unit -> segmenter items: ``FlvDemuxer`` (RTMP), ``RtpDemuxer`` (WebRTC).
+
+    ``flush`` hands over what the demuxer held back (video waiting for audio: ``RtpDemuxer``
+    for the AAC encoder's delay, ``FlvDemuxer`` for an announced AAC config) when the session
+    ends, before the segmenter's last cut."""
 
     def feed(self, *args: Any) -> Sequence[VideoConfig | AudioConfig | MediaPacket]: ...
-
-
-@runtime_checkable
-class FlushingDemuxer(Demuxer, Protocol):
-    """A demuxer that holds media back (``RtpDemuxer``: the AAC encoder's delay, video waiting
-    for audio) and hands it over when the session ends, before the segmenter's last cut."""
 
     def flush(self) -> Sequence[VideoConfig | AudioConfig | MediaPacket]: ...
 
@@ -195,14 +193,13 @@ class Publisher:
             for item in self._demuxer.feed(*args):
                 out.extend((seg, arrival) for seg in segmenter.push(item))
         if final:  # closed by the end of the session, not by a keyframe: no latency sample
-            if isinstance(self._demuxer, FlushingDemuxer):
-                try:
-                    for item in self._demuxer.flush():
-                        out.extend((seg, None) for seg in segmenter.push(item))
-                except SegmenterError as exc:  # keep what was cut: the last segment still closes
-                    log.warning(
-                        "demuxer flush failed", extra={"stream": self.stream.id, "error": str(exc)}
-                    )
+            try:
+                for item in self._demuxer.flush():
+                    out.extend((seg, None) for seg in segmenter.push(item))
+            except SegmenterError as exc:  # keep what was cut: the last segment still closes
+                log.warning(
+                    "demuxer flush failed", extra={"stream": self.stream.id, "error": str(exc)}
+                )
             out.extend((seg, None) for seg in segmenter.flush())
         return out
 

@@ -299,12 +299,13 @@ class LiveAIManager:
         resolution = (probe.width, probe.height) if probe.width else None
         self.hls.publish(out_id, SOURCE, seq, data, duration, resolution=resolution)
         run = self.outputs.get(out_id)
-        for output in run.outputs if run is not None else ():
-            output.push(data)
-        if run is not None and run.video_out is not None:
-            if run.video_out.full():  # viewers are behind real time: skip a segment, never block
-                run.video_out.get_nowait()
-            run.video_out.put_nowait(data)
+        if run is not None:
+            for output in run.outputs:
+                output.push(data)
+            if run.video_out is not None:
+                if run.video_out.full():  # viewers behind real time: skip a segment, never block
+                    run.video_out.get_nowait()
+                run.video_out.put_nowait(data)
         now = time.monotonic()
         self.publish_time.add(now - started)
         if len(self.listed_at) < 100_000:  # for the benchmark; bounded
