@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -31,7 +30,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from ..errors import PublishRejected
-from ..httpbody import read_prefix
+from ..webhook import JsonPoster
 from .stream_auth import UNAUTHORIZED, PublishAttempt, StreamAuthorizer, StreamGrant
 
 log = logging.getLogger("mediagw.auth.live")
@@ -126,29 +125,18 @@ class LiveAIAuthWebhook:
 
     def __init__(self, url: str, api_key: str = "", *, timeout: float = 5.0) -> None:
         self.url = url
-        self.api_key = api_key
-        self.timeout = timeout
         self.calls = 0
-        self.last_ms = 0.0
-        self._session: aiohttp.ClientSession | None = None
+        headers = {"x-api-key": api_key, "Authorization": api_key} if api_key else {}
+        self._poster = JsonPoster(url, timeout=timeout, max_body=self.MAX_BODY, headers=headers)
 
     async def authorize(self, req: LiveAuthRequest) -> LiveGrant:
         self.calls += 1
-        headers = {"x-api-key": self.api_key, "Authorization": self.api_key} if self.api_key else {}
-        started = time.monotonic()
         try:
-            if self._session is None or self._session.closed:
-                timeout = aiohttp.ClientTimeout(total=self.timeout)
-                self._session = aiohttp.ClientSession(timeout=timeout)
-            async with self._session.post(self.url, json=req.body(), headers=headers) as resp:
-                body = await read_prefix(resp.content, self.MAX_BODY + 1)
-                status = resp.status
+            status, body = await self._poster.post(req.body())
         except (aiohttp.ClientError, TimeoutError) as exc:
             extra = {"url": self.url, "error": repr(exc)}
             log.warning("live AI auth webhook unreachable", extra=extra)
             raise _refuse("live AI auth webhook unreachable") from None
-        finally:
-            self.last_ms = (time.monotonic() - started) * 1000
         if not 200 <= status < 300:
             log.info("live AI auth webhook refused a stream",
                      extra={"stream": req.stream, "status": status})  # fmt: skip
@@ -158,8 +146,7 @@ class LiveAIAuthWebhook:
         return parse_answer(body)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._poster.close()
 
 
 BaseURL = Callable[[], str]  # e.g. "http://gw.example.com:9935", read at each call

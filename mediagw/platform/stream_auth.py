@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,7 +21,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from ..errors import PublishRejected
-from ..httpbody import read_prefix
+from ..webhook import JsonPoster
 
 log = logging.getLogger("mediagw.auth")
 
@@ -122,31 +121,17 @@ class WebhookAuth:
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self.url = url
-        self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-        self.last_ms = 0.0
-
-    async def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        return self._session
+        self._poster = JsonPoster(url, timeout=timeout, max_body=self.MAX_BODY)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._poster.close()
 
     async def authorize(self, attempt: PublishAttempt) -> StreamGrant:
-        started = time.monotonic()
         try:
-            session = await self._client()
-            async with session.post(self.url, json={"url": attempt.url}) as resp:
-                body = await read_prefix(resp.content, self.MAX_BODY + 1)
-                status = resp.status
+            status, body = await self._poster.post({"url": attempt.url})
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("auth webhook unreachable", extra={"error": repr(exc)})
             raise PublishRejected("auth webhook unreachable", UNAUTHORIZED) from None
-        finally:
-            self.last_ms = (time.monotonic() - started) * 1000
         if status != 200:
             raise PublishRejected(f"auth webhook refused the stream ({status})", UNAUTHORIZED)
         if len(body) > self.MAX_BODY:

@@ -10,7 +10,6 @@ HTTP answer, a body that is not such an object, or a missing/invalid ``status`` 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ import aiohttp
 
 from mediagw.errors import ConfigError
 
-from ..httpbody import read_prefix
+from ..webhook import JsonPoster
 from .errors import RequestFailed
 
 __all__ = ["AuthDecision", "AuthWebhook", "canonical_header", "go_headers"]
@@ -76,31 +75,20 @@ class AuthWebhook:
         if urlsplit(url).scheme not in ("http", "https"):
             raise ConfigError(f"-remoteSignerWebhookUrl: {url!r} is not an http(s) URL")
         self.url = url
-        self.headers = dict(headers or {})
-        self._timeout = timeout
         self._max_body = max_body
-        self._session: aiohttp.ClientSession | None = None
+        self._poster = JsonPoster(
+            url, timeout=timeout, max_body=max_body, headers=headers, follow_redirects=False
+        )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._poster.close()
 
     async def ask(self, request_headers: dict[str, list[str]], state: Any) -> AuthDecision:
         """One webhook call; RequestFailed(500) when the webhook cannot be used."""
-        body = json.dumps({"headers": request_headers, "state": state}).encode()
-        headers = {"Content-Type": "application/json", **self.headers}
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         try:
-            async with asyncio.timeout(self._timeout):
-                async with self._session.post(
-                    self.url, data=body, headers=headers, allow_redirects=False
-                ) as resp:
-                    data = await read_prefix(resp.content, self._max_body + 1)
-                    status = resp.status
+            status, data = await self._poster.post({"headers": request_headers, "state": state})
         except TimeoutError:
-            log.warning("signer auth webhook timed out", extra={"timeout": self._timeout})
+            log.warning("signer auth webhook timed out", extra={"timeout": self._poster.timeout})
             raise _internal("failed to call remote signer webhook: timeout") from None
         except aiohttp.ClientError as exc:
             log.warning("signer auth webhook failed", extra={"error": repr(exc)})

@@ -16,13 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
-from ...httpbody import read_prefix
+from ...webhook import JsonPoster
 
 log = logging.getLogger("mediagw.live_ai.heartbeat")
 
@@ -59,15 +58,16 @@ class LiveHeartbeat:
         self.url = url
         self.ids = ids
         self.terminate = terminate
-        self.headers = dict(headers or {})
         self.interval = interval
         self.beats = 0
         self.failures = 0
         self.terminated = 0
         self.last_error = ""
-        self.last_ms = 0.0
         self._task: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
+        # never longer than one interval: a hanging endpoint must not pile up beats
+        self._poster = JsonPoster(
+            url, timeout=max(1.0, interval), max_body=MAX_ANSWER, headers=headers
+        )
 
     def start(self) -> None:
         if self._task is None:
@@ -83,21 +83,10 @@ class LiveHeartbeat:
     async def beat(self, ids: Sequence[str]) -> list[str]:
         """One heartbeat; returns the stream ids it stopped."""
         self.beats += 1
-        started = time.monotonic()
         try:
-            if self._session is None or self._session.closed:
-                # never longer than one interval: a hanging endpoint must not pile up beats
-                timeout = aiohttp.ClientTimeout(total=max(1.0, self.interval))
-                self._session = aiohttp.ClientSession(timeout=timeout)
-            async with self._session.post(
-                self.url, json={"ids": list(ids)}, headers=self.headers
-            ) as resp:
-                body = await read_prefix(resp.content, MAX_ANSWER + 1)
-                status = resp.status
+            status, body = await self._poster.post({"ids": list(ids)})
         except (aiohttp.ClientError, TimeoutError) as exc:
             return self._failed(f"unreachable: {exc!r}")
-        finally:
-            self.last_ms = (time.monotonic() - started) * 1000
         if not 200 <= status < 300:
             return self._failed(f"HTTP {status}")
         if len(body) > MAX_ANSWER:
@@ -132,5 +121,4 @@ class LiveHeartbeat:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._session is not None:
-            await self._session.close()
+        await self._poster.close()

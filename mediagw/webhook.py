@@ -1,0 +1,60 @@
+"""POSTing a JSON document to an operator's endpoint (auth webhooks, the live AI heartbeat).
+
+One pooled session per endpoint, a total timeout per call, and an answer read whole up to
+``max_body + 1`` bytes (callers refuse a longer one). Transport errors (``aiohttp.ClientError``,
+``TimeoutError``) pass through: each caller words them for its own users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from .httpbody import read_prefix
+
+__all__ = ["JsonPoster"]
+
+
+class JsonPoster:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        max_body: int,
+        headers: Mapping[str, str] | None = None,
+        follow_redirects: bool = True,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.max_body = max_body
+        self.headers = dict(headers or {})
+        self.follow_redirects = follow_redirects
+        self.last_ms = 0.0  # how long the last call took
+        self._session: aiohttp.ClientSession | None = None
+
+    async def post(self, doc: Any, headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+        """(status, answer): the answer is at most ``max_body + 1`` bytes."""
+        started = time.monotonic()
+        try:
+            if self._session is None or self._session.closed:
+                self._session = aiohttp.ClientSession()
+            async with asyncio.timeout(self.timeout):
+                async with self._session.post(
+                    self.url,
+                    json=doc,
+                    headers={**self.headers, **(headers or {})},
+                    allow_redirects=self.follow_redirects,
+                ) as resp:
+                    return resp.status, await read_prefix(resp.content, self.max_body + 1)
+        finally:
+            self.last_ms = (time.monotonic() - started) * 1000
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
