@@ -108,7 +108,6 @@ async def test_auth_webhook_chooses_the_pipeline_and_refuses_streams(
 async def test_heartbeat_stops_the_streams_it_is_told_to(
     gateway_factory: Any, make_clip: ClipMaker, operator: Operator
 ) -> None:
-    operator.terminate.add("broke")
     async with ReferenceOrchestrator(OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS)) as orch:
         gw = await gateway_factory(
             orch_addr=(orch.url,),
@@ -120,8 +119,12 @@ async def test_heartbeat_stops_the_streams_it_is_told_to(
         paying = asyncio.create_task(push(clip, f"{rtmp}/s1?pipeline=noop&streamId=paying"))
         await wait_until(lambda: gw.hls.media_playlist("s1-out", "source") is not None, 30)
         broke = asyncio.create_task(push(clip, f"{rtmp}/s2?pipeline=noop&streamId=broke"))
-        # the heartbeat names both; the answer ends "broke" only, and its publisher is cut
+        # the operator cuts "broke" off only once it has a segment listed and the heartbeat
+        # names it (on a busy machine the first beat can come before the first segment is cut)
+        await wait_until(lambda: gw.hls.media_playlist("s2", "source") is not None, 30)
         await wait_until(lambda: any("broke" in ids for ids in operator.beats), 20)
+        operator.terminate.add("broke")
+        # the heartbeat names both; the answer ends "broke" only, and its publisher is cut
         code, _ = await asyncio.wait_for(broke, 20)
         assert code != 0  # disconnected long before its 14 s clip ended
         assert not paying.done()
