@@ -10,7 +10,7 @@ import time
 
 import aiohttp
 import pytest
-from mediatools import serve_app
+from mediatools import serve_app, wait_until
 from orchestrator.orch_testkit import (
     P144,
     P240,
@@ -329,10 +329,9 @@ async def test_client_gone_mid_transcode(tmp_path: object, segment_720p: bytes) 
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
         task.cancel()  # the client closes the connection during the transcode
-        await asyncio.sleep(1.0)  # the transcode finishes; the result has nowhere to go
-        assert orch.stats.segments_transcoded == 1
+        # the transcode finishes (however busy the machine); the result has nowhere to go
+        await wait_until(lambda: orch.stats.segments_transcoded == 1, 60)
     finally:
-        started = time.perf_counter()
-        await orch.stop()
-        assert time.perf_counter() - started < 1.0
+        # a result stuck on the gone connection would hold stop() up for ever
+        await asyncio.wait_for(orch.stop(), 10)
     assert not orch._tasks
