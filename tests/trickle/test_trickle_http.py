@@ -196,6 +196,25 @@ async def test_channel_close_ends_waiting_subscriber_and_publisher(env: Env) -> 
     await pub.close()
 
 
+async def test_a_lingering_closed_channel_still_serves_what_it_holds(env: Env) -> None:
+    """An orchestrator that closes a channel right after its last write, with a linger: a
+    reader a moment late gets the held segments, then Lp-Trickle-Closed; then the channel is
+    gone (404)."""
+    env.server.create_channel("mid")
+    pub = publisher(env, "mid")
+    for i in range(2):
+        await pub.write_segment(bytes([i]) * 100)
+    env.server.close_channel("mid", linger=0.5)
+    late = subscriber(env, "mid", start=0)
+    assert await asyncio.wait_for(collect(late), 5) == [(0, b"\x00" * 100), (1, b"\x01" * 100)]
+    assert late.ended_by.startswith("Lp-Trickle-Closed"), late.ended_by
+    await until(lambda: env.server.get_channel("mid") is None, 5)
+    gone = subscriber(env, "mid", start=0)
+    assert await asyncio.wait_for(collect(gone), 5) == []
+    assert gone.ended_by.startswith("HTTP 404"), gone.ended_by
+    await pub.close()
+
+
 async def test_publisher_restart_with_reset_unblocks_readers(env: Env) -> None:
     env.server.create_channel("mid")
     old = publisher(env, "mid")

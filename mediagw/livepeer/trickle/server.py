@@ -61,8 +61,8 @@ class TrickleServer:
     def create_channel(self, name: str, mime: str = "video/MP2T") -> Channel:
         """Create (or return the existing) channel ``name``."""
         existing = self._channels.get(name)
-        if existing is not None:
-            return existing
+        if existing is not None and not existing.closed:
+            return existing  # (a closed one lingering after close_channel is replaced)
         if not valid_channel_name(name):
             raise TrickleUsageError(f"invalid channel name {name[:64]!r}")
         if len(self._channels) >= self.limits.max_channels:
@@ -81,16 +81,27 @@ class TrickleServer:
     def channel_names(self) -> list[str]:
         return list(self._channels)
 
-    def close_channel(self, name: str) -> bool:
-        """Close and remove ``name``: waiting readers get ``Lp-Trickle-Closed``, new requests
-        404. False when there was no such channel."""
-        channel = self._channels.pop(name, None)
+    def close_channel(self, name: str, *, linger: float = 0.0) -> bool:
+        """Close ``name``: waiting readers get ``Lp-Trickle-Closed``. It is removed at once (new
+        requests 404), or after ``linger`` seconds during which the segments it still holds are
+        served and other requests get ``Lp-Trickle-Closed``, so a reader a moment late for the
+        last segment still gets it. False when there was no such channel."""
+        channel = self._channels.get(name)
         if channel is None:
             return False
-        channel.close()
-        self.stats.channels_closed += 1
-        log.debug("trickle channel closed", extra={"channel": name})
+        if not channel.closed:
+            channel.close()
+            self.stats.channels_closed += 1
+            log.debug("trickle channel closed", extra={"channel": name, "linger": linger})
+        if linger > 0:
+            asyncio.get_running_loop().call_later(linger, self._forget, name, channel)
+        else:
+            self._forget(name, channel)
         return True
+
+    def _forget(self, name: str, channel: Channel) -> None:
+        if self._channels.get(name) is channel:
+            del self._channels[name]
 
     def subscribe(self, name: str, start_seq: int = -1) -> LocalSubscription:
         """Read channel ``name`` in process (async iterator of segments)."""
@@ -109,7 +120,7 @@ class TrickleServer:
         idle = [
             name
             for name, ch in self._channels.items()
-            if not name.startswith("_") and ch.rules.idle(now, timeout)
+            if not name.startswith("_") and not ch.closed and ch.rules.idle(now, timeout)
         ]
         for name in idle:
             self.close_channel(name)

@@ -65,6 +65,7 @@ log = logging.getLogger("mediagw.orchestrator.live")
 
 KEEPALIVE = {"keep": "alive"}
 QUEUE_DEPTH = 2  # segments waiting for the worker; more drops the oldest
+CLOSED_LINGER = 5.0  # seconds the channels of a drained session stay readable, closed
 DRAIN_TIMEOUT = 5.0  # after the input ended: finish the queued segments for at most this long
 
 
@@ -139,14 +140,15 @@ class LiveSession:
             task = asyncio.create_task(self._guard(name, body), name=f"live-{self.mid}-{name}")
             self._tasks.append(task)
 
-    def end(self, reason: str) -> None:
-        """Close the four channels, stop the tasks (idempotent)."""
+    def end(self, reason: str, *, linger: float = 0.0) -> None:
+        """Close the four channels (removed after ``linger`` seconds), stop the tasks
+        (idempotent)."""
         if self.ended:
             return
         self.ended = True
         self.end_reason = reason
         for name in self.names:
-            self.server.close_channel(name)
+            self.server.close_channel(name, linger=linger)
         current = asyncio.current_task()
         for task in self._tasks:
             if task is not current:
@@ -237,7 +239,9 @@ class LiveSession:
             subscription.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), DRAIN_TIMEOUT)
-        self.end("input channel closed")
+        # the last output may have been written an instant ago: a gateway whose next GET is
+        # still on its way gets it (then Lp-Trickle-Closed), not a 404 for a removed channel
+        self.end("input channel closed", linger=CLOSED_LINGER)
 
     async def _on_input(self, segment: LocalSegment) -> bool:
         """One input segment; False when the session ended."""
