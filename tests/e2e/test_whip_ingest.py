@@ -70,6 +70,9 @@ async def _publish(
             assert resp.status == 201, await resp.text()
             location = resp.headers["Location"]
             assert resp.headers["Livepeer-Playback-URL"].endswith(".m3u8")
+            # readable by a page on another origin (it ends the session with DELETE)
+            exposed = {h.strip() for h in resp.headers["Access-Control-Expose-Headers"].split(",")}
+            assert {"Location", "ETag", "Link", "Accept-Patch", "Livepeer-Playback-URL"} <= exposed
             answer = await resp.text()
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     return pc, location
