@@ -183,7 +183,7 @@ OPTIONS: tuple[Option, ...] = (
         "webrtc_host_addresses",
         "webrtcHostAddresses",
         _parse_list,
-        "local addresses for WebRTC host candidates (default: every interface)",
+        "local addresses for WebRTC host candidates (default: every interface, else 127.0.0.1)",
     ),
     Option(
         "webrtc_nat_ips",

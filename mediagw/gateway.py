@@ -18,7 +18,14 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from webrtc import IceConfig, WhepConfig, WhepEgress, add_whep_routes
+from webrtc import (
+    IceConfig,
+    WhepConfig,
+    WhepEgress,
+    add_whep_routes,
+    detect_host_addresses,
+    loopback_fallback,
+)
 
 from .api.http import build_app
 from .api.live import add_live_routes
@@ -162,6 +169,10 @@ class Gateway:
             )
         except ValueError as exc:
             raise ConfigError(f"-webrtcHostAddresses / -webrtcNatIps: {exc}") from None
+        # decided once here, not per offer: only loopback on this host -> loopback candidates
+        fallback = loopback_fallback(ice, detect_host_addresses())
+        self.webrtc_loopback_only = fallback is not None
+        ice = fallback or ice
         self.whip = WhipGateway(
             self.hub,
             self.authorizer,
@@ -276,6 +287,12 @@ class Gateway:
                 "transcoding": ",".join(p.name for p in self.ladder) if self.stack else "off",
             },
         )
+        if self.webrtc_loopback_only:
+            log.warning(
+                "no network interface but loopback: WebRTC (WHIP/WHEP) offers 127.0.0.1 only, so"
+                " only clients on this host connect; for remote clients set -webrtcHostAddresses"
+                " to an address they reach (and -webrtcNatIps to the public IP behind 1:1 NAT)"
+            )
 
     async def _sweep(self) -> None:
         while True:

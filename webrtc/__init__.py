@@ -8,7 +8,13 @@ Knows nothing about Livepeer or the gateway (never imports ``mediagw`` or ``segm
 - :func:`add_whip_routes` / :func:`add_whep_routes` mount the HTTP side on aiohttp.
 """
 
-from .config import IceConfig, IceServer, gathering_scope
+from .config import (
+    IceConfig,
+    IceServer,
+    detect_host_addresses,
+    gathering_scope,
+    loopback_fallback,
+)
 from .errors import (
     CapacityError,
     IncompatibleAiortcError,
@@ -48,5 +54,7 @@ __all__ = [
     "WhipStats",
     "add_whep_routes",
     "add_whip_routes",
+    "detect_host_addresses",
     "gathering_scope",
+    "loopback_fallback",
 ]

@@ -10,6 +10,12 @@ leaves 127.0.0.1 out. ``IceConfig.host_addresses`` (use exactly these) and ``all
 wrapper that consults a ``ContextVar`` set for the duration of ``setLocalDescription``. Without a
 scope, or with the default config, aioice behaves exactly as shipped.
 
+Loopback-only hosts (containers, network namespaces, CI machines with only ``lo``): aioice finds
+no address there and an answer would carry no candidate at all. :func:`loopback_fallback`, asked
+once at start-up with :func:`detect_host_addresses`, then gives a config that gathers on
+127.0.0.1, so clients on the same host still connect; with any other usable address it changes
+nothing.
+
 Port range: aioice 0.13 binds ephemeral ports (``local_addr=(address, 0)``) and has no setting
 for a range; restrict the OS range (``net.ipv4.ip_local_port_range``) or open UDP broadly.
 """
@@ -18,10 +24,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
@@ -128,6 +134,21 @@ def select_host_addresses(
         if (version == 4 and use_ipv4) or (version == 6 and use_ipv6):
             out.append(addr)
     return out
+
+
+def detect_host_addresses() -> list[str]:
+    """The addresses aioice would gather on by itself (not 127.0.0.1, ::1 or link-local)."""
+    detect = _original_get_host_addresses or aioice.ice.get_host_addresses
+    return detect(True, True)
+
+
+def loopback_fallback(config: IceConfig, detected: Sequence[str]) -> IceConfig | None:
+    """The config to use instead of ``config`` when ``detected`` (see
+    :func:`detect_host_addresses`) is empty and no host address is configured: loopback host
+    candidates. None when ``config`` yields candidates as it is."""
+    if config.overrides_host_addresses or detected:
+        return None
+    return replace(config, host_addresses=(LOOPBACK_V4,))
 
 
 def _install_hook() -> None:

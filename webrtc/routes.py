@@ -2,9 +2,13 @@
 
 Endpoint ``{prefix}``: ``POST`` (``Content-Type: application/sdp``, else 415) answers 201 with the
 SDP answer, ``Location: {path}/{session}``, a weak ``ETag``, one ``Link`` per ICE server URL and
-``Access-Control-Expose-Headers``; ``OPTIONS`` 204; any other method 405 (``HEAD`` included).
+``Access-Control-Expose-Headers`` (``Location``, ``ETag``, ``Link``, ``Accept-Patch`` and the hook's
+headers); ``OPTIONS`` 204; any other method 405 (``HEAD`` included).
 Session ``{prefix}/{session}``: ``DELETE`` ends it (200, 404 if unknown); ``PATCH`` (trickle ICE,
 ICE restart) is not supported: 405 for WHIP (RFC 9725), 501 for WHEP (go-livepeer).
+With ``cors_origin``, preflights allow ``POST`` on the endpoint, ``PATCH`` and ``DELETE`` on the
+session (a cross-origin page then sees the real answer to ``PATCH``, not a CORS failure) and the
+``Content-Type``, ``Authorization`` and ``If-Match`` request headers.
 Errors: 400 malformed SDP, 413 too large, 422 unsupported media, 404 unknown stream, 503 full;
 the body is a one-line text reason.
 
@@ -141,10 +145,10 @@ class _Routes(Generic[S]):
     def _error(self, status: int, reason: str, **extra: str) -> web.Response:
         return web.Response(status=status, text=reason + "\n", headers=self._headers(**extra))
 
-    def _preflight(self, allow: str) -> web.Response:
+    def _preflight(self, allow: str, cors_methods: str) -> web.Response:
         headers = self._headers(Allow=allow, Accept_Post=SDP_TYPE)
         if self.cors_origin is not None:
-            headers["Access-Control-Allow-Methods"] = allow
+            headers["Access-Control-Allow-Methods"] = cors_methods
             headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization, If-Match"
         for value in self.link_values:
             headers.add("Link", value)
@@ -153,7 +157,7 @@ class _Routes(Generic[S]):
     async def endpoint(self, request: web.Request) -> web.StreamResponse:
         allow = "OPTIONS, POST"
         if request.method == "OPTIONS":
-            return self._preflight(allow)
+            return self._preflight(allow, allow)
         if request.method != "POST":
             return self._error(405, f"method {request.method} not allowed", Allow=allow)
         if request.content_type != SDP_TYPE:
@@ -184,7 +188,7 @@ class _Routes(Generic[S]):
         )
         for value in self.link_values:
             headers.add("Link", value)
-        exposed = ["Location", "ETag", "Link"]
+        exposed = ["Location", "ETag", "Link", "Accept-Patch"]
         for key, value in (extra_headers or {}).items():
             headers[key] = value
             exposed.append(key)
@@ -197,7 +201,7 @@ class _Routes(Generic[S]):
         allow = "OPTIONS, DELETE"
         session_id = request.match_info["session_id"]
         if request.method == "OPTIONS":
-            return self._preflight(allow)
+            return self._preflight(allow, "OPTIONS, PATCH, DELETE")
         if request.method == "PATCH":
             return self._error(
                 self.patch_status, "trickle ICE and ICE restarts are not supported", Allow=allow

@@ -40,21 +40,57 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+# Cross-origin browser apps (RFC 9725): WHIP/WHEP clients read the session URL and
+# validators, and end the session with DELETE (trickle ICE would be PATCH with If-Match). The
+# Fetch spec's "*" in Allow-Headers does not cover Authorization, so it is listed by name.
+CORS_ALLOW_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "If-Match", "*")
+CORS_EXPOSE_HEADERS = (
+    "Location", "ETag", "Link", "Accept-Patch", "Accept-Post", "Content-Length", "Content-Type",
+)  # fmt: skip
+
+
 @web.middleware
 async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method == "OPTIONS":
-        resp: web.StreamResponse = web.Response(status=204)
-    else:
-        try:
+    """CORS on every answer; ``OPTIONS`` on a known path is a preflight (204), on any other
+    path 404, like every method there. Routes that answer ``OPTIONS`` themselves (WHIP, WHEP)
+    keep their answer; their CORS headers are merged with these."""
+    try:
+        if request.method == "OPTIONS":
+            resp = await _options(request, handler)
+        else:
             resp = await handler(request)
-        except web.HTTPException as exc:
-            text = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else ""
-            resp = _error(exc.status, text or exc.reason)
+    except web.HTTPException as exc:
+        text = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else ""
+        resp = _error(exc.status, text or exc.reason)
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            resp.headers["Allow"] = _allow(exc)
     resp.headers["Access-Control-Allow-Origin"] = "*"
-    resp.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
-    resp.headers["Access-Control-Allow-Headers"] = "*"
-    resp.headers["Access-Control-Expose-Headers"] = "Content-Length, Content-Type"
+    _merge(resp, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS)
+    _merge(resp, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS)
+    _merge(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS)
     return resp
+
+
+async def _options(request: web.Request, handler: Handler) -> web.StreamResponse:
+    exc = request.match_info.http_exception
+    if exc is None:  # the route answers OPTIONS itself
+        return await handler(request)
+    if isinstance(exc, web.HTTPMethodNotAllowed):  # a known path: answer the preflight
+        return web.Response(status=204, headers={"Allow": _allow(exc)})
+    raise exc  # unknown path: 404
+
+
+def _allow(exc: web.HTTPMethodNotAllowed) -> str:
+    return ", ".join(sorted({*exc.allowed_methods, "OPTIONS"}))
+
+
+def _merge(resp: web.StreamResponse, name: str, values: tuple[str, ...]) -> None:
+    """Set a comma-separated list header to the union of its current items and ``values``."""
+    items = [v.strip() for v in resp.headers.get(name, "").split(",") if v.strip()]
+    seen = {v.lower() for v in items}
+    items += [v for v in values if v.lower() not in seen]
+    resp.headers[name] = ", ".join(items)
 
 
 def _stream_id(request: web.Request) -> str:
@@ -146,9 +182,4 @@ def build_app(
     app.router.add_get("/stream/{id}.m3u8", multivariant)
     app.router.add_get("/stream/{id}/{rendition}.m3u8", media_playlist)
     app.router.add_get(r"/stream/{id}/{rendition}/{seq:\d{1,12}}.ts", segment)
-    app.router.add_route("OPTIONS", "/{tail:.*}", _options)
     return app
-
-
-async def _options(request: web.Request) -> web.StreamResponse:
-    return web.Response(status=204)

@@ -1,13 +1,19 @@
 """Browser run, meant to execute inside a private network namespace (see test_browser_*.py):
 a gateway, a page server and headless Chromium with a fake camera. The page publishes over WHIP
-and plays the resulting HLS with hls.js, then posts what happened; this prints it as JSON."""
+and plays the resulting HLS with hls.js, then posts what happened; this prints it as JSON.
+
+The gateway runs with default WebRTC settings: in the namespace only ``lo`` exists, so it must
+fall back to loopback candidates by itself. The page is served from another origin (127.0.0.2,
+another port) than the gateway's (127.0.0.1): every request to the gateway is cross-origin.
+With ``--end`` the page ends its sessions with DELETE on their ``Location`` instead of playing
+HLS, and this reports whether the stream ended on the gateway."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -17,17 +23,22 @@ from mediagw.config import Settings
 from mediagw.gateway import Gateway
 
 HERE = Path(__file__).resolve().parent
+PAGE_HOST = "127.0.0.2"  # on lo too; another origin than the gateway's 127.0.0.1
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE "
+    + PAGE_HOST,
     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
+    # the Fetch spec's rule: "*" in Access-Control-Allow-Headers does not cover Authorization
+    # (Chromium 156 still lets it through unless this is on)
+    "--enable-features=CorsNonWildcardRequestHeadersSupport",
 ]  # fmt: skip
 
 
-async def main(timeout: float, pipeline: str = "") -> dict[str, object]:
+async def main(timeout: float, pipeline: str = "", end: bool = False) -> dict[str, object]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         return {"error": "chromium not installed"}
@@ -47,7 +58,6 @@ async def main(timeout: float, pipeline: str = "") -> dict[str, object]:
         Settings(
             rtmp_addr="127.0.0.1:0",
             http_addr="127.0.0.1:0",
-            webrtc_host_addresses=("127.0.0.1",),
             embedded_orchestrator=False,
             orch_addr=orch_addr,
         )
@@ -68,12 +78,14 @@ async def main(timeout: float, pipeline: str = "") -> dict[str, object]:
     app.router.add_post("/report", report)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, PAGE_HOST, 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    page = f"http://127.0.0.1:{port}/?gw=http://127.0.0.1:{gw.http_port}&name=browser&seconds=7"
+    page = f"http://{PAGE_HOST}:{port}/?gw=http://127.0.0.1:{gw.http_port}&name=browser&seconds=7"
     if pipeline:
         page += f"&pipeline={pipeline}"
+    if end:
+        page += "&end=1"
     with tempfile.TemporaryDirectory() as profile:
         proc = await asyncio.create_subprocess_exec(
             chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page,
@@ -81,6 +93,8 @@ async def main(timeout: float, pipeline: str = "") -> dict[str, object]:
         )  # fmt: skip
         try:
             result = await asyncio.wait_for(reported, timeout)
+            if end:  # the browser still holds its peer connections: only DELETE ends them
+                result.update(await _ended(gw, pipeline))
         except TimeoutError:
             result = {"error": f"no report from the page within {timeout} s"}
         finally:
@@ -88,6 +102,7 @@ async def main(timeout: float, pipeline: str = "") -> dict[str, object]:
             await proc.wait()
     stream = gw.hub.get("browser")
     result["segments"] = stream.stats.segments if stream else 0
+    result["webrtc_loopback_only"] = gw.webrtc_loopback_only
     await runner.cleanup()
     await gw.stop()
     if orch is not None:
@@ -96,7 +111,27 @@ async def main(timeout: float, pipeline: str = "") -> dict[str, object]:
     return result
 
 
+async def _ended(gw: Gateway, pipeline: str) -> dict[str, object]:
+    """Wait (10 s at most) for the published stream to end; what the gateway then says."""
+    for _ in range(100):
+        stream = gw.hub.get("browser")
+        if stream is not None and not stream.live:
+            break
+        await asyncio.sleep(0.1)
+    stream = gw.hub.get("browser")
+    playlist = gw.hls.media_playlist("browser", "source") or ""
+    return {
+        "live_after_delete": stream.live if stream is not None else None,
+        "endlist": "#EXT-X-ENDLIST" in playlist,
+        "whip_sessions_after_delete": len(gw.whip.ingest),
+        "whep_sessions_after_delete": len(gw.whep) if pipeline else None,
+    }
+
+
 if __name__ == "__main__":
-    timeout = float(sys.argv[1]) if len(sys.argv) > 1 else 60
-    pipeline = sys.argv[2] if len(sys.argv) > 2 else ""
-    print(json.dumps(asyncio.run(main(timeout, pipeline))))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("timeout", type=float, nargs="?", default=60)
+    parser.add_argument("pipeline", nargs="?", default="")
+    parser.add_argument("--end", action="store_true", help="end the sessions with DELETE")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.timeout, args.pipeline, args.end))))

@@ -8,6 +8,7 @@ import asyncio
 import fractions
 import io
 import itertools
+import logging
 import math
 import threading
 import time
@@ -70,6 +71,9 @@ async def _publish(
             assert resp.status == 201, await resp.text()
             location = resp.headers["Location"]
             assert resp.headers["Livepeer-Playback-URL"].endswith(".m3u8")
+            # readable by a page on another origin (it ends the session with DELETE)
+            exposed = {h.strip() for h in resp.headers["Access-Control-Expose-Headers"].split(",")}
+            assert {"Location", "ETag", "Link", "Accept-Patch", "Livepeer-Playback-URL"} <= exposed
             answer = await resp.text()
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     return pc, location
@@ -119,6 +123,56 @@ async def test_whip_refusals_are_clear(gateway_factory: Any) -> None:
             f"{base}/whip/sk1", data="v=0", headers={"Content-Type": "text/plain"}
         ) as resp:
             assert resp.status == 415
+
+
+async def test_loopback_only_host_answers_with_loopback_candidates(
+    gateway_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No -webrtcHostAddresses on a host where aioice finds no address (only lo): answers carry
+    127.0.0.1 candidates (not none at all) and start-up warns once how to reach remote clients.
+    (The real thing, in a namespace with only lo: tests/browser.)"""
+    import mediagw.gateway
+
+    monkeypatch.setattr(mediagw.gateway, "detect_host_addresses", lambda: [])
+    caplog.set_level(logging.WARNING, logger="mediagw.gateway")
+    gw = await gateway_factory()
+    assert gw.webrtc_loopback_only
+    warnings = [r for r in caplog.records if "-webrtcHostAddresses" in r.getMessage()]
+    assert len(warnings) == 1 and "-webrtcNatIps" in warnings[0].getMessage()
+    pc, _ = await _publish(f"http://127.0.0.1:{gw.http_port}/whip/lo", IceConfig.loopback())
+    try:
+        assert pc.remoteDescription is not None
+        candidates = [
+            line.split()[4]
+            for line in pc.remoteDescription.sdp.splitlines()
+            if line.startswith("a=candidate:")
+        ]
+        assert candidates and set(candidates) == {"127.0.0.1"}, candidates
+        await wait_until(lambda: (gw.hls.rendition("lo", "source") or _none()).segments, 20)
+    finally:
+        await pc.close()
+    assert len([r for r in caplog.records if "-webrtcHostAddresses" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize(
+    ("detected", "configured"),
+    [(["192.0.2.2"], ()), (["2001:db8::2"], ()), ([], ("127.0.0.1",))],
+)
+async def test_hosts_with_an_address_keep_their_ice_settings(
+    gateway_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    detected: list[str],
+    configured: tuple[str, ...],
+) -> None:
+    import mediagw.gateway
+
+    monkeypatch.setattr(mediagw.gateway, "detect_host_addresses", lambda: detected)
+    caplog.set_level(logging.WARNING, logger="mediagw.gateway")
+    gw = await gateway_factory(webrtc_host_addresses=configured)
+    assert not gw.webrtc_loopback_only
+    assert gw.whip.ingest.config.ice == gw.whep.config.ice == IceConfig(host_addresses=configured)
+    assert not [r for r in caplog.records if "-webrtcHostAddresses" in r.getMessage()]
 
 
 class _none:

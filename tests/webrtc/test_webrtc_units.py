@@ -6,6 +6,7 @@ import ast
 import asyncio
 from pathlib import Path
 
+import ifaddr
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender
 from hypothesis import given
@@ -13,7 +14,12 @@ from hypothesis import strategies as st
 
 import webrtc
 from webrtc import EncodedSource, IceConfig, IceServer, OfferError, Pacer, UnsupportedMediaError
-from webrtc.config import add_nat_candidates, select_host_addresses
+from webrtc.config import (
+    add_nat_candidates,
+    detect_host_addresses,
+    loopback_fallback,
+    select_host_addresses,
+)
 from webrtc.media import (
     NAL_IDR,
     NAL_PPS,
@@ -48,6 +54,44 @@ def test_host_address_selection() -> None:
     assert select_host_addresses(IceConfig(), detected, use_ipv6=False) == ["192.0.2.2"]
     with pytest.raises(ValueError):
         IceConfig(nat_1to1_ips=("not-an-ip",))
+
+
+def _adapter(name: str, *ips: str | tuple[str, int, int]) -> ifaddr.Adapter:
+    return ifaddr.Adapter(name, name, [ifaddr.IP(ip, 8, name) for ip in ips])
+
+
+LO = _adapter("lo", "127.0.0.1", ("::1", 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("adapters", "expected"),
+    [
+        ([LO], ["127.0.0.1"]),  # only lo: loopback candidates instead of none
+        ([LO, _adapter("eth0", ("fe80::2", 0, 2))], ["127.0.0.1"]),  # link-local only
+        ([LO, _adapter("eth0", "192.0.2.2")], None),  # a real interface: aioice as shipped
+        ([LO, _adapter("eth0", ("2001:db8::2", 0, 0))], None),  # IPv6-only host
+        ([], ["127.0.0.1"]),
+    ],
+)
+def test_loopback_fallback_only_without_another_interface(
+    monkeypatch: pytest.MonkeyPatch, adapters: list[ifaddr.Adapter], expected: list[str] | None
+) -> None:
+    monkeypatch.setattr(ifaddr, "get_adapters", lambda: adapters)
+    detected = detect_host_addresses()
+    fallback = loopback_fallback(IceConfig(), detected)
+    if expected is None:
+        assert fallback is None and detected
+        return
+    assert fallback is not None and detected == []
+    assert select_host_addresses(fallback, detected) == expected
+    # configured addresses are kept as given, even on a loopback-only host
+    assert loopback_fallback(IceConfig(host_addresses=("127.0.0.1",)), detected) is None
+    assert loopback_fallback(IceConfig(allow_loopback=True), detected) is None
+    # NAT addresses and servers survive the fallback
+    nat = IceConfig(nat_1to1_ips=("203.0.113.7",))
+    assert loopback_fallback(nat, detected) == IceConfig(
+        host_addresses=("127.0.0.1",), nat_1to1_ips=("203.0.113.7",)
+    )
 
 
 def test_nat_candidates_repeat_host_candidates() -> None:

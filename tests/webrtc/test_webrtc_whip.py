@@ -235,7 +235,21 @@ async def test_on_session_hook_headers_and_refusal(
         assert resp.status == 201
         assert resp.headers["Access-Control-Allow-Origin"] == "*"
         assert resp.headers["Livepeer-Playback-URL"] == "http://example.invalid/whep"
-        assert "Livepeer-Playback-URL" in resp.headers["Access-Control-Expose-Headers"]
+        exposed = {h.strip() for h in resp.headers["Access-Control-Expose-Headers"].split(",")}
+        assert {"Location", "ETag", "Link", "Accept-Patch", "Livepeer-Playback-URL"} <= exposed
+        session_url = url + "/" + resp.headers["Location"].rsplit("/", 1)[1]
+    # a cross-origin page may PATCH (and sees the real 405) and DELETE the session, with a token
+    preflight = {
+        "Origin": "http://app.invalid",
+        "Access-Control-Request-Method": "PATCH",
+        "Access-Control-Request-Headers": "authorization, if-match, content-type",
+    }
+    async with http.options(session_url, headers=preflight) as resp:
+        assert resp.status == 204 and resp.headers["Access-Control-Allow-Origin"] == "*"
+        methods = {m.strip() for m in resp.headers["Access-Control-Allow-Methods"].split(",")}
+        assert {"PATCH", "DELETE"} <= methods
+        allowed = {h.strip() for h in resp.headers["Access-Control-Allow-Headers"].split(",")}
+        assert {"Authorization", "If-Match", "Content-Type"} <= allowed
     async with http.post(url + "?deny=1", data=offer, headers=SDP) as resp:
         assert resp.status == 403
     assert seen == ["cam1", "cam1"] and len(ingest) == 1
