@@ -8,7 +8,7 @@ and a cold pool (warm=false).
 **prices** by it. go-livepeer's ``priceInfo`` sums the per-model prices of the capabilities
 listed in ``capacities`` that also carry ``PerCapability`` constraints; with none it quotes its
 transcoding price (often 100x the live price) in GetOrchestrator, and every live payment would
-be computed from that quote. ``version`` is left out (nothing reads it).
+be computed from that quote. ``version`` is left out (the orchestrator ignores it).
 """
 
 from __future__ import annotations
