@@ -19,14 +19,13 @@ nothing, often 100x the live price) is caught here rather than paid for a minute
 Allowance over a listed price. go-livepeer 0.9.1 (``core/orchestrator.go``) lists the model
 price unadjusted and rounded down to whole wei per pixel (``PriceToInt64``, ``pixelsPerUnit``
 1), while ``price_info`` is the exact price times the ``-autoAdjustPrice`` overhead
-1 + 1/txCostMultiplier, rounded down to 3 decimals. txCostMultiplier is faceValue / redeem
-cost with faceValue = 100 x the redeem cost (or 100 x ticket EV when that is more), so the
-overhead is at most 1 % unless the O's ``-maxFaceValue`` or our own sender reserve lowers the
-face value. Hence: a whole-wei entry may stand for up to 1 wei per pixel more, and 1 % is
-allowed on top. With a real live price (thousands of wei per pixel) that is about 1 %, far
-below the transcoding-price mistake this check exists for; an orchestrator whose overhead is
-larger than 1 % (a gateway with a small reserve) is refused, and the log line says by how
-much.
+1 + 1/txCostMultiplier, rounded down to 3 decimals. txCostMultiplier = faceValue / redeem cost,
+faceValue being 100 x the redeem cost (100 x ticket EV when that is below the ticket EV), so the
+overhead is at most 1 % unless the O's ``-maxFaceValue`` or our sender reserve caps the face
+value. Hence a whole-wei entry may stand for up to 1 wei per pixel more, and 1 % is allowed on
+top. At real live prices (thousands of wei per pixel) that is about 1 %, while the mistake this
+check exists for is ~100x; an O whose overhead is above 1 % (a gateway with a small reserve) is
+refused, and the log line shows by how much.
 """
 
 from __future__ import annotations
