@@ -27,7 +27,7 @@ from mediagw.livepeer.rpc import OrchestratorRPC
 from mediagw.livepeer.tls import PinStore
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 from mediagw.payments.live import LivePayment, LocalLivePayments
-from mediagw.payments.remote import SignerNoPaymentNeeded, SignerPriceRejected
+from mediagw.payments.remote import RemoteSigner, SignerNoPaymentNeeded, SignerPriceRejected
 from mediagw.payments.sender import PaymentSender
 from mediagw.payments.signer import LocalSigner, Signer
 from mediagw.pipelines.live_ai.config import LiveConfig
@@ -125,6 +125,19 @@ class Gateway:
         session = LiveSession(
             stream_id="stream-1", selector=selector, http=self.http,
             on_output=self.on_output, model=model, **kw,
+        )  # fmt: skip
+        self.sessions.append(session)
+        return session
+
+    async def signer_session(self, remote: RemoteSigner) -> LiveSession:
+        """A ``noop`` session paid through the remote signer, with its GetOrchestrator
+        credentials (§10.6), on the first orchestrator."""
+        credentials = await remote.sign_orchestrator_info()
+        requests = OrchestratorRequests(self.rpc, credentials=credentials)
+        selector = LiveSelector([Candidates([self.orchs[0].url])], requests.fetch, model="noop")
+        session = LiveSession(
+            stream_id="stream-1", selector=selector, http=self.http, on_output=self.on_output,
+            model="noop", payments=remote, config=CONFIG,
         )  # fmt: skip
         self.sessions.append(session)
         return session
@@ -355,7 +368,6 @@ async def test_remote_signer_payments(tmp_path: Path, segments: list[bytes]) -> 
     /generate-live-payment (state echoed, O's manifest id); the O never runs dry."""
     from signer.signer_testkit import SIGNER_KEY
 
-    from mediagw.payments.remote import RemoteSigner
     from mediagw.signer import SignerConfig, SignerServer
 
     wall = Scaled(time.time())
@@ -365,14 +377,7 @@ async def test_remote_signer_payments(tmp_path: Path, segments: list[bytes]) -> 
         RemoteSigner(server.url) as remote,
         gateway(tmp_path, 1, priced=True) as gw,
     ):
-        credentials = await remote.sign_orchestrator_info()
-        requests = OrchestratorRequests(gw.rpc, credentials=credentials)
-        selector = LiveSelector([Candidates([gw.orchs[0].url])], requests.fetch, model="noop")
-        session = LiveSession(
-            stream_id="stream-1", selector=selector, http=gw.http, on_output=gw.on_output,
-            model="noop", payments=remote, config=CONFIG,
-        )  # fmt: skip
-        gw.sessions.append(session)
+        session = await gw.signer_session(remote)
         await session.start()
         for i in range(8):  # 80 s of billed time: past the signer's 60 s prepayment
             session.push(segments[i])
@@ -394,7 +399,6 @@ async def test_remote_signer_sends_capacities_and_prepays_at_the_model_price(
     from signer.signer_testkit import SIGNER_KEY
 
     from mediagw.livepeer.proto import net
-    from mediagw.payments.remote import RemoteSigner
     from mediagw.signer import SignerConfig, SignerServer
 
     config = SignerConfig(port=0, private_key=SIGNER_KEY)
@@ -412,14 +416,7 @@ async def test_remote_signer_sends_capacities_and_prepays_at_the_model_price(
             return await generate(body, headers)
 
         server.service.minter.generate = recorded  # type: ignore[method-assign]
-        credentials = await remote.sign_orchestrator_info()
-        requests = OrchestratorRequests(gw.rpc, credentials=credentials)
-        selector = LiveSelector([Candidates([gw.orchs[0].url])], requests.fetch, model="noop")
-        session = LiveSession(
-            stream_id="stream-1", selector=selector, http=gw.http, on_output=gw.on_output,
-            model="noop", payments=remote, config=CONFIG,
-        )  # fmt: skip
-        gw.sessions.append(session)
+        session = await gw.signer_session(remote)
         await session.start()
         stats = gw.orchs[0].stats
         expected = 60 * 30 * 1280 * 720 * 10  # 60 s of 720p30 at 10 wei per pixel
