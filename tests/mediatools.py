@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import shutil
@@ -163,3 +164,15 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+def make_keystore(directory: Path) -> tuple[Path, str]:
+    """A fresh Ethereum keystore (cheap scrypt) in ``directory``: (path, password), for a
+    gateway paying with its own key (``eth_keystore_path`` / ``eth_password``)."""
+    from eth_account import Account
+
+    account = Account.create()
+    doc = Account.encrypt(account.key, "pw", kdf="scrypt", iterations=2)
+    path = directory / "key.json"
+    path.write_text(json.dumps(doc))
+    return path, "pw"

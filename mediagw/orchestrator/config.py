@@ -7,6 +7,11 @@ flip its switches between requests.
 Live video-to-video (capability 35) is off unless ``live_models`` names models: then the O
 advertises them in GetOrchestrator, serves ``POST /live-video-to-video`` and trickle channels
 under ``/ai/trickle/``. ``DEFAULT_LIVE_MODELS`` is a convenient value for it.
+
+Prices (priced mode) are in wei per ``pixels_per_unit`` pixels: ``price_per_unit`` for
+transcoding, and per live model ``live_model_prices[model]``, else ``live_price_per_unit``, else
+``price_per_unit`` (go-livepeer's fallback for a model configured without a price). How a
+request is priced from them is in ``pricing``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 __all__ = [
@@ -117,6 +123,8 @@ class OrchestratorConfig:
     x264_preset: str = "veryfast"
     # live video-to-video (capability 35); no models = off
     live_models: dict[str, bool] = field(default_factory=dict)  # model id -> warm
+    live_price_per_unit: int | None = None  # every live model; None: price_per_unit
+    live_model_prices: dict[str, int] = field(default_factory=dict)  # model id -> price
     live_capacity: int = 2  # idle "containers" per model
     live_runner_version: str = "0.14.1"  # ModelConstraint.runnerVersion we report
     live_payment_interval: float = 5.0  # seconds between debits (go-livepeer default)
@@ -130,3 +138,12 @@ class OrchestratorConfig:
     # benchmarks only: answer at once, each rendition being the input bytes (no transcoding);
     # pixels are reported as width x height x duration x fps of each profile
     instant: bool = False
+
+    def live_price(self, model: str) -> Fraction | None:
+        """Wei per pixel of a live model; None for a model this O does not offer."""
+        if model not in self.live_models:
+            return None
+        per_unit = self.live_model_prices.get(model, self.live_price_per_unit)
+        if per_unit is None:
+            per_unit = self.price_per_unit
+        return Fraction(per_unit, self.pixels_per_unit)

@@ -24,6 +24,7 @@ from .live.http import LiveStartHandler
 from .node import Job, JobResult, OrchestratorNode
 from .payhdr import decode_payment
 from .payhdr import payment_sender as _sender
+from .pricing import segdata_capabilities
 
 __all__ = ["HTTPRoutes", "decode_payment"]
 
@@ -90,7 +91,12 @@ class HTTPRoutes:
             creds = await node.seg_creds(request.header("Livepeer-Segment"), sender)
             sd = creds.segdata
             try:
-                info = node.info(sender, key=sd.auth_token.session_id, auth_token=sd.auth_token)
+                info = node.info(
+                    sender,
+                    key=sd.auth_token.session_id,
+                    auth_token=sd.auth_token,
+                    caps=segdata_capabilities(sd),  # priced by the job, as go-livepeer does
+                )
             except InsufficientSenderReserve:
                 raise RequestRejected(500, "Internal Server Error") from None
             manifest_id = sd.manifestId.decode("utf-8", "surrogateescape")

@@ -4,7 +4,9 @@ Both ``-flag`` and ``--flag`` work. ``-httpAddr`` is where to listen (``http://h
 plaintext with h2c); ``-serviceAddr`` is the host:port gateways are told to use (default: the
 listen address). ``-priced`` runs in priced (on-chain-like) mode with a throwaway key unless
 ``-ethKeystorePath`` gives one. ``-liveModels noop,invert,tint:false`` turns on live
-video-to-video with those models (``:false`` = cold; default warm).
+video-to-video with those models (``:false`` = cold; default warm). ``-livePricePerUnit 10`` prices
+every live model at 10 wei per ``-pixelsPerUnit`` pixels, ``-livePricePerUnit 10,tint=25`` gives
+``tint`` its own price; a model without one costs ``-pricePerUnit`` (go-livepeer's fallback).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from mediagw.errors import ConfigError
@@ -22,7 +24,13 @@ from ..signals import wait_for_stop_signal
 from .config import DEFAULT_PORT, DEFAULT_TICKET_EV, Faults, OrchestratorConfig
 from .server import ReferenceOrchestrator
 
-__all__ = ["build_config", "parse_args", "parse_live_models", "run_orchestrator"]
+__all__ = [
+    "build_config",
+    "parse_args",
+    "parse_live_models",
+    "parse_live_prices",
+    "run_orchestrator",
+]
 
 
 def _flag(parser: argparse._ActionsContainer, name: str, **kwargs: object) -> None:
@@ -53,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     _flag(p, "instant", action="store_true", help="benchmarks: no transcoding, answer at once")
     live = p.add_argument_group("live video-to-video (capability 35)")
     _flag(live, "liveModels", default="", help="MODEL[:warm],... e.g. noop,invert,tint:false")
+    _flag(
+        live,
+        "livePricePerUnit",
+        default="",
+        help="wei per pixelsPerUnit pixels for live models: PRICE (all) and/or MODEL=PRICE,... "
+        "e.g. 10,tint=25 (default: -pricePerUnit)",
+    )
     _flag(live, "liveCapacity", type=int, default=2, help="sessions per model at once")
     _flag(live, "livePaymentInterval", type=float, default=5.0, help="seconds between debits")
     _flag(live, "liveStatusInterval", type=float, default=10.0, help="seconds between status")
@@ -114,6 +129,32 @@ def parse_live_models(text: str) -> dict[str, bool]:
     return models
 
 
+def parse_live_prices(text: str, models: Iterable[str]) -> tuple[int | None, dict[str, int]]:
+    """``-livePricePerUnit``: ``10`` -> (10, {}); ``10,tint=25`` -> (10, {"tint": 25}); a model
+    must be one of ``-liveModels``."""
+    known = set(models)
+    every: int | None = None
+    per_model: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        model, sep, value = item.rpartition("=")
+        if not value.isdigit() or (sep and not model):
+            raise ConfigError(
+                f"-livePricePerUnit: expected PRICE or MODEL=PRICE (whole wei >= 0), got {item!r}"
+            )
+        if not sep:
+            if every is not None:
+                raise ConfigError("-livePricePerUnit: more than one price for every model")
+            every = int(value)
+        elif model not in known:
+            offered = ", ".join(sorted(known)) or "none: set -liveModels"
+            raise ConfigError(f"-livePricePerUnit: {model!r} is not a live model ({offered})")
+        elif model in per_model:
+            raise ConfigError(f"-livePricePerUnit: two prices for {model!r}")
+        else:
+            per_model[model] = int(value)
+    return every, per_model
+
+
 def build_config(args: argparse.Namespace) -> OrchestratorConfig:
     listen = args.httpAddr
     plaintext = listen.startswith("http://")
@@ -126,6 +167,8 @@ def build_config(args: argparse.Namespace) -> OrchestratorConfig:
         raise ConfigError("-pixelsPerUnit must be > 0")
     if args.pricePerUnit < 0:
         raise ConfigError("-pricePerUnit must be >= 0")
+    live_models = parse_live_models(args.liveModels)
+    live_price, live_model_prices = parse_live_prices(args.livePricePerUnit, live_models)
     if args.liveCapacity < 1 or args.livePaymentInterval <= 0 or args.liveStatusInterval <= 0:
         raise ConfigError("-liveCapacity must be >= 1, live intervals > 0")
     return OrchestratorConfig(
@@ -144,7 +187,9 @@ def build_config(args: argparse.Namespace) -> OrchestratorConfig:
         transcode_workers=max(1, args.transcodeWorkers),
         x264_preset=args.x264Preset,
         instant=args.instant,
-        live_models=parse_live_models(args.liveModels),
+        live_models=live_models,
+        live_price_per_unit=live_price,
+        live_model_prices=live_model_prices,
         live_capacity=args.liveCapacity,
         live_payment_interval=args.livePaymentInterval,
         live_status_interval=args.liveStatusInterval,

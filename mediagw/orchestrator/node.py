@@ -29,12 +29,18 @@ from mediagw.payments.errors import InsufficientSenderReserve
 
 from .authtoken import AuthTokens
 from .balances import Balances
-from .caps import compatible, live_models_asked, orchestrator_capabilities
+from .caps import (
+    LIVE_VIDEO_TO_VIDEO,
+    compatible,
+    live_models_asked,
+    orchestrator_capabilities,
+)
 from .chain import DevChain
 from .config import OrchestratorConfig
 from .errors import RequestRejected, RPCError
 from .grpc_asgi import GRPC_INTERNAL
 from .live.manager import LiveManager
+from .pricing import job_price, listed_price
 from .recipient import Recipient, ticket_signers, to_address
 from .segcreds import SegCreds, flatten, parse_segdata
 from .sessions import ORCHESTRATOR_CAPPED, TranscodeSessions
@@ -159,33 +165,64 @@ class OrchestratorNode:
 
     # --- price and OrchestratorInfo ---------------------------------------------------------
 
-    def price(self, sender: bytes, key: str | None) -> Fraction:
+    def price(
+        self, sender: bytes, key: str | None, caps: net.Capabilities | None = None
+    ) -> Fraction:
+        """The price quoted to ``sender``: the one fixed for (sender, ``key``), else the one
+        for the job capabilities ``caps`` (None: none, the transcoding price); see pricing."""
         fixed = self.balances.fixed_price(sender, key) if key is not None else None
-        price = (
-            fixed
-            if fixed is not None
-            else Fraction(self.config.price_per_unit, self.config.pixels_per_unit)
-        )
+        if fixed is not None:
+            price = fixed
+        else:
+            transcoding = Fraction(self.config.price_per_unit, self.config.pixels_per_unit)
+            price = transcoding if caps is None else job_price(caps, self._model_price)
+            if not price:
+                price = transcoding
+        return price * self._price_factor()
+
+    def _model_price(self, capability: int, model: str) -> Fraction | None:
+        if capability != LIVE_VIDEO_TO_VIDEO:
+            return None
+        return self.config.live_price(model)
+
+    def _price_factor(self) -> Fraction:
         faults = self.config.faults
         if faults.price_factor != 1 and faults.active(self.stats.segments_received):
-            price *= Fraction(str(faults.price_factor))
-        return price
+            return Fraction(str(faults.price_factor))
+        return Fraction(1)
+
+    def capabilities_prices(self) -> list[net.PriceInfo]:
+        """What an info built without job capabilities lists: one entry per live model."""
+        factor = self._price_factor()
+        listed = []
+        for model in sorted(self.config.live_models):
+            price = self.config.live_price(model)
+            if price is not None:
+                listed.append(listed_price(LIVE_VIDEO_TO_VIDEO, model, price * factor))
+        return listed
 
     def info(
-        self, sender: bytes, *, key: str | None, auth_token: net.AuthToken | None
+        self,
+        sender: bytes,
+        *,
+        key: str | None,
+        auth_token: net.AuthToken | None,
+        caps: net.Capabilities | None = None,
     ) -> net.OrchestratorInfo:
-        """OrchestratorInfo for ``sender``; a new auth token unless one is given.
-        Raises InsufficientSenderReserve (priced mode)."""
+        """OrchestratorInfo for ``sender`` and the job capabilities ``caps`` (None: none);
+        a new auth token unless one is given. Raises InsufficientSenderReserve (priced mode)."""
         info = net.OrchestratorInfo(transcoder=self.service_uri)
         info.capabilities.CopyFrom(self.capabilities)
         self.live.annotate(info.capabilities)
         info.auth_token.CopyFrom(auth_token if auth_token is not None else self.tokens.issue())
         if self.recipient is not None:
-            price = self.price(sender, key)
+            price = self.price(sender, key, caps)
             info.price_info.pricePerUnit = price.numerator
             info.price_info.pixelsPerUnit = price.denominator
             info.ticket_params.CopyFrom(self.recipient.ticket_params(sender, price))
             info.address = self.address
+            if caps is None:
+                info.capabilities_prices.extend(self.capabilities_prices())
         return info
 
     # --- gRPC -------------------------------------------------------------------------------
@@ -207,7 +244,8 @@ class OrchestratorNode:
         ):  # live-AI model capacity (transcode spec §4.3 row 4)
             raise RPCError(f"Invalid orchestrator request: {ORCHESTRATOR_CAPPED}")
         try:
-            info = self.info(sender, key=None, auth_token=None)
+            caps = req.capabilities if req.HasField("capabilities") else None
+            info = self.info(sender, key=None, auth_token=None, caps=caps)
         except InsufficientSenderReserve as exc:
             raise RPCError(str(exc)) from None
         self.stats.get_orchestrator += 1

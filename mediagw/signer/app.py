@@ -86,6 +86,7 @@ class SignerService:
                 self.config.caps,
                 interval=self.config.discovery_interval,
                 timeout=self.config.discovery_timeout,
+                retry_interval=self.config.discovery_retry_interval,
             )
             self._discovery_task = asyncio.get_running_loop().create_task(self.discovery.run())
 
@@ -94,6 +95,8 @@ class SignerService:
             self._discovery_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._discovery_task
+        if self.discovery is not None:
+            await self.discovery.close()
         if self.rpc is not None:
             await self.rpc.close()
         if self.webhook is not None:
@@ -124,6 +127,7 @@ class SignerService:
     async def discover_orchestrators(self, request: web.Request) -> web.Response:
         if self.discovery is None:
             raise RequestFailed(503, "no orchestrator pool configured")
+        await self.discovery.refresh_if_empty()  # an empty snapshot is retried (rate-limited)
         found = self.discovery.orchestrators(request.query.getall("caps", []))
         if found is None:
             raise RequestFailed(503, "cache empty")

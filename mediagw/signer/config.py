@@ -37,6 +37,7 @@ class SignerConfig:
     sources: Sequence[Source] = ()  # -orchAddr / -orchWebhookUrl
     discovery_interval: float = DEFAULT_DISCOVERY_INTERVAL
     discovery_timeout: float = 6.0  # per GetOrchestrator call during a refresh
+    discovery_retry_interval: float = 5.0  # empty snapshot: refresh on a request at most this often
     chain: ChainReader | None = None  # L1 block for the ticket params expiry check
     clock_ns: Callable[[], int] = time.time_ns  # unix nanoseconds
     rand: Callable[[int], bytes] = os.urandom

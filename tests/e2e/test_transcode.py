@@ -12,8 +12,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from eth_account import Account
-from mediatools import ClipMaker, count_frames, fetch_hls, push, serve_app, wait_until
+from mediatools import (
+    ClipMaker,
+    count_frames,
+    fetch_hls,
+    make_keystore,
+    push,
+    serve_app,
+    wait_until,
+)
 
 from mediagw.gateway import Gateway
 from mediagw.orchestrator import Faults, OrchestratorConfig, ReferenceOrchestrator
@@ -152,7 +159,7 @@ async def test_bad_orchestrator_is_routed_around(
 async def test_orchestrator_above_price_cap_is_never_used(
     gateway_factory: Any, orchestrators: OrchFactory, make_clip: ClipMaker, tmp_path: Path
 ) -> None:
-    keystore, password = _keystore(tmp_path)
+    keystore, password = make_keystore(tmp_path)
     pricey = await orchestrators(priced=True, price_per_unit=1000, pixels_per_unit=1)
     fair = await orchestrators(priced=True, price_per_unit=1, pixels_per_unit=1)
     gw = await gateway_factory(
@@ -176,7 +183,7 @@ async def test_priced_orchestrator_accepts_every_ticket_over_two_minutes(
     gateway_factory: Any, orchestrators: OrchFactory, make_clip: ClipMaker, tmp_path: Path
 ) -> None:
     """120 s of media, ticket params rotating on every result: 0 tickets rejected."""
-    keystore, password = _keystore(tmp_path)
+    keystore, password = make_keystore(tmp_path)
     orch = await orchestrators(priced=True, price_per_unit=3, pixels_per_unit=1)
     gw = await gateway_factory(
         orch_addr=(orch.url,),
@@ -203,16 +210,6 @@ async def test_priced_orchestrator_accepts_every_ticket_over_two_minutes(
     assert usage["tickets_sent"] == s.tickets_received
     assert usage["transcode_pixels"] == s.pixels
     assert int(usage["ev_sent_wei"]) == round(s.ev_credited)
-
-
-def _keystore(tmp_path: Path) -> tuple[Path, str]:
-    account = Account.create()
-    doc = Account.encrypt(account.key, "pw", kdf="scrypt", iterations=2)
-    path = tmp_path / "key.json"
-    import json
-
-    path.write_text(json.dumps(doc))
-    return path, "pw"
 
 
 async def test_http_push_answers_with_renditions(

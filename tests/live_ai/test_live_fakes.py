@@ -60,6 +60,7 @@ class FakeLiveO:
         self.fetch_delay = 0.0  # GetOrchestrator latency (orders discovery)
         self.start_delay = 0.0  # before answering a start request
         self.warm = True  # how the model is advertised
+        self.listed: dict[str, int] = {}  # capabilities_prices: model -> wei per pixel
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -115,6 +116,10 @@ class FakeLiveO:
         if self.price:
             info.price_info.pricePerUnit = self.price
             info.price_info.pixelsPerUnit = 1
+        for model, price in self.listed.items():
+            info.capabilities_prices.add(
+                pricePerUnit=price, pixelsPerUnit=1, capability=35, constraint=model
+            )
         return info
 
     def close_channels(self, mid: str) -> None:

@@ -6,8 +6,10 @@ Input: 2 s 320x240 H.264 MPEG-TS segments cut by the ffmpeg CLI's segment muxer.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
+import json
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -25,7 +27,7 @@ from mediagw.livepeer.rpc import OrchestratorRPC
 from mediagw.livepeer.tls import PinStore
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 from mediagw.payments.live import LivePayment, LocalLivePayments
-from mediagw.payments.remote import SignerNoPaymentNeeded, SignerPriceRejected
+from mediagw.payments.remote import RemoteSigner, SignerNoPaymentNeeded, SignerPriceRejected
 from mediagw.payments.sender import PaymentSender
 from mediagw.payments.signer import LocalSigner, Signer
 from mediagw.pipelines.live_ai.config import LiveConfig
@@ -127,6 +129,19 @@ class Gateway:
         self.sessions.append(session)
         return session
 
+    async def signer_session(self, remote: RemoteSigner) -> LiveSession:
+        """A ``noop`` session paid through the remote signer, with its GetOrchestrator
+        credentials (§10.6), on the first orchestrator."""
+        credentials = await remote.sign_orchestrator_info()
+        requests = OrchestratorRequests(self.rpc, credentials=credentials)
+        selector = LiveSelector([Candidates([self.orchs[0].url])], requests.fetch, model="noop")
+        session = LiveSession(
+            stream_id="stream-1", selector=selector, http=self.http, on_output=self.on_output,
+            model="noop", payments=remote, config=CONFIG,
+        )  # fmt: skip
+        self.sessions.append(session)
+        return session
+
     def orch_of(self, session: LiveSession) -> ReferenceOrchestrator:
         assert session.current is not None
         return next(o for o in self.orchs if o.service_uri == session.current.url)
@@ -143,9 +158,10 @@ async def gateway(
     for i in range(n):
         kw: dict[str, Any] = {"live_models": MODELS, "live_status_interval": 0.5, **orch_kw}
         if priced:
-            kw.update(priced=True, private_key=ORCH_KEY, price_per_unit=1, pixels_per_unit=1,
-                      ticket_ev=27_648_000, live_payment_interval=0.5,
-                      monotonic=Scaled(1000.0))  # fmt: skip
+            defaults = dict(priced=True, private_key=ORCH_KEY, price_per_unit=1,
+                            pixels_per_unit=1, ticket_ev=27_648_000, live_payment_interval=0.5,
+                            monotonic=Scaled(1000.0))  # fmt: skip
+            kw = {**defaults, **kw}
         work = tmp_path / f"o{i}"
         work.mkdir()
         orch = ReferenceOrchestrator(OrchestratorConfig(work_dir=work, **kw))
@@ -352,7 +368,6 @@ async def test_remote_signer_payments(tmp_path: Path, segments: list[bytes]) -> 
     /generate-live-payment (state echoed, O's manifest id); the O never runs dry."""
     from signer.signer_testkit import SIGNER_KEY
 
-    from mediagw.payments.remote import RemoteSigner
     from mediagw.signer import SignerConfig, SignerServer
 
     wall = Scaled(time.time())
@@ -362,14 +377,7 @@ async def test_remote_signer_payments(tmp_path: Path, segments: list[bytes]) -> 
         RemoteSigner(server.url) as remote,
         gateway(tmp_path, 1, priced=True) as gw,
     ):
-        credentials = await remote.sign_orchestrator_info()
-        requests = OrchestratorRequests(gw.rpc, credentials=credentials)
-        selector = LiveSelector([Candidates([gw.orchs[0].url])], requests.fetch, model="noop")
-        session = LiveSession(
-            stream_id="stream-1", selector=selector, http=gw.http, on_output=gw.on_output,
-            model="noop", payments=remote, config=CONFIG,
-        )  # fmt: skip
-        gw.sessions.append(session)
+        session = await gw.signer_session(remote)
         await session.start()
         for i in range(8):  # 80 s of billed time: past the signer's 60 s prepayment
             session.push(segments[i])
@@ -379,4 +387,45 @@ async def test_remote_signer_payments(tmp_path: Path, segments: list[bytes]) -> 
         assert session.payments.ok >= 1 and session.payments.failed == 0
         assert stats.live_insufficient_balance == 0 and not stats.ticket_errors
         assert session.counters.swaps == 0
+        await session.end()
+
+
+async def test_remote_signer_sends_capacities_and_prepays_at_the_model_price(
+    tmp_path: Path,
+) -> None:
+    """The remote-signer path: the job capabilities the gateway gives the signer carry
+    ``capacities {35: 1}`` next to the model constraint, and the 60 s prepayment is billed at
+    the live price (10 wei/pixel), not the transcoding price (1200)."""
+    from signer.signer_testkit import SIGNER_KEY
+
+    from mediagw.livepeer.proto import net
+    from mediagw.signer import SignerConfig, SignerServer
+
+    config = SignerConfig(port=0, private_key=SIGNER_KEY)
+    orch_kw = dict(price_per_unit=1200, live_price_per_unit=10, ticket_ev=1_000_000_000)
+    async with (
+        SignerServer(config) as server,
+        RemoteSigner(server.url) as remote,
+        gateway(tmp_path, 1, priced=True, **orch_kw) as gw,
+    ):
+        sent: list[dict[str, Any]] = []
+        generate = server.service.minter.generate
+
+        async def recorded(body: bytes, headers: Any) -> Any:
+            sent.append(json.loads(body))
+            return await generate(body, headers)
+
+        server.service.minter.generate = recorded  # type: ignore[method-assign]
+        session = await gw.signer_session(remote)
+        await session.start()
+        stats = gw.orchs[0].stats
+        expected = 60 * 30 * 1280 * 720 * 10  # 60 s of 720p30 at 10 wei per pixel
+        ev, tickets = stats.ev_credited, stats.tickets_accepted
+        print(f"\nremote signer prepayment: {tickets} tickets, EV {float(ev):,.0f} wei"
+              f" (expected {expected:,})")  # fmt: skip
+        assert tickets and expected <= ev < expected + ev / tickets
+        [first] = sent
+        caps = net.Capabilities.FromString(base64.b64decode(first["capabilities"]))
+        assert dict(caps.capacities) == {35: 1}
+        assert list(caps.constraints.PerCapability[35].models) == ["noop"]
         await session.end()

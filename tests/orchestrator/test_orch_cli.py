@@ -40,6 +40,26 @@ def test_flags() -> None:
     )
 
 
+def test_live_price_flags() -> None:
+    args = ["-priced", "-pricePerUnit", "1200", "-liveModels", "noop,tint"]
+    cfg = build_config(parse_args([*args, "-livePricePerUnit", "10,tint=25"]))
+    assert (cfg.live_price_per_unit, cfg.live_model_prices) == (10, {"tint": 25})
+    assert (cfg.live_price("noop"), cfg.live_price("tint")) == (10, 25)
+    cfg = build_config(parse_args([*args, "-livePricePerUnit", "tint=25"]))
+    assert (cfg.live_price("noop"), cfg.live_price("tint")) == (1200, 25)  # -pricePerUnit
+    assert build_config(parse_args(args)).live_price("noop") == 1200
+    for bad, why in [
+        ("10,20", "more than one"),
+        ("invert=3", "not a live model"),
+        ("tint=1,tint=2", "two prices"),
+        ("tint=-1", "expected PRICE"),
+        ("=5", "expected PRICE"),
+        ("1.5", "expected PRICE"),
+    ]:
+        with pytest.raises(ConfigError, match=why):
+            build_config(parse_args([*args, "-livePricePerUnit", bad]))
+
+
 def test_plaintext_and_defaults() -> None:
     cfg = build_config(parse_args(["-httpAddr", "http://127.0.0.1:0"]))
     assert cfg.plaintext and cfg.service_uri is None and cfg.port == 0

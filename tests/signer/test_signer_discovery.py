@@ -4,9 +4,11 @@ signer's own credentials, price filtering, capability filtering, 503 while empty
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -31,14 +33,20 @@ async def _filled(server_cache: DiscoveryCache | None) -> None:
     raise AssertionError("discovery cache stayed empty")
 
 
+NOOP = "live-video-to-video/noop"
+
+
+def _live(tmp_path: Path, sub: str, clock: FloatClock, **kw: Any) -> OrchestratorConfig:
+    (tmp_path / sub).mkdir()
+    kw.setdefault("live_models", {"noop": True})
+    return OrchestratorConfig(work_dir=tmp_path / sub, clock=clock, **kw)
+
+
 async def test_discovery_lists_orchestrators_within_the_price_cap(
     make_signer: SignerFactory, tmp_path: Path, orch_clock: FloatClock
 ) -> None:
     def config(price: int, sub: str) -> OrchestratorConfig:
-        (tmp_path / sub).mkdir()
-        return OrchestratorConfig(
-            priced=True, price_per_unit=price, work_dir=tmp_path / sub, clock=orch_clock
-        )
+        return _live(tmp_path, sub, orch_clock, priced=True, price_per_unit=price)
 
     async with (
         ReferenceOrchestrator(config(1, "cheap")) as cheap,
@@ -54,8 +62,8 @@ async def test_discovery_lists_orchestrators_within_the_price_cap(
                 assert found == [Candidate(cheap.url, 1.0)]
                 # the orchestrators saw GetOrchestrator signed by the signer's key
                 assert cheap.stats.get_orchestrator >= 1 and dear.stats.get_orchestrator >= 1
-                # no reference orchestrator offers live-video-to-video
-                assert await remote.discover_orchestrators(["live-video-to-video/noop"]) == []
+                assert await remote.discover_orchestrators([NOOP]) == [Candidate(cheap.url, 1.0)]
+                assert await remote.discover_orchestrators(["live-video-to-video/tint"]) == []
                 adapter = SignerDiscoverySource(remote)
                 assert await adapter.candidates() == [Candidate(cheap.url, 1.0)]
             async with (
@@ -64,8 +72,53 @@ async def test_discovery_lists_orchestrators_within_the_price_cap(
             ):
                 assert resp.status == 200
                 assert await resp.json() == [
-                    {"address": cheap.url, "score": 1.0, "capabilities": [], "runners": []}
+                    {"address": cheap.url, "score": 1.0, "capabilities": [NOOP], "runners": []}
                 ]
+
+
+async def test_only_orchestrators_the_signer_would_pay_are_listed(
+    make_signer: SignerFactory, tmp_path: Path, orch_clock: FloatClock
+) -> None:
+    """go-livepeer remote_discovery.go: a capability without a price is not eligible, an O
+    without an eligible capability is not listed. Real orchestrators: off-chain (no price at
+    all), priced without live models, priced per model (capabilities_prices checked against
+    the model's cap, not the transcoding price)."""
+    configs = {
+        "offchain": _live(tmp_path, "offchain", orch_clock),
+        "transcode": _live(tmp_path, "transcode", orch_clock, priced=True, price_per_unit=1,
+                           live_models={}),
+        "live": _live(tmp_path, "live", orch_clock, priced=True, price_per_unit=1200,
+                      live_price_per_unit=10, live_models={"noop": True, "tint": True},
+                      live_model_prices={"tint": 40}),
+    }  # fmt: skip
+    caps = PriceCaps(
+        max_price_per_unit=2000,
+        per_capability={("live-video-to-video", "default"): Fraction(20)},
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        orchs = {
+            name: await stack.enter_async_context(ReferenceOrchestrator(config))
+            for name, config in configs.items()
+        }
+        source = StaticSource([o.url for o in orchs.values()], normalize_orch_addr)
+        server = await stack.enter_async_context(
+            make_signer(discovery=True, sources=[source], caps=caps)
+        )
+        await _filled(server.service.discovery)
+        remote = await stack.enter_async_context(RemoteSigner(server.url))
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(server.url + "/discover-orchestrators") as resp,
+        ):
+            assert resp.status == 200
+            # tint is listed at 40 wei per pixel, above its cap of 20: only noop is eligible;
+            # the O's price_info (1200, its transcoding price) is not what is checked
+            assert await resp.json() == [
+                {"address": orchs["live"].url, "score": 1.0, "capabilities": [NOOP],
+                 "runners": []},
+            ]  # fmt: skip
+        assert await remote.discover_orchestrators(["live-video-to-video/tint"]) == []
+        assert all(o.stats.get_orchestrator >= 1 for o in orchs.values())
 
 
 def _closed_port() -> int:
@@ -90,15 +143,44 @@ async def test_empty_cache_is_503_and_off_is_404(make_signer: SignerFactory) -> 
         assert err.value.status == 404
 
 
-def _ai_info(url: str, price: int, models: dict[str, int]) -> net.OrchestratorInfo:
-    """An O offering live-video-to-video models, with per-model prices."""
+async def test_orchestrators_down_at_start_are_found_on_the_next_request(
+    make_signer: SignerFactory, tmp_path: Path, orch_clock: FloatClock
+) -> None:
+    """The start-up round finds nobody; the O comes up; the next request refreshes (instead of
+    answering 503 until the 25 min refresh) and lists it."""
+    port = _closed_port()
+    source = StaticSource([f"https://127.0.0.1:{port}"], normalize_orch_addr)
+    async with make_signer(
+        discovery=True, sources=[source], discovery_retry_interval=0.0
+    ) as server:
+        cache = server.service.discovery
+        assert cache is not None
+        for _ in range(200):  # the start-up round
+            if cache.rounds:
+                break
+            await asyncio.sleep(0.02)
+        assert cache.rounds == 1 and len(cache) == 0
+        config = _live(tmp_path, "late", orch_clock, priced=True, price_per_unit=3, port=port)
+        async with (
+            ReferenceOrchestrator(config) as orch,
+            RemoteSigner(server.url) as remote,
+        ):
+            assert await remote.discover_orchestrators() == [Candidate(orch.url, 1.0)]
+            assert cache.rounds == 2 and orch.stats.get_orchestrator == 1
+
+
+def _ai_info(url: str, price: int | None, models: dict[str, int | None]) -> net.OrchestratorInfo:
+    """An O offering live-video-to-video models, with per-model prices (None: not listed);
+    ``price`` None: no price_info."""
     info = net.OrchestratorInfo(transcoder=url)
-    info.price_info.pricePerUnit, info.price_info.pixelsPerUnit = price, 1
+    if price is not None:
+        info.price_info.pricePerUnit, info.price_info.pixelsPerUnit = price, 1
     for model, model_price in models.items():
         info.capabilities.constraints.PerCapability[35].models[model].warm = True
-        info.capabilities_prices.add(
-            pricePerUnit=model_price, pixelsPerUnit=1, capability=35, constraint=model
-        )
+        if model_price is not None:
+            info.capabilities_prices.add(
+                pricePerUnit=model_price, pixelsPerUnit=1, capability=35, constraint=model
+            )
     return info
 
 
@@ -106,7 +188,15 @@ async def test_capability_filter_and_per_capability_caps() -> None:
     infos = {
         "https://a:1": _ai_info("https://a:1", 1, {"noop": 3, "streamdiffusion": 40}),
         "https://b:1": _ai_info("https://b:1", 1, {"streamdiffusion": 8}),
-        "https://c:1": _ai_info("https://c:1", 100, {}),
+        "https://c:1": _ai_info("https://c:1", 100, {}),  # no AI pipeline
+        # no price_info: the per-model price is still checked against the cap
+        "https://d:1": _ai_info("https://d:1", None, {"noop": 60}),
+        "https://e:1": _ai_info("https://e:1", None, {"noop": 4}),
+        # no per-model price: price_info is the price (0 and absent: not paid, not listed)
+        "https://f:1": _ai_info("https://f:1", 30, {"noop": None}),
+        "https://g:1": _ai_info("https://g:1", 0, {"noop": None}),
+        "https://h:1": _ai_info("https://h:1", None, {"noop": None}),
+        "https://i:1": _ai_info("https://i:1", 1, {"noop": 0}),
     }
 
     async def fetch(url: str) -> net.OrchestratorInfo:
@@ -119,17 +209,46 @@ async def test_capability_filter_and_per_capability_caps() -> None:
     source = StaticSource(list(infos), normalize_orch_addr)
     cache = DiscoveryCache([source], fetch, caps, interval=60)
     assert cache.orchestrators([]) is None
-    assert await cache.refresh() == 3
+    assert await cache.refresh() == 4
     urls = lambda found: [e["address"] for e in found or []]  # noqa: E731
-    assert urls(cache.orchestrators([])) == ["https://a:1", "https://b:1"]  # c above 50
-    assert urls(cache.orchestrators(["live-video-to-video/noop"])) == ["https://a:1"]
+    listed = ["https://a:1", "https://b:1", "https://e:1", "https://f:1"]
+    assert urls(cache.orchestrators([])) == listed
+    assert urls(cache.orchestrators([NOOP])) == ["https://a:1", "https://e:1", "https://f:1"]
     # a's streamdiffusion is priced 40, above that model's cap of 10
     assert urls(cache.orchestrators(["live-video-to-video/streamdiffusion"])) == ["https://b:1"]
-    both = ["live-video-to-video/noop", "live-video-to-video/streamdiffusion"]
-    assert urls(cache.orchestrators(both)) == ["https://a:1", "https://b:1"]
-    found = cache.orchestrators(["live-video-to-video/noop"])
+    both = [NOOP, "live-video-to-video/streamdiffusion"]
+    assert urls(cache.orchestrators(both)) == listed
+    found = cache.orchestrators([NOOP])
     assert found is not None
-    assert found[0]["capabilities"] == [
-        "live-video-to-video/noop",
-        "live-video-to-video/streamdiffusion",
-    ]
+    assert found[0]["capabilities"] == [NOOP]  # only the eligible capabilities are listed
+
+
+async def test_an_empty_snapshot_is_retried_on_requests_at_most_every_few_seconds() -> None:
+    up = False
+    fetched: list[str] = []
+    now = [100.0]
+
+    async def fetch(url: str) -> net.OrchestratorInfo:
+        fetched.append(url)
+        if not up:
+            raise ConnectionRefusedError("down")
+        return _ai_info(url, 1, {"noop": 2})
+
+    source = StaticSource(["https://a:1"], normalize_orch_addr)
+    cache = DiscoveryCache(
+        [source], fetch, PriceCaps(), interval=1500, retry_interval=5, clock=lambda: now[0]
+    )
+    assert await cache.refresh() == 0  # the start-up round: the O is down
+    up = True
+    await cache.refresh_if_empty()
+    assert len(fetched) == 1 and cache.orchestrators([]) is None  # 0 s since: no new round
+    now[0] += 4.9
+    await cache.refresh_if_empty()
+    assert len(fetched) == 1
+    now[0] += 0.1
+    await asyncio.gather(*(cache.refresh_if_empty() for _ in range(3)))  # one shared round
+    assert len(fetched) == 2 and cache.rounds == 2
+    assert [e["address"] for e in cache.orchestrators([]) or []] == ["https://a:1"]
+    now[0] += 60
+    await cache.refresh_if_empty()  # not empty: the 25 min schedule applies
+    assert len(fetched) == 2

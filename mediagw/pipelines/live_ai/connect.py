@@ -2,12 +2,14 @@
 
 ``Connector.connect`` walks the selector's pre-discovered candidates, fastest first:
 
-    session info stale (auth token near expiry)  -> GetOrchestrator again first
+    session info stale (auth token near expiry)     -> GetOrchestrator again first
+    quote above the cap or the model's listed price -> drop the O for this stream, next one
+                                                       (nothing paid; see quote.py)
     StartRejected RETRY_SAME (ticketparams expired) -> refetch, same O again (at most 3 tries)
-    StartRejected NEXT / REMOVE, no answer        -> drop the O for this stream, next one
-    payment source: NeedsRefresh                  -> refetch, same O again
-    payment source: PriceRejected, other errors   -> drop, next one
-    remote signer down / failing                  -> stop: every O needs it (none dropped)
+    StartRejected NEXT / REMOVE, no answer          -> drop the O for this stream, next one
+    payment source: NeedsRefresh                    -> refetch, same O again
+    payment source: PriceRejected, other errors     -> drop, next one
+    remote signer down / failing                    -> stop: every O needs it (none dropped)
 
 at most ``max_start_attempts`` start requests in all. The first success becomes an
 ``Attachment`` (channels opened, cached params replayed when asked).
@@ -33,6 +35,7 @@ from .attachment import Attachment, AttachmentHost
 from .config import LiveConfig
 from .errors import StartAction, StartRejected
 from .payer import LivePayer, PaymentCounters, signer_failed
+from .quote import QuoteRefusal, quote_refusal, show_wei
 from .selection import LiveSelector
 from .start import start_live_video
 from .transport import LiveHTTP
@@ -75,6 +78,15 @@ class Connector:
         self.errors.append((self.wall(), f"{session.transcoder or session.url}: {text}"))
         log.warning("live start failed", extra={"orch": session.url, "error": text})
 
+    def _refuse(self, session: OrchSession, refusal: QuoteRefusal) -> None:
+        self.errors.append((self.wall(), f"{session.transcoder or session.url}: {refusal}"))
+        log.warning(
+            "live orchestrator quote refused",
+            extra={"orch": session.url, "model": self.model, "quoted": show_wei(refusal.quoted),
+                   "expected": show_wei(refusal.expected), "basis": refusal.basis,
+                   "accepted_up_to": show_wei(refusal.allowed)},
+        )  # fmt: skip
+
     async def connect(
         self,
         host: AttachmentHost,
@@ -114,6 +126,13 @@ class Connector:
                 if refetch:
                     await self.selector.refetch(session)
                     refetch = False
+                refusal = quote_refusal(
+                    session.info, model=self.model, max_price=self.selector.max_price
+                )
+                if refusal is not None:  # before anything is paid
+                    self._refuse(session, refusal)
+                    self.selector.drop(session.url)
+                    return None, used
                 used += 1
                 self.attempts += 1
                 outcome = await start_live_video(
