@@ -100,15 +100,26 @@ def decode_segment(seq: int, duration: float, data: bytes) -> SegmentInfo:
 
 
 def parse_media_playlist(text: str) -> list[tuple[float, str]]:
+    """(duration, URI) of every segment to load; a gap (EXT-X-GAP) is not loaded, as players do."""
     out = []
     duration = None
+    gap = False
     for line in text.splitlines():
-        if line.startswith("#EXTINF:"):
+        if line == "#EXT-X-GAP":
+            gap = True
+        elif line.startswith("#EXTINF:"):
             duration = float(line[8:].split(",")[0])
         elif line and not line.startswith("#") and duration is not None:
-            out.append((duration, line))
+            if not gap:
+                out.append((duration, line))
             duration = None
+            gap = False
     return out
+
+
+def playlist_uris(text: str) -> list[str]:
+    """Every segment URI a media playlist lists, gaps included, in order."""
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
 async def fetch_hls(http_port: int, stream_id: str, rendition: str = "source") -> HLSResult:

@@ -92,7 +92,10 @@ class PushIngest:
 
     async def _end(self, pushed: _Pushed) -> None:
         self._streams.pop(pushed.stream.id, None)
+        session = pushed.stream.stats.sessions
         self.hub.end_publish(pushed.stream)
+        async with pushed.lock:  # a segment still being transcoded is listed before the end
+            self.hls.end(pushed.stream.id, [p.name for p in pushed.profiles], session)
         if self.transcoder is not None:
             await self.transcoder.end_stream(pushed.stream.id)
 
@@ -185,16 +188,23 @@ class PushIngest:
         job = TranscodeJob(
             stream.id, seq, body, duration, pushed.profiles, (), True, max(1.0, multiplier)
         )
+        session = stream.stats.sessions  # the one this segment belongs to, whatever comes next
         outcome = await self.transcoder.transcode(job)
         if not outcome.ok:
             status = 422 if outcome.error and "non-retryable" in outcome.error else 503
             text = "No sessions available" if status == 503 else outcome.error or "error"
             log.warning("push segment not transcoded", extra={"stream": stream.id, "seq": seq})
+            for p in pushed.profiles:  # its slot stays, as a gap: the numbering holds
+                self.hls.publish_gap(
+                    stream.id, p.name, seq, duration, pdt=segment.meta["pdt"],
+                    discontinuity=discontinuity, session=session,
+                )  # fmt: skip
             return web.Response(status=status, text=text)
         for r in outcome.renditions:
             self.hls.publish(
                 stream.id, r.profile.name, seq, r.data, duration, pdt=segment.meta["pdt"],
                 discontinuity=discontinuity, resolution=(r.profile.width, r.profile.height),
+                session=session,
             )  # fmt: skip
         if request.headers.get("Accept") != "multipart/mixed":
             return web.Response(status=200)

@@ -54,6 +54,9 @@ class Faults:
 
     after_segments: int = 0
     fail_segments: bool = False  # 200, then TranscodeResult.error = error_text
+    # the same for these segments only (SegData seq), whatever ``after_segments`` says: one
+    # segment that fails on every orchestrator configured alike
+    fail_seqs: frozenset[int] = frozenset()
     error_text: str = "injected fault: transcode failed"
     http_500: bool = False  # 500 Internal Server Error instead of the early 200
     stall: bool = False  # never answer (until the client goes away or we stop)

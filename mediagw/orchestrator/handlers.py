@@ -191,7 +191,7 @@ class HTTPRoutes:
 
     async def _transcode(self, session_id: str, job: Job, active: bool) -> JobResult | str:
         faults = self.node.config.faults
-        if active and faults.fail_segments:
+        if (active and faults.fail_segments) or job.creds.segdata.seq in faults.fail_seqs:
             self.node.stats.faults_injected += 1
             return faults.error_text
         try:

@@ -55,6 +55,7 @@ class TranscodeManager:
         self.regions = tuple(regions)
         self.concurrency = concurrency
         self.pipelines: dict[str, TranscodePipeline] = {}
+        self.ending: dict[str, TranscodePipeline] = {}  # ended streams' pipelines, finishing
         self._closing: set[asyncio.Task[None]] = set()
 
     def on_stream_start(self, stream: Stream) -> None:
@@ -71,6 +72,7 @@ class TranscodeManager:
         self.pipelines[stream.id] = TranscodePipeline(
             stream, self.hls, self.transcoder, ladder,
             concurrency=self.concurrency, regions=regions,
+            previous=self.ending.get(stream.id),  # a reconnect: it lists its last ones first
         )  # fmt: skip
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:
@@ -79,9 +81,18 @@ class TranscodeManager:
     def on_stream_end(self, stream: Stream) -> None:
         pipeline = self.pipelines.pop(stream.id, None)
         if pipeline is not None:
-            task = asyncio.get_running_loop().create_task(pipeline.close())
+            pipeline.end_input()
+            self.ending[stream.id] = pipeline
+            task = asyncio.get_running_loop().create_task(self._close(pipeline))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
+
+    async def _close(self, pipeline: TranscodePipeline, timeout: float = 30.0) -> None:
+        try:
+            await pipeline.close(timeout)
+        finally:
+            if self.ending.get(pipeline.stream.id) is pipeline:
+                del self.ending[pipeline.stream.id]
 
     def on_stream_removed(self, stream: Stream) -> None:
         pass
@@ -89,6 +100,6 @@ class TranscodeManager:
     async def close(self) -> None:
         for stream_id in list(self.pipelines):
             pipeline = self.pipelines.pop(stream_id)
-            self._closing.add(asyncio.get_running_loop().create_task(pipeline.close(5.0)))
+            self._closing.add(asyncio.get_running_loop().create_task(self._close(pipeline, 5.0)))
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)

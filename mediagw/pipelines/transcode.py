@@ -5,9 +5,15 @@ Segments are taken from the stream's bounded subscription and handed to a ``Segm
 ``concurrency`` segments are in flight; their renditions are published strictly in sequence
 order through a reorder buffer, so every rendition playlist grows in step with the source.
 
-A segment that fails on every attempt is skipped in the rendition playlists (counted and logged);
-the source rendition always has it. A slow network never stalls ingest: the subscription drops
-the oldest waiting segments when more than ``backlog`` pile up (counted).
+A segment that fails on every attempt is listed as an ``EXT-X-GAP`` in the rendition playlists
+(counted and logged), so they keep the source's media sequence numbers; the source always has
+it. A slow network never stalls ingest: the subscription drops the oldest waiting segments when
+more than ``backlog`` pile up (counted, and listed as gaps too).
+
+A pipeline serves one publish session. Once the stream has ended and its last segment is
+listed, it ends its renditions (``EXT-X-ENDLIST``). After a reconnect, the new session's
+pipeline lists nothing before the previous one has ended its renditions, so every playlist
+goes on in order, the first new segment with a discontinuity.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -96,6 +103,9 @@ def rendition_codecs(ts: bytes, audio: bool) -> str:
 
 
 class TranscodePipeline:
+    """One publish session of one stream: transcodes its segments, lists them in order, and
+    ends its renditions (``EXT-X-ENDLIST``) once the last one is listed."""
+
     def __init__(
         self,
         stream: Stream,
@@ -106,6 +116,7 @@ class TranscodePipeline:
         concurrency: int = 3,
         backlog: int = 8,
         regions: Sequence[str] = (),
+        previous: TranscodePipeline | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream
@@ -113,12 +124,18 @@ class TranscodePipeline:
         self.transcoder = transcoder
         self.profiles = tuple(profiles)
         self.regions = tuple(regions)
+        self.session = stream.stats.sessions  # the publish session this pipeline serves
         self.stats = TranscodeStats()
         self._monotonic = monotonic
         self._slots = asyncio.Semaphore(concurrency)
-        self._subscription = stream.subscribe(maxsize=backlog, name="transcode")
-        self._done: dict[int, tuple[Segment, TranscodeOutcome]] = {}
-        self._order: list[int] = []  # seqs in arrival order, published from the front
+        self._previous = previous  # the previous session's pipeline, maybe still finishing
+        self._listing = previous is None  # False until the previous one has ended its renditions
+        self._ended = False
+        self._subscription = stream.subscribe(
+            maxsize=backlog, name="transcode", on_drop=self._dropped
+        )
+        self._order: deque[Segment] = deque()  # in arrival order, listed from the front
+        self._done: dict[int, TranscodeOutcome] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner = asyncio.get_running_loop().create_task(
             self._run(), name=f"transcode:{stream.id}"
@@ -126,9 +143,13 @@ class TranscodePipeline:
 
     async def _run(self) -> None:
         try:
+            if self._previous is not None:  # its last segments are listed before our first
+                await asyncio.wait({self._previous._runner})
+                self._listing = True
+                self._list_ready()
             async for segment in self._subscription:
+                self._order.append(segment)
                 await self._slots.acquire()
-                self._order.append(segment.seq)
                 task = asyncio.get_running_loop().create_task(self._one(segment))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -136,6 +157,18 @@ class TranscodePipeline:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
         finally:
             self.stats.dropped = self._subscription.dropped
+            self._end()
+
+    def _dropped(self, segment: Segment) -> None:
+        """The subscription dropped its oldest waiting segment (the network is behind): it is
+        newer than every segment taken and older than every one waiting, so it goes in order."""
+        log.warning(
+            "segment dropped before transcoding; renditions list a gap",
+            extra={"stream": self.stream.id, "seq": segment.seq},
+        )
+        self._order.append(segment)
+        self._done[segment.seq] = TranscodeOutcome(error="dropped: transcoding fell behind")
+        self._list_ready()
 
     async def _one(self, segment: Segment) -> None:
         started = self._monotonic()
@@ -165,7 +198,7 @@ class TranscodePipeline:
         else:
             self.stats.failed += 1
             log.warning(
-                "segment not transcoded; renditions skip it",
+                "segment not transcoded; renditions list a gap",
                 extra={
                     "stream": self.stream.id,
                     "seq": segment.seq,
@@ -173,39 +206,80 @@ class TranscodePipeline:
                     "error": outcome.error,
                 },
             )
-        self._done[segment.seq] = (segment, outcome)
-        self._publish_ready()
+        self._done[segment.seq] = outcome
+        self._list_ready()
 
-    def _publish_ready(self) -> None:
-        while self._order and self._order[0] in self._done:
-            seq = self._order.pop(0)
-            segment, outcome = self._done.pop(seq)
-            if not outcome.ok:
-                continue
-            pdt = segment.meta.get("pdt", 0.0)
-            for rendition in outcome.renditions:
-                p = rendition.profile
-                self.hls.publish(
+    def _list_ready(self) -> None:
+        if not self._listing:
+            return
+        while self._order and self._order[0].seq in self._done:
+            segment = self._order.popleft()
+            self._list(segment, self._done.pop(segment.seq))
+
+    def _list(self, segment: Segment, outcome: TranscodeOutcome | None) -> None:
+        """List one segment in every rendition: its transcoded data, else a gap in its slot."""
+        pdt = segment.meta.get("pdt", 0.0)
+        if outcome is None or not outcome.ok:
+            for p in self.profiles:
+                self.hls.publish_gap(
                     self.stream.id,
                     p.name,
-                    seq,
-                    rendition.data,
+                    segment.seq,
                     segment.duration,
                     pdt=pdt,
                     discontinuity=segment.discontinuity,
-                    resolution=(p.width, p.height),
-                    codecs=rendition_codecs(rendition.data, segment.audio is not None),
+                    session=self.session,
                 )
+            return
+        for rendition in outcome.renditions:
+            p = rendition.profile
+            self.hls.publish(
+                self.stream.id,
+                p.name,
+                segment.seq,
+                rendition.data,
+                segment.duration,
+                pdt=pdt,
+                discontinuity=segment.discontinuity,
+                resolution=(p.width, p.height),
+                codecs=rendition_codecs(rendition.data, segment.audio is not None),
+                session=self.session,
+            )
+
+    def _end(self) -> None:
+        """List what is done, a gap for anything still waiting (the pipeline was cut short),
+        then EXT-X-ENDLIST on every rendition of this session."""
+        if self._ended:
+            return
+        self._listing = True
+        self._list_ready()
+        left = [*self._order, *self._subscription.drain()]
+        self._order.clear()
+        self._ended = True
+        if left:
+            log.warning(
+                "pipeline closed before every segment was transcoded; renditions list gaps",
+                extra={"stream": self.stream.id, "segments": len(left)},
+            )
+        for segment in left:
+            self._list(segment, None)
+        self.hls.end(self.stream.id, [p.name for p in self.profiles], self.session)
+
+    def end_input(self) -> None:
+        """The publish session ended: take no segment of a later one (call it synchronously
+        from the hub's end of the stream, before a reconnect can add any)."""
+        self._subscription.unsubscribe()
 
     async def close(self, timeout: float = 30.0) -> None:
-        """Wait (bounded) for in-flight segments, then tell the transcoder the stream ended."""
-        self._subscription.unsubscribe()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._runner), timeout)
-        except TimeoutError:
+        """Wait (bounded) for in-flight segments, end the renditions, then tell the transcoder
+        the stream ended."""
+        self.end_input()
+        await asyncio.wait({self._runner}, timeout=timeout)
+        if not self._runner.done():
             self._runner.cancel()
             for task in self._tasks:
                 task.cancel()
+            await asyncio.wait({self._runner})
         await self.transcoder.end_stream(self.stream.id)
 
     @property

@@ -1,21 +1,30 @@
 """In-memory HLS: per stream, per rendition, a sliding media playlist and a bounded segment store.
 
 ``HLSPublisher`` listens to the stream hub for the ``source`` rendition; later pipelines (the
-transcoder) publish other renditions through ``publish()``. Everything here is synchronous and
-O(1) per segment, so it runs on the event loop; HTTP readers only ever read from it, so a slow
-reader cannot stall ingest.
+transcoder, HTTP push, live AI) publish other renditions through ``publish()`` / ``publish_gap()``.
+Everything here is synchronous and O(1) per segment, so it runs on the event loop; HTTP readers
+only ever read from it, so a slow reader cannot stall ingest.
+
+Whoever publishes a rendition ends it, once its last segment is in: the hub's end of a stream
+ends ``source`` here; a pipeline ends its renditions with ``end()`` when its last segment is done.
+Each publish names its publish session (``Stream.stats.sessions``): a late segment after the end
+of its session is refused (logged), a segment of a newer session reopens the playlist.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from segmenter import Segment
 
 from ..stream.hub import Stream
-from .playlist import MediaPlaylist, PlaylistEntry, Variant, render_multivariant
+from .playlist import GAP_VERSION, MediaPlaylist, PlaylistEntry, Variant, render_multivariant
+
+log = logging.getLogger("mediagw.hls")
 
 __all__ = ["SOURCE", "HLSPublisher", "Rendition"]
 
@@ -35,8 +44,10 @@ class Rendition:
     seconds_total: float = 0.0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def add(self, entry: PlaylistEntry, data: bytes) -> None:
-        self.playlist.add(entry)
+    def add(self, entry: PlaylistEntry, data: bytes, session: int = 0) -> None:
+        self.playlist.add(entry, session)
+        if entry.gap:
+            return  # nothing to serve: its URI answers 404, as players expect
         self.segments[entry.seq] = data
         while len(self.segments) > self.keep:
             self.segments.popitem(last=False)
@@ -83,20 +94,26 @@ class HLSPublisher:
             discontinuity=segment.discontinuity,
             resolution=resolution,
             codecs=codecs,
+            session=stream.stats.sessions,
         )
 
     def on_stream_end(self, stream: Stream) -> None:
-        hls = self._streams.get(stream.id)
-        if hls:
-            for rendition in hls.renditions.values():
-                rendition.playlist.end()
+        # Only the source: the other renditions end when their pipeline has published its last.
+        self.end(stream.id, (SOURCE,), stream.stats.sessions)
 
-    def end(self, stream_id: str) -> None:
-        """EXT-X-ENDLIST on every rendition of a stream published without the hub (AI output)."""
+    def end(
+        self, stream_id: str, renditions: Iterable[str] | None = None, session: int | None = None
+    ) -> None:
+        """EXT-X-ENDLIST on these renditions of a stream (None: all of them) for publish
+        ``session`` (None: the current one). Call it once their last segment is in."""
         hls = self._streams.get(stream_id)
-        if hls:
-            for rendition in hls.renditions.values():
-                rendition.playlist.end()
+        if hls is None:
+            return
+        names = hls.renditions.keys() if renditions is None else renditions
+        for name in names:
+            rendition = hls.renditions.get(name)
+            if rendition is not None:
+                rendition.playlist.end(session)
 
     def on_stream_removed(self, stream: Stream) -> None:
         self._streams.pop(stream.id, None)
@@ -114,20 +131,56 @@ class HLSPublisher:
         discontinuity: bool = False,
         resolution: tuple[int, int] | None = None,
         codecs: str = "",
-    ) -> None:
-        hls = self._streams.setdefault(stream_id, StreamHLS(stream_id))
-        rend = hls.renditions.get(rendition)
+        session: int = 0,
+    ) -> bool:
+        """List segment ``seq`` of a rendition; False (logged) if its playlist refuses it."""
+        entry = PlaylistEntry(seq, duration, f"{rendition}/{seq}.ts", pdt, discontinuity)
+        rend = self._add(stream_id, rendition, entry, data, session)
         if rend is None:
-            rend = hls.renditions[rendition] = self._new_rendition(rendition)
+            return False
         if resolution:
             rend.resolution = resolution
         if codecs:
             rend.codecs = codecs
-        uri = f"{rendition}/{seq}.ts"
-        rend.add(PlaylistEntry(seq, duration, uri, pdt, discontinuity), data)
+        return True
+
+    def publish_gap(
+        self,
+        stream_id: str,
+        rendition: str,
+        seq: int,
+        duration: float,
+        *,
+        pdt: float = 0.0,
+        discontinuity: bool = False,
+        session: int = 0,
+    ) -> bool:
+        """List segment ``seq`` of a rendition as an ``EXT-X-GAP``: it could not be produced;
+        its slot keeps the rendition's media sequence numbers those of the source."""
+        entry = PlaylistEntry(seq, duration, f"{rendition}/{seq}.ts", pdt, discontinuity, gap=True)
+        return self._add(stream_id, rendition, entry, b"", session) is not None
+
+    def _add(
+        self, stream_id: str, name: str, entry: PlaylistEntry, data: bytes, session: int
+    ) -> Rendition | None:
+        hls = self._streams.setdefault(stream_id, StreamHLS(stream_id))
+        rend = hls.renditions.get(name)
+        if rend is None:
+            rend = hls.renditions[name] = self._new_rendition(name)
+        try:
+            rend.add(entry, data, session)
+        except ValueError as exc:  # a late or stale publish: the playlist stays as it is
+            log.warning(
+                "segment not listed",
+                extra={"stream": stream_id, "rendition": name, "error": str(exc)},
+            )
+            return None
+        return rend
 
     def _new_rendition(self, name: str) -> Rendition:
-        playlist = MediaPlaylist(self.target_duration, self.window)
+        # Only the renditions of a pipeline can have gaps; the source never has.
+        version = 3 if name == SOURCE else GAP_VERSION
+        playlist = MediaPlaylist(self.target_duration, self.window, version=version)
         return Rendition(name, playlist, keep=self.window + self.grace)
 
     # -- reading ----------------------------------------------------------------------------

@@ -7,8 +7,21 @@ Window rules:
 - ``EXT-X-DISCONTINUITY-SEQUENCE`` counts the discontinuities that slid out of the window.
 - ``EXT-X-TARGETDURATION`` is the ceiling of the longest segment ever listed and of the
   configured target, so it never shrinks (players cache it).
-- ``EXT-X-ENDLIST`` once the publisher has stopped; a new publish clears it (and the next segment
-  carries a discontinuity).
+- Segments belong to a publish *session* (1, 2, ... as the publisher reconnects). ``end(session)``
+  adds ``EXT-X-ENDLIST``; once ended, a late segment of that session (or of an older one) is
+  refused, so whoever ends a playlist must do it after its last segment is in. The first
+  segment of a newer session reopens the playlist and always carries a discontinuity.
+- A gap entry (``EXT-X-GAP``, RFC 8216bis 4.4.4.7) keeps the slot of a segment that could not be
+  produced, so every rendition keeps the source's media sequence numbers. Why a gap and not a
+  discontinuity: a media sequence number is implicit (``EXT-X-MEDIA-SEQUENCE`` + position), so
+  leaving a segment out would shift every later segment's number, and players align variants
+  by it when they switch. hls.js (>= 1.4) does not load a gap segment and fetches that time
+  from another variant (the source always has it); Safari honours the tag (Apple's HLS, from
+  protocol version 8, so playlists that may carry gaps declare ``EXT-X-VERSION:8`` from their
+  first line on: the version must not change while a playlist is live); FFmpeg's HLS demuxer
+  ignores the tag, gets a 404 for the URI and moves on to the next segment. The media after a
+  gap keeps its timestamps, so no ``EXT-X-DISCONTINUITY`` is added (it would make players
+  re-align their timeline for nothing).
 - With ``window=0`` nothing slides out: a VOD / event playlist for recordings.
 """
 
@@ -17,10 +30,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-__all__ = ["MediaPlaylist", "PlaylistEntry", "Variant", "render_multivariant"]
+__all__ = ["GAP_VERSION", "MediaPlaylist", "PlaylistEntry", "Variant", "render_multivariant"]
+
+GAP_VERSION = 8  # EXT-X-VERSION of a playlist that may carry EXT-X-GAP (Apple's version table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +45,7 @@ class PlaylistEntry:
     uri: str
     pdt: float = 0.0  # UNIX time of the first frame; 0 = unknown
     discontinuity: bool = False
+    gap: bool = False  # no media: the segment could not be produced (the URI answers 404)
 
 
 def _pdt(ts: float) -> str:
@@ -38,12 +54,22 @@ def _pdt(ts: float) -> str:
 
 
 class MediaPlaylist:
-    def __init__(self, target_duration: float, window: int = 6, *, playlist_type: str = "") -> None:
+    def __init__(
+        self,
+        target_duration: float,
+        window: int = 6,
+        *,
+        playlist_type: str = "",
+        version: int = 3,
+    ) -> None:
         self.window = window
         self.playlist_type = playlist_type  # "", "EVENT" or "VOD"
+        self.version = version  # GAP_VERSION for a playlist that may list gaps
         self._target = max(1, math.ceil(target_duration))
         self._entries: deque[PlaylistEntry] = deque()
         self._discontinuity_seq = 0
+        self._last_seq = -1
+        self.session = 0  # the publish session of the last segment or end
         self.ended = False
 
     @property
@@ -58,11 +84,30 @@ class MediaPlaylist:
     def media_sequence(self) -> int:
         return self._entries[0].seq if self._entries else 0
 
-    def add(self, entry: PlaylistEntry) -> list[PlaylistEntry]:
-        """Append a segment; return the entries that slid out of the window."""
-        if self._entries and entry.seq <= self._entries[-1].seq:
-            raise ValueError(f"segment {entry.seq} is not after {self._entries[-1].seq}")
-        self.ended = False
+    @property
+    def next_seq(self) -> int:
+        """The seq after the last one ever listed (0 for an empty playlist)."""
+        return self._last_seq + 1
+
+    def add(self, entry: PlaylistEntry, session: int = 0) -> list[PlaylistEntry]:
+        """Append a segment of publish session ``session``; return the entries that slid out of
+        the window. Raises ValueError for a segment that is not after the last one, or that
+        comes after the end of its session (or from an older session)."""
+        if session < self.session:
+            raise ValueError(
+                f"segment {entry.seq} is from publish session {session}, "
+                f"the playlist is at session {self.session}"
+            )
+        if session == self.session and self.ended:
+            raise ValueError(f"segment {entry.seq} came after the end of session {session}")
+        if entry.seq <= self._last_seq:
+            raise ValueError(f"segment {entry.seq} is not after {self._last_seq}")
+        if session > self.session:  # a new publish: reopen, on a new timeline
+            if self._last_seq >= 0 and not entry.discontinuity:
+                entry = replace(entry, discontinuity=True)
+            self.session = session
+            self.ended = False
+        self._last_seq = entry.seq
         self._entries.append(entry)
         self._target = max(self._target, round(entry.duration))
         removed: list[PlaylistEntry] = []
@@ -73,11 +118,19 @@ class MediaPlaylist:
                 self._discontinuity_seq += 1
         return removed
 
-    def end(self) -> None:
-        self.ended = True
+    def end(self, session: int | None = None) -> None:
+        """EXT-X-ENDLIST for ``session`` (None: whatever session is current). The end of an
+        older session than the playlist's is ignored: a newer publish has taken over."""
+        if session is None or session >= self.session:
+            self.session = max(self.session, session or 0)
+            self.ended = True
 
     def render(self) -> str:
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{self._target}"]
+        lines = [
+            "#EXTM3U",
+            f"#EXT-X-VERSION:{self.version}",
+            f"#EXT-X-TARGETDURATION:{self._target}",
+        ]
         if self.playlist_type:
             lines.append(f"#EXT-X-PLAYLIST-TYPE:{self.playlist_type}")
         lines.append(f"#EXT-X-MEDIA-SEQUENCE:{self.media_sequence}")
@@ -90,6 +143,8 @@ class MediaPlaylist:
                 lines.append("#EXT-X-DISCONTINUITY")
             if e.pdt:
                 lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(e.pdt)}")
+            if e.gap:
+                lines.append("#EXT-X-GAP")
             lines.append(f"#EXTINF:{e.duration:.3f},")
             lines.append(e.uri)
             first = False

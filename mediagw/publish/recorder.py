@@ -3,7 +3,9 @@
 Layout: ``DIR/<stream id>/<UTC start>/source/<seq>.ts`` and ``.../index.m3u8``. The playlist is
 replaced atomically (write + rename) after each segment, so a reader never sees half a file.
 Files are written in a thread; a slow disk fills a bounded queue whose overflow is dropped and
-counted (and logged), never pushed back into ingest.
+counted (and logged), never pushed back into ingest. Only the source is recorded. The playlist
+ends with the stream (after its last queued segment); a reconnect continues it with a
+discontinuity, as the live playlist does.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ _END = object()
 class _Recording:
     directory: Path
     playlist: MediaPlaylist
-    queue: asyncio.Queue[Segment | object]
+    queue: asyncio.Queue[tuple[int, Segment] | object]  # (publish session, segment) or a marker
     task: asyncio.Task[None] | None = None
     dropped: int = 0
     written: int = 0
@@ -67,12 +69,12 @@ class Recorder:
             rec.dropped += 1
             log.warning("recording too slow, segment dropped", extra={"stream": stream.id})
             return
-        rec.queue.put_nowait(segment)
+        rec.queue.put_nowait((stream.stats.sessions, segment))
 
     def on_stream_end(self, stream: Stream) -> None:
         rec = self._recs.get(stream.id)
         if rec is not None:
-            rec.queue.put_nowait(_END)  # markers bypass the segment bound
+            rec.queue.put_nowait(_END)  # markers bypass the segment bound; after the last segment
 
     def on_stream_removed(self, stream: Stream) -> None:
         rec = self._recs.pop(stream.id, None)
@@ -105,20 +107,23 @@ class Recorder:
                     text = rec.playlist.render()
                     await loop.run_in_executor(self._executor, _write_playlist, rec.directory, text)
                     continue
-                assert isinstance(item, Segment)
+                assert isinstance(item, tuple)
+                session, seg = item
                 entry = PlaylistEntry(
-                    item.seq,
-                    item.duration,
-                    f"source/{item.seq}.ts",
-                    item.meta.get("pdt", 0.0),
-                    item.discontinuity,
+                    seg.seq,
+                    seg.duration,
+                    f"source/{seg.seq}.ts",
+                    seg.meta.get("pdt", 0.0),
+                    seg.discontinuity,
                 )
-                rec.playlist.add(entry)
+                rec.playlist.add(entry, session)
                 text = rec.playlist.render()
                 await loop.run_in_executor(
-                    self._executor, _write_segment, rec.directory, item.seq, item.data, text
+                    self._executor, _write_segment, rec.directory, seg.seq, seg.data, text
                 )
                 rec.written += 1
+            except ValueError as exc:  # the playlist refused it (after the end): not recorded
+                log.warning("segment not recorded", extra={"stream": stream_id, "error": str(exc)})
             except OSError as exc:
                 rec.errors.append(str(exc))
                 log.error(

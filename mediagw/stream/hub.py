@@ -77,8 +77,10 @@ class Stream:
     def live(self) -> bool:
         return self.state == "live"
 
-    def subscribe(self, maxsize: int = 16, name: str = "") -> Subscription[Segment]:
-        return self.segments.subscribe(maxsize, name)
+    def subscribe(
+        self, maxsize: int = 16, name: str = "", on_drop: Callable[[Segment], None] | None = None
+    ) -> Subscription[Segment]:
+        return self.segments.subscribe(maxsize, name, on_drop)
 
     def describe(self) -> dict[str, Any]:
         s = self.stats

@@ -149,3 +149,32 @@ async def test_orchestrator_killed_mid_stream_swaps_and_output_resumes(
         assert source is not None
         # at most one output segment lost to the swap (the one the killed O was processing)
         assert outputs() >= len(source.segments) - 2, (outputs(), len(source.segments))
+
+
+async def test_ai_output_ends_with_each_session_and_a_reconnect_continues_it(
+    gateway_factory: Any, make_clip: ClipMaker
+) -> None:
+    config = OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS)
+    async with ReferenceOrchestrator(config) as orch:
+        gw = await gateway_factory(orch_addr=(orch.url,))
+        clip = make_clip(seconds=6)
+        url = f"rtmp://127.0.0.1:{gw.rtmp_port}/live/ai4?pipeline=noop"
+
+        def ended() -> bool:
+            return (gw.hls.media_playlist("ai4-out", "source") or "").endswith("#EXT-X-ENDLIST\n")
+
+        counts = []
+        for _ in range(2):
+            code, err = await push(clip, url)
+            assert code == 0, err
+            await wait_until(lambda: not gw.hub.get("ai4").live, 10)  # type: ignore[union-attr]
+            await wait_until(lambda: "ai4-out" not in gw.live_ai.outputs, 30)  # type: ignore[union-attr]
+            await wait_until(ended, 10)
+            out = await fetch_hls(gw.http_port, "ai4-out")
+            counts.append(len(out.segments))
+        assert counts[0] >= 2 and counts[1] >= counts[0] + 2, counts
+        # the second session's output follows the first's, numbered on, after a discontinuity
+        assert [s.seq for s in out.segments] == list(range(counts[1]))
+        assert out.playlist.count("#EXT-X-DISCONTINUITY\n") == 1
+        assert all(s.first_is_key for s in out.segments)
+        assert orch.stats.live_sessions_started == 2

@@ -155,12 +155,19 @@ async def test_recording_to_disk(gateway_factory, make_clip: ClipMaker, tmp_path
     gw = await gateway_factory(record_dir=str(tmp_path / "rec"))
     clip = make_clip(seconds=5)
     v, _ = count_frames(clip)
-    code, err = await push(clip, rtmp(gw, "rec1"), live=False)
-    assert code == 0, err
-    await wait_until(lambda: not gw.hub.get("rec1").live)  # type: ignore[union-attr]
-    await wait_until(lambda: any((tmp_path / "rec").glob("rec1/*/index.m3u8")))
+
+    def closed_with(segments: int) -> bool:
+        indexes = list((tmp_path / "rec").glob("rec1/*/index.m3u8"))
+        text = indexes[0].read_text() if indexes else ""
+        return text.count("#EXTINF") == segments and text.endswith("#EXT-X-ENDLIST\n")
+
+    for segments in (3, 6):  # a reconnect continues the same recording, which closes again
+        code, err = await push(clip, rtmp(gw, "rec1"), live=False)
+        assert code == 0, err
+        await wait_until(lambda: not gw.hub.get("rec1").live)  # type: ignore[union-attr]
+        await wait_until(lambda n=segments: closed_with(n))  # type: ignore[misc]
     index = next((tmp_path / "rec").glob("rec1/*/index.m3u8"))
-    await wait_until(lambda: "#EXT-X-ENDLIST" in index.read_text())
+    assert index.read_text().count("#EXT-X-DISCONTINUITY\n") == 1
     ffprobe = need_tool("ffprobe")
     out = subprocess.run(
         [
@@ -182,7 +189,7 @@ async def test_recording_to_disk(gateway_factory, make_clip: ClipMaker, tmp_path
         timeout=60,
     )
     stream = json.loads(out.stdout)["streams"][0]
-    assert int(stream["nb_read_packets"]) == v and stream["width"] == 320
+    assert int(stream["nb_read_packets"]) == 2 * v and stream["width"] == 320
 
 
 async def test_ffprobe_plays_the_live_hls(gateway: Gateway, make_clip: ClipMaker) -> None:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -17,6 +19,8 @@ from mediatools import (
     count_frames,
     fetch_hls,
     make_keystore,
+    need_tool,
+    playlist_uris,
     push,
     serve_app,
     wait_until,
@@ -86,6 +90,45 @@ async def check_abr(gw: Gateway, stream: str, video_frames: int) -> None:
         )
 
 
+async def fetch_playlists(gw: Gateway, stream: str) -> dict[str, str]:
+    """Every media playlist the multivariant playlist lists, by rendition, over HTTP."""
+    base = f"http://127.0.0.1:{gw.http_port}/stream"
+    playlists = {}
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{base}/{stream}.m3u8") as resp:
+            assert resp.status == 200
+            master = await resp.text()
+        for uri in playlist_uris(master):
+            async with s.get(f"{base}/{uri}") as resp:
+                assert resp.status == 200, uri
+                playlists[uri.rsplit("/", 1)[-1].removesuffix(".m3u8")] = await resp.text()
+    return playlists
+
+
+def layout(playlist: str) -> tuple[int, list[tuple[int, bool]]]:
+    """MEDIA-SEQUENCE and, per listed segment, (seq of its URI, after a discontinuity)."""
+    media_sequence = int(re.findall(r"^#EXT-X-MEDIA-SEQUENCE:(\d+)$", playlist, re.M)[0])
+    segments, discontinuity = [], False
+    for line in playlist.splitlines():
+        if line == "#EXT-X-DISCONTINUITY":
+            discontinuity = True
+        elif line and not line.startswith("#"):
+            segments.append((int(re.findall(r"(\d+)\.ts$", line)[0]), discontinuity))
+            discontinuity = False
+    return media_sequence, segments
+
+
+def check_ended_and_numbered_as_source(playlists: dict[str, str]) -> None:
+    """Every rendition ended, each segment at the media sequence number of the source's."""
+    assert set(playlists) == {"source", *SIZES}, list(playlists)
+    source = layout(playlists["source"])
+    first, segments = source
+    assert [seq for seq, _ in segments] == list(range(first, first + len(segments)))
+    for name, playlist in playlists.items():
+        assert playlist.endswith("#EXT-X-ENDLIST\n"), (name, playlist)
+        assert layout(playlist) == source, (name, playlist)
+
+
 async def test_abr_hls_through_two_orchestrators(
     gateway_factory: Any, orchestrators: OrchFactory, make_clip: ClipMaker
 ) -> None:
@@ -98,8 +141,74 @@ async def test_abr_hls_through_two_orchestrators(
     assert code == 0, err
     await wait_transcoded(gw, "abr")
     await check_abr(gw, "abr", video)
+    check_ended_and_numbered_as_source(await fetch_playlists(gw, "abr"))
     assert o1.stats.segments_transcoded + o2.stats.segments_transcoded >= 3
     await wait_until(lambda: o1.stats.sessions_ended + o2.stats.sessions_ended >= 1, 10)
+
+
+async def test_every_rendition_ends_numbered_as_the_source_across_a_reconnect(
+    gateway_factory: Any, orchestrators: OrchFactory, make_clip: ClipMaker
+) -> None:
+    """A fast publisher stops long before its renditions are in, then comes back at once:
+    every playlist ends after its last segment, and goes on after the reconnect, in step."""
+    orch = await orchestrators()
+    gw = await gateway_factory(orch_addr=(orch.url,), transcoding_options=LADDER)
+    clip = make_clip(seconds=6)
+    for _ in range(2):
+        code, err = await push(clip, rtmp(gw, "again"), live=False)
+        assert code == 0, err
+        await wait_until(lambda: not gw.hub.get("again").live, 30)  # type: ignore[union-attr]
+    await wait_transcoded(gw, "again")
+    playlists = await fetch_playlists(gw, "again")
+    check_ended_and_numbered_as_source(playlists)
+    _, segments = layout(playlists["source"])
+    assert [seq for seq, disc in segments if disc] == [3], segments  # the reconnect
+    assert "#EXT-X-GAP" not in "".join(playlists.values())
+    for name in SIZES:
+        rendition = await fetch_hls(gw.http_port, "again", name)
+        assert [s.seq for s in rendition.segments] == list(range(6)), name
+
+
+async def test_a_segment_failing_everywhere_leaves_a_gap_players_play_through(
+    gateway_factory: Any, orchestrators: OrchFactory, make_clip: ClipMaker
+) -> None:
+    failing = Faults(fail_seqs=frozenset({1}))  # segment 1 fails on both: attempts exhausted
+    o1 = await orchestrators(faults=failing)
+    o2 = await orchestrators(faults=failing)
+    gw = await gateway_factory(orch_addr=(o1.url, o2.url), transcoding_options=LADDER)
+    clip = make_clip(seconds=8)
+    code, err = await push(clip, rtmp(gw, "gap"), live=False)
+    assert code == 0, err
+    await wait_transcoded(gw, "gap")
+    assert o1.stats.faults_injected + o2.stats.faults_injected >= 2
+    playlists = await fetch_playlists(gw, "gap")
+    check_ended_and_numbered_as_source(playlists)
+    assert "#EXT-X-GAP" not in playlists["source"]
+    base = f"http://127.0.0.1:{gw.http_port}/stream/gap"
+    for name in SIZES:
+        lines = playlists[name].splitlines()
+        assert "#EXT-X-VERSION:8" in lines
+        assert [lines[i + 2] for i, line in enumerate(lines) if line == "#EXT-X-GAP"] == [
+            f"{name}/1.ts"
+        ], playlists[name]
+        async with aiohttp.ClientSession() as s, s.get(f"{base}/{name}/1.ts") as resp:
+            assert resp.status == 404
+        rendition = await fetch_hls(gw.http_port, "gap", name)  # what a player loads
+        assert [s.seq for s in rendition.segments] == [0, 2, 3]
+        # FFmpeg's HLS demuxer plays the rendition through the gap to its end.
+        assert await probe_frames(f"{base}/{name}.m3u8") == rendition.video_frames
+
+
+async def probe_frames(url: str) -> int:
+    ffprobe = need_tool("ffprobe")
+    proc = await asyncio.create_subprocess_exec(
+        ffprobe, "-v", "error", "-select_streams", "v:0", "-count_frames",
+        "-show_entries", "stream=nb_read_frames", "-of", "json", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+    return int(json.loads(out)["streams"][0]["nb_read_frames"])
 
 
 async def test_orchestrator_killed_mid_stream_loses_no_segment(

@@ -1,4 +1,12 @@
-from mediagw.publish.playlist import MediaPlaylist, PlaylistEntry, Variant, render_multivariant
+import pytest
+
+from mediagw.publish.playlist import (
+    GAP_VERSION,
+    MediaPlaylist,
+    PlaylistEntry,
+    Variant,
+    render_multivariant,
+)
 
 
 def _entry(seq: int, dur: float = 2.0, disc: bool = False, pdt: float = 0.0) -> PlaylistEntry:
@@ -61,12 +69,57 @@ def test_add_refuses_going_back() -> None:
         raise AssertionError("duplicate seq accepted")
 
 
-def test_new_segment_after_end_reopens() -> None:
+def test_a_late_segment_never_reopens_an_ended_playlist() -> None:
     pl = MediaPlaylist(2.0)
-    pl.add(_entry(0))
-    pl.end()
-    pl.add(_entry(1, disc=True))
-    assert "#EXT-X-ENDLIST" not in pl.render()
+    pl.add(_entry(0), session=1)
+    pl.end(1)
+    with pytest.raises(ValueError, match="after the end of session 1"):
+        pl.add(_entry(1), session=1)  # the last transcode of session 1, after its end
+    with pytest.raises(ValueError, match="session 0"):
+        pl.add(_entry(1), session=0)  # an older session's
+    text = pl.render()
+    assert text.endswith("#EXT-X-ENDLIST\n") and "source/1.ts" not in text
+
+
+def test_a_new_session_reopens_with_a_discontinuity_and_ignores_the_old_end() -> None:
+    pl = MediaPlaylist(2.0)
+    pl.add(_entry(0), session=1)
+    pl.end(1)
+    pl.add(_entry(1), session=2)  # not flagged by its producer: the playlist flags it
+    pl.end(1)  # a late end of session 1 leaves session 2 live
+    text = pl.render()
+    assert "#EXT-X-ENDLIST" not in text
+    assert text.count("#EXT-X-DISCONTINUITY\n") == 1
+    assert text.index("#EXT-X-DISCONTINUITY\n") < text.index("source/1.ts")
+    pl.end(2)
+    assert pl.render().endswith("#EXT-X-ENDLIST\n")
+
+
+def test_the_first_session_needs_no_discontinuity() -> None:
+    pl = MediaPlaylist(2.0)
+    pl.add(_entry(0), session=1)
+    assert "DISCONTINUITY" not in pl.render()
+
+
+def test_a_gap_keeps_its_slot_and_the_numbering() -> None:
+    pl = MediaPlaylist(2.0, window=3, version=GAP_VERSION)
+    pl.add(_entry(4, pdt=1_700_000_000.0))
+    pl.add(PlaylistEntry(5, 2.0, "P144p/5.ts", 1_700_000_002.0, gap=True))
+    pl.add(_entry(6))
+    lines = pl.render().splitlines()
+    assert lines[1] == "#EXT-X-VERSION:8"
+    assert "#EXT-X-MEDIA-SEQUENCE:4" in lines
+    # the gap is listed in its place: segment 6 stays the third of the window (4 + 2)
+    uris = [line for line in lines if line and not line.startswith("#")]
+    assert uris == ["source/4.ts", "P144p/5.ts", "source/6.ts"]
+    at = lines.index("P144p/5.ts")
+    assert lines[at - 3 : at] == [
+        "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:22.000Z",
+        "#EXT-X-GAP",
+        "#EXTINF:2.000,",
+    ]
+    assert lines.count("#EXT-X-GAP") == 1 and "#EXT-X-DISCONTINUITY" not in lines
+    assert pl.next_seq == 7
 
 
 def test_vod_playlist_keeps_everything() -> None:

@@ -110,6 +110,7 @@ class _Run:
     player: asyncio.Task[None] | None = None
     outputs: list[RtmpOutput] = field(default_factory=list)  # RTMP pushes of the AI output
     stop_reason: str = ""  # set when the gateway stops the stream (heartbeat, operator)
+    publish_session: int = 0  # the input's publish session: the output's playlist follows it
 
 
 PaymentsFactory = Callable[[], LivePaymentSource | None]
@@ -152,6 +153,8 @@ class LiveAIManager:
         self.whep_skips = 0  # times WHEP play jumped ahead to stay live
         self.publish_time = Timing()  # output segment handed to us -> listed in HLS / queued
         self.listed_at: dict[tuple[str, int], float] = {}  # (output stream, seq) -> monotonic
+        # output stream id -> (publish session, seq of its first output in the HLS playlist)
+        self._seq_bases: dict[str, tuple[int, int]] = {}
 
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -222,6 +225,7 @@ class LiveAIManager:
 
     def on_stream_removed(self, stream: Stream) -> None:
         self.finished.pop(stream.id, None)
+        self._seq_bases.pop(f"{stream.id}-out", None)
 
     # -- runs ----------------------------------------------------------------------------------
     def wants(self, stream: Stream) -> bool:
@@ -241,11 +245,12 @@ class LiveAIManager:
             blocklist=self.blocklist,
         )
         out_id = f"{stream.id}-out"
+        publish_session = stream.stats.sessions
         session = LiveSession(
             stream_id=stream.id,
             selector=selector,
             http=self.http,
-            on_output=lambda seq, data: self._output(out_id, seq, data),
+            on_output=lambda seq, data: self._output(out_id, publish_session, seq, data),
             model=req.pipeline,
             params=req.params,
             payments=self.payments(),
@@ -255,7 +260,7 @@ class LiveAIManager:
         feeder = asyncio.get_running_loop().create_task(
             self._feed(session, subscription), name=f"live-ai:{stream.id}"
         )
-        run = _Run(stream, session, feeder, subscription)
+        run = _Run(stream, session, feeder, subscription, publish_session=publish_session)
         if self.whep is not None:
             run.video_out = asyncio.Queue(maxsize=8)
             source = self.whep.add_source(out_id)
@@ -284,7 +289,17 @@ class LiveAIManager:
         async for segment in subscription:
             session.push(segment)
 
-    async def _output(self, out_id: str, seq: int, data: bytes) -> None:
+    def _seq_base(self, out_id: str, publish_session: int) -> int:
+        """Each live session numbers its output from 0; in the HLS playlist a later publish
+        session goes on after the last segment listed (as the source does)."""
+        known = self._seq_bases.get(out_id)
+        if known is None or publish_session > known[0]:
+            rendition = self.hls.rendition(out_id, SOURCE)
+            known = (publish_session, rendition.playlist.next_seq if rendition else 0)
+            self._seq_bases[out_id] = known
+        return known[1]
+
+    async def _output(self, out_id: str, publish_session: int, seq: int, data: bytes) -> None:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         try:
@@ -297,7 +312,10 @@ class LiveAIManager:
             step = (probe.last_pts - probe.first_pts) / (probe.video_frames - 1)
             duration = (probe.last_pts - probe.first_pts + step) / CLOCK
         resolution = (probe.width, probe.height) if probe.width else None
-        self.hls.publish(out_id, SOURCE, seq, data, duration, resolution=resolution)
+        seq += self._seq_base(out_id, publish_session)
+        self.hls.publish(
+            out_id, SOURCE, seq, data, duration, resolution=resolution, session=publish_session
+        )
         run = self.outputs.get(out_id)
         if run is not None:
             for output in run.outputs:
@@ -354,7 +372,8 @@ class LiveAIManager:
                 del self.outputs[f"{run.stream.id}-out"]
             await asyncio.gather(*(o.close() for o in run.outputs), return_exceptions=True)
             self.finished[run.stream.id] = _run_status(run)
-            self.hls.end(f"{run.stream.id}-out")
+            # after its last output (a newer publish session's playlist is left alone)
+            self.hls.end(f"{run.stream.id}-out", session=run.publish_session)
             if run.player is not None:
                 if run.video_out is not None and not run.stop_reason and not self._closing:
                     # let viewers see the last output to its end (bounded: one queue of segments)
