@@ -5,7 +5,10 @@ the sink for each media message) before reading again, so a slow sink slows the 
 down through TCP flow control: nothing is dropped and nothing piles up in memory.
 
 Everything that goes wrong ends this connection only; the sink's ``close()`` is called exactly
-once. Logs carry the peer, app, stream name and query *keys* (values may be secret keys).
+once. The socket is closed as soon as the peer has gone (EOF or reset) or the connection fails,
+before the publish is torn down, so a slow or stuck teardown never leaves it in CLOSE-WAIT; an
+unpublish command starts the teardown without holding up reading either.
+Logs carry the peer, app, stream name and query *keys* (values may be secret keys).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class RTMPConnection:
         self.core = ServerConnection(rand=rand, config=limits.protocol)
         self.sink: PublishSink | None = None
         self.request: PublishRequest | None = None
+        self._sink_closes: set[asyncio.Task[None]] = set()  # publishes ended by a command
         self.media_messages = 0
 
     def _fields(self, **extra: Any) -> dict[str, Any]:
@@ -95,8 +99,10 @@ class RTMPConnection:
             error = f"internal error: {exc.__class__.__name__}"
             log.exception("rtmp connection failed", extra=self._fields())
         finally:
+            await self._close_transport()  # first: the peer is gone or is being sent away
             await self._close_sink(error)
-            await self._close_transport()
+            if self._sink_closes:  # never cut short: a cancelled teardown leaves a stream live
+                await asyncio.shield(asyncio.gather(*self._sink_closes))
 
     async def _serve(self) -> None:
         core = self.core
@@ -112,7 +118,9 @@ class RTMPConnection:
             async with asyncio.timeout(timeout):
                 data = await read(size)
             if not data:
-                await self._handle(core.receive_eof())
+                events = core.receive_eof()
+                await self._close_transport()  # the peer has gone: free the socket at once
+                await self._handle(events)
                 return
             events = core.receive_data(data, int(time.time() * 1000))
             await self._flush()
@@ -142,7 +150,11 @@ class RTMPConnection:
             await sink.metadata(ev.meta)
         elif isinstance(ev, PublishEnded):
             log.info("rtmp publish ended", extra=self._fields(error=ev.error))
-            await self._close_sink(ev.error)
+            # torn down beside the reading: the peer's FIN that usually follows is seen at once
+            self.sink = None
+            task = asyncio.get_running_loop().create_task(self._close(sink, ev.error))
+            self._sink_closes.add(task)
+            task.add_done_callback(self._sink_closes.discard)
 
     async def _publish(self, ev: PublishRequested) -> None:
         req = PublishRequest(ev.app, ev.name, ev.query, ev.tc_url, self.peer)
@@ -191,8 +203,10 @@ class RTMPConnection:
 
     async def _close_sink(self, error: str | None) -> None:
         sink, self.sink = self.sink, None
-        if sink is None:
-            return
+        if sink is not None:
+            await self._close(sink, error)
+
+    async def _close(self, sink: PublishSink, error: str | None) -> None:
         try:
             await sink.close(error)
         except Exception:
@@ -207,4 +221,4 @@ class RTMPConnection:
             async with asyncio.timeout(1.0):
                 await writer.wait_closed()
         except (TimeoutError, ConnectionError, OSError):
-            pass
+            writer.transport.abort()  # unsent bytes for a peer that reads nothing: drop them
