@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from ..errors import PublishRejected
-from ..webhook import JsonPoster
+from ..webhook import JsonPoster, describe_error, redact_url
 from .stream_auth import UNAUTHORIZED, PublishAttempt, StreamAuthorizer, StreamGrant
 
 log = logging.getLogger("mediagw.auth.live")
@@ -134,7 +134,7 @@ class LiveAIAuthWebhook:
         try:
             status, body = await self._poster.post(req.body())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            extra = {"url": self.url, "error": repr(exc)}
+            extra = {"url": redact_url(self.url), "error": describe_error(exc, self.url)}
             log.warning("live AI auth webhook unreachable", extra=extra)
             raise _refuse("live AI auth webhook unreachable") from None
         if not 200 <= status < 300:

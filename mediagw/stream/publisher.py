@@ -94,6 +94,10 @@ class Publisher:
         stream.stop_ingest = self.stop
 
     # -- PublishSink ---------------------------------------------------------------------------
+    @property
+    def public_id(self) -> str:
+        return self.stream.id
+
     async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
         await self.unit(msg_type, timestamp, payload)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -113,7 +114,9 @@ def test_flags_and_environment() -> None:
 # -- the webhook over HTTP -------------------------------------------------------------------
 
 
-async def test_authorizer_sends_go_livepeers_request(hook: tuple[str, Hook]) -> None:
+async def test_authorizer_sends_go_livepeers_request(
+    hook: tuple[str, Hook], caplog: pytest.LogCaptureFixture
+) -> None:
     url, state = hook
     state.body = b'{"pipeline": "tint", "stream_id": "st_7"}'
     auth = LiveAIAuthorizer(
@@ -151,13 +154,17 @@ async def test_authorizer_sends_go_livepeers_request(hook: tuple[str, Hook]) -> 
             await auth.authorize(attempt)
     finally:
         await auth.close()
-    dead = LiveAIAuthWebhook("http://127.0.0.1:9/none", timeout=2)
+    dead = LiveAIAuthWebhook("http://127.0.0.1:9/none?token=OPTOKEN", timeout=2)
     auth = LiveAIAuthorizer(OpenAuth(), dead, lambda: "http://gw")
+    caplog.set_level(logging.DEBUG)
     try:
         with pytest.raises(PublishRejected, match="unreachable"):
             await auth.authorize(attempt)
     finally:
         await auth.close()
+    assert any(r.getMessage() == "live AI auth webhook unreachable" for r in caplog.records)
+    for record in caplog.records:  # the webhook URL's token is never logged
+        assert "OPTOKEN" not in repr(vars(record)), record
 
 
 # -- heartbeat -----------------------------------------------------------------------------------

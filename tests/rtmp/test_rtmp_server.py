@@ -303,3 +303,38 @@ async def test_socket_is_closed_when_the_peer_goes_even_while_the_publish_tears_
         await handler.wait_closed("cam", timeout=2.0)
         assert sink.closes == [None] and sink.video_frames() == 3
         c.writer.close()
+
+
+async def test_logs_name_the_public_id_never_the_stream_key(
+    server: RTMPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Keyed(RecordingSink):
+        @property
+        def public_id(self) -> str:
+            return "concert"
+
+    class Handler(RecordingHandler):
+        async def on_publish(self, req: PublishRequest) -> RecordingSink:
+            if req.name != "sk_TOPSECRET1":
+                raise PublishRejected("unknown stream key", "NetStream.Publish.Unauthorized")
+            sink = Keyed(req)
+            self.sinks.append(sink)
+            self.live[req.name] = sink
+            return sink
+
+    caplog.set_level(logging.DEBUG)
+    handler = Handler()
+    server.handler = handler
+    c = await Client.open(server.port)
+    await c.publish("sk_TOPSECRET1")
+    await c.push_frames(3)
+    await c.unpublish()
+    await handler.wait_closed("sk_TOPSECRET1")
+    wrong = await Client.open(server.port)
+    await wrong.publish("sk_TOPSECRET2", expect="NetStream.Publish.Unauthorized")
+    assert await wrong.closed_by_server()
+    started = [r for r in caplog.records if r.getMessage() == "rtmp publish started"]
+    assert [getattr(r, "stream", None) for r in started] == ["concert"]
+    assert any(r.getMessage() == "rtmp publish rejected" for r in caplog.records)
+    for record in caplog.records:
+        assert "TOPSECRET" not in repr(vars(record)), record

@@ -8,7 +8,10 @@ Everything that goes wrong ends this connection only; the sink's ``close()`` is 
 once. The socket is closed as soon as the peer has gone (EOF or reset) or the connection fails,
 before the publish is torn down, so a slow or stuck teardown never leaves it in CLOSE-WAIT; an
 unpublish command starts the teardown without holding up reading either.
-Logs carry the peer, app, stream name and query *keys* (values may be secret keys).
+
+Logs carry the peer, app, the stream's public id (``PublishSink.public_id``, once the publish is
+accepted) and query *keys*: never the stream name the publisher sent, nor query values, as
+either may be its secret key.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class RTMPConnection:
         self.core = ServerConnection(rand=rand, config=limits.protocol)
         self.sink: PublishSink | None = None
         self.request: PublishRequest | None = None
+        self.public_id: str | None = None  # of the accepted publish, for logs
         self._sink_closes: set[asyncio.Task[None]] = set()  # publishes ended by a command
         self.media_messages = 0
 
@@ -67,7 +71,8 @@ class RTMPConnection:
         fields: dict[str, Any] = {"peer": f"{self.peer[0]}:{self.peer[1]}"}
         if self.request is not None:
             fields["app"] = self.request.app
-            fields["stream"] = self.request.name
+            if self.public_id is not None:
+                fields["stream"] = self.public_id
             fields["query_keys"] = sorted(self.request.query)
         fields.update(extra)
         return fields
@@ -173,6 +178,7 @@ class RTMPConnection:
             self.core.reject_publish("NetStream.Publish.Rejected", "internal error")
         else:
             self.sink = sink
+            self.public_id = sink.public_id
             self.core.accept_publish()
             log.info("rtmp publish started", extra=self._fields())
         await self._flush()
