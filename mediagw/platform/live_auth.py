@@ -94,7 +94,7 @@ def parse_answer(body: bytes) -> LiveGrant:
         return LiveGrant()
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _refuse("live AI auth webhook answer is not JSON") from None
     if not isinstance(data, dict):
         raise _refuse("live AI auth webhook answer is not a JSON object")
@@ -103,7 +103,7 @@ def parse_answer(body: bytes) -> LiveGrant:
     if isinstance(params, str) and params.strip():
         try:
             params = json.loads(params)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _refuse("live AI auth webhook: pipeline_parameters is not valid JSON") from None
     if params in (None, ""):
         params = None

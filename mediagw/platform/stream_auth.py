@@ -145,7 +145,7 @@ class WebhookAuth:
     def _parse(body: bytes) -> StreamGrant:
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise PublishRejected("auth webhook answer is not JSON", UNAUTHORIZED) from None
         if not isinstance(data, dict):
             raise PublishRejected("auth webhook answer is not a JSON object", UNAUTHORIZED)

@@ -84,6 +84,8 @@ def test_parameters_as_a_json_string_and_comfyui_wrapping() -> None:
         b'{"pipeline_parameters": [1]}',
         b'{"pipeline_parameters": "{bad"}',
         b'{"stream_id": {}}',
+        b"[" * 5000 + b"]" * 5000,  # too deep for json: RecursionError, not a traceback
+        b'{"pipeline_parameters": "' + b"[" * 5000 + b'"}',
     ],
 )
 def test_malformed_answers_refuse(body: bytes) -> None:
