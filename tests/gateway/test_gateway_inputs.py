@@ -143,3 +143,22 @@ async def test_the_pending_live_ai_queue_is_bounded(gw: Gateway) -> None:
     assert sorted(gw.live_ai.pending) == ["later0", "later1", "later2"]
     assert gw.live_ai.pending["later1"].pipeline == "tint"
     assert gw.live_ai.pending_refused == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ('{"timeoutMultiplier": {"a": 1}}', "timeoutMultiplier"),
+        ('{"timeoutMultiplier": "abc"}', "timeoutMultiplier"),
+        ('{"timeoutMultiplier": 1e309}', "timeoutMultiplier"),
+        ("[" * 2000 + "]" * 2000, "not valid JSON"),
+    ],
+)
+async def test_push_configuration_header_junk_is_a_400(
+    gw: Gateway, caplog: pytest.LogCaptureFixture, config: str, needle: str
+) -> None:
+    url = f"http://127.0.0.1:{gw.http_port}/live/cam/0.ts"
+    headers = {"Livepeer-Transcode-Configuration": config}
+    async with aiohttp.ClientSession() as s, s.post(url, data=b"x", headers=headers) as resp:
+        assert resp.status == 400 and needle in await resp.text()
+    _no_tracebacks(caplog)
