@@ -18,7 +18,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..errors import ConfigError, LimitExceeded, PublishRejected
-from ..httpbody import read_prefix
+from ..httpbody import describe_http_error, read_prefix
 from ..pipelines.live_ai.inputs import (
     MAX_PARAMS_BYTES,
     check_id,
@@ -136,8 +136,7 @@ async def _multipart(request: web.Request) -> dict[str, Any]:
     except ValueError as exc:  # aiohttp's multipart parser: no boundary, broken framing
         raise _BadRequest(400, f"malformed multipart form: {str(exc)[:120]}") from None
     except HttpProcessingError as exc:  # a part's headers
-        what = str(exc.message).split(":")[0].strip()
-        raise _BadRequest(400, f"malformed multipart form: {what}") from None
+        raise _BadRequest(400, f"malformed multipart form: {describe_http_error(exc)}") from None
     return _expand_query(fields)
 
 

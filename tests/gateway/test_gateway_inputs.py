@@ -18,6 +18,7 @@ from rtmp.rtmp_testkit import ClientScript, ServerReplies, read_until
 
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
+from mediagw.log import RequestErrorFilter
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 
 KEY = "sk_TOPSECRET7"  # -> playback id "concert"
@@ -162,3 +163,90 @@ async def test_push_configuration_header_junk_is_a_400(
     async with aiohttp.ClientSession() as s, s.post(url, data=b"x", headers=headers) as resp:
         assert resp.status == 400 and needle in await resp.text()
     _no_tracebacks(caplog)
+
+
+async def _raw(port: int, data: bytes, eof: bool = True) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    if eof:
+        writer.write_eof()
+    try:
+        async with asyncio.timeout(5):
+            return await reader.read()
+    except (ConnectionError, TimeoutError):
+        return b""
+    finally:
+        writer.close()
+
+
+MALFORMED = [
+    b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+    f"POST /live/{KEY}/0.ts HTTP/1.1\r\nHost: x\r\nNo colon\r\n\r\n".encode(),
+    f"POST /live/{KEY}/0.ts HTTP/9.9\r\n\r\n".encode(),
+    f"GET /whip/{KEY}?q={'a' * 9000} HTTP/1.1\r\n\r\n".encode(),
+    b"GET / HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n",
+    b"POST /live/video-to-video/x/update HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    b"\r\nZZZ\r\n",
+    b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef",
+]
+
+
+async def test_malformed_requests_log_one_short_line_each_rate_limited(
+    gw: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    suppressed = gw.request_errors.suppressed  # the filter is per process (one logger)
+    rounds = 20
+    for _ in range(rounds):
+        await asyncio.gather(*(_raw(gw.http_port, data) for data in MALFORMED))
+    await asyncio.sleep(1.1)  # a new second: the next line tells how many were dropped
+    await _raw(gw.http_port, MALFORMED[0])
+    lines = [r for r in caplog.records if r.name == "mediagw.http"]
+    assert lines and all(r.getMessage() == "malformed HTTP request" for r in lines), [
+        r.getMessage() for r in lines
+    ]
+    assert all(getattr(r, "peer", "") == "127.0.0.1" and getattr(r, "error", "") for r in lines)
+    # at most `rate` a second; the rest counted, and the count is shown on a later line
+    assert len(lines) < rounds * len(MALFORMED)
+    dropped = gw.request_errors.suppressed - suppressed
+    assert dropped > 0 and len(lines) + dropped == rounds * len(MALFORMED) + 1
+    assert any(getattr(r, "suppressed", 0) for r in lines)
+    _no_tracebacks(caplog)
+    for record in caplog.records:
+        assert "TOPSECRET" not in repr(vars(record)), record
+
+
+async def test_a_client_gone_mid_body_is_no_500_and_no_traceback(
+    gw: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    for path in ("/live/video-to-video/cam/start", "/live/video-to-video/cam/update"):
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        await _raw(gw.http_port, head.encode() + b"Content-Length: 100\r\n\r\n{")
+    _no_tracebacks(caplog)
+
+
+def test_request_error_filter_counts_what_it_drops() -> None:
+    from aiohttp.http_exceptions import BadStatusLine
+
+    now = [0.0]
+    flt = RequestErrorFilter(rate=2, clock=lambda: now[0])
+
+    def record() -> logging.LogRecord:
+        exc = BadStatusLine(f"POST /live/{KEY}/0.ts HTTP/9.9")
+        return logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1,
+                                 "Error handling request from %s", ("10.0.0.9",),
+                                 (BadStatusLine, exc, None))  # fmt: skip
+
+    passed = [flt.filter(r) for r in (record(), record(), record(), record())]
+    assert passed == [True, True, False, False] and flt.suppressed == 2
+    now[0] = 1.5
+    line = record()
+    assert flt.filter(line)
+    assert line.getMessage() == "malformed HTTP request" and line.exc_info is None
+    assert line.levelno == logging.WARNING
+    assert vars(line)["peer"] == "10.0.0.9" and vars(line)["suppressed"] == 2
+    assert vars(line)["error"] == "BadStatusLine: Bad status line", vars(line)["error"]
+    # a handler's own failure keeps its traceback: it is a bug
+    bug = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "Error handling %s",
+                            ("x",), (RuntimeError, RuntimeError("bug"), None))  # fmt: skip
+    assert flt.filter(bug) and bug.exc_info is not None
