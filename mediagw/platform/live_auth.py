@@ -134,12 +134,14 @@ class LiveAIAuthWebhook:
         try:
             status, body = await self._poster.post(req.body())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            extra = {"url": redact_url(self.url), "error": describe_error(exc, self.url)}
-            log.warning("live AI auth webhook unreachable", extra=extra)
+            failed = {"url": redact_url(self.url), "error": describe_error(exc, self.url)}
+            log.warning("live AI auth webhook unreachable", extra=failed)
             raise _refuse("live AI auth webhook unreachable") from None
         if not 200 <= status < 300:
-            log.info("live AI auth webhook refused a stream",
-                     extra={"stream": req.stream, "status": status})  # fmt: skip
+            extra: dict[str, object] = {"type": req.type, "status": status}
+            if req.stream != req.stream_key:  # /start knows only one name: it may be the key
+                extra["stream"] = req.stream
+            log.info("live AI auth webhook refused a stream", extra=extra)
             raise _refuse(f"live AI auth webhook refused the stream ({status})")
         if len(body) > self.MAX_BODY:
             raise _refuse("live AI auth webhook answer too large")

@@ -154,6 +154,12 @@ async def test_authorizer_sends_go_livepeers_request(
         state.status = 401
         with pytest.raises(PublishRejected, match="refused"):
             await auth.authorize(attempt)
+        # /start knows one name, sent as the stream and its key: it is not logged
+        caplog.set_level(logging.DEBUG)
+        with pytest.raises(PublishRejected, match="refused"):
+            await auth.check("sk_SECRET1", "sk_SECRET1", "rtmp", {})
+        assert any("refused a stream" in r.getMessage() for r in caplog.records)
+        assert not [r for r in caplog.records if "SECRET" in repr(vars(r))]
     finally:
         await auth.close()
     dead = LiveAIAuthWebhook("http://127.0.0.1:9/none?token=OPTOKEN", timeout=2)
