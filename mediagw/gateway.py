@@ -27,6 +27,7 @@ from webrtc import (
     loopback_fallback,
 )
 
+from .api.guard import client_errors
 from .api.http import build_app
 from .api.live import add_live_routes
 from .api.push import PushIngest
@@ -36,6 +37,7 @@ from .ingest.labels import stream_labels
 from .ingest.rtmp.server import PublishRequest, PublishSink, RTMPLimits, RTMPServer
 from .ingest.whip import WhipGateway
 from .livepeer.profiles import Profile
+from .log import quiet_request_errors
 from .payments.live import LivePaymentSource, LocalLivePayments
 from .payments.sender import PaymentSender
 from .payments.signer import LocalSigner
@@ -59,6 +61,7 @@ from .stream.hub import StreamHub
 from .stream.publisher import Publisher
 
 log = logging.getLogger("mediagw.gateway")
+HTTP_LOG = logging.getLogger("mediagw.http")  # aiohttp's errors about our HTTP clients
 
 __all__ = ["Gateway", "RTMPIngest", "make_authorizer"]
 
@@ -183,6 +186,7 @@ class Gateway:
         )
         self.whep = WhepEgress(WhepConfig(ice=ice))
         self.http_app = build_app(self.hub, self.hls)
+        self.http_app.middlewares.append(client_errors)  # inside the CORS one
         self.push.routes(self.http_app)
         self.whip.routes(self.http_app)
         # WHEP plays a stream's live AI output ({stream}-out), as go-livepeer does
@@ -271,7 +275,10 @@ class Gateway:
             self.hub.add_listener(self.transcodes)
         await self.push.start()
         http_host, http_port = Settings.split_addr(self.settings.http_addr)
-        self._runner = web.AppRunner(self.http_app, access_log=None, handle_signals=False)
+        self.request_errors = quiet_request_errors(HTTP_LOG)
+        self._runner = web.AppRunner(
+            self.http_app, access_log=None, handle_signals=False, logger=HTTP_LOG
+        )
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, http_host, http_port, reuse_address=True)
         await self._site.start()

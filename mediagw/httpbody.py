@@ -6,9 +6,14 @@ that comes in two TCP segments is cut short. ``read_prefix`` reads on until ``n`
 
 from __future__ import annotations
 
-import aiohttp
+import re
 
-__all__ = ["BodyTooLarge", "read_limited", "read_prefix"]
+import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
+
+__all__ = ["BodyTooLarge", "describe_http_error", "read_limited", "read_prefix"]
+
+_WORDS = re.compile(r"[A-Za-z][A-Za-z0-9 ,()-]*")
 
 CHUNK = 64 * 1024
 
@@ -45,3 +50,10 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
         if len(buf) > limit:
             raise BodyTooLarge(limit)
     return bytes(buf)
+
+
+def describe_http_error(exc: HttpProcessingError) -> str:
+    """What aiohttp's HTTP parser found wrong, in its own words but without the bytes it
+    quotes (a request line may hold a stream key): ``"Bad status line"``."""
+    match = _WORDS.match(str(exc.message).strip())
+    return match.group(0).strip() if match else type(exc).__name__

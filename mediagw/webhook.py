@@ -2,7 +2,8 @@
 
 One pooled session per endpoint, a total timeout per call, and an answer read whole up to
 ``max_body + 1`` bytes (callers refuse a longer one). Transport errors (``aiohttp.ClientError``,
-``TimeoutError``) pass through: each caller words them for its own users.
+``TimeoutError``) pass through: each caller words them for its own users, for logs with
+``describe_error`` (no URL query or credentials, which may hold a token).
 """
 
 from __future__ import annotations
@@ -11,12 +12,28 @@ import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from .httpbody import read_prefix
 
-__all__ = ["JsonPoster"]
+__all__ = ["JsonPoster", "describe_error", "redact_url"]
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials or query (which may hold a token), for logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def describe_error(exc: BaseException, url: str) -> str:
+    """One line for a failed call to ``url``: the error's kind and text, the URL redacted."""
+    text = str(exc).replace(url, redact_url(url)).splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 class JsonPoster:

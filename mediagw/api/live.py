@@ -10,14 +10,26 @@ GET  /live/video-to-video/{stream}/status   the runner's latest status + the gat
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+import codecs
+from typing import Any
+from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from ..errors import ConfigError, PublishRejected
-from ..httpbody import read_prefix
-from ..pipelines.live_ai.manager import MAX_PARAMS_BYTES, LiveAIManager, LiveRequest, parse_params
+from ..errors import ConfigError, LimitExceeded, PublishRejected
+from ..httpbody import describe_http_error, read_prefix
+from ..pipelines.live_ai.inputs import (
+    MAX_PARAMS_BYTES,
+    check_id,
+    check_params,
+    check_pipeline,
+    parse_json_object,
+    parse_params,
+)
+from ..pipelines.live_ai.manager import LiveAIManager, LiveRequest
 from ..platform.live_auth import LiveAIAuthorizer
+from ..platform.stream_auth import valid_manifest_id
 from ..stream.hub import StreamHub
 
 __all__ = ["add_live_routes"]
@@ -31,37 +43,137 @@ def _text(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-async def start(request: web.Request) -> web.StreamResponse:
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_UTF8 = ("utf-8", "utf8", "us-ascii", "ascii")
+_MAX_FIELDS = 64
+
+
+def _stream_name(request: web.Request) -> str:
     name = request.match_info["stream"]
+    if not valid_manifest_id(name):
+        shown = f"{len(name)} characters" if len(name) > 40 else repr(name)
+        raise _BadRequest(400, f"stream name must be 1-128 of A-Z a-z 0-9 _ . - (got {shown})")
+    return name
+
+
+async def _body(request: web.Request) -> bytes:
+    if request.content_length and request.content_length > MAX_PARAMS_BYTES:
+        raise _BadRequest(413, f"body larger than {MAX_PARAMS_BYTES} bytes")
+    body = await read_prefix(request.content, MAX_PARAMS_BYTES + 1)
+    if len(body) > MAX_PARAMS_BYTES:
+        raise _BadRequest(413, f"body larger than {MAX_PARAMS_BYTES} bytes")
+    return body
+
+
+def _charset(request: web.Request) -> str:
+    charset = (request.charset or "utf-8").lower()
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise _BadRequest(415, f"unknown charset {charset[:40]!r}: send UTF-8") from None
+    return charset
+
+
+async def _fields(request: web.Request) -> dict[str, Any]:
+    """/start's fields from its body: a JSON object, a urlencoded or a multipart form (the
+    MediaMTX hook's ``query`` field expanded). Other bodies are ignored, as before."""
+    ctype = request.content_type
+    if ctype == "multipart/form-data":
+        return await _multipart(request)
+    body = await _body(request)
+    if not body:
+        return {}
+    if ctype == "application/json":
+        if _charset(request) not in _UTF8:
+            raise _BadRequest(415, "JSON must be UTF-8: drop the charset or send charset=utf-8")
+        try:
+            return parse_json_object(body, "body")
+        except ConfigError as exc:
+            raise _BadRequest(400, str(exc)) from None
+    if ctype == "application/x-www-form-urlencoded":
+        charset = _charset(request)
+        try:
+            text = body.decode(charset)
+            pairs = parse_qsl(text, keep_blank_values=True, encoding=charset, errors="strict",
+                              max_num_fields=_MAX_FIELDS)  # fmt: skip
+        except UnicodeDecodeError:
+            raise _BadRequest(400, f"form is not valid {charset}") from None
+        except ValueError:
+            raise _BadRequest(400, f"form has more than {_MAX_FIELDS} fields") from None
+        return _expand_query(dict(pairs))
+    return {}
+
+
+async def _multipart(request: web.Request) -> dict[str, Any]:
+    if request.content_length and request.content_length > MAX_PARAMS_BYTES:
+        raise _BadRequest(413, f"body larger than {MAX_PARAMS_BYTES} bytes")
+    fields: dict[str, str] = {}
+    total = 0
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or not part.name:
+                raise _BadRequest(400, "multipart form: every part must be a named text field")
+            if len(fields) >= _MAX_FIELDS:
+                raise _BadRequest(400, f"form has more than {_MAX_FIELDS} fields")
+            data = bytearray()
+            while chunk := await part.read_chunk():
+                data += chunk
+                total += len(chunk)
+                if total > MAX_PARAMS_BYTES:
+                    raise _BadRequest(413, f"body larger than {MAX_PARAMS_BYTES} bytes")
+            fields[part.name] = data.decode(part.get_charset("utf-8"))
+    except LookupError:
+        raise _BadRequest(415, "multipart form: unknown charset: send UTF-8") from None
+    except UnicodeDecodeError:
+        raise _BadRequest(400, "multipart form: a field is not valid text in its charset") from None
+    except ValueError as exc:  # aiohttp's multipart parser: no boundary, broken framing
+        raise _BadRequest(400, f"malformed multipart form: {str(exc)[:120]}") from None
+    except HttpProcessingError as exc:  # a part's headers
+        raise _BadRequest(400, f"malformed multipart form: {describe_http_error(exc)}") from None
+    return _expand_query(fields)
+
+
+def _expand_query(fields: dict[str, Any]) -> dict[str, Any]:
+    query = fields.get("query")
+    if isinstance(query, str):  # the MediaMTX runOnReady hook's ingest query string
+        try:
+            fields.update(parse_qsl(query, max_num_fields=_MAX_FIELDS))
+        except ValueError:
+            raise _BadRequest(400, f"query has more than {_MAX_FIELDS} fields") from None
+    return fields
+
+
+async def start(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _start(request)
+    except _BadRequest as exc:
+        return _text(exc.status, exc.message)
+
+
+async def _start(request: web.Request) -> web.StreamResponse:
+    name = _stream_name(request)
     if name.endswith("-out"):
         return _text(400, "streams ending in -out are AI outputs, not inputs")
-    fields: dict[str, str] = dict(request.query)
+    fields: dict[str, Any] = dict(request.query)
     if request.can_read_body:
-        if request.content_length and request.content_length > MAX_PARAMS_BYTES:
-            return _text(413, "request too large")
-        if request.content_type == "application/json":
-            try:
-                body = await request.json()
-            except ValueError:
-                return _text(400, "body is not valid JSON")
-            if not isinstance(body, dict):
-                return _text(400, "body must be a JSON object")
-            fields.update({k: v for k, v in body.items() if isinstance(k, str)})
-        else:
-            form = await request.post()
-            fields.update({k: str(v) for k, v in form.items()})
-            if "query" in fields:  # the MediaMTX runOnReady hook's ingest query string
-                fields.update({k: v[0] for k, v in parse_qs(fields["query"]).items()})
-    pipeline = str(fields.get("pipeline") or "")
-    raw = fields.get("params")
+        fields.update(await _fields(request))
     try:
-        params = raw if isinstance(raw, dict) else parse_params(raw)
+        pipeline = check_pipeline(fields["pipeline"]) if fields.get("pipeline") else ""
+        raw = fields.get("params")
+        params = check_params(raw) if raw is not None and raw != "" else {}
+        labels: dict[str, str] = {}
+        if fields.get("streamId") not in (None, ""):
+            labels["streamID"] = check_id(fields["streamId"], "streamId")
     except ConfigError as exc:
         return _text(400, str(exc))
     stream = request.app[HUB].get(name)
-    labels: dict[str, str] = {}
-    if fields.get("streamId"):
-        labels["streamID"] = str(fields["streamId"])
     auth = request.app.get(AUTH)
     if auth is not None:
         ingest = str(stream.labels.get("ingest", "rtmp")) if stream is not None else "rtmp"
@@ -75,20 +187,24 @@ async def start(request: web.Request) -> web.StreamResponse:
         labels.update(grant.labels)
     if not pipeline:
         return _text(400, "no pipeline: give ?pipeline=MODEL (e.g. noop)")
-    request.app[MANAGER].request(stream, name, LiveRequest(pipeline, params, labels))
+    try:
+        request.app[MANAGER].request(stream, name, LiveRequest(pipeline, params, labels))
+    except LimitExceeded as exc:
+        return _text(429, exc.description)
     return web.json_response({"stream": name, "pipeline": pipeline, "status_url":
                               f"/live/video-to-video/{name}/status"})  # fmt: skip
 
 
 async def update(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["stream"]
-    if request.content_length and request.content_length > MAX_PARAMS_BYTES:
-        return _text(413, f"params larger than {MAX_PARAMS_BYTES} bytes")
-    body = await read_prefix(request.content, MAX_PARAMS_BYTES + 1)
+    try:
+        name = _stream_name(request)
+        body = await _body(request)
+    except _BadRequest as exc:
+        return _text(exc.status, exc.message)
     try:
         params = parse_params(body)
     except ConfigError as exc:
-        return _text(400 if len(body) <= MAX_PARAMS_BYTES else 413, str(exc))
+        return _text(400, str(exc))
     if not await request.app[MANAGER].update(name, params):
         return _text(404, f"no live AI stream {name!r}")
     return web.json_response({"stream": name, "updated": True})
@@ -98,7 +214,7 @@ async def status(request: web.Request) -> web.StreamResponse:
     name = request.match_info["stream"]
     found = request.app[MANAGER].status(name)
     if found is None:
-        return _text(404, f"no live AI stream {name!r}")
+        return _text(404, f"no live AI stream {name[:128]!r}")
     return web.json_response(found, dumps=_dumps)
 
 

@@ -38,6 +38,7 @@ __all__ = ["PushIngest"]
 MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 IDLE_SECONDS = 60.0
 CONFIG_HEADER = "Livepeer-Transcode-Configuration"
+MAX_TIMEOUT_MULTIPLIER = 100
 
 
 @dataclass(eq=False)
@@ -250,10 +251,19 @@ def _config_header(value: str | None) -> dict[str, Any] | None:
         raise ValueError(f"{CONFIG_HEADER} too large")
     try:
         data = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValueError(f"{CONFIG_HEADER} is not valid JSON") from None
     if not isinstance(data, dict):
         raise ValueError(f"{CONFIG_HEADER} must be a JSON object")
+    multiplier = data.get("timeoutMultiplier")
+    if multiplier is not None and (
+        isinstance(multiplier, bool)
+        or not isinstance(multiplier, int | float)
+        or not 0 <= multiplier <= MAX_TIMEOUT_MULTIPLIER
+    ):
+        raise ValueError(
+            f"{CONFIG_HEADER} timeoutMultiplier must be a number from 0 to {MAX_TIMEOUT_MULTIPLIER}"
+        )
     return data
 
 

@@ -5,7 +5,8 @@
 ?streamId=ID                    the stream's id for the live AI heartbeat and status API
 ?rtmpOutput=rtmp://...[,...]    live AI: also push the AI output to these RTMP servers
 
-The live AI auth webhook's pipeline and params (in the grant) win over the query's.
+The live AI auth webhook's pipeline and params (in the grant) win over the query's. Names and
+ids are bounded (``pipelines.live_ai.inputs``): a bad one refuses the publish, saying which.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import ConfigError, PublishRejected
-from ..pipelines.live_ai.manager import parse_params
+from ..pipelines.live_ai.inputs import check_id, check_pipeline, parse_params
 from ..platform.stream_auth import StreamGrant
 from ..publish.rtmp_out import parse_rtmp_outputs
 
-__all__ = ["stream_labels"]
+__all__ = ["MAX_REGIONS", "stream_labels"]
+
+MAX_REGIONS = 16
 
 
 def stream_labels(grant: StreamGrant, query: Mapping[str, str]) -> dict[str, object]:
@@ -26,23 +29,28 @@ def stream_labels(grant: StreamGrant, query: Mapping[str, str]) -> dict[str, obj
         labels["profiles"] = grant.profiles
     if grant.presets:
         labels["presets"] = grant.presets
-    pipeline = grant.pipeline or query.get("pipeline")
-    if pipeline:
-        labels["pipeline"] = pipeline
-        try:
+    try:
+        pipeline = grant.pipeline or (check_pipeline(query["pipeline"]) if query.get("pipeline")
+                                      else None)  # fmt: skip
+        if pipeline:
+            labels["pipeline"] = pipeline
             labels["params"] = (
                 grant.params if grant.params is not None else parse_params(query.get("params"))
             )
-        except ConfigError as exc:
-            raise PublishRejected(str(exc), "NetStream.Publish.BadName") from None
-    for key, label in (("streamId", "streamID"), ("rtmpOutput", "rtmpOutput")):
-        if query.get(key) and label not in labels:  # an auth webhook's answer wins
-            labels[label] = query[key]
+        if query.get("streamId") and "streamID" not in labels:  # the webhook's answer wins
+            labels["streamID"] = check_id(query["streamId"], "streamId")
+        if query.get("regions"):
+            regions = [r.strip() for r in query["regions"].split(",") if r.strip()]
+            if len(regions) > MAX_REGIONS:
+                raise ConfigError(f"regions: at most {MAX_REGIONS}")
+            labels["regions"] = [check_id(r, "region") for r in regions]
+    except ConfigError as exc:
+        raise PublishRejected(str(exc), "NetStream.Publish.BadName") from None
+    if query.get("rtmpOutput") and "rtmpOutput" not in labels:
+        labels["rtmpOutput"] = query["rtmpOutput"]
     if labels.get("rtmpOutput"):
         try:
             parse_rtmp_outputs(str(labels["rtmpOutput"]))
         except ValueError as exc:
             raise PublishRejected(f"rtmpOutput: {exc}", "NetStream.Publish.BadName") from None
-    if query.get("regions"):
-        labels["regions"] = [r.strip() for r in query["regions"].split(",") if r.strip()]
     return labels

@@ -49,6 +49,7 @@ __all__ = ["WhipGateway"]
 
 _ASK_AGAIN = 27_000  # 0.3 s (90 kHz): no keyframe yet after asking -> ask again
 _GRANT = web.RequestKey("mediagw.whip.grant", StreamGrant)
+_LABELS = web.RequestKey("mediagw.whip.labels", dict[str, object])
 
 
 class WhipGateway:
@@ -99,16 +100,20 @@ class WhipGateway:
             grant = await self.authorizer.authorize(attempt)
         except PublishRejected as exc:
             raise web.HTTPForbidden(text=exc.description) from None
+        try:  # a bad pipeline, id or params is refused before any SDP work
+            labels = {"ingest": "whip", **stream_labels(grant, request.query)}
+        except PublishRejected as exc:
+            raise web.HTTPBadRequest(text=exc.description) from None
         stream = self.hub.get(grant.manifest_id)
         if stream is not None and stream.live:
             raise web.HTTPConflict(text=str(StreamBusy(grant.manifest_id)))
         request[_GRANT] = grant
+        request[_LABELS] = labels
 
     async def _on_session(self, request: web.Request, session: WhipSession) -> Mapping[str, str]:
         grant: StreamGrant = request[_GRANT]
         try:
-            labels = {"ingest": "whip", **stream_labels(grant, request.query)}
-            stream = self.hub.begin_publish(grant.manifest_id, labels)
+            stream = self.hub.begin_publish(grant.manifest_id, request[_LABELS])
         except PublishRejected as exc:
             raise web.HTTPConflict(text=exc.description) from None
         demuxer = RtpDemuxer(audio=session.has_audio)

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from ..errors import PublishRejected
-from ..webhook import JsonPoster
+from ..webhook import JsonPoster, describe_error, redact_url
 from .stream_auth import UNAUTHORIZED, PublishAttempt, StreamAuthorizer, StreamGrant
 
 log = logging.getLogger("mediagw.auth.live")
@@ -94,7 +94,7 @@ def parse_answer(body: bytes) -> LiveGrant:
         return LiveGrant()
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _refuse("live AI auth webhook answer is not JSON") from None
     if not isinstance(data, dict):
         raise _refuse("live AI auth webhook answer is not a JSON object")
@@ -103,7 +103,7 @@ def parse_answer(body: bytes) -> LiveGrant:
     if isinstance(params, str) and params.strip():
         try:
             params = json.loads(params)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _refuse("live AI auth webhook: pipeline_parameters is not valid JSON") from None
     if params in (None, ""):
         params = None
@@ -134,12 +134,14 @@ class LiveAIAuthWebhook:
         try:
             status, body = await self._poster.post(req.body())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            extra = {"url": self.url, "error": repr(exc)}
-            log.warning("live AI auth webhook unreachable", extra=extra)
+            failed = {"url": redact_url(self.url), "error": describe_error(exc, self.url)}
+            log.warning("live AI auth webhook unreachable", extra=failed)
             raise _refuse("live AI auth webhook unreachable") from None
         if not 200 <= status < 300:
-            log.info("live AI auth webhook refused a stream",
-                     extra={"stream": req.stream, "status": status})  # fmt: skip
+            extra: dict[str, object] = {"type": req.type, "status": status}
+            if req.stream != req.stream_key:  # /start knows only one name: it may be the key
+                extra["stream"] = req.stream
+            log.info("live AI auth webhook refused a stream", extra=extra)
             raise _refuse(f"live AI auth webhook refused the stream ({status})")
         if len(body) > self.MAX_BODY:
             raise _refuse("live AI auth webhook answer too large")

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from ..errors import PublishRejected
-from ..webhook import JsonPoster
+from ..webhook import JsonPoster, describe_error, redact_url
 
 log = logging.getLogger("mediagw.auth")
 
@@ -130,7 +130,8 @@ class WebhookAuth:
         try:
             status, body = await self._poster.post({"url": attempt.url})
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("auth webhook unreachable", extra={"error": repr(exc)})
+            extra = {"webhook": redact_url(self.url), "error": describe_error(exc, self.url)}
+            log.warning("auth webhook unreachable", extra=extra)
             raise PublishRejected("auth webhook unreachable", UNAUTHORIZED) from None
         if status != 200:
             raise PublishRejected(f"auth webhook refused the stream ({status})", UNAUTHORIZED)
@@ -144,7 +145,7 @@ class WebhookAuth:
     def _parse(body: bytes) -> StreamGrant:
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise PublishRejected("auth webhook answer is not JSON", UNAUTHORIZED) from None
         if not isinstance(data, dict):
             raise PublishRejected("auth webhook answer is not a JSON object", UNAUTHORIZED)

@@ -27,6 +27,7 @@ import aiohttp
 from mediagw.errors import ConfigError, MediaGWError
 from mediagw.httpbody import BodyTooLarge, read_limited
 from mediagw.livepeer.proto import net
+from mediagw.webhook import redact_url
 
 __all__ = [
     "TRUSTED_SCORE",
@@ -111,15 +112,6 @@ class StaticSource:
 
 class WebhookError(MediaGWError):
     """One failed webhook fetch; never leaves :class:`WebhookSource` (the last list is kept)."""
-
-
-def _redact(url: str) -> str:
-    """The webhook URL without credentials or query (which may hold a token) for logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def parse_webhook_body(
@@ -227,7 +219,7 @@ class WebhookSource:
                     log.warning(
                         "orchestrator webhook failed; keeping the last good list",
                         extra={
-                            "webhook": _redact(self._url),
+                            "webhook": redact_url(self._url),
                             "error": str(exc),
                             "kept": len(self._good),
                         },

@@ -78,7 +78,9 @@ class Publisher:
         self._drained = asyncio.Event()
         self._drained.set()
         self._closing = False
+        self._close_error: str | None = None
         self._closed = asyncio.Event()
+        self._done = False  # the worker has exited
         self._ended = asyncio.Event()
         self._error: str | None = None
         self._session_wall0 = 0.0
@@ -87,10 +89,15 @@ class Publisher:
         self._worker = asyncio.get_running_loop().create_task(
             self._run(), name=f"publisher:{stream.id}"
         )
+        self._worker.add_done_callback(self._worker_done)
         self._stopping: asyncio.Task[None] | None = None
         stream.stop_ingest = self.stop
 
     # -- PublishSink ---------------------------------------------------------------------------
+    @property
+    def public_id(self) -> str:
+        return self.stream.id
+
     async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
         await self.unit(msg_type, timestamp, payload)
 
@@ -99,6 +106,8 @@ class Publisher:
         the caller stops reading its source, nothing is dropped."""
         if self._error is not None:
             raise MediaError(self._error)
+        if self._done:  # the worker is gone (cancelled): nothing would ever cut this
+            raise MediaError("publisher closed")
         if not self._session_wall0:
             self._session_wall0 = self._wallclock()
         self._pending.append((args, self._monotonic()))
@@ -121,14 +130,18 @@ class Publisher:
         self.stream_metadata = dict(meta)
 
     async def close(self, error: str | None) -> None:
-        if self._closing:
-            await self._closed.wait()
-            return
-        self._closing = True
-        self._has_work.set()
+        """Cut what is pending, then end the stream. Any caller may finish the job: one that
+        was cancelled while waiting leaves it to the next (the stream never stays live)."""
+        if not self._closing:
+            self._closing = True
+            self._close_error = error
+            self._has_work.set()
         await self._closed.wait()
-        self.hub.end_publish(self.stream, error or self._error)
-        self._ended.set()
+        if not self._ended.is_set():
+            try:
+                self.hub.end_publish(self.stream, self._close_error or self._error)
+            finally:
+                self._ended.set()
 
     @property
     def ended(self) -> bool:
@@ -146,17 +159,24 @@ class Publisher:
 
     # -- worker --------------------------------------------------------------------------------
     async def _run(self) -> None:
+        """Cut what is pending until the session closes.
+
+        Whether to wait is decided from the state (pending media, closing), never from the
+        event alone: the event only wakes the worker, so no path through the loop (an error
+        included) can sleep through a ``close()`` that came while a batch was being cut."""
         loop = asyncio.get_running_loop()
         try:
             while True:
-                await self._has_work.wait()
-                self._has_work.clear()
+                if not self._pending and not self._closing:
+                    self._has_work.clear()
+                    await self._has_work.wait()
                 batch, self._pending = self._pending, []
                 self._pending_bytes = 0
                 self._drained.set()
                 if self._error is not None:
                     batch = []  # the session is failing: cut nothing more, only flush
                 final = self._closing and not batch
+                cut: list[tuple[Segment, float | None]] = []
                 if batch or final:
                     try:
                         cut = await loop.run_in_executor(
@@ -164,21 +184,19 @@ class Publisher:
                         )
                     except SegmenterError as exc:
                         self._fail(f"{type(exc).__name__}: {exc}")
-                        if final:
-                            return
-                        continue
-                    for segment, arrival in cut:
-                        self._publish(segment, arrival)
+                for segment, arrival in cut:
+                    self._publish(segment, arrival)
                 if final:
                     return
-                if self._pending or self._closing:
-                    self._has_work.set()
         except Exception as exc:  # never let one stream's bug leak out of its task
             log.exception("publisher failed", extra={"stream": self.stream.id})
             self._fail(f"internal error: {exc}")
-        finally:
-            self._drained.set()
-            self._closed.set()
+
+    def _worker_done(self, _task: asyncio.Task[None]) -> None:
+        """However the worker ended (returned, failed, cancelled even before it ran)."""
+        self._done = True
+        self._drained.set()
+        self._closed.set()
 
     def _fail(self, reason: str) -> None:
         if self._error is None:

@@ -1,17 +1,22 @@
 """One bad client never hurts another stream; slow HTTP readers never stall ingest;
-blocking media work never runs on the event loop."""
+blocking media work never runs on the event loop; a flood of malformed sessions and requests
+leaves nothing behind."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from typing import Any
 
 import pytest
+from e2e.flood_testkit import CLOSE_WAIT, Flood, tcp_states
 from mediatools import ClipMaker, count_frames, fetch_hls, need_tool, push, wait_until
 
 import segmenter.flv
 import segmenter.tsmux
 from mediagw.gateway import Gateway
+from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -130,3 +135,64 @@ async def test_media_work_stays_off_the_event_loop(
     assert {name for name, _ in calls} == {"av.open", "feed"}
     on_loop = [name for name, on in calls if on]
     assert not on_loop, f"{len(on_loop)} calls ran on the event loop: {set(on_loop)}"
+
+
+CLEAN_KEY = "sk_SECRET_clean"
+BAD_KEYS = {f"sk_SECRET_bad{i}": f"bad{i}" for i in range(6)}
+
+
+async def test_flood_of_malformed_sessions_and_requests_beside_a_clean_stream(
+    gateway_factory: Any, make_clip: ClipMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Malformed RTMP sessions (truncated handshakes, garbage, huge and deep AMF, publishes of
+    corrupt media that hang up at once, resets) and malformed HTTP requests (bad request lines
+    and headers over raw sockets, bad bodies on the live AI, WHIP, WHEP and push routes) beside
+    a clean ffmpeg publisher, with room for only 3 live streams: the clean stream is whole, no
+    stream outlives its publisher, no 5xx, no traceback, no stream key in the logs, and no
+    server socket is left in CLOSE-WAIT."""
+    caplog.set_level(logging.INFO)
+    clip = make_clip(seconds=6)
+    frames = count_frames(clip)
+    async with ReferenceOrchestrator(OrchestratorConfig(instant=True)) as orch:
+        gw = await gateway_factory(
+            orch_addr=(orch.url,),  # live AI routes, and transcoding the clean stream
+            transcoding_options="P144p30fps16x9",
+            stream_keys={CLEAN_KEY: "clean", **BAD_KEYS},
+            max_sessions=3,
+            max_conns_per_ip=40,
+        )
+        flood = Flood(gw, BAD_KEYS, concurrency=16)
+        await flood.rtmp(rounds=4)  # first: a clean publisher must still get in after this
+        clean = asyncio.create_task(push(clip, rtmp(gw, CLEAN_KEY)))
+        await asyncio.gather(flood.rtmp(rounds=8), flood.http(rounds=25, key=CLEAN_KEY))
+        code, err = await clean
+        result = flood.result
+        sessions, requests = sum(result.rtmp_sessions.values()), sum(result.http_requests.values())
+        print(f"\nflood: {sessions} RTMP sessions, {requests} HTTP requests; "
+              f"answers {dict(sorted(result.statuses.items()))}")  # fmt: skip
+        assert code == 0, err
+        # no stream outlives its publisher
+        assert not result.stuck_live, f"streams stuck live: {sorted(result.stuck_live)}"
+        await wait_until(lambda: gw.hub.live_count() == 0, 10)
+        # the clean stream is whole, and decodes
+        hls = await fetch_hls(gw.http_port, "clean")
+        assert hls.ended
+        assert (hls.video_frames, hls.audio_frames) == frames
+        # no server socket left in CLOSE-WAIT (the kernel's view where there is one)
+        assert result.rtmp_unclosed == 0
+        await wait_until(lambda: gw.rtmp.connections == 0, 5)
+        for port in (gw.rtmp_port, gw.http_port):
+            states = tcp_states(port)
+            if states is not None:
+                await wait_until(lambda p=port: not tcp_states(p)[CLOSE_WAIT], 5)  # type: ignore[index]
+    # no 5xx; every request got its 4xx
+    assert result.server_errors == 0, result.statuses
+    assert sum(result.statuses.values()) > 0
+    records = caplog.records
+    tracebacks = [r for r in records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not tracebacks, [(r.name, r.getMessage()) for r in tracebacks[:5]]
+    leaks = [r for r in records if "SECRET" in repr(vars(r))]
+    assert not leaks, [(r.name, r.getMessage(), getattr(r, "stream", "")) for r in leaks[:5]]
+    # one short line per malformed request, rate-limited
+    malformed = [r for r in records if r.getMessage() == "malformed HTTP request"]
+    assert len(malformed) < sum(result.http_requests.values())

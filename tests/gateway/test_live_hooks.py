@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -83,6 +84,8 @@ def test_parameters_as_a_json_string_and_comfyui_wrapping() -> None:
         b'{"pipeline_parameters": [1]}',
         b'{"pipeline_parameters": "{bad"}',
         b'{"stream_id": {}}',
+        b"[" * 5000 + b"]" * 5000,  # too deep for json: RecursionError, not a traceback
+        b'{"pipeline_parameters": "' + b"[" * 5000 + b'"}',
     ],
 )
 def test_malformed_answers_refuse(body: bytes) -> None:
@@ -113,7 +116,9 @@ def test_flags_and_environment() -> None:
 # -- the webhook over HTTP -------------------------------------------------------------------
 
 
-async def test_authorizer_sends_go_livepeers_request(hook: tuple[str, Hook]) -> None:
+async def test_authorizer_sends_go_livepeers_request(
+    hook: tuple[str, Hook], caplog: pytest.LogCaptureFixture
+) -> None:
     url, state = hook
     state.body = b'{"pipeline": "tint", "stream_id": "st_7"}'
     auth = LiveAIAuthorizer(
@@ -149,15 +154,25 @@ async def test_authorizer_sends_go_livepeers_request(hook: tuple[str, Hook]) -> 
         state.status = 401
         with pytest.raises(PublishRejected, match="refused"):
             await auth.authorize(attempt)
+        # /start knows one name, sent as the stream and its key: it is not logged
+        caplog.set_level(logging.DEBUG)
+        with pytest.raises(PublishRejected, match="refused"):
+            await auth.check("sk_SECRET1", "sk_SECRET1", "rtmp", {})
+        assert any("refused a stream" in r.getMessage() for r in caplog.records)
+        assert not [r for r in caplog.records if "SECRET" in repr(vars(r))]
     finally:
         await auth.close()
-    dead = LiveAIAuthWebhook("http://127.0.0.1:9/none", timeout=2)
+    dead = LiveAIAuthWebhook("http://127.0.0.1:9/none?token=OPTOKEN", timeout=2)
     auth = LiveAIAuthorizer(OpenAuth(), dead, lambda: "http://gw")
+    caplog.set_level(logging.DEBUG)
     try:
         with pytest.raises(PublishRejected, match="unreachable"):
             await auth.authorize(attempt)
     finally:
         await auth.close()
+    assert any(r.getMessage() == "live AI auth webhook unreachable" for r in caplog.records)
+    for record in caplog.records:  # the webhook URL's token is never logged
+        assert "OPTOKEN" not in repr(vars(record)), record
 
 
 # -- heartbeat -----------------------------------------------------------------------------------

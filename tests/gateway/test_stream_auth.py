@@ -1,6 +1,7 @@
 """Stream-key checks, the webhook one against a real aiohttp server on loopback."""
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -108,8 +109,13 @@ async def test_webhook_refusals(webhook: Any, status: int, body: str, needle: st
     await auth.close()
 
 
-async def test_webhook_unreachable_refuses() -> None:
-    auth = WebhookAuth("http://127.0.0.1:9/auth", timeout=1.0)
+async def test_webhook_unreachable_refuses(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    auth = WebhookAuth("http://127.0.0.1:9/auth?token=OPTOKEN", timeout=1.0)
     with pytest.raises(PublishRejected, match="unreachable"):
-        await auth.authorize(attempt("x"))
+        await auth.authorize(attempt("cam", query={"key": "SECRETKEY"}))
     await auth.close()
+    (line,) = [r for r in caplog.records if r.getMessage() == "auth webhook unreachable"]
+    assert getattr(line, "webhook", None) == "http://127.0.0.1:9/auth"
+    for record in caplog.records:  # neither the ingest URL's key nor the webhook's token
+        assert "SECRETKEY" not in repr(vars(record)) and "OPTOKEN" not in repr(vars(record))

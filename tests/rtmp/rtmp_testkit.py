@@ -165,6 +165,10 @@ class RecordingSink:
         self.closes: list[str | None] = []
         self.closed = asyncio.Event()
 
+    @property
+    def public_id(self) -> str:
+        return self.req.name
+
     async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
         if self.delay and msg_type == mt.VIDEO:
             await asyncio.sleep(self.delay)

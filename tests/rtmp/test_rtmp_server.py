@@ -250,3 +250,91 @@ async def test_logs_never_show_query_values(
     for record in caplog.records:
         assert "TOPSECRET" not in record.getMessage()
         assert "TOPSECRET" not in repr(vars(record))
+
+
+class StuckClose(RecordingSink):
+    """A sink whose teardown takes as long as the test says (e.g. a busy media executor)."""
+
+    def __init__(self, req: PublishRequest, release: asyncio.Event) -> None:
+        super().__init__(req)
+        self.release = release
+
+    async def close(self, error: str | None) -> None:
+        await self.release.wait()
+        await super().close(error)
+
+
+class StuckHandler(RecordingHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def on_publish(self, req: PublishRequest) -> RecordingSink:
+        sink = StuckClose(req, self.release)
+        self.sinks.append(sink)
+        self.live[req.name] = sink
+        return sink
+
+
+@pytest.mark.parametrize("unpublish", [False, True], ids=["hang-up", "unpublish-then-hang-up"])
+async def test_socket_is_closed_when_the_peer_goes_even_while_the_publish_tears_down(
+    unpublish: bool,
+) -> None:
+    """No CLOSE-WAIT: the server closes its socket on the peer's FIN (or reset) at once, not
+    after the sink's close() returns."""
+    handler = StuckHandler()
+    async with RTMPServer(handler, limits=FAST, host="127.0.0.1", port=0) as srv:
+        c = await Client.open(srv.port)
+        await c.publish("cam")
+        await c.push_frames(3)
+        if unpublish:
+            s = c.script
+            await c.send(s.command("FCUnpublish", "cam") + s.command("deleteStream", 1.0))
+        c.writer.write_eof()  # FIN; the client still reads
+        try:
+            async with asyncio.timeout(2.0):
+                while await c.reader.read(65536):
+                    pass
+        except TimeoutError:
+            raise AssertionError("the server kept the socket open (CLOSE-WAIT)") from None
+        sink = handler.sink("cam")
+        assert not sink.closes  # the teardown is still going on
+        handler.release.set()
+        await handler.wait_closed("cam", timeout=2.0)
+        assert sink.closes == [None] and sink.video_frames() == 3
+        c.writer.close()
+
+
+async def test_logs_name_the_public_id_never_the_stream_key(
+    server: RTMPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Keyed(RecordingSink):
+        @property
+        def public_id(self) -> str:
+            return "concert"
+
+    class Handler(RecordingHandler):
+        async def on_publish(self, req: PublishRequest) -> RecordingSink:
+            if req.name != "sk_TOPSECRET1":
+                raise PublishRejected("unknown stream key", "NetStream.Publish.Unauthorized")
+            sink = Keyed(req)
+            self.sinks.append(sink)
+            self.live[req.name] = sink
+            return sink
+
+    caplog.set_level(logging.DEBUG)
+    handler = Handler()
+    server.handler = handler
+    c = await Client.open(server.port)
+    await c.publish("sk_TOPSECRET1")
+    await c.push_frames(3)
+    await c.unpublish()
+    await handler.wait_closed("sk_TOPSECRET1")
+    wrong = await Client.open(server.port)
+    await wrong.publish("sk_TOPSECRET2", expect="NetStream.Publish.Unauthorized")
+    assert await wrong.closed_by_server()
+    started = [r for r in caplog.records if r.getMessage() == "rtmp publish started"]
+    assert [getattr(r, "stream", None) for r in started] == ["concert"]
+    assert any(r.getMessage() == "rtmp publish rejected" for r in caplog.records)
+    for record in caplog.records:
+        assert "TOPSECRET" not in repr(vars(record)), record

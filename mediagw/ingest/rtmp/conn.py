@@ -5,7 +5,13 @@ the sink for each media message) before reading again, so a slow sink slows the 
 down through TCP flow control: nothing is dropped and nothing piles up in memory.
 
 Everything that goes wrong ends this connection only; the sink's ``close()`` is called exactly
-once. Logs carry the peer, app, stream name and query *keys* (values may be secret keys).
+once. The socket is closed as soon as the peer has gone (EOF or reset) or the connection fails,
+before the publish is torn down, so a slow or stuck teardown never leaves it in CLOSE-WAIT; an
+unpublish command starts the teardown without holding up reading either.
+
+Logs carry the peer, app, the stream's public id (``PublishSink.public_id``, once the publish is
+accepted) and query *keys*: never the stream name the publisher sent, nor query values, as
+either may be its secret key.
 """
 
 from __future__ import annotations
@@ -57,13 +63,16 @@ class RTMPConnection:
         self.core = ServerConnection(rand=rand, config=limits.protocol)
         self.sink: PublishSink | None = None
         self.request: PublishRequest | None = None
+        self.public_id: str | None = None  # of the accepted publish, for logs
+        self._sink_closes: set[asyncio.Task[None]] = set()  # publishes ended by a command
         self.media_messages = 0
 
     def _fields(self, **extra: Any) -> dict[str, Any]:
         fields: dict[str, Any] = {"peer": f"{self.peer[0]}:{self.peer[1]}"}
         if self.request is not None:
             fields["app"] = self.request.app
-            fields["stream"] = self.request.name
+            if self.public_id is not None:
+                fields["stream"] = self.public_id
             fields["query_keys"] = sorted(self.request.query)
         fields.update(extra)
         return fields
@@ -95,8 +104,10 @@ class RTMPConnection:
             error = f"internal error: {exc.__class__.__name__}"
             log.exception("rtmp connection failed", extra=self._fields())
         finally:
+            await self._close_transport()  # first: the peer is gone or is being sent away
             await self._close_sink(error)
-            await self._close_transport()
+            if self._sink_closes:  # never cut short: a cancelled teardown leaves a stream live
+                await asyncio.shield(asyncio.gather(*self._sink_closes))
 
     async def _serve(self) -> None:
         core = self.core
@@ -112,7 +123,9 @@ class RTMPConnection:
             async with asyncio.timeout(timeout):
                 data = await read(size)
             if not data:
-                await self._handle(core.receive_eof())
+                events = core.receive_eof()
+                await self._close_transport()  # the peer has gone: free the socket at once
+                await self._handle(events)
                 return
             events = core.receive_data(data, int(time.time() * 1000))
             await self._flush()
@@ -142,7 +155,11 @@ class RTMPConnection:
             await sink.metadata(ev.meta)
         elif isinstance(ev, PublishEnded):
             log.info("rtmp publish ended", extra=self._fields(error=ev.error))
-            await self._close_sink(ev.error)
+            # torn down beside the reading: the peer's FIN that usually follows is seen at once
+            self.sink = None
+            task = asyncio.get_running_loop().create_task(self._close(sink, ev.error))
+            self._sink_closes.add(task)
+            task.add_done_callback(self._sink_closes.discard)
 
     async def _publish(self, ev: PublishRequested) -> None:
         req = PublishRequest(ev.app, ev.name, ev.query, ev.tc_url, self.peer)
@@ -161,6 +178,7 @@ class RTMPConnection:
             self.core.reject_publish("NetStream.Publish.Rejected", "internal error")
         else:
             self.sink = sink
+            self.public_id = sink.public_id
             self.core.accept_publish()
             log.info("rtmp publish started", extra=self._fields())
         await self._flush()
@@ -191,8 +209,10 @@ class RTMPConnection:
 
     async def _close_sink(self, error: str | None) -> None:
         sink, self.sink = self.sink, None
-        if sink is None:
-            return
+        if sink is not None:
+            await self._close(sink, error)
+
+    async def _close(self, sink: PublishSink, error: str | None) -> None:
         try:
             await sink.close(error)
         except Exception:
@@ -207,4 +227,4 @@ class RTMPConnection:
             async with asyncio.timeout(1.0):
                 await writer.wait_closed()
         except (TimeoutError, ConnectionError, OSError):
-            pass
+            writer.transport.abort()  # unsent bytes for a peer that reads nothing: drop them

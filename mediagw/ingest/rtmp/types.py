@@ -20,6 +20,12 @@ class PublishRequest:
 
 
 class PublishSink(Protocol):
+    @property
+    def public_id(self) -> str:
+        """The stream's public (playback) id: the only stream name the server logs, as the name
+        the publisher sent may be its secret stream key."""
+        ...
+
     async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
         """8 audio, 9 video (FLV tag bodies); ``timestamp`` in unwrapped ms. Awaiting it is
         backpressure: the connection reads nothing more from the socket meanwhile."""

@@ -37,7 +37,7 @@ def terminated_ids(body: bytes) -> list[str]:
         return []
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     ids = data.get("terminatedStreamIds") if isinstance(data, dict) else None
     if not isinstance(ids, list):

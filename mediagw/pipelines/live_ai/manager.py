@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +27,7 @@ from segmenter import CLOCK, Segment
 from segmenter.probe import probe_ts
 from webrtc import EncodedSource, Pacer, VideoAccessUnit, WhepEgress
 
-from ...errors import ConfigError
+from ...errors import LimitExceeded
 from ...livepeer.rpc import OrchestratorRPC
 from ...livepeer.tls import PinStore
 from ...payments.live import LivePaymentSource
@@ -39,6 +38,7 @@ from ...publish.rtmp_out import RtmpOutput, parse_rtmp_outputs
 from ...stream.fanout import Subscription
 from ...stream.hub import Stream
 from .config import LiveConfig
+from .inputs import MAX_PARAMS_BYTES, parse_params
 from .selection import LiveSelector, OrchestratorRequests
 from .session import LiveSession
 from .stats import Timing
@@ -46,10 +46,10 @@ from .transport import LiveHTTP
 
 log = logging.getLogger("mediagw.live_ai")
 
-__all__ = ["LiveAIManager", "LiveRequest", "parse_params"]
+__all__ = ["MAX_PARAMS_BYTES", "LiveAIManager", "LiveRequest", "parse_params"]
 
-MAX_PARAMS_BYTES = 1024 * 1024
 PLAYOUT_TIMEOUT = 10.0  # seconds WHEP viewers get to see the end of an ended stream's output
+MAX_PENDING = 256  # streams asked for with /start before they are live
 MAX_WHEP_LAG = 45_000  # 0.5 s (90 kHz) behind the newest output: WHEP viewers jump ahead
 
 
@@ -76,21 +76,6 @@ def _run_status(run: _Run) -> dict[str, Any]:
 
 def _stream_id(stream: Stream) -> str:
     return str(stream.labels.get("streamID") or stream.id)
-
-
-def parse_params(raw: str | bytes | None) -> dict[str, Any]:
-    """Pipeline params: a JSON object (at most 1 MiB; go-livepeer's limit does not work)."""
-    if not raw:
-        return {}
-    if len(raw) > MAX_PARAMS_BYTES:
-        raise ConfigError(f"params larger than {MAX_PARAMS_BYTES} bytes")
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ConfigError(f"params are not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ConfigError("params must be a JSON object")
-    return value
 
 
 @dataclass
@@ -133,6 +118,7 @@ class LiveAIManager:
         executor: Executor | None = None,
         config: LiveConfig | None = None,
         whep: WhepEgress | None = None,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.hls = hls
         self.rpc = rpc
@@ -146,6 +132,8 @@ class LiveAIManager:
         self.config = config or LiveConfig()
         self.whep = whep
         self.pending: dict[str, LiveRequest] = {}  # asked for before the stream went live
+        self.max_pending = max_pending
+        self.pending_refused = 0  # /start calls refused because ``pending`` was full
         self.runs: dict[str, _Run] = {}
         # output stream id -> run, until its last output is out (after the input has ended)
         self.outputs: dict[str, _Run] = {}
@@ -161,11 +149,18 @@ class LiveAIManager:
 
     # -- user API ------------------------------------------------------------------------------
     def request(self, stream: Stream | None, name: str, req: LiveRequest) -> None:
-        """``/start``: run ``req`` on stream ``name`` now if it is live, else when it starts."""
+        """``/start``: run ``req`` on stream ``name`` now if it is live, else when it starts.
+        At most ``max_pending`` streams wait: past that, ``LimitExceeded``."""
         if stream is not None and stream.live and name not in self.runs:
             self._start(stream, req)
-        else:
+        elif name in self.pending or len(self.pending) < self.max_pending:
             self.pending[name] = req
+        else:
+            self.pending_refused += 1
+            raise LimitExceeded(
+                f"{self.max_pending} live AI requests already wait for their streams to go "
+                "live: publish the stream first, then call /start"
+            )
 
     async def update(self, name: str, params: Mapping[str, Any]) -> bool:
         run = self.runs.get(name)

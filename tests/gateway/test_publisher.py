@@ -1,0 +1,124 @@
+"""A publish session always ends, whatever failed inside it (stream/publisher.py).
+
+A real StreamHub, the real FLV demuxer and segmenter; the executor is a one-thread pool that the
+test can hold, so a batch is being cut exactly when the publisher disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from mediagw.errors import MediaError
+from mediagw.stream.hub import StreamHub
+from mediagw.stream.publisher import Publisher
+from segmenter import Segment
+
+VIDEO, AUDIO = 9, 8
+VIDEO_INFO = b"\x57"  # FLV video info/command frame: demuxed to nothing
+SORENSON = b"\x22" + bytes(40)  # UnsupportedCodec
+HUGE_NAL = b"\x27\x01\x00\x00\x00\xff\xff\xff\xff" + bytes(20)  # MalformedMedia: NAL 4294967295
+
+
+class HeldExecutor:
+    """One worker thread; ``hold()`` parks it so the next jobs queue up until ``release()``."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(1)
+        self._gate = threading.Event()
+
+    def hold(self) -> None:
+        self._gate.clear()
+        self.pool.submit(self._gate.wait, 10)
+
+    def release(self) -> None:
+        self._gate.set()
+
+
+@pytest.fixture
+def executor() -> Iterator[HeldExecutor]:
+    ex = HeldExecutor()
+    yield ex
+    ex.release()
+    ex.pool.shutdown(wait=True)
+
+
+async def _close_within(publisher: Publisher, seconds: float = 5.0) -> None:
+    try:
+        await asyncio.wait_for(asyncio.shield(publisher.close(None)), seconds)
+    except TimeoutError:
+        raise AssertionError("close() never returned: the stream is stuck live") from None
+
+
+@pytest.mark.parametrize("bad", [SORENSON, HUGE_NAL], ids=["unsupported-codec", "malformed"])
+async def test_bad_last_media_then_disconnect_still_ends_the_stream(
+    executor: HeldExecutor, bad: bytes
+) -> None:
+    hub = StreamHub(max_sessions=1)
+    stream = hub.begin_publish("s")
+    publisher = Publisher(hub, stream, executor.pool)
+    executor.hold()
+    await publisher.unit(VIDEO, 0, VIDEO_INFO)
+    await asyncio.sleep(0.05)  # the worker took that batch: it waits behind the held thread
+    await publisher.unit(VIDEO, 33, bad)  # the last data is bad media ...
+    closer = asyncio.create_task(publisher.close(None))  # ... and the publisher is gone at once
+    await asyncio.sleep(0.05)
+    executor.release()
+    try:
+        await asyncio.wait_for(asyncio.shield(closer), 5)
+    except TimeoutError:
+        raise AssertionError("close() never returned: the stream is stuck live") from None
+    assert not stream.live and publisher.ended
+    assert any(word in str(stream.last_error) for word in ("UnsupportedCodec", "MalformedMedia"))
+    # the name is free again and the session slot is back: a clean publisher gets in
+    assert hub.begin_publish("other").live
+    closer.cancel()
+
+
+async def test_an_internal_error_ends_the_session_and_refuses_more_media() -> None:
+    def broken(batch: object, final: bool) -> list[tuple[Segment, float | None]]:
+        raise RuntimeError("bug in the cutting code")
+
+    hub = StreamHub()
+    stream = hub.begin_publish("s")
+    publisher = Publisher(hub, stream)
+    publisher._process = broken  # type: ignore[method-assign,assignment]
+    await publisher.unit(VIDEO, 0, VIDEO_INFO)
+    await asyncio.sleep(0.05)
+    with pytest.raises(MediaError):
+        await publisher.unit(VIDEO, 33, VIDEO_INFO)
+    await _close_within(publisher)
+    assert not stream.live and "internal error" in str(stream.last_error)
+
+
+async def test_a_cancelled_worker_refuses_media_and_close_still_ends() -> None:
+    hub = StreamHub()
+    stream = hub.begin_publish("s")
+    publisher = Publisher(hub, stream)
+    publisher._worker.cancel()
+    await asyncio.gather(publisher._worker, return_exceptions=True)
+    with pytest.raises(MediaError):
+        for i in range(10_000):  # would pile up in memory for ever with nobody to cut it
+            await publisher.unit(VIDEO, i, VIDEO_INFO)
+    await _close_within(publisher)
+    assert not stream.live
+
+
+async def test_a_closer_cancelled_while_waiting_leaves_the_end_to_the_next(
+    executor: HeldExecutor,
+) -> None:
+    hub = StreamHub()
+    stream = hub.begin_publish("s")
+    publisher = Publisher(hub, stream, executor.pool)
+    executor.hold()
+    await publisher.unit(VIDEO, 0, VIDEO_INFO)
+    first = asyncio.create_task(publisher.close(None))
+    await asyncio.sleep(0.05)
+    first.cancel()  # e.g. the RTMP connection's task, at a server shutdown
+    executor.release()
+    await _close_within(publisher)
+    assert not stream.live and publisher.ended
