@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging("info")
         return run_async(run_orchestrator(argv[1:]))
     if argv[:1] == ["signer"]:  # go-livepeer's remote signer flags
-        from .signer.main import run_signer
+        from .signer_service.main import run_signer
 
         setup_logging("info")
         return run_async(run_signer(argv[1:]))

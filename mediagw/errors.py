@@ -26,7 +26,7 @@
     +-- WebhookError                an orchestrator discovery webhook failed (pool/sources)
     +-- OrchestratorError           the reference orchestrator's own errors (orchestrator/errors;
     |                               never raised in the gateway)
-    +-- SignerServiceError          the remote signer service's own errors (signer/errors)
+    +-- SignerServiceError          the remote signer service's own errors (signer_service/errors)
 
 The segmenter library has its own root, ``segmenter.SegmenterError``; the gateway translates it
 once, where it calls the segmenter (stream/publisher.py).

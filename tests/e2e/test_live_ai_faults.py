@@ -25,8 +25,8 @@ from mediagw.gateway import Gateway
 from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
 from mediagw.orchestrator.live.session import LiveSession as OrchSession
 from mediagw.pipelines.live_ai.session import LiveSession, SessionState
-from mediagw.signer.app import SignerServer
-from mediagw.signer.config import SignerConfig
+from mediagw.signer_service.app import SignerServer
+from mediagw.signer_service.config import SignerConfig
 
 pytestmark = pytest.mark.ffmpeg
 

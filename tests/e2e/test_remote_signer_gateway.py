@@ -17,8 +17,8 @@ from mediagw.gateway import Gateway
 from mediagw.livepeer.rpc import normalize_orch_addr
 from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
 from mediagw.pool.sources import StaticSource
-from mediagw.signer.app import SignerServer
-from mediagw.signer.config import SignerConfig
+from mediagw.signer_service.app import SignerServer
+from mediagw.signer_service.config import SignerConfig
 
 pytestmark = pytest.mark.ffmpeg
 

@@ -366,9 +366,9 @@ async def test_priced_481_swaps_482_skips(tmp_path: Path, segments: list[bytes])
 async def test_remote_signer_payments(tmp_path: Path, segments: list[bytes]) -> None:
     """§10.6: credentials from /sign-orchestrator-info, prepayment and /payment headers from
     /generate-live-payment (state echoed, O's manifest id); the O never runs dry."""
-    from signer.signer_testkit import SIGNER_KEY
+    from signer_service.signer_testkit import SIGNER_KEY
 
-    from mediagw.signer import SignerConfig, SignerServer
+    from mediagw.signer_service import SignerConfig, SignerServer
 
     wall = Scaled(time.time())
     config = SignerConfig(port=0, private_key=SIGNER_KEY, clock_ns=lambda: int(wall() * 1e9))
@@ -396,10 +396,10 @@ async def test_remote_signer_sends_capacities_and_prepays_at_the_model_price(
     """The remote-signer path: the job capabilities the gateway gives the signer carry
     ``capacities {35: 1}`` next to the model constraint, and the 60 s prepayment is billed at
     the live price (10 wei/pixel), not the transcoding price (1200)."""
-    from signer.signer_testkit import SIGNER_KEY
+    from signer_service.signer_testkit import SIGNER_KEY
 
     from mediagw.livepeer.proto import net
-    from mediagw.signer import SignerConfig, SignerServer
+    from mediagw.signer_service import SignerConfig, SignerServer
 
     config = SignerConfig(port=0, private_key=SIGNER_KEY)
     orch_kw = dict(price_per_unit=1200, live_price_per_unit=10, ticket_ev=1_000_000_000)

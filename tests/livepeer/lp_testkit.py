@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-REPO = Path(__file__).resolve().parents[2]
-VECTORS_PATH = REPO.parent / "shared" / "vectors" / "livepeer-vectors.json"
-
-
-@cache
-def vectors() -> dict[str, Any]:
-    return json.loads(VECTORS_PATH.read_text())  # type: ignore[no-any-return]
+from vectors import vectors
 
 
 def hexb(text: str) -> bytes:

@@ -1,11 +1,12 @@
-"""Every conformance vector that concerns the wire client (shared/vectors/livepeer-vectors.json)."""
+"""Every conformance vector that concerns the wire client (fixtures/vectors/)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from livepeer.lp_testkit import derived, hexb, vector_key, vectors
+from livepeer.lp_testkit import derived, hexb, vector_key
+from vectors import vectors
 
 from mediagw.livepeer.capabilities import bits_of, bitstring
 from mediagw.livepeer.profiles import PRESETS, Profile

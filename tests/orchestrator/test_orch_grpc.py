@@ -22,6 +22,7 @@ from orchestrator.orch_testkit import (
     grpc_channel,
     request_for,
 )
+from vectors import vectors
 
 from mediagw.livepeer.proto import net
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
@@ -240,11 +241,8 @@ def test_auth_token_is_hmac_of_session_and_expiration() -> None:
 
 
 async def test_vector_request_accepted(priced: ReferenceOrchestrator) -> None:
-    """The serialized OrchestratorRequest of the shared vectors passes the priced check."""
-    import json
-
-    vectors = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
-    cases = json.loads((vectors / "livepeer-vectors.json").read_text())["derived_signatures"]
+    """The serialized OrchestratorRequest of the conformance vectors passes the priced check."""
+    cases = vectors()["derived_signatures"]
     case = next(c for c in cases if c["id"] == "orchestrator_request_sig")
     raw = bytes.fromhex(case["expected_orchestrator_request_protobuf"].removeprefix("0x"))
     info = await get_orchestrator(priced, net.OrchestratorRequest.FromString(raw))

@@ -1,15 +1,14 @@
-"""Unit tests of the reference orchestrator's pieces, on the shared conformance vectors."""
+"""Unit tests of the reference orchestrator's pieces, on the conformance vectors."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
-import json
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
+from vectors import vectors
 
 from mediagw.livepeer.proto import net
 from mediagw.orchestrator.balances import Balances
@@ -32,8 +31,7 @@ from mediagw.orchestrator.store import RenditionStore
 from mediagw.payments.crypto import keccak256
 from mediagw.payments.tickets import aux_data, int_to_bytes, pad32, recipient_rand_hash
 
-VECTORS_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
-VECTORS = json.loads((VECTORS_PATH / "livepeer-vectors.json").read_text())
+VECTORS = vectors()
 
 
 def _hex(text: str) -> bytes:

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-VECTORS = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "vectors" / "livepeer-vectors.json"
-)
-
-
-@cache
-def vectors() -> dict[str, Any]:
-    return json.loads(VECTORS.read_text())
+from vectors import vectors
 
 
 def section(name: str) -> list[dict[str, Any]]:

@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from mediagw.ingest.rtmp.connection import ServerConnection
 from mediagw.ingest.rtmp.events import PublishRequested
+from mediagw.ingest.rtmp.statemachine import ServerConnection
 
 OUT = Path(__file__).resolve().parents[2] / "fixtures" / "rtmp" / "ffmpeg_publish.bin"
 

@@ -15,7 +15,6 @@ import pytest
 from rtmp.rtmp_testkit import fixed_rand
 
 from mediagw.ingest.rtmp import messages as mt
-from mediagw.ingest.rtmp.connection import ServerConnection, State
 from mediagw.ingest.rtmp.events import (
     Connected,
     Event,
@@ -25,6 +24,7 @@ from mediagw.ingest.rtmp.events import (
     PublishEnded,
     PublishRequested,
 )
+from mediagw.ingest.rtmp.statemachine import ServerConnection, State
 
 CAPTURE = Path(__file__).resolve().parents[2] / "fixtures" / "rtmp" / "ffmpeg_publish.bin"
 

@@ -13,8 +13,8 @@ from rtmp.rtmp_testkit import ClientScript, fixed_rand, video_payload
 from mediagw.errors import RTMPProtocolError
 from mediagw.ingest.rtmp import messages as mt
 from mediagw.ingest.rtmp.chunk import ReaderLimits
-from mediagw.ingest.rtmp.connection import ConnectionConfig, ServerConnection, State
 from mediagw.ingest.rtmp.events import MediaMessage, PublishRequested
+from mediagw.ingest.rtmp.statemachine import ConnectionConfig, ServerConnection, State
 
 CONFIG = ConnectionConfig(reader=ReaderLimits(max_message_size=64 << 10))
 

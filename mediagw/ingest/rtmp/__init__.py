@@ -2,11 +2,12 @@
 
 Core (no asyncio): :mod:`.handshake`, :mod:`.chunk`, :mod:`.control`, :mod:`.amf0`,
 :mod:`.commands`, :mod:`.aggregate`, :mod:`.url`, :mod:`.timestamps`, :mod:`.events`,
-:mod:`.connection` (the state machine). Adapter: :mod:`.conn` (one socket), :mod:`.server`.
+:mod:`.statemachine` (``ServerConnection``, the state machine). Adapter (asyncio):
+:mod:`.aioconn` (``RTMPConnection``, one socket), :mod:`.server`.
 """
 
-from .connection import ConnectionConfig, ServerConnection
 from .server import RTMPServer
+from .statemachine import ConnectionConfig, ServerConnection
 from .types import PublishHandler, PublishRequest, PublishSink, RTMPLimits
 
 __all__ = [

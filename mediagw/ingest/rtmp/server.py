@@ -19,7 +19,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 
-from .conn import RTMPConnection
+from .aioconn import RTMPConnection
 from .types import PublishHandler, PublishRequest, PublishSink, RTMPLimits
 
 __all__ = ["PublishHandler", "PublishRequest", "PublishSink", "RTMPLimits", "RTMPServer"]

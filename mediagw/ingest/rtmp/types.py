@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .connection import ConnectionConfig
+from .statemachine import ConnectionConfig
 
 __all__ = ["PublishHandler", "PublishRequest", "PublishSink", "RTMPLimits"]
 

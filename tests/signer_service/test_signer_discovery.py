@@ -12,8 +12,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from signer.conftest import SignerFactory
-from signer.signer_testkit import FloatClock
+from signer_service.conftest import SignerFactory
+from signer_service.signer_testkit import FloatClock
 
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.rpc import normalize_orch_addr
@@ -21,7 +21,7 @@ from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 from mediagw.payments.remote import RemoteSigner, SignerDiscoverySource, SignerError
 from mediagw.pool.prices import PriceCaps
 from mediagw.pool.sources import Candidate, StaticSource
-from mediagw.signer.discovery import DiscoveryCache
+from mediagw.signer_service.discovery import DiscoveryCache
 
 
 async def _filled(server_cache: DiscoveryCache | None) -> None:

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import aiohttp
 import pytest
-from signer.signer_testkit import (
+from signer_service.signer_testkit import (
     GATEWAY_KEY,
     PPS,
     FloatClock,

@@ -10,13 +10,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from signer.signer_testkit import SIGNER_KEY, START, FloatClock, NsClock
+from signer_service.signer_testkit import SIGNER_KEY, START, FloatClock, NsClock
 
 from mediagw.livepeer.rpc import OrchestratorRPC
 from mediagw.livepeer.tls import PinStore
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 from mediagw.payments.remote import RemoteSigner
-from mediagw.signer import SignerConfig, SignerServer
+from mediagw.signer_service import SignerConfig, SignerServer
 
 SignerFactory = Callable[..., AbstractAsyncContextManager[SignerServer]]
 

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import MediaGWError, PublishRejected, RTMPProtocolError
-from .connection import ServerConnection, State
 from .events import (
     Closing,
     Event,
@@ -33,6 +32,7 @@ from .events import (
     PublishEnded,
     PublishRequested,
 )
+from .statemachine import ServerConnection, State
 from .types import PublishHandler, PublishRequest, PublishSink, RTMPLimits
 
 __all__ = ["RTMPConnection"]

@@ -10,8 +10,8 @@ from fractions import Fraction
 
 import aiohttp
 import pytest
-from signer.conftest import SignerFactory
-from signer.signer_testkit import (
+from signer_service.conftest import SignerFactory
+from signer_service.signer_testkit import (
     PPS,
     NsClock,
     balance,
@@ -37,7 +37,7 @@ from mediagw.payments.remote import (
     SignerRefreshNeeded,
 )
 from mediagw.pool.prices import PriceCaps
-from mediagw.signer import SignerServer
+from mediagw.signer_service import SignerServer
 
 PRICE = Fraction(10)  # the priced fixture: 10 wei per pixel
 MID = "f1405ced"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from mediatools import serve_app
-from signer.conftest import SignerFactory
-from signer.signer_testkit import START, NsClock, get_info, state_doc
+from signer_service.conftest import SignerFactory
+from signer_service.signer_testkit import START, NsClock, get_info, state_doc
 
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.rpc import OrchestratorRPC

@@ -10,7 +10,6 @@ from rtmp.rtmp_testkit import ClientScript, Reply, fixed_rand, parse_replies, vi
 from mediagw.errors import RTMPProtocolError
 from mediagw.ingest.rtmp import amf0
 from mediagw.ingest.rtmp import messages as mt
-from mediagw.ingest.rtmp.connection import ConnectionConfig, ServerConnection, State
 from mediagw.ingest.rtmp.control import Acknowledgement, WindowAckSize
 from mediagw.ingest.rtmp.events import (
     Closing,
@@ -23,6 +22,7 @@ from mediagw.ingest.rtmp.events import (
     PublishRequested,
 )
 from mediagw.ingest.rtmp.messages import Message
+from mediagw.ingest.rtmp.statemachine import ConnectionConfig, ServerConnection, State
 
 
 def new_conn(**config: Any) -> ServerConnection:

@@ -12,21 +12,21 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from signer.conftest import SignerFactory
-from signer.signer_testkit import NsClock, get_info
+from signer_service.conftest import SignerFactory
+from signer_service.signer_testkit import NsClock, get_info
 
 from mediagw.errors import ConfigError
 from mediagw.livepeer.rpc import OrchestratorRPC
 from mediagw.orchestrator import ReferenceOrchestrator
 from mediagw.payments import signer as signer_module
 from mediagw.payments.remote import RemoteSigner, normalize_signer_url
-from mediagw.signer import RequestFailed, run_signer
-from mediagw.signer import payment as payment_module
-from mediagw.signer.authhook import canonical_header, go_headers, parse_decision
-from mediagw.signer.errors import public_message
-from mediagw.signer.main import build_config, parse_args, parse_duration, parse_header_list
-from mediagw.signer.request import billable, parse_max_price, parse_payment_request
-from mediagw.signer.state import RemoteState, format_go_time, parse_go_time
+from mediagw.signer_service import RequestFailed, run_signer
+from mediagw.signer_service import payment as payment_module
+from mediagw.signer_service.authhook import canonical_header, go_headers, parse_decision
+from mediagw.signer_service.errors import public_message
+from mediagw.signer_service.main import build_config, parse_args, parse_duration, parse_header_list
+from mediagw.signer_service.request import billable, parse_max_price, parse_payment_request
+from mediagw.signer_service.state import RemoteState, format_go_time, parse_go_time
 
 NS = 10**9
 PPS = 27_648_000
