@@ -36,11 +36,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from mediagw.eth.crypto import SignatureError, checksum, keccak256, recover_address
 from mediagw.livepeer.proto import net
 from mediagw.pool.sources import Candidate
 
 from ..httpbody import read_prefix
-from .crypto import SignatureError, checksum, keccak256, recover_address
 from .errors import NeedsRefresh, PaymentError, PriceRejected
 from .live import LivePayment, LiveState, NoPaymentNeeded
 

@@ -23,10 +23,10 @@ from orchestrator.orch_testkit import (
     request_for,
 )
 
+from mediagw.eth.crypto import address_of, keccak256, recover_address, sign_digest
 from mediagw.livepeer.proto import net
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 from mediagw.orchestrator.caps import DEFAULT_CAPABILITIES, bitstring
-from mediagw.payments.crypto import address_of, keccak256, recover_address, sign_digest
 from mediagw.payments.tickets import aux_data, expected_value
 
 
