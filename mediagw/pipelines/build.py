@@ -15,12 +15,13 @@ from ..livepeer.rpc import OrchestratorRequests, OrchestratorRPC, normalize_orch
 from ..livepeer.segment import SegmentClient
 from ..livepeer.tls import PinStore
 from ..payments.chain import JsonRpcChain
-from ..payments.remote import RemoteSigner, SignerDiscoverySource, SignerError
+from ..payments.remote import RemoteSigner, SignerError
 from ..payments.sender import PaymentSender
 from ..payments.signer import OffchainSigner, load_keystore_async
 from ..pool.prices import PriceCaps
 from ..pool.sources import Blocklist, Source, StaticSource, WebhookSource
 from .livepeer import LivepeerTranscoder
+from .sources import SignerDiscoverySource
 
 log = logging.getLogger("mediagw.livepeer")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mediagw.livepeer.candidates import Candidate
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.tls import PinStore
 from mediagw.livepeer.trickle import TrickleServer
@@ -23,7 +24,6 @@ from mediagw.pipelines.live_ai.config import LiveConfig
 from mediagw.pipelines.live_ai.selection import LiveSelector
 from mediagw.pipelines.live_ai.session import LiveSession
 from mediagw.pipelines.live_ai.transport import LiveHTTP
-from mediagw.pool.sources import Candidate
 
 FAST = LiveConfig(
     check_interval=0.05,
