@@ -33,7 +33,8 @@ from mediagw.payments.sender import PaymentSender
 from mediagw.payments.signer import LocalSigner
 from mediagw.pipelines.live_ai.config import LiveConfig
 from mediagw.pipelines.live_ai.selection import LiveSelector, OrchestratorRequests
-from mediagw.pipelines.live_ai.session import LiveSession, SessionState
+from mediagw.pipelines.live_ai.session import LiveSession
+from mediagw.pipelines.live_ai.state import SessionState
 from mediagw.pipelines.live_ai.transport import LiveHTTP
 
 pytestmark = pytest.mark.ffmpeg
