@@ -31,8 +31,8 @@ from eth_account import Account
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..eth.crypto import keccak256
 from ..livepeer.profiles import PRESETS
-from ..payments.crypto import keccak256
 from ..payments.signer import LocalSigner
 from ..pipelines.build import build_transcoder
 from ..pipelines.transcode import TranscodeJob

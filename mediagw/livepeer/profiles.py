@@ -27,7 +27,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from ..payments.crypto import keccak256
+from ..eth.crypto import keccak256
 from .errors import ProfileError
 from .proto import net
 

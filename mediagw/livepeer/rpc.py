@@ -20,8 +20,8 @@ from google.protobuf.message import DecodeError, Message
 
 from mediagw.errors import ConfigError
 
-from ..payments.crypto import checksum, keccak256
-from ..payments.signer import Signer as AccountSigner
+from ..eth.crypto import checksum, keccak256
+from ..eth.signer import Signer as AccountSigner
 from .errors import OrchestratorUnreachable, ProtocolViolation
 from .grpc_client import Target, unary_call
 from .proto import net

@@ -10,7 +10,7 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Sequence
 
-from ..payments.crypto import keccak256
+from ..eth.crypto import keccak256
 from .profiles import Profile, set_profiles
 from .proto import net
 

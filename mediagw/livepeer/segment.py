@@ -21,8 +21,8 @@ from typing import Literal
 import aiohttp
 from google.protobuf.message import DecodeError
 
+from ..eth.crypto import SignatureError, keccak256, recover_address
 from ..httpbody import BodyTooLarge, read_limited, read_prefix
-from ..payments.crypto import SignatureError, keccak256, recover_address
 from .errors import (
     DownloadError,
     LivepeerError,

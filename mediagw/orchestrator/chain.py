@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mediagw.payments.crypto import keccak256
+from mediagw.eth.crypto import keccak256
 from mediagw.payments.tickets import pad32
 
 from .config import Clock

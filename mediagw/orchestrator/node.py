@@ -16,8 +16,7 @@ from urllib.parse import quote
 from coincurve import PrivateKey
 from google.protobuf.message import DecodeError
 
-from mediagw.livepeer.proto import net
-from mediagw.payments.crypto import (
+from mediagw.eth.crypto import (
     SignatureError,
     address_of,
     checksum,
@@ -25,6 +24,7 @@ from mediagw.payments.crypto import (
     recover_address,
     sign_digest,
 )
+from mediagw.livepeer.proto import net
 from mediagw.payments.errors import InsufficientSenderReserve
 
 from .authtoken import AuthTokens

@@ -15,8 +15,8 @@ from fractions import Fraction
 
 from google.protobuf import text_format
 
+from mediagw.eth.crypto import SignatureError, checksum, recover_address
 from mediagw.livepeer.proto import net
-from mediagw.payments.crypto import SignatureError, checksum, recover_address
 from mediagw.payments.tickets import (
     AVG_GAS_PRICE,
     Ticket,

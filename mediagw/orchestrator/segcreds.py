@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from mediagw.eth.crypto import keccak256
 from mediagw.livepeer.proto import net
-from mediagw.payments.crypto import keccak256
 from mediagw.payments.tickets import pad32
 
 from .errors import RequestRejected

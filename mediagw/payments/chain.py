@@ -25,8 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
-from ..httpbody import BodyTooLarge, read_limited
-from .abi import (
+from mediagw.eth.abi import (
     ARBITRUM_CONTRACTS,
     ARBITRUM_CONTROLLER,
     AbiError,
@@ -38,7 +37,9 @@ from .abi import (
     encode_address,
     encode_uint,
 )
-from .crypto import checksum
+from mediagw.eth.crypto import checksum
+
+from ..httpbody import BodyTooLarge, read_limited
 from .errors import ChainError
 from .params import SenderInfo
 

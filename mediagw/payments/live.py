@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
 
+from mediagw.eth.crypto import keccak256
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.segdata import flatten, segment_header
 
 from .chain import ChainReader
-from .crypto import keccak256
 from .errors import NeedsRefresh, PaymentError
 from .fees import LIVE_PIXELS_PER_SECOND, LIVE_PREPAY_PIXELS, live_fee, live_units
 from .params import check_price_info, price_of

@@ -10,8 +10,8 @@
   480 ``SignerRefreshNeeded`` (``orchestrator_url`` from ``Livepeer-Orchestrator-URL``),
   481 ``SignerPriceRejected``, 482 ``SignerNoPaymentNeeded``, anything else ``SignerError``
   (transport failures: ``SignerUnavailable``, status 0);
-- ``discover_orchestrators(caps)`` -> ``Candidate`` list; ``SignerDiscoverySource`` adapts it to
-  the pool's ``Source`` protocol.
+- ``discover_orchestrators(caps)`` -> ``Candidate`` list (``pipelines.sources`` makes it a pool
+  ``Source``).
 
     PaymentError
     +-- SignerError(status, message)
@@ -27,7 +27,6 @@ import asyncio
 import base64
 import binascii
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
@@ -36,18 +35,17 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from mediagw.eth.crypto import SignatureError, checksum, keccak256, recover_address
+from mediagw.livepeer.candidates import Candidate
 from mediagw.livepeer.proto import net
-from mediagw.pool.sources import Candidate
 
 from ..httpbody import read_prefix
-from .crypto import SignatureError, checksum, keccak256, recover_address
 from .errors import NeedsRefresh, PaymentError, PriceRejected
 from .live import LivePayment, LiveState, NoPaymentNeeded
 
 __all__ = [
     "MAX_PRICE_UNITS",
     "RemoteSigner",
-    "SignerDiscoverySource",
     "SignerError",
     "SignerNoPaymentNeeded",
     "SignerPriceRejected",
@@ -62,8 +60,6 @@ MAX_STATE_CHARS = 64 * 1024
 MAX_PRICE_UNITS = {"lv2v": "720p-pixel-seconds", "live": "seconds", "fixed": "fixed"}
 STATUS_REFRESH, STATUS_PRICE, STATUS_NO_TICKETS = 480, 481, 482
 ORCHESTRATOR_URL_HEADER = "Livepeer-Orchestrator-URL"
-
-log = logging.getLogger("mediagw.payments.remote")
 
 
 class SignerError(PaymentError):
@@ -351,18 +347,3 @@ class RemoteSigner:
                 seen.add(address)
                 found.append(Candidate(address, float(score)))
         return found
-
-
-class SignerDiscoverySource:
-    """The signer's ``/discover-orchestrators`` as a pool ``Source``; errors give no candidates."""
-
-    def __init__(self, signer: RemoteSigner, caps: Sequence[str] = ()) -> None:
-        self.signer = signer
-        self.caps = list(caps)
-
-    async def candidates(self) -> list[Candidate]:
-        try:
-            return await self.signer.discover_orchestrators(self.caps)
-        except SignerError as exc:
-            log.warning("remote signer discovery failed", extra={"error": str(exc)})
-            return []

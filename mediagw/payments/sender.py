@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from mediagw.eth.signer import BatchSigner, Signer
 from mediagw.livepeer.proto import net
 
 from .balances import BalanceKey, Balances
@@ -36,7 +37,6 @@ from .params import (
     parse_ticket_params,
     validate_ticket_params,
 )
-from .signer import BatchSigner, Signer
 from .tickets import Ticket
 
 __all__ = [

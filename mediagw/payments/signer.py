@@ -1,8 +1,8 @@
 """Who signs tickets and requests: a local secp256k1 key, or nobody (off-chain).
 
-``Signer`` is the seam (ARCHITECTURE.md): ``address`` (20 bytes, all zero off-chain),
-``offchain`` and ``async sign(digest)`` = personal-sign of a 32-byte digest (payments spec §2).
-``LocalSigner`` never signs on the event loop: every signature runs in an executor, and
+Both implement the ``Signer`` seam of ``mediagw.eth.signer``: ``address`` (20 bytes, all zero
+off-chain), ``offchain`` and ``async sign(digest)`` = personal-sign of a 32-byte digest (payments
+spec §2). ``LocalSigner`` never signs on the event loop: every signature runs in an executor, and
 ``sign_many`` signs a whole ticket batch in one executor call.
 
 ``load_keystore`` decrypts a go-ethereum V3 keystore with eth-account. The password argument has
@@ -18,19 +18,18 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from coincurve import PrivateKey
 
-from .crypto import SECP256K1_N, address_of, checksum, sign_digest
+from mediagw.eth.crypto import SECP256K1_N, address_of, checksum, sign_digest
+
 from .errors import BadKeystore, KeystoreNotFound, SigningError, WrongPassword
 
 __all__ = [
     "ZERO_ADDRESS",
-    "BatchSigner",
     "LocalSigner",
     "OffchainSigner",
-    "Signer",
     "load_keystore",
     "load_keystore_async",
     "read_password",
@@ -44,19 +43,6 @@ MAX_SCRYPT_MEMORY = (
     512 * 1024 * 1024
 )  # 128 * n * r bytes; go-ethereum's standard n=2^18 uses 256 MiB
 MAX_PBKDF2_ROUNDS = 10_000_000
-
-
-@runtime_checkable
-class Signer(Protocol):
-    address: bytes
-    offchain: bool
-
-    async def sign(self, digest: bytes) -> bytes: ...
-
-
-@runtime_checkable
-class BatchSigner(Signer, Protocol):
-    async def sign_many(self, digests: Sequence[bytes]) -> list[bytes]: ...
 
 
 class OffchainSigner:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .crypto import keccak256
+from mediagw.eth.crypto import keccak256
+
 from .errors import InsufficientSenderReserve
 
 __all__ = [

@@ -9,17 +9,19 @@ from dataclasses import dataclass, field
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..eth.signer import Signer
 from ..livepeer.profiles import Profile, load_ladder, parse_transcoding_options
 from ..livepeer.rpc import OrchestratorRequests, OrchestratorRPC, normalize_orch_addr
 from ..livepeer.segment import SegmentClient
 from ..livepeer.tls import PinStore
 from ..payments.chain import JsonRpcChain
-from ..payments.remote import RemoteSigner, SignerDiscoverySource, SignerError
+from ..payments.remote import RemoteSigner, SignerError
 from ..payments.sender import PaymentSender
-from ..payments.signer import OffchainSigner, Signer, load_keystore_async
+from ..payments.signer import OffchainSigner, load_keystore_async
 from ..pool.prices import PriceCaps
 from ..pool.sources import Blocklist, Source, StaticSource, WebhookSource
 from .livepeer import LivepeerTranscoder
+from .sources import SignerDiscoverySource
 
 log = logging.getLogger("mediagw.livepeer")
 

@@ -26,18 +26,18 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..errors import MediaGWError
+from ..eth.crypto import keccak256
+from ..eth.signer import Signer
 from ..livepeer.capabilities import compatible, job_capabilities
 from ..livepeer.proto import net
 from ..livepeer.rpc import OrchestratorRequests, OrchestratorRPC
 from ..livepeer.segdata import build_segdata, segment_header
 from ..livepeer.segment import SegmentClient, verify_result_hashes
 from ..payments.chain import ChainReader
-from ..payments.crypto import keccak256
 from ..payments.errors import SenderValidationError
 from ..payments.fees import transcode_fee
 from ..payments.params import validate_sender
 from ..payments.sender import PaymentSender, balance_key
-from ..payments.signer import Signer
 from ..pool.discovery import discover
 from ..pool.prices import PriceCaps, price_refusal
 from ..pool.selection import StreamSelector, latency_score

@@ -1,6 +1,6 @@
 """The orchestrators a stream may use: sources, discovery, price caps, selection, suspension.
 
-Flow: a :class:`~.sources.Source` lists :class:`~.sources.Candidate` URLs;
+Flow: a :class:`~.sources.Source` lists :class:`~mediagw.livepeer.candidates.Candidate` URLs;
 :func:`~.discovery.discover` asks each for its OrchestratorInfo and keeps the acceptable ones as
 :class:`~.session.OrchSession` objects; a :class:`~.selection.StreamSelector` per stream (and per
 trust pool) picks the session for each segment, suspends failed ones and says when to discover
@@ -16,12 +16,11 @@ from .discovery import Compatible, FetchInfo, acceptance_refusal, discover
 from .prices import PriceCaps, price_jumped, price_of, price_refusal
 from .selection import StreamSelector, latency_score
 from .session import OrchSession
-from .sources import Blocklist, Candidate, Source, StaticSource, WebhookSource
+from .sources import Blocklist, Source, StaticSource, WebhookSource
 from .suspension import Suspensions, penalty_for
 
 __all__ = [
     "Blocklist",
-    "Candidate",
     "Compatible",
     "FetchInfo",
     "OrchSession",

@@ -20,11 +20,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from mediagw.livepeer.candidates import Candidate
 from mediagw.livepeer.proto import net
 
 from .prices import PriceCaps, price_refusal
 from .session import OrchSession
-from .sources import Blocklist, Candidate
+from .sources import Blocklist
 
 __all__ = [
     "HARD_TIMEOUT",

@@ -18,7 +18,6 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -26,13 +25,12 @@ import aiohttp
 
 from mediagw.errors import ConfigError, MediaGWError
 from mediagw.httpbody import BodyTooLarge, read_limited
+from mediagw.livepeer.candidates import TRUSTED_SCORE, Candidate
 from mediagw.livepeer.proto import net
 from mediagw.webhook import redact_url
 
 __all__ = [
-    "TRUSTED_SCORE",
     "Blocklist",
-    "Candidate",
     "Source",
     "StaticSource",
     "WebhookError",
@@ -41,27 +39,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Score of a trusted orchestrator (go-livepeer ``common.Score_Trusted``).
-TRUSTED_SCORE = 1.0
 _REGION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ADDRESS_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """An orchestrator discovery may query: its discovery URL, trust score and region tag."""
-
-    url: str
-    score: float
-    region: str = ""
-
-    @property
-    def trusted(self) -> bool:
-        return self.score >= TRUSTED_SCORE
-
-
 class Source(Protocol):
-    """Anything that lists orchestrator candidates."""
+    """Anything that lists orchestrator candidates (``mediagw.livepeer.candidates``)."""
 
     async def candidates(self) -> list[Candidate]: ...
 

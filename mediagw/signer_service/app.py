@@ -21,9 +21,9 @@ from typing import Any
 from aiohttp import web
 
 from mediagw.errors import ConfigError
+from mediagw.eth.crypto import checksum
 from mediagw.livepeer.rpc import OrchestratorRPC, orchestrator_request, sign_orchestrator_request
 from mediagw.livepeer.tls import PinStore
-from mediagw.payments.crypto import checksum
 from mediagw.payments.signer import LocalSigner
 
 from ..httpbody import read_prefix

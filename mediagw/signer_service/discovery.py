@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from mediagw.livepeer.candidates import TRUSTED_SCORE
 from mediagw.livepeer.proto import net
 from mediagw.pool.prices import PriceCaps
-from mediagw.pool.sources import TRUSTED_SCORE, Source
+from mediagw.pool.sources import Source
 
 from .pricing import AI_PIPELINE_BY_CAPABILITY, pipeline_models
 

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from mediagw.errors import ConfigError
+from mediagw.eth.crypto import checksum
 from mediagw.livepeer.rpc import normalize_orch_addr
 from mediagw.payments.chain import JsonRpcChain
-from mediagw.payments.crypto import checksum
 from mediagw.payments.params import DEFAULT_MAX_TICKET_EV, DEFAULT_MAX_TOTAL_EV
 from mediagw.payments.signer import LocalSigner, load_keystore_async
 from mediagw.pool.prices import PriceCaps

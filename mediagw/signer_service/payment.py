@@ -29,9 +29,9 @@ from concurrent.futures import Executor
 from fractions import Fraction
 from typing import Any
 
+from mediagw.eth.crypto import SignatureError, keccak256, recover_address
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.segdata import flatten, segment_header
-from mediagw.payments.crypto import SignatureError, keccak256, recover_address
 from mediagw.payments.errors import PaymentError, TicketParamsExpired
 from mediagw.payments.fees import ticket_count
 from mediagw.payments.live import (

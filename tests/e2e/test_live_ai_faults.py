@@ -24,7 +24,8 @@ from mediatools import ClipMaker, push, wait_until
 from mediagw.gateway import Gateway
 from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
 from mediagw.orchestrator.live.session import LiveSession as OrchSession
-from mediagw.pipelines.live_ai.session import LiveSession, SessionState
+from mediagw.pipelines.live_ai.session import LiveSession
+from mediagw.pipelines.live_ai.state import SessionState
 from mediagw.signer_service.app import SignerServer
 from mediagw.signer_service.config import SignerConfig
 

@@ -15,15 +15,15 @@ from typing import Any
 
 from aiohttp import web
 
+from mediagw.livepeer.candidates import Candidate
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.tls import PinStore
-from mediagw.livepeer.trickle import TrickleServer
+from mediagw.orchestrator.trickle import TrickleServer
 from mediagw.pipelines.live_ai.caps import lv2v_capabilities
 from mediagw.pipelines.live_ai.config import LiveConfig
 from mediagw.pipelines.live_ai.selection import LiveSelector
 from mediagw.pipelines.live_ai.session import LiveSession
 from mediagw.pipelines.live_ai.transport import LiveHTTP
-from mediagw.pool.sources import Candidate
 
 FAST = LiveConfig(
     check_interval=0.05,

@@ -16,7 +16,7 @@ from mediagw.payments.live import LivePayment, empty_segdata
 from mediagw.payments.remote import SignerError, SignerUnavailable
 from mediagw.pipelines.live_ai.errors import NoOrchestrator
 from mediagw.pipelines.live_ai.payer import signer_failed
-from mediagw.pipelines.live_ai.session import SessionState
+from mediagw.pipelines.live_ai.state import SessionState
 
 
 def seg(i: int) -> bytes:

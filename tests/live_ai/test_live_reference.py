@@ -23,16 +23,18 @@ from live_ai.test_live_fakes import Candidates, wait_for
 from mediatools import need_tool
 from orchestrator.orch_testkit import GATEWAY_KEY, ORCH_KEY
 
+from mediagw.eth.signer import Signer
 from mediagw.livepeer.rpc import OrchestratorRPC
 from mediagw.livepeer.tls import PinStore
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 from mediagw.payments.live import LivePayment, LocalLivePayments
 from mediagw.payments.remote import RemoteSigner, SignerNoPaymentNeeded, SignerPriceRejected
 from mediagw.payments.sender import PaymentSender
-from mediagw.payments.signer import LocalSigner, Signer
+from mediagw.payments.signer import LocalSigner
 from mediagw.pipelines.live_ai.config import LiveConfig
 from mediagw.pipelines.live_ai.selection import LiveSelector, OrchestratorRequests
-from mediagw.pipelines.live_ai.session import LiveSession, SessionState
+from mediagw.pipelines.live_ai.session import LiveSession
+from mediagw.pipelines.live_ai.state import SessionState
 from mediagw.pipelines.live_ai.transport import LiveHTTP
 
 pytestmark = pytest.mark.ffmpeg

@@ -23,8 +23,8 @@ from mediagw.payments.remote import (
 )
 from mediagw.pipelines.live_ai.caps import lv2v_capabilities
 from mediagw.pipelines.live_ai.errors import NoOrchestrator, StartAction, StartRejected
-from mediagw.pipelines.live_ai.session import SessionState
 from mediagw.pipelines.live_ai.start import AUTHORIZATION, start_live_video
+from mediagw.pipelines.live_ai.state import SessionState
 from mediagw.pipelines.live_ai.transport import with_host_of
 
 

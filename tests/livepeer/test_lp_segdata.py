@@ -9,12 +9,12 @@ import threading
 import pytest
 from livepeer.lp_testkit import vector_key
 
+from mediagw.eth.crypto import address_of, keccak256, recover_address, sign_digest
 from mediagw.livepeer import segdata as segdata_mod
 from mediagw.livepeer.capabilities import job_capabilities
 from mediagw.livepeer.profiles import PRESETS, Profile
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.segdata import build_segdata, flatten, segment_header
-from mediagw.payments.crypto import address_of, keccak256, recover_address, sign_digest
 
 PROFILES = [PRESETS["P240p30fps16x9"], PRESETS["P360p30fps16x9"]]
 CAPS = job_capabilities(PROFILES, segment_slicing=False)

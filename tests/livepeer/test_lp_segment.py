@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from livepeer.lp_testkit import Cert
 
+from mediagw.eth.crypto import keccak256
 from mediagw.livepeer.errors import (
     CertificatePinError,
     DownloadError,
@@ -23,7 +24,6 @@ from mediagw.livepeer.errors import (
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.segment import SegmentClient, SubmitResult, is_retryable, segment_timeouts
 from mediagw.livepeer.tls import PinStore
-from mediagw.payments.crypto import keccak256
 
 SEGMENT = b"\x47" + bytes(range(256)) * 40
 DELAY = 0.5  # body delay after the early 200; longer than the 0.3 s headers timeout used below

@@ -8,13 +8,13 @@ import pytest
 from livepeer.lp_testkit import derived, hexb, vector_key
 from vectors import vectors
 
+from mediagw.eth.crypto import keccak256, recover_address, sign_digest
 from mediagw.livepeer.capabilities import bits_of, bitstring
 from mediagw.livepeer.profiles import PRESETS, Profile
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.rpc import orchestrator_request, sign_orchestrator_request
 from mediagw.livepeer.segdata import build_segdata, flatten
 from mediagw.livepeer.segment import verify_result_signature
-from mediagw.payments.crypto import keccak256, recover_address, sign_digest
 
 
 async def _sign(digest: bytes) -> bytes:

@@ -14,10 +14,10 @@ import av
 import grpc
 from coincurve import PrivateKey
 
+from mediagw.eth.crypto import address_of, checksum, keccak256, sign_digest
 from mediagw.livepeer.proto import net
 from mediagw.orchestrator import ReferenceOrchestrator
 from mediagw.orchestrator.segcreds import flatten
-from mediagw.payments.crypto import address_of, checksum, keccak256, sign_digest
 from mediagw.payments.tickets import Ticket
 
 GATEWAY_KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")

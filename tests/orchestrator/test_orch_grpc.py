@@ -24,10 +24,10 @@ from orchestrator.orch_testkit import (
 )
 from vectors import vectors
 
+from mediagw.eth.crypto import address_of, keccak256, recover_address, sign_digest
 from mediagw.livepeer.proto import net
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 from mediagw.orchestrator.caps import DEFAULT_CAPABILITIES, bitstring
-from mediagw.payments.crypto import address_of, keccak256, recover_address, sign_digest
 from mediagw.payments.tickets import aux_data, expected_value
 
 

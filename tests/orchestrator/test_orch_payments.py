@@ -27,9 +27,9 @@ from orchestrator.orch_testkit import (
     ticket_of,
 )
 
+from mediagw.eth.crypto import address_of, checksum, keccak256, recover_address, sign_digest
 from mediagw.livepeer.proto import net
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
-from mediagw.payments.crypto import address_of, checksum, keccak256, recover_address, sign_digest
 from mediagw.payments.tickets import expected_value
 
 GW = checksum(GATEWAY_ADDRESS)

@@ -10,6 +10,7 @@ from fractions import Fraction
 import pytest
 from vectors import vectors
 
+from mediagw.eth.crypto import keccak256
 from mediagw.livepeer.proto import net
 from mediagw.orchestrator.balances import Balances
 from mediagw.orchestrator.caps import (
@@ -28,7 +29,6 @@ from mediagw.orchestrator.segcreds import decode_b64, flatten
 from mediagw.orchestrator.sessions import TranscodeSessions
 from mediagw.orchestrator.stats import OrchestratorStats
 from mediagw.orchestrator.store import RenditionStore
-from mediagw.payments.crypto import keccak256
 from mediagw.payments.tickets import aux_data, int_to_bytes, pad32, recipient_rand_hash
 
 VECTORS = vectors()

@@ -11,7 +11,7 @@ from aiohttp import web
 from mediatools import serve_app
 from payments.pay_testkit import hx, section
 
-from mediagw.payments.abi import (
+from mediagw.eth.abi import (
     ARBITRUM_CONTRACTS,
     ARBITRUM_CONTROLLER,
     SELECTORS,

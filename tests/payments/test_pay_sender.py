@@ -9,8 +9,8 @@ from fractions import Fraction
 import pytest
 from payments.pay_testkit import hx, key_of_vectors, section
 
+from mediagw.eth.crypto import recover_address
 from mediagw.livepeer.proto import net
-from mediagw.payments.crypto import recover_address
 from mediagw.payments.errors import (
     MissingPrice,
     NeedsRefresh,

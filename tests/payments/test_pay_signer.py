@@ -15,14 +15,13 @@ from eth_account import Account
 from payments.pay_testkit import address_of_vectors, key_of_vectors
 
 from mediagw.errors import ConfigError
-from mediagw.payments.crypto import recover_address, sign_digest
+from mediagw.eth.crypto import recover_address, sign_digest
+from mediagw.eth.signer import BatchSigner, Signer
 from mediagw.payments.errors import BadKeystore, KeystoreNotFound, WrongPassword
 from mediagw.payments.signer import (
     ZERO_ADDRESS,
-    BatchSigner,
     LocalSigner,
     OffchainSigner,
-    Signer,
     load_keystore,
     load_keystore_async,
     read_password,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from payments.pay_testkit import address_of_vectors, hx, ids, key_of_vectors, rat, section
 
-from mediagw.payments.crypto import (
+from mediagw.eth.crypto import (
     SECP256K1_HALF_N,
     SignatureError,
     keccak256,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from mediagw.livepeer.candidates import Candidate
 from mediagw.livepeer.proto import net
-from mediagw.pool import Candidate, OrchSession
+from mediagw.pool import OrchSession
 
 
 class FakeClock:

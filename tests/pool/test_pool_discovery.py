@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pool.pool_testkit import candidate, job_caps, make_info, subset_compatible
 
+from mediagw.livepeer.candidates import Candidate
 from mediagw.livepeer.proto import net
-from mediagw.pool import Blocklist, Candidate, OrchSession, PriceCaps, discover, price_of
+from mediagw.pool import Blocklist, OrchSession, PriceCaps, discover, price_of
 
 BLOCKED = bytes.fromhex("ab" * 20)
 

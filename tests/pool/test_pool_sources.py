@@ -15,7 +15,8 @@ from mediatools import serve_app
 from pool.pool_testkit import FakeClock, make_info
 
 from mediagw.errors import ConfigError
-from mediagw.pool import Blocklist, Candidate, StaticSource, WebhookSource
+from mediagw.livepeer.candidates import Candidate
+from mediagw.pool import Blocklist, StaticSource, WebhookSource
 
 
 def normalize(entry: str) -> str:

@@ -11,11 +11,11 @@ from typing import Any
 
 import aiohttp
 
+from mediagw.eth.crypto import keccak256
 from mediagw.livepeer.capabilities import Capability, bitstring
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.rpc import OrchestratorRPC, orchestrator_request
 from mediagw.orchestrator import ReferenceOrchestrator
-from mediagw.payments.crypto import keccak256
 from mediagw.payments.live import LivePayment
 from mediagw.payments.tickets import expected_value
 

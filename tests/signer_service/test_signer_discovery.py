@@ -15,12 +15,14 @@ import pytest
 from signer_service.conftest import SignerFactory
 from signer_service.signer_testkit import FloatClock
 
+from mediagw.livepeer.candidates import Candidate
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.rpc import normalize_orch_addr
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
-from mediagw.payments.remote import RemoteSigner, SignerDiscoverySource, SignerError
+from mediagw.payments.remote import RemoteSigner, SignerError
+from mediagw.pipelines.sources import SignerDiscoverySource
 from mediagw.pool.prices import PriceCaps
-from mediagw.pool.sources import Candidate, StaticSource
+from mediagw.pool.sources import StaticSource
 from mediagw.signer_service.discovery import DiscoveryCache
 
 

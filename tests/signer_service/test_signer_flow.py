@@ -24,10 +24,10 @@ from signer_service.signer_testkit import (
     ticket_ev,
 )
 
+from mediagw.eth.crypto import checksum, keccak256, recover_address
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.rpc import OrchestratorRPC
 from mediagw.orchestrator import ReferenceOrchestrator
-from mediagw.payments.crypto import checksum, keccak256, recover_address
 from mediagw.payments.live import EMPTY_SEGMENT_HASH
 from mediagw.payments.remote import (
     RemoteSigner,

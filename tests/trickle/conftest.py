@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from trickle.trickle_testkit import AiohttpHost, HypercornHost
 
-from mediagw.livepeer.trickle import TrickleServer, TrickleServerConfig
+from mediagw.orchestrator.trickle import TrickleServer, TrickleServerConfig
 
 BASE = "/ai/trickle/"
 

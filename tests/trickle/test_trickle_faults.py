@@ -13,14 +13,13 @@ from trickle.trickle_testkit import HypercornHost, payload, readers, until
 
 from mediagw.livepeer.trickle import (
     TrickleChannelGone,
-    TrickleLimits,
     TricklePublisher,
     TrickleSegmentBroken,
     TrickleSegmentDropped,
     TrickleSegmentTooLarge,
-    TrickleServerConfig,
     TrickleSubscriber,
 )
+from mediagw.orchestrator.trickle import TrickleLimits, TrickleServerConfig
 
 
 def subscriber(env: Env, channel: str, start: int = -1) -> TrickleSubscriber:

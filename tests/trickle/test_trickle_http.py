@@ -362,7 +362,7 @@ async def test_closed_channel_answers(make_env: EnvFactory) -> None:
 
 
 async def test_autocreate(make_env: EnvFactory) -> None:
-    from mediagw.livepeer.trickle import TrickleServerConfig
+    from mediagw.orchestrator.trickle import TrickleServerConfig
 
     env = await make_env(TrickleServerConfig(autocreate=True))
     async with env.session.post(env.url("auto"), headers={"Expect-Content": "text/x"}) as r:

@@ -10,14 +10,12 @@ import pytest
 from mediagw.livepeer.trickle import (
     TrickleChannelGone,
     TrickleLimitError,
-    TrickleLimits,
     TrickleSegmentBroken,
     TrickleSegmentTooLarge,
-    TrickleServer,
-    TrickleServerConfig,
     TrickleUsageError,
 )
-from mediagw.livepeer.trickle.channel import Channel
+from mediagw.orchestrator.trickle import TrickleLimits, TrickleServer, TrickleServerConfig
+from mediagw.orchestrator.trickle.channel import Channel
 
 
 class Clock:

@@ -13,7 +13,7 @@ from mediagw.livepeer.trickle.positions import (
     SubscriberPosition,
     publish_step,
 )
-from mediagw.livepeer.trickle.rules import ChannelRules, GetOutcome, SegmentRecord
+from mediagw.orchestrator.trickle.rules import ChannelRules, GetOutcome, SegmentRecord
 
 # (start, status, seq hdr, latest hdr, closed, empty) -> (step, next seq, delay)
 ANSWERS = [

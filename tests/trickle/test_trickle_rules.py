@@ -6,14 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediagw.livepeer.trickle.rules import (
+from mediagw.livepeer.trickle.wire import parse_int
+from mediagw.orchestrator.trickle.routes import Route, RouteError, RouteKind, parse_route
+from mediagw.orchestrator.trickle.rules import (
     WINDOW,
     ChannelRules,
     GetOutcome,
     PostOutcome,
     SegmentRecord,
 )
-from mediagw.livepeer.trickle.wire import Route, RouteError, RouteKind, parse_int, parse_route
 
 
 def rules() -> ChannelRules[SegmentRecord]:

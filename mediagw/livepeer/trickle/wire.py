@@ -1,10 +1,11 @@
-"""Trickle wire facts (spec §4.1, §4.3): header names, seq and route parsing. Sans-IO."""
+"""Trickle wire facts (spec §4.1, §4.3): header names, statuses, bodies, seq parsing. Sans-IO.
+
+Shared by the clients here and the server (``mediagw.orchestrator.trickle``, whose ``routes``
+parses request paths)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from enum import Enum
 
 __all__ = [
     "CLOSED_VALUE",
@@ -13,15 +14,9 @@ __all__ = [
     "H_LATEST",
     "H_RESET",
     "H_SEQ",
-    "MAX_NAME_LEN",
     "NOT_FOUND_BODY",
     "STATUS_UNAVAILABLE",
-    "Route",
-    "RouteError",
-    "RouteKind",
     "parse_int",
-    "parse_route",
-    "valid_channel_name",
 ]
 
 H_SEQ = "Lp-Trickle-Seq"
@@ -33,7 +28,6 @@ CLOSED_VALUE = "terminated"
 STATUS_UNAVAILABLE = 470
 NOT_FOUND_BODY = b"Entry not found"
 
-MAX_NAME_LEN = 256
 MAX_SEQ_DIGITS = 15  # far beyond any live stream, far below int64
 _INT = re.compile(rf"[+-]?[0-9]{{1,{MAX_SEQ_DIGITS}}}")
 
@@ -46,59 +40,3 @@ def parse_int(text: str | None) -> int | None:
     if not _INT.fullmatch(text):
         return None
     return int(text)
-
-
-def valid_channel_name(name: str) -> bool:
-    """A channel name is one non-empty path part, printable, at most ``MAX_NAME_LEN`` long."""
-    return (
-        0 < len(name) <= MAX_NAME_LEN
-        and "/" not in name
-        and name.isprintable()
-        and name not in (".", "..")
-    )
-
-
-class RouteKind(Enum):
-    CREATE = "POST /{ch}"
-    PUBLISH = "POST /{ch}/{seq}"
-    SUBSCRIBE = "GET /{ch}/{seq}"
-    NEXT = "GET /{ch}/next"
-    DROP = "DELETE /{ch}/{seq}"
-    DELETE = "DELETE /{ch}"
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    kind: RouteKind
-    channel: str
-    seq: int | None = None  # None: the seq part was not an integer (400 "Invalid idx")
-
-
-@dataclass(frozen=True, slots=True)
-class RouteError:
-    status: int
-    text: str
-
-
-_BY_SHAPE = {
-    ("POST", 1): RouteKind.CREATE,
-    ("DELETE", 1): RouteKind.DELETE,
-    ("POST", 2): RouteKind.PUBLISH,
-    ("GET", 2): RouteKind.SUBSCRIBE,
-    ("DELETE", 2): RouteKind.DROP,
-}
-
-
-def parse_route(method: str, tail: str) -> Route | RouteError:
-    """``tail`` is the request path after the base path (no leading slash)."""
-    parts = tail.split("/")
-    if len(parts) not in (1, 2) or not valid_channel_name(parts[0]):
-        return RouteError(404, "404 page not found")
-    kind = _BY_SHAPE.get((method, len(parts)))
-    if kind is None:
-        return RouteError(405, "Method Not Allowed")
-    if len(parts) == 1:
-        return Route(kind, parts[0])
-    if kind is RouteKind.SUBSCRIBE and parts[1] == "next":
-        return Route(RouteKind.NEXT, parts[0])
-    return Route(kind, parts[0], parse_int(parts[1]))

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mediagw.livepeer.trickle import TrickleServer, TrickleServerConfig
-from mediagw.livepeer.trickle.asgi import AbortHook, Receive, Scope, Send, TrickleASGI
+from ..trickle import TrickleServer, TrickleServerConfig
+from ..trickle.asgi import AbortHook, Receive, Scope, Send, TrickleASGI
 
 __all__ = ["Intercept", "InterceptingTrickleServer", "Reply"]
 

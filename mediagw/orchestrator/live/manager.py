@@ -18,14 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 from mediagw.livepeer.proto import net
-from mediagw.livepeer.trickle import TrickleError, TrickleServerConfig
-from mediagw.livepeer.trickle.wire import Route, RouteKind, parse_route
+from mediagw.livepeer.trickle import TrickleError
 
 from ..balances import Balances
 from ..caps import LIVE_VIDEO_TO_VIDEO
 from ..config import OrchestratorConfig
 from ..errors import LiveParamsError, RequestRejected
 from ..stats import OrchestratorStats
+from ..trickle import TrickleServerConfig
+from ..trickle.routes import Route, RouteKind, parse_route
 from .accounting import LiveAccounting
 from .faults import InterceptingTrickleServer, Reply
 from .params import parse_params

@@ -34,7 +34,7 @@ from concurrent.futures import Executor
 from functools import partial
 from typing import Any
 
-from mediagw.livepeer.trickle import LocalSegment, TrickleError, TrickleServer
+from mediagw.livepeer.trickle import TrickleError
 from mediagw.livepeer.trickle.wire import (
     H_LATEST,
     H_SEQ,
@@ -45,6 +45,7 @@ from mediagw.livepeer.trickle.wire import (
 from ..config import OrchestratorConfig
 from ..errors import LiveParamsError
 from ..stats import OrchestratorStats
+from ..trickle import LocalSegment, TrickleServer
 from .accounting import LiveAccounting
 from .events import (
     EVENTS_QUEUE,

@@ -12,6 +12,7 @@ monitor     health rules (slow O, output watchdog, events heartbeat, payments) a
 attachment  one run on one orchestrator (four channels, payments, health)
 connect     pick + start + retry rules -> Attachment
 session     LiveSession: input queue, output hand-off, update, swaps, status
+state       SessionState: the states of a session
 status / stats / config / errors
 """
 
@@ -19,8 +20,9 @@ from .caps import DEFAULT_MODEL, PIPELINE, lv2v_capabilities
 from .config import LiveConfig
 from .errors import LiveAIError, NoOrchestrator, StartAction, StartRejected
 from .selection import LiveSelector, OrchestratorRequests
-from .session import LiveSession, OutputCallback, SessionState
+from .session import LiveSession, OutputCallback
 from .start import LiveChannels, start_live_video
+from .state import SessionState
 from .transport import LiveHTTP
 
 __all__ = [

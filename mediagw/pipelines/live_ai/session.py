@@ -29,7 +29,6 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
 from mediagw.livepeer.trickle.subscriber import SubscriberStats
@@ -43,11 +42,12 @@ from .events import RunnerEvents
 from .monitor import SwapLimiter, SwapReason
 from .payer import PaymentCounters
 from .selection import LiveSelector
+from .state import SessionState
 from .stats import SessionCounters, Timing
 from .status import session_status
 from .transport import LiveHTTP
 
-__all__ = ["LiveSession", "OutputCallback", "SessionState"]
+__all__ = ["LiveSession", "OutputCallback"]
 
 log = logging.getLogger("mediagw.live_ai.session")
 
@@ -57,16 +57,6 @@ OutputCallback = Callable[[int, bytes], Awaitable[None] | None]
 class HasData(Protocol):
     @property
     def data(self) -> bytes: ...
-
-
-class SessionState(StrEnum):
-    IDLE = "idle"
-    STARTING = "starting"
-    RUNNING = "running"
-    SWAPPING = "swapping"
-    ENDING = "ending"
-    ENDED = "ended"  # the input ended and the run was closed
-    FAILED = "failed"  # no orchestrator, or too many swaps
 
 
 @dataclass(slots=True)

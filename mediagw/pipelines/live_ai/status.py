@@ -11,18 +11,53 @@ timings         input_first_byte (input handed over -> first byte on the input c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .session import LiveSession
+from mediagw.livepeer.trickle.subscriber import SubscriberStats
 
-__all__ = ["session_status"]
+from .attachment import Attachment
+from .config import LiveConfig
+from .connect import Connector
+from .events import RunnerEvents
+from .monitor import SwapLimiter
+from .payer import PaymentCounters
+from .state import SessionState
+from .stats import SessionCounters, Timing
+
+__all__ = ["SessionView", "session_status"]
 
 
 STORM = 4  # 470 answers in a row on the output channel worth a warning (the pacing starts)
 
 
-def _warnings(session: LiveSession) -> list[str]:
+class SessionView(Protocol):
+    """What the status document reads of a session (``session.LiveSession``); it writes nothing."""
+
+    stream_id: str
+    request_id: str
+    model: str
+    config: LiveConfig
+    state: SessionState
+    end_reason: str
+    current: Attachment | None
+    limiter: SwapLimiter | None
+    history: list[dict[str, Any]]
+    connector: Connector
+    events: RunnerEvents
+    counters: SessionCounters
+    payments: PaymentCounters
+    output_stats: SubscriberStats
+    first_byte: Timing
+    handoff: Timing
+    output_gaps: Timing
+    swap_time: Timing
+    swap_gaps: list[float]
+
+    @property
+    def queued(self) -> int: ...
+
+
+def _warnings(session: SessionView) -> list[str]:
     att, pay, out = session.current, session.payments, session.output_stats
     found = []
     in_a_row = att.output_unavailable if att is not None else 0
@@ -38,7 +73,7 @@ def _warnings(session: LiveSession) -> list[str]:
     return found
 
 
-def session_status(session: LiveSession) -> dict[str, Any]:
+def session_status(session: SessionView) -> dict[str, Any]:
     att = session.current
     limiter = session.limiter
     pay = session.payments

@@ -7,22 +7,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import TYPE_CHECKING
 
-from .config import WriteResult
-from .errors import (
+from mediagw.livepeer.trickle.errors import (
     TrickleChannelClosed,
     TrickleSegmentBroken,
     TrickleSegmentTooLarge,
     TrickleUsageError,
 )
-from .positions import Step, SubscriberPosition
+from mediagw.livepeer.trickle.positions import Step, SubscriberPosition
+from mediagw.livepeer.trickle.wire import STATUS_UNAVAILABLE
+
+from .config import WriteResult
 from .rules import GetOutcome, PostOutcome
 from .segment import Segment, SegmentCut, SegmentReader
-from .wire import STATUS_UNAVAILABLE
-
-if TYPE_CHECKING:
-    from .channel import Channel
+from .types import ChannelPort
 
 __all__ = ["LocalSegment", "LocalSegmentWriter", "LocalSubscription"]
 
@@ -30,7 +28,7 @@ __all__ = ["LocalSegment", "LocalSegmentWriter", "LocalSubscription"]
 class LocalSegment:
     """One segment read in process: ``async for chunk in seg`` or ``await seg.read()``."""
 
-    def __init__(self, channel: Channel, reader: SegmentReader, first: bytes) -> None:
+    def __init__(self, channel: ChannelPort, reader: SegmentReader, first: bytes) -> None:
         self.seq = reader.segment.seq
         self._channel = channel
         self._reader = reader
@@ -77,7 +75,7 @@ class LocalSegment:
 class LocalSubscription:
     """Async iterator of ``LocalSegment``; ends when the channel closes."""
 
-    def __init__(self, channel: Channel, start_seq: int = -1) -> None:
+    def __init__(self, channel: ChannelPort, start_seq: int = -1) -> None:
         self._channel = channel
         self.position = SubscriberPosition(start_seq)
         self._current: LocalSegment | None = None
@@ -139,7 +137,7 @@ class LocalSegmentWriter:
     """Publishes one segment in process. ``write`` never waits: readers take the bytes at their
     own pace from the shared buffer."""
 
-    def __init__(self, channel: Channel, seq: int = -1, *, reset: bool = False) -> None:
+    def __init__(self, channel: ChannelPort, seq: int = -1, *, reset: bool = False) -> None:
         self._channel = channel
         self._asked = seq
         self._reset = reset

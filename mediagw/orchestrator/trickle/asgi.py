@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .handlers import Headers, TrickleHandlers
+from .routes import parse_route
 from .segment import PeerGone
-from .server import TrickleServer
-from .wire import parse_route
+from .types import ChannelHost
 
 __all__ = ["AbortHook", "Receive", "Scope", "Send", "TrickleASGI"]
 
@@ -153,7 +153,7 @@ class TrickleASGI:
     """ASGI app serving ``{base_path}{ch}[/{seq}|/next]``."""
 
     def __init__(
-        self, server: TrickleServer, base_path: str = "/", *, abort: AbortHook | None = None
+        self, server: ChannelHost, base_path: str = "/", *, abort: AbortHook | None = None
     ) -> None:
         stripped = base_path.strip("/")
         self.base_path = f"/{stripped}/" if stripped else "/"

@@ -13,13 +13,8 @@ import contextlib
 import logging
 from typing import Any, Protocol
 
-from .aio import cancel_quietly
-from .channel import Channel
-from .config import WriteResult
-from .rules import GetOutcome, GetPlan, PostOutcome
-from .segment import PeerGone, Segment, SegmentCut, SegmentReader
-from .server import TrickleServer
-from .wire import (
+from mediagw.livepeer.trickle.aio import cancel_quietly
+from mediagw.livepeer.trickle.wire import (
     CLOSED_VALUE,
     H_CLOSED,
     H_EXPECT_CONTENT,
@@ -28,10 +23,13 @@ from .wire import (
     H_SEQ,
     NOT_FOUND_BODY,
     STATUS_UNAVAILABLE,
-    Route,
-    RouteError,
-    RouteKind,
 )
+
+from .config import WriteResult
+from .routes import Route, RouteError, RouteKind
+from .rules import GetOutcome, GetPlan, PostOutcome
+from .segment import PeerGone, Segment, SegmentCut, SegmentReader
+from .types import ChannelHost, ChannelPort
 
 __all__ = ["Exchange", "Headers", "TrickleHandlers"]
 
@@ -75,7 +73,7 @@ async def _error(ex: Exchange, status: int, text: str, extra: Headers | None = N
 
 
 class TrickleHandlers:
-    def __init__(self, server: TrickleServer) -> None:
+    def __init__(self, server: ChannelHost) -> None:
         self.server = server
 
     async def handle(self, route: Route | RouteError, ex: Exchange) -> None:
@@ -141,7 +139,7 @@ class TrickleHandlers:
 
     # --- publish ----------------------------------------------------------------------------
 
-    def _channel_for_post(self, route: Route, ex: Exchange) -> Channel | None:
+    def _channel_for_post(self, route: Route, ex: Exchange) -> ChannelPort | None:
         server = self.server
         channel = server.get_channel(route.channel)
         room = len(server.channel_names()) < server.limits.max_channels
@@ -193,7 +191,7 @@ class TrickleHandlers:
                 with contextlib.suppress(PeerGone):
                     await cancel_quietly(reading)
 
-    async def _receive_segment(self, channel: Channel, seg: Segment, ex: Exchange) -> None:
+    async def _receive_segment(self, channel: ChannelPort, seg: Segment, ex: Exchange) -> None:
         limit = self.server.limits.max_segment_bytes
         try:
             chunk = await self._first_chunk(seg, ex)
@@ -254,7 +252,7 @@ class TrickleHandlers:
             channel.leave(seg, cut=cut)
 
     async def _stream_segment(
-        self, channel: Channel, plan: GetPlan[Segment], seg: Segment, ex: Exchange
+        self, channel: ChannelPort, plan: GetPlan[Segment], seg: Segment, ex: Exchange
     ) -> None:
         reader = SegmentReader(seg)
         gone = ex.gone()

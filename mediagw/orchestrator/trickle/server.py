@@ -21,18 +21,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from aiohttp import web
+
+from mediagw.livepeer.trickle.errors import TrickleChannelGone, TrickleLimitError, TrickleUsageError
+
+from .aiohttp_app import make_aiohttp_app
+from .asgi import AbortHook, TrickleASGI
 from .channel import Channel
 from .config import TrickleLimits, TrickleServerConfig, TrickleStats
-from .errors import TrickleChannelGone, TrickleLimitError, TrickleUsageError
 from .local import LocalSubscription
-from .wire import valid_channel_name
-
-if TYPE_CHECKING:
-    from aiohttp import web
-
-    from .asgi import AbortHook, TrickleASGI
+from .routes import valid_channel_name
 
 __all__ = ["TrickleServer"]
 
@@ -164,12 +163,8 @@ class TrickleServer:
     def asgi_app(self, base_path: str = "/", *, abort: AbortHook | None = None) -> TrickleASGI:
         """The ASGI app of the trickle routes under ``base_path``. ``abort(scope)``, when
         given, kills the connection of a request (used to cut a reader mid-body)."""
-        from .asgi import TrickleASGI
-
         return TrickleASGI(self, base_path, abort=abort)
 
     def aiohttp_app(self) -> web.Application:
         """The trickle routes as an aiohttp application (mount it with ``add_subapp``)."""
-        from .aiohttp_app import make_aiohttp_app
-
         return make_aiohttp_app(self)

@@ -1,4 +1,4 @@
-"""The trickle routes as an aiohttp application (for a gateway that hosts channels itself).
+"""The trickle routes as an aiohttp application (for an aiohttp host, e.g. a test orchestrator).
 
 Mount it with ``parent.add_subapp("/trickle/", server.aiohttp_app())``. Unlike the ASGI front
 end this one sends go-livepeer's real keepalive, a bare ``100 Continue``, every
@@ -17,9 +17,9 @@ from http import HTTPStatus
 from aiohttp import web
 
 from .handlers import Headers, TrickleHandlers
+from .routes import parse_route
 from .segment import PeerGone
-from .server import TrickleServer
-from .wire import parse_route
+from .types import ChannelHost
 
 __all__ = ["make_aiohttp_app"]
 
@@ -134,7 +134,7 @@ class _AiohttpExchange:
                 await self._poller
 
 
-def make_aiohttp_app(server: TrickleServer) -> web.Application:
+def make_aiohttp_app(server: ChannelHost) -> web.Application:
     handlers = TrickleHandlers(server)
 
     async def handle(request: web.Request) -> web.StreamResponse:
