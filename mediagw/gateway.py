@@ -45,7 +45,7 @@ from .pipelines.build import TranscodeStack, build_transcoder, default_ladder
 from .pipelines.live_ai.config import LiveConfig
 from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
-from .pipelines.manager import TranscodeManager, ladder_for
+from .pipelines.transcode import TranscodeManager, ladder_for
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
 from .platform.stream_auth import (
     OpenAuth,

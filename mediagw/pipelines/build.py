@@ -19,7 +19,7 @@ from ..payments.sender import PaymentSender
 from ..payments.signer import OffchainSigner, Signer, load_keystore_async
 from ..pool.prices import PriceCaps
 from ..pool.sources import Blocklist, Source, StaticSource, WebhookSource
-from .livepeer import LivepeerTranscoder
+from .transcode import LivepeerTranscoder
 
 log = logging.getLogger("mediagw.livepeer")
 

@@ -25,25 +25,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..errors import MediaGWError
-from ..livepeer.capabilities import compatible, job_capabilities
-from ..livepeer.proto import net
-from ..livepeer.rpc import OrchestratorRequests, OrchestratorRPC
-from ..livepeer.segdata import build_segdata, segment_header
-from ..livepeer.segment import SegmentClient, verify_result_hashes
-from ..payments.chain import ChainReader
-from ..payments.crypto import keccak256
-from ..payments.errors import SenderValidationError
-from ..payments.fees import transcode_fee
-from ..payments.params import validate_sender
-from ..payments.sender import PaymentSender, balance_key
-from ..payments.signer import Signer
-from ..pool.discovery import discover
-from ..pool.prices import PriceCaps, price_refusal
-from ..pool.selection import StreamSelector, latency_score
-from ..pool.session import OrchSession
-from ..pool.sources import Blocklist, Source
-from .transcode import RenditionData, TranscodeJob, TranscodeOutcome
+from ...errors import MediaGWError
+from ...livepeer.capabilities import compatible, job_capabilities
+from ...livepeer.proto import net
+from ...livepeer.rpc import OrchestratorRequests, OrchestratorRPC
+from ...livepeer.segdata import build_segdata, segment_header
+from ...livepeer.segment import SegmentClient, verify_result_hashes
+from ...payments.chain import ChainReader
+from ...payments.crypto import keccak256
+from ...payments.errors import SenderValidationError
+from ...payments.fees import transcode_fee
+from ...payments.params import validate_sender
+from ...payments.sender import PaymentSender, balance_key
+from ...payments.signer import Signer
+from ...pool.discovery import discover
+from ...pool.prices import PriceCaps, price_refusal
+from ...pool.selection import StreamSelector, latency_score
+from ...pool.session import OrchSession
+from ...pool.sources import Blocklist, Source
+from .pipeline import RenditionData, TranscodeJob, TranscodeOutcome
 
 log = logging.getLogger("mediagw.livepeer")
 

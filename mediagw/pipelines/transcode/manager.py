@@ -14,11 +14,11 @@ from typing import Any
 
 from segmenter import Segment
 
-from ..errors import ConfigError
-from ..livepeer.profiles import PRESETS, Profile, parse_profiles_json
-from ..publish.hls import HLSPublisher
-from ..stream.hub import Stream
-from .transcode import SegmentTranscoder, TranscodePipeline
+from ...errors import ConfigError
+from ...livepeer.profiles import PRESETS, Profile, parse_profiles_json
+from ...publish.hls import HLSPublisher
+from ...stream.hub import Stream
+from .pipeline import SegmentTranscoder, TranscodePipeline
 
 log = logging.getLogger("mediagw.transcode")
 

@@ -30,9 +30,9 @@ from typing import Protocol
 from segmenter import Segment
 from segmenter.probe import h264_codecs_tag
 
-from ..livepeer.profiles import Profile
-from ..publish.hls import HLSPublisher
-from ..stream.hub import Stream
+from ...livepeer.profiles import Profile
+from ...publish.hls import HLSPublisher
+from ...stream.hub import Stream
 
 log = logging.getLogger("mediagw.transcode")
 
