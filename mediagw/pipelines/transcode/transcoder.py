@@ -27,6 +27,7 @@ from fractions import Fraction
 
 from ...errors import MediaGWError
 from ...livepeer.capabilities import compatible, job_capabilities
+from ...livepeer.errors import StaleTicketParams
 from ...livepeer.proto import net
 from ...livepeer.rpc import OrchestratorRequests, OrchestratorRPC
 from ...livepeer.segdata import build_segdata, segment_header
@@ -48,12 +49,6 @@ from .pipeline import RenditionData, TranscodeJob, TranscodeOutcome
 log = logging.getLogger("mediagw.livepeer")
 
 __all__ = ["LivepeerTranscoder"]
-
-
-def params_expired(error_text: str) -> bool:
-    """The orchestrator's wire text for expired ticket params (payments spec §7, §10): the only
-    signal the protocol gives, matched once here, case-insensitively as go-livepeer does."""
-    return "ticketparams expired" in error_text.lower()
 
 
 @dataclass(slots=True)
@@ -293,7 +288,7 @@ class LivepeerTranscoder:
             if result.headers_received:
                 self.payments.spend(key)
             error = result.error or "no result"
-            if params_expired(error):
+            if isinstance(result.failure, StaleTicketParams):
                 # Not the O's fault (transcode spec §4.5): fresh params, same O may go again.
                 try:
                     session.adopt(await self._fetch(session.url, state.caps, 2.5))
