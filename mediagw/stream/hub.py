@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from segmenter import Segment, Segmenter
 
 from ..errors import LimitExceeded, StreamBusy
+from ..request import StreamRequest
 from .fanout import Fanout, Subscription
 
 log = logging.getLogger("mediagw.stream")
@@ -64,7 +65,7 @@ class Stream:
 
     id: str
     segmenter: Segmenter
-    labels: dict[str, Any] = field(default_factory=dict)
+    request: StreamRequest  # this publish session's (admission.py); replaced, never mutated
     state: str = "live"
     created_at: float = field(default_factory=time.time)
     ended_at: float = 0.0
@@ -99,7 +100,7 @@ class Stream:
             "tickets_sent": s.tickets_sent,
             "ev_sent_wei": str(round(s.ev_sent_wei)),
             "last_error": self.last_error,
-            "labels": dict(self.labels),
+            "labels": self.request.labels(),
         }
 
 
@@ -136,22 +137,25 @@ class StreamHub:
     def live_count(self) -> int:
         return sum(1 for s in self._streams.values() if s.live)
 
-    def begin_publish(self, stream_id: str, labels: dict[str, Any] | None = None) -> Stream:
+    def begin_publish(self, request: StreamRequest | str) -> Stream:
+        """A publish session of ``request`` (an admitted request, or a bare stream id) begins."""
+        if isinstance(request, str):
+            request = StreamRequest(request)
+        stream_id = request.id
         stream = self._streams.get(stream_id)
         if stream is not None and stream.live:
             raise StreamBusy(stream_id)
         if self.live_count() >= self.max_sessions:
             raise LimitExceeded(f"max sessions ({self.max_sessions}) reached")
         if stream is None:
-            stream = Stream(stream_id, Segmenter(self.segment_duration))
+            stream = Stream(stream_id, Segmenter(self.segment_duration), request)
             self._streams[stream_id] = stream
         else:
             stream.segmenter.restart()
             stream.state = "live"
             stream.ended_at = 0.0
             stream.last_error = None
-        if labels:
-            stream.labels.update(labels)
+            stream.request = request
         stream.stats.sessions += 1
         for listener in self._listeners:
             listener.on_stream_start(stream)
