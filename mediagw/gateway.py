@@ -57,6 +57,7 @@ from .publish.hls import HLSPublisher
 from .publish.recorder import Recorder
 from .request import Ladder
 from .stream.hub import StreamHub
+from .usage import StreamUsage, UsageQueue
 
 log = logging.getLogger("mediagw.gateway")
 HTTP_LOG = logging.getLogger("mediagw.http")  # aiohttp's errors about our HTTP clients
@@ -84,6 +85,9 @@ class Gateway:
             ended_ttl=settings.ended_stream_ttl,
         )
         self.hls = HLSPublisher(settings.segment_duration, settings.hls_window)
+        # usage events (transcoding, live AI, payments) -> per-stream totals for /streams
+        self.stream_usage = StreamUsage()
+        self.usage = UsageQueue([self.stream_usage])
         self.hub.add_listener(self.hls)
         self.recorder: Recorder | None = None
         if settings.record_dir:
@@ -146,7 +150,7 @@ class Gateway:
             max_sessions=settings.max_whip_sessions,
         )
         self.whep = WhepEgress(WhepConfig(ice=ice))
-        self.http_app = build_app(self.hub, self.hls)
+        self.http_app = build_app(self.hub, self.hls, usage=self.stream_usage)
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         self.push.routes(self.http_app)
         self.whip.routes(self.http_app)
@@ -203,19 +207,22 @@ class Gateway:
             executor=self.executor,
             whep=self.whep,
             config=LiveConfig(segment_duration=self.settings.live_ai_segment_duration),
+            usage=self.usage,
         )
 
     def _push_ladder(self, ladder: Ladder) -> tuple[Profile, ...]:
         return ladder_for(ladder, self.ladder)
 
     async def start(self) -> None:
-        self.stack = await build_transcoder(self.settings, self.executor)
+        self.usage.start()
+        self.stack = await build_transcoder(self.settings, self.executor, self.usage)
         if self.stack is not None:
             self.transcodes = TranscodeManager(
                 self.hls,
                 self.stack.transcoder,
                 self.ladder,
                 regions=self.settings.preferred_regions,
+                usage=self.usage,
             )
             self.push.transcoder = self.stack.transcoder
         if self.stack is not None:
@@ -284,6 +291,7 @@ class Gateway:
             await self.stack.close()
         if self.recorder is not None:
             await self.recorder.close()
+        await self.usage.close()
         await self.admission.close()
         if self._runner is not None:
             await self._runner.cleanup()

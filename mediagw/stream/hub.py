@@ -22,7 +22,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Protocol
 
 from segmenter import Segment, Segmenter
@@ -51,10 +50,6 @@ class StreamStats:
     media_seconds: float = 0.0
     video_frames: int = 0
     audio_frames: int = 0
-    # usage on the network (transcoding), for metering and billing
-    transcode_pixels: int = 0
-    tickets_sent: int = 0
-    ev_sent_wei: Fraction = Fraction(0)
     # keyframe received -> segment listed, seconds (the most recent ones)
     ingest_latency: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
 
@@ -96,9 +91,6 @@ class Stream:
             "media_seconds": round(s.media_seconds, 3),
             "video_frames": s.video_frames,
             "audio_frames": s.audio_frames,
-            "transcode_pixels": s.transcode_pixels,
-            "tickets_sent": s.tickets_sent,
-            "ev_sent_wei": str(round(s.ev_sent_wei)),
             "last_error": self.last_error,
             "labels": self.request.labels(),
         }

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from mediatools import ClipMaker, make_keystore, push, wait_until
 
@@ -70,3 +71,10 @@ async def test_prepayment_is_priced_by_the_model(
         assert expected <= ev < expected + ticket_ev  # within one ticket's EV
         final = gw.live_ai.finished["ai"]["gateway_status"]  # type: ignore[union-attr]
         assert final["swaps"] == 0 and final["payments"]["failed"] == 0, final
+        # the usage seam: the prepayment is the stream's cost in /streams, as O credited it
+        gw.usage.drain()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{gw.http_port}/streams") as resp:
+                item = next(i for i in (await resp.json())["streams"] if i["id"] == "ai")
+        assert item["tickets_sent"] == tickets and int(item["ev_sent_wei"]) == round(ev), item
+        assert gw.stream_usage.of("ai").live_ai_ms >= 4000  # most of the 6 s went to the O

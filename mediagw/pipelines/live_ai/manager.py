@@ -38,6 +38,7 @@ from ...publish.rtmp_out import RtmpOutput
 from ...request import StreamRequest, frozen_params
 from ...stream.fanout import Subscription
 from ...stream.hub import Stream
+from ...usage import NullUsage, StreamMeter, UsageSink
 from .config import LiveConfig
 from .selection import LiveSelector, OrchestratorRequests
 from .session import LiveSession
@@ -108,7 +109,9 @@ class LiveAIManager:
         config: LiveConfig | None = None,
         whep: WhepEgress | None = None,
         max_pending: int = MAX_PENDING,
+        usage: UsageSink | None = None,
     ) -> None:
+        self.usage = usage or NullUsage()
         self.hls = hls
         self.rpc = rpc
         self.http = LiveHTTP(pins)
@@ -239,6 +242,7 @@ class LiveAIManager:
             params=dict(req.params),
             payments=self.payments(),
             config=self.config,
+            meter=StreamMeter(self.usage, stream.id, publish_session, req.principal),
         )
         subscription = stream.subscribe(maxsize=self.config.max_queue, name="live-ai")
         feeder = asyncio.get_running_loop().create_task(

@@ -18,6 +18,7 @@ from ...livepeer.profiles import PRESETS, Profile, parse_profiles_json
 from ...publish.hls import HLSPublisher
 from ...request import INGEST_HTTP_PUSH, Ladder
 from ...stream.hub import Stream
+from ...usage import UsageSink
 from .pipeline import SegmentTranscoder, TranscodePipeline
 
 log = logging.getLogger("mediagw.transcode")
@@ -48,7 +49,9 @@ class TranscodeManager:
         *,
         regions: Sequence[str] = (),
         concurrency: int = 3,
+        usage: UsageSink | None = None,
     ) -> None:
+        self.usage = usage
         self.hls = hls
         self.transcoder = transcoder
         self.default_ladder = tuple(default_ladder)
@@ -74,6 +77,7 @@ class TranscodeManager:
             stream, self.hls, self.transcoder, ladder,
             concurrency=self.concurrency, regions=regions,
             previous=self.ending.get(stream.id),  # a reconnect: it lists its last ones first
+            usage=self.usage,
         )  # fmt: skip
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:

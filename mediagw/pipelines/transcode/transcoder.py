@@ -44,6 +44,7 @@ from ...pool.prices import PriceCaps, price_refusal
 from ...pool.selection import StreamSelector, latency_score
 from ...pool.session import OrchSession
 from ...pool.sources import Blocklist, Source
+from ...usage import PAYMENT, NullUsage, UsageEvent, UsageSink
 from .pipeline import RenditionData, TranscodeJob, TranscodeOutcome
 
 log = logging.getLogger("mediagw.livepeer")
@@ -88,8 +89,10 @@ class LivepeerTranscoder:
         min_version: str = "",
         chain: ChainReader | None = None,
         requests: OrchestratorRequests | None = None,
+        usage: UsageSink | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.usage = usage or NullUsage()  # a payment event per segment attempt that paid
         self.rpc = rpc
         self.segments = segments
         self.sources = list(sources)
@@ -271,6 +274,11 @@ class LivepeerTranscoder:
             return self._failed(job, o, attempt, f"payment: {exc}"), True
         spent.tickets += bundle.num_tickets  # paid once sent, whatever the outcome
         spent.ev += bundle.total_ev
+        if bundle.num_tickets:
+            self.usage.emit(
+                UsageEvent(job.stream_id, job.session, job.principal, o, PAYMENT,
+                           bundle.num_tickets, "ticket", bundle.total_ev)
+            )  # fmt: skip
         started = time.monotonic()
         result = await self.segments.submit(
             info.transcoder,
