@@ -11,6 +11,8 @@
     |       |                       ``code`` is the RTMP onStatus code sent back to the peer
     |       +-- StreamBusy          somebody already publishes this stream
     |       +-- LimitExceeded       a connection or session limit was reached
+    |       +-- BadStreamRequest    the publisher's URL asks for something invalid (a pipeline
+    |                               name, params, ids, RTMP outputs): HTTP answers 400
     +-- MediaError                  media could not be cut or muxed (wraps segmenter errors)
     +-- LivepeerError               an orchestrator misbehaved or is unreachable (livepeer/errors):
     |                               OrchestratorUnreachable (CertificatePinError),
@@ -24,6 +26,8 @@
     |                               PriceAboveCap), SenderValidationError, SigningError, ChainError,
     |                               SignerError (remote signer answers: 480/481/482, unavailable)
     +-- WebhookError                an orchestrator discovery webhook failed (pool/sources)
+    +-- WebhookUnreachable          an operator endpoint (auth webhook, heartbeat, signer auth
+    |                               hook) could not be reached or did not answer in time
     +-- OrchestratorError           the reference orchestrator's own errors (orchestrator/errors;
     |                               never raised in the gateway)
     +-- SignerServiceError          the remote signer service's own errors (signer_service/errors)
@@ -85,5 +89,17 @@ class LimitExceeded(PublishRejected):
         super().__init__(description, "NetStream.Publish.Rejected")
 
 
+class BadStreamRequest(PublishRejected):
+    """What the publisher's URL asks for is invalid; the message names the field and limit."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, "NetStream.Publish.BadName")
+
+
 class MediaError(MediaGWError):
     """Media could not be segmented or muxed; the stream is ended with this reason."""
+
+
+class WebhookUnreachable(MediaGWError):
+    """An operator endpoint could not be reached or did not answer in time (``webhook.py``).
+    The message names the error's kind and text, never the URL's query or credentials."""

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -33,8 +32,8 @@ from .api.live import add_live_routes
 from .api.push import PushIngest
 from .config import Settings
 from .errors import ConfigError
-from .ingest.labels import stream_labels
-from .ingest.rtmp.server import PublishRequest, PublishSink, RTMPLimits, RTMPServer
+from .ingest.rtmp.server import RTMPLimits, RTMPServer
+from .ingest.rtmp_ingest import RTMPIngest
 from .ingest.whip import WhipGateway
 from .livepeer.profiles import Profile
 from .log import quiet_request_errors
@@ -45,25 +44,25 @@ from .pipelines.build import TranscodeStack, build_transcoder, default_ladder
 from .pipelines.live_ai.config import LiveConfig
 from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
-from .pipelines.manager import TranscodeManager, ladder_for
+from .pipelines.transcode import TranscodeManager, ladder_for
+from .platform.admission import Admission
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
 from .platform.stream_auth import (
     OpenAuth,
-    PublishAttempt,
     StaticKeyAuth,
     StreamAuthorizer,
-    StreamGrant,
     WebhookAuth,
 )
 from .publish.hls import HLSPublisher
 from .publish.recorder import Recorder
+from .request import Ladder
 from .stream.hub import StreamHub
-from .stream.publisher import Publisher
+from .usage import StreamUsage, UsageQueue
 
 log = logging.getLogger("mediagw.gateway")
 HTTP_LOG = logging.getLogger("mediagw.http")  # aiohttp's errors about our HTTP clients
 
-__all__ = ["Gateway", "RTMPIngest", "make_authorizer"]
+__all__ = ["Gateway", "make_authorizer"]
 
 
 def make_authorizer(settings: Settings) -> StreamAuthorizer:
@@ -73,45 +72,6 @@ def make_authorizer(settings: Settings) -> StreamAuthorizer:
     if mode == "keys":
         return StaticKeyAuth(settings.stream_keys)
     return OpenAuth()
-
-
-class RTMPIngest:
-    """The RTMP server's ``PublishHandler``: authorize, claim the stream, hand out a Publisher."""
-
-    def __init__(
-        self,
-        hub: StreamHub,
-        authorizer: StreamAuthorizer,
-        executor: ThreadPoolExecutor,
-        rtmp_host: str = "",
-    ) -> None:
-        self.hub = hub
-        self.authorizer = authorizer
-        self.executor = executor
-        self.rtmp_host = rtmp_host
-        self.publishers: dict[str, Publisher] = {}
-
-    async def on_publish(self, req: PublishRequest) -> PublishSink:
-        base = req.tc_url.rstrip("/") if req.tc_url else f"rtmp://{self.rtmp_host}/{req.app}"
-        url = f"{base}/{req.name}"
-        if req.query:
-            url += "?" + urlencode(req.query)
-        attempt = PublishAttempt(url, req.app, req.name, req.query, f"{req.peer[0]}")
-        grant = await self.authorizer.authorize(attempt)
-        labels = stream_labels(grant, req.query)
-        old = self.publishers.get(grant.manifest_id)
-        if old is not None and old.closing:
-            # A publisher reconnecting at once: let the old session finish its last flush.
-            await old.wait_ended(timeout=5.0)
-        stream = self.hub.begin_publish(grant.manifest_id, labels)
-        self.publishers = {k: p for k, p in self.publishers.items() if not p.ended}
-        publisher = Publisher(self.hub, stream, self.executor)
-        self.publishers[stream.id] = publisher
-        log.info(
-            "publish accepted",
-            extra={"stream": stream.id, "peer": req.peer[0], "query_keys": sorted(req.query)},
-        )
-        return publisher
 
 
 class Gateway:
@@ -125,6 +85,9 @@ class Gateway:
             ended_ttl=settings.ended_stream_ttl,
         )
         self.hls = HLSPublisher(settings.segment_duration, settings.hls_window)
+        # usage events (transcoding, live AI, payments) -> per-stream totals for /streams
+        self.stream_usage = StreamUsage()
+        self.usage = UsageQueue([self.stream_usage])
         self.hub.add_listener(self.hls)
         self.recorder: Recorder | None = None
         if settings.record_dir:
@@ -138,9 +101,11 @@ class Gateway:
             )
             self.live_auth = LiveAIAuthorizer(self.authorizer, webhook, self.public_url)
             self.authorizer = self.live_auth
+        # every publish (RTMP, WHIP, HTTP push) and /start is admitted here
+        self.admission = Admission(self.authorizer, self.live_auth)
         self.heartbeat: LiveHeartbeat | None = None
         rtmp_host, rtmp_port = Settings.split_addr(settings.rtmp_addr)
-        self.ingest = RTMPIngest(self.hub, self.authorizer, self.executor, settings.rtmp_addr)
+        self.ingest = RTMPIngest(self.hub, self.admission, self.executor, settings.rtmp_addr)
         self.rtmp = RTMPServer(
             self.ingest,
             host=rtmp_host,
@@ -158,7 +123,7 @@ class Gateway:
         self.push = PushIngest(
             self.hub,
             self.hls,
-            self.authorizer,
+            self.admission,
             None,
             self._push_ladder,
             enabled=settings.http_ingest
@@ -178,14 +143,14 @@ class Gateway:
         ice = fallback or ice
         self.whip = WhipGateway(
             self.hub,
-            self.authorizer,
+            self.admission,
             self.executor,
             ice=ice,
             keyframe_interval=settings.segment_duration,
             max_sessions=settings.max_whip_sessions,
         )
         self.whep = WhepEgress(WhepConfig(ice=ice))
-        self.http_app = build_app(self.hub, self.hls)
+        self.http_app = build_app(self.hub, self.hls, usage=self.stream_usage)
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         self.push.routes(self.http_app)
         self.whip.routes(self.http_app)
@@ -242,26 +207,28 @@ class Gateway:
             executor=self.executor,
             whep=self.whep,
             config=LiveConfig(segment_duration=self.settings.live_ai_segment_duration),
+            usage=self.usage,
         )
 
-    async def _push_ladder(self, grant: StreamGrant) -> tuple[Profile, ...]:
-        labels: dict[str, object] = {"presets": grant.presets, "profiles": grant.profiles}
-        return ladder_for(labels, self.ladder)
+    def _push_ladder(self, ladder: Ladder) -> tuple[Profile, ...]:
+        return ladder_for(ladder, self.ladder)
 
     async def start(self) -> None:
-        self.stack = await build_transcoder(self.settings, self.executor)
+        self.usage.start()
+        self.stack = await build_transcoder(self.settings, self.executor, self.usage)
         if self.stack is not None:
             self.transcodes = TranscodeManager(
                 self.hls,
                 self.stack.transcoder,
                 self.ladder,
                 regions=self.settings.preferred_regions,
+                usage=self.usage,
             )
             self.push.transcoder = self.stack.transcoder
         if self.stack is not None:
             self.live_ai = self._live_ai(self.stack)
             self.hub.add_listener(self.live_ai)  # before the transcoder: it claims its streams
-            add_live_routes(self.http_app, self.live_ai, self.hub, self.live_auth)
+            add_live_routes(self.http_app, self.live_ai, self.hub, self.admission)
             if self.settings.live_ai_heartbeat_url:
                 self.heartbeat = LiveHeartbeat(
                     self.settings.live_ai_heartbeat_url,
@@ -324,8 +291,8 @@ class Gateway:
             await self.stack.close()
         if self.recorder is not None:
             await self.recorder.close()
-        if isinstance(self.authorizer, WebhookAuth | LiveAIAuthorizer):
-            await self.authorizer.close()
+        await self.usage.close()
+        await self.admission.close()
         if self._runner is not None:
             await self._runner.cleanup()
         self.executor.shutdown(wait=True, cancel_futures=False)

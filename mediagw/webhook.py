@@ -2,8 +2,9 @@
 
 One pooled session per endpoint, a total timeout per call, and an answer read whole up to
 ``max_body + 1`` bytes (callers refuse a longer one). Transport errors (``aiohttp.ClientError``,
-``TimeoutError``) pass through: each caller words them for its own users, for logs with
-``describe_error`` (no URL query or credentials, which may hold a token).
+``OSError``, the timeout) are translated once, here, into ``WebhookUnreachable`` whose text is
+``describe_error``'s (no URL query or credentials, which may hold a token): each caller words it
+for its own users, and none of them needs to know aiohttp.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from .errors import WebhookUnreachable
 from .httpbody import read_prefix
 
 __all__ = ["JsonPoster", "describe_error", "redact_url"]
@@ -55,7 +57,8 @@ class JsonPoster:
         self._session: aiohttp.ClientSession | None = None
 
     async def post(self, doc: Any, headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
-        """(status, answer): the answer is at most ``max_body + 1`` bytes."""
+        """(status, answer): the answer is at most ``max_body + 1`` bytes. Raises
+        ``WebhookUnreachable`` when no answer came (connection, TLS, timeout)."""
         started = time.monotonic()
         try:
             if self._session is None or self._session.closed:
@@ -68,6 +71,10 @@ class JsonPoster:
                     allow_redirects=self.follow_redirects,
                 ) as resp:
                     return resp.status, await read_prefix(resp.content, self.max_body + 1)
+        except TimeoutError:
+            raise WebhookUnreachable(f"no answer within {self.timeout:g} s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise WebhookUnreachable(describe_error(exc, self.url)) from None
         finally:
             self.last_ms = (time.monotonic() - started) * 1000
 

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import aiohttp
@@ -138,6 +139,17 @@ async def fetch_hls(http_port: int, stream_id: str, rendition: str = "source") -
             seq = int(re.findall(r"(\d+)\.ts$", uri)[0])
             result.segments.append(await asyncio.to_thread(decode_segment, seq, duration, data))
     return result
+
+
+async def stream_entry(http_port: int, stream_id: str) -> dict[str, Any]:
+    """The gateway's ``/streams`` entry of ``stream_id``, as its users read it."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{http_port}/streams") as resp,
+    ):
+        assert resp.status == 200
+        doc = await resp.json()
+    return next(item for item in doc["streams"] if item["id"] == stream_id)
 
 
 async def push(

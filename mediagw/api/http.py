@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ..publish.hls import SOURCE, HLSPublisher
 from ..stream.hub import StreamHub
+from ..usage import StreamUsage
 
 __all__ = ["build_app"]
 
@@ -32,6 +33,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 HUB_KEY = web.AppKey("hub", StreamHub)
 HLS_KEY = web.AppKey("hls", HLSPublisher)
+USAGE_KEY = web.AppKey("usage", StreamUsage)
 WAIT_KEY = web.AppKey("first_segment_wait", float)
 STARTED_KEY = web.AppKey("started", float)
 
@@ -157,23 +159,32 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def streams(request: web.Request) -> web.StreamResponse:
-    hub = request.app[HUB_KEY]
+    hub, usage = request.app[HUB_KEY], request.app[USAGE_KEY]
     only_live = request.query.get("live") in ("1", "true")
     items = []
     for stream in hub.streams():
         if only_live and not stream.live:
             continue
         item = stream.describe()
+        totals = usage.of(stream.id)  # usage on the network: what was transcoded and paid
+        item["transcode_pixels"] = totals.transcode_pixels
+        item["tickets_sent"] = totals.tickets_sent
+        item["ev_sent_wei"] = str(round(totals.ev_sent_wei))
         item["playback_url"] = f"/stream/{stream.id}.m3u8"
         items.append(item)
     return web.json_response({"streams": items})
 
 
 def build_app(
-    hub: StreamHub, hls: HLSPublisher, *, first_segment_wait: float = 5.0
+    hub: StreamHub,
+    hls: HLSPublisher,
+    *,
+    usage: StreamUsage | None = None,
+    first_segment_wait: float = 5.0,
 ) -> web.Application:
     app = web.Application(middlewares=[cors], client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
+    app[USAGE_KEY] = usage or StreamUsage()
     app[HLS_KEY] = hls
     app[WAIT_KEY] = first_segment_wait
     app[STARTED_KEY] = time.monotonic()

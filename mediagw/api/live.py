@@ -19,16 +19,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..errors import ConfigError, LimitExceeded, PublishRejected
 from ..httpbody import describe_http_error, read_prefix
-from ..pipelines.live_ai.inputs import (
-    MAX_PARAMS_BYTES,
-    check_id,
-    check_params,
-    check_pipeline,
-    parse_json_object,
-    parse_params,
-)
-from ..pipelines.live_ai.manager import LiveAIManager, LiveRequest
-from ..platform.live_auth import LiveAIAuthorizer
+from ..pipelines.live_ai.manager import LiveAIManager
+from ..platform.admission import Admission
+from ..platform.inputs import MAX_PARAMS_BYTES, parse_json_object, parse_params
 from ..platform.stream_auth import valid_manifest_id
 from ..stream.hub import StreamHub
 
@@ -36,7 +29,7 @@ __all__ = ["add_live_routes"]
 
 MANAGER = web.AppKey("live_ai", LiveAIManager)
 HUB = web.AppKey("live_hub", StreamHub)
-AUTH = web.AppKey("live_auth", LiveAIAuthorizer)
+ADMISSION = web.AppKey("live_admission", Admission)
 
 
 def _text(status: int, message: str) -> web.Response:
@@ -164,34 +157,20 @@ async def _start(request: web.Request) -> web.StreamResponse:
     fields: dict[str, Any] = dict(request.query)
     if request.can_read_body:
         fields.update(await _fields(request))
+    stream = request.app[HUB].get(name)
     try:
-        pipeline = check_pipeline(fields["pipeline"]) if fields.get("pipeline") else ""
-        raw = fields.get("params")
-        params = check_params(raw) if raw is not None and raw != "" else {}
-        labels: dict[str, str] = {}
-        if fields.get("streamId") not in (None, ""):
-            labels["streamID"] = check_id(fields["streamId"], "streamId")
+        live = await request.app[ADMISSION].admit_live(
+            name, fields, stream.request if stream is not None else None
+        )
     except ConfigError as exc:
         return _text(400, str(exc))
-    stream = request.app[HUB].get(name)
-    auth = request.app.get(AUTH)
-    if auth is not None:
-        ingest = str(stream.labels.get("ingest", "rtmp")) if stream is not None else "rtmp"
-        query = {k: v for k, v in fields.items() if isinstance(v, str)}
-        try:
-            grant = await auth.check(name, name, ingest, query)
-        except PublishRejected as exc:
-            return _text(403, exc.description)
-        pipeline = grant.pipeline or pipeline
-        params = grant.params if grant.params is not None else params
-        labels.update(grant.labels)
-    if not pipeline:
-        return _text(400, "no pipeline: give ?pipeline=MODEL (e.g. noop)")
+    except PublishRejected as exc:
+        return _text(403, exc.description)
     try:
-        request.app[MANAGER].request(stream, name, LiveRequest(pipeline, params, labels))
+        request.app[MANAGER].request(stream, name, live)
     except LimitExceeded as exc:
         return _text(429, exc.description)
-    return web.json_response({"stream": name, "pipeline": pipeline, "status_url":
+    return web.json_response({"stream": name, "pipeline": live.pipeline, "status_url":
                               f"/live/video-to-video/{name}/status"})  # fmt: skip
 
 
@@ -228,12 +207,11 @@ def add_live_routes(
     app: web.Application,
     manager: LiveAIManager,
     hub: StreamHub,
-    auth: LiveAIAuthorizer | None = None,
+    admission: Admission,
 ) -> None:
     app[MANAGER] = manager
     app[HUB] = hub
-    if auth is not None:
-        app[AUTH] = auth
+    app[ADMISSION] = admission
     app.router.add_post("/live/video-to-video/{stream}/start", start)
     app.router.add_post("/live/video-to-video/{stream}/update", update)
     app.router.add_get("/live/video-to-video/{stream}/status", status)

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,10 @@ from ..errors import ConfigError, IngestError, PublishRejected
 from ..httpbody import read_prefix
 from ..livepeer.profiles import Profile, parse_profiles_json
 from ..pipelines.transcode import SegmentTranscoder, TranscodeJob
-from ..platform.stream_auth import PublishAttempt, StreamAuthorizer, StreamGrant
+from ..platform.admission import Admission
+from ..platform.stream_auth import PublishAttempt
 from ..publish.hls import HLSPublisher
+from ..request import INGEST_HTTP_PUSH, Ladder
 from ..stream.hub import Stream, StreamHub
 
 log = logging.getLogger("mediagw.push")
@@ -45,7 +47,6 @@ MAX_TIMEOUT_MULTIPLIER = 100
 class _Pushed:
     stream: Stream
     profiles: tuple[Profile, ...]
-    webhook_profiles: list[dict[str, Any]] | None
     last_seen: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_seq: int = -1
@@ -56,17 +57,17 @@ class PushIngest:
         self,
         hub: StreamHub,
         hls: HLSPublisher,
-        authorizer: StreamAuthorizer,
+        admission: Admission,
         transcoder: SegmentTranscoder | None,
-        default_profiles: Callable[[StreamGrant], Awaitable[tuple[Profile, ...]]],
+        ladder: Callable[[Ladder], tuple[Profile, ...]],
         *,
         enabled: bool = True,
     ) -> None:
         self.hub = hub
         self.hls = hls
-        self.authorizer = authorizer
+        self.admission = admission
         self.transcoder = transcoder
-        self.default_profiles = default_profiles
+        self.ladder = ladder
         self.enabled = enabled
         self._streams: dict[str, _Pushed] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -145,11 +146,14 @@ class PushIngest:
         if pushed is not None and pushed.stream.live:
             return pushed
         url = f"http://{request.host}{request.path}"
-        attempt = PublishAttempt(url, "live", manifest, {}, request.remote or "")
-        grant = await self.authorizer.authorize(attempt)
-        profiles = await self.default_profiles(grant)
+        attempt = PublishAttempt(
+            url, "live", manifest, {}, request.remote or "", ingest=INGEST_HTTP_PUSH
+        )
+        admitted = await self.admission.admit(attempt)
+        profiles = self.ladder(admitted.ladder)
         if header_cfg and header_cfg.get("profiles") is not None:
-            if grant.profiles is not None and _canon(grant.profiles) != _canon(
+            webhook = admitted.ladder.profiles
+            if webhook is not None and _canon([dict(p) for p in webhook]) != _canon(
                 header_cfg["profiles"]
             ):
                 raise ConfigError(
@@ -157,10 +161,10 @@ class PushIngest:
                     "send the same or none"
                 )
             profiles = tuple(parse_profiles_json(header_cfg["profiles"]))
-        stream = self.hub.get(grant.manifest_id)
+        stream = self.hub.get(admitted.id)
         if stream is None or not stream.live:
-            stream = self.hub.begin_publish(grant.manifest_id, {"ingest": "http-push"})
-        pushed = _Pushed(stream, profiles, grant.profiles)
+            stream = self.hub.begin_publish(admitted)
+        pushed = _Pushed(stream, profiles)
         self._streams[manifest] = pushed
         return pushed
 

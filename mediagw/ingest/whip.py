@@ -3,13 +3,13 @@
     POST /live/video-to-video/{stream}/whip     go-livepeer's path (live AI)
     POST /whip/{stream}                         the same, shorter
 
-The stream key check, the busy check and the hub are the same as for RTMP. H.264 access units
-from the WebRTC depacketizer go to the segmenter without re-encoding; Opus audio is decoded and
-encoded to AAC-LC (48 kHz, the channel count WebRTC signals: stereo, 128 kb/s), because HLS
-players and orchestrators expect AAC in MPEG-TS. Both go through ``segmenter.RtpDemuxer`` in the
-Publisher's executor (no PyAV call on the event loop), which interleaves them so each
-keyframe-aligned segment carries the audio of its own time span, continuous across segments. A
-session without audio gives video-only segments, as before.
+Admission (stream key, query, webhooks), the busy check and the hub are the same as for RTMP.
+H.264 access units from the WebRTC depacketizer go to the segmenter without re-encoding; Opus
+audio is decoded and encoded to AAC-LC (48 kHz, the channel count WebRTC signals: stereo,
+128 kb/s), because HLS players and orchestrators expect AAC in MPEG-TS. Both go through
+``segmenter.RtpDemuxer`` in the Publisher's executor (no PyAV call on the event loop), which
+interleaves them so each keyframe-aligned segment carries the audio of its own time span,
+continuous across segments. A session without audio gives video-only segments, as before.
 
 A/V sync: the ``webrtc`` package stamps both tracks on one session clock, each anchored at the
 arrival of its first packet and then following its own RTP clock (why not RTCP sender reports:
@@ -36,27 +36,26 @@ from aiohttp import web
 from segmenter import CLOCK, RtpDemuxer
 from webrtc import IceConfig, VideoAccessUnit, WhipConfig, WhipIngest, WhipSession, add_whip_routes
 
-from ..errors import PublishRejected, StreamBusy
-from ..platform.live_auth import LIVE_WHIP
-from ..platform.stream_auth import PublishAttempt, StreamAuthorizer, StreamGrant
+from ..errors import BadStreamRequest, PublishRejected, StreamBusy
+from ..platform.admission import Admission
+from ..platform.stream_auth import PublishAttempt
+from ..request import INGEST_LIVE_WHIP, INGEST_WHIP, StreamRequest
 from ..stream.hub import StreamHub
 from ..stream.publisher import Publisher
-from .labels import stream_labels
 
 log = logging.getLogger("mediagw.ingest.whip")
 
 __all__ = ["WhipGateway"]
 
 _ASK_AGAIN = 27_000  # 0.3 s (90 kHz): no keyframe yet after asking -> ask again
-_GRANT = web.RequestKey("mediagw.whip.grant", StreamGrant)
-_LABELS = web.RequestKey("mediagw.whip.labels", dict[str, object])
+_ADMITTED = web.RequestKey("mediagw.whip.request", StreamRequest)
 
 
 class WhipGateway:
     def __init__(
         self,
         hub: StreamHub,
-        authorizer: StreamAuthorizer,
+        admission: Admission,
         executor: Executor,
         *,
         ice: IceConfig | None = None,
@@ -64,7 +63,7 @@ class WhipGateway:
         max_sessions: int = 16,
     ) -> None:
         self.hub = hub
-        self.authorizer = authorizer
+        self.admission = admission
         self.executor = executor
         self.ingest = WhipIngest(
             WhipConfig(
@@ -92,28 +91,25 @@ class WhipGateway:
     async def _authorize(self, request: web.Request) -> None:
         name = request.match_info["stream"]
         url = f"{request.scheme}://{request.host}{request.path_qs}"
-        ingest = LIVE_WHIP if request.path.startswith("/live/video-to-video/") else "whip"
+        live = request.path.startswith("/live/video-to-video/")
+        ingest = INGEST_LIVE_WHIP if live else INGEST_WHIP
         attempt = PublishAttempt(
             url, "live", name, dict(request.query), request.remote or "", ingest=ingest
         )
-        try:
-            grant = await self.authorizer.authorize(attempt)
+        try:  # a bad pipeline, id or params is refused before any SDP work
+            admitted = await self.admission.admit(attempt)
+        except BadStreamRequest as exc:
+            raise web.HTTPBadRequest(text=exc.description) from None
         except PublishRejected as exc:
             raise web.HTTPForbidden(text=exc.description) from None
-        try:  # a bad pipeline, id or params is refused before any SDP work
-            labels = {"ingest": "whip", **stream_labels(grant, request.query)}
-        except PublishRejected as exc:
-            raise web.HTTPBadRequest(text=exc.description) from None
-        stream = self.hub.get(grant.manifest_id)
+        stream = self.hub.get(admitted.id)
         if stream is not None and stream.live:
-            raise web.HTTPConflict(text=str(StreamBusy(grant.manifest_id)))
-        request[_GRANT] = grant
-        request[_LABELS] = labels
+            raise web.HTTPConflict(text=str(StreamBusy(admitted.id)))
+        request[_ADMITTED] = admitted
 
     async def _on_session(self, request: web.Request, session: WhipSession) -> Mapping[str, str]:
-        grant: StreamGrant = request[_GRANT]
         try:
-            stream = self.hub.begin_publish(grant.manifest_id, request[_LABELS])
+            stream = self.hub.begin_publish(request[_ADMITTED])
         except PublishRejected as exc:
             raise web.HTTPConflict(text=exc.description) from None
         demuxer = RtpDemuxer(audio=session.has_audio)

@@ -12,16 +12,22 @@
         +-- ProtocolViolation           O sent bytes that break the protocol: bad gRPC framing,
         |                               undecodable protobuf, a body over its size limit
         +-- SegmentRejected             ``POST /segment`` answered non-200 (``status``); the
-        |                               message is O's trimmed body text, e.g. "OrchestratorCapped"
+        |   |                           message is O's trimmed body text, e.g. "OrchestratorCapped"
+        |   +-- StaleTicketParams       ... because the ticket params O issued have expired: not
+        |                               O's fault, fetch fresh ones and send to the same O again
         +-- TranscodeFailed             O accepted the segment, then reported a transcoding error
         |                               (``TranscodeResult.error``, e.g. "OrchestratorBusy")
         +-- DownloadError               a rendition GET answered with a non-200 status (``status``)
 
 Remote misbehaviour (everything under ``LivepeerError``) and local misuse (``ProfileError``) are
-separate branches, so callers never match error text.
+separate branches, so callers never match error text. Where go-livepeer reports a condition only
+as text (an expired ticket params refusal, missing capacity, a bad sender nonce), the text is
+read once, here: ``refusal_kind`` and ``segment_rejection``.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from mediagw.errors import ConfigError, MediaGWError
 
@@ -33,8 +39,12 @@ __all__ = [
     "OrchestratorUnreachable",
     "ProfileError",
     "ProtocolViolation",
+    "RefusalKind",
     "SegmentRejected",
+    "StaleTicketParams",
     "TranscodeFailed",
+    "refusal_kind",
+    "segment_rejection",
 ]
 
 _GRPC_CODES = {
@@ -116,3 +126,37 @@ class TranscodeFailed(LivepeerError):
     def __init__(self, message: str, url: str = "") -> None:
         super().__init__(f"transcoding failed: {message}", url)
         self.message = message
+
+
+class StaleTicketParams(SegmentRejected):
+    """O refused the payment of a segment because the ticket params it issued have expired
+    (payments spec §7, §10). Not O's fault: fetch fresh params, the same O may take it again."""
+
+
+class RefusalKind(StrEnum):
+    """What an orchestrator's refusal means, for the texts go-livepeer gives no other form."""
+
+    TICKET_PARAMS_EXPIRED = "ticket params expired"  # fresh params, same O again
+    INSUFFICIENT_CAPACITY = "insufficient capacity"  # this O is full: the next one
+    INVALID_SENDER_NONCE = "invalid ticket sender nonce"  # this O's session is off: the next
+    OTHER = "other"
+
+
+def refusal_kind(text: str) -> RefusalKind:
+    """The kind of O's refusal ``text`` (HTTP body), matched case-insensitively as go-livepeer
+    does (live-ai spec §2); the only place its wire texts are read."""
+    low = text.lower()
+    if "ticketparams expired" in low:
+        return RefusalKind.TICKET_PARAMS_EXPIRED
+    if "insufficient capacity" in low:
+        return RefusalKind.INSUFFICIENT_CAPACITY
+    if "invalid ticket sendernonce" in low:
+        return RefusalKind.INVALID_SENDER_NONCE
+    return RefusalKind.OTHER
+
+
+def segment_rejection(text: str, status: int, url: str = "") -> SegmentRejected:
+    """``POST /segment`` answered ``status`` with body ``text``: the typed error."""
+    if refusal_kind(text) is RefusalKind.TICKET_PARAMS_EXPIRED:
+        return StaleTicketParams(text, status, url)
+    return SegmentRejected(text, status, url)

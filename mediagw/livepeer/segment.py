@@ -28,8 +28,8 @@ from .errors import (
     LivepeerError,
     OrchestratorUnreachable,
     ProtocolViolation,
-    SegmentRejected,
     TranscodeFailed,
+    segment_rejection,
 )
 from .grpc_client import Target
 from .proto import net
@@ -249,7 +249,7 @@ class SegmentClient:
                     if status != 200:
                         raw = await read_prefix(resp.content, MAX_ERROR_BODY_BYTES)
                         text = raw.decode("utf-8", "replace").strip()
-                        return fail(SegmentRejected(text, status, url), is_retryable(text))
+                        return fail(segment_rejection(text, status, url), is_retryable(text))
                     raw = await read_limited(resp, self.max_result_bytes)
         except TimeoutError:
             return fail(

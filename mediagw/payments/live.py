@@ -22,11 +22,14 @@ seq 0, hash keccak256(""), no profiles, duration 0, the job capabilities and O's
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
+
+from google.protobuf.message import DecodeError
 
 from mediagw.eth.crypto import keccak256
 from mediagw.livepeer.proto import net
@@ -37,6 +40,7 @@ from .errors import NeedsRefresh, PaymentError
 from .fees import LIVE_PIXELS_PER_SECOND, LIVE_PREPAY_PIXELS, live_fee, live_units
 from .params import check_price_info, price_of
 from .sender import PaymentSender
+from .tickets import expected_value
 
 __all__ = [
     "AUTH_TOKEN_REFRESH_MARGIN",
@@ -48,6 +52,7 @@ __all__ = [
     "NoPaymentNeeded",
     "auth_token_needs_refresh",
     "empty_segdata",
+    "payment_value",
 ]
 
 EMPTY_SEGMENT_HASH = keccak256(b"")
@@ -68,6 +73,27 @@ class LivePayment:
     payment_header: str  # Livepeer-Payment
     segment_header: str  # Livepeer-Segment
     state: LiveState | None  # pass back unchanged on the next call
+
+    def value(self) -> tuple[int, Fraction]:
+        """(tickets, their expected value in wei) of ``payment_header``."""
+        return payment_value(self.payment_header)
+
+
+def payment_value(header: str) -> tuple[int, Fraction]:
+    """(tickets, expected value in wei) of a ``Livepeer-Payment`` header, however it was made
+    (our key or a remote signer); (0, 0) for an empty (off-chain) or unreadable one."""
+    if not header:
+        return 0, Fraction(0)
+    payment = net.Payment()
+    try:
+        payment.ParseFromString(base64.b64decode(header, validate=True))
+    except (ValueError, DecodeError):
+        return 0, Fraction(0)
+    tickets = len(payment.ticket_sender_params)
+    params = payment.ticket_params
+    face = int.from_bytes(params.face_value, "big")
+    win = int.from_bytes(params.win_prob, "big")
+    return tickets, tickets * expected_value(face, win)
 
 
 class LivePaymentSource(Protocol):

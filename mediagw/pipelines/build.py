@@ -20,8 +20,9 @@ from ..payments.sender import PaymentSender
 from ..payments.signer import OffchainSigner, load_keystore_async
 from ..pool.prices import PriceCaps
 from ..pool.sources import Blocklist, Source, StaticSource, WebhookSource
-from .livepeer import LivepeerTranscoder
+from ..usage import UsageSink
 from .sources import SignerDiscoverySource
+from .transcode import LivepeerTranscoder
 
 log = logging.getLogger("mediagw.livepeer")
 
@@ -63,7 +64,7 @@ def default_ladder(settings: Settings) -> list[Profile]:
 
 
 async def build_transcoder(
-    settings: Settings, executor: Executor | None = None
+    settings: Settings, executor: Executor | None = None, usage: UsageSink | None = None
 ) -> TranscodeStack | None:
     """The transcoder for ``-orchAddr`` / ``-orchWebhookUrl``, or None when neither is set."""
     sources: list[Source] = []
@@ -113,6 +114,7 @@ async def build_transcoder(
     rpc = OrchestratorRPC(pins)
     segments = SegmentClient(pins)
     transcoder = LivepeerTranscoder(
+        usage=usage,
         rpc=rpc,
         segments=segments,
         sources=sources,

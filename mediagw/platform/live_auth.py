@@ -11,7 +11,7 @@ any WHIP publish on ``/live/video-to-video/{stream}/whip``, and ``/start``):
 Any 2xx accepts; an empty body keeps what the publisher asked for. A JSON object may set
 ``pipeline``, ``pipeline_parameters`` (a JSON object, or a string holding one; for ``comfyui`` an
 object without ``prompt`` is wrapped as ``{"prompt": ...}``), ``stream_id`` and ``pipeline_id``
-(labels of the stream, used by the heartbeat and the status API) and ``rtmp_output_url``. Any other
+(the stream's ids, used by the heartbeat and the status API) and ``rtmp_output_url``. Any other
 status, an unreachable webhook or a malformed answer refuses the publish (RTMP error, WHIP 403).
 
 ``LiveAIAuthorizer`` puts the webhook in front of any ``StreamAuthorizer``: the stream key check
@@ -27,17 +27,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
-
-from ..errors import PublishRejected
-from ..webhook import JsonPoster, describe_error, redact_url
+from ..errors import PublishRejected, WebhookUnreachable
+from ..request import INGEST_LIVE_WHIP  # go-livepeer's own WHIP server; "whip" was MediaMTX's
+from ..webhook import JsonPoster, redact_url
 from .stream_auth import UNAUTHORIZED, PublishAttempt, StreamAuthorizer, StreamGrant
 
 log = logging.getLogger("mediagw.auth.live")
 
 __all__ = ["LiveAIAuthWebhook", "LiveAIAuthorizer", "LiveAuthRequest", "LiveGrant"]
-
-LIVE_WHIP = "livepeer-whip"  # go-livepeer's own WHIP server; "whip" was MediaMTX's
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +130,8 @@ class LiveAIAuthWebhook:
         self.calls += 1
         try:
             status, body = await self._poster.post(req.body())
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            failed = {"url": redact_url(self.url), "error": describe_error(exc, self.url)}
+        except WebhookUnreachable as exc:
+            failed = {"url": redact_url(self.url), "error": str(exc)}
             log.warning("live AI auth webhook unreachable", extra=failed)
             raise _refuse("live AI auth webhook unreachable") from None
         if not 200 <= status < 300:
@@ -158,8 +155,8 @@ class LiveAIAuthorizer:
     """A ``StreamAuthorizer``: the inner check, then the live AI webhook for live AI publishes.
 
     The grant it returns carries the webhook's pipeline and params (``StreamGrant.pipeline`` /
-    ``.params``) and its ``stream_id`` / ``pipeline_id`` as labels (``streamID``,
-    ``pipelineID``), and ``rtmpOutput`` when the webhook names one."""
+    ``.params``), its ``stream_id`` and ``pipeline_id``, and its ``rtmp_output_url`` when it
+    names one."""
 
     def __init__(self, inner: StreamAuthorizer, webhook: LiveAIAuthWebhook, base_url: BaseURL):
         self.inner = inner
@@ -168,7 +165,7 @@ class LiveAIAuthorizer:
 
     @staticmethod
     def wants_live(attempt: PublishAttempt) -> bool:
-        return bool(attempt.query.get("pipeline")) or attempt.ingest == LIVE_WHIP
+        return bool(attempt.query.get("pipeline")) or attempt.ingest == INGEST_LIVE_WHIP
 
     async def authorize(self, attempt: PublishAttempt) -> StreamGrant:
         grant = await self.inner.authorize(attempt)
@@ -201,14 +198,14 @@ class LiveAIAuthorizer:
             )
         )
         grant = grant or StreamGrant(stream)
-        labels = dict(grant.labels)
-        if answer.stream_id:
-            labels["streamID"] = answer.stream_id
-        if answer.pipeline_id:
-            labels["pipelineID"] = answer.pipeline_id
-        if answer.rtmp_output_url:
-            labels["rtmpOutput"] = answer.rtmp_output_url
-        return replace(grant, pipeline=answer.pipeline, params=answer.params, labels=labels)
+        return replace(
+            grant,
+            pipeline=answer.pipeline,
+            params=answer.params,
+            stream_id=answer.stream_id or grant.stream_id,
+            pipeline_id=answer.pipeline_id or grant.pipeline_id,
+            rtmp_output=answer.rtmp_output_url or grant.rtmp_output,
+        )
 
     async def close(self) -> None:
         await self.webhook.close()

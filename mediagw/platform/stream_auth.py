@@ -18,10 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import aiohttp
-
-from ..errors import PublishRejected
-from ..webhook import JsonPoster, describe_error, redact_url
+from ..errors import PublishRejected, WebhookUnreachable
+from ..request import INGEST_RTMP
+from ..webhook import JsonPoster, redact_url
 
 log = logging.getLogger("mediagw.auth")
 
@@ -51,7 +50,7 @@ class PublishAttempt:
     name: str  # stream name without query string
     query: Mapping[str, str] = field(default_factory=dict)
     peer: str = ""
-    ingest: str = "rtmp"  # "rtmp", "whip" (/whip/NAME) or "livepeer-whip" (live AI WHIP path)
+    ingest: str = INGEST_RTMP  # or INGEST_WHIP, INGEST_LIVE_WHIP, INGEST_HTTP_PUSH (request.py)
 
     @property
     def stream_name(self) -> str:
@@ -70,13 +69,21 @@ class PublishAttempt:
 
 @dataclass(frozen=True, slots=True)
 class StreamGrant:
-    manifest_id: str
-    profiles: list[dict[str, Any]] | None = None
+    """What an authorizer decided about a publish. Admission (``admission.py``) turns it and
+    the publisher's URL query into the stream's ``StreamRequest``."""
+
+    manifest_id: str  # the public stream id
+    principal: str = ""  # who authorized it ("" when nobody in particular: open mode)
+    profiles: list[dict[str, Any]] | None = None  # the auth webhook's ladder
     presets: list[str] = field(default_factory=list)
-    labels: dict[str, str] = field(default_factory=dict)
     # live AI, when the live AI auth webhook chose them (live_auth.py); else the URL's query
     pipeline: str | None = None
     params: dict[str, Any] | None = None
+    # the operator webhooks' ids: they win over the URL's ``streamId`` / ``rtmpOutput``
+    stream_id: str = ""
+    session_id: str = ""
+    pipeline_id: str = ""
+    rtmp_output: str = ""
 
 
 class StreamAuthorizer(Protocol):
@@ -111,7 +118,7 @@ class StaticKeyAuth:
         playback = self._keys.get(attempt.key)
         if playback is None:
             raise PublishRejected("unknown stream key", UNAUTHORIZED)
-        return StreamGrant(playback)
+        return StreamGrant(playback, principal=f"static-key:{playback}")
 
 
 class WebhookAuth:
@@ -129,8 +136,8 @@ class WebhookAuth:
     async def authorize(self, attempt: PublishAttempt) -> StreamGrant:
         try:
             status, body = await self._poster.post({"url": attempt.url})
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            extra = {"webhook": redact_url(self.url), "error": describe_error(exc, self.url)}
+        except WebhookUnreachable as exc:
+            extra = {"webhook": redact_url(self.url), "error": str(exc)}
             log.warning("auth webhook unreachable", extra=extra)
             raise PublishRejected("auth webhook unreachable", UNAUTHORIZED) from None
         if status != 200:
@@ -160,5 +167,10 @@ class WebhookAuth:
         presets = data.get("presets") or []
         if not isinstance(presets, list) or not all(isinstance(p, str) for p in presets):
             raise PublishRejected("auth webhook presets must be a list of names", UNAUTHORIZED)
-        labels = {k: str(data[k]) for k in ("streamID", "sessionID") if data.get(k)}
-        return StreamGrant(_require_id(manifest, "manifestID"), profiles, presets, labels)
+        return StreamGrant(
+            _require_id(manifest, "manifestID"),
+            profiles=profiles,
+            presets=presets,
+            stream_id=str(data.get("streamID") or ""),
+            session_id=str(data.get("sessionID") or ""),
+        )

@@ -24,24 +24,9 @@ from dataclasses import dataclass
 
 log = logging.getLogger("mediagw.publish.rtmp_out")
 
-__all__ = ["RtmpOutput", "RtmpOutputStats", "parse_rtmp_outputs"]
+__all__ = ["RtmpOutput", "RtmpOutputStats"]
 
-MAX_OUTPUTS = 4
-MAX_URL = 2048
 BACKOFF_MAX = 10.0
-
-
-def parse_rtmp_outputs(text: str) -> list[str]:
-    """``rtmp://a/x,rtmps://b/y`` -> URLs; ``ValueError`` for anything but rtmp(s) URLs."""
-    urls = [u.strip() for u in text.split(",") if u.strip()]
-    if len(urls) > MAX_OUTPUTS:
-        raise ValueError(f"at most {MAX_OUTPUTS} RTMP outputs")
-    for url in urls:
-        if len(url) > MAX_URL or not url.startswith(("rtmp://", "rtmps://")):
-            raise ValueError(f"RTMP output must be an rtmp:// or rtmps:// URL: {url[:80]!r}")
-        if any(c.isspace() for c in url):
-            raise ValueError("RTMP output URL has spaces")
-    return urls
 
 
 async def _tail(stream: asyncio.StreamReader, keep: int = 16 * 1024) -> bytes:

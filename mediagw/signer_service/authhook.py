@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-
-from mediagw.errors import ConfigError
+from mediagw.errors import ConfigError, WebhookUnreachable
 
 from ..webhook import JsonPoster
 from .errors import RequestFailed
@@ -87,11 +85,8 @@ class AuthWebhook:
         """One webhook call; RequestFailed(500) when the webhook cannot be used."""
         try:
             status, data = await self._poster.post({"headers": request_headers, "state": state})
-        except TimeoutError:
-            log.warning("signer auth webhook timed out", extra={"timeout": self._poster.timeout})
-            raise _internal("failed to call remote signer webhook: timeout") from None
-        except aiohttp.ClientError as exc:
-            log.warning("signer auth webhook failed", extra={"error": repr(exc)})
+        except WebhookUnreachable as exc:
+            log.warning("signer auth webhook failed", extra={"error": str(exc)})
             raise _internal(f"failed to call remote signer webhook: {exc}") from None
         if len(data) > self._max_body:
             raise _internal("signer auth response too large")

@@ -22,12 +22,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Protocol
 
 from segmenter import Segment, Segmenter
 
 from ..errors import LimitExceeded, StreamBusy
+from ..request import StreamRequest
 from .fanout import Fanout, Subscription
 
 log = logging.getLogger("mediagw.stream")
@@ -50,10 +50,6 @@ class StreamStats:
     media_seconds: float = 0.0
     video_frames: int = 0
     audio_frames: int = 0
-    # usage on the network (transcoding), for metering and billing
-    transcode_pixels: int = 0
-    tickets_sent: int = 0
-    ev_sent_wei: Fraction = Fraction(0)
     # keyframe received -> segment listed, seconds (the most recent ones)
     ingest_latency: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
 
@@ -64,7 +60,7 @@ class Stream:
 
     id: str
     segmenter: Segmenter
-    labels: dict[str, Any] = field(default_factory=dict)
+    request: StreamRequest  # this publish session's (admission.py); replaced, never mutated
     state: str = "live"
     created_at: float = field(default_factory=time.time)
     ended_at: float = 0.0
@@ -95,11 +91,8 @@ class Stream:
             "media_seconds": round(s.media_seconds, 3),
             "video_frames": s.video_frames,
             "audio_frames": s.audio_frames,
-            "transcode_pixels": s.transcode_pixels,
-            "tickets_sent": s.tickets_sent,
-            "ev_sent_wei": str(round(s.ev_sent_wei)),
             "last_error": self.last_error,
-            "labels": dict(self.labels),
+            "labels": self.request.labels(),
         }
 
 
@@ -136,22 +129,25 @@ class StreamHub:
     def live_count(self) -> int:
         return sum(1 for s in self._streams.values() if s.live)
 
-    def begin_publish(self, stream_id: str, labels: dict[str, Any] | None = None) -> Stream:
+    def begin_publish(self, request: StreamRequest | str) -> Stream:
+        """A publish session of ``request`` (an admitted request, or a bare stream id) begins."""
+        if isinstance(request, str):
+            request = StreamRequest(request)
+        stream_id = request.id
         stream = self._streams.get(stream_id)
         if stream is not None and stream.live:
             raise StreamBusy(stream_id)
         if self.live_count() >= self.max_sessions:
             raise LimitExceeded(f"max sessions ({self.max_sessions}) reached")
         if stream is None:
-            stream = Stream(stream_id, Segmenter(self.segment_duration))
+            stream = Stream(stream_id, Segmenter(self.segment_duration), request)
             self._streams[stream_id] = stream
         else:
             stream.segmenter.restart()
             stream.state = "live"
             stream.ended_at = 0.0
             stream.last_error = None
-        if labels:
-            stream.labels.update(labels)
+            stream.request = request
         stream.stats.sessions += 1
         for listener in self._listeners:
             listener.on_stream_start(stream)

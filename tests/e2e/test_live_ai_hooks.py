@@ -100,7 +100,7 @@ async def test_auth_webhook_chooses_the_pipeline_and_refuses_streams(
         assert whip, asked
         # the webhook's stream ID won over ?streamId=; the orchestrator ran invert
         stream = gw.hub.get("cam1")
-        assert stream is not None and stream.labels["streamID"] == "st_cam1"
+        assert stream is not None and stream.request.stream_id == "st_cam1"
         assert orch.stats.live_sessions_started == 1
         assert gw.hls.media_playlist("plain-out", "source") is None
 

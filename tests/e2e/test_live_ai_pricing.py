@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mediatools import ClipMaker, make_keystore, push, wait_until
+from mediatools import ClipMaker, make_keystore, push, stream_entry, wait_until
 
 from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
 
@@ -70,3 +70,8 @@ async def test_prepayment_is_priced_by_the_model(
         assert expected <= ev < expected + ticket_ev  # within one ticket's EV
         final = gw.live_ai.finished["ai"]["gateway_status"]  # type: ignore[union-attr]
         assert final["swaps"] == 0 and final["payments"]["failed"] == 0, final
+        # the usage seam: the prepayment is the stream's cost in /streams, as O credited it
+        gw.usage.drain()
+        item = await stream_entry(gw.http_port, "ai")
+        assert item["tickets_sent"] == tickets and int(item["ev_sent_wei"]) == round(ev), item
+        assert gw.stream_usage.of("ai").live_ai_ms >= 4000  # most of the 6 s went to the O

@@ -14,7 +14,8 @@ import pytest
 from mediatools import ClipMaker, push, wait_until
 
 from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
-from mediagw.publish.rtmp_out import RtmpOutput, parse_rtmp_outputs
+from mediagw.platform.inputs import parse_rtmp_outputs
+from mediagw.publish.rtmp_out import RtmpOutput
 from segmenter.probe import probe_ts
 
 pytestmark = pytest.mark.ffmpeg

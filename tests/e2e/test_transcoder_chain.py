@@ -17,8 +17,7 @@ from mediagw.payments.chain import StaticChain
 from mediagw.payments.params import SenderInfo
 from mediagw.payments.sender import PaymentSender
 from mediagw.payments.signer import LocalSigner
-from mediagw.pipelines.livepeer import LivepeerTranscoder
-from mediagw.pipelines.transcode import TranscodeJob, TranscodeOutcome
+from mediagw.pipelines.transcode import LivepeerTranscoder, TranscodeJob, TranscodeOutcome
 from mediagw.pool.prices import PriceCaps
 from mediagw.pool.sources import StaticSource
 

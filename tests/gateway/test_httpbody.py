@@ -61,4 +61,4 @@ async def test_a_webhook_answer_in_two_pieces_is_understood(server: str) -> None
         grant = await auth.authorize(PublishAttempt("", "live", "cam", {"pipeline": "noop"}))
     finally:
         await auth.close()
-    assert grant.pipeline == "invert" and grant.labels["streamID"] == "st_split"
+    assert grant.pipeline == "invert" and grant.stream_id == "st_split"

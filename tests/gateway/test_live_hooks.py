@@ -13,8 +13,8 @@ from mediatools import serve_app
 
 from mediagw.config import load_settings
 from mediagw.errors import PublishRejected
-from mediagw.ingest.labels import stream_labels
 from mediagw.pipelines.live_ai.heartbeat import LiveHeartbeat, terminated_ids
+from mediagw.platform.admission import request_from
 from mediagw.platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook, parse_answer
 from mediagw.platform.stream_auth import OpenAuth, PublishAttempt, StreamGrant
 
@@ -95,11 +95,11 @@ def test_malformed_answers_refuse(body: bytes) -> None:
 
 def test_webhook_pipeline_wins_over_the_query() -> None:
     grant = StreamGrant("s1", pipeline="invert", params={"strength": 0.5})
-    labels = stream_labels(grant, {"pipeline": "noop", "params": '{"a": 1}', "streamId": "x"})
-    assert labels["pipeline"] == "invert" and labels["params"] == {"strength": 0.5}
-    assert labels["streamID"] == "x"
-    labels = stream_labels(StreamGrant("s1"), {"pipeline": "noop", "params": '{"a": 1}'})
-    assert labels["pipeline"] == "noop" and labels["params"] == {"a": 1}
+    req = request_from(grant, {"pipeline": "noop", "params": '{"a": 1}', "streamId": "x"}, "rtmp")
+    assert req.pipeline == "invert" and req.params == {"strength": 0.5}
+    assert req.stream_id == "x"
+    req = request_from(StreamGrant("s1"), {"pipeline": "noop", "params": '{"a": 1}'}, "rtmp")
+    assert req.pipeline == "noop" and req.params == {"a": 1}
 
 
 def test_flags_and_environment() -> None:
@@ -130,7 +130,7 @@ async def test_authorizer_sends_go_livepeers_request(
         )
         grant = await auth.authorize(attempt)
         assert grant.manifest_id == "cam" and grant.pipeline == "tint"
-        assert grant.labels["streamID"] == "st_7"
+        assert grant.stream_id == "st_7"
         headers, body = state.seen[-1]
         assert headers["x-api-key"] == "secret" and headers["Authorization"] == "secret"
         assert body == {

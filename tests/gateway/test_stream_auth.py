@@ -86,7 +86,7 @@ async def test_webhook_json_sets_manifest_and_profiles(webhook: Any) -> None:
     await auth.close()
     assert grant.manifest_id == "public1"
     assert grant.profiles == profiles
-    assert grant.labels == {"streamID": "s"}
+    assert (grant.stream_id, grant.session_id) == ("s", "")
 
 
 @pytest.mark.parametrize(

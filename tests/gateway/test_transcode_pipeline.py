@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 
 from mediagw.livepeer.profiles import PRESETS
-from mediagw.pipelines.manager import TranscodeManager
 from mediagw.pipelines.transcode import (
     RenditionData,
     TranscodeJob,
+    TranscodeManager,
     TranscodeOutcome,
     TranscodePipeline,
 )

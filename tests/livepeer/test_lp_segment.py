@@ -19,6 +19,7 @@ from mediagw.livepeer.errors import (
     OrchestratorUnreachable,
     ProtocolViolation,
     SegmentRejected,
+    StaleTicketParams,
     TranscodeFailed,
 )
 from mediagw.livepeer.proto import net
@@ -62,6 +63,8 @@ class SegmentServer:
             return web.Response(status=500, text="Internal Server Error\n")
         if mode == "capped":
             return web.Response(status=403, text="OrchestratorCapped\n")
+        if mode == "stale":  # go-livepeer's ProcessPayment error for expired params
+            return web.Response(status=400, text="TicketParams expired\n")
         if mode == "longerror":
             return web.Response(status=400, text="Insufficient balance " + "x" * 100_000)
         if mode == "stall_headers":
@@ -184,6 +187,7 @@ async def test_empty_payment_header_is_sent(
         ("err500", SegmentRejected, 500, True, "HTTP 500: Internal Server Error"),
         ("capped", SegmentRejected, 403, True, "HTTP 403: OrchestratorCapped"),
         ("longerror", SegmentRejected, 400, True, "HTTP 400: Insufficient balance xxx"),
+        ("stale", StaleTicketParams, 400, True, "HTTP 400: TicketParams expired"),
         ("busy", TranscodeFailed, 200, True, "transcoding failed: OrchestratorBusy"),
         ("nokf", TranscodeFailed, 200, False, "transcoding failed: No keyframes in input"),
         ("unknown", ProtocolViolation, 200, True, "UnknownResponse"),
@@ -206,6 +210,7 @@ async def test_failures_after_headers(
     assert res.headers_received  # the credit counts as spent
     assert res.status == status
     assert isinstance(res.failure, failure)
+    assert isinstance(res.failure, StaleTicketParams) is (failure is StaleTicketParams)
     assert res.retryable is retryable
     assert res.error is not None and text in res.error
     assert f"127.0.0.1:{server[0].port}/{mode}/segment" in str(res.failure)

@@ -31,6 +31,7 @@ from mediagw.payments.errors import NeedsRefresh
 from mediagw.payments.live import LivePaymentSource
 from mediagw.pool.session import OrchSession
 
+from ...usage import PAYMENT, StreamMeter
 from .attachment import Attachment, AttachmentHost
 from .config import LiveConfig
 from .errors import StartAction, StartRejected
@@ -59,7 +60,9 @@ class Connector:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         output_stats: SubscriberStats | None = None,
+        meter: StreamMeter | None = None,
     ) -> None:
+        self.meter = meter
         self.selector = selector
         self.http = http
         self.payments = payments
@@ -172,6 +175,9 @@ class Connector:
                 self.selector.drop(session.url)
                 return None, max(used, 1)
             self.last_start_latency = outcome.elapsed
+            if self.meter is not None and outcome.tickets:  # the prepayment
+                self.meter.emit(PAYMENT, outcome.tickets, "ticket", session.transcoder,
+                                outcome.ev)  # fmt: skip
             payer = LivePayer(
                 self.http,
                 session,
@@ -181,6 +187,7 @@ class Connector:
                 capabilities=caps,
                 refetch=functools.partial(self.selector.refetch, session),
                 counters=self.counters,
+                meter=self.meter,
                 max_price=self.selector.max_price,
                 interval=self.config.payment_interval,
                 timeout=self.config.payment_timeout,

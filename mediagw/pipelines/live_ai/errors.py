@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from mediagw.livepeer.errors import LivepeerError
+from mediagw.livepeer.errors import LivepeerError, RefusalKind, refusal_kind
 
 __all__ = ["LiveAIError", "NoOrchestrator", "StartAction", "StartRejected"]
 
@@ -27,11 +27,11 @@ class StartAction(StrEnum):
 
 
 def start_action(status: int, text: str) -> StartAction:
-    """§2: the orchestrator reports these only as text; matched once here, case-insensitively."""
-    low = text.lower()
-    if "ticketparams expired" in low:
+    """§2: what a refusal of the start request means (its kind is read by the wire layer)."""
+    kind = refusal_kind(text)
+    if kind is RefusalKind.TICKET_PARAMS_EXPIRED:
         return StartAction.RETRY_SAME
-    if "insufficient capacity" in low or "invalid ticket sendernonce" in low or status == 503:
+    if kind is not RefusalKind.OTHER or status == 503:
         return StartAction.NEXT
     return StartAction.REMOVE
 

@@ -19,8 +19,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import aiohttp
-
+from ...errors import WebhookUnreachable
 from ...webhook import JsonPoster
 
 log = logging.getLogger("mediagw.live_ai.heartbeat")
@@ -85,8 +84,8 @@ class LiveHeartbeat:
         self.beats += 1
         try:
             status, body = await self._poster.post({"ids": list(ids)})
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return self._failed(f"unreachable: {exc!r}")
+        except WebhookUnreachable as exc:
+            return self._failed(f"unreachable: {exc}")
         if not 200 <= status < 300:
             return self._failed(f"HTTP {status}")
         if len(body) > MAX_ANSWER:

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import av
@@ -34,11 +34,12 @@ from ...payments.live import LivePaymentSource
 from ...pool.prices import PriceCaps
 from ...pool.sources import Blocklist, Source
 from ...publish.hls import SOURCE, HLSPublisher
-from ...publish.rtmp_out import RtmpOutput, parse_rtmp_outputs
+from ...publish.rtmp_out import RtmpOutput
+from ...request import StreamRequest, frozen_params
 from ...stream.fanout import Subscription
 from ...stream.hub import Stream
+from ...usage import NullUsage, StreamMeter, UsageSink
 from .config import LiveConfig
-from .inputs import MAX_PARAMS_BYTES, parse_params
 from .selection import LiveSelector, OrchestratorRequests
 from .session import LiveSession
 from .stats import Timing
@@ -46,7 +47,7 @@ from .transport import LiveHTTP
 
 log = logging.getLogger("mediagw.live_ai")
 
-__all__ = ["MAX_PARAMS_BYTES", "LiveAIManager", "LiveRequest", "parse_params"]
+__all__ = ["LiveAIManager"]
 
 PLAYOUT_TIMEOUT = 10.0  # seconds WHEP viewers get to see the end of an ended stream's output
 MAX_PENDING = 256  # streams asked for with /start before they are live
@@ -72,17 +73,6 @@ def _run_status(run: _Run) -> dict[str, Any]:
             {"url": o.redacted, **dataclasses.asdict(o.stats)} for o in run.outputs
         ]
     return status
-
-
-def _stream_id(stream: Stream) -> str:
-    return str(stream.labels.get("streamID") or stream.id)
-
-
-@dataclass
-class LiveRequest:
-    pipeline: str
-    params: dict[str, Any] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)  # streamID, pipelineID, rtmpOutput
 
 
 @dataclass(eq=False)
@@ -119,7 +109,9 @@ class LiveAIManager:
         config: LiveConfig | None = None,
         whep: WhepEgress | None = None,
         max_pending: int = MAX_PENDING,
+        usage: UsageSink | None = None,
     ) -> None:
+        self.usage = usage or NullUsage()
         self.hls = hls
         self.rpc = rpc
         self.http = LiveHTTP(pins)
@@ -131,7 +123,8 @@ class LiveAIManager:
         self.executor = executor
         self.config = config or LiveConfig()
         self.whep = whep
-        self.pending: dict[str, LiveRequest] = {}  # asked for before the stream went live
+        # /start calls for streams not live yet: the live AI part of their requests
+        self.pending: dict[str, StreamRequest] = {}
         self.max_pending = max_pending
         self.pending_refused = 0  # /start calls refused because ``pending`` was full
         self.runs: dict[str, _Run] = {}
@@ -148,11 +141,13 @@ class LiveAIManager:
         self._closing = False
 
     # -- user API ------------------------------------------------------------------------------
-    def request(self, stream: Stream | None, name: str, req: LiveRequest) -> None:
-        """``/start``: run ``req`` on stream ``name`` now if it is live, else when it starts.
-        At most ``max_pending`` streams wait: past that, ``LimitExceeded``."""
+    def request(self, stream: Stream | None, name: str, req: StreamRequest) -> None:
+        """``/start``: run ``req`` (its live AI part, ``StreamRequest.with_live``) on stream
+        ``name`` now if it is live, else when it starts. At most ``max_pending`` streams wait:
+        past that, ``LimitExceeded``."""
         if stream is not None and stream.live and name not in self.runs:
-            self._start(stream, req)
+            stream.request = stream.request.with_live(req)
+            self._start(stream)
         elif name in self.pending or len(self.pending) < self.max_pending:
             self.pending[name] = req
         else:
@@ -168,14 +163,14 @@ class LiveAIManager:
             await run.session.update(params)
             return True
         if name in self.pending:
-            self.pending[name].params = dict(params)
+            self.pending[name] = replace(self.pending[name], params=frozen_params(params))
             return True
         return False
 
     def status(self, name: str) -> dict[str, Any] | None:
         """By stream name, or by stream ID (go-livepeer keys ``/status`` by stream ID)."""
         run = self.runs.get(name) or next(
-            (r for r in self.runs.values() if _stream_id(r.stream) == name), None
+            (r for r in self.runs.values() if r.stream.request.user_stream_id == name), None
         )
         if run is not None:
             return _run_status(run)
@@ -183,13 +178,13 @@ class LiveAIManager:
 
     def stream_ids(self) -> list[str]:
         """The ids of the running live AI streams (what the heartbeat reports)."""
-        return [_stream_id(run.stream) for run in self.runs.values()]
+        return [run.stream.request.user_stream_id for run in self.runs.values()]
 
     def terminate(self, stream_id: str, reason: str) -> bool:
         """Stop a live AI stream by name or stream ID: its AI session ends with ``reason`` and
         its publisher is disconnected. False if no such stream runs."""
         for name, run in list(self.runs.items()):
-            if stream_id in (name, _stream_id(run.stream)):
+            if stream_id in (name, run.stream.request.user_stream_id):
                 run.stop_reason = reason
                 log.info("live AI stream stopped", extra={"stream": name, "reason": reason})
                 if run.stream.stop_ingest is not None:
@@ -202,12 +197,10 @@ class LiveAIManager:
     # -- StreamListener ------------------------------------------------------------------------
     def on_stream_start(self, stream: Stream) -> None:
         req = self.pending.pop(stream.id, None)
-        if req is None and stream.labels.get("pipeline"):
-            req = LiveRequest(
-                str(stream.labels["pipeline"]), dict(stream.labels.get("params") or {})
-            )
         if req is not None:
-            self._start(stream, req)
+            stream.request = stream.request.with_live(req)
+        if stream.request.pipeline:
+            self._start(stream)
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:
         pass
@@ -225,11 +218,10 @@ class LiveAIManager:
     # -- runs ----------------------------------------------------------------------------------
     def wants(self, stream: Stream) -> bool:
         """Whether this stream goes to live AI (the transcoder then leaves it alone)."""
-        return bool(stream.labels.get("pipeline")) or stream.id in self.pending
+        return bool(stream.request.pipeline) or stream.id in self.pending
 
-    def _start(self, stream: Stream, req: LiveRequest) -> None:
-        stream.labels.update(req.labels)
-        stream.labels["pipeline"] = req.pipeline
+    def _start(self, stream: Stream) -> None:
+        req = stream.request
         if self.config.segment_duration is not None:
             stream.segmenter.set_target(self.config.segment_duration)
         selector = LiveSelector(
@@ -247,9 +239,10 @@ class LiveAIManager:
             http=self.http,
             on_output=lambda seq, data: self._output(out_id, publish_session, seq, data),
             model=req.pipeline,
-            params=req.params,
+            params=dict(req.params),
             payments=self.payments(),
             config=self.config,
+            meter=StreamMeter(self.usage, stream.id, publish_session, req.principal),
         )
         subscription = stream.subscribe(maxsize=self.config.max_queue, name="live-ai")
         feeder = asyncio.get_running_loop().create_task(
@@ -265,12 +258,7 @@ class LiveAIManager:
         self.runs[stream.id] = run
         self.outputs[out_id] = run
         log.info("live AI started", extra={"stream": stream.id, "pipeline": req.pipeline})
-        try:
-            urls = parse_rtmp_outputs(str(stream.labels.get("rtmpOutput") or ""))
-        except ValueError as exc:
-            log.warning("RTMP output ignored", extra={"stream": stream.id, "error": str(exc)})
-            urls = []
-        for url in urls:
+        for url in req.outputs:
             output = RtmpOutput(url, name=out_id)
             output.start()
             run.outputs.append(output)

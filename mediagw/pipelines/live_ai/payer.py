@@ -43,6 +43,7 @@ from mediagw.payments.remote import SignerError
 from mediagw.pool.prices import price_of
 from mediagw.pool.session import OrchSession
 
+from ...usage import PAYMENT, StreamMeter
 from .transport import LiveHTTP
 
 __all__ = ["LivePayer", "PayOutcome", "PaymentCounters", "signer_failed"]
@@ -95,6 +96,7 @@ class LivePayer:
         capabilities: net.Capabilities,
         refetch: Callable[[], Awaitable[None]],
         counters: PaymentCounters,
+        meter: StreamMeter | None = None,
         max_price: Fraction | None = None,
         interval: float = 5.0,
         timeout: float = 10.0,
@@ -109,6 +111,7 @@ class LivePayer:
         self.capabilities = capabilities
         self.refetch = refetch
         self.counters = counters
+        self.meter = meter
         self.max_price = max_price
         self.interval = interval
         self.timeout = timeout
@@ -195,7 +198,12 @@ class LivePayer:
             except PaymentError as exc:
                 return self._failed(PayOutcome.FAILED, str(exc))
             self.state = paid.state
-            return await self._post(paid.payment_header, paid.segment_header)
+            outcome = await self._post(paid.payment_header, paid.segment_header)
+            if outcome is PayOutcome.PAID and self.meter is not None:
+                tickets, ev = paid.value()
+                if tickets:
+                    self.meter.emit(PAYMENT, tickets, "ticket", self.session.transcoder, ev)
+            return outcome
         return self._failed(PayOutcome.FAILED, f"still stale after {MAX_REFRESHES} refreshes")
 
     async def _post(self, payment: str, segment: str) -> PayOutcome:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from mediagw.livepeer.trickle.subscriber import SubscriberStats
 from mediagw.payments.live import LivePaymentSource
 
+from ...usage import LIVE_AI, StreamMeter
 from .attachment import Attachment
 from .config import LiveConfig
 from .connect import Connector
@@ -64,6 +65,7 @@ class _Input:
     data: bytes
     arrived: float
     counted: Attachment | None  # the attachment whose health monitor counted it in flight
+    duration: float = 0.0  # seconds of media (0: unknown, bare bytes)
 
 
 class LiveSession:
@@ -78,10 +80,12 @@ class LiveSession:
         params: Mapping[str, Any] | None = None,
         payments: LivePaymentSource | None = None,
         config: LiveConfig | None = None,
+        meter: StreamMeter | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.stream_id = stream_id
+        self.meter = meter  # usage: input media handed over, payments (connect.py, payer.py)
         self.request_id = uuid.uuid4().hex[:8]
         self.selector = selector
         self.on_output = on_output
@@ -110,6 +114,7 @@ class LiveSession:
             clock=clock,
             wall=wall,
             output_stats=self.output_stats,
+            meter=meter,
         )
         self.state = SessionState.IDLE
         self.end_reason = ""
@@ -160,9 +165,10 @@ class LiveSession:
         if self.finished or self._input_ended:
             return
         data = segment if isinstance(segment, bytes) else segment.data
+        duration = 0.0 if isinstance(segment, bytes) else float(getattr(segment, "duration", 0))
         now = self.clock()
         self.counters.segments_in += 1
-        item = _Input(data, now if cut_at is None else cut_at, None)
+        item = _Input(data, now if cut_at is None else cut_at, None, duration)
         att = self.current
         if att is not None and not att.lost.is_set():
             item.counted = att
@@ -311,6 +317,8 @@ class LiveSession:
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
             self.counters.segments_published += 1
+            if self.meter is not None and item.duration > 0:
+                self.meter.emit(LIVE_AI, round(item.duration * 1000), "ms", att.url)
             self.first_byte.add(first - item.arrived)
             att.input_published(item.counted is att, self.clock())
 

@@ -27,7 +27,13 @@ import aiohttp
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.segdata import segment_header
 from mediagw.livepeer.tls import pin_error_from
-from mediagw.payments.live import LivePaymentSource, LiveState, NoPaymentNeeded, empty_segdata
+from mediagw.payments.live import (
+    LivePaymentSource,
+    LiveState,
+    NoPaymentNeeded,
+    empty_segdata,
+    payment_value,
+)
 
 from ...httpbody import read_prefix
 from .errors import StartRejected
@@ -79,6 +85,8 @@ class StartOutcome:
     channels: LiveChannels
     payment_state: LiveState | None  # the payment source's state: pass it to the next payment
     elapsed: float  # seconds, request to parsed answer
+    tickets: int = 0  # of the prepayment
+    ev: Fraction = Fraction(0)  # their expected value, wei
 
 
 async def prepayment_headers(
@@ -181,4 +189,5 @@ async def start_live_video(
         channels = LiveChannels.parse(json.loads(raw), transcoder)
     except ValueError as exc:  # JSONDecodeError included: an empty 200 is a failure
         raise StartRejected(f"unusable answer: {exc}", 200, transcoder) from None
-    return StartOutcome(channels, state, clock() - started)
+    tickets, ev = payment_value(payment)
+    return StartOutcome(channels, state, clock() - started, tickets, ev)

@@ -1,9 +1,11 @@
-"""What a user may ask of live AI, checked once (RTMP/WHIP query, ``/start``, ``/update``).
+"""What a publisher or user may ask for, checked once (the RTMP/WHIP query, ``/start``,
+``/update``): by admission (``admission.py``) and the live AI API.
 
 Pipeline (model) names and ids are shown in ``/streams``, logs and status, and are sent to
 orchestrators and webhooks: they are bounded in size and charset. Params are a JSON object of
-at most ``MAX_PARAMS_BYTES`` and ``MAX_PARAMS_DEPTH`` levels. Every refusal is a
-``ConfigError`` whose text names the field and the limit.
+at most ``MAX_PARAMS_BYTES`` and ``MAX_PARAMS_DEPTH`` levels. RTMP outputs are at most
+``MAX_OUTPUTS`` ``rtmp://`` / ``rtmps://`` URLs, regions at most ``MAX_REGIONS`` names. Every
+refusal is a ``ConfigError`` whose text names the field and the limit.
 """
 
 from __future__ import annotations
@@ -12,22 +14,29 @@ import json
 import re
 from typing import Any
 
-from ...errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "MAX_OUTPUTS",
     "MAX_PARAMS_BYTES",
     "MAX_PARAMS_DEPTH",
+    "MAX_REGIONS",
     "check_id",
     "check_params",
     "check_pipeline",
     "parse_json_object",
     "parse_params",
+    "parse_regions",
+    "parse_rtmp_outputs",
 ]
 
 MAX_PARAMS_BYTES = 1024 * 1024
 MAX_PARAMS_DEPTH = 32
 MAX_ID_LENGTH = 128
+MAX_REGIONS = 16
+MAX_OUTPUTS = 4
+MAX_OUTPUT_URL = 2048
 # model ids such as "streamdiffusion", "org/model:v2"
 _PIPELINE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/+\-]*")
 _ID_RE = re.compile(r"[A-Za-z0-9_.:\-]+")  # stream ids, pipeline ids, region names
@@ -104,3 +113,24 @@ def check_params(value: object) -> dict[str, Any]:
     if _depth(value) > MAX_PARAMS_DEPTH:
         raise ConfigError(f"params: JSON nested deeper than {MAX_PARAMS_DEPTH} levels")
     return value
+
+
+def parse_regions(text: str) -> tuple[str, ...]:
+    """``eu-west,us-east`` -> region names (ids), at most ``MAX_REGIONS``."""
+    regions = [r.strip() for r in text.split(",") if r.strip()]
+    if len(regions) > MAX_REGIONS:
+        raise ConfigError(f"regions: at most {MAX_REGIONS}")
+    return tuple(check_id(r, "region") for r in regions)
+
+
+def parse_rtmp_outputs(text: str) -> list[str]:
+    """``rtmp://a/x,rtmps://b/y`` -> URLs; ``ValueError`` for anything but rtmp(s) URLs."""
+    urls = [u.strip() for u in text.split(",") if u.strip()]
+    if len(urls) > MAX_OUTPUTS:
+        raise ValueError(f"at most {MAX_OUTPUTS} RTMP outputs")
+    for url in urls:
+        if len(url) > MAX_OUTPUT_URL or not url.startswith(("rtmp://", "rtmps://")):
+            raise ValueError(f"RTMP output must be an rtmp:// or rtmps:// URL: {url[:80]!r}")
+        if any(c.isspace() for c in url):
+            raise ValueError("RTMP output URL has spaces")
+    return urls

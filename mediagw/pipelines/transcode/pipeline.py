@@ -30,9 +30,10 @@ from typing import Protocol
 from segmenter import Segment
 from segmenter.probe import h264_codecs_tag
 
-from ..livepeer.profiles import Profile
-from ..publish.hls import HLSPublisher
-from ..stream.hub import Stream
+from ...livepeer.profiles import Profile
+from ...publish.hls import HLSPublisher
+from ...stream.hub import Stream
+from ...usage import TRANSCODE, NullUsage, StreamMeter, UsageSink
 
 log = logging.getLogger("mediagw.transcode")
 
@@ -56,6 +57,8 @@ class TranscodeJob:
     regions: tuple[str, ...] = ()
     http_push: bool = False  # HTTP push ingest: SegmentSlicing capability, as go-livepeer
     timeout_multiplier: float = 1.0
+    session: int = 0  # the stream's publish session, and who it is for: for usage events
+    principal: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,7 @@ class TranscodePipeline:
         backlog: int = 8,
         regions: Sequence[str] = (),
         previous: TranscodePipeline | None = None,
+        usage: UsageSink | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream
@@ -125,6 +129,9 @@ class TranscodePipeline:
         self.profiles = tuple(profiles)
         self.regions = tuple(regions)
         self.session = stream.stats.sessions  # the publish session this pipeline serves
+        self.meter = StreamMeter(
+            usage or NullUsage(), stream.id, self.session, stream.request.principal
+        )
         self.stats = TranscodeStats()
         self._monotonic = monotonic
         self._slots = asyncio.Semaphore(concurrency)
@@ -179,6 +186,8 @@ class TranscodePipeline:
             segment.duration,
             self.profiles,
             self.regions,
+            session=self.session,
+            principal=self.stream.request.principal,
         )
         self.stats.submitted += 1
         try:
@@ -188,10 +197,8 @@ class TranscodePipeline:
             outcome = TranscodeOutcome(error=f"internal error: {exc}")
         finally:
             self._slots.release()
-        usage = self.stream.stats
-        usage.transcode_pixels += outcome.pixels
-        usage.tickets_sent += outcome.tickets
-        usage.ev_sent_wei += outcome.ev_wei
+        if outcome.pixels:  # what the orchestrator charged for (its payments: the transcoder)
+            self.meter.emit(TRANSCODE, outcome.pixels, "pixel", outcome.orchestrator)
         if outcome.ok:
             self.stats.transcoded += 1
             self.stats.latencies.append(self._monotonic() - started)

@@ -25,35 +25,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..errors import MediaGWError
-from ..eth.crypto import keccak256
-from ..eth.signer import Signer
-from ..livepeer.capabilities import compatible, job_capabilities
-from ..livepeer.proto import net
-from ..livepeer.rpc import OrchestratorRequests, OrchestratorRPC
-from ..livepeer.segdata import build_segdata, segment_header
-from ..livepeer.segment import SegmentClient, verify_result_hashes
-from ..payments.chain import ChainReader
-from ..payments.errors import SenderValidationError
-from ..payments.fees import transcode_fee
-from ..payments.params import validate_sender
-from ..payments.sender import PaymentSender, balance_key
-from ..pool.discovery import discover
-from ..pool.prices import PriceCaps, price_refusal
-from ..pool.selection import StreamSelector, latency_score
-from ..pool.session import OrchSession
-from ..pool.sources import Blocklist, Source
-from .transcode import RenditionData, TranscodeJob, TranscodeOutcome
+from ...errors import MediaGWError
+from ...eth.crypto import keccak256
+from ...eth.signer import Signer
+from ...livepeer.capabilities import compatible, job_capabilities
+from ...livepeer.errors import StaleTicketParams
+from ...livepeer.proto import net
+from ...livepeer.rpc import OrchestratorRequests, OrchestratorRPC
+from ...livepeer.segdata import build_segdata, segment_header
+from ...livepeer.segment import SegmentClient, verify_result_hashes
+from ...payments.chain import ChainReader
+from ...payments.errors import SenderValidationError
+from ...payments.fees import transcode_fee
+from ...payments.params import validate_sender
+from ...payments.sender import PaymentSender, balance_key
+from ...pool.discovery import discover
+from ...pool.prices import PriceCaps, price_refusal
+from ...pool.selection import StreamSelector, latency_score
+from ...pool.session import OrchSession
+from ...pool.sources import Blocklist, Source
+from ...usage import PAYMENT, NullUsage, UsageEvent, UsageSink
+from .pipeline import RenditionData, TranscodeJob, TranscodeOutcome
 
 log = logging.getLogger("mediagw.livepeer")
 
 __all__ = ["LivepeerTranscoder"]
-
-
-def params_expired(error_text: str) -> bool:
-    """The orchestrator's wire text for expired ticket params (payments spec §7, §10): the only
-    signal the protocol gives, matched once here, case-insensitively as go-livepeer does."""
-    return "ticketparams expired" in error_text.lower()
 
 
 @dataclass(slots=True)
@@ -93,8 +89,10 @@ class LivepeerTranscoder:
         min_version: str = "",
         chain: ChainReader | None = None,
         requests: OrchestratorRequests | None = None,
+        usage: UsageSink | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.usage = usage or NullUsage()  # a payment event per segment attempt that paid
         self.rpc = rpc
         self.segments = segments
         self.sources = list(sources)
@@ -276,6 +274,11 @@ class LivepeerTranscoder:
             return self._failed(job, o, attempt, f"payment: {exc}"), True
         spent.tickets += bundle.num_tickets  # paid once sent, whatever the outcome
         spent.ev += bundle.total_ev
+        if bundle.num_tickets:
+            self.usage.emit(
+                UsageEvent(job.stream_id, job.session, job.principal, o, PAYMENT,
+                           bundle.num_tickets, "ticket", bundle.total_ev)
+            )  # fmt: skip
         started = time.monotonic()
         result = await self.segments.submit(
             info.transcoder,
@@ -293,7 +296,7 @@ class LivepeerTranscoder:
             if result.headers_received:
                 self.payments.spend(key)
             error = result.error or "no result"
-            if params_expired(error):
+            if isinstance(result.failure, StaleTicketParams):
                 # Not the O's fault (transcode spec §4.5): fresh params, same O may go again.
                 try:
                     session.adopt(await self._fetch(session.url, state.caps, 2.5))

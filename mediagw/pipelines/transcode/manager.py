@@ -1,7 +1,7 @@
 """Starts a transcode pipeline for every live stream and ends it with the stream.
 
 The rendition ladder of a stream comes from, first to last: the auth webhook's ``profiles`` /
-``presets`` (stored in the stream's labels), else the gateway's ``-transcodingOptions``.
+``presets`` (the stream request's ``ladder``), else the gateway's ``-transcodingOptions``.
 Streams pushed over HTTP are transcoded by the push handler itself and skipped here.
 """
 
@@ -10,30 +10,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from segmenter import Segment
 
-from ..errors import ConfigError
-from ..livepeer.profiles import PRESETS, Profile, parse_profiles_json
-from ..publish.hls import HLSPublisher
-from ..stream.hub import Stream
-from .transcode import SegmentTranscoder, TranscodePipeline
+from ...errors import ConfigError
+from ...livepeer.profiles import PRESETS, Profile, parse_profiles_json
+from ...publish.hls import HLSPublisher
+from ...request import INGEST_HTTP_PUSH, Ladder
+from ...stream.hub import Stream
+from ...usage import UsageSink
+from .pipeline import SegmentTranscoder, TranscodePipeline
 
 log = logging.getLogger("mediagw.transcode")
 
 __all__ = ["TranscodeManager", "ladder_for"]
 
 
-def ladder_for(labels: dict[str, Any], default: Sequence[Profile]) -> tuple[Profile, ...]:
+def ladder_for(ladder: Ladder, default: Sequence[Profile]) -> tuple[Profile, ...]:
     """The ladder: the webhook's presets + profiles (concatenated, as go-livepeer), or default."""
     out: list[Profile] = []
-    for name in labels.get("presets") or ():
+    for name in ladder.presets:
         if name not in PRESETS:
             raise ConfigError(f"auth webhook preset {name!r} is unknown")
         out.append(PRESETS[name])
-    if labels.get("profiles") is not None:
-        out.extend(parse_profiles_json(labels["profiles"]))
+    if ladder.profiles is not None:
+        out.extend(parse_profiles_json([dict(p) for p in ladder.profiles]))
     return tuple(out) if out else tuple(default)
 
 
@@ -48,7 +49,9 @@ class TranscodeManager:
         *,
         regions: Sequence[str] = (),
         concurrency: int = 3,
+        usage: UsageSink | None = None,
     ) -> None:
+        self.usage = usage
         self.hls = hls
         self.transcoder = transcoder
         self.default_ladder = tuple(default_ladder)
@@ -59,20 +62,22 @@ class TranscodeManager:
         self._closing: set[asyncio.Task[None]] = set()
 
     def on_stream_start(self, stream: Stream) -> None:
-        if stream.labels.get("ingest") == "http-push" or stream.labels.get("pipeline"):
+        request = stream.request
+        if request.ingest == INGEST_HTTP_PUSH or request.pipeline:
             return  # HTTP push transcodes itself; a pipeline stream goes to live AI
         try:
-            ladder = ladder_for(stream.labels, self.default_ladder)
+            ladder = ladder_for(request.ladder, self.default_ladder)
         except ConfigError as exc:
             log.error("no transcoding for stream", extra={"stream": stream.id, "error": str(exc)})
             return
         if not ladder:
             return
-        regions = tuple(stream.labels.get("regions") or self.regions)
+        regions = request.regions or self.regions
         self.pipelines[stream.id] = TranscodePipeline(
             stream, self.hls, self.transcoder, ladder,
             concurrency=self.concurrency, regions=regions,
             previous=self.ending.get(stream.id),  # a reconnect: it lists its last ones first
+            usage=self.usage,
         )  # fmt: skip
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:
