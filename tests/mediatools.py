@@ -19,6 +19,7 @@ import av
 import pytest
 from aiohttp import web
 
+from mediagw.eth.account import account_api
 from segmenter.probe import count_frames_flv
 
 ClipMaker = Callable[..., Path]
@@ -192,7 +193,7 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
 def make_keystore(directory: Path) -> tuple[Path, str]:
     """A fresh Ethereum keystore (cheap scrypt) in ``directory``: (path, password), for a
     gateway paying with its own key (``eth_keystore_path`` / ``eth_password``)."""
-    from eth_account import Account
+    Account = account_api()
 
     account = Account.create()
     doc = Account.encrypt(account.key, "pw", kdf="scrypt", iterations=2)

@@ -27,10 +27,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from eth_account import Account
 
 from ..config import Settings
 from ..errors import ConfigError
+from ..eth.account import account_api
 from ..eth.crypto import keccak256
 from ..livepeer.profiles import PRESETS
 from ..payments.signer import LocalSigner
@@ -103,7 +103,7 @@ async def run_transcode_bench(*, segments: int, json_out: str = "") -> int:
         orch_proc, orch_url = await _start_orchestrator(work / "o")
         key = os.urandom(32)
         keystore = work / "key.json"
-        keystore.write_text(json.dumps(Account.encrypt(key, "pw", iterations=2)))
+        keystore.write_text(json.dumps(account_api().encrypt(key, "pw", iterations=2)))
         settings = Settings(
             orch_addr=(orch_url,), eth_keystore_path=str(keystore), eth_password="pw"
         )

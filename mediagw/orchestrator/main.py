@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from mediagw.errors import ConfigError
+from mediagw.eth.account import account_api
 
 from ..signals import wait_for_stop_signal
 from .config import DEFAULT_PORT, DEFAULT_TICKET_EV, Faults, OrchestratorConfig
@@ -102,7 +103,7 @@ def _split_addr(text: str) -> tuple[str, int]:
 
 
 def _load_key(path: str, password: str) -> bytes:
-    from eth_account import Account
+    Account = account_api()
 
     file = Path(path)
     if file.is_dir():

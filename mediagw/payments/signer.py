@@ -22,6 +22,7 @@ from typing import Any
 
 from coincurve import PrivateKey
 
+from mediagw.eth.account import account_api
 from mediagw.eth.crypto import SECP256K1_N, address_of, checksum, sign_digest
 
 from .errors import BadKeystore, KeystoreNotFound, SigningError, WrongPassword
@@ -202,7 +203,7 @@ def load_keystore(
     executor: Executor | None = None,
 ) -> LocalSigner:
     """Decrypt a V3 keystore file (or the single/matching one in a directory). Blocking."""
-    from eth_account import Account
+    Account = account_api()
 
     if os.path.isdir(path):
         path, doc = _pick_in_directory(path, address)

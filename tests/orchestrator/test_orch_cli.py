@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from mediagw.errors import ConfigError
+from mediagw.eth.account import account_api
 from mediagw.orchestrator.main import build_config, parse_args
 
 
@@ -73,7 +74,7 @@ def test_plaintext_and_defaults() -> None:
 
 
 def test_keystore(tmp_path: Path) -> None:
-    from eth_account import Account
+    Account = account_api()
 
     key = bytes(range(1, 33))
     doc = Account.encrypt(key, "pw", kdf="pbkdf2", iterations=2)

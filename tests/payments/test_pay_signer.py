@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
 from payments.pay_testkit import address_of_vectors, key_of_vectors
 
 from mediagw.errors import ConfigError
+from mediagw.eth.account import account_api
 from mediagw.eth.crypto import recover_address, sign_digest
 from mediagw.eth.signer import BatchSigner, Signer
 from mediagw.payments.errors import BadKeystore, KeystoreNotFound, WrongPassword
@@ -27,6 +27,7 @@ from mediagw.payments.signer import (
     read_password,
 )
 
+Account = account_api()
 DIGEST = bytes(range(32))
 
 
@@ -191,3 +192,27 @@ async def test_load_keystore_async_runs_in_executor(
     assert executor.calls == 2
     with pytest.raises(WrongPassword):
         await load_keystore_async(str(path), "bad", executor=executor)
+
+
+def test_loading_a_keystore_leaves_the_recursion_limit_alone(tmp_path: Path) -> None:
+    """eth-account's py_ecc raises the recursion limit to 100,000 on import; at that limit a
+    99 KB body of '[' overflows json's C stack and kills the process (a DoS through any JSON
+    we read from the network). In a fresh interpreter: load a keystore, then parse it."""
+    import subprocess
+    import sys
+
+    keystore = tmp_path / "key.json"
+    keystore.write_text(json.dumps(Account.encrypt(bytes(range(1, 33)), "pw", iterations=2)))
+    script = f"""
+import json, sys
+from mediagw.payments.signer import load_keystore
+before = sys.getrecursionlimit()
+load_keystore({str(keystore)!r}, "pw")
+assert sys.getrecursionlimit() == before, sys.getrecursionlimit()
+try:
+    json.loads("[" * 99_000)
+except RecursionError:
+    print("refused")
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "refused", (run.returncode, run.stderr)
