@@ -30,6 +30,7 @@ from .api.guard import client_errors
 from .api.http import build_app
 from .api.live import add_live_routes
 from .api.push import PushIngest
+from .clock import SYSTEM, Clock
 from .config import Settings
 from .errors import ConfigError
 from .ingest.rtmp.server import RTMPLimits, RTMPServer
@@ -75,14 +76,22 @@ def make_authorizer(settings: Settings) -> StreamAuthorizer:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, *, authorizer: StreamAuthorizer | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        authorizer: StreamAuthorizer | None = None,
+        clock: Clock = SYSTEM,
+    ) -> None:
         self.settings = settings
+        self.clock = clock  # the one clock, passed to everything that reads the time
         workers = min(32, (os.cpu_count() or 2) * 2)
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="media")
         self.hub = StreamHub(
             max_sessions=settings.max_sessions,
             segment_duration=settings.segment_duration,
             ended_ttl=settings.ended_stream_ttl,
+            clock=clock.wall,
         )
         self.hls = HLSPublisher(settings.segment_duration, settings.hls_window)
         # usage events (transcoding, live AI, payments) -> per-stream totals for /streams
@@ -105,7 +114,9 @@ class Gateway:
         self.admission = Admission(self.authorizer, self.live_auth)
         self.heartbeat: LiveHeartbeat | None = None
         rtmp_host, rtmp_port = Settings.split_addr(settings.rtmp_addr)
-        self.ingest = RTMPIngest(self.hub, self.admission, self.executor, settings.rtmp_addr)
+        self.ingest = RTMPIngest(
+            self.hub, self.admission, self.executor, settings.rtmp_addr, clock=clock
+        )
         self.rtmp = RTMPServer(
             self.ingest,
             host=rtmp_host,
@@ -129,6 +140,7 @@ class Gateway:
             enabled=settings.http_ingest
             or settings.auth_mode == "webhook"
             or http_host in ("127.0.0.1", "localhost", "::1"),
+            clock=clock,
         )
         try:
             ice = IceConfig(
@@ -148,6 +160,7 @@ class Gateway:
             ice=ice,
             keyframe_interval=settings.segment_duration,
             max_sessions=settings.max_whip_sessions,
+            clock=clock,
         )
         self.whep = WhepEgress(WhepConfig(ice=ice))
         self.http_app = build_app(self.hub, self.hls, usage=self.stream_usage)
@@ -208,6 +221,7 @@ class Gateway:
             whep=self.whep,
             config=LiveConfig(segment_duration=self.settings.live_ai_segment_duration),
             usage=self.usage,
+            clock=self.clock,
         )
 
     def _push_ladder(self, ladder: Ladder) -> tuple[Profile, ...]:
@@ -215,7 +229,7 @@ class Gateway:
 
     async def start(self) -> None:
         self.usage.start()
-        self.stack = await build_transcoder(self.settings, self.executor, self.usage)
+        self.stack = await build_transcoder(self.settings, self.executor, self.usage, self.clock)
         if self.stack is not None:
             self.transcodes = TranscodeManager(
                 self.hls,
@@ -223,6 +237,7 @@ class Gateway:
                 self.ladder,
                 regions=self.settings.preferred_regions,
                 usage=self.usage,
+                clock=self.clock,
             )
             self.push.transcoder = self.stack.transcoder
         if self.stack is not None:

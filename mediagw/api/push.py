@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from aiohttp import web
 
 from segmenter import CLOCK, Segment
 
+from ..clock import SYSTEM, Clock
 from ..errors import ConfigError, IngestError, PublishRejected
 from ..httpbody import read_prefix
 from ..livepeer.profiles import Profile, parse_profiles_json
@@ -47,7 +47,7 @@ MAX_TIMEOUT_MULTIPLIER = 100
 class _Pushed:
     stream: Stream
     profiles: tuple[Profile, ...]
-    last_seen: float = field(default_factory=time.monotonic)
+    last_seen: float
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_seq: int = -1
 
@@ -62,7 +62,9 @@ class PushIngest:
         ladder: Callable[[Ladder], tuple[Profile, ...]],
         *,
         enabled: bool = True,
+        clock: Clock = SYSTEM,
     ) -> None:
+        self.clock = clock
         self.hub = hub
         self.hls = hls
         self.admission = admission
@@ -87,7 +89,7 @@ class PushIngest:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(5)
-            now = time.monotonic()
+            now = self.clock.monotonic()
             for pushed in list(self._streams.values()):
                 if now - pushed.last_seen > IDLE_SECONDS and not pushed.lock.locked():
                     await self._end(pushed)
@@ -136,7 +138,7 @@ class PushIngest:
         except (ConfigError, IngestError) as exc:
             return web.Response(status=400, text=str(exc))
         async with pushed.lock:
-            pushed.last_seen = time.monotonic()
+            pushed.last_seen = self.clock.monotonic()
             return await self._segment(request, pushed, seq, duration, body, header_cfg)
 
     async def _stream_for(
@@ -164,7 +166,7 @@ class PushIngest:
         stream = self.hub.get(admitted.id)
         if stream is None or not stream.live:
             stream = self.hub.begin_publish(admitted)
-        pushed = _Pushed(stream, profiles)
+        pushed = _Pushed(stream, profiles, self.clock.monotonic())
         self._streams[manifest] = pushed
         return pushed
 
@@ -184,7 +186,7 @@ class PushIngest:
         pushed.last_seq = seq
         segment = Segment(
             seq, body, 0, round(duration * CLOCK), discontinuity, None, None, 0, 0,
-            meta={"pdt": time.time()},
+            meta={"pdt": self.clock.wall()},
         )  # fmt: skip
         self.hub.add_segment(stream, segment)
         if self.transcoder is None or not pushed.profiles:

@@ -12,6 +12,7 @@ import logging
 from concurrent.futures import Executor
 from urllib.parse import urlencode
 
+from ..clock import SYSTEM, Clock
 from ..platform.admission import Admission
 from ..platform.stream_auth import PublishAttempt
 from ..stream.hub import StreamHub
@@ -32,7 +33,9 @@ class RTMPIngest:
         admission: Admission,
         executor: Executor,
         rtmp_host: str = "",
+        clock: Clock = SYSTEM,
     ) -> None:
+        self.clock = clock
         self.hub = hub
         self.admission = admission
         self.executor = executor
@@ -52,7 +55,10 @@ class RTMPIngest:
             await old.wait_ended(timeout=5.0)
         stream = self.hub.begin_publish(request)
         self.publishers = {k: p for k, p in self.publishers.items() if not p.ended}
-        publisher = Publisher(self.hub, stream, self.executor)
+        publisher = Publisher(
+            self.hub, stream, self.executor,
+            wallclock=self.clock.wall, monotonic=self.clock.monotonic,
+        )  # fmt: skip
         self.publishers[stream.id] = publisher
         log.info(
             "publish accepted",

@@ -36,6 +36,7 @@ from aiohttp import web
 from segmenter import CLOCK, RtpDemuxer
 from webrtc import IceConfig, VideoAccessUnit, WhipConfig, WhipIngest, WhipSession, add_whip_routes
 
+from ..clock import SYSTEM, Clock
 from ..errors import BadStreamRequest, PublishRejected, StreamBusy
 from ..platform.admission import Admission
 from ..platform.stream_auth import PublishAttempt
@@ -61,7 +62,9 @@ class WhipGateway:
         ice: IceConfig | None = None,
         keyframe_interval: float = 2.0,
         max_sessions: int = 16,
+        clock: Clock = SYSTEM,
     ) -> None:
+        self.clock = clock
         self.hub = hub
         self.admission = admission
         self.executor = executor
@@ -113,7 +116,10 @@ class WhipGateway:
         except PublishRejected as exc:
             raise web.HTTPConflict(text=exc.description) from None
         demuxer = RtpDemuxer(audio=session.has_audio)
-        publisher = Publisher(self.hub, stream, self.executor, demuxer=demuxer)
+        publisher = Publisher(
+            self.hub, stream, self.executor, demuxer=demuxer,
+            wallclock=self.clock.wall, monotonic=self.clock.monotonic,
+        )  # fmt: skip
         task = asyncio.get_running_loop().create_task(
             self._pump(session, publisher, demuxer), name=f"whip:{stream.id}"
         )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from ..clock import SYSTEM, Clock
 from ..config import Settings
 from ..errors import ConfigError
 from ..eth.signer import Signer
@@ -64,7 +64,10 @@ def default_ladder(settings: Settings) -> list[Profile]:
 
 
 async def build_transcoder(
-    settings: Settings, executor: Executor | None = None, usage: UsageSink | None = None
+    settings: Settings,
+    executor: Executor | None = None,
+    usage: UsageSink | None = None,
+    clock: Clock = SYSTEM,
 ) -> TranscodeStack | None:
     """The transcoder for ``-orchAddr`` / ``-orchWebhookUrl``, or None when neither is set."""
     sources: list[Source] = []
@@ -73,7 +76,7 @@ async def build_transcoder(
     if settings.orch_webhook_url:
         sources.append(
             WebhookSource(
-                settings.orch_webhook_url, clock=time.monotonic, normalize=normalize_orch_addr
+                settings.orch_webhook_url, clock=clock.monotonic, normalize=normalize_orch_addr
             )
         )
     remote: RemoteSigner | None = None
@@ -115,6 +118,8 @@ async def build_transcoder(
     segments = SegmentClient(pins)
     transcoder = LivepeerTranscoder(
         usage=usage,
+        clock=clock.wall,
+        monotonic=clock.monotonic,
         rpc=rpc,
         segments=segments,
         sources=sources,

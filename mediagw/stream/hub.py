@@ -18,7 +18,6 @@ through a bounded ``Fanout`` and drops when slow, so no consumer can stall inges
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 
 from segmenter import Segment, Segmenter
 
+from ..clock import SYSTEM
 from ..errors import LimitExceeded, StreamBusy
 from ..request import StreamRequest
 from .fanout import Fanout, Subscription
@@ -62,7 +62,7 @@ class Stream:
     segmenter: Segmenter
     request: StreamRequest  # this publish session's (admission.py); replaced, never mutated
     state: str = "live"
-    created_at: float = field(default_factory=time.time)
+    created_at: float = 0.0  # unix seconds, from the hub's clock
     ended_at: float = 0.0
     last_error: str | None = None
     stats: StreamStats = field(default_factory=StreamStats)
@@ -103,7 +103,7 @@ class StreamHub:
         max_sessions: int = 100,
         segment_duration: float = 2.0,
         ended_ttl: float = 300.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = SYSTEM.wall,
     ) -> None:
         self.max_sessions = max_sessions
         self.segment_duration = segment_duration
@@ -140,7 +140,9 @@ class StreamHub:
         if self.live_count() >= self.max_sessions:
             raise LimitExceeded(f"max sessions ({self.max_sessions}) reached")
         if stream is None:
-            stream = Stream(stream_id, Segmenter(self.segment_duration), request)
+            stream = Stream(
+                stream_id, Segmenter(self.segment_duration), request, created_at=self._clock()
+            )
             self._streams[stream_id] = stream
         else:
             stream.segmenter.restart()

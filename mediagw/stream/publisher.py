@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ from segmenter import (
     VideoConfig,
 )
 
+from ..clock import SYSTEM
 from ..errors import MediaError
 from .hub import Stream, StreamHub
 
@@ -63,8 +63,8 @@ class Publisher:
         executor: Executor | None = None,
         *,
         demuxer: Demuxer | None = None,
-        wallclock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = SYSTEM.wall,
+        monotonic: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         self.hub = hub
         self.stream = stream

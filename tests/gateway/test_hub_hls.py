@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from mediagw.clock import ManualClock
 from mediagw.errors import LimitExceeded, StreamBusy
 from mediagw.publish.hls import SOURCE, HLSPublisher
 from mediagw.stream.hub import StreamHub
@@ -18,16 +19,8 @@ def seg(seq: int, disc: bool = False, size: int = 1000) -> Segment:
     return Segment(seq, b"\x47" * size, seq * 2 * CLOCK, 2 * CLOCK, disc, VIDEO, None, 60, 0)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_state_rules() -> None:
-    clock = Clock()
+    clock = ManualClock()
     hub = StreamHub(max_sessions=2, ended_ttl=60, clock=clock)
     a = hub.begin_publish("a")
     with pytest.raises(StreamBusy):

@@ -8,20 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from mediagw.clock import ManualClock
 from mediagw.errors import ConfigError
 from mediagw.livepeer.errors import CertificatePinError, OrchestratorUnreachable
 from mediagw.livepeer.tls import PinStore, host_port_key, pin_error_from
 
 A, B, C = (bytes([i]) * 32 for i in (1, 2, 3))
 KEY = "10.0.0.1:8935"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_first_contact_pins_then_matches() -> None:
@@ -32,7 +25,7 @@ def test_first_contact_pins_then_matches() -> None:
 
 
 def test_repin_once_then_refuse_within_window(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Clock()
+    clock = ManualClock()
     pins = PinStore(clock=clock, repin_window_s=600)
     pins.check(KEY, A)
     with caplog.at_level(logging.WARNING, logger="mediagw.livepeer.tls"):

@@ -10,8 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from mediatools import need_tool
-from orchestrator.orch_testkit import ORCH_KEY, FakeClock
+from orchestrator.orch_testkit import ORCH_KEY
 
+from mediagw.clock import ManualClock
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 
 
@@ -43,8 +44,8 @@ def segment_small(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(1_750_000_000.0)
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ async def offchain(tmp_path: Path) -> AsyncIterator[ReferenceOrchestrator]:
 
 
 @pytest.fixture
-async def priced(tmp_path: Path, clock: FakeClock) -> AsyncIterator[ReferenceOrchestrator]:
+async def priced(tmp_path: Path, clock: ManualClock) -> AsyncIterator[ReferenceOrchestrator]:
     config = OrchestratorConfig(
         priced=True,
         private_key=ORCH_KEY,

@@ -30,14 +30,6 @@ P360 = ("P360p30fps16x9", 640, 360, 1_200_000, 30)
 P144 = ("P144p30fps16x9", 256, 144, 400_000, 30)
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def grpc_channel(orch: ReferenceOrchestrator) -> grpc.aio.Channel:
     target = f"127.0.0.1:{orch.port}"
     if not orch.tls:

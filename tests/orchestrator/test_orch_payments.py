@@ -16,7 +16,6 @@ from orchestrator.orch_testkit import (
     ORCH_KEY,
     P144,
     P240,
-    FakeClock,
     fetch,
     get_orchestrator,
     headers,
@@ -27,6 +26,7 @@ from orchestrator.orch_testkit import (
     ticket_of,
 )
 
+from mediagw.clock import ManualClock
 from mediagw.eth.crypto import address_of, checksum, keccak256, recover_address, sign_digest
 from mediagw.livepeer.proto import net
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
@@ -234,7 +234,7 @@ async def test_ticket_params_expire(
     priced: ReferenceOrchestrator,
     http: aiohttp.ClientSession,
     segment_small: bytes,
-    clock: FakeClock,
+    clock: ManualClock,
 ) -> None:
     info = await _info(priced)
     sd = segdata(info, segment_small, key=GATEWAY_KEY, profiles=(P144,))

@@ -11,6 +11,7 @@ from aiohttp import web
 from mediatools import serve_app
 from payments.pay_testkit import hx, section
 
+from mediagw.clock import ManualClock
 from mediagw.eth.abi import (
     ARBITRUM_CONTRACTS,
     ARBITRUM_CONTROLLER,
@@ -127,14 +128,6 @@ async def node() -> AsyncIterator[tuple[FakeNode, str]]:
         yield fake, f"{base}/rpc/secret-key"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_reads(node: tuple[FakeNode, str]) -> None:
     fake, url = node
     async with JsonRpcChain(url) as chain:
@@ -158,7 +151,7 @@ async def test_reads(node: tuple[FakeNode, str]) -> None:
 
 async def test_l1_block_is_cached_and_polled(node: tuple[FakeNode, str]) -> None:
     fake, url = node
-    clock = Clock()
+    clock = ManualClock(100.0)
     async with JsonRpcChain(url, clock=clock, poll_interval=5.0) as chain:
         assert await chain.last_l1_block() == 0x1234
         fake.l1_block = 0x1235

@@ -7,17 +7,6 @@ from mediagw.livepeer.proto import net
 from mediagw.pool import OrchSession
 
 
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def make_info(
     transcoder: str = "https://o1:8935",
     *,

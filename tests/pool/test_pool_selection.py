@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from pool.pool_testkit import FakeClock, make_info, session
+from pool.pool_testkit import make_info, session
 
+from mediagw.clock import ManualClock
 from mediagw.pool import OrchSession, StreamSelector, latency_score
 
 
 def make(
     *sessions: OrchSession, regions: tuple[str, ...] = (), pool_size: int = 0
-) -> tuple[StreamSelector, FakeClock]:
-    clock = FakeClock()
+) -> tuple[StreamSelector, ManualClock]:
+    clock = ManualClock()
     sel = StreamSelector(regions, clock=clock, pool_size=pool_size or len(sessions))
     sel.refresh(list(sessions))
     return sel, clock
@@ -109,7 +110,7 @@ def test_sticky_doubles_when_nothing_else() -> None:
 
 
 def test_select_empty() -> None:
-    sel = StreamSelector(clock=FakeClock())
+    sel = StreamSelector(clock=ManualClock())
     assert sel.select() is None
     assert sel.needs_refresh()
 
@@ -162,7 +163,7 @@ def test_two_failures_in_flight_resuspend_with_max() -> None:
 
 
 def test_refresh_threshold_and_dedupe() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     sel = StreamSelector(clock=clock)
     assert sel.needs_refresh()
     sessions = [session(n) for n in "abcdefghij"]
@@ -183,7 +184,7 @@ def test_refresh_threshold_and_dedupe() -> None:
 
 
 def test_exhausted() -> None:
-    sel = StreamSelector(clock=FakeClock(), max_attempts=3)
+    sel = StreamSelector(clock=ManualClock(), max_attempts=3)
     assert not sel.exhausted(2)
     assert sel.exhausted(3)
 

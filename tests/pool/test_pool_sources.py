@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 from mediatools import serve_app
-from pool.pool_testkit import FakeClock, make_info
+from pool.pool_testkit import make_info
 
+from mediagw.clock import ManualClock
 from mediagw.errors import ConfigError
 from mediagw.livepeer.candidates import Candidate
 from mediagw.pool import Blocklist, StaticSource, WebhookSource
@@ -142,7 +143,7 @@ async def hook() -> AsyncIterator[tuple[Hook, str]]:
 
 async def test_webhook_parses_and_caches(hook: tuple[Hook, str]) -> None:
     state, url = hook
-    clock = FakeClock()
+    clock = ManualClock()
     src = WebhookSource(url, clock=clock)
     assert await src.candidates() == GOOD_CANDIDATES
     clock.advance(59.9)
@@ -163,7 +164,7 @@ async def test_webhook_concurrent_callers_share_one_fetch(hook: tuple[Hook, str]
         return web.json_response(GOOD)
 
     state.handler = slow
-    src = WebhookSource(url, clock=FakeClock())
+    src = WebhookSource(url, clock=ManualClock())
     results = await asyncio.gather(*(src.candidates() for _ in range(5)))
     assert all(r == GOOD_CANDIDATES for r in results)
     assert state.hits == 1
@@ -225,7 +226,7 @@ async def test_webhook_keeps_last_good_list_on_error(
     error: str,
 ) -> None:
     state, url = hook
-    clock = FakeClock()
+    clock = ManualClock()
     src = WebhookSource(url, clock=clock, timeout=0.2, max_body=4096)
     assert await src.candidates() == GOOD_CANDIDATES
     state.handler = handler
@@ -242,7 +243,7 @@ async def test_webhook_keeps_last_good_list_on_error(
 async def test_webhook_error_backoff_then_recovery(hook: tuple[Hook, str]) -> None:
     state, url = hook
     state.handler = _bad_status
-    clock = FakeClock()
+    clock = ManualClock()
     src = WebhookSource(url, clock=clock, retry_after=5)
     assert await src.candidates() == []  # nothing good yet
     clock.advance(4.9)
@@ -272,7 +273,7 @@ async def test_webhook_skips_malformed_entries(
             {"address": "https://ok:5", "score": 0},
         ]
     )
-    src = WebhookSource(url, clock=FakeClock())
+    src = WebhookSource(url, clock=ManualClock())
     with caplog.at_level(logging.WARNING, logger="mediagw.pool"):
         assert await src.candidates() == [Candidate("https://ok:5", 1.0)]
     [rec] = [r for r in caplog.records if hasattr(r, "entries")]
@@ -284,10 +285,10 @@ async def test_webhook_skips_malformed_entries(
 async def test_webhook_with_normalize(hook: tuple[Hook, str]) -> None:
     state, url = hook
     state.handler = json_reply([{"address": "o1", "score": 1}])
-    src = WebhookSource(url, clock=FakeClock(), normalize=normalize)
+    src = WebhookSource(url, clock=ManualClock(), normalize=normalize)
     assert await src.candidates() == [Candidate("https://o1:8935", 1.0)]
 
 
 def test_webhook_url_must_be_http() -> None:
     with pytest.raises(ConfigError, match="-orchWebhookUrl"):
-        WebhookSource("ftp://x/y", clock=FakeClock())
+        WebhookSource("ftp://x/y", clock=ManualClock())

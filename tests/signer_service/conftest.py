@@ -10,8 +10,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from signer_service.signer_testkit import SIGNER_KEY, START, FloatClock, NsClock
+from signer_service.signer_testkit import SIGNER_KEY, START, NsClock
 
+from mediagw.clock import ManualClock
 from mediagw.livepeer.rpc import OrchestratorRPC
 from mediagw.livepeer.tls import PinStore
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
@@ -27,12 +28,12 @@ def clock() -> NsClock:
 
 
 @pytest.fixture
-def orch_clock() -> FloatClock:
-    return FloatClock(float(START))
+def orch_clock() -> ManualClock:
+    return ManualClock(float(START))
 
 
 @pytest.fixture
-async def priced(tmp_path: Path, orch_clock: FloatClock) -> AsyncIterator[ReferenceOrchestrator]:
+async def priced(tmp_path: Path, orch_clock: ManualClock) -> AsyncIterator[ReferenceOrchestrator]:
     config = OrchestratorConfig(
         priced=True, price_per_unit=10, pixels_per_unit=1, work_dir=tmp_path, clock=orch_clock
     )

@@ -39,14 +39,6 @@ class NsClock:
         self.now += round(seconds * NS) + ns
 
 
-class FloatClock:
-    def __init__(self, now: float = float(START)) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def job_caps() -> net.Capabilities:
     """AuthToken only: what the reference orchestrator (no AI capabilities) accepts."""
     caps = net.Capabilities(bitstring=bitstring([Capability.AUTH_TOKEN]))

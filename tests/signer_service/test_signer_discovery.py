@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 from signer_service.conftest import SignerFactory
-from signer_service.signer_testkit import FloatClock
 
+from mediagw.clock import ManualClock
 from mediagw.livepeer.candidates import Candidate
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.rpc import normalize_orch_addr
@@ -38,14 +38,14 @@ async def _filled(server_cache: DiscoveryCache | None) -> None:
 NOOP = "live-video-to-video/noop"
 
 
-def _live(tmp_path: Path, sub: str, clock: FloatClock, **kw: Any) -> OrchestratorConfig:
+def _live(tmp_path: Path, sub: str, clock: ManualClock, **kw: Any) -> OrchestratorConfig:
     (tmp_path / sub).mkdir()
     kw.setdefault("live_models", {"noop": True})
     return OrchestratorConfig(work_dir=tmp_path / sub, clock=clock, **kw)
 
 
 async def test_discovery_lists_orchestrators_within_the_price_cap(
-    make_signer: SignerFactory, tmp_path: Path, orch_clock: FloatClock
+    make_signer: SignerFactory, tmp_path: Path, orch_clock: ManualClock
 ) -> None:
     def config(price: int, sub: str) -> OrchestratorConfig:
         return _live(tmp_path, sub, orch_clock, priced=True, price_per_unit=price)
@@ -79,7 +79,7 @@ async def test_discovery_lists_orchestrators_within_the_price_cap(
 
 
 async def test_only_orchestrators_the_signer_would_pay_are_listed(
-    make_signer: SignerFactory, tmp_path: Path, orch_clock: FloatClock
+    make_signer: SignerFactory, tmp_path: Path, orch_clock: ManualClock
 ) -> None:
     """go-livepeer remote_discovery.go: a capability without a price is not eligible, an O
     without an eligible capability is not listed. Real orchestrators: off-chain (no price at
@@ -146,7 +146,7 @@ async def test_empty_cache_is_503_and_off_is_404(make_signer: SignerFactory) -> 
 
 
 async def test_orchestrators_down_at_start_are_found_on_the_next_request(
-    make_signer: SignerFactory, tmp_path: Path, orch_clock: FloatClock
+    make_signer: SignerFactory, tmp_path: Path, orch_clock: ManualClock
 ) -> None:
     """The start-up round finds nobody; the O comes up; the next request refreshes (instead of
     answering 503 until the 25 min refresh) and lists it."""

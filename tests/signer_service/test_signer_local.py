@@ -11,7 +11,6 @@ import pytest
 from signer_service.signer_testkit import (
     GATEWAY_KEY,
     PPS,
-    FloatClock,
     decode_payment,
     decode_segdata,
     get_info,
@@ -20,6 +19,7 @@ from signer_service.signer_testkit import (
     ticket_ev,
 )
 
+from mediagw.clock import ManualClock
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.rpc import OrchestratorRPC, sign_orchestrator_request
 from mediagw.orchestrator import ReferenceOrchestrator
@@ -40,13 +40,13 @@ BASE = 1000.0  # a small clock value: sub-pixel time steps stay exact in a float
 
 
 async def _setup(
-    rpc: OrchestratorRPC, priced: ReferenceOrchestrator, orch_clock: FloatClock
-) -> tuple[LocalLivePayments, FloatClock, net.OrchestratorInfo]:
+    rpc: OrchestratorRPC, priced: ReferenceOrchestrator, orch_clock: ManualClock
+) -> tuple[LocalLivePayments, ManualClock, net.OrchestratorInfo]:
     orch_clock.now = BASE
     signer = LocalSigner(GATEWAY_KEY)
     sig = await sign_orchestrator_request(signer.address, signer.sign)
     info = await get_info(rpc, priced, signer.address, sig)
-    clock = FloatClock(BASE)
+    clock = ManualClock(BASE)
     return LocalLivePayments(PaymentSender(signer), clock=clock), clock, info
 
 
@@ -59,7 +59,7 @@ def _units(before: Fraction, pay: LivePayment, ev: Fraction) -> Fraction:
 async def test_local_key_payments_accepted_by_a_priced_orchestrator(
     rpc: OrchestratorRPC,
     priced: ReferenceOrchestrator,
-    orch_clock: FloatClock,
+    orch_clock: ManualClock,
     http: aiohttp.ClientSession,
 ) -> None:
     local, clock, info = await _setup(rpc, priced, orch_clock)
@@ -102,7 +102,7 @@ async def test_local_key_payments_accepted_by_a_priced_orchestrator(
 
 
 async def test_local_guards(
-    rpc: OrchestratorRPC, priced: ReferenceOrchestrator, orch_clock: FloatClock
+    rpc: OrchestratorRPC, priced: ReferenceOrchestrator, orch_clock: ManualClock
 ) -> None:
     local, clock, info = await _setup(rpc, priced, orch_clock)
     start = await local.generate_live_payment(info, state=None, manifest_id="m")

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from mediagw.clock import ManualClock
 from mediagw.livepeer.trickle import (
     TrickleChannelGone,
     TrickleLimitError,
@@ -16,14 +17,6 @@ from mediagw.livepeer.trickle import (
 )
 from mediagw.orchestrator.trickle import TrickleLimits, TrickleServer, TrickleServerConfig
 from mediagw.orchestrator.trickle.channel import Channel
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def read_all(channel: Channel, start: int, count: int) -> list[tuple[int, bytes]]:
@@ -139,7 +132,7 @@ async def test_reset_unblocks_waiting_local_reader() -> None:
 
 
 async def test_idle_sweep_with_injected_clock() -> None:
-    clock = Clock()
+    clock = ManualClock()
     server = TrickleServer(TrickleServerConfig(idle_timeout=300, sweep_interval=0.01), clock=clock)
     await server.start()
     try:

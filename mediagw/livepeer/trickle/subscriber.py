@@ -27,12 +27,12 @@ import asyncio
 import contextlib
 import logging
 import ssl as _ssl
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
 
+from ...clock import SYSTEM
 from .aio import cancel_quietly
 from .errors import TrickleSegmentBroken, TrickleSegmentTooLarge, TrickleUnavailable
 from .positions import Step, SubscriberPosition
@@ -150,10 +150,12 @@ class TrickleSubscriber:
         connect_timeout: float = 10.0,
         max_segment_bytes: int = 64 << 20,
         stats: SubscriberStats | None = None,
+        clock: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         """``ssl``: True = verify, False = accept any certificate (an O's self-signed one),
-        or an ``SSLContext`` (e.g. a pin store's)."""
+        or an ``SSLContext`` (e.g. a pin store's). ``clock``: monotonic seconds."""
         self.url = url.rstrip("/")
+        self._clock = clock
         self.session = session
         self.ssl = ssl
         self.position = SubscriberPosition(
@@ -230,7 +232,7 @@ class TrickleSubscriber:
         if step in (Step.JUMP, Step.WAIT):
             self.stats.longest_storm = max(self.stats.longest_storm, in_a_row)
             if in_a_row == pos.spin_after + 1:
-                self._storm_started = time.monotonic()
+                self._storm_started = self._clock()
                 self.stats.storms += 1
                 log.warning(
                     "trickle: the server keeps answering 470 (segment not available); "
@@ -239,7 +241,7 @@ class TrickleSubscriber:
                            "every_s": pos.ahead_delay},
                 )  # fmt: skip
         elif self._storm_started is not None and step is not Step.RETRY:
-            lasted = time.monotonic() - self._storm_started
+            lasted = self._clock() - self._storm_started
             self._storm_started = None
             log.info(
                 "trickle: segments available again after a run of 470 answers",

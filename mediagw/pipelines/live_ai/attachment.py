@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
@@ -38,6 +37,7 @@ from mediagw.livepeer.trickle.publisher import TricklePublisher
 from mediagw.livepeer.trickle.subscriber import SubscriberStats, TrickleSubscriber
 from mediagw.pool.session import OrchSession
 
+from ...clock import SYSTEM
 from .config import LiveConfig
 from .control import ControlChannel
 from .events import EventError, parse_event
@@ -73,7 +73,7 @@ class Attachment:
         *,
         http: LiveHTTP,
         config: LiveConfig,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = SYSTEM.monotonic,
         output_stats: SubscriberStats | None = None,
     ) -> None:
         self.host = host

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
@@ -31,6 +30,7 @@ from mediagw.payments.errors import NeedsRefresh
 from mediagw.payments.live import LivePaymentSource
 from mediagw.pool.session import OrchSession
 
+from ...clock import SYSTEM
 from ...usage import PAYMENT, StreamMeter
 from .attachment import Attachment, AttachmentHost
 from .config import LiveConfig
@@ -57,8 +57,8 @@ class Connector:
         model: str,
         config: LiveConfig,
         counters: PaymentCounters,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = SYSTEM.monotonic,
+        wall: Callable[[], float] = SYSTEM.wall,
         output_stats: SubscriberStats | None = None,
         meter: StreamMeter | None = None,
     ) -> None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from mediagw.livepeer.trickle.errors import TrickleChannelGone, TrickleError
 from mediagw.livepeer.trickle.publisher import TricklePublisher
+
+from ...clock import SYSTEM
 
 __all__ = ["KEEPALIVE", "ControlChannel"]
 
@@ -33,7 +34,7 @@ class ControlChannel:
         self,
         publisher: TricklePublisher,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = SYSTEM.monotonic,
         keepalive_interval: float = 10.0,
     ) -> None:
         self.publisher = publisher

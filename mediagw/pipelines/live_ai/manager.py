@@ -15,7 +15,6 @@ import asyncio
 import dataclasses
 import io
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ from segmenter import CLOCK, Segment
 from segmenter.probe import probe_ts
 from webrtc import EncodedSource, Pacer, VideoAccessUnit, WhepEgress
 
+from ...clock import SYSTEM, Clock
 from ...errors import LimitExceeded
 from ...livepeer.rpc import OrchestratorRPC
 from ...livepeer.tls import PinStore
@@ -110,8 +110,10 @@ class LiveAIManager:
         whep: WhepEgress | None = None,
         max_pending: int = MAX_PENDING,
         usage: UsageSink | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.usage = usage or NullUsage()
+        self.clock = clock
         self.hls = hls
         self.rpc = rpc
         self.http = LiveHTTP(pins)
@@ -284,7 +286,7 @@ class LiveAIManager:
 
     async def _output(self, out_id: str, publish_session: int, seq: int, data: bytes) -> None:
         loop = asyncio.get_running_loop()
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             probe = await loop.run_in_executor(self.executor, lambda: probe_ts(data, decode=False))
         except Exception as exc:
@@ -307,7 +309,7 @@ class LiveAIManager:
                 if run.video_out.full():  # viewers behind real time: skip a segment, never block
                     run.video_out.get_nowait()
                 run.video_out.put_nowait(data)
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self.publish_time.add(now - started)
         if len(self.listed_at) < 100_000:  # for the benchmark; bounded
             self.listed_at[(out_id, seq)] = now

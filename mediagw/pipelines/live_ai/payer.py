@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -43,6 +42,7 @@ from mediagw.payments.remote import SignerError
 from mediagw.pool.prices import price_of
 from mediagw.pool.session import OrchSession
 
+from ...clock import SYSTEM
 from ...usage import PAYMENT, StreamMeter
 from .transport import LiveHTTP
 
@@ -100,8 +100,8 @@ class LivePayer:
         max_price: Fraction | None = None,
         interval: float = 5.0,
         timeout: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = SYSTEM.monotonic,
+        wall: Callable[[], float] = SYSTEM.wall,
     ) -> None:
         self.http = http
         self.session = session

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from fractions import Fraction
 
@@ -34,6 +33,7 @@ from mediagw.pool.session import OrchSession
 from mediagw.pool.sources import Blocklist, Source
 from mediagw.pool.suspension import Suspensions
 
+from ...clock import SYSTEM
 from .caps import PIPELINE, lv2v_capabilities
 
 __all__ = ["FetchInfo", "LiveSelector", "OrchestratorRequests"]
@@ -61,7 +61,7 @@ class LiveSelector:
         min_version: str = "",
         runner_version: str = "",
         orchestrator_filter: str = "",
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = SYSTEM.monotonic,
         refresh_interval: float = REFRESH_INTERVAL,
         penalty: int = SUSPEND_PENALTY,
         fetch_timeout: float = 2.0,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
@@ -34,6 +33,7 @@ from typing import Any, Protocol
 from mediagw.livepeer.trickle.subscriber import SubscriberStats
 from mediagw.payments.live import LivePaymentSource
 
+from ...clock import SYSTEM
 from ...usage import LIVE_AI, StreamMeter
 from .attachment import Attachment
 from .config import LiveConfig
@@ -81,8 +81,8 @@ class LiveSession:
         payments: LivePaymentSource | None = None,
         config: LiveConfig | None = None,
         meter: StreamMeter | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = SYSTEM.monotonic,
+        wall: Callable[[], float] = SYSTEM.wall,
     ) -> None:
         self.stream_id = stream_id
         self.meter = meter  # usage: input media handed over, payments (connect.py, payer.py)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,6 +34,7 @@ from mediagw.payments.live import (
     payment_value,
 )
 
+from ...clock import SYSTEM
 from ...httpbody import read_prefix
 from .errors import StartRejected
 from .transport import LiveHTTP, with_host_of
@@ -135,7 +135,7 @@ async def start_live_video(
     payments: LivePaymentSource | None,
     max_price: Fraction | None = None,
     timeout: float = START_TIMEOUT,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = SYSTEM.monotonic,
 ) -> StartOutcome:
     """Start the run on ``info.transcoder``; raises ``StartRejected`` (with its ``action``)
     and the payment source's errors."""

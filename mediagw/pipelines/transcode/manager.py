@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from segmenter import Segment
 
+from ...clock import SYSTEM, Clock
 from ...errors import ConfigError
 from ...livepeer.profiles import PRESETS, Profile, parse_profiles_json
 from ...publish.hls import HLSPublisher
@@ -50,8 +51,10 @@ class TranscodeManager:
         regions: Sequence[str] = (),
         concurrency: int = 3,
         usage: UsageSink | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.usage = usage
+        self.clock = clock
         self.hls = hls
         self.transcoder = transcoder
         self.default_ladder = tuple(default_ladder)
@@ -78,6 +81,7 @@ class TranscodeManager:
             concurrency=self.concurrency, regions=regions,
             previous=self.ending.get(stream.id),  # a reconnect: it lists its last ones first
             usage=self.usage,
+            monotonic=self.clock.monotonic,
         )  # fmt: skip
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:

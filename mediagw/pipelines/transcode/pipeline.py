@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Protocol
 from segmenter import Segment
 from segmenter.probe import h264_codecs_tag
 
+from ...clock import SYSTEM
 from ...livepeer.profiles import Profile
 from ...publish.hls import HLSPublisher
 from ...stream.hub import Stream
@@ -121,7 +121,7 @@ class TranscodePipeline:
         regions: Sequence[str] = (),
         previous: TranscodePipeline | None = None,
         usage: UsageSink | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         self.stream = stream
         self.hls = hls

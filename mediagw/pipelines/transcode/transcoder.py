@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ...clock import SYSTEM
 from ...errors import MediaGWError
 from ...eth.crypto import keccak256
 from ...eth.signer import Signer
@@ -90,8 +90,10 @@ class LivepeerTranscoder:
         chain: ChainReader | None = None,
         requests: OrchestratorRequests | None = None,
         usage: UsageSink | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = SYSTEM.wall,
+        monotonic: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
+        self._monotonic = monotonic
         self.usage = usage or NullUsage()  # a payment event per segment attempt that paid
         self.rpc = rpc
         self.segments = segments
@@ -114,9 +116,9 @@ class LivepeerTranscoder:
         """What -ethUrl tells about the chain and our account, read at most every 30 s (the
         last known values on a read error). Without -ethUrl: nothing known."""
         view = self._chain_view
-        if self.chain is None or time.monotonic() - view.read_at < 30.0:
+        if self.chain is None or self._monotonic() - view.read_at < 30.0:
             return view
-        view.read_at = time.monotonic()
+        view.read_at = self._monotonic()
         try:
             view.last_l1_block = await self.chain.last_l1_block()
             sender = await self.chain.sender_info(self.signer.address)
@@ -154,7 +156,7 @@ class LivepeerTranscoder:
             compatible=compatible,
             caps=self.caps,
             blocklist=self.blocklist,
-            clock=time.monotonic,
+            clock=self._monotonic,
             suspended=state.selector.suspended,
         )
 
@@ -165,7 +167,7 @@ class LivepeerTranscoder:
                 job.profiles, segment_slicing=job.http_push, min_version=self.min_version
             )
             selector = StreamSelector(
-                job.regions, clock=time.monotonic, max_attempts=self.max_attempts
+                job.regions, clock=self._monotonic, max_attempts=self.max_attempts
             )
             state = _StreamState(selector, caps, asyncio.Lock())
             self._streams[job.stream_id] = state
@@ -189,7 +191,7 @@ class LivepeerTranscoder:
             if session is None:
                 return TranscodeOutcome(error=last_error, attempts=attempt - 1)
             tried.add(session.url)
-            session.begin(time.monotonic())
+            session.begin(self._monotonic())
             try:
                 outcome, retryable = await self._attempt(state, session, job, attempt, spent)
             finally:
@@ -279,7 +281,7 @@ class LivepeerTranscoder:
                 UsageEvent(job.stream_id, job.session, job.principal, o, PAYMENT,
                            bundle.num_tickets, "ticket", bundle.total_ev)
             )  # fmt: skip
-        started = time.monotonic()
+        started = self._monotonic()
         result = await self.segments.submit(
             info.transcoder,
             segment_header(segdata),
@@ -326,7 +328,7 @@ class LivepeerTranscoder:
         if info.address and not verify_result_hashes(hashes, tr.data.sig, bytes(info.address)):
             state.selector.fail(session, retryable=True)
             return self._failed(job, o, attempt, "result signature does not verify"), True
-        latency = time.monotonic() - started
+        latency = self._monotonic() - started
         state.selector.complete(session, latency_score(latency, job.duration))
         return TranscodeOutcome(tuple(renditions), None, o, attempt, pixels), True
 
