@@ -41,7 +41,6 @@ from .log import quiet_request_errors
 from .payments.live import LivePaymentSource, LocalLivePayments
 from .payments.sender import PaymentSender
 from .payments.signer import LocalSigner
-from .pipelines.build import TranscodeStack, build_transcoder, default_ladder
 from .pipelines.live_ai.config import LiveConfig
 from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
@@ -57,6 +56,7 @@ from .platform.stream_auth import (
 from .publish.hls import HLSPublisher
 from .publish.recorder import Recorder
 from .request import Ladder
+from .stack import TranscodeStack, build_transcoder, default_ladder
 from .stream.hub import StreamHub
 from .usage import StreamUsage, UsageQueue
 

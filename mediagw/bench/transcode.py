@@ -34,9 +34,9 @@ from ..eth.account import account_api
 from ..eth.crypto import keccak256
 from ..livepeer.profiles import PRESETS
 from ..payments.signer import LocalSigner
-from ..pipelines.build import build_transcoder
 from ..pipelines.transcode import TranscodeJob
 from ..publish.hls import HLSPublisher
+from ..stack import build_transcoder
 
 LADDER = ("P240p30fps16x9", "P360p30fps16x9", "P720p30fps16x9")
 

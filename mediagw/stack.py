@@ -6,23 +6,23 @@ import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from ..clock import SYSTEM, Clock
-from ..config import Settings
-from ..errors import ConfigError
-from ..eth.signer import Signer
-from ..livepeer.profiles import Profile, load_ladder, parse_transcoding_options
-from ..livepeer.rpc import OrchestratorRequests, OrchestratorRPC, normalize_orch_addr
-from ..livepeer.segment import SegmentClient
-from ..livepeer.tls import PinStore
-from ..payments.chain import JsonRpcChain
-from ..payments.remote import RemoteSigner, SignerError
-from ..payments.sender import PaymentSender
-from ..payments.signer import OffchainSigner, load_keystore_async
-from ..pool.prices import PriceCaps
-from ..pool.sources import Blocklist, Source, StaticSource, WebhookSource
-from ..usage import UsageSink
-from .sources import SignerDiscoverySource
-from .transcode import LivepeerTranscoder
+from .clock import SYSTEM, Clock
+from .config import Settings
+from .errors import ConfigError
+from .eth.signer import Signer
+from .livepeer.profiles import Profile, load_ladder, parse_transcoding_options
+from .livepeer.rpc import OrchestratorRequests, OrchestratorRPC, normalize_orch_addr
+from .livepeer.segment import SegmentClient
+from .livepeer.tls import PinStore
+from .payments.chain import JsonRpcChain
+from .payments.remote import RemoteSigner, SignerError
+from .payments.sender import PaymentSender
+from .payments.signer import OffchainSigner, load_keystore_async
+from .pipelines.sources import SignerDiscoverySource
+from .pipelines.transcode import LivepeerTranscoder
+from .pool.prices import PriceCaps
+from .pool.sources import Blocklist, Source, StaticSource, WebhookSource
+from .usage import UsageSink
 
 log = logging.getLogger("mediagw.livepeer")
 
