@@ -218,10 +218,6 @@ class LiveAIManager:
         self._seq_bases.pop(f"{stream.id}-out", None)
 
     # -- runs ----------------------------------------------------------------------------------
-    def wants(self, stream: Stream) -> bool:
-        """Whether this stream goes to live AI (the transcoder then leaves it alone)."""
-        return bool(stream.request.pipeline) or stream.id in self.pending
-
     def _start(self, stream: Stream) -> None:
         req = stream.request
         if self.config.segment_duration is not None:
