@@ -4,7 +4,7 @@ accounting at all."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -83,7 +83,8 @@ async def test_no_events(live: ReferenceOrchestrator, http: aiohttp.ClientSessio
     try:
         assert await collect_events(ch.events, 0.8) == []
         live.faults.live_no_events = False
-        events = await asyncio.wait_for(collect_events(ch.events, 0.5), 2)
-        assert events and all(e["event"]["type"] == "status" for e in events)
+        # the next status comes within its interval (a loaded machine may take longer)
+        events = [json.loads(await next_segment(ch.events, 10)) for _ in range(2)]
+        assert all(e["event"]["type"] == "status" for e in events), events
     finally:
         await ch.close()
