@@ -93,8 +93,9 @@ def request_from(grant: StreamGrant, query: Mapping[str, str], ingest: str) -> S
 class Admission:
     """Admits publishes (``admit``) and live AI requests (``admit_live``).
 
-    ``authorizer`` checks stream keys (with the live AI webhook in front of it when ``live`` is
-    the same object, as the gateway builds it); ``live`` alone is asked by ``/start``."""
+    ``authorizer`` checks publishes: the stream key, and the live AI webhook for those that ask
+    for a pipeline when the gateway has put one in front of it. ``live`` is that webhook's
+    authorizer, asked by ``/start`` (no stream key there)."""
 
     def __init__(self, authorizer: StreamAuthorizer, live: LiveAIAuthorizer | None = None) -> None:
         self.authorizer = authorizer

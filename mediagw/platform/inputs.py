@@ -124,13 +124,18 @@ def parse_regions(text: str) -> tuple[str, ...]:
 
 
 def parse_rtmp_outputs(text: str) -> list[str]:
-    """``rtmp://a/x,rtmps://b/y`` -> URLs; ``ValueError`` for anything but rtmp(s) URLs."""
+    """``rtmp://a/x,rtmps://b/y`` -> URLs; ``ValueError`` for anything but rtmp(s) URLs. The
+    error names the output by its position and scheme, never its path (it holds the stream key
+    of the destination)."""
     urls = [u.strip() for u in text.split(",") if u.strip()]
     if len(urls) > MAX_OUTPUTS:
         raise ValueError(f"at most {MAX_OUTPUTS} RTMP outputs")
-    for url in urls:
-        if len(url) > MAX_OUTPUT_URL or not url.startswith(("rtmp://", "rtmps://")):
-            raise ValueError(f"RTMP output must be an rtmp:// or rtmps:// URL: {url[:80]!r}")
+    for n, url in enumerate(urls, 1):
+        if len(url) > MAX_OUTPUT_URL:
+            raise ValueError(f"RTMP output {n} is longer than {MAX_OUTPUT_URL} characters")
+        if not url.startswith(("rtmp://", "rtmps://")):
+            scheme = url.partition("://")[0][:16] if "://" in url else "no scheme"
+            raise ValueError(f"RTMP output {n} must be an rtmp:// or rtmps:// URL, not {scheme}")
         if any(c.isspace() for c in url):
             raise ValueError("RTMP output URL has spaces")
     return urls

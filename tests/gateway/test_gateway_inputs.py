@@ -20,6 +20,7 @@ from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.log import RequestErrorFilter
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
+from mediagw.platform.inputs import parse_rtmp_outputs
 
 KEY = "sk_TOPSECRET7"  # -> playback id "concert"
 DEEP = b"[" * 3000 + b"]" * 3000
@@ -250,3 +251,11 @@ def test_request_error_filter_counts_what_it_drops() -> None:
     bug = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "Error handling %s",
                             ("x",), (RuntimeError, RuntimeError("bug"), None))  # fmt: skip
     assert flt.filter(bug) and bug.exc_info is not None
+
+
+@pytest.mark.parametrize("bad", ["http://a/live/SECRET1", "rtmp://a/SECRET1 x", "SECRET1"])
+def test_a_refused_rtmp_output_is_named_without_its_key(bad: str) -> None:
+    """The error goes back to the publisher and into logs: never the destination's key."""
+    with pytest.raises(ValueError) as refused:
+        parse_rtmp_outputs(f"rtmp://ok/live/k,{bad}")
+    assert "SECRET1" not in str(refused.value), refused.value
