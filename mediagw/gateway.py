@@ -286,7 +286,8 @@ class Gateway:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(min(30.0, max(1.0, self.hub.ended_ttl / 4)))
-            self.hub.sweep()
+            for stream_id in self.hub.sweep():  # gone from /streams: its totals go too
+                self.stream_usage.forget(stream_id)
 
     async def stop(self) -> None:
         if self._sweeper is not None:
