@@ -31,6 +31,13 @@
     +-- OrchestratorError           the reference orchestrator's own errors (orchestrator/errors;
     |                               never raised in the gateway)
     +-- SignerServiceError          the remote signer service's own errors (signer_service/errors)
+    +-- StoreError                  the platform store (platform/store) failed: cannot open or
+        |                           migrate the database, or it refused a statement
+        +-- StoreConflict           a unique field (stream key, playback id, key lookup id, id)
+        |                           is taken; ``field`` names it, never its value
+        +-- StoreNotFound           a row refers to one that does not exist (a session's stream)
+        +-- StoreBadInput           the caller asked for something invalid: a limit out of range,
+                                    a malformed cursor, an unknown field to update
 
 The segmenter library has its own root, ``segmenter.SegmenterError``; the gateway translates it
 once, where it calls the segmenter (stream/publisher.py).
@@ -103,3 +110,28 @@ class MediaError(MediaGWError):
 class WebhookUnreachable(MediaGWError):
     """An operator endpoint could not be reached or did not answer in time (``webhook.py``).
     The message names the error's kind and text, never the URL's query or credentials."""
+
+
+class StoreError(MediaGWError):
+    """The platform store failed (``platform/store``): it cannot be opened or migrated, or the
+    database refused a statement. The message says which database and what to check."""
+
+
+class StoreConflict(StoreError):
+    """A unique field is already taken. ``field`` is the column (``stream_key``), never the value
+    (which may be a secret): pick another value and retry."""
+
+    def __init__(self, entity: str, field: str) -> None:
+        super().__init__(f"a {entity} with this {field} already exists: choose another {field}")
+        self.entity = entity
+        self.field = field
+
+
+class StoreNotFound(StoreError):
+    """A row refers to one that does not exist (a session for an unknown stream); create the
+    referenced row first."""
+
+
+class StoreBadInput(StoreError):
+    """The caller asked the store for something invalid (a limit out of range, a malformed
+    cursor, an unknown field to update); the message names it and the allowed range."""

@@ -1,0 +1,52 @@
+"""The platform's one store: API keys, streams, sessions, webhooks and their outbox, signing
+keys and the audit log, in SQLite (embedded default) or PostgreSQL.
+
+    store = await open_store("/var/lib/mediagw")            # DIR/mediagw.db, SQLite (WAL)
+    store = await open_store("postgresql://u@db/mediagw")   # asyncpg
+    ...
+    await store.close()
+
+Opening migrates the database to the newest revision (Alembic, ``migrations/``). The platform
+codes against ``Store`` (``protocol``); rows are frozen dataclasses (``rows``); the errors are
+``StoreError`` and its children in ``mediagw.errors``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .protocol import Store
+from .rows import (
+    MAX_LIMIT,
+    ApiKey,
+    AuditEntry,
+    Counters,
+    Delivery,
+    Page,
+    Session,
+    SigningKey,
+    Stream,
+    Webhook,
+)
+from .sql import SqlStore
+
+__all__ = [
+    "MAX_LIMIT",
+    "ApiKey",
+    "AuditEntry",
+    "Counters",
+    "Delivery",
+    "Page",
+    "Session",
+    "SigningKey",
+    "SqlStore",
+    "Store",
+    "Stream",
+    "Webhook",
+    "open_store",
+]
+
+
+async def open_store(url_or_dir: str | Path) -> Store:
+    """Open (and migrate) the store at a data directory or database URL."""
+    return await SqlStore.open(url_or_dir)

@@ -1,0 +1,120 @@
+"""Opening the store's database: URL rules, the async engine, SQLite pragmas, error translation.
+
+``url_or_dir`` is either a directory (the embedded default: ``DIR/mediagw.db``, SQLite through
+aiosqlite) or a URL: ``sqlite:///path``, ``postgresql://user@host/db`` (run through asyncpg).
+Every driver is async, so no statement blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ...errors import StoreBadInput, StoreConflict, StoreError, StoreNotFound
+from .rows import MAX_LIMIT
+from .schema import METADATA
+
+__all__ = ["DB_FILE", "check_limit", "connect", "engine_url", "transaction"]
+
+DB_FILE = "mediagw.db"
+BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another one before failing
+
+_ASYNC_SCHEMES = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+}
+
+
+def engine_url(url_or_dir: str | Path) -> str:
+    """The async SQLAlchemy URL for a directory or a database URL (see the module doc)."""
+    text = str(url_or_dir)
+    if "://" not in text:
+        return f"sqlite+aiosqlite:///{Path(text).resolve() / DB_FILE}"
+    scheme, _, rest = text.partition("://")
+    if scheme not in _ASYNC_SCHEMES:
+        raise StoreError(
+            f"unsupported store URL scheme {scheme!r}: use a directory, sqlite:///FILE "
+            "or postgresql://USER@HOST/DB"
+        )
+    return f"{_ASYNC_SCHEMES[scheme]}://{rest}"
+
+
+async def connect(url_or_dir: str | Path) -> AsyncEngine:
+    """An async engine for ``url_or_dir`` (a directory is created if missing)."""
+    url = engine_url(url_or_dir)
+    if "://" not in str(url_or_dir):
+        await asyncio.to_thread(Path(url_or_dir).mkdir, parents=True, exist_ok=True)
+    engine = create_async_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable with WAL, without an fsync per commit
+    cursor.close()
+
+
+def check_limit(limit: int) -> int:
+    """``limit`` if it is within 1..MAX_LIMIT, else StoreBadInput."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise StoreBadInput(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
+    return limit
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncConnection]:
+    """One transaction; the database's refusals become the store's errors, named for ``entity``."""
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    except sa.exc.IntegrityError as exc:
+        raise _integrity(entity, exc) from None
+    except sa.exc.DBAPIError as exc:
+        kind = type(exc.orig).__name__
+        raise StoreError(
+            f"the store's database failed on a {entity} ({kind}): check that it is reachable, "
+            "writable and migrated"
+        ) from exc
+
+
+# constraint name -> column: uq_<table>_<column>, and <table>_pkey (PostgreSQL) for the id
+_CONSTRAINTS = {
+    **{
+        str(c.name): next(iter(c.columns)).name
+        for table in METADATA.tables.values()
+        for c in table.constraints
+        if isinstance(c, sa.UniqueConstraint) and c.name
+    },
+    **{f"{name}_pkey": "id" for name in METADATA.tables},
+}
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: \w+\.(\w+)")
+
+
+def _integrity(entity: str, exc: sa.exc.IntegrityError) -> StoreError:
+    """The typed error for a refused row; it names the column, never the value (may be secret)."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    sqlstate = getattr(cause, "sqlstate", None)
+    text = str(exc.orig)
+    if sqlstate == "23503" or "FOREIGN KEY" in text:
+        return StoreNotFound(f"the {entity} refers to a row that does not exist: create it first")
+    field = _CONSTRAINTS.get(str(getattr(cause, "constraint_name", "")))
+    if field is None and (match := _SQLITE_UNIQUE.search(text)):
+        field = match.group(1)
+    if sqlstate == "23505" or field is not None:
+        return StoreConflict(entity, field or "unique field")
+    return StoreError(f"the database refused the {entity}: a required field is missing or invalid")

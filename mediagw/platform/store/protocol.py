@@ -1,0 +1,128 @@
+"""``Store``: what the platform layer needs from its database, as a small typed protocol.
+
+One implementation, ``SqlStore`` (SQLite or PostgreSQL); tests of the platform may pass another.
+Every list is capped (``limit`` in 1..MAX_LIMIT, else StoreBadInput); creating a row whose
+unique field is taken raises StoreConflict, one that refers to a missing row StoreNotFound.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .rows import ApiKey, AuditEntry, Delivery, Page, Session, SigningKey, Stream, Webhook
+
+__all__ = ["Store"]
+
+
+class Store(Protocol):
+    async def close(self) -> None:
+        """Release the database; the store cannot be used afterwards."""
+
+    async def create_stream(self, stream: Stream) -> Stream:
+        """Store a new stream (unique: id, stream key, playback id)."""
+
+    async def get_stream(self, stream_id: str) -> Stream | None:
+        """The stream with this id, or None."""
+
+    async def stream_by_key(self, stream_key: str) -> Stream | None:
+        """The stream published with this stream key, or None."""
+
+    async def stream_by_playback_id(self, playback_id: str) -> Stream | None:
+        """The stream played back with this playback id, or None."""
+
+    async def list_streams(
+        self,
+        *,
+        name: str | None = None,
+        is_active: bool | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Stream]:
+        """Streams, newest first, filtered by name and activity; page on with ``cursor``."""
+
+    async def update_stream(self, stream_id: str, **changes: Any) -> Stream | None:
+        """Change fields of a stream; the stream after, or None if there is none."""
+
+    async def delete_stream(self, stream_id: str) -> bool:
+        """Delete a stream with its sessions and webhooks; False if there was none."""
+
+    async def create_session(self, session: Session) -> Session:
+        """Store a new session of an existing stream."""
+
+    async def get_session(self, session_id: str) -> Session | None:
+        """The session with this id, or None."""
+
+    async def end_session(
+        self, session_id: str, ended_at: int, recording_url: str | None = None
+    ) -> Session | None:
+        """Mark a session ended; the session after, or None if there is none."""
+
+    async def list_sessions(self, stream_id: str, *, limit: int = 100) -> tuple[Session, ...]:
+        """A stream's sessions, newest first."""
+
+    async def create_api_key(self, key: ApiKey) -> ApiKey:
+        """Store a new API key (unique: id, lookup id)."""
+
+    async def api_key_by_lookup(self, lookup_id: str) -> ApiKey | None:
+        """The API key with this lookup id, revoked or not, or None."""
+
+    async def list_api_keys(self, *, limit: int = 100) -> tuple[ApiKey, ...]:
+        """API keys, newest first."""
+
+    async def revoke_api_key(self, key_id: str, at: int) -> bool:
+        """Revoke a key (the first revocation time is kept); False if there is no such key."""
+
+    async def touch_api_key(self, key_id: str, at: int) -> None:
+        """Record when a key was last used."""
+
+    async def create_webhook(self, webhook: Webhook) -> Webhook:
+        """Store a new webhook (for one existing stream, or for all)."""
+
+    async def get_webhook(self, webhook_id: str) -> Webhook | None:
+        """The webhook with this id, or None."""
+
+    async def list_webhooks(
+        self, *, stream_id: str | None = None, limit: int = 100
+    ) -> tuple[Webhook, ...]:
+        """Webhooks, newest first; with ``stream_id``, those firing for it (its own, global)."""
+
+    async def delete_webhook(self, webhook_id: str) -> bool:
+        """Delete a webhook with its deliveries; False if there was none."""
+
+    async def enqueue_delivery(self, delivery: Delivery) -> Delivery:
+        """Queue an event for a webhook (the outbox), due at once unless told otherwise."""
+
+    async def due_deliveries(self, now: int, *, limit: int = 100) -> tuple[Delivery, ...]:
+        """Deliveries to attempt at ``now``, the oldest due first."""
+
+    async def mark_delivered(self, delivery_id: str, at: int, status_code: int) -> None:
+        """Record a successful attempt (the delivery leaves the queue)."""
+
+    async def mark_failed(
+        self,
+        delivery_id: str,
+        at: int,
+        *,
+        error: str,
+        status_code: int | None = None,
+        next_attempt_at: int | None = None,
+    ) -> None:
+        """Record a failed attempt, retried at ``next_attempt_at`` (None: given up)."""
+
+    async def list_deliveries(self, webhook_id: str, *, limit: int = 100) -> tuple[Delivery, ...]:
+        """A webhook's delivery log, newest first."""
+
+    async def create_signing_key(self, key: SigningKey) -> SigningKey:
+        """Store a new playback signing key."""
+
+    async def get_signing_key(self, key_id: str) -> SigningKey | None:
+        """The signing key with this id, or None."""
+
+    async def list_signing_keys(self, *, limit: int = 100) -> tuple[SigningKey, ...]:
+        """Signing keys, newest first."""
+
+    async def append_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Append to the audit log; the entry with its id."""
+
+    async def list_audit(self, *, limit: int = 100) -> tuple[AuditEntry, ...]:
+        """The newest audit entries, newest first."""

@@ -1,0 +1,157 @@
+"""The store's rows: frozen dataclasses, one per table, field names equal to column names.
+
+Ids are text chosen by the caller; times are integer unix milliseconds; JSON columns hold plain
+JSON values (lists of strings are tuples here). The platform creates a row by building one of
+these and handing it to the store, which returns what it stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "MAX_LIMIT",
+    "ApiKey",
+    "AuditEntry",
+    "Counters",
+    "Delivery",
+    "Page",
+    "Session",
+    "SigningKey",
+    "Stream",
+    "Webhook",
+]
+
+MAX_LIMIT = 1000  # the most rows one list call returns
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing; pass ``cursor`` back to get the next one (None: no more)."""
+
+    items: tuple[T, ...]
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key. The secret itself is never stored: ``secret_hash`` is its hash and
+    ``lookup_id`` the public part that finds it."""
+
+    id: str
+    name: str
+    lookup_id: str
+    secret_hash: str
+    created_at: int
+    scopes: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    expires_at: int | None = None
+    revoked_at: int | None = None
+    last_used_at: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Counters:
+    """Segment and byte counters of a stream or one of its sessions."""
+
+    source_segments: int = 0
+    source_segments_duration: float = 0.0
+    transcoded_segments: int = 0
+    transcoded_segments_duration: float = 0.0
+    source_bytes: int = 0
+    transcoded_bytes: int = 0
+
+
+COUNTERS = tuple(Counters.__dataclass_fields__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stream(Counters):
+    """A Studio-style stream: its keys, ladder, options and counters."""
+
+    id: str
+    name: str
+    stream_key: str
+    playback_id: str
+    created_at: int
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+    record: bool = False
+    multistream: dict[str, Any] | None = None
+    playback_policy: dict[str, Any] | None = None
+    suspended: bool = False
+    user_tags: dict[str, Any] | None = None
+    pipeline: str | None = None
+    pipeline_params: dict[str, Any] | None = None
+    last_seen: int | None = None
+    is_active: bool = False
+    owner_key_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Session(Counters):
+    """One publish of a stream, from its start to its end."""
+
+    id: str
+    stream_id: str
+    created_at: int
+    ended_at: int | None = None
+    recording_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An operator's webhook: which events go to which URL (for one stream or all)."""
+
+    id: str
+    name: str
+    url: str
+    created_at: int
+    events: tuple[str, ...] = ()
+    shared_secret: str | None = None
+    stream_id: str | None = None
+    last_failure: dict[str, Any] | None = None
+    last_triggered_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one webhook: queued until delivered, then kept as its log."""
+
+    id: str
+    webhook_id: str
+    event: str
+    payload: dict[str, Any]
+    created_at: int
+    next_attempt_at: int | None = None  # None once delivered or given up
+    attempts: int = 0
+    delivered_at: int | None = None
+    status_code: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A public key that verifies signed playback tokens (JWTs)."""
+
+    id: str
+    name: str
+    public_key: str
+    created_at: int
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who did what to which object, and when; ``id`` is given by the store."""
+
+    at: int
+    action: str
+    actor_key_id: str | None = None
+    ip: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    details: dict[str, Any] | None = None
+    id: int | None = None

@@ -1,0 +1,161 @@
+"""The store's tables, as SQLAlchemy Core metadata (one schema for SQLite and PostgreSQL).
+
+The migrations (``migrations/versions``) create these tables; a test checks that the migrated
+database and this metadata agree. Change both together: a new migration, then this file.
+Room is left for the usage ledger (issue 11): a table of its own, added by a later migration.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "METADATA",
+    "api_keys",
+    "audit_log",
+    "sessions",
+    "signing_keys",
+    "streams",
+    "webhook_deliveries",
+    "webhooks",
+]
+
+METADATA = sa.MetaData()
+
+Millis = sa.BigInteger  # unix milliseconds
+# SQLite autoincrements only an INTEGER PRIMARY KEY
+AutoId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _counters() -> list[sa.Column[int] | sa.Column[float]]:
+    return [
+        sa.Column("source_segments", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("source_segments_duration", sa.Float, nullable=False, server_default="0"),
+        sa.Column("transcoded_segments", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("transcoded_segments_duration", sa.Float, nullable=False, server_default="0"),
+        sa.Column("source_bytes", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("transcoded_bytes", sa.BigInteger, nullable=False, server_default="0"),
+    ]
+
+
+api_keys = sa.Table(
+    "api_keys",
+    METADATA,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("lookup_id", sa.Text, nullable=False),
+    sa.Column("secret_hash", sa.Text, nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("cors_origins", sa.JSON, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("expires_at", Millis),
+    sa.Column("revoked_at", Millis),
+    sa.Column("last_used_at", Millis),
+    sa.UniqueConstraint("lookup_id", name="uq_api_keys_lookup_id"),
+)
+
+streams = sa.Table(
+    "streams",
+    METADATA,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("stream_key", sa.Text, nullable=False),
+    sa.Column("playback_id", sa.Text, nullable=False),
+    sa.Column("profiles", sa.JSON, nullable=False),
+    sa.Column("record", sa.Boolean, nullable=False),
+    sa.Column("multistream", sa.JSON),
+    sa.Column("playback_policy", sa.JSON),
+    sa.Column("suspended", sa.Boolean, nullable=False),
+    sa.Column("user_tags", sa.JSON),
+    sa.Column("pipeline", sa.Text),
+    sa.Column("pipeline_params", sa.JSON),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("last_seen", Millis),
+    sa.Column("is_active", sa.Boolean, nullable=False),
+    sa.Column("owner_key_id", sa.Text),
+    *_counters(),
+    sa.UniqueConstraint("stream_key", name="uq_streams_stream_key"),
+    sa.UniqueConstraint("playback_id", name="uq_streams_playback_id"),
+    sa.Index("ix_streams_created_at", "created_at", "id"),
+    sa.Index("ix_streams_name", "name"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    METADATA,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column(
+        "stream_id",
+        sa.Text,
+        sa.ForeignKey("streams.id", ondelete="CASCADE", name="fk_sessions_stream_id"),
+        nullable=False,
+    ),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("ended_at", Millis),
+    sa.Column("recording_url", sa.Text),
+    *_counters(),
+    sa.Index("ix_sessions_stream_id", "stream_id", "created_at"),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    METADATA,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("shared_secret", sa.Text),
+    sa.Column(
+        "stream_id",
+        sa.Text,
+        sa.ForeignKey("streams.id", ondelete="CASCADE", name="fk_webhooks_stream_id"),
+    ),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("last_failure", sa.JSON),
+    sa.Column("last_triggered_at", Millis),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    METADATA,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column(
+        "webhook_id",
+        sa.Text,
+        sa.ForeignKey("webhooks.id", ondelete="CASCADE", name="fk_webhook_deliveries_webhook_id"),
+        nullable=False,
+    ),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Millis),
+    sa.Column("delivered_at", Millis),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_webhook_deliveries_due", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at"),
+)
+
+signing_keys = sa.Table(
+    "signing_keys",
+    METADATA,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    METADATA,
+    sa.Column("id", AutoId, primary_key=True, autoincrement=True),
+    sa.Column("at", Millis, nullable=False),
+    sa.Column("actor_key_id", sa.Text),
+    sa.Column("ip", sa.Text),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("target_type", sa.Text),
+    sa.Column("target_id", sa.Text),
+    sa.Column("details", sa.JSON),
+)
