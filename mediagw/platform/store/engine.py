@@ -84,8 +84,8 @@ async def transaction(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncCo
             yield connection
     except sa.exc.IntegrityError as exc:
         raise _integrity(entity, exc) from None
-    except sa.exc.DBAPIError as exc:
-        kind = type(exc.orig).__name__
+    except (sa.exc.DBAPIError, OSError) as exc:  # asyncpg's connect raises OSError as is
+        kind = type(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).__name__
         raise StoreError(
             f"the store's database failed on a {entity} ({kind}): check that it is reachable, "
             "writable and migrated"
