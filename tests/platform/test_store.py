@@ -464,6 +464,13 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(
     assert (tmp_path / DB_FILE).is_file()
 
 
+async def test_a_new_data_directory_is_private(tmp_path: Path) -> None:
+    store = await SqlStore.open(tmp_path / "a" / "data")
+    await store.close()
+    assert (tmp_path / "a" / "data" / DB_FILE).is_file()
+    assert (tmp_path / "a" / "data").stat().st_mode & 0o077 == 0
+
+
 async def test_sqlite_work_runs_off_the_event_loop_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -50,10 +50,13 @@ def engine_url(url_or_dir: str | Path) -> str:
 
 
 async def connect(url_or_dir: str | Path) -> AsyncEngine:
-    """An async engine for ``url_or_dir`` (a directory is created if missing)."""
-    url = engine_url(url_or_dir)
-    if "://" not in str(url_or_dir):
-        await asyncio.to_thread(Path(url_or_dir).mkdir, parents=True, exist_ok=True)
+    """An async engine for ``url_or_dir`` (a directory is created if missing, private to us:
+    the store holds stream keys and webhook secrets)."""
+    if "://" in str(url_or_dir):
+        url = engine_url(url_or_dir)
+    else:
+        await asyncio.to_thread(Path(url_or_dir).mkdir, mode=0o700, parents=True, exist_ok=True)
+        url = await asyncio.to_thread(engine_url, url_or_dir)  # resolving reads the disk
     engine = create_async_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
