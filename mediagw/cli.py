@@ -1,4 +1,5 @@
-"""Command line: ``mediagw run`` (the gateway) and ``mediagw bench ...`` (benchmarks)."""
+"""Command line: ``mediagw run`` (the gateway), ``mediagw keys ...`` (API keys) and
+``mediagw bench ...`` (benchmarks)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__
+from .clock import SYSTEM
 from .config import Settings, add_arguments, load_settings
 from .errors import ConfigError, MediaGWError
 from .log import setup_logging
@@ -77,6 +80,87 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
+def _add_keys_parser(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="keys", metavar="ACTION")
+    create = keys_sub.add_parser("create", help="create a key (its secret is printed once)")
+    create.add_argument("--name", "-name", required=True, help="what the key is for")
+    create.add_argument(
+        "--scope",
+        "-scope",
+        dest="scopes",
+        action="append",
+        choices=("admin", "streams", "playback"),
+        help="what the key may do; repeat for several (default: admin)",
+    )
+    create.add_argument(
+        "--expires-in", type=int, metavar="SECONDS", help="expire this long after now"
+    )
+    list_ = keys_sub.add_parser("list", help="list the keys (never their secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("id", help="the key's id (key_..., see 'mediagw keys list')")
+    for action in (create, list_, revoke):
+        where = action.add_mutually_exclusive_group()
+        where.add_argument(
+            "-dataDir",
+            "--dataDir",
+            dest="data_dir",
+            default="./mediagw-data",
+            help="the data directory of the embedded SQLite store (default ./mediagw-data)",
+        )
+        where.add_argument(
+            "-storeUrl",
+            "--storeUrl",
+            dest="store_url",
+            default="",
+            help="a PostgreSQL URL instead of the data directory",
+        )
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _keys(args: argparse.Namespace) -> int:
+    from .platform import keys
+    from .platform.store import open_store
+
+    store = await open_store(args.store_url or args.data_dir)
+    try:
+        if args.keys == "create":
+            expires_at = None
+            if args.expires_in is not None:
+                if args.expires_in <= 0:
+                    raise ConfigError("--expires-in must be a positive number of seconds")
+                expires_at = int((SYSTEM.wall() + args.expires_in) * 1000)
+            row, secret = await keys.create_key(
+                store, args.name, args.scopes or ["admin"], expires_at=expires_at
+            )
+            print(
+                f"created API key {row.id} ({row.name}; scopes: {', '.join(row.scopes)}; "
+                f"expires: {_when(row.expires_at)})"
+            )
+            print(secret)
+            print("store it now: this secret will not be shown again", file=sys.stderr)
+        elif args.keys == "list":
+            print("ID\tNAME\tKEY\tSCOPES\tCREATED\tEXPIRES\tREVOKED\tLAST USED")
+            for row in await keys.list_keys(store):
+                print(
+                    f"{row.id}\t{row.name}\t{keys.PREFIX}{row.lookup_id}_...\t"
+                    f"{','.join(row.scopes)}\t{_when(row.created_at)}\t{_when(row.expires_at)}\t"
+                    f"{_when(row.revoked_at)}\t{_when(row.last_used_at)}"
+                )
+        elif args.keys == "revoke":
+            if not await keys.revoke(store, args.id):
+                raise ConfigError(f"no API key with id {args.id!r}: see 'mediagw keys list'")
+            print(f"revoked API key {args.id}")
+    finally:
+        await store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mediagw",
@@ -100,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the remote signer (holds the ETH key; try: mediagw signer -help)",
         add_help=False,
     )
+    _add_keys_parser(sub)
     bench = sub.add_parser("bench", help="benchmarks (not tests)")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")
     ingest = bench_sub.add_parser(
@@ -159,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = load_settings(cli)
             setup_logging(settings.log_level, settings.log_format)
             return run_async(_serve(settings))
+        if args.command == "keys":
+            if args.keys is None:
+                parser.parse_args(["keys", "--help"])
+            setup_logging("warning")
+            return run_async(_keys(args))
         if args.command == "bench":
             setup_logging("warning")
             if args.bench == "ingest":

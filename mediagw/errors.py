@@ -31,6 +31,8 @@
     +-- OrchestratorError           the reference orchestrator's own errors (orchestrator/errors;
     |                               never raised in the gateway)
     +-- SignerServiceError          the remote signer service's own errors (signer_service/errors)
+    +-- AuthError                   an API key was refused (platform/keys); ``reason`` says why:
+    |                               missing, malformed, unknown, wrong, revoked, expired
     +-- StoreError                  the platform store (platform/store) failed: cannot open or
         |                           migrate the database, or it refused a statement
         +-- StoreConflict           a unique field (stream key, playback id, key lookup id, id)
@@ -135,3 +137,27 @@ class StoreNotFound(StoreError):
 class StoreBadInput(StoreError):
     """The caller asked the store for something invalid (a limit out of range, a malformed
     cursor, an unknown field to update); the message names it and the allowed range."""
+
+
+_AUTH_ADVICE = {
+    "missing": "send an API key (Authorization: Bearer mgw_...)",
+    "malformed": "this is not a mediagw API key: keys look like mgw_<16 hex>_<43 characters>",
+    "unknown": "this API key is not valid: check it was copied whole, or create one with "
+    "'mediagw keys create'",
+    "wrong": "this API key is not valid: check it was copied whole, or create one with "
+    "'mediagw keys create'",
+    "revoked": "this API key was revoked: use another key, or create one with "
+    "'mediagw keys create'",
+    "expired": "this API key has expired: create a new one with 'mediagw keys create'",
+}
+
+
+class AuthError(MediaGWError):
+    """An API key was refused. ``reason`` is one of missing, malformed, unknown, wrong, revoked,
+    expired; the message says what to do next and never contains the key."""
+
+    REASONS = tuple(_AUTH_ADVICE)
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(_AUTH_ADVICE[reason])
+        self.reason = reason
