@@ -152,7 +152,7 @@ async def authenticate(store: Store, presented: str | None, *, now: int) -> ApiK
         raise AuthError("unknown")
     if not matches:
         raise AuthError("wrong")
-    if row.revoked_at is not None and row.revoked_at <= now:
+    if row.revoked_at is not None:  # revoked is final, whatever the clocks say
         raise AuthError("revoked")
     if row.expires_at is not None and row.expires_at <= now:
         raise AuthError("expired")
