@@ -33,6 +33,10 @@
     +-- SignerServiceError          the remote signer service's own errors (signer_service/errors)
     +-- AuthError                   an API key was refused (platform/keys); ``reason`` says why:
     |                               missing, malformed, unknown, wrong, revoked, expired
+    +-- InvalidInput                an API request asks for something invalid (a private webhook
+    |                               URL, an unknown event, a bad profile); ``field`` names it
+    +-- AccessDenied                playback of a gated stream was refused (platform/access);
+    |                               ``status`` is 401 (no or bad token) or 403 (not for this)
     +-- StoreError                  the platform store (platform/store) failed: cannot open or
         |                           migrate the database, or it refused a statement
         +-- StoreConflict           a unique field (stream key, playback id, key lookup id, id)
@@ -161,3 +165,23 @@ class AuthError(MediaGWError):
     def __init__(self, reason: str) -> None:
         super().__init__(_AUTH_ADVICE[reason])
         self.reason = reason
+
+
+class InvalidInput(MediaGWError):
+    """An API request is well formed but asks for something invalid. ``field`` is the JSON path
+    of the offending field (``url``, ``profiles.0.width``); the message says what is allowed.
+    The API answers 422 with Studio's error shape."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class AccessDenied(MediaGWError):
+    """Playback of a gated stream was refused. ``status`` is 401 when no valid token came (none,
+    malformed, bad signature, expired) and 403 when a valid token is not for this stream or its
+    signing key is disabled; the message says which, never the token."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
