@@ -171,7 +171,7 @@ async def rotate(
 ) -> tuple[ApiKey, str]:
     """Replace a key: a new key with the old one's name, scopes, origins and expiry, then the
     old one revoked. ConfigError if there is no live key with this id."""
-    old = next((k for k in await list_keys(store) if k.id == key_id), None)
+    old = await store.get_api_key(key_id)
     if old is None or old.revoked_at is not None:
         raise ConfigError(f"no live API key with id {key_id!r}: see 'mediagw keys list'")
     new = await create_key(

@@ -225,6 +225,9 @@ async def test_api_keys(store: SqlStore) -> None:
     assert await store.revoke_api_key("k1", 600) is True
     assert await store.revoke_api_key("k1", 700) is True  # the first revocation stands
     assert await store.revoke_api_key("nope", 700) is False
+    got = await store.get_api_key("k1")
+    assert got is not None and got.revoked_at == 600
+    assert await store.get_api_key("nope") is None
     assert await store.api_key_by_lookup("lk1") == dataclasses.replace(
         key, last_used_at=500, revoked_at=600
     )
@@ -350,6 +353,7 @@ async def test_audit_log_newest_first(store: SqlStore) -> None:
     assert [e.id for e in entries] == sorted({e.id for e in entries if e.id is not None})
     assert await store.list_audit() == tuple(reversed(entries))
     assert await store.list_audit(limit=2) == (entries[2], entries[1])
+    assert await store.list_audit(before=entries[2].id) == (entries[1], entries[0])
     bare = await store.append_audit(AuditEntry(at=20, action="key.revoke"))
     assert (await store.list_audit(limit=1))[0] == bare
 
@@ -398,7 +402,7 @@ async def test_a_store_opened_through_the_protocol(store_url: str) -> None:
 
 def test_sql_store_implements_every_protocol_method() -> None:
     names = [n for n, v in vars(Store).items() if inspect.iscoroutinefunction(v)]
-    assert len(names) == 31
+    assert len(names) >= 32 and "get_api_key" in names
     for name in names:
         assert inspect.signature(getattr(SqlStore, name)) == inspect.signature(
             getattr(Store, name)

@@ -66,6 +66,9 @@ class Store(Protocol):
     async def api_key_by_lookup(self, lookup_id: str) -> ApiKey | None:
         """The API key with this lookup id, revoked or not, or None."""
 
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        """The API key with this id, revoked or not, or None."""
+
     async def list_api_keys(self, *, limit: int = 100) -> tuple[ApiKey, ...]:
         """API keys, newest first."""
 
@@ -124,5 +127,7 @@ class Store(Protocol):
     async def append_audit(self, entry: AuditEntry) -> AuditEntry:
         """Append to the audit log; the entry with its id."""
 
-    async def list_audit(self, *, limit: int = 100) -> tuple[AuditEntry, ...]:
-        """The newest audit entries, newest first."""
+    async def list_audit(
+        self, *, limit: int = 100, before: int | None = None
+    ) -> tuple[AuditEntry, ...]:
+        """The newest audit entries (with an id below ``before``), newest first."""

@@ -226,6 +226,10 @@ class SqlStore:
         query = api_keys.select().where(api_keys.c.lookup_id == lookup_id)
         return await self._one(ApiKey, query)
 
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        """The API key with this id, revoked or not, or None."""
+        return await self._one(ApiKey, api_keys.select().where(api_keys.c.id == key_id))
+
     async def list_api_keys(self, *, limit: int = 100) -> tuple[ApiKey, ...]:
         """API keys, newest first."""
         query = api_keys.select().order_by(api_keys.c.created_at.desc(), api_keys.c.id.desc())
@@ -383,7 +387,11 @@ class SqlStore:
         assert key is not None
         return dataclasses.replace(entry, id=int(key[0]))
 
-    async def list_audit(self, *, limit: int = 100) -> tuple[AuditEntry, ...]:
-        """The newest audit entries, newest first."""
+    async def list_audit(
+        self, *, limit: int = 100, before: int | None = None
+    ) -> tuple[AuditEntry, ...]:
+        """The newest audit entries (older than id ``before``), newest first."""
         query = audit_log.select().order_by(audit_log.c.id.desc()).limit(check_limit(limit))
+        if before is not None:
+            query = query.where(audit_log.c.id < before)
         return await self._all(AuditEntry, query)

@@ -1,0 +1,36 @@
+"""The Studio-compatible platform API under ``/api`` (see ``base.py`` for what every route
+shares, ``openapi.py`` for its description, one module per group of routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ... import __version__
+from .admin import add_admin_routes
+from .base import Api, ApiContext, Call
+from .openapi import document
+
+__all__ = ["ApiContext", "build_api", "mount_api"]
+
+
+def build_api() -> Api:
+    api = Api()
+    add_admin_routes(api)
+
+    @api.route(
+        "GET", "/openapi.json", scope=None, summary="This API's OpenAPI 3.1 description",
+        tag="meta",
+    )  # fmt: skip
+    async def openapi(call: Call) -> dict[str, Any]:
+        return document(api.routes, version=__version__, server_url=call.ctx.public_url())
+
+    return api
+
+
+def mount_api(app: web.Application, ctx: ApiContext) -> Api:
+    """Add every ``/api`` route to ``app``, working on ``ctx``."""
+    api = build_api()
+    api.mount(app, ctx)
+    return api
