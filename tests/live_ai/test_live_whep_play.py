@@ -68,3 +68,19 @@ async def test_segments_arriving_in_time_are_played_whole() -> None:
     stats, source = await _play([first, second])  # 0.2 s each: within the allowed lag
     assert stats.skips == 0
     assert [u.pts // 3000 for u in source.units] == list(range(12))
+
+
+async def test_a_full_queue_drops_its_oldest_segment_and_never_waits() -> None:
+    queue: whep_play.Segments = asyncio.Queue(maxsize=2)
+    for data in (b"1", b"2", b"3", None):
+        whep_play.offer(queue, data)
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [b"3", None]
+
+
+async def test_nothing_is_demuxed_for_nobody() -> None:
+    stats, source = PlayStats(), Source()
+    queue: whep_play.Segments = asyncio.Queue()
+    queue.put_nowait(await asyncio.to_thread(_ts, 0, 6))  # never ends: play must stop by itself
+    play = whep_play.play(source, queue, executor=None, stats=stats, watched=lambda: False)
+    await asyncio.wait_for(play, 10)
+    assert stats.demuxed == 0 and source.units == []
