@@ -5,6 +5,9 @@ here the playback id is the hub's stream id. The source H.264 is passed through,
 encoded: the stream's keyframe-aligned MPEG-TS segments (as the hub hands them to its listeners)
 are demuxed into access units and paced out by ``whep_play``, exactly as the live AI output is.
 Video only: the segments carry AAC, which WebRTC does not (Opus would mean transcoding audio).
+WebRTC has no decode-order timestamps, so a source with B-frames cannot be passed through: its
+feed ends at its first segment (the viewers' tracks end) and further offers get 422 until the
+stream is published again (Studio, too, plays such streams over HLS only).
 
 On demand: a stream is fed only while at least one WHEP viewer watches it. An offer starts its
 feed; the first segment cut while nobody watches any more ends it, before anything is demuxed.
@@ -17,24 +20,39 @@ tracks end. An offer for a stream that is not live is refused with 404.
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from segmenter import Segment
-from webrtc import CapacityError, EncodedSource, NotFoundError, WhepEgress, add_whep_routes
+from webrtc import (
+    CapacityError,
+    EncodedSource,
+    NotFoundError,
+    UnsupportedMediaError,
+    VideoAccessUnit,
+    WhepEgress,
+    add_whep_routes,
+)
 from webrtc.routes import Authorize
 
 from ..stream.hub import Stream, StreamHub
 from . import whep_play
 from .whep_play import PlayStats
 
+log = logging.getLogger("mediagw.source_whep")
+
 __all__ = ["SourceWhep"]
 
 NAME_PREFIX = "source:"  # the WhepEgress source of stream ID is "source:ID" (apart from "-out")
 QUEUE = 4  # segments waiting to be played; the oldest goes when a feed falls behind
 PLAYOUT_TIMEOUT = 10.0  # seconds the viewers of an ended stream get to see its last segments
+B_FRAMES = (
+    "has B-frames, which WebRTC cannot carry without re-encoding: play it over HLS, or publish "
+    "H.264 without B-frames (ffmpeg -bf 0; OBS: x264 option bframes=0) to play it over WebRTC"
+)
 
 
 @dataclass(eq=False)
@@ -71,6 +89,7 @@ class SourceWhep:
         self.feeds_started = 0
         self._feeds: dict[str, _Feed] = {}  # live streams with a feed
         self._ending: dict[str, _Feed] = {}  # ended streams whose last segments play out
+        self.refused: set[str] = set()  # live streams with B-frames (until published again)
 
     def routes(
         self,
@@ -105,6 +124,8 @@ class SourceWhep:
                 f"stream {stream_id!r} is not live: publish it first (RTMP or WHIP), "
                 "then play it over WebRTC"
             )
+        if stream_id in self.refused:
+            raise UnsupportedMediaError(f"stream {stream_id!r} {B_FRAMES}")
         if stream_id in self._ending:
             raise CapacityError(
                 f"stream {stream_id!r} was published again a moment ago and its previous "
@@ -129,6 +150,7 @@ class SourceWhep:
                 executor=self.executor,
                 stats=self.stats,
                 watched=feed.watched,
+                accept=lambda units: self._accept(feed, units),
             )
         finally:
             # forgotten and removed before anything else runs: a new offer starts a new feed
@@ -138,8 +160,18 @@ class SourceWhep:
                 del self._ending[feed.stream_id]
             await self.whep.remove_source(feed.name)  # the viewers' tracks end
 
+    def _accept(self, feed: _Feed, units: list[VideoAccessUnit]) -> bool:
+        """False (and later offers refused) if the source has B-frames (decode order != pts)."""
+        if all(unit.pts == unit.dts for unit in units):
+            return True
+        if feed.stream_id in self._feeds:  # still live
+            self.refused.add(feed.stream_id)
+        log.warning("no WebRTC playback", extra={"stream": feed.stream_id, "error": B_FRAMES})
+        return False
+
     # -- StreamListener ------------------------------------------------------------------------
     def on_stream_start(self, stream: Stream) -> None:
+        self.refused.discard(stream.id)
         ending = self._ending.get(stream.id)
         if ending is not None and ending.task is not None:  # a new session: stop the play-out
             ending.task.cancel()
@@ -150,6 +182,7 @@ class SourceWhep:
             whep_play.offer(feed.segments, segment.data)
 
     def on_stream_end(self, stream: Stream) -> None:
+        self.refused.discard(stream.id)
         feed = self._feeds.pop(stream.id, None)
         if feed is not None and feed.task is not None:
             self._ending[stream.id] = feed
@@ -157,7 +190,7 @@ class SourceWhep:
             asyncio.get_running_loop().call_later(PLAYOUT_TIMEOUT, feed.task.cancel)
 
     def on_stream_removed(self, stream: Stream) -> None:
-        pass
+        self.refused.discard(stream.id)
 
     async def close(self) -> None:
         tasks = [f.task for f in (*self._feeds.values(), *self._ending.values()) if f.task]

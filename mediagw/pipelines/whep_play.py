@@ -68,11 +68,13 @@ async def play(
     executor: Executor | None,
     stats: PlayStats,
     watched: Callable[[], bool] | None = None,
+    accept: Callable[[list[VideoAccessUnit]], bool] | None = None,
 ) -> None:
     """Segments -> access units at real-time pace -> ``sink``, until None (the end) is taken.
 
     With ``watched``, play also stops (before demuxing anything) at the first segment that
-    arrives while ``watched()`` is false: nobody watches, so nothing is demuxed.
+    arrives while ``watched()`` is false: nobody watches, so nothing is demuxed. With ``accept``,
+    play stops before releasing a segment whose access units ``accept`` refuses.
 
     Viewers stay live: when the next segment is already waiting while more than ``MAX_LAG`` of
     the current one is still to be released (a long first segment, a burst after a swap), the
@@ -92,6 +94,8 @@ async def play(
             stats.unplayable += 1
             units = []
         stats.demuxed += 1
+        if accept is not None and not accept(units):
+            return
         data = None
         for unit in units:
             if not segments.empty() and units[-1].pts - unit.pts > MAX_LAG:

@@ -66,11 +66,11 @@ class Viewer:
 
 
 async def _start(
-    gateway_factory: Any, make_clip: ClipMaker, seconds: float
+    gateway_factory: Any, make_clip: ClipMaker, seconds: float, bframes: int = 0
 ) -> tuple[Gateway, str, Any]:
     """A gateway offering loopback ICE candidates, its HTTP base URL, a clip of ``SIZE``."""
     gw = await gateway_factory(webrtc_host_addresses=("127.0.0.1",))
-    clip = make_clip(seconds=seconds, size=f"{SIZE[0]}x{SIZE[1]}")
+    clip = make_clip(seconds=seconds, size=f"{SIZE[0]}x{SIZE[1]}", bframes=bframes)
     return gw, f"http://127.0.0.1:{gw.http_port}", clip
 
 
@@ -153,5 +153,27 @@ async def test_viewers_come_and_go_and_nothing_is_demuxed_while_nobody_watches(
     finally:
         await first.close()
         await second.close()
+    code, err = await pusher
+    assert code == 0, err
+
+
+async def test_a_source_with_b_frames_is_refused_with_a_reason(
+    gateway_factory: Any, make_clip: ClipMaker
+) -> None:
+    gw, base, clip = await _start(gateway_factory, make_clip, 8, bframes=2)
+    pusher = asyncio.create_task(push(clip, f"rtmp://127.0.0.1:{gw.rtmp_port}/live/src3"))
+    viewer = Viewer()
+    try:
+        async with aiohttp.ClientSession() as http:
+            await wait_until(lambda: gw.hub.get("src3") is not None, 10)
+            assert (await viewer.play(http, f"{base}/webrtc/src3")).status == 201
+            # its first segment shows B-frames: played out of order, so not played at all
+            await asyncio.wait_for(viewer.ended.wait(), 20)
+            assert viewer.frames == []
+            async with http.post(f"{base}/webrtc/src3", data="v=0\r\n", headers=SDP) as resp:
+                assert resp.status == 422
+                assert "B-frames" in await resp.text()
+    finally:
+        await viewer.close()
     code, err = await pusher
     assert code == 0, err
