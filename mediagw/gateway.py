@@ -44,6 +44,7 @@ from .payments.signer import LocalSigner
 from .pipelines.live_ai.config import LiveConfig
 from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
+from .pipelines.source_whep import SourceWhep
 from .pipelines.transcode import TranscodeManager, ladder_for
 from .platform.admission import Admission
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
@@ -175,6 +176,10 @@ class Gateway:
             stream_of=_ai_output,
             cors_origin="*",
         )
+        # WHEP plays every live stream's source video (H.264 passthrough, on demand)
+        self.source_whep = SourceWhep(self.hub, self.whep, executor=self.executor)
+        self.hub.add_listener(self.source_whep)
+        self.source_whep.routes(self.http_app, "/webrtc/{stream}", authorize=None)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -294,6 +299,7 @@ class Gateway:
             self._sweeper.cancel()
         await self.rtmp.close()
         await self.whip.close()
+        await self.source_whep.close()
         await self.whep.aclose()
         await self.push.stop()
         self.hub.close()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 from fractions import Fraction
-from types import SimpleNamespace
-from typing import Any
 
 import av
 
-from mediagw.pipelines.live_ai.manager import LiveAIManager
+from mediagw.pipelines import whep_play
+from mediagw.pipelines.whep_play import PlayStats
 from webrtc import VideoAccessUnit
 
 
@@ -40,23 +39,23 @@ class Source:
         self.units.append(unit)
 
 
-async def _play(segments: list[bytes]) -> tuple[Any, Source]:
-    host = SimpleNamespace(executor=None, whep_skips=0)
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+async def _play(segments: list[bytes]) -> tuple[PlayStats, Source]:
+    stats = PlayStats()
+    queue: whep_play.Segments = asyncio.Queue()
     for data in segments:
         queue.put_nowait(data)
     queue.put_nowait(None)
     source = Source()
-    await asyncio.wait_for(LiveAIManager._play(host, source, queue), 10)  # type: ignore[arg-type]
-    return host, source
+    await asyncio.wait_for(whep_play.play(source, queue, executor=None, stats=stats), 10)
+    return stats, source
 
 
 async def test_a_backlog_jumps_to_the_newest_segment() -> None:
     long_first = await asyncio.to_thread(_ts, 0, 90)  # 3 s: the viewer would lag by 2.7 s
     second = await asyncio.to_thread(_ts, 90, 6)
     third = await asyncio.to_thread(_ts, 96, 6)
-    host, source = await _play([long_first, second, third])
-    assert host.whep_skips == 1
+    stats, source = await _play([long_first, second, third])
+    assert stats.skips == 1
     pts = [u.pts // 3000 for u in source.units]
     # nothing of the stale segments: straight to the newest one, which starts with a keyframe
     assert pts == list(range(96, 102)), pts
@@ -66,6 +65,22 @@ async def test_a_backlog_jumps_to_the_newest_segment() -> None:
 async def test_segments_arriving_in_time_are_played_whole() -> None:
     first = await asyncio.to_thread(_ts, 0, 6)
     second = await asyncio.to_thread(_ts, 6, 6)
-    host, source = await _play([first, second])  # 0.2 s each: within the allowed lag
-    assert host.whep_skips == 0
+    stats, source = await _play([first, second])  # 0.2 s each: within the allowed lag
+    assert stats.skips == 0
     assert [u.pts // 3000 for u in source.units] == list(range(12))
+
+
+async def test_a_full_queue_drops_its_oldest_segment_and_never_waits() -> None:
+    queue: whep_play.Segments = asyncio.Queue(maxsize=2)
+    for data in (b"1", b"2", b"3", None):
+        whep_play.offer(queue, data)
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [b"3", None]
+
+
+async def test_nothing_is_demuxed_for_nobody() -> None:
+    stats, source = PlayStats(), Source()
+    queue: whep_play.Segments = asyncio.Queue()
+    queue.put_nowait(await asyncio.to_thread(_ts, 0, 6))  # never ends: play must stop by itself
+    play = whep_play.play(source, queue, executor=None, stats=stats, watched=lambda: False)
+    await asyncio.wait_for(play, 10)
+    assert stats.demuxed == 0 and source.units == []

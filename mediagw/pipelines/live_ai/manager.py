@@ -5,26 +5,23 @@ A stream asks with ``?pipeline=MODEL&params=JSON`` on its RTMP or WHIP URL, or t
 go to the session as they are cut; the AI output is published as HLS under ``{stream}-out``
 (``/stream/{stream}-out.m3u8``) and, with a ``WhepEgress``, to WebRTC viewers: each output
 segment is demuxed once (PyAV, in a thread) and its H.264 access units are released at real-time
-pace to one shared encoded source, so viewers cost no encoding. Streams without a pipeline are
-left to the transcoder.
+pace to one shared encoded source (``whep_play``), so viewers cost no encoding. Streams without a
+pipeline are left to the transcoder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import av
-
 from segmenter import CLOCK, Segment
 from segmenter.probe import probe_ts
-from webrtc import EncodedSource, Pacer, VideoAccessUnit, WhepEgress
+from webrtc import WhepEgress
 
 from ...clock import SYSTEM, Clock
 from ...errors import LimitExceeded
@@ -39,6 +36,8 @@ from ...request import StreamRequest, frozen_params
 from ...stream.fanout import Subscription
 from ...stream.hub import Stream
 from ...usage import NullUsage, StreamMeter, UsageSink
+from .. import whep_play
+from ..whep_play import PlayStats
 from .config import LiveConfig
 from .selection import LiveSelector, OrchestratorRequests
 from .session import LiveSession
@@ -51,19 +50,6 @@ __all__ = ["LiveAIManager"]
 
 PLAYOUT_TIMEOUT = 10.0  # seconds WHEP viewers get to see the end of an ended stream's output
 MAX_PENDING = 256  # streams asked for with /start before they are live
-MAX_WHEP_LAG = 45_000  # 0.5 s (90 kHz) behind the newest output: WHEP viewers jump ahead
-
-
-def _access_units(ts: bytes) -> list[VideoAccessUnit]:
-    """The H.264 access units of an MPEG-TS segment (Annex B, 90 kHz), without decoding."""
-    units = []
-    with av.open(io.BytesIO(ts), mode="r", format="mpegts") as container:
-        for packet in container.demux(video=0):
-            if packet.size and packet.pts is not None:
-                dts = packet.dts if packet.dts is not None else packet.pts
-                units.append(VideoAccessUnit(bytes(packet), int(packet.pts), int(dts),
-                                             bool(packet.is_keyframe)))  # fmt: skip
-    return units
 
 
 def _run_status(run: _Run) -> dict[str, Any]:
@@ -133,7 +119,7 @@ class LiveAIManager:
         # output stream id -> run, until its last output is out (after the input has ended)
         self.outputs: dict[str, _Run] = {}
         self.finished: dict[str, dict[str, Any]] = {}  # last status of ended runs
-        self.whep_skips = 0  # times WHEP play jumped ahead to stay live
+        self.whep_play = PlayStats()  # WHEP play of the outputs: demuxed, skipped ahead, ...
         self.publish_time = Timing()  # output segment handed to us -> listed in HLS / queued
         self.listed_at: dict[tuple[str, int], float] = {}  # (output stream, seq) -> monotonic
         # output stream id -> (publish session, seq of its first output in the HLS playlist)
@@ -250,9 +236,10 @@ class LiveAIManager:
         if self.whep is not None:
             run.video_out = asyncio.Queue(maxsize=8)
             source = self.whep.add_source(out_id)
-            run.player = asyncio.get_running_loop().create_task(
-                self._play(source, run.video_out), name=f"whep:{out_id}"
+            play = whep_play.play(
+                source, run.video_out, executor=self.executor, stats=self.whep_play
             )
+            run.player = asyncio.get_running_loop().create_task(play, name=f"whep:{out_id}")
         self.runs[stream.id] = run
         self.outputs[out_id] = run
         log.info("live AI started", extra={"stream": stream.id, "pipeline": req.pipeline})
@@ -301,45 +288,12 @@ class LiveAIManager:
         if run is not None:
             for output in run.outputs:
                 output.push(data)
-            if run.video_out is not None:
-                if run.video_out.full():  # viewers behind real time: skip a segment, never block
-                    run.video_out.get_nowait()
-                run.video_out.put_nowait(data)
+            if run.video_out is not None:  # viewers behind real time: skip one, never block
+                whep_play.offer(run.video_out, data)
         now = self.clock.monotonic()
         self.publish_time.add(now - started)
         if len(self.listed_at) < 100_000:  # for the benchmark; bounded
             self.listed_at[(out_id, seq)] = now
-
-    async def _play(self, source: EncodedSource, segments: asyncio.Queue[bytes | None]) -> None:
-        """Output segments -> access units at real-time pace -> the WHEP source.
-
-        Viewers stay live: when the next segment is already waiting while more than
-        ``MAX_WHEP_LAG`` of the current one is still to be released (a long first segment, a
-        burst after a swap), the rest is skipped and play jumps to the newest segment, which
-        starts with a keyframe; otherwise the lag would last for the whole stream."""
-        loop = asyncio.get_running_loop()
-        pacer = Pacer()
-        data: bytes | None = await segments.get()
-        ending = False  # the end of the stream was taken out of the queue by a skip
-        while data is not None:
-            try:
-                units = await loop.run_in_executor(self.executor, _access_units, data)
-            except Exception as exc:
-                log.warning("AI output not playable over WHEP", extra={"error": str(exc)})
-                units = []
-            data = None
-            for unit in units:
-                if not segments.empty() and units[-1].pts - unit.pts > MAX_WHEP_LAG:
-                    waiting = [segments.get_nowait() for _ in range(segments.qsize())]
-                    ending = None in waiting
-                    data = next((d for d in reversed(waiting) if d is not None), None)
-                    self.whep_skips += 1
-                    pacer.reset()
-                    break
-                await pacer.wait(unit.pts)
-                source.push_video(unit)
-            if data is None and not ending:
-                data = await segments.get()
 
     async def _finish(self, run: _Run) -> None:
         try:
@@ -358,9 +312,7 @@ class LiveAIManager:
             if run.player is not None:
                 if run.video_out is not None and not run.stop_reason and not self._closing:
                     # let viewers see the last output to its end (bounded: one queue of segments)
-                    if run.video_out.full():
-                        run.video_out.get_nowait()
-                    run.video_out.put_nowait(None)
+                    whep_play.offer(run.video_out, None)
                     await asyncio.wait({run.player}, timeout=PLAYOUT_TIMEOUT)
                 run.player.cancel()
                 if self.whep is not None:
