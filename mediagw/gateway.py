@@ -29,6 +29,7 @@ from webrtc import (
 from .api.guard import client_errors
 from .api.http import build_app
 from .api.live import add_live_routes
+from .api.playback_gate import add_playback_gate
 from .api.push import PushIngest
 from .clock import SYSTEM, Clock
 from .config import Settings
@@ -46,8 +47,10 @@ from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
 from .pipelines.source_whep import SourceWhep
 from .pipelines.transcode import TranscodeManager, ladder_for
+from .platform.access import PlaybackAccess
 from .platform.admission import Admission
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
+from .platform.store import Store
 from .platform.stream_auth import (
     OpenAuth,
     StaticKeyAuth,
@@ -83,8 +86,11 @@ class Gateway:
         *,
         authorizer: StreamAuthorizer | None = None,
         clock: Clock = SYSTEM,
+        store: Store | None = None,
     ) -> None:
         self.settings = settings
+        self.store = store  # the platform store (not closed here); None: no platform features
+        self.playback_access: PlaybackAccess | None = None
         self.clock = clock  # the one clock, passed to everything that reads the time
         workers = min(32, (os.cpu_count() or 2) * 2)
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="media")
@@ -261,6 +267,9 @@ class Gateway:
         if self.transcodes is not None:
             self.hub.add_listener(self.transcodes)
         await self.push.start()
+        if self.store is not None:  # token-gated playback of the store's streams
+            self.playback_access = PlaybackAccess(self.store, clock=self.clock)
+            add_playback_gate(self.http_app, self.playback_access)
         http_host, http_port = Settings.split_addr(self.settings.http_addr)
         self.request_errors = quiet_request_errors(HTTP_LOG)
         self._runner = web.AppRunner(

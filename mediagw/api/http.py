@@ -3,6 +3,9 @@
     GET /stream/{id}.m3u8                   multivariant playlist
     GET /stream/{id}/{rendition}.m3u8       media playlist
     GET /stream/{id}/{rendition}/{seq}.ts   segment
+    GET /hls/{id}/index.m3u8                Livepeer Studio's playback path: the multivariant,
+    GET /hls/{id}/{rendition}.m3u8          whose URIs stay under /hls/{id}/
+    GET /hls/{id}/{rendition}/{seq}.ts
     GET /healthz                            liveness
     GET /streams                            JSON list of streams (live and recently ended)
 
@@ -22,7 +25,7 @@ from ..publish.hls import SOURCE, HLSPublisher
 from ..stream.hub import StreamHub
 from ..usage import StreamUsage
 
-__all__ = ["build_app"]
+__all__ = ["HLS_HANDLERS", "PLAYLIST_TYPE", "build_app"]
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 SEGMENT_TYPE = "video/mp2t"
@@ -46,7 +49,7 @@ def _error(status: int, message: str) -> web.Response:
 # validators, and end the session with DELETE (trickle ICE would be PATCH with If-Match). The
 # Fetch spec's "*" in Allow-Headers does not cover Authorization, so it is listed by name.
 CORS_ALLOW_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "If-Match", "*")
+CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "If-Match", "Livepeer-Jwt", "*")
 CORS_EXPOSE_HEADERS = (
     "Location", "ETag", "Link", "Accept-Patch", "Accept-Post", "Content-Length", "Content-Type",
 )  # fmt: skip
@@ -64,7 +67,10 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
             resp = await handler(request)
     except web.HTTPException as exc:
         text = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else ""
-        resp = _error(exc.status, text or exc.reason)
+        if text and exc.content_type == "application/json":  # already a JSON error: kept
+            resp = web.Response(status=exc.status, text=text, content_type=exc.content_type)
+        else:
+            resp = _error(exc.status, text or exc.reason)
         if isinstance(exc, web.HTTPMethodNotAllowed):
             resp.headers["Allow"] = _allow(exc)
     resp.headers["Access-Control-Allow-Origin"] = "*"
@@ -103,11 +109,20 @@ def _stream_id(request: web.Request) -> str:
 
 
 async def multivariant(request: web.Request) -> web.StreamResponse:
+    return await _multivariant(request, None)
+
+
+async def studio_multivariant(request: web.Request) -> web.StreamResponse:
+    """``/hls/{id}/index.m3u8``: variant URIs relative to it (``{rendition}.m3u8``)."""
+    return await _multivariant(request, "")
+
+
+async def _multivariant(request: web.Request, uri_prefix: str | None) -> web.StreamResponse:
     sid = _stream_id(request)
     hls = request.app[HLS_KEY]
-    text = hls.multivariant(sid)
+    text = hls.multivariant(sid, uri_prefix=uri_prefix)
     if text is None and await hls.wait_ready(sid, SOURCE, request.app[WAIT_KEY]):
-        text = hls.multivariant(sid)
+        text = hls.multivariant(sid, uri_prefix=uri_prefix)
     if text is None:
         return _error(404, f"stream {sid!r} is not live (publish it, or check the id)")
     return _playlist(text)
@@ -145,6 +160,12 @@ async def segment(request: web.Request) -> web.StreamResponse:
         content_type=SEGMENT_TYPE,
         headers={"Cache-Control": "public, max-age=3600, immutable"},
     )
+
+
+# the routes that serve a stream's HLS (a playback gate applies to these)
+HLS_HANDLERS: frozenset[Handler] = frozenset(
+    {multivariant, studio_multivariant, media_playlist, segment}
+)
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
@@ -193,4 +214,7 @@ def build_app(
     app.router.add_get("/stream/{id}.m3u8", multivariant)
     app.router.add_get("/stream/{id}/{rendition}.m3u8", media_playlist)
     app.router.add_get(r"/stream/{id}/{rendition}/{seq:\d{1,12}}.ts", segment)
+    app.router.add_get("/hls/{id}/index.m3u8", studio_multivariant)  # before {rendition}.m3u8
+    app.router.add_get("/hls/{id}/{rendition}.m3u8", media_playlist)
+    app.router.add_get(r"/hls/{id}/{rendition}/{seq:\d{1,12}}.ts", segment)
     return app

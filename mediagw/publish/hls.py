@@ -219,7 +219,10 @@ class HLSPublisher:
         rend = self.rendition(stream_id, name)
         return rend.segments.get(seq) if rend else None
 
-    def multivariant(self, stream_id: str) -> str | None:
+    def multivariant(self, stream_id: str, *, uri_prefix: str | None = None) -> str | None:
+        """The multivariant playlist; a variant's URI is ``{uri_prefix}{rendition}.m3u8``, by
+        default ``{stream_id}/``: relative to ``/stream/{stream_id}.m3u8``."""
+        prefix = f"{stream_id}/" if uri_prefix is None else uri_prefix
         hls = self._streams.get(stream_id)
         if hls is None:
             return None
@@ -230,7 +233,7 @@ class HLSPublisher:
         ready.sort(key=lambda r: -(r.resolution[0] * r.resolution[1] if r.resolution else 0))
         variants = [
             Variant(
-                uri=f"{stream_id}/{r.name}.m3u8",
+                uri=f"{prefix}{r.name}.m3u8",
                 bandwidth=max(r.peak_bps, 1),
                 average_bandwidth=r.average_bps,
                 resolution=r.resolution,

@@ -5,43 +5,11 @@ itself. The page comes from another origin than the gateway: every request is cr
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
-from mediatools import IN_CI, need_tool
-
-HERE = Path(__file__).resolve().parent
-
-
-def _need(condition: bool, why: str) -> None:
-    if not condition:
-        if IN_CI:
-            pytest.fail(f"{why} (required under CI; .ci/run installs it)")
-        pytest.skip(why)
+from browser.browser_testkit import run_in_namespace
 
 
 def _run_in_namespace(*args: str) -> dict[str, object]:
-    need_tool("chromium")
-    unshare = need_tool("unshare")
-    _need((HERE / "node_modules/hls.js/dist/hls.min.js").exists(), "hls.js not installed (npm ci)")
-    _need(os.geteuid() == 0, "a private network namespace needs root")
-    script = (
-        f"ip link set lo up && exec {sys.executable} {HERE / 'run_whip_hls.py'} {' '.join(args)}"
-    )
-    root = HERE.parents[1]  # this checkout's code, not whatever the venv has installed
-    path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
-    proc = subprocess.run(
-        [unshare, "--net", "sh", "-c", script],
-        check=False, capture_output=True, text=True, timeout=180, cwd=root, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return run_in_namespace("run_whip_hls.py", *args)
 
 
 def test_chromium_whip_publish_plays_in_hls_js() -> None:

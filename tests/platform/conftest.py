@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -51,3 +53,26 @@ async def store(store_url: str) -> AsyncIterator[SqlStore]:
     opened = await SqlStore.open(store_url)
     yield opened
     await opened.close()
+
+
+class CountingStore:
+    """The real store, with a count of the calls made to it (by method name)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.store, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await method(*args, **kwargs)
+
+        return counted
+
+
+@pytest.fixture
+def counting_store(store: SqlStore) -> CountingStore:
+    """``store``, counting the calls made to it."""
+    return CountingStore(store)

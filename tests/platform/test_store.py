@@ -335,6 +335,31 @@ async def test_signing_keys(store: SqlStore) -> None:
     assert caught.value.field == "id"
 
 
+async def test_signing_key_by_public_key_update_and_delete(store: SqlStore) -> None:
+    key = SigningKey(id="sk1", name="main", public_key="LS0tLS1CRUdJTiBQVUJMSUMgS0VZ", created_at=1)
+    other = SigningKey(id="sk2", name="other", public_key="cGsy", created_at=2)
+    await store.create_signing_key(key)
+    await store.create_signing_key(other)
+    assert await store.signing_key_by_public_key(key.public_key) == key
+    assert await store.signing_key_by_public_key("cGsy") == other
+    assert await store.signing_key_by_public_key("LS0tLS1CRUdJTiBQVUJMSUMgS0V") is None
+
+    disabled = await store.update_signing_key("sk1", disabled=True)
+    assert disabled == dataclasses.replace(key, disabled=True)
+    assert await store.signing_key_by_public_key(key.public_key) == disabled  # disabled: found
+    renamed = await store.update_signing_key("sk1", name="renamed", disabled=False)
+    assert renamed == dataclasses.replace(key, name="renamed")
+    assert await store.update_signing_key("sk1") == renamed  # nothing to change
+    assert await store.get_signing_key("sk2") == other  # the other key is untouched
+    assert await store.update_signing_key("nope", disabled=True) is None
+
+    assert await store.delete_signing_key("sk1") is True
+    assert await store.delete_signing_key("sk1") is False
+    assert await store.get_signing_key("sk1") is None
+    assert await store.signing_key_by_public_key(key.public_key) is None
+    assert [k.id for k in await store.list_signing_keys()] == ["sk2"]
+
+
 async def test_audit_log_newest_first(store: SqlStore) -> None:
     entries = [
         await store.append_audit(
@@ -402,7 +427,7 @@ async def test_a_store_opened_through_the_protocol(store_url: str) -> None:
 
 def test_sql_store_implements_every_protocol_method() -> None:
     names = [n for n, v in vars(Store).items() if inspect.iscoroutinefunction(v)]
-    assert len(names) >= 32 and "get_api_key" in names
+    assert len(names) >= 35 and "get_api_key" in names
     for name in names:
         assert inspect.signature(getattr(SqlStore, name)) == inspect.signature(
             getattr(Store, name)

@@ -124,6 +124,17 @@ class Store(Protocol):
     async def list_signing_keys(self, *, limit: int = 100) -> tuple[SigningKey, ...]:
         """Signing keys, newest first."""
 
+    async def signing_key_by_public_key(self, public_key: str) -> SigningKey | None:
+        """The signing key with this public key (as stored), disabled or not, or None."""
+
+    async def update_signing_key(
+        self, key_id: str, *, name: str | None = None, disabled: bool | None = None
+    ) -> SigningKey | None:
+        """Rename and/or disable (enable) a signing key; the key after, or None if there is none."""
+
+    async def delete_signing_key(self, key_id: str) -> bool:
+        """Delete a signing key; False if there was none."""
+
     async def append_audit(self, entry: AuditEntry) -> AuditEntry:
         """Append to the audit log; the entry with its id."""
 

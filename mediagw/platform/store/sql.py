@@ -375,6 +375,35 @@ class SqlStore:
         query = table.select().order_by(table.c.created_at.desc(), table.c.id.desc())
         return await self._all(SigningKey, query.limit(check_limit(limit)))
 
+    async def signing_key_by_public_key(self, public_key: str) -> SigningKey | None:
+        """The signing key with this public key (disabled or not), or None."""
+        query = signing_keys.select().where(signing_keys.c.public_key == public_key)
+        return await self._one(SigningKey, query.limit(1))
+
+    async def update_signing_key(
+        self, key_id: str, *, name: str | None = None, disabled: bool | None = None
+    ) -> SigningKey | None:
+        """Rename and/or disable (enable) a signing key; the key after, or None if it is gone."""
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = name
+        if disabled is not None:
+            changes["disabled"] = disabled
+        where = signing_keys.c.id == key_id
+        async with transaction(self._engine, "signing key") as connection:
+            if changes:
+                await connection.execute(signing_keys.update().where(where).values(**changes))
+            row = (await connection.execute(signing_keys.select().where(where))).first()
+        return None if row is None else _row(SigningKey, row)
+
+    async def delete_signing_key(self, key_id: str) -> bool:
+        """Delete a signing key; False if there was none."""
+        async with transaction(self._engine, "signing key") as connection:
+            result = await connection.execute(
+                signing_keys.delete().where(signing_keys.c.id == key_id)
+            )
+        return bool(result.rowcount)
+
     # audit log
 
     async def append_audit(self, entry: AuditEntry) -> AuditEntry:

@@ -1,0 +1,262 @@
+"""Token-gated HLS over real sockets: a Gateway with the store (SQLite and PostgreSQL), a
+stream row with ``playbackPolicy {"type": "jwt"}`` published with FFmpeg's RTMP client at
+``/live/<playbackId>``, played with aiohttp's client at go-livepeer's and Studio's paths; and the
+WHEP ``authorize`` hook on a real WHEP route."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import aiohttp
+import pytest
+from aiohttp import web
+from mediatools import ClipMaker, decode_segment, push, serve_app, wait_until
+
+from mediagw.api.playback_gate import carry_token, whep_authorize
+from mediagw.config import Settings
+from mediagw.gateway import Gateway
+from mediagw.platform.access import (
+    LEEWAY,
+    NewSigningKey,
+    PlaybackAccess,
+    create_signing_key,
+    sign_token,
+)
+from mediagw.platform.store import SqlStore, Stream
+from webrtc import add_whep_routes
+
+pytestmark = pytest.mark.ffmpeg
+
+GATED, OPEN = "gatedpb", "openpb"
+
+
+@dataclass
+class Live:
+    gw: Gateway
+    store: SqlStore
+    counting: Any  # conftest's CountingStore
+    key: NewSigningKey
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.gw.http_port}"
+
+    def token(self, playback_id: str = GATED, ttl: float = 300) -> str:
+        return sign_token(
+            self.key.private_key, self.key.public_key, playback_id, expires_at=time.time() + ttl
+        )
+
+    def seq(self, playback_id: str = GATED) -> int:
+        rendition = self.gw.hls.rendition(playback_id, "source")
+        assert rendition is not None and rendition.segments
+        return next(iter(rendition.segments))
+
+
+async def _row(store: SqlStore, playback_id: str, policy: dict[str, Any] | None) -> None:
+    await store.create_stream(
+        Stream(
+            id=f"id-{playback_id}",
+            name=playback_id,
+            stream_key=f"key-{playback_id}",
+            playback_id=playback_id,
+            created_at=1,
+            playback_policy=policy,
+        )
+    )
+
+
+@pytest.fixture
+async def live(store: SqlStore, counting_store: Any, make_clip: ClipMaker) -> AsyncIterator[Live]:
+    await _row(store, GATED, {"type": "jwt"})
+    await _row(store, OPEN, None)
+    key = await create_signing_key(store, "main")
+    gw = Gateway(Settings(rtmp_addr="127.0.0.1:0", http_addr="127.0.0.1:0"), store=counting_store)
+    await gw.start()
+    try:
+        clip = make_clip(seconds=5)
+        for name in (GATED, OPEN):
+            code, err = await push(clip, f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{name}", live=False)
+            assert code == 0, err
+            await wait_until(lambda n=name: not gw.hub.get(n).live)  # type: ignore[union-attr]
+        yield Live(gw, store, counting_store, key)
+    finally:
+        await gw.stop()
+
+
+def _paths(seq: int) -> list[str]:
+    return [
+        f"/stream/{GATED}.m3u8",
+        f"/stream/{GATED}/source.m3u8",
+        f"/stream/{GATED}/source/{seq}.ts",
+        f"/hls/{GATED}/index.m3u8",
+        f"/hls/{GATED}/source.m3u8",
+        f"/hls/{GATED}/source/{seq}.ts",
+    ]
+
+
+async def _get(
+    url: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as resp:
+        return resp.status, dict(resp.headers), await resp.read()
+
+
+async def test_no_token_is_401_on_playlists_and_segments(live: Live) -> None:
+    for path in _paths(live.seq()):
+        status, headers, body = await _get(live.base + path)
+        assert status == 401, (path, body)
+        assert headers["Content-Type"].startswith("application/json")
+        assert headers["Access-Control-Allow-Origin"] == "*"  # a browser app can read why
+        errors = json.loads(body)["errors"]
+        assert len(errors) == 1 and "Livepeer-Jwt" in errors[0]
+
+
+async def test_the_livepeer_jwt_header_opens_every_path(live: Live) -> None:
+    headers = {"Livepeer-Jwt": live.token()}
+    for path in _paths(live.seq()):
+        status, answer, body = await _get(live.base + path, headers)
+        assert status == 200, (path, body)
+        assert "jwt=" not in body.decode("latin-1")  # a header client keeps sending the header
+        assert "public" not in answer.get("Cache-Control", "")  # no shared cache keeps it
+    status, answer, _ = await _get(f"{live.base}/stream/{GATED}/source/{live.seq()}.ts", headers)
+    assert answer["Cache-Control"].startswith("private")
+
+
+@pytest.mark.parametrize("entry", [f"/stream/{GATED}.m3u8", f"/hls/{GATED}/index.m3u8"])
+async def test_jwt_in_the_query_is_carried_into_every_uri(live: Live, entry: str) -> None:
+    """What hls.js does with ``?jwt=`` on the multivariant: resolve and fetch each URI as is."""
+    token = live.token()
+    url = f"{live.base}{entry}?jwt={token}"
+    status, _, body = await _get(url)
+    assert status == 200, body
+    variants = [u for u in body.decode().splitlines() if u and not u.startswith("#")]
+    assert variants
+    frames = 0
+    for variant in variants:
+        assert parse_qs(urlsplit(variant).query)["jwt"] == [token]
+        media_url = urljoin(url, variant)
+        status, _, media = await _get(media_url)
+        assert status == 200, (media_url, media)
+        segments = [u for u in media.decode().splitlines() if u and not u.startswith("#")]
+        assert len(segments) >= 2
+        for uri in segments:
+            assert parse_qs(urlsplit(uri).query)["jwt"] == [token]
+            status, _, data = await _get(urljoin(media_url, uri))
+            assert status == 200, uri
+            frames += decode_segment(0, 2.0, data).video_frames
+            # the same URI without its token is refused
+            assert (await _get(urljoin(media_url, uri.split("?")[0])))[0] == 401
+    assert frames == 150  # 5 s at 30 fps, all of it
+
+
+async def test_expired_wrong_stream_and_disabled_key(live: Live) -> None:
+    path = f"{live.base}/stream/{GATED}/source/{live.seq()}.ts"
+    expired = live.token(ttl=-LEEWAY - 60)
+    assert (await _get(f"{path}?jwt={expired}"))[0] == 401
+    assert (await _get(path, {"Livepeer-Jwt": "not.a.token"}))[0] == 401
+    status, _, body = await _get(path, {"Livepeer-Jwt": live.token(OPEN)})
+    assert status == 403 and b"another stream" in body
+    await live.store.update_signing_key(live.key.key.id, disabled=True)
+    assert live.gw.playback_access is not None
+    live.gw.playback_access.forget(public_key=live.key.public_key)
+    status, _, body = await _get(path, {"Livepeer-Jwt": live.token()})
+    assert status == 403 and b"disabled" in body
+
+
+async def test_segments_cost_no_store_call_once_warm(live: Live) -> None:
+    token = live.token()
+    for path in _paths(live.seq()):
+        assert (await _get(live.base + path, {"Livepeer-Jwt": token}))[0] == 200
+        assert (await _get(f"{live.base}/stream/{OPEN}/source/{live.seq(OPEN)}.ts"))[0] == 200
+    calls = live.counting.calls
+    assert calls["signing_key_by_public_key"] == 1
+    assert calls["stream_by_playback_id"] <= 4  # 2 ids; at most one refresh each (5 s TTL)
+
+
+async def test_public_streams_play_without_a_token(live: Live) -> None:
+    seq = live.seq(OPEN)
+    for path in (
+        f"/stream/{OPEN}.m3u8",
+        f"/hls/{OPEN}/index.m3u8",
+        f"/stream/{OPEN}/source/{seq}.ts",
+    ):
+        status, headers, body = await _get(live.base + path)
+        assert status == 200, (path, body)
+        assert "jwt" not in body.decode("latin-1")
+    assert headers["Cache-Control"].startswith("public")
+
+
+async def test_a_browser_may_send_the_token_header_cross_origin(live: Live) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.options(
+            f"{live.base}/hls/{GATED}/index.m3u8",
+            headers={
+                "Origin": "http://app.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "livepeer-jwt",
+            },
+        ) as resp,
+    ):
+        assert resp.status == 204
+        allowed = [
+            h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")
+        ]
+        assert "livepeer-jwt" in allowed
+
+
+async def test_whep_authorize_hook(live: Live) -> None:
+    """On a real WHEP route (mounted beside the gateway's own before it starts, here on an app
+    of its own): refused without a token, let through to the offer with one."""
+    access = PlaybackAccess(live.store)
+    app = web.Application()
+    add_whep_routes(
+        app,
+        "/whep/{stream}",
+        live.gw.whep,
+        authorize=whep_authorize(access, lambda r: r.match_info["stream"] + "-out"),
+    )
+    sdp = {"Content-Type": "application/sdp"}
+    async with serve_app(app) as base, aiohttp.ClientSession() as http:
+
+        async def offer(stream: str, **headers: str) -> tuple[int, str]:
+            url = f"{base}/whep/{stream}"
+            async with http.post(url, data="v=0\r\n", headers={**sdp, **headers}) as resp:
+                return resp.status, await resp.text()
+
+        status, body = await offer(GATED)
+        assert status == 401 and '"errors"' in body and "Livepeer-Jwt" in body
+        status, body = await offer(GATED, **{"Livepeer-Jwt": live.token(OPEN)})
+        assert status == 403, body
+        status, body = await offer(GATED, **{"Livepeer-Jwt": live.token()})
+        assert status not in (401, 403), body  # past the gate: the offer itself is judged
+        status, body = await offer(OPEN)
+        assert status not in (401, 403), body
+
+
+def test_carry_token_appends_to_uris_and_uri_attributes() -> None:
+    playlist = (
+        '#EXTM3U\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:2.000,\nsource/1.ts\n'
+        '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p.ts?x=1"\nhttp://h/a.ts?b=2\n\n'
+    )
+    out = carry_token(playlist, "T.k-n_")
+    assert re.findall(r'URI="([^"]*)"', out) == ["init.mp4?jwt=T.k-n_", "p.ts?x=1&jwt=T.k-n_"]
+    assert "source/1.ts?jwt=T.k-n_\n" in out and "http://h/a.ts?b=2&jwt=T.k-n_\n" in out
+    assert out.startswith("#EXTM3U\n") and out.endswith("\n\n")
+
+
+async def test_a_gateway_without_a_store_has_no_gate() -> None:
+    gw = Gateway(Settings(rtmp_addr="127.0.0.1:0", http_addr="127.0.0.1:0"))
+    await gw.start()
+    try:
+        assert gw.playback_access is None
+        status, _, _ = await _get(f"http://127.0.0.1:{gw.http_port}/hls/nothing/index.m3u8")
+        assert status == 404  # not live; no token asked
+    finally:
+        await gw.stop()
