@@ -6,51 +6,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import aiohttp
 import pytest
-from aiohttp import web
-from mediatools import serve_app
+from api_testkit import Server, api_server
 
-from mediagw.api.guard import client_errors
-from mediagw.api.http import cors
-from mediagw.api.studio import ApiContext, mount_api
 from mediagw.api.studio.base import MAX_BODY
-from mediagw.clock import ManualClock
 from mediagw.platform import keys
 from mediagw.platform.store import SqlStore
-from mediagw.platform.throttle import FailureThrottle
-
-
-@dataclass
-class Server:
-    url: str
-    admin: str  # an admin key's text
-    store: SqlStore
-    clock: ManualClock
-    http: aiohttp.ClientSession
-
-    async def call(
-        self, method: str, path: str, key: str | None = None, **kw: object
-    ) -> tuple[int, object, aiohttp.typedefs.LooseHeaders]:
-        headers = dict(kw.pop("headers", {}) or {})  # type: ignore[call-overload]
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
-        async with self.http.request(method, self.url + path, headers=headers, **kw) as resp:
-            text = await resp.text()
-            return resp.status, (json.loads(text) if text else None), resp.headers
 
 
 @pytest.fixture
 async def server(store: SqlStore) -> AsyncIterator[Server]:
-    clock = ManualClock(1_700_000_000.0)
-    app = web.Application(middlewares=[cors, client_errors])
-    ctx = ApiContext(store, clock=clock, throttle=FailureThrottle(limit=10, window=60, block=300))
-    mount_api(app, ctx)
-    _, admin = await keys.create_key(store, "root", ["admin"], clock=clock.wall)
-    async with aiohttp.ClientSession() as http, serve_app(app) as url:
-        yield Server(url, admin, store, clock, http)
+    async with api_server(store) as running:
+        yield running
 
 
 async def test_every_refused_key_gets_401_in_studio_error_shape(server: Server) -> None:

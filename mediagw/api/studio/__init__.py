@@ -11,6 +11,7 @@ from ... import __version__
 from .admin import add_admin_routes
 from .base import Api, ApiContext, Call
 from .openapi import document
+from .signing import add_signing_key_routes
 
 __all__ = ["ApiContext", "build_api", "mount_api"]
 
@@ -18,6 +19,7 @@ __all__ = ["ApiContext", "build_api", "mount_api"]
 def build_api() -> Api:
     api = Api()
     add_admin_routes(api)
+    add_signing_key_routes(api)
 
     @api.route(
         "GET", "/openapi.json", scope=None, summary="This API's OpenAPI 3.1 description",
