@@ -15,6 +15,7 @@ dispatcher runs ``check_url`` again before each call.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import re
 import socket
@@ -103,7 +104,10 @@ def _is_ipv4(host: str) -> bool:
 
 class RefusedAddress(OSError):
     """A webhook's name resolved to an address it may not call; aiohttp reports it as a
-    connection error whose text is this message."""
+    connection error whose text ends with this message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EACCES, message)
 
 
 class PublicOnlyResolver(AbstractResolver):
