@@ -18,8 +18,8 @@ before a restart, and retries that came due.
   sent again when the lease runs out. Receivers de-duplicate by the body's ``id``.
 - Each attempt is recorded (time, URL, duration, status, error, the first KB of the answer,
   the signature header) in the delivery's log, and on the webhook (``lastTriggeredAt``,
-  ``lastFailure``). The URL is checked again before each call, and names are resolved through
-  ``PublicOnlyResolver`` unless private webhooks are allowed (DNS rebinding).
+  ``lastFailure``). The URL is checked again before each call, and unless private webhooks are
+  allowed every address a name resolves to is checked before connecting (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -34,13 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp.abc import AbstractResolver
-
 from ..clock import SYSTEM, Clock
 from ..errors import InvalidInput, StoreError, WebhookUnreachable
 from ..webhook import JsonPoster
 from .store import Delivery, Store, Webhook
-from .webhook_urls import PublicOnlyResolver, check_url
+from .webhook_urls import check_url, refusal
 from .webhook_wire import body_doc, encode, request_headers, sign
 from .webhooks import KEEP_ATTEMPTS, WebhookService
 
@@ -94,7 +92,6 @@ class WebhookDispatcher:
         poll_interval: float = 1.0,
         retry: RetryPolicy = RetryPolicy(),
         lease: float | None = None,
-        resolver: AbstractResolver | None = None,
         rand: Callable[[], float] = random.random,
         grace: float = 2.0,
     ) -> None:
@@ -109,7 +106,7 @@ class WebhookDispatcher:
         self.retry = retry
         self.lease_ms = int((lease if lease is not None else 3 * timeout + 30) * 1000)
         self.grace = grace
-        self._resolver = None if service.allow_private else PublicOnlyResolver(resolver)
+        self._refuse = None if service.allow_private else refusal
         self._rand = rand
         self._wake = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
@@ -148,8 +145,6 @@ class WebhookDispatcher:
             await poster.close()
         self._posters.clear()
         await asyncio.gather(*self._closing_posters, return_exceptions=True)
-        if self._resolver is not None:
-            await self._resolver.close()
 
     def _now_ms(self) -> int:
         return int(self.clock.wall() * 1000)
@@ -265,7 +260,7 @@ class WebhookDispatcher:
             timeout=self.timeout,
             max_body=MAX_ANSWER,
             follow_redirects=False,  # a redirect could lead anywhere, a private address too
-            resolver=self._resolver,
+            refuse_address=self._refuse,
         )
         self._posters[hook.id] = poster
         for old_id in list(self._posters):

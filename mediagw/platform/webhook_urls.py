@@ -6,8 +6,9 @@ must not be a loopback, private, link-local, multicast, unspecified or otherwise
 address (IPv4, IPv6, IPv4-mapped IPv6, ``localhost`` and ``*.localhost``) unless the operator
 allows private webhooks. A DNS name is not resolved then: what it resolves to may change.
 
-Calling (``PublicOnlyResolver``): every name the delivery session looks up is resolved by this
-resolver, which refuses the connection when any address of the answer is not public, so a name
+Calling (``refusal``, given to ``JsonPoster(refuse_address=...)``): every name the delivery
+session looks up is checked after resolving, and the connection refused when any address of the
+answer is not public, so a name
 that later resolves to an internal address (DNS rebinding) is refused at the moment it is used,
 with the very addresses the connection would use. IP literals never reach a resolver: the
 dispatcher runs ``check_url`` again before each call.
@@ -15,18 +16,13 @@ dispatcher runs ``check_url`` again before each call.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import re
-import socket
 from urllib.parse import urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 from ..errors import InvalidInput
 
-__all__ = ["MAX_URL", "PublicOnlyResolver", "RefusedAddress", "address_refusal", "check_url"]
+__all__ = ["MAX_URL", "address_refusal", "check_url", "refusal"]
 
 MAX_URL = 2048
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9.]+)$", re.IGNORECASE)
@@ -102,35 +98,7 @@ def _is_ipv4(host: str) -> bool:
         return False
 
 
-class RefusedAddress(OSError):
-    """A webhook's name resolved to an address it may not call; aiohttp reports it as a
-    connection error whose text ends with this message."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(errno.EACCES, message)
-
-
-class PublicOnlyResolver(AbstractResolver):
-    """Resolves through ``base`` (the system's resolver by default) and refuses a name any of
-    whose addresses is not public."""
-
-    def __init__(self, base: AbstractResolver | None = None) -> None:
-        self._base = base
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if self._base is None:
-            self._base = ThreadedResolver()
-        results = await self._base.resolve(host, port, family)
-        for result in results:
-            if (kind := address_refusal(result["host"])) is not None:
-                raise RefusedAddress(
-                    f"refused: {host} resolves to {result['host']}, not a public address ({kind}): "
-                    f"{_ADVICE}"
-                )
-        return results
-
-    async def close(self) -> None:
-        if self._base is not None:
-            await self._base.close()
+def refusal(address: str) -> str | None:
+    """Why a resolved address may not be called (for ``JsonPoster(refuse_address=...)``)."""
+    kind = address_refusal(address)
+    return None if kind is None else f"not a public address ({kind}): {_ADVICE}"
