@@ -157,4 +157,3 @@ async def test_concurrent_claimers_get_disjoint_rows(
             await other.close()
     every: list[Any] = [d for got in claims for d in got]
     assert sorted(every) == sorted(d.id for d in deliveries)  # each row leased exactly once
-    assert all(claims)  # every node took part
