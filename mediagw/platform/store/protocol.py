@@ -7,6 +7,7 @@ unique field is taken raises StoreConflict, one that refers to a missing row Sto
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from .rows import ApiKey, AuditEntry, Delivery, Page, Session, SigningKey, Stream, Webhook
@@ -89,6 +90,9 @@ class Store(Protocol):
     ) -> tuple[Webhook, ...]:
         """Webhooks, newest first; with ``stream_id``, those firing for it (its own, global)."""
 
+    async def update_webhook(self, webhook_id: str, **changes: Any) -> Webhook | None:
+        """Change a webhook's name, url, events, shared_secret or stream_id; None if none."""
+
     async def delete_webhook(self, webhook_id: str) -> bool:
         """Delete a webhook with its deliveries; False if there was none."""
 
@@ -111,6 +115,39 @@ class Store(Protocol):
         next_attempt_at: int | None = None,
     ) -> None:
         """Record a failed attempt, retried at ``next_attempt_at`` (None: given up)."""
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """The delivery with this id, or None."""
+
+    async def claim_deliveries(
+        self,
+        now: int,
+        *,
+        lease_ms: int,
+        limit: int = 100,
+        exclude_webhooks: Collection[str] = (),
+    ) -> tuple[Delivery, ...]:
+        """Lease due deliveries for sending: at most one per webhook (its oldest due), none of
+        ``exclude_webhooks``; each is due again at ``now + lease_ms`` unless recorded before.
+        Two callers at once get disjoint rows."""
+
+    async def record_attempt(
+        self,
+        delivery_id: str,
+        claimed_until: int,
+        at: int,
+        *,
+        payload: dict[str, Any],
+        status_code: int | None = None,
+        error: str | None = None,
+        delivered: bool = False,
+        next_attempt_at: int | None = None,
+        last_failure: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record an attempt on a delivery leased until ``claimed_until``: its new payload,
+        status, and retry time (None with ``delivered`` False: given up); the webhook's
+        ``last_triggered_at`` and ``last_failure``. False, changing nothing, if the lease was
+        lost (it ran out and the delivery was claimed again)."""
 
     async def list_deliveries(self, webhook_id: str, *, limit: int = 100) -> tuple[Delivery, ...]:
         """A webhook's delivery log, newest first."""

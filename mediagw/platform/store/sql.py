@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ...errors import StoreBadInput
-from . import migrate
+from . import migrate, outbox
 from .engine import check_limit, connect, transaction
 from .rows import ApiKey, AuditEntry, Delivery, Page, Session, SigningKey, Stream, Webhook
 from .schema import (
@@ -34,6 +35,7 @@ R = TypeVar("R")
 MAX_ERROR = 1000  # characters of a delivery's error kept
 _STREAM_FIXED = {"id", "created_at"}
 _STREAM_FIELDS = {f.name for f in dataclasses.fields(Stream)} - _STREAM_FIXED
+_WEBHOOK_FIELDS = {"name", "url", "events", "shared_secret", "stream_id"}
 
 
 def _row(cls: type[R], row: sa.Row[Any]) -> R:
@@ -278,6 +280,23 @@ class SqlStore:
         query = query.order_by(webhooks.c.created_at.desc(), webhooks.c.id.desc())
         return await self._all(Webhook, query.limit(check_limit(limit)))
 
+    async def update_webhook(self, webhook_id: str, **changes: Any) -> Webhook | None:
+        """Change a webhook's name, url, events, shared_secret or stream_id; the webhook after,
+        or None if there is none (StoreNotFound if it names a missing stream)."""
+        if unknown := set(changes) - _WEBHOOK_FIELDS:
+            raise StoreBadInput(
+                f"cannot update webhook field(s) {sorted(unknown)}: "
+                f"updatable are {sorted(_WEBHOOK_FIELDS)}"
+            )
+        if "events" in changes:
+            changes["events"] = list(changes["events"])
+        where = webhooks.c.id == webhook_id
+        async with transaction(self._engine, "webhook") as connection:
+            if changes:
+                await connection.execute(webhooks.update().where(where).values(**changes))
+            row = (await connection.execute(webhooks.select().where(where))).first()
+        return None if row is None else _row(Webhook, row)
+
     async def delete_webhook(self, webhook_id: str) -> bool:
         """Delete a webhook with its deliveries; False if there was none."""
         async with transaction(self._engine, "webhook") as connection:
@@ -345,6 +364,53 @@ class SqlStore:
             await connection.execute(
                 webhooks.update().where(webhooks.c.id == hook).values(**hook_values)
             )
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """The delivery with this id, or None."""
+        table = webhook_deliveries
+        return await self._one(Delivery, table.select().where(table.c.id == delivery_id))
+
+    async def claim_deliveries(
+        self,
+        now: int,
+        *,
+        lease_ms: int,
+        limit: int = 100,
+        exclude_webhooks: Collection[str] = (),
+    ) -> tuple[Delivery, ...]:
+        """Lease due deliveries for sending (see ``outbox``): at most one per webhook, none of
+        ``exclude_webhooks``, each now due again at ``now + lease_ms``; the oldest first."""
+        rows = await outbox.claim(
+            self._engine, now, lease_ms=lease_ms, limit=limit, exclude_webhooks=exclude_webhooks
+        )
+        return tuple(_row(Delivery, row) for row in rows)
+
+    async def record_attempt(
+        self,
+        delivery_id: str,
+        claimed_until: int,
+        at: int,
+        *,
+        payload: dict[str, Any],
+        status_code: int | None = None,
+        error: str | None = None,
+        delivered: bool = False,
+        next_attempt_at: int | None = None,
+        last_failure: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record an attempt on a leased delivery (see ``outbox``); False if the lease was lost."""
+        return await outbox.record(
+            self._engine,
+            delivery_id,
+            claimed_until,
+            at,
+            payload=payload,
+            status_code=status_code,
+            error=error,
+            delivered=delivered,
+            next_attempt_at=next_attempt_at,
+            last_failure=last_failure,
+        )
 
     async def list_deliveries(self, webhook_id: str, *, limit: int = 100) -> tuple[Delivery, ...]:
         """A webhook's deliveries (its log), newest first."""
