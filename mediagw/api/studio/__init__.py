@@ -12,6 +12,7 @@ from .admin import add_admin_routes
 from .base import Api, ApiContext, Call
 from .openapi import document
 from .signing import add_signing_key_routes
+from .webhooks import add_webhook_routes
 
 __all__ = ["ApiContext", "build_api", "mount_api"]
 
@@ -20,6 +21,7 @@ def build_api() -> Api:
     api = Api()
     add_admin_routes(api)
     add_signing_key_routes(api)
+    add_webhook_routes(api)
 
     @api.route(
         "GET", "/openapi.json", scope=None, summary="This API's OpenAPI 3.1 description",
