@@ -398,7 +398,7 @@ async def test_a_store_opened_through_the_protocol(store_url: str) -> None:
 
 def test_sql_store_implements_every_protocol_method() -> None:
     names = [n for n, v in vars(Store).items() if inspect.iscoroutinefunction(v)]
-    assert len(names) == 31
+    assert len(names) == 39
     for name in names:
         assert inspect.signature(getattr(SqlStore, name)) == inspect.signature(
             getattr(Store, name)
