@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from .api.guard import client_errors
 from .api.http import build_app
 from .api.live import add_live_routes
 from .api.push import PushIngest
+from .api.recordings import add_recording_routes
 from .clock import SYSTEM, Clock
 from .config import Settings
 from .errors import ConfigError
@@ -46,17 +48,23 @@ from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
 from .pipelines.transcode import TranscodeManager, ladder_for
 from .platform.admission import Admission
+from .platform.lifecycle import EventSink, NullEvents, StreamLifecycle
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
+from .platform.store import Store, open_store
+from .platform.store_auth import StoreStreamAuth
 from .platform.stream_auth import (
     OpenAuth,
     StaticKeyAuth,
     StreamAuthorizer,
     WebhookAuth,
 )
+from .platform.streams import StreamService
 from .publish.hls import HLSPublisher
+from .publish.multistream import Multistream
 from .publish.recorder import Recorder
 from .request import Ladder
 from .stack import TranscodeStack, build_transcoder, default_ladder
+from .stream.hub import Stream as HubStream
 from .stream.hub import StreamHub
 from .usage import StreamUsage, UsageQueue
 
@@ -66,13 +74,15 @@ HTTP_LOG = logging.getLogger("mediagw.http")  # aiohttp's errors about our HTTP 
 __all__ = ["Gateway", "make_authorizer"]
 
 
-def make_authorizer(settings: Settings) -> StreamAuthorizer:
+def make_authorizer(settings: Settings) -> StreamAuthorizer | None:
+    """The authorizer asked after the store's stream keys; None: nobody else (the open mode
+    with ``-requireStreamKey``)."""
     mode = settings.auth_mode
     if mode == "webhook":
         return WebhookAuth(settings.auth_webhook_url)
     if mode == "keys":
         return StaticKeyAuth(settings.stream_keys)
-    return OpenAuth()
+    return None if settings.require_stream_key else OpenAuth()
 
 
 class Gateway:
@@ -98,11 +108,28 @@ class Gateway:
         self.stream_usage = StreamUsage()
         self.usage = UsageQueue([self.stream_usage])
         self.hub.add_listener(self.hls)
+        self.multistream = Multistream()  # pushes the source to a stream's RTMP outputs
+        self.hub.add_listener(self.multistream)
         self.recorder: Recorder | None = None
         if settings.record_dir:
             self.recorder = Recorder(settings.record_dir, settings.segment_duration, self.executor)
             self.hub.add_listener(self.recorder)
-        self.authorizer = authorizer or make_authorizer(settings)
+        # the platform: its store is opened by start(); stored stream keys are checked first
+        self.store: Store | None = None
+        self.streams: StreamService | None = None
+        self.lifecycle: StreamLifecycle | None = None
+        self.events: EventSink = (
+            NullEvents()
+        )  # Studio events (the webhook service), set before start
+        self.recordings_dir = Path(settings.data_dir) / "recordings"
+        self.store_auth = StoreStreamAuth(None, authorizer or make_authorizer(settings))
+        self.session_recorder = Recorder(
+            str(self.recordings_dir),
+            settings.segment_duration,
+            self.executor,
+            folder=self._recording_folder,
+        )
+        self.authorizer: StreamAuthorizer = self.store_auth
         self.live_auth: LiveAIAuthorizer | None = None
         if settings.live_ai_auth_webhook_url:
             webhook = LiveAIAuthWebhook(
@@ -166,6 +193,7 @@ class Gateway:
         self.http_app = build_app(self.hub, self.hls, usage=self.stream_usage)
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         self.push.routes(self.http_app)
+        add_recording_routes(self.http_app, self.recordings_dir)
         self.whip.routes(self.http_app)
         # WHEP plays a stream's live AI output ({stream}-out), as go-livepeer does
         add_whep_routes(
@@ -227,7 +255,42 @@ class Gateway:
     def _push_ladder(self, ladder: Ladder) -> tuple[Profile, ...]:
         return ladder_for(ladder, self.ladder)
 
+    def _recording_folder(self, stream: HubStream) -> str | None:
+        return self.lifecycle.recording_session(stream.id) if self.lifecycle else None
+
+    def _transcoded(self, playback_id: str) -> tuple[int, float, int]:
+        return self.transcodes.transcoded(playback_id) if self.transcodes else (0, 0.0, 0)
+
+    def _recording_url(self, session_id: str) -> str:
+        return f"{self.public_url()}/recordings/{session_id}/index.m3u8"
+
+    def _terminate(self, playback_id: str) -> bool:
+        """Stop a stream's live publisher (the streams API's terminate, suspend, delete)."""
+        stream = self.hub.get(playback_id)
+        if stream is None or not stream.live or stream.stop_ingest is None:
+            return False
+        stream.stop_ingest("terminated through the API")
+        return True
+
+    async def _open_platform(self) -> None:
+        self.store = await open_store(self.settings.store_url or self.settings.data_dir)
+        self.store_auth.store = self.store
+        self.streams = StreamService(self.store, terminate=self._terminate, clock=self.clock)
+        self.lifecycle = StreamLifecycle(
+            self.store,
+            self.store_auth.granted,
+            events=self.events,
+            transcoded=self._transcoded,
+            recording_url=self._recording_url,
+            clock=self.clock,
+        )
+        await self.lifecycle.recover()  # what an unclean stop left active
+        self.lifecycle.start()
+        self.hub.add_listener(self.lifecycle)  # before the session recorder: it names the folder
+        self.hub.add_listener(self.session_recorder)
+
     async def start(self) -> None:
+        await self._open_platform()
         self.usage.start()
         self.stack = await build_transcoder(self.settings, self.executor, self.usage, self.clock)
         if self.stack is not None:
@@ -307,10 +370,16 @@ class Gateway:
             await self.stack.close()
         if self.recorder is not None:
             await self.recorder.close()
+        await self.session_recorder.close()
+        await self.multistream.close()
+        if self.lifecycle is not None:
+            await self.lifecycle.close()  # the sessions the hub just ended, then the store
         await self.usage.close()
         await self.admission.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.store is not None:
+            await self.store.close()
         self.executor.shutdown(wait=True, cancel_futures=False)
         log.info("gateway stopped")
 

@@ -40,14 +40,16 @@ MAX_GRANTS = 10_000
 class StoreStreamAuth:
     """The store's stream keys first, then ``fallback`` (None: nobody else may publish)."""
 
-    def __init__(self, store: Store, fallback: StreamAuthorizer | None) -> None:
-        self.store = store
+    def __init__(self, store: Store | None, fallback: StreamAuthorizer | None) -> None:
+        self.store = store  # None until the gateway has opened it: every publish is refused
         self.fallback = fallback
         # playback id -> the stream as it was granted (for the lifecycle), newest last
         self.granted: OrderedDict[str, Stream] = OrderedDict()
 
     async def authorize(self, attempt: PublishAttempt) -> StreamGrant:
         key = attempt.key
+        if self.store is None:
+            raise PublishRejected("the gateway is starting: publish again shortly", UNAUTHORIZED)
         try:
             stream = await self.store.stream_by_key(key) if 0 < len(key) <= MAX_KEY else None
         except StoreError as exc:
@@ -73,6 +75,7 @@ class StoreStreamAuth:
         return grant
 
     async def _fallback(self, attempt: PublishAttempt) -> StreamGrant:
+        assert self.store is not None
         if self.fallback is None:
             raise PublishRejected(UNKNOWN_KEY, UNAUTHORIZED)
         grant = await self.fallback.authorize(attempt)
@@ -85,6 +88,7 @@ class StoreStreamAuth:
         return grant
 
     async def _outputs(self, stream: Stream) -> list[str]:
+        assert self.store is not None
         urls: list[str] = []
         for entry in (stream.multistream or {}).get("targets", []):
             target = await self.store.get_multistream_target(str(entry.get("id", "")))
