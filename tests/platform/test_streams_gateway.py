@@ -128,8 +128,9 @@ async def test_a_stored_stream_plays_at_its_playback_id_with_its_profiles(
 
 
 async def test_suspended_refused_unknown_key_falls_through_unless_required(
-    gateways: Factory, make_clip: ClipMaker
+    gateways: Factory, make_clip: ClipMaker, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     gw = await gateways()
     assert gw.streams is not None
     stream = await gw.streams.create({"name": "s", "suspended": True})
@@ -151,6 +152,9 @@ async def test_suspended_refused_unknown_key_falls_through_unless_required(
     code, err = await push(clip, _rtmp(strict, stream.stream_key))
     assert code == 0, err
     assert strict.hub.get(stream.playback_id) is not None
+    lines = [r.getMessage() + json.dumps(vars(r), default=str) for r in caplog.records]
+    assert any("rejected" in line for line in lines)  # the refusals are logged, without the key
+    assert not [line for line in lines if stream.stream_key in line]
 
 
 async def test_a_recorded_session_has_a_recording_url_that_plays(
