@@ -243,6 +243,25 @@ OPTIONS: tuple[Option, ...] = (
         _parse_key_map,
         "static stream keys: KEY=PLAYBACK_ID,... (TOML: a [stream_keys] table)",
     ),
+    Option(
+        "data_dir",
+        "dataDir",
+        str,
+        "the platform's data: the SQLite store (unless -storeUrl) and session recordings",
+    ),
+    Option("store_url", "storeUrl", str, "the store's database: postgresql://USER@HOST/DB"),
+    Option(
+        "require_stream_key",
+        "requireStreamKey",
+        _parse_bool,
+        "only stream keys known to the gateway (store, -streamKeys, auth webhook) may publish",
+    ),
+    Option(
+        "webhook_allow_private",
+        "webhookAllowPrivate",
+        _parse_bool,
+        "let Studio webhooks (/api/webhook) call loopback and private addresses",
+    ),
     Option("segment_duration", "segmentDuration", _positive_float, "target segment seconds"),
     Option("hls_window", "hlsWindow", _positive_int, "segments listed in a live media playlist"),
     Option("record_dir", "recordDir", str, "record every segment and a VOD playlist under DIR"),
@@ -300,6 +319,10 @@ class Settings:
     gateway_host: str = ""
     max_sessions: int = 100
     stream_keys: Mapping[str, str] = field(default_factory=dict)
+    data_dir: str = "./mediagw-data"
+    store_url: str = ""
+    require_stream_key: bool = False
+    webhook_allow_private: bool = False
     segment_duration: float = 2.0
     hls_window: int = 6
     record_dir: str = ""

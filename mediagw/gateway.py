@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from aiohttp import web
 
@@ -25,12 +27,15 @@ from webrtc import (
     detect_host_addresses,
     loopback_fallback,
 )
+from webrtc.routes import Authorize
 
 from .api.guard import client_errors
 from .api.http import build_app
 from .api.live import add_live_routes
-from .api.playback_gate import add_playback_gate
+from .api.playback_gate import add_playback_gate, whep_authorize
 from .api.push import PushIngest
+from .api.recordings import add_recording_routes
+from .api.studio import Api, ApiContext, mount_api
 from .clock import SYSTEM, Clock
 from .config import Settings
 from .errors import ConfigError
@@ -49,18 +54,25 @@ from .pipelines.source_whep import SourceWhep
 from .pipelines.transcode import TranscodeManager, ladder_for
 from .platform.access import PlaybackAccess
 from .platform.admission import Admission
+from .platform.lifecycle import EventSink, StreamLifecycle
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
-from .platform.store import Store
+from .platform.store import Store, open_store
+from .platform.store_auth import StoreStreamAuth
 from .platform.stream_auth import (
     OpenAuth,
     StaticKeyAuth,
     StreamAuthorizer,
     WebhookAuth,
 )
+from .platform.streams import StreamService
+from .platform.webhook_delivery import WebhookDispatcher
+from .platform.webhooks import WebhookService
 from .publish.hls import HLSPublisher
+from .publish.multistream import Multistream
 from .publish.recorder import Recorder
 from .request import Ladder
 from .stack import TranscodeStack, build_transcoder, default_ladder
+from .stream.hub import Stream as HubStream
 from .stream.hub import StreamHub
 from .usage import StreamUsage, UsageQueue
 
@@ -70,13 +82,15 @@ HTTP_LOG = logging.getLogger("mediagw.http")  # aiohttp's errors about our HTTP 
 __all__ = ["Gateway", "make_authorizer"]
 
 
-def make_authorizer(settings: Settings) -> StreamAuthorizer:
+def make_authorizer(settings: Settings) -> StreamAuthorizer | None:
+    """The authorizer asked after the store's stream keys; None: nobody else (the open mode
+    with ``-requireStreamKey``)."""
     mode = settings.auth_mode
     if mode == "webhook":
         return WebhookAuth(settings.auth_webhook_url)
     if mode == "keys":
         return StaticKeyAuth(settings.stream_keys)
-    return OpenAuth()
+    return None if settings.require_stream_key else OpenAuth()
 
 
 class Gateway:
@@ -89,7 +103,6 @@ class Gateway:
         store: Store | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store  # the platform store (not closed here); None: no platform features
         self.playback_access: PlaybackAccess | None = None
         self.clock = clock  # the one clock, passed to everything that reads the time
         workers = min(32, (os.cpu_count() or 2) * 2)
@@ -105,11 +118,31 @@ class Gateway:
         self.stream_usage = StreamUsage()
         self.usage = UsageQueue([self.stream_usage])
         self.hub.add_listener(self.hls)
+        self.multistream = Multistream()  # pushes the source to a stream's RTMP outputs
+        self.hub.add_listener(self.multistream)
         self.recorder: Recorder | None = None
         if settings.record_dir:
             self.recorder = Recorder(settings.record_dir, settings.segment_duration, self.executor)
             self.hub.add_listener(self.recorder)
-        self.authorizer = authorizer or make_authorizer(settings)
+        # the platform: its store is given (and then not closed here) or opened by start()
+        # from -storeUrl / -dataDir; stored stream keys are checked first
+        self.store: Store | None = store
+        self._own_store = store is None
+        self.webhooks: WebhookService | None = None
+        self.webhook_dispatcher: WebhookDispatcher | None = None
+        self.api: Api | None = None
+        self.streams: StreamService | None = None
+        self.lifecycle: StreamLifecycle | None = None
+        self.events: EventSink | None = None  # Studio events: the webhook service unless set
+        self.recordings_dir = Path(settings.data_dir) / "recordings"
+        self.store_auth = StoreStreamAuth(None, authorizer or make_authorizer(settings))
+        self.session_recorder = Recorder(
+            str(self.recordings_dir),
+            settings.segment_duration,
+            self.executor,
+            folder=self._recording_folder,
+        )
+        self.authorizer: StreamAuthorizer = self.store_auth
         self.live_auth: LiveAIAuthorizer | None = None
         if settings.live_ai_auth_webhook_url:
             webhook = LiveAIAuthWebhook(
@@ -173,6 +206,7 @@ class Gateway:
         self.http_app = build_app(self.hub, self.hls, usage=self.stream_usage)
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         self.push.routes(self.http_app)
+        add_recording_routes(self.http_app, self.recordings_dir)
         self.whip.routes(self.http_app)
         # WHEP plays a stream's live AI output ({stream}-out), as go-livepeer does
         add_whep_routes(
@@ -180,12 +214,15 @@ class Gateway:
             "/live/video-to-video/{stream}/whep",
             self.whep,
             stream_of=_ai_output,
+            authorize=self._playback_gate(_ai_output),
             cors_origin="*",
         )
         # WHEP plays every live stream's source video (H.264 passthrough, on demand)
         self.source_whep = SourceWhep(self.hub, self.whep, executor=self.executor)
         self.hub.add_listener(self.source_whep)
-        self.source_whep.routes(self.http_app, "/webrtc/{stream}", authorize=None)
+        self.source_whep.routes(
+            self.http_app, "/webrtc/{stream}", authorize=self._playback_gate(None)
+        )
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -200,6 +237,11 @@ class Gateway:
             return 0
         sockets = getattr(self._site._server, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else 0
+
+    def _configured_url(self) -> str:
+        """``-gatewayHost`` as a URL, or "" (the API then answers with the request's host)."""
+        host = self.settings.gateway_host
+        return "" if not host else host if "://" in host else f"http://{host}"
 
     def public_url(self) -> str:
         """This gateway's HTTP API as its clients reach it (``-gatewayHost``, else the bound
@@ -238,7 +280,73 @@ class Gateway:
     def _push_ladder(self, ladder: Ladder) -> tuple[Profile, ...]:
         return ladder_for(ladder, self.ladder)
 
+    def _recording_folder(self, stream: HubStream) -> str | None:
+        return self.lifecycle.recording_session(stream.id) if self.lifecycle else None
+
+    def _transcoded(self, playback_id: str) -> tuple[int, float, int]:
+        return self.transcodes.transcoded(playback_id) if self.transcodes else (0, 0.0, 0)
+
+    def _recording_url(self, session_id: str) -> str:
+        return f"{self.public_url()}/recordings/{session_id}/index.m3u8"
+
+    def _terminate(self, playback_id: str) -> bool:
+        """Stop a stream's live publisher (the streams API's terminate, suspend, delete)."""
+        stream = self.hub.get(playback_id)
+        if stream is None or not stream.live or stream.stop_ingest is None:
+            return False
+        stream.stop_ingest("terminated through the API")
+        return True
+
+    def _playback_gate(self, stream_of: Callable[[web.Request], str] | None) -> Authorize:
+        """WHEP's ``authorize`` hook: token-gated streams play only with a valid token (once
+        the store is open; every stream is public before)."""
+
+        async def authorize(request: web.Request) -> None:
+            if self.playback_access is not None:
+                await whep_authorize(self.playback_access, stream_of)(request)
+
+        return authorize
+
+    async def _open_platform(self) -> None:
+        if self.store is None:
+            self.store = await open_store(self.settings.store_url or self.settings.data_dir)
+        self.store_auth.store = self.store
+        self.streams = StreamService(self.store, terminate=self._terminate, clock=self.clock)
+        self.webhooks = WebhookService(
+            self.store, clock=self.clock, allow_private=self.settings.webhook_allow_private
+        )
+        self.webhook_dispatcher = WebhookDispatcher(self.store, self.webhooks, clock=self.clock)
+        self.webhook_dispatcher.start()
+        self.playback_access = PlaybackAccess(self.store, clock=self.clock)
+        add_playback_gate(self.http_app, self.playback_access)
+        self.api = mount_api(
+            self.http_app,
+            ApiContext(
+                self.store,
+                clock=self.clock,
+                public_url=self._configured_url,
+                services={
+                    "streams": self.streams,
+                    "webhooks": self.webhooks,
+                    "access": self.playback_access,
+                },
+            ),
+        )
+        self.lifecycle = StreamLifecycle(
+            self.store,
+            self.store_auth.granted,
+            events=self.events or self.webhooks,
+            transcoded=self._transcoded,
+            recording_url=self._recording_url,
+            clock=self.clock,
+        )
+        await self.lifecycle.recover()  # what an unclean stop left active
+        self.lifecycle.start()
+        self.hub.add_listener(self.lifecycle)  # before the session recorder: it names the folder
+        self.hub.add_listener(self.session_recorder)
+
     async def start(self) -> None:
+        await self._open_platform()
         self.usage.start()
         self.stack = await build_transcoder(self.settings, self.executor, self.usage, self.clock)
         if self.stack is not None:
@@ -267,9 +375,6 @@ class Gateway:
         if self.transcodes is not None:
             self.hub.add_listener(self.transcodes)
         await self.push.start()
-        if self.store is not None:  # token-gated playback of the store's streams
-            self.playback_access = PlaybackAccess(self.store, clock=self.clock)
-            add_playback_gate(self.http_app, self.playback_access)
         http_host, http_port = Settings.split_addr(self.settings.http_addr)
         self.request_errors = quiet_request_errors(HTTP_LOG)
         self._runner = web.AppRunner(
@@ -322,10 +427,20 @@ class Gateway:
             await self.stack.close()
         if self.recorder is not None:
             await self.recorder.close()
+        await self.session_recorder.close()
+        await self.multistream.close()
+        if self.lifecycle is not None:
+            await self.lifecycle.close()  # the sessions the hub just ended, then the store
         await self.usage.close()
         await self.admission.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.webhook_dispatcher is not None:
+            await self.webhook_dispatcher.close()  # in-flight calls get a grace, then resume
+        if self.webhooks is not None:  # after a restart from their lease
+            await self.webhooks.close()
+        if self.store is not None and self._own_store:
+            await self.store.close()
         self.executor.shutdown(wait=True, cancel_futures=False)
         log.info("gateway stopped")
 

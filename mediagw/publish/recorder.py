@@ -1,11 +1,13 @@
 """Recording: every segment of every stream to disk, with a VOD (EVENT + ENDLIST) playlist.
 
-Layout: ``DIR/<stream id>/<UTC start>/source/<seq>.ts`` and ``.../index.m3u8``. The playlist is
-replaced atomically (write + rename) after each segment, so a reader never sees half a file.
-Files are written in a thread; a slow disk fills a bounded queue whose overflow is dropped and
-counted (and logged), never pushed back into ingest. Only the source is recorded. The playlist
-ends with the stream (after its last queued segment); a reconnect continues it with a
-discontinuity, as the live playlist does.
+Layout: ``DIR/<stream id>/<UTC start>/source/<seq>.ts`` and ``.../index.m3u8``. With a
+``folder`` function (the platform's per-session recordings), each publish session whose folder
+is not None is recorded on its own in ``DIR/<folder>/`` instead, and others not at all. The
+playlist is replaced atomically (write + rename) after each segment, so a reader never sees half
+a file. Files are written in a thread; a slow disk fills a bounded queue whose overflow is
+dropped and counted (and logged), never pushed back into ingest. Only the source is recorded.
+The playlist ends with the stream (after its last queued segment); a reconnect continues it with
+a discontinuity, as the live playlist does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,18 +47,36 @@ class _Recording:
 class Recorder:
     QUEUE = 64
 
-    def __init__(self, root: str, target_duration: float, executor: Executor | None = None) -> None:
+    def __init__(
+        self,
+        root: str,
+        target_duration: float,
+        executor: Executor | None = None,
+        *,
+        folder: Callable[[Stream], str | None] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.target_duration = target_duration
         self._executor = executor
+        self._folder = folder
         self._recs: dict[str, _Recording] = {}
 
     def on_stream_start(self, stream: Stream) -> None:
         rec = self._recs.get(stream.id)
+        directory: Path | None = None
+        if self._folder is not None:
+            name = self._folder(stream)
+            if rec is not None:  # the previous session's recording: ended, its writer stops
+                self.on_stream_removed(stream)
+                rec = None
+            if name is None:
+                return
+            directory = self.root / name
         if rec is None:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stream.created_at))
+            directory = directory or self.root / stream.id / stamp
             playlist = MediaPlaylist(self.target_duration, window=0, playlist_type="EVENT")
-            rec = _Recording(self.root / stream.id / stamp, playlist, asyncio.Queue())
+            rec = _Recording(directory, playlist, asyncio.Queue())
             rec.task = asyncio.get_running_loop().create_task(
                 self._writer(stream.id, rec), name=f"recorder:{stream.id}"
             )

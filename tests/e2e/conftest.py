@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ GatewayFactory = Callable[..., Awaitable[Gateway]]
 
 
 @pytest.fixture
-async def gateway_factory() -> AsyncIterator[GatewayFactory]:
+async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     started: list[Gateway] = []
 
     async def start(**overrides: Any) -> Gateway:
@@ -22,6 +23,7 @@ async def gateway_factory() -> AsyncIterator[GatewayFactory]:
             "rtmp_addr": "127.0.0.1:0",
             "http_addr": "127.0.0.1:0",
             "hls_window": 200,
+            "data_dir": str(tmp_path / "mediagw-data"),
         }
         values.update(overrides)
         gw = Gateway(Settings(**values))

@@ -12,13 +12,15 @@ from .admin import add_admin_routes
 from .base import Api, ApiContext, Call
 from .openapi import document
 from .signing import add_signing_key_routes
+from .streams import add_stream_routes
 from .webhooks import add_webhook_routes
 
-__all__ = ["ApiContext", "build_api", "mount_api"]
+__all__ = ["Api", "ApiContext", "build_api", "mount_api"]
 
 
 def build_api() -> Api:
     api = Api()
+    add_stream_routes(api)
     add_admin_routes(api)
     add_signing_key_routes(api)
     add_webhook_routes(api)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...platform import stream_input as si
 from .base import Body
 
 __all__ = [
@@ -23,43 +24,42 @@ __all__ = [
     "WebhookCreate",
 ]
 
-Name = Annotated[str, Field(min_length=1, max_length=500)]
-Url = Annotated[str, Field(min_length=1, max_length=2048)]
-TagValue = str | int | float | bool
-UserTags = Annotated[dict[Annotated[str, Field(max_length=100)], TagValue], Field(max_length=50)]
+Name = Annotated[str, Field(min_length=1, max_length=si.MAX_NAME)]
+Url = Annotated[str, Field(min_length=1, max_length=si.MAX_URL)]
+TagValue = str | int | float | bool | None
+UserTags = Annotated[dict[str, TagValue], Field(max_length=si.MAX_USER_TAGS_KEYS)]
 
 
 class Profile(Body):
-    """One rendition of the ladder (Studio's ``ffmpeg-profile``)."""
+    """One rendition of the ladder (Studio's ``ffmpeg-profile``); the stream service checks
+    the rest (even sizes, unique names, the gop's form)."""
 
-    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
-    width: int = Field(ge=16, le=7680)
-    height: int = Field(ge=16, le=4320)
-    bitrate: int = Field(ge=1_000, le=100_000_000, description="bits per second")
-    fps: int = Field(default=0, ge=0, le=240, description="0: the source's frame rate")
-    fps_den: int | None = Field(default=None, ge=1, le=1001)
-    gop: str | None = Field(default=None, max_length=20)
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    width: int = Field(ge=2, le=si.MAX_WIDTH)
+    height: int = Field(ge=2, le=si.MAX_HEIGHT)
+    bitrate: int = Field(ge=1, le=si.MAX_BITRATE, description="bits per second")
+    fps: int = Field(default=0, ge=0, le=si.MAX_FPS, description="0: the source's frame rate")
+    fps_den: int | None = Field(default=None, ge=1, le=si.MAX_FPS_DEN)
+    gop: str | None = Field(default=None, max_length=20, description='seconds, or "intra"')
     profile: Literal["H264Baseline", "H264Main", "H264High", "H264ConstrainedHigh"] | None = None
-    quality: int | None = Field(default=None, ge=0, le=51)
-    encoder: Literal["H.264"] | None = None
 
 
 class TargetSpec(Body):
-    name: Annotated[str, Field(max_length=500)] | None = None
+    name: Annotated[str, Field(max_length=si.MAX_NAME)] | None = None
     url: Url
 
 
 class StreamTarget(Body):
     """A multistream target of a stream: an existing target (``id``) or a new one (``spec``)."""
 
-    profile: Annotated[str, Field(min_length=1, max_length=100)]
+    profile: Annotated[str, Field(min_length=1, max_length=64)]
     video_only: bool = False
     id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     spec: TargetSpec | None = None
 
 
 class Multistream(Body):
-    targets: list[StreamTarget] = Field(default=[], max_length=10)
+    targets: list[StreamTarget] = Field(default=[], max_length=si.MAX_TARGETS)
 
 
 class PlaybackPolicy(Body):
@@ -74,12 +74,12 @@ class PlaybackPolicy(Body):
 
 class StreamCreate(Body):
     name: Name
-    profiles: list[Profile] | None = Field(default=None, max_length=10)
+    profiles: list[Profile] | None = Field(default=None, max_length=si.MAX_PROFILES)
     record: bool = False
     multistream: Multistream | None = None
     playback_policy: PlaybackPolicy | None = None
+    suspended: bool = False
     user_tags: UserTags | None = None
-    creator_id: Any = None  # Studio's; accepted and ignored
     pipeline: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
         default=None, description="mediagw: run this live AI pipeline on the stream"
     )
@@ -89,14 +89,16 @@ class StreamCreate(Body):
 
 
 class StreamPatch(Body):
+    """Only the fields sent change; ``null`` clears an optional one."""
+
     name: Name | None = None
-    profiles: list[Profile] | None = Field(default=None, max_length=10)
+    profiles: list[Profile] | None = Field(default=None, max_length=si.MAX_PROFILES)
     record: bool | None = None
     suspended: bool | None = None
     multistream: Multistream | None = None
     playback_policy: PlaybackPolicy | None = None
     user_tags: UserTags | None = None
-    creator_id: Any = None
+    pipeline: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     pipeline_params: dict[str, Any] | None = None
 
 

@@ -20,7 +20,7 @@ from ...publish.hls import HLSPublisher
 from ...request import INGEST_HTTP_PUSH, Ladder
 from ...stream.hub import Stream
 from ...usage import UsageSink
-from .pipeline import SegmentTranscoder, TranscodePipeline
+from .pipeline import SegmentTranscoder, TranscodePipeline, TranscodeTotals
 
 log = logging.getLogger("mediagw.transcode")
 
@@ -62,6 +62,7 @@ class TranscodeManager:
         self.concurrency = concurrency
         self.pipelines: dict[str, TranscodePipeline] = {}
         self.ending: dict[str, TranscodePipeline] = {}  # ended streams' pipelines, finishing
+        self.totals: dict[str, TranscodeTotals] = {}  # per stream, until it leaves the hub
         self._closing: set[asyncio.Task[None]] = set()
 
     def on_stream_start(self, stream: Stream) -> None:
@@ -81,6 +82,7 @@ class TranscodeManager:
             concurrency=self.concurrency, regions=regions,
             previous=self.ending.get(stream.id),  # a reconnect: it lists its last ones first
             usage=self.usage,
+            totals=self.totals.setdefault(stream.id, TranscodeTotals()),
             monotonic=self.clock.monotonic,
         )  # fmt: skip
 
@@ -104,7 +106,12 @@ class TranscodeManager:
                 del self.ending[pipeline.stream.id]
 
     def on_stream_removed(self, stream: Stream) -> None:
-        pass
+        self.totals.pop(stream.id, None)
+
+    def transcoded(self, stream_id: str) -> tuple[int, float, int]:
+        """A stream's transcoded (segments, seconds, bytes) since it joined the hub."""
+        totals = self.totals.get(stream_id) or TranscodeTotals()
+        return totals.segments, totals.seconds, totals.bytes
 
     async def close(self) -> None:
         for stream_id in list(self.pipelines):

@@ -44,6 +44,7 @@ __all__ = [
     "TranscodeOutcome",
     "TranscodePipeline",
     "TranscodeStats",
+    "TranscodeTotals",
 ]
 
 
@@ -91,6 +92,16 @@ class SegmentTranscoder(Protocol):
 
 
 @dataclass(slots=True)
+class TranscodeTotals:
+    """What a stream's pipelines produced, over all its sessions: source segments transcoded,
+    their seconds, and the bytes of every rendition (the platform's ``transcoded*`` counters)."""
+
+    segments: int = 0
+    seconds: float = 0.0
+    bytes: int = 0
+
+
+@dataclass(slots=True)
 class TranscodeStats:
     submitted: int = 0
     transcoded: int = 0
@@ -121,9 +132,11 @@ class TranscodePipeline:
         regions: Sequence[str] = (),
         previous: TranscodePipeline | None = None,
         usage: UsageSink | None = None,
+        totals: TranscodeTotals | None = None,
         monotonic: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         self.stream = stream
+        self.totals = totals if totals is not None else TranscodeTotals()
         self.hls = hls
         self.transcoder = transcoder
         self.profiles = tuple(profiles)
@@ -201,6 +214,9 @@ class TranscodePipeline:
             self.meter.emit(TRANSCODE, outcome.pixels, "pixel", outcome.orchestrator)
         if outcome.ok:
             self.stats.transcoded += 1
+            self.totals.segments += 1
+            self.totals.seconds += segment.duration
+            self.totals.bytes += sum(len(r.data) for r in outcome.renditions)
             self.stats.latencies.append(self._monotonic() - started)
         else:
             self.stats.failed += 1

@@ -8,6 +8,7 @@ Every driver is async, so no statement blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,10 @@ from .rows import MAX_LIMIT
 from .schema import METADATA
 
 __all__ = ["DB_FILE", "check_limit", "connect", "engine_url", "transaction"]
+
+# aiosqlite logs every statement with its parameters at DEBUG: stream keys, webhook secrets.
+# Its DEBUG lines never reach a handler, whatever -logLevel says.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 DB_FILE = "mediagw.db"
 BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another one before failing

@@ -10,7 +10,18 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Protocol
 
-from .rows import ApiKey, AuditEntry, Delivery, Page, Session, SigningKey, Stream, Webhook
+from .rows import (
+    ApiKey,
+    AuditEntry,
+    Counters,
+    Delivery,
+    MultistreamTarget,
+    Page,
+    Session,
+    SigningKey,
+    Stream,
+    Webhook,
+)
 
 __all__ = ["Store"]
 
@@ -60,6 +71,42 @@ class Store(Protocol):
 
     async def list_sessions(self, stream_id: str, *, limit: int = 100) -> tuple[Session, ...]:
         """A stream's sessions, newest first."""
+
+    async def start_session(self, session: Session) -> Session:
+        """Store a new session and mark its stream active and seen (one transaction)."""
+
+    async def add_counters(
+        self, stream_id: str, session_id: str | None, deltas: Counters, at: int
+    ) -> None:
+        """Add ``deltas`` to a stream's counters and its session's (atomic increments, never
+        read-modify-write); both were last seen at ``at``."""
+
+    async def finish_session(
+        self,
+        stream_id: str,
+        session_id: str,
+        deltas: Counters,
+        at: int,
+        recording_url: str | None = None,
+    ) -> Session | None:
+        """The last counters, the session ended at ``at``, the stream inactive (one
+        transaction); the session after, or None."""
+
+    async def end_stale_sessions(self) -> tuple[str, ...]:
+        """After an unclean stop: active streams become inactive, open sessions end when last
+        seen; the ids of the streams that were active."""
+
+    async def create_multistream_target(self, target: MultistreamTarget) -> MultistreamTarget:
+        """Store a new multistream target."""
+
+    async def get_multistream_target(self, target_id: str) -> MultistreamTarget | None:
+        """The multistream target with this id, or None."""
+
+    async def list_multistream_targets(self, *, limit: int = 100) -> tuple[MultistreamTarget, ...]:
+        """Multistream targets, newest first."""
+
+    async def delete_multistream_target(self, target_id: str) -> bool:
+        """Delete a multistream target; False if there was none."""
 
     async def create_api_key(self, key: ApiKey) -> ApiKey:
         """Store a new API key (unique: id, lookup id)."""

@@ -16,6 +16,7 @@ __all__ = [
     "AuditEntry",
     "Counters",
     "Delivery",
+    "MultistreamTarget",
     "Page",
     "Session",
     "SigningKey",
@@ -99,6 +100,21 @@ class Session(Counters):
     created_at: int
     ended_at: int | None = None
     recording_url: str | None = None
+    last_seen: int | None = None
+    record: bool = False  # the stream recorded when this session began
+
+
+@dataclass(frozen=True)
+class MultistreamTarget:
+    """Where streams may also be pushed (Studio's ``/multistream/target``); ``url`` carries the
+    destination's stream key: it is a secret."""
+
+    id: str
+    name: str
+    url: str
+    created_at: int
+    disabled: bool = False
+    owner_key_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ __all__ = [
     "METADATA",
     "api_keys",
     "audit_log",
+    "multistream_targets",
     "sessions",
     "signing_keys",
     "streams",
@@ -78,6 +79,7 @@ streams = sa.Table(
     sa.UniqueConstraint("playback_id", name="uq_streams_playback_id"),
     sa.Index("ix_streams_created_at", "created_at", "id"),
     sa.Index("ix_streams_name", "name"),
+    sa.Index("ix_streams_is_active", "is_active"),
 )
 
 sessions = sa.Table(
@@ -94,7 +96,22 @@ sessions = sa.Table(
     sa.Column("ended_at", Millis),
     sa.Column("recording_url", sa.Text),
     *_counters(),
+    sa.Column("last_seen", Millis),
+    sa.Column("record", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_sessions_stream_id", "stream_id", "created_at"),
+)
+
+# Studio's /multistream/target: where streams may also be pushed (the URL holds a secret key)
+multistream_targets = sa.Table(
+    "multistream_targets",
+    METADATA,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("owner_key_id", sa.Text),
+    sa.Index("ix_multistream_targets_created_at", "created_at", "id"),
 )
 
 webhooks = sa.Table(

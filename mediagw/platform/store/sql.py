@@ -28,6 +28,7 @@ from .schema import (
     webhook_deliveries,
     webhooks,
 )
+from .sql_live import LiveStore
 
 __all__ = ["SqlStore"]
 
@@ -60,7 +61,7 @@ def _cursor(cursor: str | None) -> tuple[int, str] | None:
     return int(at), last_id
 
 
-class SqlStore:
+class SqlStore(LiveStore):
     """The platform's store over one database (see ``Store`` for what each method does)."""
 
     def __init__(self, engine: AsyncEngine) -> None:

@@ -1,0 +1,279 @@
+"""What really happens to a stored stream when it is published: sessions, ``isActive``,
+``lastSeen``, counters, and the Studio events, driven by the hub's listener callbacks.
+
+A hub listener (its callbacks are synchronous and cheap): a publish of a stream granted by
+``StoreStreamAuth`` starts a session in memory and queues the store work; nothing touches the
+store per segment. Every ``interval`` seconds the counters of each live session (the hub's
+source counts, the transcoder's totals) are turned into deltas and added with one atomic
+increment, with ``lastSeen``. At the end: the last deltas, the session ended (with its
+``recordingUrl`` when recorded), the stream inactive. One worker runs the queued store work in
+order, so a session's start is written before its counters and its end; a failing store is
+logged and never reaches ingest.
+
+Events (``EventSink.emit``, e.g. the webhook service): ``stream.started`` (and
+``recording.started`` when the session records) when the session is stored, ``stream.idle``
+(and ``recording.ready``) when it has ended. Bodies carry the stream without its key.
+
+After an unclean stop (``kill -9``) streams stay ``isActive`` with open sessions:
+``recover()``, run once at start, ends them when they were last seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..clock import SYSTEM, Clock
+from ..request import StreamRequest
+from .store import Counters, Session, Store, Stream
+from .studio_json import session_to_studio, to_studio
+
+log = logging.getLogger("mediagw.platform.lifecycle")
+
+__all__ = ["EventSink", "NullEvents", "StreamLifecycle"]
+
+Transcoded = Callable[[str], tuple[int, float, int]]  # playback id -> (segments, seconds, bytes)
+RecordingUrl = Callable[[str], str | None]  # session id -> where its recording plays, or None
+
+
+class EventSink(Protocol):
+    async def emit(
+        self,
+        event: str,
+        *,
+        stream_id: str,
+        stream_doc: dict[str, Any],
+        payload: dict[str, Any],
+    ) -> object:
+        """Queue a Studio event (``stream.started`` ...) about a stream (what it returns is
+        not used)."""
+
+
+class NullEvents:
+    """No webhooks: events go nowhere."""
+
+    async def emit(
+        self,
+        event: str,
+        *,
+        stream_id: str,
+        stream_doc: dict[str, Any],
+        payload: dict[str, Any],
+    ) -> None:
+        return None
+
+
+class _Stats(Protocol):
+    segments: int
+    bytes: int
+    media_seconds: float
+
+
+class LiveStream(Protocol):
+    """What the lifecycle reads of the hub's stream (``mediagw.stream.hub.Stream``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def request(self) -> StreamRequest: ...
+
+    @property
+    def stats(self) -> _Stats: ...
+
+
+def _no_transcoding(_playback_id: str) -> tuple[int, float, int]:
+    return 0, 0.0, 0
+
+
+@dataclass(eq=False)
+class _Session:
+    row: Stream  # the stored stream, as granted
+    session_id: str
+    hub: LiveStream
+    base: tuple[int, float, int, int, float, int]  # the counts when the session began
+    flushed: tuple[int, float, int, int, float, int] = (0, 0.0, 0, 0, 0.0, 0)
+    record: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StreamLifecycle:
+    """A hub listener keeping stored streams' sessions, activity and counters true."""
+
+    def __init__(
+        self,
+        store: Store,
+        granted: Mapping[str, Stream],
+        *,
+        events: EventSink | None = None,
+        transcoded: Transcoded = _no_transcoding,
+        recording_url: RecordingUrl | None = None,
+        interval: float = 10.0,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        self.store = store
+        self.granted = granted  # playback id -> stream (StoreStreamAuth.granted)
+        self.events: EventSink = events or NullEvents()
+        self.transcoded = transcoded
+        self.recording_url = recording_url
+        self.interval = interval
+        self.clock = clock
+        self.live: dict[str, _Session] = {}  # playback id -> its live session
+        self._jobs: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    def _now(self) -> int:
+        return int(self.clock.wall() * 1000)
+
+    # -- hub listener ---------------------------------------------------------------------------
+    def on_stream_start(self, stream: LiveStream) -> None:
+        row = self.granted.get(stream.id)
+        if row is None or stream.request.stream_id != row.id:
+            return  # not a stored stream's publish
+        live = _Session(row, str(uuid.uuid4()), stream, self._counts(stream), record=row.record)
+        self.live[stream.id] = live
+        self._queue(lambda: self._start(live, self._now()))
+
+    def on_segment(self, stream: LiveStream, segment: object) -> None:
+        pass
+
+    def on_stream_end(self, stream: LiveStream) -> None:
+        live = self.live.pop(stream.id, None)
+        if live is not None:
+            deltas = self._deltas(live)
+            self._queue(lambda: self._finish(live, deltas, self._now()))
+
+    def on_stream_removed(self, stream: LiveStream) -> None:
+        pass
+
+    def recording_session(self, playback_id: str) -> str | None:
+        """The id of the live session of this stream if it records (the recorder's folder)."""
+        live = self.live.get(playback_id)
+        return live.session_id if live is not None and live.record else None
+
+    # -- counters -------------------------------------------------------------------------------
+    def _counts(self, stream: LiveStream) -> tuple[int, float, int, int, float, int]:
+        s = stream.stats
+        return (s.segments, s.media_seconds, s.bytes, *self.transcoded(stream.id))
+
+    def _deltas(self, live: _Session) -> Counters:
+        """What the session did since the last flush (and remember it as flushed)."""
+        now = self._counts(live.hub)
+        totals = tuple(a - b for a, b in zip(now, live.base, strict=True))
+        d = [a - b for a, b in zip(totals, live.flushed, strict=True)]
+        live.flushed = totals  # type: ignore[assignment]
+        return Counters(
+            source_segments=int(d[0]),
+            source_segments_duration=float(d[1]),
+            source_bytes=int(d[2]),
+            transcoded_segments=int(d[3]),
+            transcoded_segments_duration=float(d[4]),
+            transcoded_bytes=int(d[5]),
+        )
+
+    def flush(self) -> None:
+        """Queue the counters of every live session (the ticker calls this)."""
+        for live in list(self.live.values()):
+            self._queue(self._adder(live, self._deltas(live)))
+
+    def _adder(self, live: _Session, deltas: Counters) -> Callable[[], Awaitable[None]]:
+        return lambda: self._add(live, deltas, self._now())
+
+    # -- the store work, in order ---------------------------------------------------------------
+    def _queue(self, job: Callable[[], Awaitable[None]]) -> None:
+        self._jobs.put_nowait(job)
+
+    async def _start(self, live: _Session, at: int) -> None:
+        session = Session(
+            id=live.session_id, stream_id=live.row.id, created_at=at, last_seen=at,
+            record=live.record,
+        )  # fmt: skip
+        await self.store.start_session(session)
+        stream = await self.store.get_stream(live.row.id) or live.row
+        doc = to_studio(stream, with_key=False)
+        await self._emit("stream.started", stream, doc, {"sessionId": session.id})
+        if live.record:
+            payload = {"session": session_to_studio(session, stream)}
+            await self._emit("recording.started", stream, doc, payload)
+
+    async def _add(self, live: _Session, deltas: Counters, at: int) -> None:
+        await self.store.add_counters(live.row.id, live.session_id, deltas, at)
+
+    async def _finish(self, live: _Session, deltas: Counters, at: int) -> None:
+        url = None
+        if live.record and self.recording_url is not None:
+            url = self.recording_url(live.session_id)
+        session = await self.store.finish_session(live.row.id, live.session_id, deltas, at, url)
+        stream = await self.store.get_stream(live.row.id)
+        if stream is None or session is None:
+            return  # deleted meanwhile: nobody to tell
+        doc = to_studio(stream, with_key=False)
+        await self._emit("stream.idle", stream, doc, {"sessionId": session.id})
+        if live.record:
+            payload: dict[str, Any] = {"session": session_to_studio(session, stream)}
+            if url:
+                payload["recordingUrl"] = url
+            await self._emit("recording.ready", stream, doc, payload)
+
+    async def _emit(
+        self, event: str, stream: Stream, doc: dict[str, Any], payload: dict[str, Any]
+    ) -> None:
+        try:
+            await self.events.emit(event, stream_id=stream.id, stream_doc=doc, payload=payload)
+        except Exception:  # an event sink's failure never stops the lifecycle
+            log.exception("event not queued", extra={"event": event, "stream": stream.id})
+
+    async def _work(self) -> None:
+        while (job := await self._jobs.get()) is not None:
+            try:
+                await job()
+            except Exception as exc:  # the store failed: counted as lost, ingest goes on
+                log.error(
+                    "stream state not stored", extra={"error": f"{type(exc).__name__}: {exc}"}
+                )
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.flush()
+
+    # -- running --------------------------------------------------------------------------------
+    async def recover(self) -> tuple[str, ...]:
+        """End what an unclean stop left live; the ids of the streams that were active."""
+        ids = await self.store.end_stale_sessions()
+        if ids:
+            log.warning("streams left active by an unclean stop marked inactive",
+                        extra={"streams": len(ids)})  # fmt: skip
+        return ids
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._worker is None:
+            self._worker = loop.create_task(self._work(), name="stream-lifecycle")
+            self._ticker = loop.create_task(self._tick(), name="stream-lifecycle-tick")
+
+    async def drain(self) -> None:
+        """Wait until the queued store work is done (tests, shutdown)."""
+        done = asyncio.Event()
+
+        async def mark() -> None:
+            done.set()
+
+        self._queue(mark)
+        await done.wait()
+
+    async def close(self) -> None:
+        """Finish the queued work (the hub has ended every stream by now), then stop."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._worker is not None:
+            self._jobs.put_nowait(None)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._worker, 10.0)
+        self._worker = self._ticker = None

@@ -1,0 +1,151 @@
+"""``SqlStore``'s live-stream half: sessions starting and ending, atomic counter increments, the
+clean-up after an unclean stop, and multistream targets.
+
+Counters only ever grow through ``UPDATE ... SET x = x + :delta`` (never read-modify-write), so
+two writers (a second node, a late flush) cannot lose each other's increments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .engine import check_limit, transaction
+from .rows import COUNTERS, Counters, MultistreamTarget, Session
+from .schema import multistream_targets, sessions, streams
+
+__all__ = ["LiveStore"]
+
+R = TypeVar("R")
+
+
+def _increments(table: sa.Table, deltas: Counters) -> dict[str, Any]:
+    return {
+        name: table.c[name] + getattr(deltas, name) for name in COUNTERS if getattr(deltas, name)
+    }
+
+
+class LiveStore:
+    """Mixed into ``SqlStore`` (which provides the engine and the row helpers)."""
+
+    _engine: AsyncEngine
+
+    async def _one(self, cls: type[R], query: sa.Select[Any]) -> R | None:
+        raise NotImplementedError
+
+    async def _all(self, cls: type[R], query: sa.Select[Any]) -> tuple[R, ...]:
+        raise NotImplementedError
+
+    async def _insert(self, table: sa.Table, entity: str, values: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # a stream's live sessions
+
+    async def start_session(self, session: Session) -> Session:
+        """Store a new session and mark its stream active, seen at the session's start (one
+        transaction); StoreNotFound if the stream is gone."""
+        values = {f.name: getattr(session, f.name) for f in dataclasses.fields(session)}
+        async with transaction(self._engine, "session") as connection:
+            await connection.execute(sessions.insert().values(**values))
+            await connection.execute(
+                streams.update()
+                .where(streams.c.id == session.stream_id)
+                .values(is_active=True, last_seen=session.last_seen or session.created_at)
+            )
+        return session
+
+    async def add_counters(
+        self, stream_id: str, session_id: str | None, deltas: Counters, at: int
+    ) -> None:
+        """Add ``deltas`` to a stream's counters and its session's, and mark both seen at
+        ``at``: one atomic increment per row."""
+        async with transaction(self._engine, "session") as connection:
+            await _add(connection, stream_id, session_id, deltas, at)
+
+    async def finish_session(
+        self,
+        stream_id: str,
+        session_id: str,
+        deltas: Counters,
+        at: int,
+        recording_url: str | None = None,
+    ) -> Session | None:
+        """The last counters, then the session ended at ``at`` and its stream inactive (one
+        transaction); the session after, or None if it is gone."""
+        where = sessions.c.id == session_id
+        values: dict[str, Any] = {"ended_at": at}
+        if recording_url is not None:
+            values["recording_url"] = recording_url
+        async with transaction(self._engine, "session") as connection:
+            await _add(connection, stream_id, session_id, deltas, at)
+            await connection.execute(sessions.update().where(where).values(**values))
+            await connection.execute(
+                streams.update().where(streams.c.id == stream_id).values(is_active=False)
+            )
+            row = (await connection.execute(sessions.select().where(where))).first()
+        return None if row is None else Session(**dict(row._mapping))
+
+    async def end_stale_sessions(self) -> tuple[str, ...]:
+        """After an unclean stop: every active stream becomes inactive and every open session
+        ends when it was last seen. The ids of the streams that were active."""
+        async with transaction(self._engine, "session") as connection:
+            found = await connection.execute(sa.select(streams.c.id).where(streams.c.is_active))
+            ids = tuple(str(row[0]) for row in found)
+            await connection.execute(
+                sessions.update()
+                .where(sessions.c.ended_at.is_(None))
+                .values(ended_at=sa.func.coalesce(sessions.c.last_seen, sessions.c.created_at))
+            )
+            await connection.execute(
+                streams.update().where(streams.c.is_active).values(is_active=False)
+            )
+        return ids
+
+    # multistream targets
+
+    async def create_multistream_target(self, target: MultistreamTarget) -> MultistreamTarget:
+        """Store a new multistream target; StoreConflict if its id is taken."""
+        values = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)}
+        await self._insert(multistream_targets, "multistream target", values)
+        return target
+
+    async def get_multistream_target(self, target_id: str) -> MultistreamTarget | None:
+        """The multistream target with this id, or None."""
+        query = multistream_targets.select().where(multistream_targets.c.id == target_id)
+        return await self._one(MultistreamTarget, query)
+
+    async def list_multistream_targets(self, *, limit: int = 100) -> tuple[MultistreamTarget, ...]:
+        """Multistream targets, newest first."""
+        table = multistream_targets
+        query = table.select().order_by(table.c.created_at.desc(), table.c.id.desc())
+        return await self._all(MultistreamTarget, query.limit(check_limit(limit)))
+
+    async def delete_multistream_target(self, target_id: str) -> bool:
+        """Delete a multistream target; False if there was none."""
+        table = multistream_targets
+        async with transaction(self._engine, "multistream target") as connection:
+            result = await connection.execute(table.delete().where(table.c.id == target_id))
+        return bool(result.rowcount)
+
+
+async def _add(
+    connection: AsyncConnection,
+    stream_id: str,
+    session_id: str | None,
+    deltas: Counters,
+    at: int,
+) -> None:
+    await connection.execute(
+        streams.update()
+        .where(streams.c.id == stream_id)
+        .values(last_seen=at, **_increments(streams, deltas))
+    )
+    if session_id is not None:
+        await connection.execute(
+            sessions.update()
+            .where(sessions.c.id == session_id)
+            .values(last_seen=at, **_increments(sessions, deltas))
+        )
