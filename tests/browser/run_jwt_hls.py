@@ -1,6 +1,6 @@
 """Browser run for the JWT-gated playback test (inside a private network namespace, see
 ``browser_testkit``): a gateway with a store (SQLite), a stream row with playback policy
-``{"type": "jwt"}`` published live with FFmpeg's RTMP client at ``/live/<playbackId>``, and
+``{"type": "jwt"}`` published live with FFmpeg's RTMP client at ``/live/<streamKey>``, and
 headless Chromium playing Studio's ``/hls/<playbackId>/index.m3u8`` with hls.js twice at once:
 with only ``?jwt=`` on that URL, and with no token. Prints what the page saw as JSON."""
 
@@ -47,7 +47,7 @@ async def main(clip: str, timeout: float) -> dict[str, object]:
         await gw.start()
         publisher = await asyncio.create_subprocess_exec(
             ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", clip,
-            "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{PLAYBACK_ID}",
+            "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{gw.rtmp_port}/live/k-1",
         )  # fmt: skip
         reported: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
 

@@ -427,11 +427,7 @@ async def test_a_store_opened_through_the_protocol(store_url: str) -> None:
 
 def test_sql_store_implements_every_protocol_method() -> None:
     names = [n for n, v in vars(Store).items() if inspect.iscoroutinefunction(v)]
-<<<<<<< HEAD
-    assert len(names) >= 38 and "get_api_key" in names
-=======
-    assert len(names) == 39
->>>>>>> i10-streams
+    assert len(names) >= 45 and "get_api_key" in names
     for name in names:
         assert inspect.signature(getattr(SqlStore, name)) == inspect.signature(
             getattr(Store, name)
