@@ -250,6 +250,11 @@ class StreamLifecycle:
         if ids:
             log.warning("streams left active by an unclean stop marked inactive",
                         extra={"streams": len(ids)})  # fmt: skip
+        for stream_id in ids:  # their webhooks heard stream.started: tell them it ended
+            stream = await self.store.get_stream(stream_id)
+            if stream is not None:
+                doc = to_studio(stream, with_key=False)
+                await self._emit("stream.idle", stream, doc, {"reason": "unclean stop"})
         return ids
 
     def start(self) -> None:

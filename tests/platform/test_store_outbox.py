@@ -64,7 +64,9 @@ async def test_update_webhook_and_get_delivery(store: SqlStore) -> None:
     assert await store.get_delivery("nope") is None
 
 
-async def test_claim_leases_the_oldest_due_per_webhook(store: SqlStore) -> None:
+async def test_claim_leases_each_webhooks_oldest_pending_delivery_in_order(
+    store: SqlStore,
+) -> None:
     await _hooks(store, "w1", "w2", "w3")
     for n in (1, 2, 3):
         await store.enqueue_delivery(_delivery(n))
@@ -72,17 +74,21 @@ async def test_claim_leases_the_oldest_due_per_webhook(store: SqlStore) -> None:
     await store.enqueue_delivery(dataclasses.replace(_delivery(5, "w3"), next_attempt_at=900))
     claimed = await store.claim_deliveries(200, lease_ms=50)
     assert [(d.id, d.next_attempt_at) for d in claimed] == [("d001", 250), ("d004", 250)]
-    # leased: not due again before the lease runs out; the next of w1 is now the oldest due
-    assert [d.id for d in await store.claim_deliveries(200, lease_ms=50)] == ["d002"]
-    assert [d.id for d in await store.claim_deliveries(200, lease_ms=50)] == ["d003"]
+    # w1's later events wait while its oldest is leased: its receiver hears them in order
     assert await store.claim_deliveries(200, lease_ms=50) == ()
+    await store.mark_delivered("d001", 210, 200)
+    assert [d.id for d in await store.claim_deliveries(220, lease_ms=50)] == ["d002"]
+    # ... and while it waits for a retry
+    await store.mark_failed("d002", 230, error="boom", status_code=500, next_attempt_at=600)
+    assert await store.claim_deliveries(300, lease_ms=50, exclude_webhooks=["w2"]) == ()
     # a lease that ran out (the node died mid-send) makes the delivery due again
-    again = await store.claim_deliveries(250, lease_ms=50, exclude_webhooks=["w2"])
-    assert [d.id for d in again] == ["d001"]
-    assert [d.id for d in await store.claim_deliveries(250, lease_ms=50)] == ["d002", "d004"]
-    assert [d.id for d in await store.claim_deliveries(900, lease_ms=50, limit=1)] == ["d001"]
+    again = await store.claim_deliveries(300, lease_ms=50, exclude_webhooks=["w1"])
+    assert [d.id for d in again] == ["d004"]
+    assert [d.id for d in await store.claim_deliveries(600, lease_ms=50)] == ["d002", "d004"]
+    await store.mark_delivered("d002", 610, 200)
+    await store.mark_delivered("d004", 610, 200)
     later = await store.claim_deliveries(900, lease_ms=50)
-    assert [d.id for d in later] == ["d002", "d004", "d005"]
+    assert [d.id for d in later] == ["d003", "d005"]
     with pytest.raises(StoreBadInput):
         await store.claim_deliveries(200, lease_ms=50, limit=0)
 
@@ -136,6 +142,8 @@ async def _race(stores: list[SqlStore], now: int) -> list[list[str]]:
             if not batch:
                 return got
             got += [d.id for d in batch]
+            for d in batch:  # sent: the webhook's next event may be claimed
+                await store.mark_delivered(d.id, now, 200)
 
     return list(await asyncio.gather(*(claimer(store) for store in stores)))
 

@@ -7,8 +7,10 @@ as due until the lease runs out. PostgreSQL locks the chosen rows ``FOR UPDATE S
 statement writes first, so it runs whole under the write lock. A node that dies mid-send leaves
 the row leased: it is due again, and retried, when the lease runs out.
 
-Per webhook only the oldest due delivery (by ``created_at``, then id) can be claimed, so one node
-sends a webhook's events in order, one at a time.
+Per webhook only the oldest pending delivery (by ``created_at``, then id) can be claimed: a
+later event waits while an earlier one is leased or waiting for its retry, so every node sends a
+webhook's events in order, one at a time (a receiver never hears ``stream.idle`` before the
+``stream.started`` that is still being retried). Other webhooks are not held up.
 
 The holder then **records** the attempt with the lease it was given as a fence: if the lease
 was lost (it ran out and another node claimed the row) the record changes nothing.
@@ -38,8 +40,8 @@ async def claim(
     limit: int,
     exclude_webhooks: Collection[str] = (),
 ) -> list[sa.Row[Any]]:
-    """Lease up to ``limit`` due deliveries, at most one per webhook and none of
-    ``exclude_webhooks``; the rows as leased, the oldest first."""
+    """Lease up to ``limit`` due deliveries, each the oldest pending one of its webhook and
+    none of ``exclude_webhooks``; the rows as leased, the oldest first."""
     if lease_ms <= 0:
         raise ValueError("lease_ms must be positive")
     due = webhook_deliveries.alias("due")
@@ -48,12 +50,11 @@ async def claim(
         earlier.c.created_at < due.c.created_at,
         sa.and_(earlier.c.created_at == due.c.created_at, earlier.c.id < due.c.id),
     )
-    older_due = (
+    older_pending = (
         sa.select(earlier.c.id)
         .where(
             earlier.c.webhook_id == due.c.webhook_id,
-            earlier.c.next_attempt_at.is_not(None),
-            earlier.c.next_attempt_at <= now,
+            earlier.c.next_attempt_at.is_not(None),  # queued, leased or waiting to retry
             before,
         )
         .exists()
@@ -64,7 +65,7 @@ async def claim(
     if exclude_webhooks:
         chosen = chosen.where(due.c.webhook_id.not_in(list(exclude_webhooks)))
     chosen = (
-        chosen.where(~older_due)
+        chosen.where(~older_pending)
         .order_by(due.c.created_at, due.c.id)
         .limit(check_limit(limit))
         .with_for_update(skip_locked=True, of=due)
