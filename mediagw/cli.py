@@ -96,6 +96,13 @@ def _add_keys_parser(sub: Any) -> None:
     create.add_argument(
         "--expires-in", type=int, metavar="SECONDS", help="expire this long after now"
     )
+    create.add_argument(
+        "--cors-origin",
+        dest="cors_origins",
+        action="append",
+        metavar="ORIGIN",
+        help="a browser origin (https://app.example) that may use the key; repeatable",
+    )
     list_ = keys_sub.add_parser("list", help="list the keys (never their secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("id", help="the key's id (key_..., see 'mediagw keys list')")
@@ -136,7 +143,11 @@ async def _keys(args: argparse.Namespace) -> int:
                     raise ConfigError("--expires-in must be a positive number of seconds")
                 expires_at = int((SYSTEM.wall() + args.expires_in) * 1000)
             row, secret = await keys.create_key(
-                store, args.name, args.scopes or ["admin"], expires_at=expires_at
+                store,
+                args.name,
+                args.scopes or ["admin"],
+                expires_at=expires_at,
+                cors_origins=args.cors_origins or (),
             )
             print(
                 f"created API key {row.id} ({row.name}; scopes: {', '.join(row.scopes)}; "

@@ -44,6 +44,7 @@ __all__ = [
     "list_keys",
     "revoke",
     "rotate",
+    "validate_origins",
     "validate_scopes",
 ]
 
@@ -86,6 +87,26 @@ def validate_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+_ORIGIN_RE = re.compile(r"\*|https?://[A-Za-z0-9.\-\[\]:]{1,253}")
+
+
+def validate_origins(origins: Iterable[str]) -> tuple[str, ...]:
+    """Browser origins a key may be used from: ``*`` or ``scheme://host[:port]``; ConfigError
+    naming the first that is not one."""
+    out: list[str] = []
+    for origin in origins:
+        if not _ORIGIN_RE.fullmatch(origin):
+            raise ConfigError(
+                f"not a browser origin: {origin[:100]!r}: give scheme://host[:port], e.g."
+                " https://app.example (no path), or *"
+            )
+        if origin not in out:
+            out.append(origin)
+    if len(out) > 50:
+        raise ConfigError("at most 50 CORS origins per API key")
+    return tuple(out)
+
+
 async def create_key(
     store: Store,
     name: str,
@@ -114,7 +135,7 @@ async def create_key(
         secret_hash=hash_secret(secret),
         created_at=now,
         scopes=checked,
-        cors_origins=tuple(cors_origins),
+        cors_origins=validate_origins(cors_origins),
         expires_at=expires_at,
     )
     stored = await store.create_api_key(row)

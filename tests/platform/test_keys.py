@@ -107,6 +107,17 @@ async def test_scopes_are_validated(store: SqlStore) -> None:
     assert await keys.list_keys(store) == ()
 
 
+async def test_cors_origins_are_validated(store: SqlStore) -> None:
+    for bad in ("app.example", "https://app.example/path", "javascript:x", "https://", ""):
+        with pytest.raises(ConfigError, match="browser origin"):
+            await keys.create_key(store, "web", ["streams"], cors_origins=[bad])
+    row, _ = await keys.create_key(
+        store, "web", ["streams"],
+        cors_origins=["https://app.example", "http://127.0.0.1:8080", "https://app.example"],
+    )  # fmt: skip
+    assert row.cors_origins == ("https://app.example", "http://127.0.0.1:8080")
+
+
 async def test_an_unknown_lookup_id_is_compared_in_constant_time_too(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -190,6 +201,8 @@ async def test_the_keys_cli_creates_lists_and_revokes(tmp_path: Path) -> None:
         "ci bot",
         "--scope",
         "streams",
+        "--cors-origin",
+        "https://app.example",
         "-dataDir",
         str(data),
         cwd=tmp_path,
@@ -209,6 +222,7 @@ async def test_the_keys_cli_creates_lists_and_revokes(tmp_path: Path) -> None:
     try:
         (row,) = await keys.list_keys(store)
         assert row.secret_hash not in out
+        assert row.cors_origins == ("https://app.example",)
         assert (await keys.authenticate(store, secret, now=0)).id == key_id[0]
     finally:
         await store.close()
