@@ -132,9 +132,20 @@ def _when(ms: int | None) -> str:
 
 async def _keys(args: argparse.Namespace) -> int:
     from .platform import keys
-    from .platform.store import open_store
+    from .platform.store import AuditEntry, open_store
 
     store = await open_store(args.store_url or args.data_dir)
+
+    async def audit(action: str, key_id: str, details: dict[str, object] | None = None) -> None:
+        entry = AuditEntry(
+            at=int(SYSTEM.wall() * 1000),
+            action=action,
+            target_type="api_key",
+            target_id=key_id,
+            details={"via": "cli", **(details or {})},
+        )  # no actor key: the operator at the machine
+        await store.append_audit(entry)
+
     try:
         if args.keys == "create":
             expires_at = None
@@ -149,6 +160,7 @@ async def _keys(args: argparse.Namespace) -> int:
                 expires_at=expires_at,
                 cors_origins=args.cors_origins or (),
             )
+            await audit("key.create", row.id, {"name": row.name, "scopes": list(row.scopes)})
             print(
                 f"created API key {row.id} ({row.name}; scopes: {', '.join(row.scopes)}; "
                 f"expires: {_when(row.expires_at)})"
@@ -166,6 +178,7 @@ async def _keys(args: argparse.Namespace) -> int:
         elif args.keys == "revoke":
             if not await keys.revoke(store, args.id):
                 raise ConfigError(f"no API key with id {args.id!r}: see 'mediagw keys list'")
+            await audit("key.revoke", args.id)
             print(f"revoked API key {args.id}")
     finally:
         await store.close()

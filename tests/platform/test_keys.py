@@ -223,6 +223,11 @@ async def test_the_keys_cli_creates_lists_and_revokes(tmp_path: Path) -> None:
         (row,) = await keys.list_keys(store)
         assert row.secret_hash not in out
         assert row.cors_origins == ("https://app.example",)
+        (created,) = await store.list_audit()  # the operator's action is in the audit log
+        assert (created.action, created.target_id, created.actor_key_id) == (
+            "key.create", row.id, None,
+        )  # fmt: skip
+        assert created.details == {"via": "cli", "name": "ci bot", "scopes": ["streams"]}
         assert (await keys.authenticate(store, secret, now=0)).id == key_id[0]
     finally:
         await store.close()
