@@ -71,6 +71,9 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
             resp = web.Response(status=exc.status, text=text, content_type=exc.content_type)
         else:
             resp = _error(exc.status, text or exc.reason)
+        for name in ("WWW-Authenticate", "Retry-After"):  # what the client must act on
+            if name in exc.headers:
+                resp.headers[name] = exc.headers[name]
         if isinstance(exc, web.HTTPMethodNotAllowed):
             resp.headers["Allow"] = _allow(exc)
     resp.headers["Access-Control-Allow-Origin"] = "*"

@@ -39,7 +39,7 @@ from webrtc import IceConfig, VideoAccessUnit, WhipConfig, WhipIngest, WhipSessi
 from ..clock import SYSTEM, Clock
 from ..errors import BadStreamRequest, PublishRejected, StreamBusy
 from ..platform.admission import Admission
-from ..platform.stream_auth import PublishAttempt
+from ..platform.stream_auth import UNAUTHORIZED, PublishAttempt
 from ..request import INGEST_LIVE_WHIP, INGEST_WHIP, StreamRequest
 from ..stream.hub import StreamHub
 from ..stream.publisher import Publisher
@@ -96,14 +96,20 @@ class WhipGateway:
         url = f"{request.scheme}://{request.host}{request.path_qs}"
         live = request.path.startswith("/live/video-to-video/")
         ingest = INGEST_LIVE_WHIP if live else INGEST_WHIP
-        attempt = PublishAttempt(
-            url, "live", name, dict(request.query), request.remote or "", ingest=ingest
-        )
+        query = dict(request.query)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            query["key"] = token.strip()  # WHIP clients (OBS) send the stream key as a bearer token
+        attempt = PublishAttempt(url, "live", name, query, request.remote or "", ingest=ingest)
         try:  # a bad pipeline, id or params is refused before any SDP work
             admitted = await self.admission.admit(attempt)
         except BadStreamRequest as exc:
             raise web.HTTPBadRequest(text=exc.description) from None
         except PublishRejected as exc:
+            if exc.code == UNAUTHORIZED:  # no valid stream key: WHIP's 401 (RFC 9725)
+                raise web.HTTPUnauthorized(
+                    text=exc.description, headers={"WWW-Authenticate": "Bearer"}
+                ) from None
             raise web.HTTPForbidden(text=exc.description) from None
         stream = self.hub.get(admitted.id)
         if stream is not None and stream.live:

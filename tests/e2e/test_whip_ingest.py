@@ -56,6 +56,7 @@ async def _publish(
     ice: IceConfig,
     video: VideoStreamTrack | None = None,
     audio: AudioStreamTrack | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[RTCPeerConnection, str]:
     pc = RTCPeerConnection(ice.rtc_configuration())
     transceiver = pc.addTransceiver(video or Pattern(), direction="sendonly")
@@ -66,8 +67,8 @@ async def _publish(
     with gathering_scope(ice):
         await pc.setLocalDescription(await pc.createOffer())
     async with aiohttp.ClientSession() as s:
-        headers = {"Content-Type": "application/sdp"}
-        async with s.post(url, data=pc.localDescription.sdp, headers=headers) as resp:
+        sent = {"Content-Type": "application/sdp", **(headers or {})}
+        async with s.post(url, data=pc.localDescription.sdp, headers=sent) as resp:
             assert resp.status == 201, await resp.text()
             location = resp.headers["Location"]
             assert resp.headers["Livepeer-Playback-URL"].endswith(".m3u8")
@@ -116,13 +117,44 @@ async def test_whip_refusals_are_clear(gateway_factory: Any) -> None:
     async with aiohttp.ClientSession() as s:
         sdp = {"Content-Type": "application/sdp"}
         async with s.post(f"{base}/whip/wrongkey", data="v=0\r\n", headers=sdp) as resp:
-            assert resp.status == 403 and "unknown stream key" in await resp.text()
+            assert resp.status == 401 and "unknown stream key" in await resp.text()
+            assert resp.headers["WWW-Authenticate"] == "Bearer"
         async with s.post(f"{base}/whip/sk1", data="not sdp", headers=sdp) as resp:
             assert resp.status == 400
         async with s.post(
             f"{base}/whip/sk1", data="v=0", headers={"Content-Type": "text/plain"}
         ) as resp:
             assert resp.status == 415
+
+
+async def test_a_stored_stream_publishes_over_whip_with_its_key(gateway_factory: Any) -> None:
+    gw = await gateway_factory(webrtc_host_addresses=("127.0.0.1",), require_stream_key=True)
+    base = f"http://127.0.0.1:{gw.http_port}"
+    ice = IceConfig.loopback()
+    stream = await gw.streams.create({"name": "browser cam"})
+    async with aiohttp.ClientSession() as s:  # -requireStreamKey: an unknown key is a 401
+        sdp = {"Content-Type": "application/sdp"}
+        async with s.post(f"{base}/whip/nokey", data="v=0\r\n", headers=sdp) as resp:
+            assert resp.status == 401 and "unknown stream key" in await resp.text()
+    # the key in the path, as for RTMP ...
+    pc, location = await _publish(f"{base}/whip/{stream.stream_key}", ice)
+    try:
+        pid = stream.playback_id
+        await wait_until(lambda: (gw.hls.rendition(pid, "source") or _none()).segments, 20)
+        assert gw.hub.get(stream.stream_key) is None  # it plays at its playback id only
+        async with aiohttp.ClientSession() as s, s.delete(f"{base}{location}") as resp:
+            assert resp.status == 200
+        await wait_until(lambda: not gw.hub.get(pid).live, 10)  # type: ignore[union-attr]
+    finally:
+        await pc.close()
+    # ... or as a bearer token, as OBS's WHIP output sends it
+    auth = {"Authorization": f"Bearer {stream.stream_key}"}
+    pc, location = await _publish(f"{base}/whip/browser", ice, headers=auth)
+    try:
+        await wait_until(lambda: gw.hub.get(stream.playback_id).live, 10)  # type: ignore[union-attr]
+        assert gw.hub.get("browser") is None
+    finally:
+        await pc.close()
 
 
 async def test_loopback_only_host_answers_with_loopback_candidates(
