@@ -66,10 +66,15 @@ SCOPES_COVERING = {"admin": {"admin", "streams", "playback"}, "streams": {"strea
 
 class Body(BaseModel):
     """Base of every request body: camelCase on the wire (Studio's names), unknown fields
-    refused, strings stripped of nothing (names are kept as given)."""
+    refused, strict types (``"yes"`` is not a boolean, ``"3"`` not a number), strings kept as
+    given."""
 
     model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        strict=True,
     )
 
 

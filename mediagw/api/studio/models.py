@@ -38,7 +38,7 @@ class Profile(Body):
     width: int = Field(ge=2, le=si.MAX_WIDTH)
     height: int = Field(ge=2, le=si.MAX_HEIGHT)
     bitrate: int = Field(ge=1, le=si.MAX_BITRATE, description="bits per second")
-    fps: int = Field(default=0, ge=0, le=si.MAX_FPS, description="0: the source's frame rate")
+    fps: int = Field(ge=0, le=si.MAX_FPS, description="0: the source's frame rate")
     fps_den: int | None = Field(default=None, ge=1, le=si.MAX_FPS_DEN)
     gop: str | None = Field(default=None, max_length=20, description='seconds, or "intra"')
     profile: Literal["H264Baseline", "H264Main", "H264High", "H264ConstrainedHigh"] | None = None
