@@ -26,6 +26,7 @@ from mediatools import IN_CI, need_tool, push, wait_until
 from webhook_testkit import Receiver, receiver
 
 from mediagw.gateway import Gateway
+from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
 from mediagw.platform import keys
 from mediagw.platform.webhook_wire import verify
 
@@ -116,6 +117,37 @@ async def test_a_studio_sdk_app_works_with_only_the_base_url_and_key_changed(
         assert len(sessions.data) == 1 and sessions.data[0].source_segments
         listed = await asyncio.to_thread(lp.stream.get_all)
         assert [s.id for s in listed.data] == [stream.id]
+
+
+async def test_a_stream_created_with_a_pipeline_runs_live_ai_and_plays_its_output(
+    gateway_factory: GatewayFactory, make_clip: ClipMaker
+) -> None:
+    config = OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS)
+    async with ReferenceOrchestrator(config) as orch:
+        gw: Gateway = await gateway_factory(orch_addr=(orch.url,))
+        assert gw.store is not None
+        _, key = await keys.create_key(gw.store, "ai app", ["streams"])
+        base = f"http://127.0.0.1:{gw.http_port}/api"
+        auth = {"Authorization": f"Bearer {key}"}
+        body = {"name": "ai", "pipeline": "invert", "pipelineParams": {"strength": 1}}
+        async with aiohttp.ClientSession(headers=auth) as api:
+            async with api.post(f"{base}/stream", json=body) as resp:
+                assert resp.status == 201, await resp.text()
+                stream = await resp.json()
+            async with api.get(f"{base}/playback/{stream['playbackId']}") as resp:
+                info = await resp.json()
+        hls_url = info["meta"]["source"][0]["url"]
+        assert hls_url.endswith(f"/hls/{stream['playbackId']}-out/index.m3u8")
+        clip = make_clip(seconds=6)
+        code, err = await push(
+            clip, f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{stream['streamKey']}", live=True
+        )
+        assert code == 0, err
+        out = f"{stream['playbackId']}-out"
+        await wait_until(lambda: stream["playbackId"] in gw.live_ai.finished, 30)  # type: ignore[union-attr]
+        assert orch.stats.live_sessions_started == 1
+        assert await _frames(hls_url) >= 60  # the AI output plays at the playback-info URL
+        assert gw.hls.rendition(out, "source") is not None
 
 
 # the gateway as a real process, killed with SIGKILL
