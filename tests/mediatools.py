@@ -182,6 +182,20 @@ async def push(
     return proc.returncode or 0, err.decode(errors="replace")
 
 
+async def probe_frames(url: str) -> int:
+    """The video frames FFmpeg's demuxer decodes from ``url`` (an HLS playlist plays whole
+    when it has ENDLIST); a multivariant playlist lists its variant per program: the most."""
+    ffprobe = need_tool("ffprobe")
+    proc = await asyncio.create_subprocess_exec(
+        ffprobe, "-v", "error", "-select_streams", "v:0", "-count_frames",
+        "-show_entries", "stream=nb_read_frames", "-of", "json", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode(errors="replace")
+    return max(int(s["nb_read_frames"]) for s in json.loads(out)["streams"])
+
+
 async def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not cond():

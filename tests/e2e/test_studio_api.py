@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from mediatools import IN_CI, need_tool, push, wait_until
+from mediatools import IN_CI, need_tool, probe_frames, push, wait_until
 from webhook_testkit import Receiver, receiver
 
 from mediagw.gateway import Gateway
@@ -43,20 +43,6 @@ def _sdk() -> Any:
             pytest.fail("Studio's SDK (livepeer==0.3.0, the dev extra) is required under CI")
         pytest.skip("livepeer (Studio's Python SDK) is not installed")
     return livepeer
-
-
-async def _frames(url: str) -> int:
-    """Video frames ffprobe decodes from an HLS URL."""
-    ffprobe = need_tool("ffprobe")
-    proc = await asyncio.create_subprocess_exec(
-        ffprobe, "-v", "error", "-select_streams", "v:0", "-count_frames",
-        "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    counts = [int(line.split(",")[0]) for line in out.decode().split() if line.strip()]
-    return max(counts)
 
 
 def _events(rec: Receiver, path: str) -> list[str]:
@@ -107,7 +93,7 @@ async def test_a_studio_sdk_app_works_with_only_the_base_url_and_key_changed(
         assert hls.type == "html5/application/vnd.apple.mpegurl"
         assert sources["WebRTC (H264)"].type == "html5/video/h264"
         assert stream.stream_key not in hls.url and stream.playback_id in hls.url
-        assert await _frames(hls.url) >= 100  # 4 s at 30 fps, the ended stream plays whole
+        assert await probe_frames(hls.url) >= 100  # 4 s at 30 fps, the ended stream plays whole
         again = (await asyncio.to_thread(lp.stream.get, id=stream.id)).stream
         assert again.is_active is False and again.last_seen and again.source_segments
         assert isinstance(again.created_at, float | int) and isinstance(
@@ -146,7 +132,7 @@ async def test_a_stream_created_with_a_pipeline_runs_live_ai_and_plays_its_outpu
         out = f"{stream['playbackId']}-out"
         await wait_until(lambda: stream["playbackId"] in gw.live_ai.finished, 30)  # type: ignore[union-attr]
         assert orch.stats.live_sessions_started == 1
-        assert await _frames(hls_url) >= 60  # the AI output plays at the playback-info URL
+        assert await probe_frames(hls_url) >= 60  # the AI output plays at the playback-info URL
         assert gw.hls.rendition(out, "source") is not None
 
 

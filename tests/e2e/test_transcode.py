@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -19,8 +18,8 @@ from mediatools import (
     count_frames,
     fetch_hls,
     make_keystore,
-    need_tool,
     playlist_uris,
+    probe_frames,
     push,
     serve_app,
     stream_entry,
@@ -198,18 +197,6 @@ async def test_a_segment_failing_everywhere_leaves_a_gap_players_play_through(
         assert [s.seq for s in rendition.segments] == [0, 2, 3]
         # FFmpeg's HLS demuxer plays the rendition through the gap to its end.
         assert await probe_frames(f"{base}/{name}.m3u8") == rendition.video_frames
-
-
-async def probe_frames(url: str) -> int:
-    ffprobe = need_tool("ffprobe")
-    proc = await asyncio.create_subprocess_exec(
-        ffprobe, "-v", "error", "-select_streams", "v:0", "-count_frames",
-        "-show_entries", "stream=nb_read_frames", "-of", "json", url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err
-    return int(json.loads(out)["streams"][0]["nb_read_frames"])
 
 
 async def test_orchestrator_killed_mid_stream_loses_no_segment(
