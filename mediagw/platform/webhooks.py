@@ -157,7 +157,11 @@ class WebhookService:
         self, stream_id: str | None = None, limit: int = 100, *, tenant: Tenant = OPERATOR
     ) -> tuple[Webhook, ...]:
         """``tenant``'s webhooks, newest first; with ``stream_id``, those firing for it (its
-        own, global)."""
+        own, global; none for a stream ``tenant`` does not see)."""
+        if stream_id is not None:
+            stream = await self.store.get_stream(stream_id)
+            if stream is None or not tenant.sees(stream.owner_key_id):
+                return ()
         return await self.store.list_webhooks(
             stream_id=stream_id, limit=limit, owner_key_id=tenant.only
         )
