@@ -81,7 +81,7 @@ async def _serve(settings: Settings) -> int:
 
 
 def _add_keys_parser(sub: Any) -> None:
-    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys = sub.add_parser("keys", help="create, list, revoke and rotate API keys")
     keys_sub = keys.add_subparsers(dest="keys", metavar="ACTION")
     create = keys_sub.add_parser("create", help="create a key (its secret is printed once)")
     create.add_argument("--name", "-name", required=True, help="what the key is for")
@@ -106,7 +106,11 @@ def _add_keys_parser(sub: Any) -> None:
     list_ = keys_sub.add_parser("list", help="list the keys (never their secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("id", help="the key's id (key_..., see 'mediagw keys list')")
-    for action in (create, list_, revoke):
+    rotate = keys_sub.add_parser(
+        "rotate", help="replace a key by a new one that owns its streams, then revoke it"
+    )
+    rotate.add_argument("id", help="the key's id (key_..., see 'mediagw keys list')")
+    for action in (create, list_, revoke, rotate):
         where = action.add_mutually_exclusive_group()
         where.add_argument(
             "-dataDir",
@@ -180,6 +184,12 @@ async def _keys(args: argparse.Namespace) -> int:
                 raise ConfigError(f"no API key with id {args.id!r}: see 'mediagw keys list'")
             await audit("key.revoke", args.id)
             print(f"revoked API key {args.id}")
+        elif args.keys == "rotate":
+            row, secret = await keys.rotate(store, args.id)
+            print(f"API key {args.id} revoked; its streams, targets, webhooks and signing keys")
+            print(f"now belong to the new key {row.id} ({row.name}):")
+            print(secret)
+            print("store it now: this secret will not be shown again", file=sys.stderr)
     finally:
         await store.close()
     return 0

@@ -7,20 +7,22 @@ the platform's signing keys (EC P-256)::
     claims  {"sub": <playbackId>, "pub": <the key's public key: base64 of its PEM>,
              "action": "pull", "exp": <unix s>, "iat", "iss", "video", "custom": tolerated}
 
-Verification finds the key by ``pub``, checks the signature with it (ES256 only: ``none``,
-HS256 signed with the public key as secret and every other algorithm are refused before any
-key is used), then ``exp`` (``LEEWAY`` seconds of clock skew), ``action`` and ``sub``, and that
-the key is not disabled. Refusals are ``AccessDenied``: 401 when no valid token came (none,
-oversized, malformed, unknown key, bad signature, expired), 403 when a valid token is not for
-this stream (another playback id, not ``pull``) or its key is disabled. The message never
-quotes the token.
+Verification finds the key by ``pub``, checks the signature with it (ES256 only: ``none``, HS256
+signed with the public key as secret and every other algorithm are refused before any key is used),
+then ``exp`` (``LEEWAY`` seconds of clock skew), ``action`` and ``sub``, that the key is not
+disabled, and that it is the stream owner's (``platform/tenancy``: the signing key and the stream
+belong to the same API key, or the signing key is the operator's: an admin key's or ownerless, or
+the stream has no owner). Refusals are ``AccessDenied``: 401 when no valid token came (none,
+oversized, malformed, unknown key, bad signature, expired), 403 when a valid token is not for this
+stream (another playback id, not ``pull``) or its key is disabled. The message never quotes the
+token.
 
-Per request nothing touches the store nor verifies a signature once warm (``PlaybackAccess``):
-the playback id -> policy lookup is cached ``policy_ttl`` seconds (misses too: a stream that is
-not in the store is public), a public key -> signing key lookup ``key_ttl`` seconds (so
-disabling or deleting a key takes effect within that), and a verified token (keyed by its
-SHA-256) until it expires; a refused token is remembered ``key_ttl`` seconds. All caches are
-bounded LRUs with single-flight loads. The ES256 work runs in a worker thread.
+Per request nothing touches the store nor verifies a signature once warm (``PlaybackAccess``): the
+playback id -> (policy, owner) lookup is cached ``policy_ttl`` seconds (misses too: a stream that is
+not in the store is public), a public key -> signing key lookup and the set of admin keys
+``key_ttl`` seconds (so disabling or deleting a key takes effect within that), and a verified token
+(keyed by its SHA-256) until it expires; a refused token is remembered ``key_ttl`` seconds. All
+caches are bounded LRUs with single-flight loads. The ES256 work runs in a worker thread.
 
 Signing keys: ``create_signing_key`` makes one (the private key is returned once, never
 stored); ``sign_token`` makes a token as Studio's SDK does (for tests, tools and apps).
@@ -43,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..clock import SYSTEM, Clock
 from ..errors import AccessDenied
 from .store import SigningKey, Store
+from .tenancy import operators_own
 from .ttl_cache import TtlCache
 
 __all__ = [
@@ -107,15 +110,22 @@ def _generate() -> tuple[str, str]:
 
 
 async def create_signing_key(
-    store: Store, name: str, *, clock: Clock = SYSTEM, key_id: str | None = None
+    store: Store,
+    name: str,
+    *,
+    clock: Clock = SYSTEM,
+    key_id: str | None = None,
+    owner_key_id: str | None = None,
 ) -> NewSigningKey:
-    """Create an EC P-256 signing key and store its public half (``disabled`` false)."""
+    """Create an EC P-256 signing key of ``owner_key_id`` (the API key that asked; None: the
+    operator's) and store its public half (``disabled`` false)."""
     private_key, public_key = await asyncio.to_thread(_generate)
     row = SigningKey(
         id=key_id or str(uuid.uuid4()),
         name=name,
         public_key=public_key,
         created_at=int(clock.wall() * 1000),
+        owner_key_id=owner_key_id,
     )
     return NewSigningKey(await store.create_signing_key(row), private_key)
 
@@ -225,7 +235,11 @@ class PlaybackAccess:
         self.key_ttl = key_ttl
         self.leeway = leeway
         mono = clock.monotonic
-        self._policies = TtlCache[str, dict[str, Any] | None](max_entries=max_entries, clock=mono)
+        # playback id -> (policy, owner key id) of its stream
+        self._policies = TtlCache[str, tuple[dict[str, Any] | None, str | None]](
+            max_entries=max_entries, clock=mono
+        )
+        self._admins = TtlCache[str, frozenset[str]](max_entries=1, clock=mono)
         self._keys = TtlCache[str, SigningKey | None](max_entries=max_entries, clock=mono)
         self._tokens = TtlCache[bytes, Grant | AccessDenied](max_entries=max_entries, clock=mono)
 
@@ -233,16 +247,19 @@ class PlaybackAccess:
         """The playback policy of the store stream with this playback id (None: no policy, or
         no such stream), cached ``policy_ttl`` seconds."""
 
-        async def load() -> dict[str, Any] | None:
+        return (await self._stream(playback_id))[0]
+
+    async def _stream(self, playback_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        async def load() -> tuple[dict[str, Any] | None, str | None]:
             stream = await self._store.stream_by_playback_id(playback_id)
-            return None if stream is None else stream.playback_policy
+            return (None, None) if stream is None else (stream.playback_policy, stream.owner_key_id)
 
         return await self._policies.get(playback_id, load, self.policy_ttl)
 
     async def check(self, playback_id: str, token: str | None) -> Grant | None:
         """None if the stream is public; the grant of ``token`` if it may play it; else
         ``AccessDenied`` (401 or 403, see the module)."""
-        policy = await self.policy(playback_id)
+        policy, owner = await self._stream(playback_id)
         kind = PUBLIC if policy is None else policy.get("type", PUBLIC)
         if kind == PUBLIC:
             return None
@@ -265,7 +282,19 @@ class PlaybackAccess:
             raise AccessDenied(403, "the token's signing key is disabled")
         if grant.playback_id != playback_id:
             raise AccessDenied(403, "playback token is for another stream")
+        if not await self._may_sign(key, owner):
+            raise AccessDenied(
+                403,
+                "the token's signing key belongs to another account than the stream: sign"
+                " with a signing key made by the stream owner's API key",
+            )
         return grant
+
+    async def _may_sign(self, key: SigningKey, stream_owner: str | None) -> bool:
+        if stream_owner is None or key.owner_key_id == stream_owner:
+            return True
+        admins = await self._admins.get("", self._store.admin_key_ids, self.key_ttl)
+        return operators_own(key.owner_key_id, admins)
 
     def forget(self, *, playback_id: str | None = None, public_key: str | None = None) -> None:
         """Drop the cached policy of a playback id and/or the cached state of a signing key."""

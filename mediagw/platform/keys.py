@@ -13,8 +13,9 @@ constant-time (``hmac.compare_digest``), and an unknown lookup id is compared ag
 hash too, so the time taken does not tell whether a lookup id exists.
 
 Rotating a key creates a new key (new id, lookup id and secret; the same name, scopes, CORS
-origins and expiry) and revokes the old one: every key ever issued keeps its own row and id in
-the audit trail, and the store never rewrites a secret hash in place.
+origins and expiry), hands everything the old key owned (streams, targets, webhooks, signing
+keys: ``platform/tenancy``) to the new one, and revokes the old one: every key ever issued keeps
+its own row and id in the audit trail, and the store never rewrites a secret hash in place.
 
 Sans-IO except the store calls: the time and the randomness are passed in.
 """
@@ -190,8 +191,9 @@ async def revoke(store: Store, key_id: str, *, clock: WallClock = SYSTEM.wall) -
 async def rotate(
     store: Store, key_id: str, *, clock: WallClock = SYSTEM.wall, rand: Rand = os.urandom
 ) -> tuple[ApiKey, str]:
-    """Replace a key: a new key with the old one's name, scopes, origins and expiry, then the
-    old one revoked. ConfigError if there is no live key with this id."""
+    """Replace a key: a new key with the old one's name, scopes, origins and expiry, that owns
+    what the old one owned, then the old one revoked. ConfigError if there is no live key with
+    this id."""
     old = await store.get_api_key(key_id)
     if old is None or old.revoked_at is not None:
         raise ConfigError(f"no live API key with id {key_id!r}: see 'mediagw keys list'")
@@ -204,6 +206,7 @@ async def rotate(
         clock=clock,
         rand=rand,
     )
+    await store.transfer_ownership(old.id, new[0].id)
     await store.revoke_api_key(old.id, _now_ms(clock))
     return new
 

@@ -9,6 +9,10 @@ Bodies are Studio's JSON (camelCase), checked field by field (``stream_input``):
 module knows nothing of HTTP. Generated values: the stream id is a uuid4 (Studio's shape), the
 stream key ``xxxx-xxxx-xxxx-xxxx`` (16 base36 characters from ``secrets``: 82 bits), the
 playback id 16 base36 characters; a taken one is drawn again.
+
+Every method takes the ``tenant`` acting (``platform/tenancy``; default: the operator, who sees
+everything): another tenant's stream, session or target is None / not listed, a stream may
+name only the tenant's own multistream targets, and what it creates is its own.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from .stream_input import (
     reject_unknown,
 )
 from .studio_json import session_to_studio, target_to_studio, to_studio
+from .tenancy import OPERATOR, Tenant
 
 __all__ = [
     "StreamService",
@@ -111,12 +116,14 @@ class StreamService:
 
     # streams
 
-    async def create(self, body: Mapping[str, Any], *, owner_key_id: str | None = None) -> Stream:
-        """A new stream from Studio's ``POST /stream`` body; ``InvalidInput`` for a bad one."""
+    async def create(self, body: Mapping[str, Any], *, tenant: Tenant = OPERATOR) -> Stream:
+        """A new stream of ``tenant`` from Studio's ``POST /stream`` body; ``InvalidInput`` for
+        a bad one."""
         reject_unknown(body, CREATE_FIELDS)
         if "name" not in body:
             raise InvalidInput("name", "is required")
-        fields = await self._fields(body, None)
+        owner_key_id = tenant.key_id
+        fields = await self._fields(body, None, tenant, owner_key_id)
         fields.setdefault("profiles", [dict(p) for p in DEFAULT_PROFILES])
         created_at = self._now()
 
@@ -133,8 +140,10 @@ class StreamService:
 
         return await _unique(insert)
 
-    async def get(self, stream_id: str) -> Stream | None:
-        return await self.store.get_stream(stream_id)
+    async def get(self, stream_id: str, *, tenant: Tenant = OPERATOR) -> Stream | None:
+        """The stream, if ``tenant`` sees it."""
+        stream = await self.store.get_stream(stream_id)
+        return stream if stream is not None and tenant.sees(stream.owner_key_id) else None
 
     async def list(
         self,
@@ -142,9 +151,11 @@ class StreamService:
         *,
         limit: int = 100,
         cursor: str | None = None,
+        tenant: Tenant = OPERATOR,
     ) -> Page[Stream]:
-        """Streams, newest first. ``filters``: ``name`` (exact) and ``isActive`` (Studio's
-        filter ids, as the route decoded them from ``?filters=[{"id":..,"value":..}]``)."""
+        """``tenant``'s streams, newest first. ``filters``: ``name`` (exact) and ``isActive``
+        (Studio's filter ids, as the route decoded them from
+        ``?filters=[{"id":..,"value":..}]``)."""
         filters = filters or {}
         reject_unknown(filters, FILTER_FIELDS, "filters")
         name = filters.get("name")
@@ -154,39 +165,49 @@ class StreamService:
         if active is not None:
             check_bool(active, "filters.isActive")
         return await self.store.list_streams(
-            name=name, is_active=active, limit=limit, cursor=cursor
+            name=name, is_active=active, limit=limit, cursor=cursor, owner_key_id=tenant.only
         )
 
-    async def update(self, stream_id: str, changes: Mapping[str, Any]) -> Stream | None:
+    async def update(
+        self, stream_id: str, changes: Mapping[str, Any], *, tenant: Tenant = OPERATOR
+    ) -> Stream | None:
         """PATCH: only the fields given change (``null`` clears an optional one); None if there
-        is no such stream. Suspending a live stream ends its session."""
+        is no such stream (of ``tenant``). Suspending a live stream ends its session."""
         reject_unknown(changes, UPDATE_FIELDS)
-        current = await self.store.get_stream(stream_id)
+        current = await self.get(stream_id, tenant=tenant)
         if current is None:
             return None
-        fields = await self._fields(changes, current)
+        fields = await self._fields(changes, current, tenant, current.owner_key_id)
         stream = await self.store.update_stream(stream_id, **fields)
         if stream is not None and fields.get("suspended") and stream.is_active:
             self.terminate_publisher(stream.playback_id)
         return stream
 
-    async def delete(self, stream_id: str) -> bool:
+    async def delete(self, stream_id: str, *, tenant: Tenant = OPERATOR) -> bool:
         """Delete a stream with its sessions (a live publisher is stopped); False if none."""
-        stream = await self.store.get_stream(stream_id)
+        stream = await self.get(stream_id, tenant=tenant)
         if stream is None:
             return False
         self.terminate_publisher(stream.playback_id)
         return await self.store.delete_stream(stream_id)
 
-    async def terminate(self, stream_id: str) -> bool | None:
+    async def terminate(self, stream_id: str, *, tenant: Tenant = OPERATOR) -> bool | None:
         """End the live session (the publisher is disconnected; it may publish again). None if
         there is no such stream, else whether a publisher was live."""
-        stream = await self.store.get_stream(stream_id)
+        stream = await self.get(stream_id, tenant=tenant)
         if stream is None:
             return None
         return self.terminate_publisher(stream.playback_id)
 
-    async def _fields(self, body: Mapping[str, Any], current: Stream | None) -> dict[str, Any]:
+    async def _fields(
+        self,
+        body: Mapping[str, Any],
+        current: Stream | None,
+        tenant: Tenant,
+        owner_key_id: str | None,
+    ) -> dict[str, Any]:
+        """The stored fields of a body; multistream targets named must be ``tenant``'s, those
+        given inline become ``owner_key_id``'s (the stream's owner)."""
         out: dict[str, Any] = {}
         if "name" in body:
             out["name"] = check_name(body["name"])
@@ -215,25 +236,27 @@ class StreamService:
             raise InvalidInput("pipelineParams", "needs a pipeline (the live AI model)")
         if body.get("multistream") is not None:
             profiles = out.get("profiles", current.profiles if current else DEFAULT_PROFILES)
-            out["multistream"] = await self._targets(check_multistream(body["multistream"],
-                                                                       profiles))  # fmt: skip
+            multistream = check_multistream(body["multistream"], profiles)
+            out["multistream"] = await self._targets(multistream, tenant, owner_key_id)
         elif "multistream" in body:
             out["multistream"] = None
         return out
 
-    async def _targets(self, multistream: dict[str, Any]) -> dict[str, Any]:
+    async def _targets(
+        self, multistream: dict[str, Any], tenant: Tenant, owner_key_id: str | None
+    ) -> dict[str, Any]:
         """Inline ``spec`` entries become stored targets; ``id`` entries must exist."""
         targets = []
         for n, entry in enumerate(multistream["targets"]):
             spec = entry.pop("spec", None)
             if spec is None:
-                if await self.store.get_multistream_target(entry["id"]) is None:
+                if await self.get_target(entry["id"], tenant=tenant) is None:
                     raise InvalidInput(
                         f"multistream.targets.{n}.id",
                         "no such multistream target: create it first, or give a spec",
                     )
             else:
-                entry["id"] = (await self._create_target(spec, None)).id
+                entry["id"] = (await self._create_target(spec, owner_key_id)).id
             targets.append(entry)
         return {"targets": targets}
 
@@ -243,16 +266,21 @@ class StreamService:
         """A stream's sessions, newest first."""
         return await self.store.list_sessions(stream_id, limit=limit)
 
-    async def get_session(self, session_id: str) -> Session | None:
-        return await self.store.get_session(session_id)
+    async def get_session(self, session_id: str, *, tenant: Tenant = OPERATOR) -> Session | None:
+        """The session, if ``tenant`` sees its stream."""
+        session = await self.store.get_session(session_id)
+        if session is None or await self.get(session.stream_id, tenant=tenant) is None:
+            return None
+        return session
 
     # multistream targets
 
     async def create_target(
-        self, body: Mapping[str, Any], *, owner_key_id: str | None = None
+        self, body: Mapping[str, Any], *, tenant: Tenant = OPERATOR
     ) -> MultistreamTarget:
-        """Studio's ``POST /multistream/target`` body ``{name?, url, disabled?}``."""
-        return await self._create_target(check_target_spec(body, ""), owner_key_id)
+        """``tenant``'s new target from Studio's ``POST /multistream/target`` body
+        ``{name?, url, disabled?}``."""
+        return await self._create_target(check_target_spec(body, ""), tenant.key_id)
 
     async def _create_target(
         self, spec: Mapping[str, Any], owner_key_id: str | None
@@ -272,12 +300,20 @@ class StreamService:
 
         return await _unique(insert)
 
-    async def get_target(self, target_id: str) -> MultistreamTarget | None:
-        return await self.store.get_multistream_target(target_id)
+    async def get_target(
+        self, target_id: str, *, tenant: Tenant = OPERATOR
+    ) -> MultistreamTarget | None:
+        """The target, if ``tenant`` sees it."""
+        target = await self.store.get_multistream_target(target_id)
+        return target if target is not None and tenant.sees(target.owner_key_id) else None
 
-    async def list_targets(self, *, limit: int = 100) -> tuple[MultistreamTarget, ...]:
-        return await self.store.list_multistream_targets(limit=limit)
+    async def list_targets(
+        self, *, limit: int = 100, tenant: Tenant = OPERATOR
+    ) -> tuple[MultistreamTarget, ...]:
+        return await self.store.list_multistream_targets(limit=limit, owner_key_id=tenant.only)
 
-    async def delete_target(self, target_id: str) -> bool:
+    async def delete_target(self, target_id: str, *, tenant: Tenant = OPERATOR) -> bool:
         """Delete a target; streams that name it skip it from their next session on."""
+        if await self.get_target(target_id, tenant=tenant) is None:
+            return False
         return await self.store.delete_multistream_target(target_id)

@@ -6,6 +6,11 @@ delivery per webhook that listens for the event and fires for the stream (its ow
 the global ones). Emitting only writes to the store (the outbox); ``WebhookDispatcher``
 (``webhook_delivery``) sends. Callers never wait for an endpoint.
 
+Webhooks are owned (``platform/tenancy``): the operations take the ``tenant`` acting (default:
+the operator, who sees all); a webhook may name only a stream its tenant sees; a global webhook
+fires for its owner's streams only, unless it is the operator's (an admin key's, or ownerless),
+which fires for every stream.
+
 ``webhook_json`` and ``delivery_json`` render rows as Studio's JSON: a webhook without its
 ``sharedSecret`` (write-only), a log entry without the secret (only the signature it made).
 
@@ -27,6 +32,7 @@ from typing import Any
 from ..clock import SYSTEM, Clock
 from ..errors import InvalidInput, MediaGWError
 from .store import MAX_LIMIT, Delivery, Store, Webhook
+from .tenancy import OPERATOR, Tenant, operators_own
 from .webhook_urls import check_url
 from .webhook_wire import body_doc, encode, request_headers
 
@@ -106,7 +112,8 @@ class WebhookService:
         self.cache_ttl = cache_ttl
         self._rand = rand
         self._seq = 0
-        self._cache: tuple[float, tuple[Webhook, ...]] | None = None
+        # when read, the webhooks, and the admin keys (whose global webhooks fire for all)
+        self._cache: tuple[float, tuple[Webhook, ...], frozenset[str]] | None = None
         self._listeners: list[Callable[[], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -126,24 +133,38 @@ class WebhookService:
         events: object,
         shared_secret: object = None,
         stream_id: object = None,
+        *,
+        tenant: Tenant = OPERATOR,
     ) -> Webhook:
-        """A new webhook; InvalidInput naming the field if any is invalid."""
-        fields = await self._validated(name, url, events, shared_secret, stream_id)
+        """A new webhook of ``tenant``; InvalidInput naming the field if any is invalid."""
+        fields = await self._validated(name, url, events, shared_secret, stream_id, tenant)
         hook = Webhook(
             id=str(uuid.UUID(bytes=self._rand(16), version=4)),
             created_at=self.now_ms(),
+            owner_key_id=tenant.key_id,
             **fields,
         )
         await self.store.create_webhook(hook)
         self._cache = None
         return hook
 
-    async def get(self, webhook_id: str) -> Webhook | None:
-        return await self.store.get_webhook(webhook_id)
+    async def get(self, webhook_id: str, *, tenant: Tenant = OPERATOR) -> Webhook | None:
+        """The webhook, if ``tenant`` sees it."""
+        hook = await self.store.get_webhook(webhook_id)
+        return hook if hook is not None and tenant.sees(hook.owner_key_id) else None
 
-    async def list(self, stream_id: str | None = None, limit: int = 100) -> tuple[Webhook, ...]:
-        """Webhooks, newest first; with ``stream_id``, those firing for it (its own, global)."""
-        return await self.store.list_webhooks(stream_id=stream_id, limit=limit)
+    async def list(
+        self, stream_id: str | None = None, limit: int = 100, *, tenant: Tenant = OPERATOR
+    ) -> tuple[Webhook, ...]:
+        """``tenant``'s webhooks, newest first; with ``stream_id``, those firing for it (its
+        own, global; none for a stream ``tenant`` does not see)."""
+        if stream_id is not None:
+            stream = await self.store.get_stream(stream_id)
+            if stream is None or not tenant.sees(stream.owner_key_id):
+                return ()
+        return await self.store.list_webhooks(
+            stream_id=stream_id, limit=limit, owner_key_id=tenant.only
+        )
 
     async def update(
         self,
@@ -153,30 +174,42 @@ class WebhookService:
         events: object,
         shared_secret: object = None,
         stream_id: object = None,
+        *,
+        tenant: Tenant = OPERATOR,
     ) -> Webhook | None:
         """Studio's PUT: replace name, url, events, sharedSecret and streamId (an omitted
-        secret or stream is cleared); None if there is no such webhook."""
-        fields = await self._validated(name, url, events, shared_secret, stream_id)
+        secret or stream is cleared); None if there is no such webhook (of ``tenant``)."""
+        if await self.get(webhook_id, tenant=tenant) is None:
+            return None
+        fields = await self._validated(name, url, events, shared_secret, stream_id, tenant)
         hook = await self.store.update_webhook(webhook_id, **fields)
         self._cache = None
         return hook
 
-    async def delete(self, webhook_id: str) -> bool:
-        """Delete a webhook and its log; False if there was none."""
+    async def delete(self, webhook_id: str, *, tenant: Tenant = OPERATOR) -> bool:
+        """Delete a webhook and its log; False if there was none (of ``tenant``)."""
+        if await self.get(webhook_id, tenant=tenant) is None:
+            return False
         deleted = await self.store.delete_webhook(webhook_id)
         self._cache = None
         return deleted
 
-    async def log(self, webhook_id: str, limit: int = 100) -> tuple[Delivery, ...] | None:
+    async def log(
+        self, webhook_id: str, limit: int = 100, *, tenant: Tenant = OPERATOR
+    ) -> tuple[Delivery, ...] | None:
         """The webhook's deliveries, newest first (render with ``delivery_json``); None if there
-        is no such webhook."""
-        if await self.store.get_webhook(webhook_id) is None:
+        is no such webhook (of ``tenant``)."""
+        if await self.get(webhook_id, tenant=tenant) is None:
             return None
         return await self.store.list_deliveries(webhook_id, limit=limit)
 
-    async def resend(self, webhook_id: str, delivery_id: str) -> Delivery | None:
-        """Queue a logged delivery's event again, as a new delivery; None if the webhook or
-        that delivery of it does not exist."""
+    async def resend(
+        self, webhook_id: str, delivery_id: str, *, tenant: Tenant = OPERATOR
+    ) -> Delivery | None:
+        """Queue a logged delivery's event again, as a new delivery; None if the webhook (of
+        ``tenant``) or that delivery of it does not exist."""
+        if await self.get(webhook_id, tenant=tenant) is None:
+            return None
         old = await self.store.get_delivery(delivery_id)
         if old is None or old.webhook_id != webhook_id:
             return None
@@ -196,17 +229,28 @@ class WebhookService:
         stream_doc: dict[str, Any] | None,
         payload: dict[str, Any] | None = None,
     ) -> tuple[Delivery, ...]:
-        """Queue ``event`` for every webhook listening for it that fires for ``stream_id`` (its
-        own and the global ones; with no stream, the global ones). ``stream_doc`` is the
-        stream's Studio JSON (a ``streamKey`` in it is dropped). Only the store is awaited."""
+        """Queue ``event`` for every webhook listening for it that fires for ``stream_id``: its
+        own, the global ones of the stream's owner, and the operator's global ones (with no
+        stream, or a stream gone, the operator's global ones). ``stream_doc`` is the stream's
+        Studio JSON (a ``streamKey`` in it is dropped). Only the store is awaited."""
         if event not in EVENTS:
             raise ValueError(f"unknown webhook event {event!r}")
         stream = None
         if stream_doc is not None:
             stream = {k: v for k, v in stream_doc.items() if k != "streamKey"}
+        owner = None
+        if stream_id is not None and (row := await self.store.get_stream(stream_id)) is not None:
+            owner = row.owner_key_id
+        hooks, admin_ids = await self._hooks()
         queued = []
-        for hook in await self._hooks():
-            if event in hook.events and hook.stream_id in (None, stream_id):
+        for hook in hooks:
+            if event not in hook.events:
+                continue
+            if hook.stream_id is None:
+                fires = hook.owner_key_id == owner or operators_own(hook.owner_key_id, admin_ids)
+            else:
+                fires = hook.stream_id == stream_id
+            if fires:
                 delivery = self._delivery(hook.id, event, stream, payload)
                 queued.append(await self.store.enqueue_delivery(delivery))
         if queued:
@@ -244,7 +288,13 @@ class WebhookService:
     # internals
 
     async def _validated(
-        self, name: object, url: object, events: object, secret: object, stream_id: object
+        self,
+        name: object,
+        url: object,
+        events: object,
+        secret: object,
+        stream_id: object,
+        tenant: Tenant,
     ) -> dict[str, Any]:
         fields: dict[str, Any] = {
             "name": _text("name", name, MAX_NAME, "name"),
@@ -256,7 +306,8 @@ class WebhookService:
         if secret is not None:
             fields["shared_secret"] = _text("sharedSecret", secret, MAX_SECRET, "sharedSecret")
         if stream_id is not None:
-            if not isinstance(stream_id, str) or await self.store.get_stream(stream_id) is None:
+            stream = await self.store.get_stream(stream_id) if isinstance(stream_id, str) else None
+            if stream is None or not tenant.sees(stream.owner_key_id):
                 raise InvalidInput(
                     "streamId",
                     "no stream has this id: give an existing stream's id, or none "
@@ -265,11 +316,12 @@ class WebhookService:
             fields["stream_id"] = stream_id
         return fields
 
-    async def _hooks(self) -> tuple[Webhook, ...]:
+    async def _hooks(self) -> tuple[tuple[Webhook, ...], frozenset[str]]:
         now = self.clock.monotonic()
         if self._cache is None or now - self._cache[0] >= self.cache_ttl:
-            self._cache = (now, await self.store.list_webhooks(limit=MAX_LIMIT))
-        return self._cache[1]
+            hooks = await self.store.list_webhooks(limit=MAX_LIMIT)
+            self._cache = (now, hooks, await self.store.admin_key_ids())
+        return self._cache[1], self._cache[2]
 
     def _delivery(
         self, webhook_id: str, event: str, stream: Any, payload: dict[str, Any] | None

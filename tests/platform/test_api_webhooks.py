@@ -43,7 +43,8 @@ async def server(store: SqlStore, service: WebhookService) -> AsyncIterator[Serv
 async def test_webhook_routes_studio_answers_and_delivery(
     server: Server, service: WebhookService
 ) -> None:
-    _, app_key = await keys.create_key(server.store, "app", ["streams"])
+    app, app_key = await keys.create_key(server.store, "app", ["streams"])
+    await server.store.update_stream("s1", owner_key_id=app.id)  # the app's stream
     async with receiver() as rec:
         body = {
             "name": "mine",

@@ -17,8 +17,10 @@ The wrapper, in order:
    object matching the route's model, unknown fields refused (422 naming each field).
    A route without a body ignores what comes (Studio's SDK sends ``GET`` with
    ``Content-Type: application/octet-stream`` and no body);
-5. the handler; its errors map once: ``InvalidInput`` 422, ``StoreConflict`` 409,
-   ``StoreBadInput`` 400, ``StoreNotFound`` 404, ``StoreError`` 503.
+5. the handler, which sees only the objects of the key's tenant (``Call.tenant``: a key's own, an
+   admin's all; another's object is 404, ``platform/tenancy``); its errors map once:
+   ``InvalidInput`` 422, ``StoreConflict`` 409, ``StoreBadInput`` 400, ``StoreNotFound`` 404,
+   ``StoreError`` 503.
 Every error answers Studio's shape, ``{"errors": ["..."]}``.
 """
 
@@ -45,6 +47,7 @@ from ...errors import (
 )
 from ...platform import keys
 from ...platform.store import ApiKey, AuditEntry, Store
+from ...platform.tenancy import Tenant, tenant_of
 from ...platform.throttle import FailureThrottle
 
 log = logging.getLogger("mediagw.api")
@@ -109,6 +112,12 @@ class Call:
     ctx: ApiContext
     key: ApiKey | None
     body: Any = None  # the route's Body model, validated
+
+    @property
+    def tenant(self) -> Tenant:
+        """Whose objects this request sees (``platform/tenancy``): the key's own; all for an
+        admin key."""
+        return tenant_of(self.key)
 
     def param(self, name: str) -> str:
         return self.request.match_info[name]

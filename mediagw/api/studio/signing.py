@@ -6,9 +6,11 @@
     PATCH  /api/access-control/signing-key/{id}   {name?, disabled?} -> 204
     DELETE /api/access-control/signing-key/{id}   -> 204
 
-Studio's SDK accepts 200 (not 201) for a new key and 204 for PATCH and DELETE. A disabled or
-deleted key stops verifying tokens on this gateway at once (``PlaybackAccess.forget``), and on
-other gateway nodes within the access cache's lifetime.
+A key acts on its own signing keys only (an admin key: on all; another's is 404), and a token plays
+only streams of the signing key's owner (an admin key's signing key: every stream;
+``PlaybackAccess``). Studio's SDK accepts 200 (not 201) for a new key and 204 for PATCH and DELETE.
+A disabled or deleted key stops verifying tokens on this gateway at once
+(``PlaybackAccess.forget``), and on other gateway nodes within the access cache's lifetime.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _forget(call: Call, key: SigningKey) -> None:
 async def _existing(call: Call) -> SigningKey:
     key_id = call.param("id")
     key = await call.ctx.store.get_signing_key(key_id)
-    if key is None:
+    if key is None or not call.tenant.sees(key.owner_key_id):
         raise StoreNotFound(f"no signing key with id {key_id[:100]!r}")
     return key
 
@@ -58,7 +60,10 @@ def add_signing_key_routes(api: Api) -> None:
     async def create_signing_key_route(call: Call) -> dict[str, Any]:
         body: SigningKeyCreate = call.body
         made = await create_signing_key(
-            call.ctx.store, body.name or "signing key", clock=call.ctx.clock
+            call.ctx.store,
+            body.name or "signing key",
+            clock=call.ctx.clock,
+            owner_key_id=call.tenant.key_id,
         )
         await call.audit("signing_key.create", "signing_key", made.key.id, {"name": made.key.name})
         return {**signing_key_json(made.key), "privateKey": made.private_key}
@@ -68,7 +73,8 @@ def add_signing_key_routes(api: Api) -> None:
         tag="access-control",
     )  # fmt: skip
     async def list_signing_keys(call: Call) -> list[dict[str, Any]]:
-        return [signing_key_json(k) for k in await call.ctx.store.list_signing_keys(limit=1000)]
+        found = await call.ctx.store.list_signing_keys(limit=1000, owner_key_id=call.tenant.only)
+        return [signing_key_json(k) for k in found]
 
     @api.route(
         "GET", PATH + "/{id}", scope="streams", response=SigningKeyOut,

@@ -15,8 +15,13 @@
     GET    /api/multistream/target[/{id}]
     DELETE /api/multistream/target/{id}         -> 204
 
-Stream routes need the ``streams`` scope. The owner's answers carry ``streamKey``; nothing else
-does (the audit log records names and ids only).
+Stream routes need the ``streams`` scope and act on the key's own streams, sessions and targets
+only (an admin key's: everyone's; another's is 404, ``platform/tenancy``). The owner's answers
+carry ``streamKey``; nothing else does (the audit log records names and ids only). Playback info
+answers any valid key: it holds only what the playback id already gives its holder (the HLS and
+WHEP URLs, built from it; whether it is live and gated, which those URLs tell anyone), never
+the stream's id, name or key; a gated stream still plays only with a token. (Scoping it would
+make ``playback``-scope keys, which own nothing, useless to a customer's player.)
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ def _missing(kind: str, ident: str) -> StoreNotFound:
 
 
 async def _stream(call: Call, name: str = "id") -> Stream:
-    stream = await _streams(call).get(call.param(name))
+    stream = await _streams(call).get(call.param(name), tenant=call.tenant)
     if stream is None:
         raise _missing("stream", call.param(name))
     return stream
@@ -134,7 +139,7 @@ def add_stream_routes(api: Api) -> None:
     )  # fmt: skip
     async def create_stream(call: Call) -> dict[str, Any]:
         body = call.body.model_dump(by_alias=True, exclude_unset=True)
-        stream = await _streams(call).create(body, owner_key_id=call.key.id if call.key else None)
+        stream = await _streams(call).create(body, tenant=call.tenant)
         await call.audit("stream.create", "stream", stream.id, {"name": stream.name})
         return to_studio(stream, with_key=True)
 
@@ -147,7 +152,10 @@ def add_stream_routes(api: Api) -> None:
     )  # fmt: skip
     async def list_streams(call: Call) -> web.StreamResponse:
         page = await _streams(call).list(
-            _filters(call), limit=_limit(call), cursor=call.query.get("cursor") or None
+            _filters(call),
+            limit=_limit(call),
+            cursor=call.query.get("cursor") or None,
+            tenant=call.tenant,
         )
         resp = web.json_response([to_studio(s, with_key=True) for s in page.items])
         if page.cursor is not None:
@@ -170,7 +178,7 @@ def add_stream_routes(api: Api) -> None:
     )  # fmt: skip
     async def update_stream(call: Call) -> None:
         changes = call.body.model_dump(by_alias=True, exclude_unset=True)
-        stream = await _streams(call).update(call.param("id"), changes)
+        stream = await _streams(call).update(call.param("id"), changes, tenant=call.tenant)
         if stream is None:
             raise _missing("stream", call.param("id"))
         _forget_policy(call, stream)
@@ -182,7 +190,7 @@ def add_stream_routes(api: Api) -> None:
     )  # fmt: skip
     async def delete_stream(call: Call) -> None:
         stream = await _stream(call)
-        if not await _streams(call).delete(stream.id):
+        if not await _streams(call).delete(stream.id, tenant=call.tenant):
             raise _missing("stream", stream.id)
         _forget_policy(call, stream)
         await call.audit("stream.delete", "stream", stream.id, {"name": stream.name})
@@ -192,7 +200,7 @@ def add_stream_routes(api: Api) -> None:
         summary="End the stream's live session (the publisher may publish again)",
     )  # fmt: skip
     async def terminate_stream(call: Call) -> None:
-        ended = await _streams(call).terminate(call.param("id"))
+        ended = await _streams(call).terminate(call.param("id"), tenant=call.tenant)
         if ended is None:
             raise _missing("stream", call.param("id"))
         await call.audit("stream.terminate", "stream", call.param("id"), {"wasLive": ended})
@@ -211,7 +219,7 @@ def add_stream_routes(api: Api) -> None:
         tag="session",
     )  # fmt: skip
     async def get_session(call: Call) -> dict[str, Any]:
-        session = await _streams(call).get_session(call.param("id"))
+        session = await _streams(call).get_session(call.param("id"), tenant=call.tenant)
         if session is None:
             raise _missing("session", call.param("id"))
         return session_to_studio(session, await _streams(call).get(session.stream_id))
@@ -234,9 +242,7 @@ def add_stream_routes(api: Api) -> None:
     )  # fmt: skip
     async def create_multistream_target(call: Call) -> dict[str, Any]:
         body = call.body.model_dump(by_alias=True, exclude_unset=True)
-        target = await _streams(call).create_target(
-            body, owner_key_id=call.key.id if call.key else None
-        )
+        target = await _streams(call).create_target(body, tenant=call.tenant)
         await call.audit("multistream_target.create", "multistream_target", target.id)
         return target_to_studio(target)
 
@@ -245,14 +251,15 @@ def add_stream_routes(api: Api) -> None:
         summary="List multistream targets", tag="multistream",
     )  # fmt: skip
     async def list_multistream_targets(call: Call) -> list[dict[str, Any]]:
-        return [target_to_studio(t) for t in await _streams(call).list_targets(limit=1000)]
+        targets = await _streams(call).list_targets(limit=1000, tenant=call.tenant)
+        return [target_to_studio(t) for t in targets]
 
     @api.route(
         "GET", "/multistream/target/{id}", scope="streams", response=TargetOut,
         summary="Get a multistream target", tag="multistream",
     )  # fmt: skip
     async def get_multistream_target(call: Call) -> dict[str, Any]:
-        target = await _streams(call).get_target(call.param("id"))
+        target = await _streams(call).get_target(call.param("id"), tenant=call.tenant)
         if target is None:
             raise _missing("multistream target", call.param("id"))
         return target_to_studio(target)
@@ -262,6 +269,6 @@ def add_stream_routes(api: Api) -> None:
         summary="Delete a multistream target", tag="multistream",
     )  # fmt: skip
     async def delete_multistream_target(call: Call) -> None:
-        if not await _streams(call).delete_target(call.param("id")):
+        if not await _streams(call).delete_target(call.param("id"), tenant=call.tenant):
             raise _missing("multistream target", call.param("id"))
         await call.audit("multistream_target.delete", "multistream_target", call.param("id"))

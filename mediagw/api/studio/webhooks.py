@@ -10,7 +10,9 @@
     POST   /api/webhook/{id}/log/{logId}/resend      queues that event again
 
 Every answer is 200, as Studio's SDK 0.3.0 insists (it refuses a 201 for a new webhook). The
-shared secret is write-only: no answer, log or audit entry contains it.
+shared secret is write-only: no answer, log or audit entry contains it. A key acts on its own
+webhooks only (an admin key: on all; another's is 404), names only its own streams, and its
+global webhooks fire for its own streams (an admin key's: for all; ``platform/tenancy``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def _missing(kind: str, ident: str) -> StoreNotFound:
 
 
 async def _existing(call: Call) -> Webhook:
-    hook = await _service(call).get(call.param("id"))
+    hook = await _service(call).get(call.param("id"), tenant=call.tenant)
     if hook is None:
         raise _missing("webhook", call.param("id"))
     return hook
@@ -54,8 +56,9 @@ def add_webhook_routes(api: Api) -> None:
     async def create_webhook(call: Call) -> dict[str, Any]:
         body: WebhookCreate = call.body
         hook = await _service(call).create(
-            body.name, body.url, body.events, body.shared_secret, body.stream_id
-        )
+            body.name, body.url, body.events, body.shared_secret, body.stream_id,
+            tenant=call.tenant,
+        )  # fmt: skip
         await call.audit("webhook.create", "webhook", hook.id, _audited(hook))
         return webhook_json(hook)
 
@@ -65,7 +68,8 @@ def add_webhook_routes(api: Api) -> None:
     )  # fmt: skip
     async def list_webhooks(call: Call) -> list[dict[str, Any]]:
         stream_id = call.query.get("streamId") or None
-        return [webhook_json(h) for h in await _service(call).list(stream_id, limit=1000)]
+        hooks = await _service(call).list(stream_id, limit=1000, tenant=call.tenant)
+        return [webhook_json(h) for h in hooks]
 
     @api.route(
         "GET", "/webhook/{id}", scope="streams", response=WebhookOut, summary="Get a webhook",
@@ -81,8 +85,9 @@ def add_webhook_routes(api: Api) -> None:
     async def update_webhook(call: Call) -> dict[str, Any]:
         body: WebhookCreate = call.body
         hook = await _service(call).update(
-            call.param("id"), body.name, body.url, body.events, body.shared_secret, body.stream_id
-        )
+            call.param("id"), body.name, body.url, body.events, body.shared_secret,
+            body.stream_id, tenant=call.tenant,
+        )  # fmt: skip
         if hook is None:
             raise _missing("webhook", call.param("id"))
         await call.audit("webhook.update", "webhook", hook.id, _audited(hook))
@@ -94,7 +99,7 @@ def add_webhook_routes(api: Api) -> None:
     )  # fmt: skip
     async def delete_webhook(call: Call) -> dict[str, Any]:
         hook = await _existing(call)
-        if not await _service(call).delete(hook.id):
+        if not await _service(call).delete(hook.id, tenant=call.tenant):
             raise _missing("webhook", hook.id)
         await call.audit("webhook.delete", "webhook", hook.id)
         return webhook_json(hook)
@@ -104,7 +109,7 @@ def add_webhook_routes(api: Api) -> None:
         tag="webhook",
     )  # fmt: skip
     async def webhook_log(call: Call) -> list[dict[str, Any]]:
-        log = await _service(call).log(call.param("id"), limit=100)
+        log = await _service(call).log(call.param("id"), limit=100, tenant=call.tenant)
         if log is None:
             raise _missing("webhook", call.param("id"))
         return [delivery_json(d) for d in log]
@@ -125,7 +130,9 @@ def add_webhook_routes(api: Api) -> None:
         summary="Send a logged event again", tag="webhook",
     )  # fmt: skip
     async def resend_webhook_event(call: Call) -> dict[str, Any]:
-        queued = await _service(call).resend(call.param("id"), call.param("logId"))
+        queued = await _service(call).resend(
+            call.param("id"), call.param("logId"), tenant=call.tenant
+        )
         if queued is None:
             raise _missing("webhook log entry", call.param("logId"))
         await call.audit("webhook.resend", "webhook", call.param("id"), {"logId": queued.id})

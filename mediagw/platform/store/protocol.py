@@ -49,8 +49,10 @@ class Store(Protocol):
         is_active: bool | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        owner_key_id: str | None = None,
     ) -> Page[Stream]:
-        """Streams, newest first, filtered by name and activity; page on with ``cursor``."""
+        """Streams, newest first, filtered by name, activity and owner (None: any); page on
+        with ``cursor``."""
 
     async def update_stream(self, stream_id: str, **changes: Any) -> Stream | None:
         """Change fields of a stream; the stream after, or None if there is none."""
@@ -102,8 +104,10 @@ class Store(Protocol):
     async def get_multistream_target(self, target_id: str) -> MultistreamTarget | None:
         """The multistream target with this id, or None."""
 
-    async def list_multistream_targets(self, *, limit: int = 100) -> tuple[MultistreamTarget, ...]:
-        """Multistream targets, newest first."""
+    async def list_multistream_targets(
+        self, *, limit: int = 100, owner_key_id: str | None = None
+    ) -> tuple[MultistreamTarget, ...]:
+        """Multistream targets, newest first; with ``owner_key_id``, only that key's."""
 
     async def delete_multistream_target(self, target_id: str) -> bool:
         """Delete a multistream target; False if there was none."""
@@ -126,6 +130,13 @@ class Store(Protocol):
     async def touch_api_key(self, key_id: str, at: int) -> None:
         """Record when a key was last used."""
 
+    async def admin_key_ids(self) -> frozenset[str]:
+        """The ids of the keys with the ``admin`` scope, revoked or not (the operator's)."""
+
+    async def transfer_ownership(self, from_key_id: str, to_key_id: str) -> int:
+        """Give every stream, multistream target, webhook and signing key of one key to
+        another (one transaction); how many rows changed."""
+
     async def create_webhook(self, webhook: Webhook) -> Webhook:
         """Store a new webhook (for one existing stream, or for all)."""
 
@@ -133,9 +144,10 @@ class Store(Protocol):
         """The webhook with this id, or None."""
 
     async def list_webhooks(
-        self, *, stream_id: str | None = None, limit: int = 100
+        self, *, stream_id: str | None = None, limit: int = 100, owner_key_id: str | None = None
     ) -> tuple[Webhook, ...]:
-        """Webhooks, newest first; with ``stream_id``, those firing for it (its own, global)."""
+        """Webhooks, newest first; with ``stream_id``, those firing for it (its own, global);
+        with ``owner_key_id``, only that key's."""
 
     async def update_webhook(self, webhook_id: str, **changes: Any) -> Webhook | None:
         """Change a webhook's name, url, events, shared_secret or stream_id; None if none."""
@@ -205,8 +217,10 @@ class Store(Protocol):
     async def get_signing_key(self, key_id: str) -> SigningKey | None:
         """The signing key with this id, or None."""
 
-    async def list_signing_keys(self, *, limit: int = 100) -> tuple[SigningKey, ...]:
-        """Signing keys, newest first."""
+    async def list_signing_keys(
+        self, *, limit: int = 100, owner_key_id: str | None = None
+    ) -> tuple[SigningKey, ...]:
+        """Signing keys, newest first; with ``owner_key_id``, only that key's."""
 
     async def signing_key_by_public_key(self, public_key: str) -> SigningKey | None:
         """The signing key with this public key (as stored), disabled or not, or None."""

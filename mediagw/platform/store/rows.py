@@ -130,6 +130,7 @@ class Webhook:
     stream_id: str | None = None
     last_failure: dict[str, Any] | None = None
     last_triggered_at: int | None = None
+    owner_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class SigningKey:
     public_key: str
     created_at: int
     disabled: bool = False
+    owner_key_id: str | None = None
 
 
 @dataclass(frozen=True)

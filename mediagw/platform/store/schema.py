@@ -1,8 +1,10 @@
 """The store's tables, as SQLAlchemy Core metadata (one schema for SQLite and PostgreSQL).
 
 The migrations (``migrations/versions``) create these tables; a test checks that the migrated
-database and this metadata agree. Change both together: a new migration, then this file.
-Room is left for the usage ledger (issue 11): a table of its own, added by a later migration.
+database and this metadata agree. Change both together: a new migration, then this file. Owned rows
+(streams, multistream targets, webhooks, signing keys) carry ``owner_key_id``: the API key that
+created them (None: the operator's). Room is left for the usage ledger (issue 11): a table of its
+own, added by a later migration.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ streams = sa.Table(
     sa.Index("ix_streams_created_at", "created_at", "id"),
     sa.Index("ix_streams_name", "name"),
     sa.Index("ix_streams_is_active", "is_active"),
+    sa.Index("ix_streams_owner", "owner_key_id", "created_at", "id"),
 )
 
 sessions = sa.Table(
@@ -112,6 +115,7 @@ multistream_targets = sa.Table(
     sa.Column("created_at", Millis, nullable=False),
     sa.Column("owner_key_id", sa.Text),
     sa.Index("ix_multistream_targets_created_at", "created_at", "id"),
+    sa.Index("ix_multistream_targets_owner", "owner_key_id", "created_at", "id"),
 )
 
 webhooks = sa.Table(
@@ -130,6 +134,8 @@ webhooks = sa.Table(
     sa.Column("created_at", Millis, nullable=False),
     sa.Column("last_failure", sa.JSON),
     sa.Column("last_triggered_at", Millis),
+    sa.Column("owner_key_id", sa.Text),
+    sa.Index("ix_webhooks_owner", "owner_key_id", "created_at", "id"),
 )
 
 webhook_deliveries = sa.Table(
@@ -162,6 +168,8 @@ signing_keys = sa.Table(
     sa.Column("public_key", sa.Text, nullable=False),
     sa.Column("created_at", Millis, nullable=False),
     sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("owner_key_id", sa.Text),
+    sa.Index("ix_signing_keys_owner", "owner_key_id", "created_at", "id"),
 )
 
 audit_log = sa.Table(

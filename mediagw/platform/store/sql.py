@@ -29,6 +29,7 @@ from .schema import (
     webhooks,
 )
 from .sql_live import LiveStore
+from .sql_owners import OwnerStore
 
 __all__ = ["SqlStore"]
 
@@ -61,7 +62,7 @@ def _cursor(cursor: str | None) -> tuple[int, str] | None:
     return int(at), last_id
 
 
-class SqlStore(LiveStore):
+class SqlStore(LiveStore, OwnerStore):
     """The platform's store over one database (see ``Store`` for what each method does)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -141,9 +142,12 @@ class SqlStore(LiveStore):
         is_active: bool | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        owner_key_id: str | None = None,
     ) -> Page[Stream]:
-        """Streams, newest first, optionally only those with this name or activity."""
+        """Streams, newest first, optionally only those with this name, activity or owner."""
         query = streams.select()
+        if owner_key_id is not None:
+            query = query.where(streams.c.owner_key_id == owner_key_id)
         if name is not None:
             query = query.where(streams.c.name == name)
         if is_active is not None:
@@ -269,11 +273,13 @@ class SqlStore(LiveStore):
         return await self._one(Webhook, webhooks.select().where(webhooks.c.id == webhook_id))
 
     async def list_webhooks(
-        self, *, stream_id: str | None = None, limit: int = 100
+        self, *, stream_id: str | None = None, limit: int = 100, owner_key_id: str | None = None
     ) -> tuple[Webhook, ...]:
         """Webhooks, newest first; with ``stream_id``, those that fire for that stream (its own
-        and the global ones)."""
+        and the global ones); with ``owner_key_id``, only that key's."""
         query = webhooks.select()
+        if owner_key_id is not None:
+            query = query.where(webhooks.c.owner_key_id == owner_key_id)
         if stream_id is not None:
             query = query.where(
                 sa.or_(webhooks.c.stream_id.is_(None), webhooks.c.stream_id == stream_id)
@@ -436,10 +442,15 @@ class SqlStore(LiveStore):
         query = signing_keys.select().where(signing_keys.c.id == key_id)
         return await self._one(SigningKey, query)
 
-    async def list_signing_keys(self, *, limit: int = 100) -> tuple[SigningKey, ...]:
-        """Signing keys, newest first."""
+    async def list_signing_keys(
+        self, *, limit: int = 100, owner_key_id: str | None = None
+    ) -> tuple[SigningKey, ...]:
+        """Signing keys, newest first; with ``owner_key_id``, only that key's."""
         table = signing_keys
-        query = table.select().order_by(table.c.created_at.desc(), table.c.id.desc())
+        query = table.select()
+        if owner_key_id is not None:
+            query = query.where(table.c.owner_key_id == owner_key_id)
+        query = query.order_by(table.c.created_at.desc(), table.c.id.desc())
         return await self._all(SigningKey, query.limit(check_limit(limit)))
 
     async def signing_key_by_public_key(self, public_key: str) -> SigningKey | None:

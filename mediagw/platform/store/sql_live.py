@@ -117,10 +117,15 @@ class LiveStore:
         query = multistream_targets.select().where(multistream_targets.c.id == target_id)
         return await self._one(MultistreamTarget, query)
 
-    async def list_multistream_targets(self, *, limit: int = 100) -> tuple[MultistreamTarget, ...]:
-        """Multistream targets, newest first."""
+    async def list_multistream_targets(
+        self, *, limit: int = 100, owner_key_id: str | None = None
+    ) -> tuple[MultistreamTarget, ...]:
+        """Multistream targets, newest first; with ``owner_key_id``, only that key's."""
         table = multistream_targets
-        query = table.select().order_by(table.c.created_at.desc(), table.c.id.desc())
+        query = table.select()
+        if owner_key_id is not None:
+            query = query.where(table.c.owner_key_id == owner_key_id)
+        query = query.order_by(table.c.created_at.desc(), table.c.id.desc())
         return await self._all(MultistreamTarget, query.limit(check_limit(limit)))
 
     async def delete_multistream_target(self, target_id: str) -> bool:
