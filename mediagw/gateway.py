@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -118,7 +119,9 @@ class Gateway:
         self.stream_usage = StreamUsage()
         self.usage = UsageQueue([self.stream_usage])
         self.hub.add_listener(self.hls)
-        self.multistream = Multistream()  # pushes the source to a stream's RTMP outputs
+        self.store_auth = StoreStreamAuth(None, authorizer or make_authorizer(settings))
+        # pushes the source to a stream's RTMP outputs; their transitions become Studio events
+        self.multistream = Multistream(self.store_auth.targets, self._multistream_event)
         self.hub.add_listener(self.multistream)
         self.recorder: Recorder | None = None
         if settings.record_dir:
@@ -135,7 +138,6 @@ class Gateway:
         self.lifecycle: StreamLifecycle | None = None
         self.events: EventSink | None = None  # Studio events: the webhook service unless set
         self.recordings_dir = Path(settings.data_dir) / "recordings"
-        self.store_auth = StoreStreamAuth(None, authorizer or make_authorizer(settings))
         self.session_recorder = Recorder(
             str(self.recordings_dir),
             settings.segment_duration,
@@ -282,6 +284,12 @@ class Gateway:
 
     def _recording_folder(self, stream: HubStream) -> str | None:
         return self.lifecycle.recording_session(stream.id) if self.lifecycle else None
+
+    def _multistream_event(
+        self, playback_id: str, event: str, target: Mapping[str, Any], error: str
+    ) -> None:
+        if self.lifecycle is not None:
+            self.lifecycle.multistream_event(playback_id, event, target, error)
 
     def _transcoded(self, playback_id: str) -> tuple[int, float, int]:
         return self.transcodes.transcoded(playback_id) if self.transcodes else (0, 0.0, 0)

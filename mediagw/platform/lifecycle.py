@@ -12,7 +12,10 @@ logged and never reaches ingest.
 
 Events (``EventSink.emit``, e.g. the webhook service): ``stream.started`` (and
 ``recording.started`` when the session records) when the session is stored, ``stream.idle``
-(and ``recording.ready``) when it has ended. Bodies carry the stream without its key.
+(and ``recording.ready``) when it has ended; ``multistream.connected`` / ``.error`` /
+``.disconnected`` when the multistream listener reports a target's transition
+(``multistream_event``: ``{"target": {"id", "name", "profile"}}``, plus ``"error"``). Bodies carry
+the stream without its key.
 
 After an unclean stop (``kill -9``) streams stay ``isActive`` with open sessions:
 ``recover()``, run once at start, ends them when they were last seen.
@@ -152,6 +155,20 @@ class StreamLifecycle:
     def on_stream_removed(self, stream: LiveStream) -> None:
         pass
 
+    def multistream_event(
+        self, playback_id: str, event: str, target: Mapping[str, Any], error: str = ""
+    ) -> None:
+        """Queue ``multistream.<event>`` about a stored stream's target (from the event loop;
+        it may come after the session has ended: a target disconnects as the stream ends)."""
+        live = self.live.get(playback_id)
+        row = live.row if live is not None else self.granted.get(playback_id)
+        if row is None or event not in ("connected", "error", "disconnected"):
+            return
+        payload: dict[str, Any] = {"target": dict(target)}
+        if event == "error":
+            payload["error"] = error
+        self._queue(lambda: self._target_event(row, f"multistream.{event}", payload))
+
     def recording_session(self, playback_id: str) -> str | None:
         """The id of the live session of this stream if it records (the recorder's folder)."""
         live = self.live.get(playback_id)
@@ -220,6 +237,11 @@ class StreamLifecycle:
             if url:
                 payload["recordingUrl"] = url
             await self._emit("recording.ready", stream, doc, payload)
+
+    async def _target_event(self, row: Stream, event: str, payload: dict[str, Any]) -> None:
+        stream = await self.store.get_stream(row.id)
+        if stream is not None:  # deleted meanwhile: nobody to tell
+            await self._emit(event, stream, to_studio(stream, with_key=False), payload)
 
     async def _emit(
         self, event: str, stream: Stream, doc: dict[str, Any], payload: dict[str, Any]

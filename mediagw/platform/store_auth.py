@@ -5,7 +5,10 @@ A known key is granted with the stream's PUBLIC playback id as the manifest id (
 ``/stream/{playbackId}.m3u8``, never at its key), its profiles as the ladder, its pipeline and
 params for live AI, its enabled ``rtmp://`` / ``rtmps://`` multistream targets as RTMP outputs
 (at most ``inputs.MAX_OUTPUTS``; SRT targets are not pushed yet and are skipped with a warning),
-and the stream's id as the request's ``stream_id``.
+and the stream's id as the request's ``stream_id``. Which stored target each output URL is
+(``{"id", "name", "profile"}``, for the ``multistream.*`` events) is kept in ``targets``, by
+playback id, like the stream in ``granted``: in memory only, never logged (the URL holds the
+destination's stream key).
 
 Refusals, all ``NetStream.Publish.Unauthorized``:
 - an unknown key goes to the next authorizer (static keys, webhook, open); with
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from typing import Any, TypeVar
 
 from ..errors import PublishRejected, StoreError
 from .inputs import MAX_OUTPUTS
@@ -36,6 +40,16 @@ UNKNOWN_KEY = "unknown stream key"
 MAX_KEY = 128  # longer names are not stream keys: not looked up
 MAX_GRANTS = 10_000
 
+V = TypeVar("V")
+
+
+def _remember(table: OrderedDict[str, V], key: str, value: V) -> None:
+    """``table[key] = value`` as the newest entry, keeping at most ``MAX_GRANTS``."""
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > MAX_GRANTS:
+        table.popitem(last=False)
+
 
 class StoreStreamAuth:
     """The store's stream keys first, then ``fallback`` (None: nobody else may publish)."""
@@ -45,6 +59,8 @@ class StoreStreamAuth:
         self.fallback = fallback
         # playback id -> the stream as it was granted (for the lifecycle), newest last
         self.granted: OrderedDict[str, Stream] = OrderedDict()
+        # playback id -> output URL -> the target it is ({"id", "name", "profile"}), as granted
+        self.targets: OrderedDict[str, dict[str, dict[str, Any]]] = OrderedDict()
 
     async def authorize(self, attempt: PublishAttempt) -> StreamGrant:
         key = attempt.key
@@ -66,12 +82,10 @@ class StoreStreamAuth:
             pipeline=stream.pipeline or None,
             params=dict(stream.pipeline_params or {}) if stream.pipeline else None,
             stream_id=stream.id,
-            rtmp_output=",".join(await self._outputs(stream)),
+            rtmp_output=",".join(targets := await self._outputs(stream)),
         )
-        self.granted[stream.playback_id] = stream
-        self.granted.move_to_end(stream.playback_id)
-        while len(self.granted) > MAX_GRANTS:
-            self.granted.popitem(last=False)
+        _remember(self.granted, stream.playback_id, stream)
+        _remember(self.targets, stream.playback_id, targets)
         return grant
 
     async def _fallback(self, attempt: PublishAttempt) -> StreamGrant:
@@ -87,9 +101,10 @@ class StoreStreamAuth:
             raise PublishRejected(UNKNOWN_KEY, UNAUTHORIZED)
         return grant
 
-    async def _outputs(self, stream: Stream) -> list[str]:
+    async def _outputs(self, stream: Stream) -> dict[str, dict[str, Any]]:
+        """Output URL -> its target, in the stream's order."""
         assert self.store is not None
-        urls: list[str] = []
+        urls: dict[str, dict[str, Any]] = {}
         for entry in (stream.multistream or {}).get("targets", []):
             target = await self.store.get_multistream_target(str(entry.get("id", "")))
             if target is None or target.disabled:
@@ -106,7 +121,8 @@ class StoreStreamAuth:
                     extra={"stream": stream.playback_id, "target": target.id},
                 )
                 continue
-            urls.append(target.url)
+            profile = str(entry.get("profile", "source"))
+            urls[target.url] = {"id": target.id, "name": target.name, "profile": profile}
         return urls
 
     async def close(self) -> None:

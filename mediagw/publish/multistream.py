@@ -3,27 +3,43 @@
 AI pushes its own output, ``pipelines/live_ai``). A publisher's own ``?rtmpOutput=`` still
 applies to live AI only: the gateway is no open relay. One ``RtmpOutput`` per URL: the source's
 MPEG-TS segments, copied (never re-encoded), never blocking the stream.
+
+Each output's transitions (``connected``, ``error``, ``disconnected``) go to ``on_event`` with
+the stored target the URL came from (``targets``: playback id -> URL -> ``{"id", "name",
+"profile"}``, given by the platform); an output without a known target reports nothing. The
+URL itself is never reported nor logged: it holds the destination's stream key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from segmenter import Segment
 
 from ..stream.hub import Stream
-from .rtmp_out import RtmpOutput
+from .rtmp_out import OutputEvent, RtmpOutput
 
 log = logging.getLogger("mediagw.publish.multistream")
 
-__all__ = ["Multistream"]
+__all__ = ["Multistream", "TargetEvent"]
+
+# (playback id, "connected" | "error" | "disconnected", the target, redacted error text or "")
+TargetEvent = Callable[[str, str, Mapping[str, Any], str], None]
 
 
 class Multistream:
     """A hub listener owning the RTMP outputs of each live stream."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        targets: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+        on_event: TargetEvent | None = None,
+    ) -> None:
+        self.targets = targets if targets is not None else {}
+        self.on_event = on_event
         self.outputs: dict[str, list[RtmpOutput]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -31,11 +47,27 @@ class Multistream:
         request = stream.request
         if not request.outputs or request.pipeline or not request.principal.startswith("stream:"):
             return
-        outputs = [RtmpOutput(url, name=stream.id) for url in request.outputs]
+        known = self.targets.get(stream.id, {})
+        outputs = [
+            RtmpOutput(url, name=stream.id, on_event=self._reporter(stream.id, known.get(url)))
+            for url in request.outputs
+        ]
         for output in outputs:
             output.start()
         self.outputs[stream.id] = outputs
         log.info("multistream started", extra={"stream": stream.id, "targets": len(outputs)})
+
+    def _reporter(self, stream_id: str, target: Mapping[str, Any] | None) -> OutputEvent | None:
+        on_event = self.on_event
+        if on_event is None or target is None:
+            return None
+        info = {"id": target.get("id", ""), "name": target.get("name", ""),
+                "profile": target.get("profile", "source")}  # fmt: skip
+
+        def report(event: str, error: str) -> None:
+            on_event(stream_id, event, info, error)
+
+        return report
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:
         for output in self.outputs.get(stream.id, ()):

@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import socket
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import av
 import pytest
-from mediatools import ClipMaker, push, wait_until
+from mediatools import ClipMaker, need_tool, push, wait_until
 
 from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
 from mediagw.platform.inputs import parse_rtmp_outputs
@@ -68,7 +71,11 @@ async def test_an_unreachable_server_is_retried_and_never_blocks() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    output = RtmpOutput(f"rtmp://127.0.0.1:{port}/live/x", name="t", backoff=0.2)
+    events: list[tuple[str, str]] = []
+    output = RtmpOutput(
+        f"rtmp://127.0.0.1:{port}/live/x", name="t", backoff=0.2,
+        on_event=lambda event, error: events.append((event, error)),
+    )  # fmt: skip
     output.start()
     segments = [await asyncio.to_thread(_ts, i * 30, 30) for i in range(3)]
     deadline = time.monotonic() + 20
@@ -82,6 +89,98 @@ async def test_an_unreachable_server_is_retried_and_never_blocks() -> None:
     assert "refused" in output.stats.last_error.lower(), output.stats
     assert "/live/x" not in output.stats.last_error  # the stream key is never shown
     await asyncio.wait_for(output.close(), 10)
+    # one error for the failure, not one per retry; never connected, so never disconnected
+    assert events == [("error", events[0][1])] and "refused" in events[0][1].lower(), events
+    assert "/live/x" not in events[0][1]
+
+
+def _listening(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:port (read from /proc: a probe connection would
+    be taken by a one-shot server as its client)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                    return True
+    return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _rtmp_server(port: int, out: Path) -> asyncio.subprocess.Process:
+    """FFmpeg as a one-publisher RTMP server writing what it receives to ``out``."""
+    ffmpeg = need_tool("ffmpeg")
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-listen", "1",
+        "-f", "flv", "-i", f"rtmp://127.0.0.1:{port}/live/secretkey",
+        "-c", "copy", "-f", "mpegts", str(out),
+        stdin=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await wait_until(lambda: _listening(port), 10)
+    return proc
+
+
+async def _feed_until(output: RtmpOutput, cond: Callable[[], bool], first: int = 0) -> int:
+    """Push 1 s segments (live pace, faster) until ``cond``; the next frame number."""
+    frame = first
+    deadline = time.monotonic() + 30
+    while not cond() and time.monotonic() < deadline:
+        output.push(await asyncio.to_thread(_ts, frame, 30))
+        frame += 30
+        await asyncio.sleep(0.2)
+    assert cond()
+    return frame
+
+
+async def test_an_output_reports_connected_then_disconnected(tmp_path: Path) -> None:
+    port = _free_port()
+    server = await _rtmp_server(port, tmp_path / "got.ts")
+    events: list[tuple[str, str]] = []
+    output = RtmpOutput(
+        f"rtmp://127.0.0.1:{port}/live/secretkey", name="t",
+        on_event=lambda event, error: events.append((event, error)),
+    )  # fmt: skip
+    output.start()
+    try:
+        await _feed_until(output, lambda: bool(events))
+        assert events == [("connected", "")] and output.connected
+        await asyncio.wait_for(output.close(), 10)
+        assert events == [("connected", ""), ("disconnected", "")]
+        await asyncio.wait_for(server.wait(), 10)
+        got = probe_ts((tmp_path / "got.ts").read_bytes(), decode=False)
+        assert got.video_frames >= 30  # the server did receive media
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+
+async def test_a_lost_server_is_one_error_and_the_end_is_disconnected(tmp_path: Path) -> None:
+    port = _free_port()
+    server = await _rtmp_server(port, tmp_path / "got.ts")
+    events: list[tuple[str, str]] = []
+    output = RtmpOutput(
+        f"rtmp://127.0.0.1:{port}/live/secretkey", name="t", backoff=0.2,
+        on_event=lambda event, error: events.append((event, error)),
+    )  # fmt: skip
+    output.start()
+    try:
+        frame = await _feed_until(output, lambda: bool(events))
+        server.kill()  # the destination goes away mid-stream; it refuses the retries
+        await server.wait()
+        await _feed_until(output, lambda: output.stats.restarts >= 3, frame)
+        await asyncio.wait_for(output.close(), 10)
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+    assert [e for e, _ in events] == ["connected", "error", "disconnected"], events
+    assert events[1][1] and "secretkey" not in events[1][1], events
 
 
 def _ts(first_frame: int, frames: int) -> bytes:
