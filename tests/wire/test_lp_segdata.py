@@ -7,7 +7,7 @@ import base64
 import threading
 
 import pytest
-from livepeer.lp_testkit import vector_key
+from wire.lp_testkit import vector_key
 
 from mediagw.eth.crypto import address_of, keccak256, recover_address, sign_digest
 from mediagw.livepeer import segdata as segdata_mod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from livepeer.lp_testkit import Cert, make_cert
+from wire.lp_testkit import Cert, make_cert
 
 
 @pytest.fixture(scope="session")

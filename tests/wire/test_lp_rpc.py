@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from livepeer.lp_testkit import Cert, H2Script, RawH2Server, derived, grpc_frame, hexb
+from wire.lp_testkit import Cert, H2Script, RawH2Server, derived, grpc_frame, hexb
 
 from mediagw.errors import ConfigError
 from mediagw.livepeer.errors import (

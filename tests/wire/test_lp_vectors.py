@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from livepeer.lp_testkit import derived, hexb, vector_key
+from wire.lp_testkit import derived, hexb, vector_key
 from vectors import vectors
 
 from mediagw.eth.crypto import keccak256, recover_address, sign_digest

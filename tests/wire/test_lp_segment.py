@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from livepeer.lp_testkit import Cert
+from wire.lp_testkit import Cert
 
 from mediagw.eth.crypto import keccak256
 from mediagw.livepeer.errors import (
