@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from wire.lp_testkit import derived, hexb, vector_key
 from vectors import vectors
+from wire.lp_testkit import derived, hexb, vector_key
 
 from mediagw.eth.crypto import keccak256, recover_address, sign_digest
 from mediagw.livepeer.capabilities import bits_of, bitstring
