@@ -82,10 +82,12 @@ async def test_auth_webhook_chooses_the_pipeline_and_refuses_streams(
                     assert resp.status == 200
                     status = await resp.json()
                 assert status["gateway_status"]["model"] == "invert", status
-            # WHIP on the live AI path asks the webhook before anything else: refused -> 403
+            # WHIP on the live AI path asks the webhook before anything else: refused -> 401
+            # (RFC 9725: the publisher is not authorized), with the webhook's reason
             headers = {"Content-Type": "application/sdp"}
             async with s.post(f"{base}/bad/whip", data="v=0\r\n", headers=headers) as resp:
-                assert resp.status == 403, await resp.text()
+                assert resp.status == 401, await resp.text()
+                assert "refused" in await resp.text()
             # /start asks it too
             async with s.post(f"{base}/bad/start", json={"pipeline": "noop"}) as resp:
                 assert resp.status == 403
