@@ -273,6 +273,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_conns", "maxConns", _positive_int, "max RTMP connections in total"),
     Option("max_conns_per_ip", "maxConnsPerIp", _positive_int, "max RTMP connections per IP"),
+    Option(
+        "metrics_key",
+        "metricsKey",
+        str,
+        "GET /metrics needs Authorization: Bearer KEY (default: open to whoever reaches -httpAddr)",
+    ),
+    Option(
+        "metrics_per_stream",
+        "metricsPerStream",
+        _parse_bool,
+        "label stream metrics with manifest_id (one series per stream: watch the cardinality)",
+    ),
     Option("log_level", "logLevel", _choice("debug", "info", "warning", "error"), "log level"),
     Option("log_format", "logFormat", _choice("text", "json"), "log line format"),
 )
@@ -329,6 +341,8 @@ class Settings:
     ended_stream_ttl: float = 300.0
     max_conns: int = 500
     max_conns_per_ip: int = 100
+    metrics_key: str = ""
+    metrics_per_stream: bool = False
     log_level: str = "info"
     log_format: str = "text"
 

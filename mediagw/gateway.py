@@ -33,6 +33,7 @@ from webrtc.routes import Authorize
 from .api.guard import client_errors
 from .api.http import build_app
 from .api.live import add_live_routes
+from .api.metrics import GatewayMetrics, add_metrics_route
 from .api.playback_gate import add_playback_gate, whep_authorize
 from .api.push import PushIngest
 from .api.recordings import add_recording_routes
@@ -45,6 +46,7 @@ from .ingest.rtmp_ingest import RTMPIngest
 from .ingest.whip import WhipGateway
 from .livepeer.profiles import Profile
 from .log import quiet_request_errors
+from .metrics import NULL_METRICS, Metrics
 from .payments.live import LivePaymentSource, LocalLivePayments
 from .payments.sender import PaymentSender
 from .payments.signer import LocalSigner
@@ -66,6 +68,7 @@ from .platform.stream_auth import (
     WebhookAuth,
 )
 from .platform.streams import StreamService
+from .platform.throttle import FailureThrottle
 from .platform.webhook_delivery import WebhookDispatcher
 from .platform.webhooks import WebhookService
 from .publish.hls import HLSPublisher
@@ -83,12 +86,12 @@ HTTP_LOG = logging.getLogger("mediagw.http")  # aiohttp's errors about our HTTP 
 __all__ = ["Gateway", "make_authorizer"]
 
 
-def make_authorizer(settings: Settings) -> StreamAuthorizer | None:
+def make_authorizer(settings: Settings, metrics: Metrics = NULL_METRICS) -> StreamAuthorizer | None:
     """The authorizer asked after the store's stream keys; None: nobody else (the open mode
     with ``-requireStreamKey``)."""
     mode = settings.auth_mode
     if mode == "webhook":
-        return WebhookAuth(settings.auth_webhook_url)
+        return WebhookAuth(settings.auth_webhook_url, metrics=metrics)
     if mode == "keys":
         return StaticKeyAuth(settings.stream_keys)
     return None if settings.require_stream_key else OpenAuth()
@@ -115,11 +118,19 @@ class Gateway:
             clock=clock.wall,
         )
         self.hls = HLSPublisher(settings.segment_duration, settings.hls_window)
+        # GET /metrics: this gateway's own registry; its parts report to it (metrics.py)
+        self.metrics = GatewayMetrics(
+            self.hub, per_stream=settings.metrics_per_stream, recording=bool(settings.record_dir)
+        )
+        self.auth_throttle = FailureThrottle()  # the API's failed-auth throttle (its refusals)
         # usage events (transcoding, live AI, payments) -> per-stream totals for /streams
         self.stream_usage = StreamUsage()
-        self.usage = UsageQueue([self.stream_usage])
+        self.usage = UsageQueue([self.stream_usage, self.metrics])
         self.hub.add_listener(self.hls)
-        self.store_auth = StoreStreamAuth(None, authorizer or make_authorizer(settings))
+        self.hub.add_listener(self.metrics)
+        self.store_auth = StoreStreamAuth(
+            None, authorizer or make_authorizer(settings, self.metrics)
+        )
         # pushes the source to a stream's RTMP outputs; their transitions become Studio events
         self.multistream = Multistream(self.store_auth.targets, self._multistream_event)
         self.hub.add_listener(self.multistream)
@@ -205,7 +216,10 @@ class Gateway:
             clock=clock,
         )
         self.whep = WhepEgress(WhepConfig(ice=ice))
-        self.http_app = build_app(self.hub, self.hls, usage=self.stream_usage)
+        self.http_app = build_app(
+            self.hub, self.hls, usage=self.stream_usage, on_served=self.metrics.hls_served
+        )
+        add_metrics_route(self.http_app, self.metrics, settings.metrics_key)
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         self.push.routes(self.http_app)
         add_recording_routes(self.http_app, self.recordings_dir)
@@ -276,6 +290,7 @@ class Gateway:
             whep=self.whep,
             config=LiveConfig(segment_duration=self.settings.live_ai_segment_duration),
             usage=self.usage,
+            metrics=self.metrics,
             clock=self.clock,
         )
 
@@ -323,7 +338,9 @@ class Gateway:
         self.webhooks = WebhookService(
             self.store, clock=self.clock, allow_private=self.settings.webhook_allow_private
         )
-        self.webhook_dispatcher = WebhookDispatcher(self.store, self.webhooks, clock=self.clock)
+        self.webhook_dispatcher = WebhookDispatcher(
+            self.store, self.webhooks, clock=self.clock, metrics=self.metrics
+        )
         self.webhook_dispatcher.start()
         self.playback_access = PlaybackAccess(self.store, clock=self.clock)
         add_playback_gate(self.http_app, self.playback_access)
@@ -332,6 +349,7 @@ class Gateway:
             ApiContext(
                 self.store,
                 clock=self.clock,
+                throttle=self.auth_throttle,
                 public_url=self._configured_url,
                 services={
                     "streams": self.streams,
@@ -356,7 +374,10 @@ class Gateway:
     async def start(self) -> None:
         await self._open_platform()
         self.usage.start()
-        self.stack = await build_transcoder(self.settings, self.executor, self.usage, self.clock)
+        self.stack = await build_transcoder(
+            self.settings, self.executor, self.usage, self.clock, self.metrics
+        )
+        self._metric_readings()
         if self.stack is not None:
             self.transcodes = TranscodeManager(
                 self.hls,
@@ -364,6 +385,7 @@ class Gateway:
                 self.ladder,
                 regions=self.settings.preferred_regions,
                 usage=self.usage,
+                metrics=self.metrics,
                 clock=self.clock,
             )
             self.push.transcoder = self.stack.transcoder
@@ -409,6 +431,21 @@ class Gateway:
                 " only clients on this host connect; for remote clients set -webrtcHostAddresses"
                 " to an address they reach (and -webrtcNatIps to the public IP behind 1:1 NAT)"
             )
+
+    def _metric_readings(self) -> None:
+        """What /metrics reads at scrape time from the counters the parts keep anyway."""
+        r = self.metrics.readings
+        r.rtmp_conns = lambda: self.rtmp.connections
+        r.rtmp_inbound_bytes = lambda: self.rtmp.bytes_in
+        r.webrtc_sessions = lambda: len(self.whip.ingest) + len(self.whep)
+        r.live_pipelines = lambda: self.live_ai.live_counts() if self.live_ai else {}
+        r.usage_dropped = lambda: self.usage.dropped
+        r.auth_throttled = lambda: self.auth_throttle.refused
+        if self.stack is not None:
+            transcoder, address = self.stack.transcoder, self.stack.signer.address
+            r.deposit_wei = lambda: transcoder.sender_balances()[0]
+            r.reserve_wei = lambda: transcoder.sender_balances()[1]
+            r.sender = lambda: "0x" + address.hex()
 
     async def _sweep(self) -> None:
         while True:

@@ -14,6 +14,7 @@ from .livepeer.profiles import Profile, load_ladder, parse_transcoding_options
 from .livepeer.rpc import OrchestratorRequests, OrchestratorRPC, normalize_orch_addr
 from .livepeer.segment import SegmentClient
 from .livepeer.tls import PinStore
+from .metrics import NULL_METRICS, Metrics
 from .payments.chain import JsonRpcChain
 from .payments.remote import RemoteSigner, SignerError
 from .payments.sender import PaymentSender
@@ -68,6 +69,7 @@ async def build_transcoder(
     executor: Executor | None = None,
     usage: UsageSink | None = None,
     clock: Clock = SYSTEM,
+    metrics: Metrics = NULL_METRICS,
 ) -> TranscodeStack | None:
     """The transcoder for ``-orchAddr`` / ``-orchWebhookUrl``, or None when neither is set."""
     sources: list[Source] = []
@@ -118,6 +120,7 @@ async def build_transcoder(
     segments = SegmentClient(pins)
     transcoder = LivepeerTranscoder(
         usage=usage,
+        metrics=metrics,
         clock=clock.wall,
         monotonic=clock.monotonic,
         rpc=rpc,

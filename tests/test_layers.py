@@ -26,6 +26,7 @@ GROUND = {
     "clock": set(),
     "request": set(),
     "usage": set(),
+    "metrics": set(),  # the Metrics seam (its Prometheus side is in api)
     "httpbody": set(),
     "signals": set(),
     "config": {"errors"},
@@ -47,18 +48,20 @@ RULES: dict[str, set[str]] = {
     "pool": _BASE | {"livepeer", "httpbody", "webhook"},
     "stream": _BASE | {"segmenter", "request"},
     "publish": _BASE | {"segmenter", "stream"},
-    "platform": _BASE | {"request", "usage", "webhook"},  # never media or wire code
+    "platform": _BASE | {"request", "usage", "webhook", "metrics"},  # never media or wire code
     "ingest": _BASE | {"stream", "platform", "segmenter", "webrtc", "request"},
     "pipelines": _BASE
     | {"pool", "payments", "livepeer", "eth", "stream", "publish", "usage", "request"}
-    | {"segmenter", "webrtc", "httpbody", "webhook"},
+    | {"segmenter", "webrtc", "httpbody", "webhook", "metrics"},
     # read-only views of pipelines; HTTP push is go-livepeer's transcoding API: it cuts
     # nothing but wraps the pushed bytes in a Segment and resolves go-livepeer profiles
     "api": _BASE
     | {"platform", "stream", "pipelines", "publish", "request", "usage", "httpbody"}
-    | {"livepeer", "segmenter"},
+    | {"livepeer", "segmenter", "metrics"},
     # the composition: the transcoding stack, then the whole gateway
-    "stack": _BASE | {"config", "eth", "livepeer", "payments", "pool", "pipelines", "usage"},
+    "stack": _BASE
+    | {"config", "eth", "livepeer", "payments", "pool", "pipelines", "usage"}
+    | {"metrics"},
     "gateway": PACKAGES - {"orchestrator", "signer_service", "bench", "cli"},
     # the services beside the gateway; the gateway never imports them
     "orchestrator": _BASE | {"livepeer", "payments", "eth", "segmenter", "signals", "httpbody"},

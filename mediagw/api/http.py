@@ -39,6 +39,7 @@ HLS_KEY = web.AppKey("hls", HLSPublisher)
 USAGE_KEY = web.AppKey("usage", StreamUsage)
 WAIT_KEY = web.AppKey("first_segment_wait", float)
 STARTED_KEY = web.AppKey("started", float)
+SERVED_KEY: web.AppKey[Callable[[str, int], None]] = web.AppKey("served")  # (stream, bytes)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -158,6 +159,7 @@ async def segment(request: web.Request) -> web.StreamResponse:
     data = request.app[HLS_KEY].segment(sid, rendition, seq)
     if data is None:
         return _error(404, f"segment {seq} of {sid}/{rendition} is not (or no longer) available")
+    request.app[SERVED_KEY](sid, len(data))  # per segment served: the egress metrics
     return web.Response(
         body=data,
         content_type=SEGMENT_TYPE,
@@ -205,12 +207,14 @@ def build_app(
     *,
     usage: StreamUsage | None = None,
     first_segment_wait: float = 5.0,
+    on_served: Callable[[str, int], None] = lambda stream, size: None,
 ) -> web.Application:
     app = web.Application(middlewares=[cors], client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
     app[USAGE_KEY] = usage or StreamUsage()
     app[HLS_KEY] = hls
     app[WAIT_KEY] = first_segment_wait
+    app[SERVED_KEY] = on_served
     app[STARTED_KEY] = time.monotonic()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/streams", streams)

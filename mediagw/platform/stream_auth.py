@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import PublishRejected, WebhookUnreachable
+from ..metrics import NULL_METRICS, Metrics
 from ..request import INGEST_RTMP
 from ..webhook import JsonPoster, redact_url
 
@@ -126,8 +127,9 @@ class WebhookAuth:
 
     MAX_BODY = 64 * 1024
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 5.0, metrics: Metrics = NULL_METRICS) -> None:
         self.url = url
+        self.metrics = metrics  # each call's round trip
         self._poster = JsonPoster(url, timeout=timeout, max_body=self.MAX_BODY)
 
     async def close(self) -> None:
@@ -136,6 +138,7 @@ class WebhookAuth:
     async def authorize(self, attempt: PublishAttempt) -> StreamGrant:
         try:
             status, body = await self._poster.post({"url": attempt.url})
+            self.metrics.auth_webhook_time(self._poster.last_ms)
         except WebhookUnreachable as exc:
             extra = {"webhook": redact_url(self.url), "error": str(exc)}
             log.warning("auth webhook unreachable", extra=extra)

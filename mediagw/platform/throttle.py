@@ -40,12 +40,14 @@ class FailureThrottle:
         self.block = block
         self.max_addresses = max_addresses
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # oldest last failure first
+        self.refused = 0  # answers of retry_after > 0: requests refused while blocked (metrics)
 
     def retry_after(self, address: str, now: float) -> float:
         """Seconds until ``address`` may try again (0: it may now)."""
         entry = self._entries.get(address)
         if entry is None or entry.blocked_until <= now:
             return 0.0
+        self.refused += 1
         return entry.blocked_until - now
 
     def failed(self, address: str, now: float) -> float:

@@ -36,6 +36,7 @@ from typing import Any
 
 from ..clock import SYSTEM, Clock
 from ..errors import InvalidInput, StoreError, WebhookUnreachable
+from ..metrics import NULL_METRICS, Metrics
 from ..webhook import JsonPoster
 from .store import Delivery, Store, Webhook
 from .webhook_urls import check_url, refusal
@@ -94,6 +95,7 @@ class WebhookDispatcher:
         lease: float | None = None,
         rand: Callable[[], float] = random.random,
         grace: float = 2.0,
+        metrics: Metrics = NULL_METRICS,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -106,6 +108,7 @@ class WebhookDispatcher:
         self.retry = retry
         self.lease_ms = int((lease if lease is not None else 3 * timeout + 30) * 1000)
         self.grace = grace
+        self.metrics = metrics  # each attempt: delivered or failed
         self._refuse = None if service.allow_private else refusal
         self._rand = rand
         self._wake = asyncio.Event()
@@ -209,6 +212,7 @@ class WebhookDispatcher:
         except WebhookUnreachable as exc:
             error = str(exc)
         delivered = status is not None and 200 <= status < 300
+        self.metrics.webhook_attempt(delivered)
         if status is not None and not delivered:
             error = f"HTTP {status}"
         response = answer[:MAX_ANSWER].decode("utf-8", "replace")

@@ -104,14 +104,18 @@ async def discover(
     soft_timeout: float = SOFT_TIMEOUT,
     max_soft_timeout: float = MAX_SOFT_TIMEOUT,
     hard_timeout: float = HARD_TIMEOUT,
+    on_error: Callable[[str, str], None] | None = None,
 ) -> list[OrchSession]:
     """Run one discovery round and return the accepted sessions, fastest first.
 
     ``clock`` (monotonic seconds) measures each call's latency; the timers run on the event
     loop. ``target`` is how many sessions to wait for (None: every candidate; the trusted pool
     uses min(pool size, 8)). ``suspended(url)`` gives an O's remaining penalty (0: not
-    suspended). ``rng`` shuffles the query order, as go-livepeer does.
+    suspended). ``rng`` shuffles the query order, as go-livepeer does. ``on_error(url, code)``
+    hears of each failed, refused or unanswered query (code: the exception's type name,
+    "Refused" or "Timeout": a bounded set, for the metrics).
     """
+    report = on_error or (lambda url, code: None)
     unique: dict[str, Candidate] = {}
     for cand in candidates:
         unique.setdefault(cand.url, cand)
@@ -147,6 +151,7 @@ async def discover(
                 "orchestrator discovery: GetOrchestrator failed",
                 extra={"orch": url, "reason": f"{type(err).__name__}: {err}"},
             )
+            report(url, type(err).__name__ if err is not None else "NoReply")
             return
         reason = acceptance_refusal(
             reply.info,
@@ -159,6 +164,7 @@ async def discover(
         )
         if reason is not None:
             log.warning("orchestrator discovery: refused", extra={"orch": url, "reason": reason})
+            report(url, "Refused")
             return
         session = OrchSession(
             url,
@@ -210,6 +216,7 @@ async def discover(
                 "orchestrator discovery: no reply",
                 extra={"orch": cand.url, "reason": f"no reply within {hard_timeout:g} s"},
             )
+            report(cand.url, "Timeout")
     else:
         for _, cand in late:
             log.debug("orchestrator discovery: not waited for", extra={"orch": cand.url})

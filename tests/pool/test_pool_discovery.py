@@ -255,3 +255,23 @@ def test_discovery_never_accepts_over_cap(
         assert price <= limit
     expected = sum(1 for ppu, px in prices if px > 0 and Fraction(ppu, px) <= limit)
     assert len(got) == expected
+
+
+async def test_on_error_hears_of_each_failed_and_refused_query_with_a_bounded_code() -> None:
+    fetch = FakeFetch(
+        {
+            url("ok"): (0.0, make_info("https://ok-t")),
+            url("down"): (0.0, ConnectionError("refused")),
+            url("blocked"): (0.0, make_info("https://b-t", address=BLOCKED)),
+        }
+    )
+    errors: list[tuple[str, str]] = []
+    cands = [candidate("ok"), candidate("down"), candidate("blocked")]
+    accepted = await run(
+        cands,
+        fetch,
+        blocklist=Blocklist([BLOCKED.hex()]),
+        on_error=lambda u, c: errors.append((u, c)),
+    )
+    assert [s.url for s in accepted] == [url("ok")]
+    assert sorted(errors) == [(url("blocked"), "Refused"), (url("down"), "ConnectionError")]

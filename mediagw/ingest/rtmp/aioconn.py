@@ -66,6 +66,7 @@ class RTMPConnection:
         self.public_id: str | None = None  # of the accepted publish, for logs
         self._sink_closes: set[asyncio.Task[None]] = set()  # publishes ended by a command
         self.media_messages = 0
+        self.bytes_in = 0  # per read (up to read_size bytes), never per message
 
     def _fields(self, **extra: Any) -> dict[str, Any]:
         fields: dict[str, Any] = {"peer": f"{self.peer[0]}:{self.peer[1]}"}
@@ -127,6 +128,7 @@ class RTMPConnection:
                 await self._close_transport()  # the peer has gone: free the socket at once
                 await self._handle(events)
                 return
+            self.bytes_in += len(data)
             events = core.receive_data(data, int(time.time() * 1000))
             await self._flush()
             if events:

@@ -46,6 +46,8 @@ class RTMPServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._per_ip: Counter[str] = Counter()
         self.refused = 0  # connections closed at once for being over a limit
+        self._conns: set[RTMPConnection] = set()
+        self._closed_bytes_in = 0  # of the connections gone
 
     @property
     def port(self) -> int:
@@ -57,6 +59,11 @@ class RTMPServer:
     @property
     def connections(self) -> int:
         return len(self._tasks)
+
+    @property
+    def bytes_in(self) -> int:
+        """Bytes read from every RTMP connection so far (read at scrape time)."""
+        return self._closed_bytes_in + sum(c.bytes_in for c in self._conns)
 
     async def start(self) -> None:
         if self._server is not None:
@@ -112,14 +119,20 @@ class RTMPServer:
             return
         task = asyncio.current_task()
         assert task is not None
+        conn: RTMPConnection | None = None
         self._tasks.add(task)
         self._per_ip[ip] += 1
         try:
-            await RTMPConnection(reader, writer, self.handler, limits, peer, rand=self._rand).run()
+            conn = RTMPConnection(reader, writer, self.handler, limits, peer, rand=self._rand)
+            self._conns.add(conn)
+            await conn.run()
         except asyncio.CancelledError:
             pass  # server closing; the connection cleaned up after itself
         finally:
             self._tasks.discard(task)
+            if conn is not None:
+                self._conns.discard(conn)
+                self._closed_bytes_in += conn.bytes_in
             self._per_ip[ip] -= 1
             if self._per_ip[ip] <= 0:
                 del self._per_ip[ip]

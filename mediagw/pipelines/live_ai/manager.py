@@ -27,6 +27,7 @@ from ...clock import SYSTEM, Clock
 from ...errors import LimitExceeded
 from ...livepeer.rpc import OrchestratorRPC
 from ...livepeer.tls import PinStore
+from ...metrics import NULL_METRICS, Metrics
 from ...payments.live import LivePaymentSource
 from ...pool.prices import PriceCaps
 from ...pool.sources import Blocklist, Source
@@ -72,6 +73,8 @@ class _Run:
     outputs: list[RtmpOutput] = field(default_factory=list)  # RTMP pushes of the AI output
     stop_reason: str = ""  # set when the gateway stops the stream (heartbeat, operator)
     publish_session: int = 0  # the input's publish session: the output's playlist follows it
+    started_at: float = 0.0  # monotonic, for the first output's delay
+    first_output: bool = False
 
 
 PaymentsFactory = Callable[[], LivePaymentSource | None]
@@ -96,9 +99,11 @@ class LiveAIManager:
         whep: WhepEgress | None = None,
         max_pending: int = MAX_PENDING,
         usage: UsageSink | None = None,
+        metrics: Metrics = NULL_METRICS,
         clock: Clock = SYSTEM,
     ) -> None:
         self.usage = usage or NullUsage()
+        self.metrics = metrics  # per run: attempts, start errors, the first output's delay
         self.clock = clock
         self.hls = hls
         self.rpc = rpc
@@ -163,6 +168,13 @@ class LiveAIManager:
         if run is not None:
             return _run_status(run)
         return self.finished.get(name)
+
+    def live_counts(self) -> dict[str, int]:
+        """Live runs per pipeline (model), for the metrics."""
+        counts: dict[str, int] = {}
+        for run in self.runs.values():
+            counts[run.stream.request.pipeline] = counts.get(run.stream.request.pipeline, 0) + 1
+        return counts
 
     def stream_ids(self) -> list[str]:
         """The ids of the running live AI streams (what the heartbeat reports)."""
@@ -232,7 +244,9 @@ class LiveAIManager:
         feeder = asyncio.get_running_loop().create_task(
             self._feed(session, subscription), name=f"live-ai:{stream.id}"
         )
-        run = _Run(stream, session, feeder, subscription, publish_session=publish_session)
+        run = _Run(stream, session, feeder, subscription, publish_session=publish_session,
+                   started_at=self.clock.monotonic())  # fmt: skip
+        self.metrics.ai_live_attempt(stream.id, req.pipeline)
         if self.whep is not None:
             run.video_out = asyncio.Queue(maxsize=8)
             source = self.whep.add_source(out_id)
@@ -252,6 +266,9 @@ class LiveAIManager:
         try:
             await session.start()
         except Exception as exc:  # no orchestrator: the status says why
+            self.metrics.ai_request_error(
+                session.stream_id, type(exc).__name__, "live-video-to-video", session.model
+            )
             log.warning("live AI could not start", extra={"stream": session.stream_id,
                                                           "error": str(exc)})  # fmt: skip
         async for segment in subscription:
@@ -285,6 +302,11 @@ class LiveAIManager:
             out_id, SOURCE, seq, data, duration, resolution=resolution, session=publish_session
         )
         run = self.outputs.get(out_id)
+        if run is not None and not run.first_output:
+            run.first_output = True
+            att = run.session.current
+            delay_ms = (started - run.started_at) * 1000
+            self.metrics.ai_first_segment_delay(run.stream.id, att.url if att else "", delay_ms)
         if run is not None:
             for output in run.outputs:
                 output.push(data)

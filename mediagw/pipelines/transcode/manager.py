@@ -16,6 +16,7 @@ from segmenter import Segment
 from ...clock import SYSTEM, Clock
 from ...errors import ConfigError
 from ...livepeer.profiles import PRESETS, Profile, parse_profiles_json
+from ...metrics import NULL_METRICS, Metrics
 from ...publish.hls import HLSPublisher
 from ...request import INGEST_HTTP_PUSH, Ladder
 from ...stream.hub import Stream
@@ -51,9 +52,11 @@ class TranscodeManager:
         regions: Sequence[str] = (),
         concurrency: int = 3,
         usage: UsageSink | None = None,
+        metrics: Metrics = NULL_METRICS,
         clock: Clock = SYSTEM,
     ) -> None:
         self.usage = usage
+        self.metrics = metrics
         self.clock = clock
         self.hls = hls
         self.transcoder = transcoder
@@ -82,6 +85,7 @@ class TranscodeManager:
             concurrency=self.concurrency, regions=regions,
             previous=self.ending.get(stream.id),  # a reconnect: it lists its last ones first
             usage=self.usage,
+            metrics=self.metrics,
             totals=self.totals.setdefault(stream.id, TranscodeTotals()),
             monotonic=self.clock.monotonic,
         )  # fmt: skip

@@ -31,6 +31,7 @@ from segmenter.probe import h264_codecs_tag
 
 from ...clock import SYSTEM
 from ...livepeer.profiles import Profile
+from ...metrics import NULL_METRICS, Metrics, error_code
 from ...publish.hls import HLSPublisher
 from ...stream.hub import Stream
 from ...usage import TRANSCODE, NullUsage, StreamMeter, UsageSink
@@ -133,6 +134,7 @@ class TranscodePipeline:
         previous: TranscodePipeline | None = None,
         usage: UsageSink | None = None,
         totals: TranscodeTotals | None = None,
+        metrics: Metrics = NULL_METRICS,
         monotonic: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         self.stream = stream
@@ -146,6 +148,9 @@ class TranscodePipeline:
             usage or NullUsage(), stream.id, self.session, stream.request.principal
         )
         self.stats = TranscodeStats()
+        self.metrics = metrics  # per segment: transcoded or failed, orchestrator swaps
+        self._profiles_label = ",".join(p.name for p in self.profiles)
+        self._last_orchestrator = ""
         self._monotonic = monotonic
         self._slots = asyncio.Semaphore(concurrency)
         self._previous = previous  # the previous session's pipeline, maybe still finishing
@@ -218,8 +223,15 @@ class TranscodePipeline:
             self.totals.seconds += segment.duration
             self.totals.bytes += sum(len(r.data) for r in outcome.renditions)
             self.stats.latencies.append(self._monotonic() - started)
+            self.metrics.segment_transcoded(
+                self.stream.id, outcome.orchestrator, self._profiles_label, self.stats.latencies[-1]
+            )
+            if self._last_orchestrator and outcome.orchestrator != self._last_orchestrator:
+                self.metrics.orchestrator_swap(self.stream.id)
+            self._last_orchestrator = outcome.orchestrator
         else:
             self.stats.failed += 1
+            self.metrics.segment_transcode_failed(self.stream.id, error_code(outcome.error))
             log.warning(
                 "segment not transcoded; renditions list a gap",
                 extra={

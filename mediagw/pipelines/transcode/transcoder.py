@@ -34,6 +34,7 @@ from ...livepeer.proto import net
 from ...livepeer.rpc import OrchestratorRequests, OrchestratorRPC
 from ...livepeer.segdata import build_segdata, segment_header
 from ...livepeer.segment import SegmentClient, verify_result_hashes
+from ...metrics import NULL_METRICS, Metrics, error_code
 from ...payments.chain import ChainReader
 from ...payments.errors import SenderValidationError
 from ...payments.fees import transcode_fee
@@ -56,6 +57,7 @@ __all__ = ["LivepeerTranscoder"]
 class _ChainView:
     last_l1_block: int | None = None
     deposit: int | None = None
+    reserve: int | None = None
     fallback_expiration: tuple[int, bytes] | None = None  # (last initialized round, its hash)
     sender_error: str | None = None
     read_at: float = -1e9
@@ -90,11 +92,13 @@ class LivepeerTranscoder:
         chain: ChainReader | None = None,
         requests: OrchestratorRequests | None = None,
         usage: UsageSink | None = None,
+        metrics: Metrics = NULL_METRICS,
         clock: Callable[[], float] = SYSTEM.wall,
         monotonic: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         self._monotonic = monotonic
         self.usage = usage or NullUsage()  # a payment event per segment attempt that paid
+        self.metrics = metrics  # per segment attempt: uploads, their failures, payment errors
         self.rpc = rpc
         self.segments = segments
         self.sources = list(sources)
@@ -123,6 +127,7 @@ class LivepeerTranscoder:
             view.last_l1_block = await self.chain.last_l1_block()
             sender = await self.chain.sender_info(self.signer.address)
             view.deposit = sender.deposit
+            view.reserve = sender.reserve_funds_remaining
             round_ = await self.chain.last_initialized_round()
             view.fallback_expiration = (round_, await self.chain.block_hash_for_round(round_))
             validate_sender(sender, last_initialized_round=round_)
@@ -133,6 +138,10 @@ class LivepeerTranscoder:
         except MediaGWError as exc:
             log.warning("chain read failed; using the last known values", extra={"error": str(exc)})
         return view
+
+    def sender_balances(self) -> tuple[int | None, int | None]:
+        """Our deposit and reserve (wei) as last read from -ethUrl; None: not known."""
+        return self._chain_view.deposit, self._chain_view.reserve
 
     # -- discovery ----------------------------------------------------------------------------
     async def _fetch(
@@ -152,6 +161,7 @@ class LivepeerTranscoder:
         return await discover(
             candidates,
             fetch,
+            on_error=self.metrics.discovery_error,
             job_caps=caps,
             compatible=compatible,
             caps=self.caps,
@@ -272,6 +282,7 @@ class LivepeerTranscoder:
             )
         except Exception as exc:
             self.payments.restore(key, existing)
+            self.metrics.payment_create_error(job.stream_id)
             state.selector.fail(session, retryable=True)
             return self._failed(job, o, attempt, f"payment: {exc}"), True
         spent.tickets += bundle.num_tickets  # paid once sent, whatever the outcome
@@ -292,6 +303,11 @@ class LivepeerTranscoder:
         )
         if not result.headers_received:
             self.payments.restore(key, existing)
+        if result.error is not None or result.result is None:
+            code = error_code(result.error or "no result")
+            self.metrics.segment_upload_failed(job.stream_id, o, code)
+        else:
+            self.metrics.segment_uploaded(job.stream_id, o, self._monotonic() - started)
         if result.result is not None and result.result.HasField("info"):
             session.adopt(result.result.info)  # after every result, also an error one (§5.8)
         if result.error is not None or result.result is None:
