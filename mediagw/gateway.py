@@ -59,6 +59,7 @@ from .platform.access import PlaybackAccess
 from .platform.admission import Admission
 from .platform.lifecycle import EventSink, StreamLifecycle
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
+from .platform.plan_limits import PlanCache, PlanLookup, RequestLimits, default_plans
 from .platform.store import Store, open_store
 from .platform.store_auth import StoreStreamAuth
 from .platform.stream_auth import (
@@ -67,6 +68,7 @@ from .platform.stream_auth import (
     StreamAuthorizer,
     WebhookAuth,
 )
+from .platform.stream_quota import StreamQuotas
 from .platform.streams import StreamService
 from .platform.throttle import FailureThrottle
 from .platform.webhook_delivery import WebhookDispatcher
@@ -105,6 +107,7 @@ class Gateway:
         authorizer: StreamAuthorizer | None = None,
         clock: Clock = SYSTEM,
         store: Store | None = None,
+        plans: PlanLookup | None = None,
     ) -> None:
         self.settings = settings
         self.playback_access: PlaybackAccess | None = None
@@ -131,6 +134,13 @@ class Gateway:
         self.store_auth = StoreStreamAuth(
             None, authorizer or make_authorizer(settings, self.metrics)
         )
+        # plans' limits: /api requests, a key's live streams and its stream / live-AI minutes
+        self.plans = PlanCache(plans or default_plans, clock=clock)
+        granted = self.store_auth.granted
+        self.quotas = StreamQuotas(self.plans, granted, self._terminate, clock=clock)
+        self.store_auth.admit = self.quotas.admit
+        self.hub.add_listener(self.quotas)
+        self.usage.consumers.append(self.quotas)
         # pushes the source to a stream's RTMP outputs; their transitions become Studio events
         self.multistream = Multistream(self.store_auth.targets, self._multistream_event)
         self.hub.add_listener(self.multistream)
@@ -312,12 +322,13 @@ class Gateway:
     def _recording_url(self, session_id: str) -> str:
         return f"{self.public_url()}/recordings/{session_id}/index.m3u8"
 
-    def _terminate(self, playback_id: str) -> bool:
-        """Stop a stream's live publisher (the streams API's terminate, suspend, delete)."""
+    def _terminate(self, playback_id: str, reason: str = "terminated through the API") -> bool:
+        """Stop a stream's live publisher (the streams API's terminate, suspend, delete; a
+        plan's quota)."""
         stream = self.hub.get(playback_id)
         if stream is None or not stream.live or stream.stop_ingest is None:
             return False
-        stream.stop_ingest("terminated through the API")
+        stream.stop_ingest(reason)
         return True
 
     def _playback_gate(self, stream_of: Callable[[web.Request], str] | None) -> Authorize:
@@ -333,7 +344,7 @@ class Gateway:
     async def _open_platform(self) -> None:
         if self.store is None:
             self.store = await open_store(self.settings.store_url or self.settings.data_dir)
-        self.store_auth.store = self.store
+        self.store_auth.store = self.plans.store = self.quotas.store = self.store
         self.streams = StreamService(self.store, terminate=self._terminate, clock=self.clock)
         self.webhooks = WebhookService(
             self.store, clock=self.clock, allow_private=self.settings.webhook_allow_private
@@ -351,7 +362,13 @@ class Gateway:
                 clock=self.clock,
                 throttle=self.auth_throttle,
                 public_url=self._configured_url,
+                limits=RequestLimits(
+                    self.plans,
+                    clock=self.clock,
+                    on_refused=lambda: self.metrics.rate_limited("api"),
+                ),
                 services={
+                    "quotas": self.quotas,
                     "streams": self.streams,
                     "webhooks": self.webhooks,
                     "access": self.playback_access,
@@ -365,7 +382,9 @@ class Gateway:
             transcoded=self._transcoded,
             recording_url=self._recording_url,
             clock=self.clock,
+            end_reason=self.quotas.status_reason,
         )
+        self.quotas.events = self.lifecycle.events
         await self.lifecycle.recover()  # what an unclean stop left active
         self.lifecycle.start()
         self.hub.add_listener(self.lifecycle)  # before the session recorder: it names the folder
@@ -432,6 +451,9 @@ class Gateway:
                 " to an address they reach (and -webrtcNatIps to the public IP behind 1:1 NAT)"
             )
 
+    def _rate_limited(self) -> None:
+        self.metrics.rate_limited("api")
+
     def _metric_readings(self) -> None:
         """What /metrics reads at scrape time from the counters the parts keep anyway."""
         r = self.metrics.readings
@@ -474,6 +496,7 @@ class Gateway:
             await self.recorder.close()
         await self.session_recorder.close()
         await self.multistream.close()
+        await self.quotas.close()
         if self.lifecycle is not None:
             await self.lifecycle.close()  # the sessions the hub just ended, then the store
         await self.usage.close()

@@ -17,6 +17,7 @@ from mediagw.api.http import cors
 from mediagw.api.studio import ApiContext, mount_api
 from mediagw.clock import ManualClock
 from mediagw.platform import keys
+from mediagw.platform.plan_limits import PlanCache, PlanLookup, RequestLimits
 from mediagw.platform.store import SqlStore
 from mediagw.platform.throttle import FailureThrottle
 
@@ -42,8 +43,9 @@ class Server:
 
 @asynccontextmanager
 async def api_server(
-    store: SqlStore, services: dict[str, Any] | None = None
+    store: SqlStore, services: dict[str, Any] | None = None, plans: PlanLookup | None = None
 ) -> AsyncIterator[Server]:
+    """``plans``: each key's limits (None: no limits, as before plans existed)."""
     clock = ManualClock(1_700_000_000.0)
     app = web.Application(middlewares=[cors, client_errors])
     ctx = ApiContext(
@@ -51,6 +53,7 @@ async def api_server(
         clock=clock,
         throttle=FailureThrottle(limit=10, window=60, block=300),
         services=services or {},
+        limits=None if plans is None else RequestLimits(PlanCache(plans, clock=clock), clock=clock),
     )
     mount_api(app, ctx)
     _, admin = await keys.create_key(store, "root", ["admin"], clock=clock.wall)

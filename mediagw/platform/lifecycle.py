@@ -12,7 +12,8 @@ logged and never reaches ingest.
 
 Events (``EventSink.emit``, e.g. the webhook service): ``stream.started`` (and
 ``recording.started`` when the session records) when the session is stored, ``stream.idle``
-(and ``recording.ready``) when it has ended; ``multistream.connected`` / ``.error`` /
+(and ``recording.ready``) when it has ended, with ``"reason"`` when ``end_reason`` knows why (a
+plan's quota: ``quota_exhausted``); ``multistream.connected`` / ``.error`` /
 ``.disconnected`` when the multistream listener reports a target's transition
 (``multistream_event``: ``{"target": {"id", "name", "profile"}}``, plus ``"error"``). Bodies carry
 the stream without its key.
@@ -118,6 +119,7 @@ class StreamLifecycle:
         recording_url: RecordingUrl | None = None,
         interval: float = 10.0,
         clock: Clock = SYSTEM,
+        end_reason: Callable[[str], str | None] | None = None,
     ) -> None:
         self.store = store
         self.granted = granted  # playback id -> stream (StoreStreamAuth.granted)
@@ -126,6 +128,7 @@ class StreamLifecycle:
         self.recording_url = recording_url
         self.interval = interval
         self.clock = clock
+        self.end_reason = end_reason  # stream id -> why its publisher was ended, if known
         self.live: dict[str, _Session] = {}  # playback id -> its live session
         self._jobs: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -150,7 +153,8 @@ class StreamLifecycle:
         live = self.live.pop(stream.id, None)
         if live is not None:
             deltas = self._deltas(live)
-            self._queue(lambda: self._finish(live, deltas, self._now()))
+            reason = self.end_reason(live.row.id) if self.end_reason else None
+            self._queue(lambda: self._finish(live, deltas, self._now(), reason))
 
     def on_stream_removed(self, stream: LiveStream) -> None:
         pass
@@ -222,7 +226,9 @@ class StreamLifecycle:
     async def _add(self, live: _Session, deltas: Counters, at: int) -> None:
         await self.store.add_counters(live.row.id, live.session_id, deltas, at)
 
-    async def _finish(self, live: _Session, deltas: Counters, at: int) -> None:
+    async def _finish(
+        self, live: _Session, deltas: Counters, at: int, reason: str | None = None
+    ) -> None:
         url = None
         if live.record and self.recording_url is not None:
             url = self.recording_url(live.session_id)
@@ -231,7 +237,10 @@ class StreamLifecycle:
         if stream is None or session is None:
             return  # deleted meanwhile: nobody to tell
         doc = to_studio(stream, with_key=False)
-        await self._emit("stream.idle", stream, doc, {"sessionId": session.id})
+        idle: dict[str, Any] = {"sessionId": session.id}
+        if reason:
+            idle["reason"] = reason
+        await self._emit("stream.idle", stream, doc, idle)
         if live.record:
             payload: dict[str, Any] = {"session": session_to_studio(session, stream)}
             if url:

@@ -15,6 +15,8 @@ Refusals, all ``NetStream.Publish.Unauthorized``:
   ``-requireStreamKey`` the open mode is gone, so only the store, the static list or the webhook
   can admit it. Whatever the next authorizer grants, it never gets a stored stream's playback id
   (that would let anybody publish over a stream by its public id).
+- a stream its owner's plan does not allow now (``admit``, ``platform/stream_quota``: too many
+  live streams, minutes used up) is refused with the gate's message.
 - a suspended stream is refused as "stream suspended". This tells a publisher that its key is
   right, which only its owner knows; an unknown key and a key of a deleted stream get the same
   "unknown stream key" as each other, so a refusal reveals nothing about other keys.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..errors import PublishRejected, StoreError
@@ -61,6 +64,8 @@ class StoreStreamAuth:
         self.granted: OrderedDict[str, Stream] = OrderedDict()
         # playback id -> output URL -> the target it is ({"id", "name", "profile"}), as granted
         self.targets: OrderedDict[str, dict[str, dict[str, Any]]] = OrderedDict()
+        # the plan's gate (raises PublishRejected), None: every stored stream may publish
+        self.admit: Callable[[Stream], Awaitable[None]] | None = None
 
     async def authorize(self, attempt: PublishAttempt) -> StreamGrant:
         key = attempt.key
@@ -75,6 +80,11 @@ class StoreStreamAuth:
             return await self._fallback(attempt)
         if stream.suspended:
             raise PublishRejected("stream suspended", UNAUTHORIZED)
+        if self.admit is not None:
+            try:
+                await self.admit(stream)
+            except StoreError:
+                raise PublishRejected("stream limits cannot be checked now", UNAUTHORIZED) from None
         grant = StreamGrant(
             stream.playback_id,
             principal=f"stream:{stream.id}",

@@ -56,6 +56,7 @@ EVENTS = (
     "multistream.error",
     "multistream.disconnected",
     "playback.accessControl",
+    "quota.exhausted",  # mediagw's: a plan's quota ended a stream (platform/stream_quota)
 )
 KEEP_ATTEMPTS = 20  # attempts kept in a delivery's log
 MAX_NAME = 200

@@ -17,7 +17,11 @@ The wrapper, in order:
    object matching the route's model, unknown fields refused (422 naming each field).
    A route without a body ignores what comes (Studio's SDK sends ``GET`` with
    ``Content-Type: application/octet-stream`` and no body);
-5. the handler, which sees only the objects of the key's tenant (``Call.tenant``: a key's own, an
+5. the key's plan (``platform/plan_limits``): over its rate limit or a request quota -> 429 with
+   NaaP's ``X-RateLimit-*``, ``X-Quota-*`` and ``Retry-After`` headers (a refused request counts
+   against nothing); every answer after that carries the ``X-RateLimit-*`` headers. Admin keys
+   are exempt;
+6. the handler, which sees only the objects of the key's tenant (``Call.tenant``: a key's own, an
    admin's all; another's object is 404, ``platform/tenancy``); its errors map once:
    ``InvalidInput`` 422, ``StoreConflict`` 409, ``StoreBadInput`` 400, ``StoreNotFound`` 404,
    ``StoreError`` 503.
@@ -46,9 +50,12 @@ from ...errors import (
     StoreNotFound,
 )
 from ...platform import keys
+from ...platform.limits import Decision
+from ...platform.plan_limits import RequestLimits
 from ...platform.store import ApiKey, AuditEntry, Store
 from ...platform.tenancy import Tenant, tenant_of
 from ...platform.throttle import FailureThrottle
+from .ratelimit import limit_headers, refusal
 
 log = logging.getLogger("mediagw.api")
 
@@ -94,6 +101,7 @@ class ApiContext:
     store: Store
     clock: Clock = SYSTEM
     throttle: FailureThrottle = field(default_factory=FailureThrottle)
+    limits: RequestLimits | None = None  # None: no rate limits nor quotas
     public_url: Callable[[], str] = lambda: ""
     services: dict[str, Any] = field(default_factory=dict)
 
@@ -207,28 +215,53 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         ctx = request.app[CONTEXT]
         try:
             key = await _authenticate(request, ctx, route)
-            body = await _body(request, route) if route.body is not None else None
-            result = await route.handler(Call(request, ctx, key, body))
         except _Refused as exc:
             return exc.response
-        except InvalidInput as exc:
-            return errors(422, str(exc))
-        except StoreConflict as exc:
-            return errors(409, str(exc))
-        except StoreBadInput as exc:
-            return errors(400, str(exc))
-        except StoreNotFound as exc:
-            return errors(404, str(exc))
-        except StoreError as exc:
-            log.error("store failed", extra={"path": route.path, "error": str(exc)})
-            return errors(503, "the gateway's database failed: retry later")
-        if isinstance(result, web.StreamResponse):
-            return result
-        if result is None and route.status == 204:
-            return web.Response(status=204)
-        return web.json_response(result, status=route.status)
+        decision = await _limit(ctx, key)
+        if decision is not None and not decision.allowed:
+            return refusal(decision)
+        response = await _answer(request, ctx, route, key)
+        if decision is not None and not response.prepared:
+            response.headers.update(limit_headers(decision))
+        return response
 
     return handle
+
+
+async def _limit(ctx: ApiContext, key: ApiKey | None) -> Decision | None:
+    if key is None or ctx.limits is None:
+        return None
+    try:
+        return await ctx.limits.check(key)
+    except StoreError as exc:  # the plan cannot be read: the request goes on (fail open)
+        log.error("plan limits not checked", extra={"key": key.id, "error": str(exc)})
+        return None
+
+
+async def _answer(
+    request: web.Request, ctx: ApiContext, route: Route, key: ApiKey | None
+) -> web.StreamResponse:
+    try:
+        body = await _body(request, route) if route.body is not None else None
+        result = await route.handler(Call(request, ctx, key, body))
+    except _Refused as exc:
+        return exc.response
+    except InvalidInput as exc:
+        return errors(422, str(exc))
+    except StoreConflict as exc:
+        return errors(409, str(exc))
+    except StoreBadInput as exc:
+        return errors(400, str(exc))
+    except StoreNotFound as exc:
+        return errors(404, str(exc))
+    except StoreError as exc:
+        log.error("store failed", extra={"path": route.path, "error": str(exc)})
+        return errors(503, "the gateway's database failed: retry later")
+    if isinstance(result, web.StreamResponse):
+        return result
+    if result is None and route.status == 204:
+        return web.Response(status=204)
+    return web.json_response(result, status=route.status)
 
 
 class _Refused(Exception):

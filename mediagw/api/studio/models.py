@@ -147,6 +147,7 @@ class StreamOut(Document):
     isActive: bool
     createdAt: int
     lastSeen: int | None = None
+    statusReason: str | None = None  # why a limit last ended it ("quota_exhausted"), if known
 
 
 class SessionOut(Document):

@@ -170,7 +170,12 @@ def add_stream_routes(api: Api) -> None:
         tag="stream",
     )  # fmt: skip
     async def get_stream(call: Call) -> dict[str, Any]:
-        return to_studio(await _stream(call), with_key=True)
+        stream = await _stream(call)
+        doc = to_studio(stream, with_key=True)
+        quotas = call.ctx.services.get("quotas")  # platform/stream_quota, in memory
+        if quotas is not None and (reason := quotas.status_reason(stream.id)):
+            doc["statusReason"] = reason
+        return doc
 
     @api.route(
         "PATCH", "/stream/{id}", scope="streams", body=StreamPatch, status=204,

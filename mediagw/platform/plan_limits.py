@@ -1,0 +1,105 @@
+"""Which limits apply to an API key, and the requests of the ``/api`` checked against them.
+
+``PlanLookup`` is the seam to the plans: ``await lookup(key)`` gives the key's ``PlanLimits``
+(the ledger's ``plans.plan_for_key`` adapted by the gateway; until then every key has NaaP's
+default, ``default_plans``). Lookups are cached ``ttl`` seconds per key (5 s by default), so a
+plan change applies within that, and a request costs no plan query.
+
+Admin keys are exempt (``limits_of`` answers None): the operator's own key is never locked out
+of its gateway by a plan, and streams owned by an admin key (or by nobody: the operator's) have
+no quotas either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ..clock import SYSTEM, Clock
+from .limits import DEFAULT_LIMITS, Decision, Limiter, MemoryLimiter, PlanLimits
+from .store import ApiKey, Store
+from .ttl_cache import TtlCache
+
+__all__ = ["PlanCache", "PlanLookup", "RequestLimits", "default_plans"]
+
+PlanLookup = Callable[[ApiKey], Awaitable[PlanLimits]]
+
+
+async def default_plans(key: ApiKey) -> PlanLimits:
+    """Every key on NaaP's default plan: 100 requests a minute, no quotas."""
+    return DEFAULT_LIMITS
+
+
+class PlanCache:
+    """The limits of keys, cached briefly; None for an admin key (exempt)."""
+
+    def __init__(
+        self,
+        lookup: PlanLookup = default_plans,
+        *,
+        store: Store | None = None,
+        ttl: float = 5.0,
+        clock: Clock = SYSTEM,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.lookup = lookup
+        self.store = store  # to find a stream owner's key (set when the gateway opens it)
+        self.ttl = ttl
+        self._cache: TtlCache[str, PlanLimits | None] = TtlCache(
+            max_entries=max_keys, clock=clock.monotonic
+        )
+
+    async def limits_of(self, key: ApiKey) -> PlanLimits | None:
+        if "admin" in key.scopes:
+            return None
+        return await self._cache.get(key.id, lambda: self.lookup(key), self.ttl)
+
+    async def limits_of_owner(self, owner_key_id: str | None) -> PlanLimits | None:
+        """The limits of a stream's owner: None for the operator's (no owner, an admin key).
+        A deleted owner's streams keep the default plan."""
+        if owner_key_id is None:
+            return None
+        found, limits = self._cache.peek(owner_key_id)
+        if found:
+            return limits
+        key = await self.store.get_api_key(owner_key_id) if self.store is not None else None
+        if key is None:
+            return DEFAULT_LIMITS
+        return await self.limits_of(key)
+
+    def cached(self, key_id: str) -> tuple[bool, PlanLimits | None]:
+        """The cached limits of ``key_id`` (no lookup): (found, limits)."""
+        return self._cache.peek(key_id)
+
+    def forget(self, key_id: str | None = None) -> None:
+        """Look ``key_id`` (None: every key) up again at its next use."""
+        self._cache.forget(key_id)
+
+
+class RequestLimits:
+    """The rate limit and request quotas of the ``/api``, per key (``Limiter``: in memory)."""
+
+    def __init__(
+        self,
+        plans: PlanCache | None = None,
+        limiter: Limiter | None = None,
+        *,
+        clock: Clock = SYSTEM,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
+        self.plans = plans or PlanCache(clock=clock)
+        self.limiter: Limiter = limiter or MemoryLimiter()
+        self.clock = clock
+        self.refused = 0  # requests answered 429
+        self.on_refused = on_refused  # told of each (the metrics count them)
+
+    async def check(self, key: ApiKey) -> Decision | None:
+        """Decide (and count, if allowed) one request of ``key``; None: exempt."""
+        limits = await self.plans.limits_of(key)
+        if limits is None:
+            return None
+        decision = await self.limiter.check(key.id, limits, self.clock.wall())
+        if not decision.allowed:
+            self.refused += 1
+            if self.on_refused is not None:
+                self.on_refused()
+        return decision
