@@ -133,6 +133,7 @@ async def run_ingest_bench(
             max_sessions=streams + 10,
             max_conns=streams + 10,
             max_conns_per_ip=streams + 10,
+            data_dir=str(work / "data"),  # the platform store of this run only
         )
         gateway = Gateway(settings)
         await gateway.start()

@@ -153,7 +153,8 @@ async def run_live_bench(
         loopback = "127.0.0.1"
         settings = Settings(rtmp_addr=f"{loopback}:0", http_addr=f"{loopback}:0",
                             orch_addr=(orch.url,), webrtc_host_addresses=(loopback,),
-                            live_ai_segment_duration=segment_duration)  # fmt: skip
+                            live_ai_segment_duration=segment_duration,
+                            data_dir=str(Path(tmp) / "data"))  # fmt: skip
         gw = Gateway(settings)
         await gw.start()
         tap = _Tap()
