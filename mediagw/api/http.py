@@ -38,6 +38,9 @@ HUB_KEY = web.AppKey("hub", StreamHub)
 HLS_KEY = web.AppKey("hls", HLSPublisher)
 USAGE_KEY = web.AppKey("usage", StreamUsage)
 WAIT_KEY = web.AppKey("first_segment_wait", float)
+# (stream id, bytes, segment seconds) of each HLS segment served: delivery usage
+Served = Callable[[str, int, float], None]
+SERVED_KEY: web.AppKey[Served | None] = web.AppKey("on_served")
 STARTED_KEY = web.AppKey("started", float)
 
 
@@ -155,9 +158,13 @@ async def segment(request: web.Request) -> web.StreamResponse:
     sid = _stream_id(request)
     rendition = request.match_info["rendition"]
     seq = int(request.match_info["seq"])
-    data = request.app[HLS_KEY].segment(sid, rendition, seq)
+    hls = request.app[HLS_KEY]
+    data = hls.segment(sid, rendition, seq)
     if data is None:
         return _error(404, f"segment {seq} of {sid}/{rendition} is not (or no longer) available")
+    on_served = request.app[SERVED_KEY]
+    if on_served is not None:  # delivery usage: counted in memory, emitted now and then
+        on_served(sid, len(data), hls.segment_duration(sid, rendition, seq))
     return web.Response(
         body=data,
         content_type=SEGMENT_TYPE,
@@ -205,12 +212,14 @@ def build_app(
     *,
     usage: StreamUsage | None = None,
     first_segment_wait: float = 5.0,
+    on_served: Served | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[cors], client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
     app[USAGE_KEY] = usage or StreamUsage()
     app[HLS_KEY] = hls
     app[WAIT_KEY] = first_segment_wait
+    app[SERVED_KEY] = on_served
     app[STARTED_KEY] = time.monotonic()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/streams", streams)
