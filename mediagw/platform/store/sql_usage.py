@@ -141,7 +141,7 @@ class UsageStore:
         orchestrator, kind, detail, rate and currency; with ``key_id``, only that key's."""
         group = [
             usage_hourly.c[name]
-            for name in ("hour", "key_id", "stream_id", "orchestrator", "kind", "detail")
+            for name in ("hour", "key_id", "stream_id", "session", "orchestrator", "kind", "detail")
         ] + [usage_hourly.c.wei_rate, usage_hourly.c.currency]
         query = (
             sa.select(*group, *(sa.func.sum(usage_hourly.c[n]).label(n) for n in USAGE_SUMS))
