@@ -51,10 +51,13 @@ from .payments.signer import LocalSigner
 from .pipelines.live_ai.config import LiveConfig
 from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
+from .pipelines.metering import DeliveryMeter, SourceMeter
 from .pipelines.source_whep import SourceWhep
 from .pipelines.transcode import TranscodeManager, ladder_for
 from .platform.access import PlaybackAccess
 from .platform.admission import Admission
+from .platform.billing import BillingPush
+from .platform.ledger import UsageLedger
 from .platform.lifecycle import EventSink, StreamLifecycle
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
 from .platform.store import Store, open_store
@@ -118,6 +121,11 @@ class Gateway:
         # usage events (transcoding, live AI, payments) -> per-stream totals for /streams
         self.stream_usage = StreamUsage()
         self.usage = UsageQueue([self.stream_usage])
+        # the gateway's own work (ingest, delivery, recording) as usage; the ledger: start()
+        self.delivery = DeliveryMeter(self.usage, self.hub)
+        self.hub.add_listener(SourceMeter(self.usage))
+        self.ledger: UsageLedger | None = None
+        self.billing: BillingPush | None = None
         self.hub.add_listener(self.hls)
         self.store_auth = StoreStreamAuth(None, authorizer or make_authorizer(settings))
         # pushes the source to a stream's RTMP outputs; their transitions become Studio events
@@ -125,7 +133,12 @@ class Gateway:
         self.hub.add_listener(self.multistream)
         self.recorder: Recorder | None = None
         if settings.record_dir:
-            self.recorder = Recorder(settings.record_dir, settings.segment_duration, self.executor)
+            self.recorder = Recorder(
+                settings.record_dir,
+                settings.segment_duration,
+                self.executor,
+                on_written=self.delivery.recorded,
+            )
             self.hub.add_listener(self.recorder)
         # the platform: its store is given (and then not closed here) or opened by start()
         # from -storeUrl / -dataDir; stored stream keys are checked first
@@ -143,6 +156,7 @@ class Gateway:
             settings.segment_duration,
             self.executor,
             folder=self._recording_folder,
+            on_written=self.delivery.recorded,
         )
         self.authorizer: StreamAuthorizer = self.store_auth
         self.live_auth: LiveAIAuthorizer | None = None
@@ -205,7 +219,9 @@ class Gateway:
             clock=clock,
         )
         self.whep = WhepEgress(WhepConfig(ice=ice))
-        self.http_app = build_app(self.hub, self.hls, usage=self.stream_usage)
+        self.http_app = build_app(
+            self.hub, self.hls, usage=self.stream_usage, on_served=self.delivery.hls_served
+        )
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         self.push.routes(self.http_app)
         add_recording_routes(self.http_app, self.recordings_dir)
@@ -220,7 +236,9 @@ class Gateway:
             cors_origin="*",
         )
         # WHEP plays every live stream's source video (H.264 passthrough, on demand)
-        self.source_whep = SourceWhep(self.hub, self.whep, executor=self.executor)
+        self.source_whep = SourceWhep(
+            self.hub, self.whep, executor=self.executor, on_played=self.delivery.whep_played
+        )
         self.hub.add_listener(self.source_whep)
         self.source_whep.routes(
             self.http_app, "/webrtc/{stream}", authorize=self._playback_gate(None)
@@ -348,6 +366,24 @@ class Gateway:
             recording_url=self._recording_url,
             clock=self.clock,
         )
+        if self.settings.billing_webhook_url:
+            self.billing = BillingPush(
+                self.store,
+                self.settings.billing_webhook_url,
+                rate=self.settings.wei_rate,
+                grace_ms=round(self.settings.usage_flush_interval * 1000),
+                now_ms=lambda: int(self.clock.wall() * 1000),
+            )
+        self.ledger = UsageLedger(
+            self.store,
+            wei_rate=self.settings.wei_rate,
+            interval=self.settings.usage_flush_interval,
+            clock=self.clock,
+            before_flush=self.delivery.flush,
+            after_flush=self.billing.push_closed if self.billing else None,
+        )
+        self.usage.consumers.append(self.ledger)
+        self.ledger.start()
         await self.lifecycle.recover()  # what an unclean stop left active
         self.lifecycle.start()
         self.hub.add_listener(self.lifecycle)  # before the session recorder: it names the folder
@@ -439,7 +475,12 @@ class Gateway:
         await self.multistream.close()
         if self.lifecycle is not None:
             await self.lifecycle.close()  # the sessions the hub just ended, then the store
+        self.delivery.flush()
         await self.usage.close()
+        if self.ledger is not None:
+            await self.ledger.stop()  # the last interval's usage, before the store closes
+        if self.billing is not None:
+            await self.billing.close()
         await self.admission.close()
         if self._runner is not None:
             await self._runner.cleanup()

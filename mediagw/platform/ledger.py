@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
@@ -81,13 +81,15 @@ class UsageLedger:
         wei_rate: Decimal = Decimal(0),
         interval: float = 10.0,
         clock: Clock = SYSTEM,
-        on_flush: Callable[[], None] | None = None,
+        before_flush: Callable[[], None] | None = None,
+        after_flush: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.wei_rate = wei_rate  # currency per ETH
         self.interval = interval
         self.clock = clock
-        self.on_flush = on_flush
+        self.before_flush = before_flush  # e.g. the delivery meter emits its counts
+        self.after_flush = after_flush  # e.g. the billing push of closed hours
         self.dropped = 0
         self.flushes = 0
         self._buckets: dict[_Key, _Sums] = {}
@@ -127,7 +129,11 @@ class UsageLedger:
         while True:
             await asyncio.sleep(self.interval)
             try:
+                if self.before_flush is not None:
+                    self.before_flush()
                 await self.flush()
+                if self.after_flush is not None:
+                    await self.after_flush()
             except Exception:  # the store is down: the rows wait for the next flush
                 log.exception("usage flush failed; retried at the next one")
 
@@ -182,8 +188,6 @@ class UsageLedger:
                 self._pending = rows
                 raise
             self.flushes += 1
-        if self.on_flush is not None:
-            self.on_flush()
         return len(rows)
 
     async def _owner(self, principal: str, stream: str) -> tuple[str, str]:
