@@ -25,10 +25,13 @@ PROFILE = {"name": "144p", "width": 256, "height": 144, "bitrate": 200_000, "fps
 
 async def _api(gw: Gateway, method: str, path: str, key: str, **kw: Any) -> Any:
     url = f"http://127.0.0.1:{gw.http_port}/api{path}"
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
-        async with http.request(method, url, **kw) as resp:
-            assert resp.status in (200, 201, 204), (path, resp.status, await resp.text())
-            return await resp.json() if resp.status != 204 else None
+    headers = {"Authorization": f"Bearer {key}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.request(method, url, **kw) as resp,
+    ):
+        assert resp.status in (200, 201, 204), (path, resp.status, await resp.text())
+        return await resp.json() if resp.status != 204 else None
 
 
 async def _flushed_usage(gw: Gateway, key: str) -> dict[str, Any]:

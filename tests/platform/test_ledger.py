@@ -8,9 +8,11 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from webhook_testkit import receiver
 
 from mediagw.clock import ManualClock
 from mediagw.errors import StoreConflict, StoreNotFound
+from mediagw.platform.billing import BillingPush
 from mediagw.platform.ledger import HOUR_MS, UsageLedger
 from mediagw.platform.plans import DEFAULT_PLAN, Plan, plan_for_key
 from mediagw.platform.store import ApiKey, SqlStore, Stream, UsageRow
@@ -150,3 +152,51 @@ async def test_a_flush_that_fails_keeps_its_rows_for_the_next(store_url: str) ->
         assert {r.key_id for r in rows} == {""}  # no stored stream: nobody's
     finally:
         await reopened.close()
+
+
+async def test_billing_push_sends_each_closed_hour_once_and_retries_failures(
+    store: SqlStore,
+) -> None:
+    clock = ManualClock(HOUR0 / 1000 + 60)
+    ledger = UsageLedger(store, clock=clock)
+    now = lambda: int(clock.wall() * 1000)  # noqa: E731
+    ledger.emit(_event(TRANSCODE, 500, detail="720p0", ms=2000, pixels=500))
+    ledger.emit(_event(LIVE_AI, 1000, detail="live-video-to-video:noop", ms=1000, pixels=7))
+    ledger.emit(_event(PAYMENT, 3, wei=Fraction(5 * 10**17)))
+    await ledger.flush()
+    async with receiver() as rec:
+        push = BillingPush(store, rec.url + "/usage", rate=Decimal("2000"), grace_ms=10_000,
+                           now_ms=now)  # fmt: skip
+        await push.push_closed()
+        assert rec.got == []  # the hour is still open
+        clock.advance(3545)  # 5 s past its end: closed, but within one flush of it
+        await push.push_closed()
+        assert rec.got == []
+        clock.advance(10)
+        rec.status = 503
+        await push.push_closed()  # fails: recorded, retried
+        rec.status = 200
+        await push.push_closed()
+        await push.push_closed()  # sent already: not again
+        await push.close()
+        # a new process (a restart) does not send it again either
+        again = BillingPush(store, rec.url + "/usage", rate=Decimal("2000"), grace_ms=10_000,
+                            now_ms=now)  # fmt: skip
+        await again.push_closed()
+        await again.close()
+    assert len(rec.got) == 2
+    assert (
+        rec.got[0].doc
+        == rec.got[1].doc
+        == {
+            "window": {"from": HOUR0, "to": HOUR0 + HOUR_MS},
+            "sessions": 1,
+            "tickets": 3,
+            "feeWei": str(5 * 10**17),
+            "networkFeeUsdMicros": 1_000_000_000,  # 0.5 ETH x 2000 USD
+            "byCapability": {
+                "transcode:720p0": {"seconds": 2, "pixels": 500},
+                "live-video-to-video:noop": {"seconds": 1, "pixels": 7},
+            },
+        }
+    )
