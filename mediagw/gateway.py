@@ -56,7 +56,7 @@ from .pipelines.source_whep import SourceWhep
 from .pipelines.transcode import TranscodeManager, ladder_for
 from .platform.access import PlaybackAccess
 from .platform.admission import Admission
-from .platform.billing import BillingPush
+from .platform.billing import BillingPush, open_ledger
 from .platform.ledger import UsageLedger
 from .platform.lifecycle import EventSink, StreamLifecycle
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
@@ -366,24 +366,15 @@ class Gateway:
             recording_url=self._recording_url,
             clock=self.clock,
         )
-        if self.settings.billing_webhook_url:
-            self.billing = BillingPush(
-                self.store,
-                self.settings.billing_webhook_url,
-                rate=self.settings.wei_rate,
-                grace_ms=round(self.settings.usage_flush_interval * 1000),
-                now_ms=lambda: int(self.clock.wall() * 1000),
-            )
-        self.ledger = UsageLedger(
+        self.ledger, self.billing = open_ledger(
             self.store,
             wei_rate=self.settings.wei_rate,
             interval=self.settings.usage_flush_interval,
+            billing_url=self.settings.billing_webhook_url,
             clock=self.clock,
             before_flush=self.delivery.flush,
-            after_flush=self.billing.push_closed if self.billing else None,
         )
         self.usage.consumers.append(self.ledger)
-        self.ledger.start()
         await self.lifecycle.recover()  # what an unclean stop left active
         self.lifecycle.start()
         self.hub.add_listener(self.lifecycle)  # before the session recorder: it names the folder

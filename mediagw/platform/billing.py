@@ -16,13 +16,14 @@ import logging
 from collections.abc import Callable
 from decimal import Decimal
 
+from ..clock import Clock
 from ..errors import WebhookUnreachable
 from ..webhook import JsonPoster
-from .ledger import HOUR_MS
+from .ledger import HOUR_MS, UsageLedger
 from .store import Store
 from .usage_report import usage_push
 
-__all__ = ["BillingPush"]
+__all__ = ["BillingPush", "open_ledger"]
 
 log = logging.getLogger("mediagw.billing")
 
@@ -77,3 +78,35 @@ class BillingPush:
 
     async def close(self) -> None:
         await self.poster.close()
+
+
+def open_ledger(
+    store: Store,
+    *,
+    wei_rate: Decimal,
+    interval: float,
+    billing_url: str,
+    clock: Clock,
+    before_flush: Callable[[], None] | None = None,
+) -> tuple[UsageLedger, BillingPush | None]:
+    """The gateway's ledger, flushing every ``interval`` seconds (started), and its billing
+    push after each flush when ``billing_url`` is set."""
+    billing = None
+    if billing_url:
+        billing = BillingPush(
+            store,
+            billing_url,
+            rate=wei_rate,
+            grace_ms=round(interval * 1000),
+            now_ms=lambda: int(clock.wall() * 1000),
+        )
+    ledger = UsageLedger(
+        store,
+        wei_rate=wei_rate,
+        interval=interval,
+        clock=clock,
+        before_flush=before_flush,
+        after_flush=billing.push_closed if billing is not None else None,
+    )
+    ledger.start()
+    return ledger, billing

@@ -5,6 +5,7 @@ received, and the live-AI seconds it was sent, within one segment."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ async def test_transcoded_pixels_tickets_and_ev_match_the_orchestrator(
     async with ReferenceOrchestrator(config) as orch:
         gw = await gateway_factory(
             orch_addr=(orch.url,), eth_keystore_path=str(keystore), eth_password=password,
-            wei_rate="2500",
+            wei_rate=Decimal("2500"),
         )  # fmt: skip
         assert gw.store is not None
         _, key = await keys.create_key(gw.store, "customer", ["streams"])
