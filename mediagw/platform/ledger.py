@@ -95,6 +95,7 @@ class UsageLedger:
         self._buckets: dict[_Key, _Sums] = {}
         self._pending: list[UsageRow] = []  # rows of a failed flush, added again next time
         self._owners: dict[str, str] = {}  # stored stream id -> owner key id ("" none)
+        self._owners_hour = 0  # the cache is dropped every hour (a key rotation moves streams)
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -154,6 +155,9 @@ class UsageLedger:
         async with self._lock:
             buckets, self._buckets = self._buckets, {}
             now = int(self.clock.wall() * 1000)
+            if now // HOUR_MS != self._owners_hour:
+                self._owners.clear()
+                self._owners_hour = now // HOUR_MS
             rows = self._pending
             self._pending = []
             plans: dict[str, Plan] = {}
