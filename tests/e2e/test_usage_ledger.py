@@ -118,3 +118,28 @@ async def test_live_ai_seconds_match_the_segments_the_orchestrator_received(
 async def _breakdown(gw: Gateway, key: str) -> Any:
     for row in await _api(gw, "GET", "/data/usage/query?breakdownBy[]=streamId", key):
         yield row
+
+
+async def test_recorded_seconds_are_metered_and_unwatched_streams_deliver_nothing(
+    gateway_factory: GatewayFactory, make_clip: ClipMaker
+) -> None:
+    gw = await gateway_factory()
+    assert gw.store is not None
+    _, key = await keys.create_key(gw.store, "recorder", ["streams"])
+    stream = await _api(gw, "POST", "/stream", key, json={"name": "rec", "record": True})
+    play = stream["playbackId"]
+    code, err = await push(
+        make_clip(seconds=6), f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{stream['streamKey']}"
+    )
+    assert code == 0, err
+    await wait_until(lambda: gw.hub.get(play) is not None and not gw.hub.get(play).live, 30)  # type: ignore[union-attr]
+    sessions = await _api(gw, "GET", f"/stream/{stream['id']}/sessions", key)
+    source = gw.hls.rendition(play, "source")
+    assert source is not None
+    await gw.session_recorder.close()  # every queued segment written
+    usage = await _flushed_usage(gw, key)
+    assert sessions and sessions[0]["recordingUrl"]
+    # every recorded segment (minutes are given to 3 decimals: 0.06 s)
+    assert abs(usage["StorageUsageMins"] * 60 - source.seconds_total) <= 0.06
+    assert abs(usage["TotalUsageMins"] * 60 - 6.0) <= 2.0
+    assert usage["DeliveryUsageMins"] == 0 and usage["hlsBytes"] == 0  # nobody watched
