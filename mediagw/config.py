@@ -16,6 +16,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,16 @@ def _parse_duration(text: str) -> float:
     value = float(match.group(1)) * scale
     if value <= 0:
         raise ValueError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _parse_rate(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise ValueError(f"expected a decimal number like 2500.50, got {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"must be a number >= 0, got {text!r}")
     return value
 
 
@@ -271,6 +282,21 @@ OPTIONS: tuple[Option, ...] = (
         _positive_float,
         "seconds an ended stream stays playable",
     ),
+    Option(
+        "wei_rate", "weiRate", _parse_rate, "currency units per ETH: the cost of usage (ledger)"
+    ),
+    Option(
+        "usage_flush_interval",
+        "usageFlushInterval",
+        _parse_duration,
+        "how often the usage ledger writes its hourly rollups (a crash loses at most this)",
+    ),
+    Option(
+        "billing_webhook_url",
+        "billingWebhookUrl",
+        str,
+        "POST each closed hour's usage here (NaaP's usage push), once per hour",
+    ),
     Option("max_conns", "maxConns", _positive_int, "max RTMP connections in total"),
     Option("max_conns_per_ip", "maxConnsPerIp", _positive_int, "max RTMP connections per IP"),
     Option(
@@ -339,6 +365,9 @@ class Settings:
     hls_window: int = 6
     record_dir: str = ""
     ended_stream_ttl: float = 300.0
+    wei_rate: Decimal = Decimal(0)
+    usage_flush_interval: float = 10.0
+    billing_webhook_url: str = ""
     max_conns: int = 500
     max_conns_per_ip: int = 100
     metrics_key: str = ""

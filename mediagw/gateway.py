@@ -53,14 +53,19 @@ from .payments.signer import LocalSigner
 from .pipelines.live_ai.config import LiveConfig
 from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
+from .pipelines.metering import DeliveryMeter, SourceMeter
 from .pipelines.source_whep import SourceWhep
 from .pipelines.transcode import TranscodeManager, ladder_for
 from .platform.access import PlaybackAccess
 from .platform.admission import Admission
+from .platform.billing import BillingPush, open_ledger
+from .platform.ledger import UsageLedger
 from .platform.lifecycle import EventSink, StreamLifecycle
+from .platform.limits import DEFAULT_LIMITS, PlanLimits
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
-from .platform.plan_limits import PlanCache, PlanLookup, RequestLimits, default_plans
-from .platform.store import Store, open_store
+from .platform.plan_limits import PlanCache, PlanLookup, RequestLimits, limits_of_plan
+from .platform.plans import plan_for_key
+from .platform.store import ApiKey, Store, open_store
 from .platform.store_auth import StoreStreamAuth
 from .platform.stream_auth import (
     OpenAuth,
@@ -129,13 +134,18 @@ class Gateway:
         # usage events (transcoding, live AI, payments) -> per-stream totals for /streams
         self.stream_usage = StreamUsage()
         self.usage = UsageQueue([self.stream_usage, self.metrics])
+        # the gateway's own work (ingest, delivery, recording) as usage; the ledger: start()
+        self.delivery = DeliveryMeter(self.usage, self.hub)
+        self.hub.add_listener(SourceMeter(self.usage))
+        self.ledger: UsageLedger | None = None
+        self.billing: BillingPush | None = None
         self.hub.add_listener(self.hls)
         self.hub.add_listener(self.metrics)
         self.store_auth = StoreStreamAuth(
             None, authorizer or make_authorizer(settings, self.metrics)
         )
         # plans' limits: /api requests, a key's live streams and its stream / live-AI minutes
-        self.plans = PlanCache(plans or default_plans, clock=clock)
+        self.plans = PlanCache(plans or self._stored_plan, clock=clock)
         granted = self.store_auth.granted
         self.quotas = StreamQuotas(self.plans, granted, self._terminate, clock=clock)
         self.store_auth.admit = self.quotas.admit
@@ -146,7 +156,12 @@ class Gateway:
         self.hub.add_listener(self.multistream)
         self.recorder: Recorder | None = None
         if settings.record_dir:
-            self.recorder = Recorder(settings.record_dir, settings.segment_duration, self.executor)
+            self.recorder = Recorder(
+                settings.record_dir,
+                settings.segment_duration,
+                self.executor,
+                on_written=self.delivery.recorded,
+            )
             self.hub.add_listener(self.recorder)
         # the platform: its store is given (and then not closed here) or opened by start()
         # from -storeUrl / -dataDir; stored stream keys are checked first
@@ -164,6 +179,7 @@ class Gateway:
             settings.segment_duration,
             self.executor,
             folder=self._recording_folder,
+            on_written=self.delivery.recorded,
         )
         self.authorizer: StreamAuthorizer = self.store_auth
         self.live_auth: LiveAIAuthorizer | None = None
@@ -227,7 +243,7 @@ class Gateway:
         )
         self.whep = WhepEgress(WhepConfig(ice=ice))
         self.http_app = build_app(
-            self.hub, self.hls, usage=self.stream_usage, on_served=self.metrics.hls_served
+            self.hub, self.hls, usage=self.stream_usage, on_served=self._hls_served
         )
         add_metrics_route(self.http_app, self.metrics, settings.metrics_key)
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
@@ -244,7 +260,9 @@ class Gateway:
             cors_origin="*",
         )
         # WHEP plays every live stream's source video (H.264 passthrough, on demand)
-        self.source_whep = SourceWhep(self.hub, self.whep, executor=self.executor)
+        self.source_whep = SourceWhep(
+            self.hub, self.whep, executor=self.executor, on_played=self.delivery.whep_played
+        )
         self.hub.add_listener(self.source_whep)
         self.source_whep.routes(
             self.http_app, "/webrtc/{stream}", authorize=self._playback_gate(None)
@@ -385,6 +403,15 @@ class Gateway:
             end_reason=self.quotas.status_reason,
         )
         self.quotas.events = self.lifecycle.events
+        self.ledger, self.billing = open_ledger(
+            self.store,
+            wei_rate=self.settings.wei_rate,
+            interval=self.settings.usage_flush_interval,
+            billing_url=self.settings.billing_webhook_url,
+            clock=self.clock,
+            before_flush=self.delivery.flush,
+        )
+        self.usage.consumers.append(self.ledger)
         await self.lifecycle.recover()  # what an unclean stop left active
         self.lifecycle.start()
         self.hub.add_listener(self.lifecycle)  # before the session recorder: it names the folder
@@ -451,6 +478,16 @@ class Gateway:
                 " to an address they reach (and -webrtcNatIps to the public IP behind 1:1 NAT)"
             )
 
+    async def _stored_plan(self, key: ApiKey) -> PlanLimits:
+        """A key's limits: its plan in the store (``/api/admin/plans``), else the default."""
+        if self.store is None:
+            return DEFAULT_LIMITS
+        return limits_of_plan(await plan_for_key(self.store, key.id))
+
+    def _hls_served(self, stream_id: str, nbytes: int, seconds: float) -> None:
+        self.metrics.hls_served(stream_id, nbytes)
+        self.delivery.hls_served(stream_id, nbytes, seconds)
+
     def _rate_limited(self) -> None:
         self.metrics.rate_limited("api")
 
@@ -499,7 +536,12 @@ class Gateway:
         await self.quotas.close()
         if self.lifecycle is not None:
             await self.lifecycle.close()  # the sessions the hub just ended, then the store
+        self.delivery.flush()
         await self.usage.close()
+        if self.ledger is not None:
+            await self.ledger.stop()  # the last interval's usage, before the store closes
+        if self.billing is not None:
+            await self.billing.close()
         await self.admission.close()
         if self._runner is not None:
             await self._runner.cleanup()

@@ -9,10 +9,17 @@ totals for ``/streams``; the usage ledger and the metrics come next.
 
 Kinds and units:
 
-    kind          unit      quantity                       wei
-    transcode     pixel     output pixels of one segment   -
-    live_ai       ms        input media handed to the O    -
-    payment       ticket    tickets sent                   their expected value (the cost)
+    kind           unit    quantity                           ms, pixels, detail
+    source         ms      ingest media of one segment        ms; pixels in; -
+    transcode      pixel   output pixels of one rendition     segment ms; pixels; rendition
+    live_ai        ms      input media handed to the O        ms; pixels in; "pipeline:model"
+    delivery_hls   byte    HLS bytes served (summed a while)  viewer ms (served segments)
+    delivery_whep  ms      WebRTC playback (summed a while)   viewer ms
+    recording      ms      media written to a recording       ms
+    payment        ticket  tickets sent                       wei: their expected value (cost)
+
+Viewer-seconds are approximated by the durations of the segments served (HLS) or forwarded
+(WHEP): a player that fetches each segment once counts its real watch time.
 
 Ground floor: imports nothing of mediagw.
 """
@@ -28,8 +35,13 @@ from fractions import Fraction
 from typing import Protocol
 
 __all__ = [
+    "DELIVERY_HLS",
+    "DELIVERY_WHEP",
+    "KINDS",
     "LIVE_AI",
     "PAYMENT",
+    "RECORDING",
+    "SOURCE",
     "TRANSCODE",
     "NullUsage",
     "StreamMeter",
@@ -38,6 +50,7 @@ __all__ = [
     "UsageQueue",
     "UsageSink",
     "UsageTotals",
+    "media_pixels",
 ]
 
 log = logging.getLogger("mediagw.usage")
@@ -45,6 +58,11 @@ log = logging.getLogger("mediagw.usage")
 TRANSCODE = "transcode"
 LIVE_AI = "live_ai"
 PAYMENT = "payment"
+SOURCE = "source"
+DELIVERY_HLS = "delivery_hls"
+DELIVERY_WHEP = "delivery_whep"
+RECORDING = "recording"
+KINDS = (SOURCE, TRANSCODE, LIVE_AI, DELIVERY_HLS, DELIVERY_WHEP, RECORDING, PAYMENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +71,22 @@ class UsageEvent:
     session: int  # publish session of the stream (1, 2, ... as the publisher reconnects)
     principal: str  # who the stream is for ("" when nobody in particular)
     orchestrator: str  # who did the work ("" for work of the gateway itself)
-    kind: str  # TRANSCODE, LIVE_AI, PAYMENT
+    kind: str  # one of KINDS
     quantity: int
-    unit: str  # "pixel", "ms", "ticket"
+    unit: str  # "pixel", "ms", "byte", "ticket"
     wei: Fraction = Fraction(0)  # what it cost in payments to orchestrators
+    detail: str = ""  # the rendition (transcode) or "pipeline:model" (live AI)
+    ms: int = 0  # media duration the event covers (viewer time for deliveries)
+    pixels: int = 0  # pixels the event covers (input pixels for source and live AI)
+
+
+def media_pixels(segment: object) -> int:
+    """The video pixels of a segment (frames x width x height), 0 when it does not say."""
+    video = getattr(segment, "video", None)
+    frames = getattr(segment, "video_frames", 0)
+    if video is None or not isinstance(frames, int):
+        return 0
+    return frames * int(getattr(video, "width", 0)) * int(getattr(video, "height", 0))
 
 
 class UsageSink(Protocol):
@@ -88,10 +118,24 @@ class StreamMeter:
         unit: str,
         orchestrator: str = "",
         wei: Fraction = Fraction(0),
+        *,
+        detail: str = "",
+        ms: int = 0,
+        pixels: int = 0,
     ) -> None:
         self.sink.emit(
             UsageEvent(
-                self.stream, self.session, self.principal, orchestrator, kind, quantity, unit, wei
+                self.stream,
+                self.session,
+                self.principal,
+                orchestrator,
+                kind,
+                quantity,
+                unit,
+                wei,
+                detail,
+                ms,
+                pixels,
             )
         )
 

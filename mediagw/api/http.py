@@ -38,8 +38,10 @@ HUB_KEY = web.AppKey("hub", StreamHub)
 HLS_KEY = web.AppKey("hls", HLSPublisher)
 USAGE_KEY = web.AppKey("usage", StreamUsage)
 WAIT_KEY = web.AppKey("first_segment_wait", float)
+# (stream id, bytes, segment seconds) of each HLS segment served: metrics, delivery usage
+Served = Callable[[str, int, float], None]
+SERVED_KEY: web.AppKey[Served | None] = web.AppKey("on_served")
 STARTED_KEY = web.AppKey("started", float)
-SERVED_KEY: web.AppKey[Callable[[str, int], None]] = web.AppKey("served")  # (stream, bytes)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -156,10 +158,13 @@ async def segment(request: web.Request) -> web.StreamResponse:
     sid = _stream_id(request)
     rendition = request.match_info["rendition"]
     seq = int(request.match_info["seq"])
-    data = request.app[HLS_KEY].segment(sid, rendition, seq)
+    hls = request.app[HLS_KEY]
+    data = hls.segment(sid, rendition, seq)
     if data is None:
         return _error(404, f"segment {seq} of {sid}/{rendition} is not (or no longer) available")
-    request.app[SERVED_KEY](sid, len(data))  # per segment served: the egress metrics
+    on_served = request.app[SERVED_KEY]
+    if on_served is not None:  # egress metrics and delivery usage: counted in memory
+        on_served(sid, len(data), hls.segment_duration(sid, rendition, seq))
     return web.Response(
         body=data,
         content_type=SEGMENT_TYPE,
@@ -207,7 +212,7 @@ def build_app(
     *,
     usage: StreamUsage | None = None,
     first_segment_wait: float = 5.0,
-    on_served: Callable[[str, int], None] = lambda stream, size: None,
+    on_served: Served | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[cors], client_max_size=1024 * 1024)
     app[HUB_KEY] = hub

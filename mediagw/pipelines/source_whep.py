@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -80,8 +81,10 @@ class SourceWhep:
         *,
         executor: Executor | None = None,
         queue: int = QUEUE,
+        on_played: Callable[[str, float], None] | None = None,
     ) -> None:
         self.hub = hub
+        self.on_played = on_played  # (stream id, viewer-seconds) per segment fed: usage
         self.whep = whep
         self.executor = executor
         self.queue = queue
@@ -180,6 +183,8 @@ class SourceWhep:
         feed = self._feeds.get(stream.id)
         if feed is not None:
             whep_play.offer(feed.segments, segment.data)
+            if self.on_played is not None and feed.watched():  # approximate: viewers now
+                self.on_played(stream.id, segment.duration * feed.source.viewers)
 
     def on_stream_end(self, stream: Stream) -> None:
         self.refused.discard(stream.id)

@@ -16,12 +16,28 @@ from collections.abc import Awaitable, Callable
 
 from ..clock import SYSTEM, Clock
 from .limits import DEFAULT_LIMITS, Decision, Limiter, MemoryLimiter, PlanLimits
+from .plans import Plan
 from .store import ApiKey, Store
 from .ttl_cache import TtlCache
 
-__all__ = ["PlanCache", "PlanLookup", "RequestLimits", "default_plans"]
+__all__ = ["PlanCache", "PlanLookup", "RequestLimits", "default_plans", "limits_of_plan"]
 
 PlanLookup = Callable[[ApiKey], Awaitable[PlanLimits]]
+
+
+def limits_of_plan(plan: Plan) -> PlanLimits:
+    """The limit fields of a stored plan (``platform/plans``); prices are the ledger's."""
+    return PlanLimits(
+        rate_limit=plan.rate_limit,
+        burst_limit=plan.burst_limit,
+        daily_quota=plan.daily_quota,
+        monthly_quota=plan.monthly_quota,
+        stream_minutes_daily=plan.stream_minutes_daily,
+        stream_minutes_monthly=plan.stream_minutes_monthly,
+        live_ai_minutes_daily=plan.live_ai_minutes_daily,
+        live_ai_minutes_monthly=plan.live_ai_minutes_monthly,
+        max_concurrent_streams=plan.max_concurrent_streams,
+    )
 
 
 async def default_plans(key: ApiKey) -> PlanLimits:

@@ -219,6 +219,15 @@ class HLSPublisher:
         rend = self.rendition(stream_id, name)
         return rend.segments.get(seq) if rend else None
 
+    def segment_duration(self, stream_id: str, name: str, seq: int) -> float:
+        """The duration of a listed segment (the target duration once it left the list)."""
+        rend = self.rendition(stream_id, name)
+        if rend is not None:
+            for entry in reversed(rend.playlist.entries):
+                if entry.seq == seq:
+                    return entry.duration
+        return self.target_duration
+
     def multivariant(self, stream_id: str, *, uri_prefix: str | None = None) -> str | None:
         """The multivariant playlist; a variant's URI is ``{uri_prefix}{rendition}.m3u8``, by
         default ``{stream_id}/``: relative to ``/stream/{stream_id}.m3u8``."""

@@ -54,11 +54,13 @@ class Recorder:
         executor: Executor | None = None,
         *,
         folder: Callable[[Stream], str | None] | None = None,
+        on_written: Callable[[str, float], None] | None = None,
     ) -> None:
         self.root = Path(root)
         self.target_duration = target_duration
         self._executor = executor
         self._folder = folder
+        self._on_written = on_written  # (stream id, seconds) per segment written: usage
         self._recs: dict[str, _Recording] = {}
 
     def on_stream_start(self, stream: Stream) -> None:
@@ -143,6 +145,8 @@ class Recorder:
                     self._executor, _write_segment, rec.directory, seg.seq, seg.data, text
                 )
                 rec.written += 1
+                if self._on_written is not None:
+                    self._on_written(stream_id, seg.duration)
             except ValueError as exc:  # the playlist refused it (after the end): not recorded
                 log.warning("segment not recorded", extra={"stream": stream_id, "error": str(exc)})
             except OSError as exc:

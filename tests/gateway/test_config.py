@@ -1,3 +1,4 @@
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -56,11 +57,21 @@ def test_env_names_follow_flags() -> None:
         ({"MEDIAGW_SEGMENT_DURATION": "abc"}, "segmentDuration"),
         ({"MEDIAGW_STREAM_KEYS": "novalue"}, "KEY=PLAYBACK_ID"),
         ({"MEDIAGW_LOG_LEVEL": "loud"}, "one of"),
+        ({"MEDIAGW_WEI_RATE": "lots"}, "weiRate.*decimal"),
+        ({"MEDIAGW_WEI_RATE": "-1"}, "weiRate.*>= 0"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         load_settings({}, env=env)
+
+
+def test_usage_settings() -> None:
+    env = {"MEDIAGW_WEI_RATE": "2500.25", "MEDIAGW_USAGE_FLUSH_INTERVAL": "30s"}
+    s = load_settings({}, env=env)
+    assert s.wei_rate == Decimal("2500.25")  # exact, never a float
+    assert s.usage_flush_interval == 30.0
+    assert load_settings({}, env={}).usage_flush_interval == 10.0
 
 
 def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:

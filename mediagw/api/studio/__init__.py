@@ -11,8 +11,10 @@ from ... import __version__
 from .admin import add_admin_routes
 from .base import Api, ApiContext, Call
 from .openapi import document
+from .plans import add_plan_routes
 from .signing import add_signing_key_routes
 from .streams import add_stream_routes
+from .usage import add_usage_routes
 from .webhooks import add_webhook_routes
 
 __all__ = ["Api", "ApiContext", "build_api", "mount_api"]
@@ -24,6 +26,8 @@ def build_api() -> Api:
     add_admin_routes(api)
     add_signing_key_routes(api)
     add_webhook_routes(api)
+    add_plan_routes(api)
+    add_usage_routes(api)
 
     @api.route(
         "GET", "/openapi.json", scope=None, summary="This API's OpenAPI 3.1 description",

@@ -34,8 +34,9 @@ from mediagw.livepeer.trickle.subscriber import SubscriberStats
 from mediagw.payments.live import LivePaymentSource
 
 from ...clock import SYSTEM
-from ...usage import LIVE_AI, StreamMeter
+from ...usage import LIVE_AI, StreamMeter, media_pixels
 from .attachment import Attachment
+from .caps import PIPELINE
 from .config import LiveConfig
 from .connect import Connector
 from .errors import NoOrchestrator
@@ -66,6 +67,7 @@ class _Input:
     arrived: float
     counted: Attachment | None  # the attachment whose health monitor counted it in flight
     duration: float = 0.0  # seconds of media (0: unknown, bare bytes)
+    pixels: int = 0  # input pixels (frames x width x height; 0: unknown)
 
 
 class LiveSession:
@@ -168,7 +170,9 @@ class LiveSession:
         duration = 0.0 if isinstance(segment, bytes) else float(getattr(segment, "duration", 0))
         now = self.clock()
         self.counters.segments_in += 1
-        item = _Input(data, now if cut_at is None else cut_at, None, duration)
+        item = _Input(
+            data, now if cut_at is None else cut_at, None, duration, media_pixels(segment)
+        )
         att = self.current
         if att is not None and not att.lost.is_set():
             item.counted = att
@@ -318,7 +322,11 @@ class LiveSession:
                 self._queue.popleft()
             self.counters.segments_published += 1
             if self.meter is not None and item.duration > 0:
-                self.meter.emit(LIVE_AI, round(item.duration * 1000), "ms", att.url)
+                ms = round(item.duration * 1000)
+                detail = f"{PIPELINE}:{self.model}"
+                self.meter.emit(
+                    LIVE_AI, ms, "ms", att.url, detail=detail, ms=ms, pixels=item.pixels
+                )
             self.first_byte.add(first - item.arrived)
             att.input_published(item.counted is att, self.clock())
 

@@ -184,6 +184,18 @@ class TranscodePipeline:
             self.stats.dropped = self._subscription.dropped
             self._end()
 
+    def _meter(self, outcome: TranscodeOutcome, ms: int) -> None:
+        """One usage event per rendition: its pixels and the media time it covers."""
+        o = outcome.orchestrator
+        metered = 0
+        for r in outcome.renditions:
+            name = r.profile.name
+            self.meter.emit(TRANSCODE, r.pixels, "pixel", o, detail=name, ms=ms, pixels=r.pixels)
+            metered += r.pixels
+        if outcome.pixels > metered:  # charged for more than the renditions show
+            rest = outcome.pixels - metered
+            self.meter.emit(TRANSCODE, rest, "pixel", o, pixels=rest)
+
     def _dropped(self, segment: Segment) -> None:
         """The subscription dropped its oldest waiting segment (the network is behind): it is
         newer than every segment taken and older than every one waiting, so it goes in order."""
@@ -216,7 +228,7 @@ class TranscodePipeline:
         finally:
             self._slots.release()
         if outcome.pixels:  # what the orchestrator charged for (its payments: the transcoder)
-            self.meter.emit(TRANSCODE, outcome.pixels, "pixel", outcome.orchestrator)
+            self._meter(outcome, round(segment.duration * 1000))
         if outcome.ok:
             self.stats.transcoded += 1
             self.totals.segments += 1

@@ -27,6 +27,7 @@ from .rows import (
     Session,
     SigningKey,
     Stream,
+    UsageRow,
     Webhook,
 )
 from .sql import SqlStore
@@ -44,6 +45,7 @@ __all__ = [
     "SqlStore",
     "Store",
     "Stream",
+    "UsageRow",
     "Webhook",
     "open_store",
 ]

@@ -7,9 +7,10 @@ unique field is taken raises StoreConflict, one that refers to a missing row Sto
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
+from ..plans import Plan
 from .rows import (
     ApiKey,
     AuditEntry,
@@ -20,6 +21,7 @@ from .rows import (
     Session,
     SigningKey,
     Stream,
+    UsageRow,
     Webhook,
 )
 
@@ -240,3 +242,37 @@ class Store(Protocol):
         self, *, limit: int = 100, before: int | None = None
     ) -> tuple[AuditEntry, ...]:
         """The newest audit entries (with an id below ``before``), newest first."""
+
+    async def create_plan(self, plan: Plan) -> Plan:
+        """Store a new plan (unique: id)."""
+
+    async def get_plan(self, plan_id: str) -> Plan | None:
+        """The plan with this id, or None."""
+
+    async def list_plans(self) -> tuple[Plan, ...]:
+        """Every plan, oldest first."""
+
+    async def update_plan(self, plan_id: str, **changes: Any) -> Plan | None:
+        """Change fields of a plan; the plan after, or None if there is none."""
+
+    async def set_key_plan(self, key_id: str, plan_id: str | None) -> bool:
+        """Put a key on a plan (None: the default); False if there is no such key."""
+
+    async def plan_of_key(self, key_id: str) -> Plan | None:
+        """The key's plan, else the stored default plan, else None."""
+
+    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
+        """Add rollups to their hours' rows (atomic increments, one transaction)."""
+
+    async def usage(
+        self, start: int, end: int, *, key_id: str | None = None
+    ) -> tuple[UsageRow, ...]:
+        """Hours in [start, end), summed over sessions; with ``key_id``, only that key's."""
+
+    async def billing_window_sent(self, start: int) -> bool:
+        """Whether the billing window starting at ``start`` was pushed already."""
+
+    async def record_billing_attempt(
+        self, start: int, end: int, at: int, *, sent: bool, error: str | None = None
+    ) -> None:
+        """Record a push of the billing window [start, end): sent, or failed (retried)."""

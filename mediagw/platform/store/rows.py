@@ -21,6 +21,7 @@ __all__ = [
     "Session",
     "SigningKey",
     "Stream",
+    "UsageRow",
     "Webhook",
 ]
 
@@ -52,6 +53,7 @@ class ApiKey:
     expires_at: int | None = None
     revoked_at: int | None = None
     last_used_at: int | None = None
+    plan_id: str | None = None  # None: the default plan
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,3 +175,27 @@ class AuditEntry:
     target_id: str | None = None
     details: dict[str, Any] | None = None
     id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageRow:
+    """Usage of one hour (``hour``: its start) by one key (``""``: nobody's), stream, publish
+    session, orchestrator, kind and detail (rendition or ``pipeline:model``). Adding a row adds
+    its sums to the stored one. ``wei`` is the cost in whole wei, ``charge_micros`` what the
+    key's plan charges in millionths of ``currency``, ``wei_rate`` the currency per ETH used."""
+
+    hour: int
+    key_id: str = ""
+    stream_id: str = ""
+    session: int = 0
+    orchestrator: str = ""
+    kind: str
+    detail: str = ""
+    quantity: int = 0
+    ms: int = 0
+    pixels: int = 0
+    wei: int = 0
+    charge_micros: int = 0
+    wei_rate: str = "0"
+    currency: str = "USD"
+    updated_at: int = 0

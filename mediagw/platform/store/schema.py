@@ -3,8 +3,8 @@
 The migrations (``migrations/versions``) create these tables; a test checks that the migrated
 database and this metadata agree. Change both together: a new migration, then this file. Owned rows
 (streams, multistream targets, webhooks, signing keys) carry ``owner_key_id``: the API key that
-created them (None: the operator's). Room is left for the usage ledger (issue 11): a table of its
-own, added by a later migration.
+created them (None: the operator's). The usage ledger's hourly rollups (``usage_hourly``), the
+plans and the billing windows sent were added by ``v0004_usage_plans``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ __all__ = [
     "METADATA",
     "api_keys",
     "audit_log",
+    "billing_windows",
     "multistream_targets",
+    "plans",
     "sessions",
     "signing_keys",
     "streams",
+    "usage_hourly",
     "webhook_deliveries",
     "webhooks",
 ]
@@ -54,6 +57,7 @@ api_keys = sa.Table(
     sa.Column("expires_at", Millis),
     sa.Column("revoked_at", Millis),
     sa.Column("last_used_at", Millis),
+    sa.Column("plan_id", sa.Text),  # None: the default plan
     sa.UniqueConstraint("lookup_id", name="uq_api_keys_lookup_id"),
 )
 
@@ -183,4 +187,60 @@ audit_log = sa.Table(
     sa.Column("target_type", sa.Text),
     sa.Column("target_id", sa.Text),
     sa.Column("details", sa.JSON),
+)
+
+
+_LIMITS = (
+    "rate_limit", "burst_limit", "daily_quota", "monthly_quota", "stream_minutes_daily",
+    "stream_minutes_monthly", "live_ai_minutes_daily", "live_ai_minutes_monthly",
+    "max_concurrent_streams",
+)  # fmt: skip
+PLAN_PRICES = (
+    "price_per_transcoded_minute",
+    "price_per_live_ai_minute",
+    "price_per_delivered_minute",
+)
+USAGE_SUMS = ("quantity", "ms", "pixels", "wei", "charge_micros")
+USAGE_KEY = ("hour", "key_id", "stream_id", "session", "orchestrator", "kind", "detail")
+
+# plans: limits and prices; api_keys.plan_id names one (None: the default plan)
+plans = sa.Table(
+    "plans",
+    METADATA,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    *(sa.Column(name, sa.BigInteger) for name in _LIMITS),  # None: unlimited
+    *(sa.Column(name, sa.Text, nullable=False) for name in PLAN_PRICES),  # exact decimals
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+)
+
+# the usage ledger: one row per hour, key, stream, session, orchestrator, kind and rendition or
+# pipeline:model; flushes add to it (atomic increments). key_id "" is the operator's (no key).
+usage_hourly = sa.Table(
+    "usage_hourly",
+    METADATA,
+    sa.Column("hour", Millis, primary_key=True),  # start of the UTC hour
+    sa.Column("key_id", sa.Text, primary_key=True),
+    sa.Column("stream_id", sa.Text, primary_key=True),
+    sa.Column("session", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("orchestrator", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("detail", sa.Text, primary_key=True),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in USAGE_SUMS),
+    sa.Column("wei_rate", sa.Text, nullable=False),  # currency per ETH the cost is taken at
+    sa.Column("currency", sa.Text, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.Index("ix_usage_hourly_key", "key_id", "hour"),
+)
+
+# closed hours pushed to the billing webhook (sent once; retried until sent)
+billing_windows = sa.Table(
+    "billing_windows",
+    METADATA,
+    sa.Column("window_from", Millis, primary_key=True, autoincrement=False),
+    sa.Column("window_to", Millis, nullable=False),
+    sa.Column("sent_at", Millis),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text),
 )

@@ -30,6 +30,7 @@ from .schema import (
 )
 from .sql_live import LiveStore
 from .sql_owners import OwnerStore
+from .sql_usage import UsageStore
 
 __all__ = ["SqlStore"]
 
@@ -62,7 +63,7 @@ def _cursor(cursor: str | None) -> tuple[int, str] | None:
     return int(at), last_id
 
 
-class SqlStore(LiveStore, OwnerStore):
+class SqlStore(LiveStore, OwnerStore, UsageStore):
     """The platform's store over one database (see ``Store`` for what each method does)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
