@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test lint typecheck unit system-deps bench proto clean
+.PHONY: run test lint typecheck unit system-deps dashboard-assets bench proto clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,23 @@ system-deps:
 	@if command -v npm >/dev/null 2>&1 && [ ! -f tests/browser/node_modules/hls.js/dist/hls.min.js ]; then \
 	  (cd tests/browser && npm ci --no-audit --no-fund --silent) || echo "npm ci failed: browser tests will skip"; \
 	fi
+	@$(MAKE) --no-print-directory dashboard-assets
 
-run: $(STAMP)
+# hls.js for the dashboard's players, from npm (not in the repository): copied into the package,
+# which serves it at /dashboard/hls.min.js. Without npm the dashboard plays with native HLS only.
+DASHBOARD := mediagw/api/dashboard
+HLS_JS    := $(DASHBOARD)/static/vendor/hls.min.js
+dashboard-assets:
+	@if [ ! -f $(HLS_JS) ]; then \
+	  if command -v npm >/dev/null 2>&1 \
+	     && (cd $(DASHBOARD) && npm ci --no-audit --no-fund --silent); then \
+	    mkdir -p $(dir $(HLS_JS)) && cp $(DASHBOARD)/node_modules/hls.js/dist/hls.min.js $(HLS_JS); \
+	  else \
+	    echo "hls.js not installed (needs npm): the dashboard's players fall back to native HLS"; \
+	  fi; \
+	fi
+
+run: $(STAMP) dashboard-assets
 	$(BIN)/mediagw run $(ARGS)
 
 lint: $(STAMP)
@@ -54,4 +69,5 @@ proto: $(STAMP)
 	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy mediagw/livepeer/proto/lp_rpc.proto
 
 clean:
+	rm -rf $(DASHBOARD)/node_modules $(DASHBOARD)/static/vendor
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info

@@ -30,6 +30,7 @@ from webrtc import (
 )
 from webrtc.routes import Authorize
 
+from .api.dashboard import add_dashboard_page
 from .api.guard import client_errors
 from .api.http import build_app
 from .api.live import add_live_routes
@@ -37,7 +38,7 @@ from .api.metrics import GatewayMetrics, add_metrics_route
 from .api.playback_gate import add_playback_gate, whep_authorize
 from .api.push import PushIngest
 from .api.recordings import add_recording_routes
-from .api.studio import Api, ApiContext, mount_api
+from .api.studio import Api, ApiContext, DashboardSources, mount_api
 from .clock import SYSTEM, Clock
 from .config import Settings
 from .errors import ConfigError
@@ -83,6 +84,7 @@ from .publish.multistream import Multistream
 from .publish.recorder import Recorder
 from .request import Ladder
 from .stack import TranscodeStack, build_transcoder, default_ladder
+from .stream.health import StreamHealth
 from .stream.hub import Stream as HubStream
 from .stream.hub import StreamHub
 from .usage import StreamUsage, UsageQueue
@@ -141,6 +143,8 @@ class Gateway:
         self.billing: BillingPush | None = None
         self.hub.add_listener(self.hls)
         self.hub.add_listener(self.metrics)
+        self.stream_health = StreamHealth(clock=clock.wall)  # the dashboard's ingest health
+        self.hub.add_listener(self.stream_health)
         self.store_auth = StoreStreamAuth(
             None, authorizer or make_authorizer(settings, self.metrics)
         )
@@ -249,6 +253,7 @@ class Gateway:
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         self.push.routes(self.http_app)
         add_recording_routes(self.http_app, self.recordings_dir)
+        add_dashboard_page(self.http_app)
         self.whip.routes(self.http_app)
         # WHEP plays a stream's live AI output ({stream}-out), as go-livepeer does
         add_whep_routes(
@@ -337,6 +342,9 @@ class Gateway:
     def _transcoded(self, playback_id: str) -> tuple[int, float, int]:
         return self.transcodes.transcoded(playback_id) if self.transcodes else (0, 0.0, 0)
 
+    def _scoreboard(self) -> list[dict[str, Any]]:
+        return self.stack.transcoder.scoreboard_rows() if self.stack is not None else []
+
     def _recording_url(self, session_id: str) -> str:
         return f"{self.public_url()}/recordings/{session_id}/index.m3u8"
 
@@ -390,6 +398,9 @@ class Gateway:
                     "streams": self.streams,
                     "webhooks": self.webhooks,
                     "access": self.playback_access,
+                    "dashboard": DashboardSources(
+                        self.hub, self.stream_health, self.stream_usage, self._scoreboard
+                    ),
                 },
             ),
         )

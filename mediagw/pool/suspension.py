@@ -54,6 +54,10 @@ class Suspensions:
         """Refreshes left before ``key`` is released; 0 when it is not suspended."""
         return max(0, self._release_at.get(key, 0) - self._refresh_count)
 
+    def suspended(self) -> list[str]:
+        """The keys suspended now."""
+        return [key for key in self._release_at if self.penalty(key) > 0]
+
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.penalty(key) > 0
 

@@ -23,10 +23,13 @@ def need(condition: bool, why: str) -> None:
         pytest.skip(why)
 
 
-def run_in_namespace(script: str, *args: str) -> dict[str, object]:
+def run_in_namespace(
+    script: str, *args: str, hls_js: Path = HERE / "node_modules/hls.js/dist/hls.min.js"
+) -> dict[str, object]:
+    """``hls_js``: the copy of hls.js the scenario's page loads (the dashboard's: the package's)."""
     need_tool("chromium")
     unshare = need_tool("unshare")
-    need((HERE / "node_modules/hls.js/dist/hls.min.js").exists(), "hls.js not installed (npm ci)")
+    need(hls_js.exists(), f"hls.js not installed ({hls_js}: make system-deps)")
     need(os.geteuid() == 0, "a private network namespace needs root")
     shell = f"ip link set lo up && exec {sys.executable} {HERE / script} {' '.join(args)}"
     root = HERE.parents[1]  # this checkout's code, not whatever the venv has installed

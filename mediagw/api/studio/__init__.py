@@ -10,6 +10,7 @@ from aiohttp import web
 from ... import __version__
 from .admin import add_admin_routes
 from .base import Api, ApiContext, Call
+from .dashboard import DashboardSources, add_dashboard_routes
 from .openapi import document
 from .plans import add_plan_routes
 from .signing import add_signing_key_routes
@@ -17,7 +18,7 @@ from .streams import add_stream_routes
 from .usage import add_usage_routes
 from .webhooks import add_webhook_routes
 
-__all__ = ["Api", "ApiContext", "build_api", "mount_api"]
+__all__ = ["Api", "ApiContext", "DashboardSources", "build_api", "mount_api"]
 
 
 def build_api() -> Api:
@@ -28,6 +29,7 @@ def build_api() -> Api:
     add_webhook_routes(api)
     add_plan_routes(api)
     add_usage_routes(api)
+    add_dashboard_routes(api)
 
     @api.route(
         "GET", "/openapi.json", scope=None, summary="This API's OpenAPI 3.1 description",

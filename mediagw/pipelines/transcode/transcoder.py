@@ -13,6 +13,8 @@ capabilities. Per segment (transcode spec §5, §9; payments spec §8-9):
     -> download renditions, verify the result signature when O has an address
     -> adopt the new OrchestratorInfo (new params, new PM session)
     on failure: suspend that O for this stream and try the next, up to max_attempts.
+Every attempt goes on ``scoreboard`` (``pool/scoreboard``: the dashboard's latency, success
+rate, swaps and suspensions per orchestrator).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from ...clock import SYSTEM
 from ...errors import MediaGWError
@@ -42,6 +45,7 @@ from ...payments.params import validate_sender
 from ...payments.sender import PaymentSender, balance_key
 from ...pool.discovery import discover
 from ...pool.prices import PriceCaps, price_refusal
+from ...pool.scoreboard import Scoreboard
 from ...pool.selection import StreamSelector, latency_score
 from ...pool.session import OrchSession
 from ...pool.sources import Blocklist, Source
@@ -74,6 +78,7 @@ class _StreamState:
     selector: StreamSelector
     caps: net.Capabilities
     lock: asyncio.Lock
+    last: str = ""  # the orchestrator of the stream's last transcoded segment
 
 
 class LivepeerTranscoder:
@@ -114,6 +119,7 @@ class LivepeerTranscoder:
         self._streams: dict[str, _StreamState] = {}
         # GetOrchestrator requests: our signer's credentials unless a remote signer's are given
         self.requests = requests or OrchestratorRequests(rpc, signer=signer)
+        self.scoreboard = Scoreboard()  # per attempt: the dashboard's orchestrator scoreboard
         self._ending: set[asyncio.Task[None]] = set()
 
     async def _chain(self) -> _ChainView:
@@ -201,11 +207,13 @@ class LivepeerTranscoder:
             if session is None:
                 return TranscodeOutcome(error=last_error, attempts=attempt - 1)
             tried.add(session.url)
-            session.begin(self._monotonic())
+            started = self._monotonic()
+            session.begin(started)
             try:
                 outcome, retryable = await self._attempt(state, session, job, attempt, spent)
             finally:
                 session.end()
+            self._score(state, session, outcome, retryable, started)
             if outcome.ok:
                 return dataclasses.replace(outcome, tickets=spent.tickets, ev_wei=spent.ev)
             if outcome.retry_same:
@@ -224,6 +232,36 @@ class LivepeerTranscoder:
             tickets=spent.tickets,
             ev_wei=spent.ev,
         )
+
+    def _score(
+        self,
+        state: _StreamState,
+        session: OrchSession,
+        outcome: TranscodeOutcome,
+        retryable: bool,
+        started: float,
+    ) -> None:
+        """One attempt on the scoreboard (an O's fault suspends it: ``selector.fail``)."""
+        now = self._monotonic()
+        suspended = not outcome.ok and retryable and not outcome.retry_same
+        self.scoreboard.attempt(
+            session, ok=outcome.ok, seconds=now - started, now=now, suspended=suspended,
+            error=outcome.error,
+        )  # fmt: skip
+        if outcome.ok:
+            if state.last and state.last != session.transcoder:
+                self.scoreboard.swap(state.last)
+            state.last = session.transcoder
+
+    def scoreboard_rows(self) -> list[dict[str, Any]]:
+        """The scoreboard with every live stream's pool: its sessions and its suspensions."""
+        pooled: list[OrchSession] = []
+        suspended: list[str] = []
+        for state in self._streams.values():
+            selector = state.selector
+            pooled.extend(selector.sessions)
+            suspended.extend(u for u in selector.suspensions.suspended() if u)
+        return self.scoreboard.rows(pooled, suspended, now=self._monotonic())
 
     async def _attempt(
         self,
