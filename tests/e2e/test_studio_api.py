@@ -249,3 +249,33 @@ async def test_kill_9_and_restart_lose_no_key_stream_webhook_or_event(
     log = (tmp_path / "gateway.log").read_text()
     assert stream["streamKey"] not in log  # nor in the gateway's own logs
     assert json.dumps(stream["streamKey"]) not in log
+
+
+async def test_a_keys_stored_plan_limits_its_requests_and_the_refusals_are_counted(
+    gateway_factory: GatewayFactory,
+) -> None:
+    gw: Gateway = await gateway_factory()
+    assert gw.store is not None
+    _, admin = await keys.create_key(gw.store, "operator", ["admin"])
+    row, app = await keys.create_key(gw.store, "customer", ["streams"])
+    base = f"http://127.0.0.1:{gw.http_port}"
+    plan = {"id": "tiny", "name": "tiny", "rateLimit": 2, "burstLimit": 2}
+    async with aiohttp.ClientSession() as http:
+        as_admin = {"Authorization": f"Bearer {admin}"}
+        async with http.post(f"{base}/api/admin/plans", json=plan, headers=as_admin) as resp:
+            assert resp.status == 201, await resp.text()
+        async with http.patch(
+            f"{base}/api/admin/keys/{row.id}", json={"planId": "tiny"}, headers=as_admin
+        ) as resp:
+            assert resp.status == 204, await resp.text()
+        statuses = []
+        for _ in range(3):
+            headers = {"Authorization": f"Bearer {app}"}
+            async with http.get(f"{base}/api/stream", headers=headers) as resp:
+                statuses.append(resp.status)
+                limit = resp.headers.get("X-RateLimit-Limit")
+        assert statuses == [200, 200, 429] and limit == "2"
+        async with http.get(f"{base}/metrics") as resp:
+            scrape = await resp.text()
+    line = next(x for x in scrape.splitlines() if x.startswith("mediagw_api_rate_limited_total{"))
+    assert float(line.rsplit(" ", 1)[1]) == 1.0
