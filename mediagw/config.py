@@ -311,6 +311,12 @@ OPTIONS: tuple[Option, ...] = (
         _parse_bool,
         "label stream metrics with manifest_id (one series per stream: watch the cardinality)",
     ),
+    Option(
+        "metering",
+        "metering",
+        _parse_bool,
+        "the usage ledger, plan limits and quotas (false: only to measure what they cost)",
+    ),
     Option("log_level", "logLevel", _choice("debug", "info", "warning", "error"), "log level"),
     Option("log_format", "logFormat", _choice("text", "json"), "log line format"),
 )
@@ -372,6 +378,7 @@ class Settings:
     max_conns_per_ip: int = 100
     metrics_key: str = ""
     metrics_per_stream: bool = False
+    metering: bool = True
     log_level: str = "info"
     log_format: str = "text"
 

@@ -135,10 +135,14 @@ class Gateway:
         self.auth_throttle = FailureThrottle()  # the API's failed-auth throttle (its refusals)
         # usage events (transcoding, live AI, payments) -> per-stream totals for /streams
         self.stream_usage = StreamUsage()
+        # -metering=false (benchmarks only) leaves out the usage ledger and its meters, plan
+        # limits and quotas: what they cost is measured against that (mediagw bench ingest)
+        metering = settings.metering
         self.usage = UsageQueue([self.stream_usage, self.metrics])
         # the gateway's own work (ingest, delivery, recording) as usage; the ledger: start()
         self.delivery = DeliveryMeter(self.usage, self.hub)
-        self.hub.add_listener(SourceMeter(self.usage))
+        if metering:
+            self.hub.add_listener(SourceMeter(self.usage))
         self.ledger: UsageLedger | None = None
         self.billing: BillingPush | None = None
         self.hub.add_listener(self.hls)
@@ -152,9 +156,10 @@ class Gateway:
         self.plans = PlanCache(plans or self._stored_plan, clock=clock)
         granted = self.store_auth.granted
         self.quotas = StreamQuotas(self.plans, granted, self._terminate, clock=clock)
-        self.store_auth.admit = self.quotas.admit
-        self.hub.add_listener(self.quotas)
-        self.usage.consumers.append(self.quotas)
+        if metering:
+            self.store_auth.admit = self.quotas.admit
+            self.hub.add_listener(self.quotas)
+            self.usage.consumers.append(self.quotas)
         # pushes the source to a stream's RTMP outputs; their transitions become Studio events
         self.multistream = Multistream(self.store_auth.targets, self._multistream_event)
         self.hub.add_listener(self.multistream)
@@ -388,11 +393,9 @@ class Gateway:
                 clock=self.clock,
                 throttle=self.auth_throttle,
                 public_url=self._configured_url,
-                limits=RequestLimits(
-                    self.plans,
-                    clock=self.clock,
-                    on_refused=lambda: self.metrics.rate_limited("api"),
-                ),
+                limits=RequestLimits(self.plans, clock=self.clock, on_refused=self._rate_limited)
+                if self.settings.metering
+                else None,
                 services={
                     "quotas": self.quotas,
                     "streams": self.streams,
@@ -414,15 +417,16 @@ class Gateway:
             end_reason=self.quotas.status_reason,
         )
         self.quotas.events = self.lifecycle.events
-        self.ledger, self.billing = open_ledger(
-            self.store,
-            wei_rate=self.settings.wei_rate,
-            interval=self.settings.usage_flush_interval,
-            billing_url=self.settings.billing_webhook_url,
-            clock=self.clock,
-            before_flush=self.delivery.flush,
-        )
-        self.usage.consumers.append(self.ledger)
+        if self.settings.metering:
+            self.ledger, self.billing = open_ledger(
+                self.store,
+                wei_rate=self.settings.wei_rate,
+                interval=self.settings.usage_flush_interval,
+                billing_url=self.settings.billing_webhook_url,
+                clock=self.clock,
+                before_flush=self.delivery.flush,
+            )
+            self.usage.consumers.append(self.ledger)
         await self.lifecycle.recover()  # what an unclean stop left active
         self.lifecycle.start()
         self.hub.add_listener(self.lifecycle)  # before the session recorder: it names the folder
@@ -497,7 +501,8 @@ class Gateway:
 
     def _hls_served(self, stream_id: str, nbytes: int, seconds: float) -> None:
         self.metrics.hls_served(stream_id, nbytes)
-        self.delivery.hls_served(stream_id, nbytes, seconds)
+        if self.settings.metering:
+            self.delivery.hls_served(stream_id, nbytes, seconds)
 
     def _rate_limited(self) -> None:
         self.metrics.rate_limited("api")

@@ -1,7 +1,10 @@
 """``mediagw bench ingest``: N concurrent 720p30 RTMP publishers against an in-process gateway.
 
 Reports, for the gateway process alone (the ffmpeg publishers are separate processes):
-- CPU seconds per stream-minute (user + system, all threads);
+- CPU seconds per stream-minute (user + system, all threads), with the usage ledger, plan limits
+  and quotas on, and its ratio to the same pushes with them off (``-metering=false``), both run
+  in this command: stored streams of a customer's key on a plan with quotas, so every metering
+  path runs;
 - segment latency, from the arrival of the keyframe that closes a segment to the segment being
   listed in the playlist, p50/p99;
 - lost segments and lost frames against what the clip holds;
@@ -110,6 +113,58 @@ async def _push(ffmpeg: str, clip: Path, url: str, delay: float) -> int:
     return proc.returncode or 0
 
 
+async def _phase(
+    work: Path, clip: Path, ffmpeg: str, streams: int, *, metering: bool
+) -> dict[str, Any]:
+    """Push ``streams`` stored streams (a customer's key, on a plan with quotas) into a fresh
+    gateway, ``metering`` on or off; the gateway process's CPU and what reached the hub."""
+    from ..platform import keys
+    from ..platform.plans import Plan
+    from ..platform.tenancy import tenant_of
+
+    settings = Settings(
+        rtmp_addr="127.0.0.1:0",
+        http_addr="127.0.0.1:0",
+        max_sessions=streams + 10,
+        max_conns=streams + 10,
+        max_conns_per_ip=streams + 10,
+        data_dir=str(work / ("data-on" if metering else "data-off")),  # this run's store only
+        metering=metering,
+    )
+    gateway = Gateway(settings)
+    await gateway.start()
+    assert gateway.store is not None and gateway.streams is not None
+    plan = Plan(id="bench", name="bench", stream_minutes_daily=10**6, stream_minutes_monthly=10**6,
+                max_concurrent_streams=streams + 10)  # fmt: skip
+    await gateway.store.create_plan(plan)
+    row, _ = await keys.create_key(gateway.store, "bench customer", ["streams"])
+    await gateway.store.set_key_plan(row.id, plan.id)
+    stored = [
+        await gateway.streams.create({"name": f"bench{i}"}, tenant=tenant_of(row))
+        for i in range(streams)
+    ]
+    label = "on" if metering else "off"
+    print(f"metering {label}: pushing {streams} live-paced streams ...", file=sys.stderr,
+          flush=True)  # fmt: skip
+    cpu0, wall0 = _cpu(), time.perf_counter()
+    rng = random.Random(1)
+    codes = await asyncio.gather(
+        *(
+            _push(ffmpeg, clip, f"rtmp://127.0.0.1:{gateway.rtmp_port}/live/{s.stream_key}",
+                  rng.uniform(0, 2.0))
+            for s in stored
+        )
+    )  # fmt: skip
+    # ffmpeg has exited; each session's last flush finishes just after.
+    for publisher in list(gateway.ingest.publishers.values()):
+        await publisher.wait_ended(timeout=30)
+    cpu = _cpu() - cpu0
+    wall = time.perf_counter() - wall0
+    hub = [gateway.hub.get(s.playback_id) for s in stored]
+    await gateway.stop()
+    return {"cpu": cpu, "wall": wall, "codes": codes, "streams": hub}
+
+
 async def run_ingest_bench(
     *, streams: int, seconds: float, size: str, fps: int, json_out: str = ""
 ) -> int:
@@ -127,43 +182,19 @@ async def run_ingest_bench(
         print("segmenter vs ffmpeg -c copy -f segment ...", file=sys.stderr, flush=True)
         seg = await asyncio.to_thread(compare_segmenter, clip, ffmpeg, work)
 
-        settings = Settings(
-            rtmp_addr="127.0.0.1:0",
-            http_addr="127.0.0.1:0",
-            max_sessions=streams + 10,
-            max_conns=streams + 10,
-            max_conns_per_ip=streams + 10,
-            data_dir=str(work / "data"),  # the platform store of this run only
-        )
-        gateway = Gateway(settings)
-        await gateway.start()
-        print(f"pushing {streams} live-paced streams ...", file=sys.stderr, flush=True)
-        names = [f"bench{i}" for i in range(streams)]
-        cpu0, wall0 = _cpu(), time.perf_counter()
-        rng = random.Random(1)
-        codes = await asyncio.gather(
-            *(
-                _push(ffmpeg, clip, f"rtmp://127.0.0.1:{gateway.rtmp_port}/live/{n}",
-                      rng.uniform(0, 2.0))
-                for n in names
-            )
-        )  # fmt: skip
-        # ffmpeg has exited; each session's last flush finishes just after.
-        for publisher in list(gateway.ingest.publishers.values()):
-            await publisher.wait_ended(timeout=30)
-        cpu = _cpu() - cpu0
-        wall = time.perf_counter() - wall0
+        # the same pushes with the usage ledger, plan limits and quotas off, then on
+        off = await _phase(work, clip, ffmpeg, streams, metering=False)
+        on = await _phase(work, clip, ffmpeg, streams, metering=True)
+        cpu, wall, codes = on["cpu"], on["wall"], on["codes"]
         latencies: list[float] = []
         lost_segments = lost_frames = 0
-        for name in names:
-            stream = gateway.hub.get(name)
+        for stream in on["streams"]:
             got_segments = stream.stats.segments if stream else 0
             got_frames = stream.stats.video_frames if stream else 0
             lost_segments += max(0, expected_segments - got_segments)
             lost_frames += max(0, frames_in - got_frames)
             if stream:
                 latencies.extend(stream.stats.ingest_latency)
-        await gateway.stop()
 
     stream_minutes = streams * seconds / 60
     result: dict[str, Any] = {
@@ -173,6 +204,8 @@ async def run_ingest_bench(
         "wall_seconds": round(wall, 2),
         "cpu_seconds": round(cpu, 2),
         "cpu_seconds_per_stream_minute": round(cpu / stream_minutes, 3),
+        "cpu_seconds_metering_off": round(off["cpu"], 2),
+        "metering_cpu_ratio": round(cpu / off["cpu"], 3) if off["cpu"] else 0.0,
         "segment_latency_ms_p50": round(_pct(latencies, 0.50) * 1000, 2),
         "segment_latency_ms_p99": round(_pct(latencies, 0.99) * 1000, 2),
         "segments_expected": expected_segments * streams,
