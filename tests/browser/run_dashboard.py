@@ -109,7 +109,7 @@ async def main(clip: str, out: str, timeout: float) -> dict[str, Any]:
         await orch.start()
         settings = Settings(
             rtmp_addr="127.0.0.1:0", http_addr="127.0.0.1:0", segment_duration=1.0,
-            embedded_orchestrator=False, orch_addr=(orch.url,),
+            embedded_orchestrator=False, orch_addr=(orch.url,), usage_flush_interval=1.0,
         )  # fmt: skip
         gw = Gateway(settings, store=store)
         await gw.start()
@@ -141,6 +141,7 @@ async def main(clip: str, out: str, timeout: float) -> dict[str, Any]:
                             state.get("current_time", 0) > 3
                             and state.get("frames", 0) > 60
                             and (state.get("orchestrators"))
+                            and "no usage yet" not in state.get("usage", "no usage yet")
                         ):
                             result["played"] = True
                             break

@@ -184,7 +184,7 @@ function renderUsage() {
 
 function chart(points, currency) {
   const W = 760, H = 240, L = 64, R = 12, T = 12, B = 36;
-  const series = [["cost", "spend (paid to orchestrators)"], ["charge", "charge"], ["margin", "margin"]];
+  const series = [["cost", "spend"], ["charge", "charge"], ["margin", "margin"]];
   const values = points.flatMap(([, v]) => series.map(([k]) => v[k]));
   let lo = Math.min(0, ...values), hi = Math.max(0, ...values);
   if (hi === lo) hi = lo + 1;
