@@ -112,6 +112,15 @@ async def test_a_published_stream_plays_over_whep_and_ends_with_its_publisher(
         finally:
             await viewer.close()
     assert gw.source_whep.stats.demuxed >= 2 and gw.source_whep.stats.unplayable == 0
+    # the viewer's time is in the usage ledger: one viewer, the segments fed while it watched
+    assert gw.ledger is not None and gw.store is not None
+    gw.delivery.flush()
+    gw.usage.drain()
+    await gw.ledger.flush()
+    rows = await gw.store.usage(0, 2**62)
+    whep_ms = sum(r.ms for r in rows if r.kind == "delivery_whep" and r.stream_id == "src1")
+    fed = gw.source_whep.stats.demuxed * 2000  # 2 s segments, each fed to the one viewer
+    assert 0 < whep_ms <= fed, (whep_ms, fed)
 
 
 async def test_viewers_come_and_go_and_nothing_is_demuxed_while_nobody_watches(
