@@ -18,10 +18,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ...errors import ConfigError, InvalidInput, StoreNotFound
+from ...errors import ConfigError, InvalidInput
 from ...platform import keys
 from ...platform.store import ApiKey, AuditEntry
-from .base import Api, Body, Call
+from .base import Api, Body, Call, not_found
 
 __all__ = ["add_admin_routes"]
 
@@ -90,13 +90,6 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def _limit(call: Call, default: int = 100) -> int:
-    text = call.query.get("limit", str(default))
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
-        raise InvalidInput("limit", "give a whole number from 1 to 1000")
-    return int(text)
-
-
 def add_admin_routes(api: Api) -> None:
     @api.route(
         "POST", "/admin/keys", scope="admin", body=KeyCreate, status=201, response=NewKeyOut,
@@ -125,7 +118,7 @@ def add_admin_routes(api: Api) -> None:
         query=(("limit", "at most this many keys, 1..1000"),),
     )  # fmt: skip
     async def list_api_keys(call: Call) -> list[dict[str, Any]]:
-        return [key_json(k) for k in await keys.list_keys(call.ctx.store, limit=_limit(call))]
+        return [key_json(k) for k in await keys.list_keys(call.ctx.store, limit=call.limit())]
 
     @api.route(
         "DELETE", "/admin/keys/{id}", scope="admin", status=204, summary="Revoke an API key",
@@ -134,7 +127,7 @@ def add_admin_routes(api: Api) -> None:
     async def revoke_api_key(call: Call) -> None:
         key_id = call.param("id")
         if not await keys.revoke(call.ctx.store, key_id, clock=call.ctx.clock.wall):
-            raise _not_found("API key", key_id)
+            raise not_found("API key", key_id)
         await call.audit("key.revoke", "api_key", key_id)
 
     @api.route(
@@ -146,7 +139,7 @@ def add_admin_routes(api: Api) -> None:
         try:
             row, text = await keys.rotate(call.ctx.store, key_id, clock=call.ctx.clock.wall)
         except ConfigError:
-            raise _not_found("live API key", key_id) from None
+            raise not_found("live API key", key_id) from None
         await call.audit("key.rotate", "api_key", key_id, {"newKeyId": row.id})
         return {**key_json(row), "key": text}
 
@@ -161,10 +154,6 @@ def add_admin_routes(api: Api) -> None:
         if before is not None and not before.isdigit():
             raise InvalidInput("before", "give an audit entry id (a whole number)")
         entries = await call.ctx.store.list_audit(
-            limit=_limit(call), before=int(before) if before is not None else None
+            limit=call.limit(), before=int(before) if before is not None else None
         )
         return [audit_json(e) for e in entries]
-
-
-def _not_found(kind: str, ident: str) -> StoreNotFound:
-    return StoreNotFound(f"no {kind} with id {ident[:100]!r}")

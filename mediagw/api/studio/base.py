@@ -67,6 +67,7 @@ __all__ = [
     "Call",
     "Route",
     "errors",
+    "not_found",
 ]
 
 PREFIX = "/api"
@@ -86,6 +87,11 @@ class Body(BaseModel):
         frozen=True,
         strict=True,
     )
+
+
+def not_found(kind: str, ident: str) -> StoreNotFound:
+    """The 404 of a route whose object (or another tenant's) does not exist."""
+    return StoreNotFound(f"no {kind} with id {ident[:100]!r}")
 
 
 def errors(status: int, *messages: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -129,6 +135,13 @@ class Call:
 
     def param(self, name: str) -> str:
         return self.request.match_info[name]
+
+    def limit(self, default: int = 100, maximum: int = 1000) -> int:
+        """The ``?limit=`` of a listing: a whole number from 1 to ``maximum`` (422 if not)."""
+        text = self.query.get("limit", str(default))
+        if not text.isdigit() or not 1 <= int(text) <= maximum:
+            raise InvalidInput("limit", f"give a whole number from 1 to {maximum}")
+        return int(text)
 
     @property
     def query(self) -> Any:

@@ -17,7 +17,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ...errors import InvalidInput
 from ...stream.health import StreamHealth
 from ...stream.hub import StreamHub
 from ...usage import StreamUsage
@@ -92,13 +91,6 @@ def _sources(call: Call) -> DashboardSources:
     return sources
 
 
-def _limit(call: Call, default: int = 50) -> int:
-    text = call.query.get("limit", str(default))
-    if not text.isdigit() or not 1 <= int(text) <= 500:
-        raise InvalidInput("limit", "give a whole number from 1 to 500")
-    return int(text)
-
-
 def add_dashboard_routes(api: Api) -> None:
     @api.route(
         "GET", "/admin/streams/live", scope="admin", response=LiveStreamOut, tag="dashboard",
@@ -143,7 +135,7 @@ def add_dashboard_routes(api: Api) -> None:
         query=(("limit", "at most this many deliveries, 1..500"),),
     )  # fmt: skip
     async def webhook_deliveries(call: Call) -> list[dict[str, Any]]:
-        limit = _limit(call)
+        limit = call.limit(50, 500)
         store = call.ctx.store
         rows = []
         for hook in await store.list_webhooks(limit=MAX_WEBHOOKS):

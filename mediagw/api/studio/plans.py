@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ...errors import InvalidInput, StoreNotFound
+from ...errors import InvalidInput
 from ...platform.plans import Plan
-from .base import Api, Body, Call
+from .base import Api, Body, Call, not_found
 
 __all__ = ["add_plan_routes", "plan_json"]
 
@@ -130,7 +130,7 @@ def add_plan_routes(api: Api) -> None:
     async def get_plan(call: Call) -> dict[str, Any]:
         plan = await call.ctx.store.get_plan(call.param("id"))
         if plan is None:
-            raise StoreNotFound(f"no plan with id {call.param('id')[:100]!r}")
+            raise not_found("plan", call.param("id"))
         return plan_json(plan)
 
     @api.route(
@@ -141,7 +141,7 @@ def add_plan_routes(api: Api) -> None:
         changes = _changes(call.body)
         plan = await call.ctx.store.update_plan(call.param("id"), **changes)
         if plan is None:
-            raise StoreNotFound(f"no plan with id {call.param('id')[:100]!r}")
+            raise not_found("plan", call.param("id"))
         await call.audit("plan.update", "plan", plan.id, {"fields": sorted(changes)})
         return plan_json(plan)
 
@@ -152,5 +152,5 @@ def add_plan_routes(api: Api) -> None:
     async def set_key_plan(call: Call) -> None:
         key_id, plan_id = call.param("id"), call.body.plan_id
         if not await call.ctx.store.set_key_plan(key_id, plan_id):
-            raise StoreNotFound(f"no API key with id {key_id[:100]!r}")
+            raise not_found("API key", key_id)
         await call.audit("key.plan", "api_key", key_id, {"planId": plan_id})

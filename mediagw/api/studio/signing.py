@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import StoreNotFound
 from ...platform.access import PlaybackAccess, create_signing_key
 from ...platform.store import SigningKey
-from .base import Api, Call
+from .base import Api, Call, not_found
 from .models import SigningKeyCreate, SigningKeyOut, SigningKeyPatch
 
 __all__ = ["add_signing_key_routes"]
@@ -48,7 +47,7 @@ async def _existing(call: Call) -> SigningKey:
     key_id = call.param("id")
     key = await call.ctx.store.get_signing_key(key_id)
     if key is None or not call.tenant.sees(key.owner_key_id):
-        raise StoreNotFound(f"no signing key with id {key_id[:100]!r}")
+        raise not_found("signing key", key_id)
     return key
 
 

@@ -37,7 +37,7 @@ from ...platform.access import PlaybackAccess
 from ...platform.store import Stream
 from ...platform.streams import StreamService
 from ...platform.studio_json import session_to_studio, target_to_studio, to_studio
-from .base import Api, Call
+from .base import Api, Call, not_found
 from .models import (
     MultistreamTargetCreate,
     PlaybackOut,
@@ -60,22 +60,11 @@ def _streams(call: Call) -> StreamService:
     return service
 
 
-def _missing(kind: str, ident: str) -> StoreNotFound:
-    return StoreNotFound(f"no {kind} with id {ident[:100]!r}")
-
-
 async def _stream(call: Call, name: str = "id") -> Stream:
     stream = await _streams(call).get(call.param(name), tenant=call.tenant)
     if stream is None:
-        raise _missing("stream", call.param(name))
+        raise not_found("stream", call.param(name))
     return stream
-
-
-def _limit(call: Call) -> int:
-    text = call.query.get("limit", "100")
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
-        raise InvalidInput("limit", "give a whole number from 1 to 1000")
-    return int(text)
 
 
 def _filters(call: Call) -> dict[str, Any]:
@@ -153,7 +142,7 @@ def add_stream_routes(api: Api) -> None:
     async def list_streams(call: Call) -> web.StreamResponse:
         page = await _streams(call).list(
             _filters(call),
-            limit=_limit(call),
+            limit=call.limit(),
             cursor=call.query.get("cursor") or None,
             tenant=call.tenant,
         )
@@ -185,7 +174,7 @@ def add_stream_routes(api: Api) -> None:
         changes = call.body.model_dump(by_alias=True, exclude_unset=True)
         stream = await _streams(call).update(call.param("id"), changes, tenant=call.tenant)
         if stream is None:
-            raise _missing("stream", call.param("id"))
+            raise not_found("stream", call.param("id"))
         _forget_policy(call, stream)
         await call.audit("stream.update", "stream", stream.id, {"fields": sorted(changes)})
 
@@ -196,7 +185,7 @@ def add_stream_routes(api: Api) -> None:
     async def delete_stream(call: Call) -> None:
         stream = await _stream(call)
         if not await _streams(call).delete(stream.id, tenant=call.tenant):
-            raise _missing("stream", stream.id)
+            raise not_found("stream", stream.id)
         _forget_policy(call, stream)
         await call.audit("stream.delete", "stream", stream.id, {"name": stream.name})
 
@@ -207,7 +196,7 @@ def add_stream_routes(api: Api) -> None:
     async def terminate_stream(call: Call) -> None:
         ended = await _streams(call).terminate(call.param("id"), tenant=call.tenant)
         if ended is None:
-            raise _missing("stream", call.param("id"))
+            raise not_found("stream", call.param("id"))
         await call.audit("stream.terminate", "stream", call.param("id"), {"wasLive": ended})
 
     @api.route(
@@ -216,7 +205,7 @@ def add_stream_routes(api: Api) -> None:
     )  # fmt: skip
     async def list_sessions(call: Call) -> list[dict[str, Any]]:
         stream = await _stream(call, "parentId")
-        sessions = await _streams(call).list_sessions(stream.id, limit=_limit(call))
+        sessions = await _streams(call).list_sessions(stream.id, limit=call.limit())
         return [session_to_studio(s, stream) for s in sessions]
 
     @api.route(
@@ -226,7 +215,7 @@ def add_stream_routes(api: Api) -> None:
     async def get_session(call: Call) -> dict[str, Any]:
         session = await _streams(call).get_session(call.param("id"), tenant=call.tenant)
         if session is None:
-            raise _missing("session", call.param("id"))
+            raise not_found("session", call.param("id"))
         return session_to_studio(session, await _streams(call).get(session.stream_id))
 
     @api.route(
@@ -266,7 +255,7 @@ def add_stream_routes(api: Api) -> None:
     async def get_multistream_target(call: Call) -> dict[str, Any]:
         target = await _streams(call).get_target(call.param("id"), tenant=call.tenant)
         if target is None:
-            raise _missing("multistream target", call.param("id"))
+            raise not_found("multistream target", call.param("id"))
         return target_to_studio(target)
 
     @api.route(
@@ -275,5 +264,5 @@ def add_stream_routes(api: Api) -> None:
     )  # fmt: skip
     async def delete_multistream_target(call: Call) -> None:
         if not await _streams(call).delete_target(call.param("id"), tenant=call.tenant):
-            raise _missing("multistream target", call.param("id"))
+            raise not_found("multistream target", call.param("id"))
         await call.audit("multistream_target.delete", "multistream_target", call.param("id"))

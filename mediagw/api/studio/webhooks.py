@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import StoreNotFound
 from ...platform.store import Webhook
 from ...platform.webhooks import WebhookService, delivery_json, webhook_json
-from .base import Api, Call
+from .base import Api, Call, not_found
 from .models import WebhookCreate, WebhookOut
 
 __all__ = ["add_webhook_routes"]
@@ -33,14 +32,10 @@ def _service(call: Call) -> WebhookService:
     return service
 
 
-def _missing(kind: str, ident: str) -> StoreNotFound:
-    return StoreNotFound(f"no {kind} with id {ident[:100]!r}")
-
-
 async def _existing(call: Call) -> Webhook:
     hook = await _service(call).get(call.param("id"), tenant=call.tenant)
     if hook is None:
-        raise _missing("webhook", call.param("id"))
+        raise not_found("webhook", call.param("id"))
     return hook
 
 
@@ -89,7 +84,7 @@ def add_webhook_routes(api: Api) -> None:
             body.stream_id, tenant=call.tenant,
         )  # fmt: skip
         if hook is None:
-            raise _missing("webhook", call.param("id"))
+            raise not_found("webhook", call.param("id"))
         await call.audit("webhook.update", "webhook", hook.id, _audited(hook))
         return webhook_json(hook)
 
@@ -100,7 +95,7 @@ def add_webhook_routes(api: Api) -> None:
     async def delete_webhook(call: Call) -> dict[str, Any]:
         hook = await _existing(call)
         if not await _service(call).delete(hook.id, tenant=call.tenant):
-            raise _missing("webhook", hook.id)
+            raise not_found("webhook", hook.id)
         await call.audit("webhook.delete", "webhook", hook.id)
         return webhook_json(hook)
 
@@ -111,7 +106,7 @@ def add_webhook_routes(api: Api) -> None:
     async def webhook_log(call: Call) -> list[dict[str, Any]]:
         log = await _service(call).log(call.param("id"), limit=100, tenant=call.tenant)
         if log is None:
-            raise _missing("webhook", call.param("id"))
+            raise not_found("webhook", call.param("id"))
         return [delivery_json(d) for d in log]
 
     @api.route(
@@ -122,7 +117,7 @@ def add_webhook_routes(api: Api) -> None:
         hook = await _existing(call)
         delivery = await call.ctx.store.get_delivery(call.param("logId"))
         if delivery is None or delivery.webhook_id != hook.id:
-            raise _missing("webhook log entry", call.param("logId"))
+            raise not_found("webhook log entry", call.param("logId"))
         return delivery_json(delivery)
 
     @api.route(
@@ -134,6 +129,6 @@ def add_webhook_routes(api: Api) -> None:
             call.param("id"), call.param("logId"), tenant=call.tenant
         )
         if queued is None:
-            raise _missing("webhook log entry", call.param("logId"))
+            raise not_found("webhook log entry", call.param("logId"))
         await call.audit("webhook.resend", "webhook", call.param("id"), {"logId": queued.id})
         return delivery_json(queued)
