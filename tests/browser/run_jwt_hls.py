@@ -12,17 +12,14 @@ import json
 import shutil
 import tempfile
 import time
-from pathlib import Path
 
-from aiohttp import web
-from run_whip_hls import CHROMIUM_FLAGS, PAGE_HOST
+from run_whip_hls import CHROMIUM_FLAGS, PAGE_HOST, serve_page
 
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.platform.access import create_signing_key, sign_token
 from mediagw.platform.store import SqlStore, Stream
 
-HERE = Path(__file__).resolve().parent
 PLAYBACK_ID = "jwtgated1"
 
 
@@ -49,24 +46,7 @@ async def main(clip: str, timeout: float) -> dict[str, object]:
             ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", clip,
             "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{gw.rtmp_port}/live/k-1",
         )  # fmt: skip
-        reported: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
-
-        async def report(request: web.Request) -> web.Response:
-            if not reported.done():
-                reported.set_result(await request.json())
-            return web.Response(text="ok")
-
-        app = web.Application()
-        app.router.add_get("/", lambda _: web.FileResponse(HERE / "jwt_hls.html"))
-        app.router.add_get(
-            "/hls.min.js", lambda _: web.FileResponse(HERE / "node_modules/hls.js/dist/hls.min.js")
-        )
-        app.router.add_post("/report", report)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, PAGE_HOST, 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, port, reported = await serve_page("jwt_hls.html")
         for _ in range(100):  # the first segment is out: the stream is live
             if gw.hls.media_playlist(PLAYBACK_ID, "source") is not None:
                 break

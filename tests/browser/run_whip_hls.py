@@ -38,6 +38,33 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
+async def serve_page(
+    html: str,
+) -> tuple[web.AppRunner, int, asyncio.Future[dict[str, object]]]:
+    """Serve the scenario's page (``html`` here) and hls.js on ``PAGE_HOST``, another origin
+    than the gateway's; the page POSTs its result to ``/report``, which resolves the future.
+    The caller cleans the runner up."""
+    reported: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+
+    async def report(request: web.Request) -> web.Response:
+        if not reported.done():
+            reported.set_result(await request.json())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", lambda _: web.FileResponse(HERE / html))
+    app.router.add_get(
+        "/hls.min.js", lambda _: web.FileResponse(HERE / "node_modules/hls.js/dist/hls.min.js")
+    )
+    app.router.add_post("/report", report)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, PAGE_HOST, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, int(port), reported
+
+
 async def main(timeout: float, pipeline: str = "", end: bool = False) -> dict[str, object]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -63,24 +90,7 @@ async def main(timeout: float, pipeline: str = "", end: bool = False) -> dict[st
         )
     )
     await gw.start()
-    reported: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
-
-    async def report(request: web.Request) -> web.Response:
-        if not reported.done():
-            reported.set_result(await request.json())
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/", lambda _: web.FileResponse(HERE / "whip_hls.html"))
-    app.router.add_get(
-        "/hls.min.js", lambda _: web.FileResponse(HERE / "node_modules/hls.js/dist/hls.min.js")
-    )
-    app.router.add_post("/report", report)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, PAGE_HOST, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port, reported = await serve_page("whip_hls.html")
     page = f"http://{PAGE_HOST}:{port}/?gw=http://127.0.0.1:{gw.http_port}&name=browser&seconds=7"
     if pipeline:
         page += f"&pipeline={pipeline}"
