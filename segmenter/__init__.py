@@ -9,7 +9,16 @@ from .annexb import AnnexBVideo
 from .errors import MalformedMedia, MuxError, SegmenterError, UnsupportedCodec
 from .flv import FlvDemuxer, read_flv_file
 from .opus import OpusStats, OpusToAac
-from .packet import CLOCK, AudioConfig, MediaPacket, Segment, VideoConfig
+from .packet import (
+    CLOCK,
+    AudioConfig,
+    MediaPacket,
+    Progress,
+    Segment,
+    SegmentProgress,
+    SegmentStart,
+    VideoConfig,
+)
 from .probe import ProbeResult, count_frames_flv, probe_ts
 from .rtpmedia import RtpDemuxer
 from .segmenter import Segmenter, SegmenterStats
@@ -25,8 +34,11 @@ __all__ = [
     "OpusStats",
     "OpusToAac",
     "ProbeResult",
+    "Progress",
     "RtpDemuxer",
     "Segment",
+    "SegmentProgress",
+    "SegmentStart",
     "Segmenter",
     "SegmenterError",
     "SegmenterStats",

@@ -80,3 +80,37 @@ class Segment:
     def duration(self) -> float:
         """Duration in seconds."""
         return self.duration_ticks / CLOCK
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentStart:
+    """A segment was opened at its first keyframe (or first audio frame when audio-only).
+
+    The segment's progress stream (``Segmenter.take_progress``) is ``SegmentStart``, then any
+    number of ``SegmentProgress`` for the same ``seq``, then its complete ``Segment``: consumers
+    that want media before the cut (live AI trickle, LL-HLS parts) read this stream, and the
+    ``Segment`` that ends it is the very one the hub lists, with the same bytes."""
+
+    seq: int
+    start_pts: int  # 90 kHz, as the segment's first PTS in the TS
+    discontinuity: bool
+    video: VideoConfig | None
+    audio: AudioConfig | None
+    meta: dict[str, float] = field(default_factory=dict, compare=False)  # "pdt": unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentProgress:
+    """Media of the open segment ``seq`` muxed since the previous progress item.
+
+    ``data``: the MPEG-TS bytes the muxer wrote for them (a prefix of the segment's final
+    ``Segment.data`` when joined in order; empty unless progressive TS is on). ``packets``: the
+    same media as access units, timestamps as written in the TS (90 kHz, continuous timeline);
+    video is Annex B, audio raw AAC (no ADTS)."""
+
+    seq: int
+    data: bytes
+    packets: tuple[MediaPacket, ...]
+
+
+Progress = SegmentStart | SegmentProgress | Segment
