@@ -24,6 +24,12 @@ Policy (all times in 90 kHz ticks, measured on presentation timestamps):
     (:mod:`.timeline`). The TS holds exactly these PTS/DTS: ``probe_ts(seg.data).first_pts ==
     seg.start_pts``. If video first shows up behind an open audio-only segment, both clocks move
     forward so the timeline stays monotonic (one audio gap, at a discontinuity anyway).
+  * Progress (``enable_progress``): a consumer that sends or packages a segment while it is being
+    cut (live AI, LL-HLS) reads ``take_progress()`` after each push: for every segment opened
+    since progress was enabled, ``SegmentStart``, then ``SegmentProgress`` items (the packets
+    muxed, and with ``ts=True`` the TS bytes written: :class:`TsWriter` progressive mode), then
+    the ``Segment`` itself, whose ``data`` is exactly the progress bytes joined. A segment
+    aborted for its size gets no ``Segment``: the next ``SegmentStart`` supersedes it.
   * ``Segment.meta``: ``open_ms`` (container open + first packet muxed), ``close_ms``, ``bytes``,
     and ``overlong`` when set.
 """
@@ -36,7 +42,16 @@ from dataclasses import dataclass
 
 from .aac import SAMPLES_PER_FRAME
 from .errors import MalformedMedia
-from .packet import CLOCK, AudioConfig, MediaPacket, Segment, VideoConfig
+from .packet import (
+    CLOCK,
+    AudioConfig,
+    MediaPacket,
+    Progress,
+    Segment,
+    SegmentProgress,
+    SegmentStart,
+    VideoConfig,
+)
 from .timeline import StreamClock
 from .tsmux import PCR_LEAD, TsWriter
 
@@ -62,7 +77,8 @@ class _Open:
     """The segment currently being written."""
 
     __slots__ = ("audio_end", "audio_frames", "bytes", "discontinuity", "max_pts", "meta",
-                 "overlong", "seq", "start", "t0", "video_frames", "writer")  # fmt: skip
+                 "overlong", "packets", "sent", "seq", "start", "t0", "video_frames",
+                 "writer")  # fmt: skip
 
     def __init__(self, writer: TsWriter, seq: int, start: int, discontinuity: bool) -> None:
         self.writer = writer
@@ -77,6 +93,8 @@ class _Open:
         self.overlong = False
         self.t0 = 0.0
         self.meta: dict[str, float] = {}
+        self.packets: list[MediaPacket] | None = None  # progress on: muxed since the last take
+        self.sent = 0  # progress: TS bytes handed over so far
 
 
 class Segmenter:
@@ -108,6 +126,9 @@ class Segmenter:
         self._next_start = max(start_pts, PCR_LEAD)
         self._floor: dict[str, int] = {}
         self._ready: list[Segment] = []
+        self._progress = False  # emit the progress stream (packets)
+        self._progress_ts = False  # ... with the TS bytes as they are muxed
+        self._events: list[Progress] = []
         self.stats = SegmenterStats()
         self._reset_session(discontinuity=False)
 
@@ -125,6 +146,32 @@ class Segmenter:
         self._target = round(target_duration * CLOCK)
         self._cut_at = self._target - CUT_TOLERANCE
         self._max_ticks = round(self.max_segment_duration * CLOCK)
+
+    def enable_progress(self, *, ts: bool = False) -> None:
+        """Emit the progress stream from the next segment opened on (``take_progress``);
+        ``ts``: with the TS bytes as they are muxed. Never turned off: a stream that had a
+        consumer keeps it for its lifetime (the cost is one small object per push)."""
+        self._progress = True
+        self._progress_ts = self._progress_ts or ts
+
+    @property
+    def progress(self) -> bool:
+        return self._progress
+
+    def take_progress(self) -> list[Progress]:
+        """The progress items since the previous call, in order (see the module docstring)."""
+        cur = self._cur
+        if cur is not None and cur.packets is not None:
+            self._emit_progress(cur, cur.writer.take())
+        events, self._events = self._events, []
+        return events
+
+    def _emit_progress(self, cur: _Open, data: bytes) -> None:
+        assert cur.packets is not None
+        if data or cur.packets:
+            cur.sent += len(data)
+            self._events.append(SegmentProgress(cur.seq, data, tuple(cur.packets)))
+            cur.packets = []
 
     def _reset_session(self, discontinuity: bool) -> None:
         self._video_cfg: VideoConfig | None = None
@@ -313,11 +360,16 @@ class Segmenter:
 
     def _open(self, start: int, *, with_video: bool) -> _Open:
         t0 = time.perf_counter()
-        writer = TsWriter(
-            self._video_cfg if with_video else None, self._audio_cfg, self._discontinuity
-        )
+        video = self._video_cfg if with_video else None
+        progressive = self._progress_ts
+        writer = TsWriter(video, self._audio_cfg, self._discontinuity, progressive=progressive)
         cur = _Open(writer, self._seq, start, self._discontinuity)
         cur.t0 = t0
+        if self._progress:
+            cur.packets = []
+            self._events.append(
+                SegmentStart(self._seq, start, self._discontinuity, video, self._audio_cfg)
+            )
         self._seq += 1
         self._discontinuity = False
         self._force_cut = False
@@ -356,6 +408,8 @@ class Segmenter:
 
     def _mux_video(self, cur: _Open, pts: int, dts: int, pkt: MediaPacket) -> None:
         cur.writer.write_video(pts, dts, pkt.keyframe, pkt.data)
+        if cur.packets is not None:
+            cur.packets.append(MediaPacket("video", pts, dts, pkt.keyframe, pkt.data))
         cur.video_frames += 1
         if pts > cur.max_pts:
             cur.max_pts = pts
@@ -369,6 +423,8 @@ class Segmenter:
 
     def _mux_audio(self, cur: _Open, pts: int, data: bytes) -> None:
         cur.writer.write_audio(pts, data)
+        if cur.packets is not None:
+            cur.packets.append(MediaPacket("audio", pts, pts, True, data))
         cur.audio_frames += 1
         cur.audio_end = pts + self._audio_frame
         cur.bytes += len(data)
@@ -393,7 +449,9 @@ class Segmenter:
         self._cur = None
         self._next_start = end
         self.stats.segments += 1
-        return Segment(
+        if cur.packets is not None:
+            self._emit_progress(cur, data[cur.sent :] if cur.writer.progressive else b"")
+        segment = Segment(
             seq=cur.seq,
             data=data,
             start_pts=cur.start,
@@ -406,3 +464,6 @@ class Segmenter:
             last=last,
             meta=cur.meta,
         )
+        if cur.packets is not None:
+            self._events.append(segment)
+        return segment

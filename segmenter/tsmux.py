@@ -8,6 +8,15 @@ the segmenter keeps every DTS >= ``PCR_LEAD`` so the PCR never goes negative. Ea
 fresh container, so SDT/PAT/PMT come first in every file (no ``resend_headers`` needed) and
 continuity counters restart at 0 in every file (as with ``ffmpeg -f segment``); segments that
 start a discontinuity get ``mpegts_flags=+initial_discontinuity``.
+
+Progressive mode (``progressive=True``, for consumers that send a segment while it is cut: live
+AI's trickle POST): the muxer flushes after every packet (``flush_packets``), writes each audio
+frame as its own PES (``pes_payload_size=0``, no audio batching) and sets PES_packet_length on
+video PES too (``omit_video_pes_length=0``), so a demuxer knows a frame is complete when its
+last byte arrives instead of when the next frame starts. ``take()`` hands over the bytes
+written since the previous call. libavformat's interleaver still holds a packet until one of
+the other stream arrives (at most one audio frame, ~21 ms, for a video frame); the bytes are
+otherwise the same MPEG-TS.
 """
 
 from __future__ import annotations
@@ -27,7 +36,29 @@ TS_OPTIONS = {"mpegts_copyts": "1", "max_delay": str(PCR_LEAD * 1_000_000 // CLO
 # after a restart/codec change: set discontinuity_indicator on each PID's first packet
 TS_OPTIONS_DISCONTINUITY = {**TS_OPTIONS, "mpegts_flags": "+initial_discontinuity"}
 
+TS_OPTIONS_PROGRESSIVE = {
+    "flush_packets": "1",
+    "pes_payload_size": "0",
+    "omit_video_pes_length": "0",
+}
+
 _AV_ERRORS = (av.FFmpegError, ValueError, TypeError, OSError, MemoryError)
+
+
+class _Chunks(io.RawIOBase):
+    """Where a progressive muxer writes: every write kept, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks: list[bytes] = []
+        self.taken = 0  # chunks already handed over by take()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self.chunks.append(bytes(data))
+        return len(data)
 
 
 class TsWriter:
@@ -36,14 +67,21 @@ class TsWriter:
     __slots__ = ("_adts", "_astream", "_buf", "_container", "_vstream", "audio", "video")
 
     def __init__(
-        self, video: VideoConfig | None, audio: AudioConfig | None, discontinuity: bool = False
+        self,
+        video: VideoConfig | None,
+        audio: AudioConfig | None,
+        discontinuity: bool = False,
+        *,
+        progressive: bool = False,
     ) -> None:
         self.video = video
         self.audio = audio
         self._adts = AdtsWriter.from_asc(parse_asc(audio.asc)) if audio is not None else None
-        self._buf = io.BytesIO()
+        self._buf: io.BytesIO | _Chunks = _Chunks() if progressive else io.BytesIO()
         try:
             options = TS_OPTIONS_DISCONTINUITY if discontinuity else TS_OPTIONS
+            if progressive:
+                options = {**options, **TS_OPTIONS_PROGRESSIVE}
             self._container = av.open(self._buf, "w", format="mpegts", options=options)
             self._vstream: av.stream.Stream | None = None
             self._astream: av.stream.Stream | None = None
@@ -86,13 +124,27 @@ class TsWriter:
         except _AV_ERRORS as e:
             raise MuxError(f"muxing audio packet pts={pts} failed: {e}") from e
 
+    @property
+    def progressive(self) -> bool:
+        return isinstance(self._buf, _Chunks)
+
+    def take(self) -> bytes:
+        """Progressive mode: the bytes written since the previous ``take`` (else empty)."""
+        buf = self._buf
+        if not isinstance(buf, _Chunks) or buf.taken == len(buf.chunks):
+            return b""
+        new = b"".join(buf.chunks[buf.taken :])
+        buf.taken = len(buf.chunks)
+        return new
+
     def close(self) -> bytes:
-        """Write the trailer and return the finished TS bytes."""
+        """Write the trailer and return the finished TS bytes (all of them, ``take`` or not)."""
         try:
             self._container.close()
         except _AV_ERRORS as e:
             raise MuxError(f"finishing the MPEG-TS segment failed: {e}") from e
-        return self._buf.getvalue()
+        buf = self._buf
+        return b"".join(buf.chunks) if isinstance(buf, _Chunks) else buf.getvalue()
 
     def abort(self) -> None:
         try:

@@ -13,6 +13,11 @@ State of a stream (rules beside the table):
 
 Listeners are synchronous and cheap (in-memory HLS, metrics); anything that does I/O subscribes
 through a bounded ``Fanout`` and drops when slow, so no consumer can stall ingest.
+
+The progress stream (``segmenter.Progress``: each segment's start, its media as it is muxed,
+then the segment itself) reaches consumers that work before the cut: synchronous progress
+listeners (LL-HLS: every stream's packets) and ``Stream.subscribe_progress`` (live AI: the TS
+bytes too). A stream's segmenter emits it only once someone asked for it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from segmenter import Segment, Segmenter
+from segmenter import Progress, Segment, Segmenter
 
 from ..clock import SYSTEM
 from ..errors import LimitExceeded, StreamBusy
@@ -67,6 +72,7 @@ class Stream:
     last_error: str | None = None
     stats: StreamStats = field(default_factory=StreamStats)
     segments: Fanout[Segment] = field(default_factory=Fanout)
+    progress: Fanout[Progress] = field(default_factory=Fanout)
     stop_ingest: Callable[[str], None] | None = None  # set by the live publish session
 
     @property
@@ -77,6 +83,19 @@ class Stream:
         self, maxsize: int = 16, name: str = "", on_drop: Callable[[Segment], None] | None = None
     ) -> Subscription[Segment]:
         return self.segments.subscribe(maxsize, name, on_drop)
+
+    def subscribe_progress(
+        self,
+        maxsize: int = 1024,
+        name: str = "",
+        on_drop: Callable[[Progress], None] | None = None,
+        *,
+        ts: bool = False,
+    ) -> Subscription[Progress]:
+        """The progress stream from the next segment opened on; ``ts``: with the TS bytes as
+        they are muxed. A consumer that drops an item must skip to the next ``SegmentStart``."""
+        self.segmenter.enable_progress(ts=ts)
+        return self.progress.subscribe(maxsize, name, on_drop)
 
     def describe(self) -> dict[str, Any]:
         s = self.stats
@@ -112,6 +131,13 @@ class StreamHub:
         self._streams: dict[str, Stream] = {}
         self._listeners: list[StreamListener] = []
         self._started_hooks: list[Callable[[Stream], None]] = []
+        self._progress_listeners: list[Callable[[Stream, Progress], None]] = []
+
+    def add_progress_listener(self, listener: Callable[[Stream, Progress], None]) -> None:
+        """Every stream's progress stream (packets, no TS bytes) goes to ``listener`` too."""
+        self._progress_listeners.append(listener)
+        for stream in self._streams.values():
+            stream.segmenter.enable_progress()
 
     def add_listener(self, listener: StreamListener) -> None:
         self._listeners.append(listener)
@@ -150,6 +176,8 @@ class StreamHub:
             stream.ended_at = 0.0
             stream.last_error = None
             stream.request = request
+        if self._progress_listeners:
+            stream.segmenter.enable_progress()
         stream.stats.sessions += 1
         for listener in self._listeners:
             listener.on_stream_start(stream)
@@ -158,7 +186,14 @@ class StreamHub:
         log.info("stream live", extra={"stream": stream_id, "session": stream.stats.sessions})
         return stream
 
-    def add_segment(self, stream: Stream, segment: Segment) -> None:
+    def add_progress(self, stream: Stream, item: Progress) -> None:
+        for listener in self._progress_listeners:
+            listener(stream, item)
+        stream.progress.publish(item)
+
+    def add_segment(self, stream: Stream, segment: Segment, *, progress: bool = False) -> None:
+        """List ``segment``; ``progress``: it also ends its progress stream (it was opened
+        while progress was on)."""
         s = stream.stats
         s.segments += 1
         s.bytes += len(segment.data)
@@ -168,6 +203,8 @@ class StreamHub:
         for listener in self._listeners:
             listener.on_segment(stream, segment)
         stream.segments.publish(segment)
+        if progress:
+            self.add_progress(stream, segment)
 
     def end_publish(self, stream: Stream, error: str | None = None) -> None:
         if not stream.live:
@@ -191,6 +228,7 @@ class StreamHub:
         for stream in gone:
             del self._streams[stream.id]
             stream.segments.close()
+            stream.progress.close()
             for listener in self._listeners:
                 listener.on_stream_removed(stream)
         return [s.id for s in gone]
@@ -200,3 +238,4 @@ class StreamHub:
             if stream.live:
                 self.end_publish(stream, "gateway shutting down")
             stream.segments.close()
+            stream.progress.close()

@@ -21,8 +21,10 @@ from segmenter import (
     AudioConfig,
     FlvDemuxer,
     MediaPacket,
+    Progress,
     Segment,
     SegmenterError,
+    SegmentStart,
     VideoConfig,
 )
 
@@ -36,6 +38,9 @@ __all__ = ["Publisher"]
 
 # (arguments of the demuxer's feed(), arrival time.monotonic())
 _Msg = tuple[tuple[Any, ...], float]
+# what one executor call hands back, in cut order: a segment to list (with the arrival of the
+# unit that cut it; its progress flag: it also ends a progress stream), or a progress item
+_Cut = tuple[Segment, float | None, bool] | Progress
 
 
 class Demuxer(Protocol):
@@ -176,7 +181,7 @@ class Publisher:
                 if self._error is not None:
                     batch = []  # the session is failing: cut nothing more, only flush
                 final = self._closing and not batch
-                cut: list[tuple[Segment, float | None]] = []
+                cut: list[_Cut] = []
                 if batch or final:
                     try:
                         cut = await loop.run_in_executor(
@@ -184,8 +189,11 @@ class Publisher:
                         )
                     except SegmenterError as exc:
                         self._fail(f"{type(exc).__name__}: {exc}")
-                for segment, arrival in cut:
-                    self._publish(segment, arrival)
+                for item in cut:
+                    if isinstance(item, tuple):
+                        self._publish(*item)
+                    else:
+                        self._progress(item)
                 if final:
                     return
         except Exception as exc:  # never let one stream's bug leak out of its task
@@ -203,29 +211,50 @@ class Publisher:
             self._error = reason
             log.warning("stream media error", extra={"stream": self.stream.id, "error": reason})
 
-    def _process(self, batch: list[_Msg], final: bool) -> list[tuple[Segment, float | None]]:
-        """Runs in the executor: demux ingest units and cut segments -> (segment, arrival)."""
+    def _process(self, batch: list[_Msg], final: bool) -> list[_Cut]:
+        """Runs in the executor: demux ingest units and cut segments (and, when a consumer
+        asked for it, the progress stream after every push: media leaves packet by packet)."""
         segmenter = self.stream.segmenter
-        out: list[tuple[Segment, float | None]] = []
+        out: list[_Cut] = []
         for args, arrival in batch:
             for item in self._demuxer.feed(*args):
-                out.extend((seg, arrival) for seg in segmenter.push(item))
+                self._collect(out, segmenter.push(item), arrival)
         if final:  # closed by the end of the session, not by a keyframe: no latency sample
             try:
                 for item in self._demuxer.flush():
-                    out.extend((seg, None) for seg in segmenter.push(item))
+                    self._collect(out, segmenter.push(item), None)
             except SegmenterError as exc:  # keep what was cut: the last segment still closes
                 log.warning(
                     "demuxer flush failed", extra={"stream": self.stream.id, "error": str(exc)}
                 )
-            out.extend((seg, None) for seg in segmenter.flush())
+            self._collect(out, segmenter.flush(), None)
         return out
 
-    def _publish(self, segment: Segment, arrival: float | None) -> None:
+    def _collect(self, out: list[_Cut], cut: list[Segment], arrival: float | None) -> None:
+        """``cut`` and the progress items since the last push, in cut order: a segment that
+        ends a progress stream takes its place in it; one opened before progress was on (no
+        progress stream) was closed before anything in it."""
+        segmenter = self.stream.segmenter
+        events = segmenter.take_progress() if segmenter.progress else []
+        marked = {id(e) for e in events if isinstance(e, Segment)}
+        out.extend((seg, arrival, False) for seg in cut if id(seg) not in marked)
+        for event in events:
+            out.append((event, arrival, True) if isinstance(event, Segment) else event)
+
+    def _pdt(self, start_pts: int) -> float:
         if self._session_pts0 is None:
-            self._session_pts0 = segment.start_pts
-        pdt = self._session_wall0 + (segment.start_pts - self._session_pts0) / CLOCK
+            self._session_pts0 = start_pts
+        return self._session_wall0 + (start_pts - self._session_pts0) / CLOCK
+
+    def _progress(self, item: Progress) -> None:
+        if isinstance(item, SegmentStart):
+            item.meta["pdt"] = self._pdt(item.start_pts)
+        self.hub.add_progress(self.stream, item)
+
+    def _publish(self, segment: Segment, arrival: float | None, progress: bool = False) -> None:
+        pdt = self._pdt(segment.start_pts)
         segment = dataclasses.replace(segment, meta={**segment.meta, "pdt": pdt})
-        self.hub.add_segment(self.stream, segment)  # listed in the playlist from here on
+        # listed in the playlist from here on
+        self.hub.add_segment(self.stream, segment, progress=progress)
         if arrival is not None:
             self.stream.stats.ingest_latency.append(self._monotonic() - arrival)

@@ -10,6 +10,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,49 @@ async def test_a_closer_cancelled_while_waiting_leaves_the_end_to_the_next(
     executor.release()
     await _close_within(publisher)
     assert not stream.live and publisher.ended
+
+
+async def test_progress_stream_reaches_subscribers_in_cut_order(tmp_path: Path) -> None:
+    """A stream whose segmenter has a progress consumer: SegmentStart, the media as it is muxed,
+    then the very segment the hub lists (with its PDT), for a subscriber and a listener alike;
+    a segment already open when the consumer came has no progress stream."""
+    from mediatools import need_tool
+
+    from segmenter import SegmentProgress, SegmentStart, read_flv_file
+
+    ffmpeg = need_tool("ffmpeg")
+    path = tmp_path / "in.flv"
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+        "-f", "lavfi", "-i", "sine", "-t", "4", "-c:v", "libx264", "-preset", "ultrafast",
+        "-g", "30", "-bf", "0", "-c:a", "aac", "-f", "flv", str(path),
+    )  # fmt: skip
+    assert await proc.wait() == 0
+    hub = StreamHub(max_sessions=1, segment_duration=1.0)
+    heard: list[object] = []
+    listed: list[Segment] = []
+    stream = hub.begin_publish("s")
+    publisher = Publisher(hub, stream)
+    tags = list(read_flv_file(path))
+    for tag in tags[:5]:
+        await publisher.unit(*tag)
+    await asyncio.sleep(0.2)  # the first segment is open before anyone asks for progress
+    hub.add_progress_listener(lambda _s, item: heard.append(item))
+    sub = stream.subscribe_progress(ts=True)
+    segments = stream.subscribe(maxsize=100)
+    for tag in tags[5:]:
+        await publisher.unit(*tag)
+    await _close_within(publisher)
+    segments.unsubscribe()
+    listed = segments.drain()
+    got = sub.drain()
+    assert got == heard  # the listener and the subscriber see the same stream
+    assert listed[0].seq not in {e.seq for e in got}  # opened before: no progress stream
+    starts = [e for e in got if isinstance(e, SegmentStart)]
+    ends = [e for e in got if isinstance(e, Segment)]
+    assert [s.seq for s in starts] == [s.seq for s in ends] == [s.seq for s in listed[1:]]
+    for start, end in zip(starts, ends, strict=True):
+        assert end in listed  # the listed object, PDT included
+        assert start.meta["pdt"] == end.meta["pdt"]
+        data = b"".join(e.data for e in got if isinstance(e, SegmentProgress) and e.seq == end.seq)
+        assert data == end.data
