@@ -179,7 +179,7 @@ class TsDemuxer:
         if not afc & 1 or start >= end:
             return
         unit_start = bool(b1 & 0x40)
-        if pid == self._video_pid or pid == self._audio_pid:
+        if pid in (self._video_pid, self._audio_pid):
             cc = b3 & 0x0F
             last = self._cc.get(pid)
             self._cc[pid] = cc
@@ -193,9 +193,8 @@ class TsDemuxer:
         elif pid == 0:
             if unit_start:
                 self._pat(buf[start:end])
-        elif pid in self._pmt_pids:
-            if unit_start:
-                self._pmt(buf[start:end])
+        elif pid in self._pmt_pids and unit_start:
+            self._pmt(buf[start:end])
 
     def _section(self, payload: bytes) -> bytes | None:
         pointer = payload[0]

@@ -30,7 +30,8 @@ from segmenter.tsdemux import TsDemuxer
 def pyav_units(ts: bytes) -> list[tuple[str, int, int, bool, bytes]]:
     """(kind, pts, dts, keyframe, bytes) by PyAV; AAC without its 7-byte ADTS header."""
     out = []
-    with av.open(io.BytesIO(ts), format="mpegts") as c:
+    c: Any = av.open(io.BytesIO(ts), format="mpegts")
+    with c:
         for p in c.demux():
             if not p.size or p.pts is None:
                 continue
@@ -94,9 +95,10 @@ def ffmpeg_ts(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """What ffmpeg's CLI writes (go-livepeer / ai-runner output): video PES length 0."""
     ffmpeg = need_tool("ffmpeg")
     out = Path(tmp_path_factory.mktemp("ts")) / "out.ts"
-    cmd = [ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=256x144:rate=25",
-           "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "2", "-c:v", "libx264",
-           "-preset", "ultrafast", "-bf", "0", "-g", "25", "-c:a", "aac", "-f", "mpegts", str(out)]  # fmt: skip
+    cmd = [ffmpeg, "-loglevel", "error", "-y",
+           "-f", "lavfi", "-i", "testsrc2=size=256x144:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "2", "-c:v", "libx264",
+           "-preset", "ultrafast", "-bf", "0", "-g", "25", "-c:a", "aac",
+           "-f", "mpegts", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
     return out.read_bytes()
 
@@ -226,8 +228,8 @@ def test_speed_vs_pyav(tmp_path: Path) -> None:
     """Reports µs per 720p frame (ours and PyAV's demux of the same bytes); no timed assert."""
     ffmpeg = need_tool("ffmpeg")
     out = tmp_path / "hd.ts"
-    cmd = [ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-           "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3M", "-bf", "0",
+    cmd = [ffmpeg, "-loglevel", "error", "-y",
+           "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3M", "-bf", "0",
            "-f", "mpegts", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
     ts = out.read_bytes()
