@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -96,7 +97,8 @@ def ffmpeg_ts(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     ffmpeg = need_tool("ffmpeg")
     out = Path(tmp_path_factory.mktemp("ts")) / "out.ts"
     cmd = [ffmpeg, "-loglevel", "error", "-y",
-           "-f", "lavfi", "-i", "testsrc2=size=256x144:rate=25", "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "2", "-c:v", "libx264",
+           "-f", "lavfi", "-i", "testsrc2=size=256x144:rate=25",
+           "-f", "lavfi", "-i", "sine=sample_rate=48000", "-t", "2", "-c:v", "libx264",
            "-preset", "ultrafast", "-bf", "0", "-g", "25", "-c:a", "aac",
            "-f", "mpegts", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
@@ -229,7 +231,8 @@ def test_speed_vs_pyav(tmp_path: Path) -> None:
     ffmpeg = need_tool("ffmpeg")
     out = tmp_path / "hd.ts"
     cmd = [ffmpeg, "-loglevel", "error", "-y",
-           "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3M", "-bf", "0",
+           "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "2",
+           "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3M", "-bf", "0",
            "-f", "mpegts", str(out)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
     ts = out.read_bytes()
