@@ -26,6 +26,7 @@ from orchestrator.test_orch_live_kit import (
     wait_until,
 )
 
+from mediagw.livepeer.trickle.errors import TrickleSegmentBroken
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 
 __all__ = ["live_segments"]  # the session fixture, used through its name
@@ -171,3 +172,46 @@ async def test_status_cadence(live: ReferenceOrchestrator, http: aiohttp.ClientS
     # never faster than the interval; a loaded machine may stretch a gap, not most of them
     assert gaps[0] > STATUS_INTERVAL - 0.05 and gaps[len(gaps) // 2] < 2 * STATUS_INTERVAL, gaps
     assert statuses[0]["event"]["inference_status"]["last_params"] == {"width": 512}
+
+
+async def test_noop_output_flows_while_its_input_arrives(
+    live: ReferenceOrchestrator, http: aiohttp.ClientSession, live_segments: list[bytes]
+) -> None:
+    """Pass-through is progressive: the output segment's first bytes reach the gateway while
+    the input segment's POST is still open (its second half is only sent after that). An input
+    POST that dies mid-way breaks its output segment off (not a short one passed as whole)."""
+    urls = await _start(http, live, "noop", {})
+    ch = channels(http, urls)
+    segment = live_segments[0]
+    half = len(segment) // 2
+    try:
+        async with ch.publisher.segment() as upload:
+            await upload.write(segment[:half])
+            output = await asyncio.wait_for(anext(ch.output), 10)
+            chunks = aiter(output)
+            first = await asyncio.wait_for(anext(chunks), 10)
+            await upload.write(segment[half:])
+        rest = b"".join([chunk async for chunk in chunks])
+        assert first + rest == segment and len(first) <= half
+
+        with pytest.raises(_Died):
+            async with ch.publisher.segment() as upload:
+                await upload.write(segment[:half])
+                output = await asyncio.wait_for(anext(ch.output), 10)
+                chunks = aiter(output)
+                await asyncio.wait_for(anext(chunks), 10)
+                raise _Died
+        with pytest.raises(TrickleSegmentBroken):
+            async for _ in chunks:
+                pass
+        assert live.stats.live_segments_broken == 1
+
+        await ch.publisher.write_segment(live_segments[1])
+        assert await next_segment(ch.output) == live_segments[1]
+    finally:
+        await ch.close()
+    assert live.stats.live_segments_out == 2
+
+
+class _Died(Exception):
+    pass

@@ -4,13 +4,21 @@ Four tasks share the session's four trickle channels (all created by the O, read
 process, never over HTTP):
 
 - **input** reads ``<mid>`` from seq 0: per segment it counts, runs the accounting (§9.2; an
-  unpaid bill ends the session), reads the bytes and queues them for the worker (a full queue
-  drops its oldest segment). The channel closing (gateway ``DELETE``, idle sweep) ends the
-  session once the worker has finished the queued segments (at most ``DRAIN_TIMEOUT`` s), so
-  the last input segment still comes out;
-- **worker** runs each queued segment through the pipeline in the live thread pool
-  (``media.process_segment`` with the params current when it starts) and writes one segment to
-  ``<mid>-out``;
+  unpaid bill ends the session), and queues a job for the worker at the segment's first byte,
+  then feeds the job each chunk as it arrives (a full queue drops its oldest waiting job; the
+  one being worked on is never dropped, so a slow effect costs at most ``QUEUE_DEPTH`` waiting
+  segments of memory, and input reading never waits on the worker). The channel closing
+  (gateway ``DELETE``, idle sweep) ends the session once the worker has finished the queued
+  segments (at most ``DRAIN_TIMEOUT`` s), so the last input segment still comes out;
+- **worker** takes the jobs in order. With a pass-through pipeline it opens the output segment
+  on ``<mid>-out`` at once and writes each input chunk to it as it arrives (output starts with
+  the input's first bytes, as go-livepeer's ai-runner does; frames are counted with
+  ``segmenter.tsdemux``). Effects wait for the whole input segment and run it through
+  ``media.process_segment`` in the live thread pool (params current when it starts), then
+  write one segment. An input segment that breaks mid-way (the gateway's POST died, or it went
+  over the size limit) breaks its output segment off too: readers of ``<mid>-out`` are cut
+  (over HTTP: an aborted body, which the gateway's subscriber reports as
+  ``TrickleSegmentBroken``), so no short output passes for a complete one;
 - **control** reads ``<mid>-control``: each segment one JSON object; exactly
   ``{"keep": "alive"}`` is ignored; other objects are validated and replace the params, or give
   an ``error`` event and the old params stay;
@@ -41,6 +49,8 @@ from mediagw.livepeer.trickle.wire import (
     NOT_FOUND_BODY,
     STATUS_UNAVAILABLE,
 )
+from segmenter import SegmenterError
+from segmenter.tsdemux import TsDemuxer
 
 from ..config import OrchestratorConfig
 from ..errors import LiveParamsError
@@ -57,6 +67,7 @@ from .events import (
     trace_event,
 )
 from .faults import Reply
+from .jobs import Broken, InputJob
 from .media import LiveMediaError, process_segment
 from .params import Luts, PipelineParams, parse_params
 
@@ -65,7 +76,7 @@ __all__ = ["KEEPALIVE", "LiveSession", "channel_names"]
 log = logging.getLogger("mediagw.orchestrator.live")
 
 KEEPALIVE = {"keep": "alive"}
-QUEUE_DEPTH = 2  # segments waiting for the worker; more drops the oldest
+QUEUE_DEPTH = 2  # segments waiting for the worker (besides its current one); more drops the oldest
 CLOSED_LINGER = 5.0  # seconds the channels of a drained session stay readable, closed
 DRAIN_TIMEOUT = 5.0  # after the input ended: finish the queued segments for at most this long
 
@@ -126,7 +137,7 @@ class LiveSession:
         self.output_faults = 0  # ... answered by a live_output_* fault switch
         self.ended = False
         self.end_reason = ""
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_DEPTH)
+        self._queue: asyncio.Queue[InputJob] = asyncio.Queue(QUEUE_DEPTH)
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifetime ---------------------------------------------------------------------------
@@ -268,34 +279,58 @@ class LiveSession:
             self.stats.faults_injected += 1
             self.end(f"injected fault: close after {close_after} segments")
             return False
+        job: InputJob | None = None
+        size, limit = 0, self.server.limits.max_segment_bytes
         try:
-            data = await _read(segment, self.server.limits.max_segment_bytes)
+            async for chunk in segment:
+                size += len(chunk)
+                if size > limit:
+                    segment.release()
+                    raise _TooLarge
+                if job is None and chunk:
+                    job = self._enqueue(segment.seq)
+                if job is not None:
+                    job.put(chunk)
         except (TrickleError, _TooLarge):
-            return True  # a broken segment: skip it
-        if data:
-            if self._queue.full():
-                self._queue.get_nowait()
-                self._queue.task_done()
-                self.stats.live_segments_dropped += 1
-            self._queue.put_nowait(data)
+            if job is not None:
+                job.end(broken=True)  # a broken segment: its output breaks off too
+            return True
+        if job is not None:
+            job.end()
         return True
+
+    def _enqueue(self, seq: int) -> InputJob:
+        if self._queue.full():
+            dropped = self._queue.get_nowait()
+            dropped.end(broken=True)
+            self._queue.task_done()
+            self.stats.live_segments_dropped += 1
+        job = InputJob(seq)
+        self._queue.put_nowait(job)
+        return job
 
     # --- processing -------------------------------------------------------------------------
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            data = await self._queue.get()
+            job = await self._queue.get()
             try:
-                if not await self._process(loop, data):
+                if not await self._process(loop, job):
                     return
             finally:
                 self._queue.task_done()
 
-    async def _process(self, loop: asyncio.AbstractEventLoop, data: bytes) -> bool:
+    async def _process(self, loop: asyncio.AbstractEventLoop, job: InputJob) -> bool:
         """One queued segment through the pipeline; False when the session ended."""
         params = self.params
-        job = partial(
+        if params.passthrough:
+            return await self._forward(job)
+        try:
+            data = await job.whole()
+        except Broken:
+            return True
+        work = partial(
             process_segment,
             data,
             luts=self._luts,
@@ -304,19 +339,54 @@ class LiveSession:
             preset=self.config.live_x264_preset,
         )
         try:
-            result = await loop.run_in_executor(self._executor, job)
+            result = await loop.run_in_executor(self._executor, work)
         except LiveMediaError as exc:
             await self._error(f"processing failed: {exc}")
             return True
         self.status.frames_in += result.frames_in
         return await self._publish(result.data, result.frames_out)
 
-    async def _publish(self, data: bytes, frames: int) -> bool:
-        """Write one output segment; False when the session ended."""
-        faults = self.config.faults
-        stall = faults.live_stall_after
+    def _stalled(self) -> bool:
+        stall = self.config.faults.live_stall_after
         if stall is not None and self.outputs >= stall and self._faulty:
             self.stats.faults_injected += 1
+            return True
+        return False
+
+    async def _forward(self, job: InputJob) -> bool:
+        """Pass-through: the input's chunks to one output segment as they arrive; False when
+        the session ended."""
+        if self._stalled():
+            return True
+        channel = self.server.get_channel(self.names[1])
+        if channel is None or channel.closed:
+            self.end("output channel closed")
+            return False
+        counter: TsDemuxer | None = TsDemuxer()
+        frames = 0
+        try:
+            async with channel.segment_writer() as writer:
+                async for chunk in job.chunks():
+                    writer.write(chunk)
+                    if counter is not None:
+                        try:
+                            frames += sum(p.kind == "video" for p in counter.feed(chunk))
+                        except SegmenterError:
+                            counter = None  # only the frame count suffers
+            if counter is not None:
+                frames += sum(p.kind == "video" for p in counter.flush())
+        except Broken:
+            self.stats.live_segments_broken += 1
+            return True
+        except TrickleError:
+            self.end("output channel closed")
+            return False
+        self.status.frames_in += frames
+        return await self._published(frames)
+
+    async def _publish(self, data: bytes, frames: int) -> bool:
+        """Write one output segment; False when the session ended."""
+        if self._stalled():
             return True
         channel = self.server.get_channel(self.names[1])
         if channel is None or channel.closed:
@@ -327,6 +397,11 @@ class LiveSession:
         except TrickleError:
             self.end("output channel closed")
             return False
+        return await self._published(frames)
+
+    async def _published(self, frames: int) -> bool:
+        """After one output segment was written in full; False when the session ended."""
+        faults = self.config.faults
         self.outputs += 1
         self.stats.live_segments_out += 1
         now = self.config.clock()
