@@ -57,6 +57,8 @@ MAX_PENDING = 256  # streams asked for with /start before they are live
 
 def _run_status(run: _Run) -> dict[str, Any]:
     status = run.session.status()
+    if run.video_out is not None:  # the API makes it absolute
+        status["whep_url"] = f"/live/video-to-video/{run.stream.id}/whep"
     if run.outputs:
         status["gateway_status"]["rtmp_outputs"] = [
             {"url": o.redacted, **dataclasses.asdict(o.stats)} for o in run.outputs
