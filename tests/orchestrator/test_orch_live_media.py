@@ -215,3 +215,41 @@ async def test_noop_output_flows_while_its_input_arrives(
 
 class _Died(Exception):
     pass
+
+
+async def test_effect_output_flows_while_its_input_arrives(
+    live: ReferenceOrchestrator, http: aiohttp.ClientSession, live_segments: list[bytes]
+) -> None:
+    """Effects are progressive too: decoded, inverted and encoded frames come out while the
+    input's second half is still unsent; the whole output decodes with every frame. An input
+    that dies mid-way breaks the output off."""
+    urls = await _start(http, live, "invert", {"strength": 1.0})
+    ch = channels(http, urls)
+    segment = live_segments[0]
+    half = len(segment) // 2
+    try:
+        async with ch.publisher.segment() as upload:
+            await upload.write(segment[:half])
+            output = await asyncio.wait_for(anext(ch.output), 10)
+            chunks = aiter(output)
+            first = await asyncio.wait_for(anext(chunks), 10)
+            await upload.write(segment[half:])
+        data = first + b"".join([chunk async for chunk in chunks])
+        before, after = decode(segment), decode(data)
+        assert after.frames == before.frames == 30 and after.keyframe_first
+        assert abs(after.luma - (255 - before.luma)) < 20
+
+        with pytest.raises(_Died):
+            async with ch.publisher.segment() as upload:
+                await upload.write(segment[:half])
+                output = await asyncio.wait_for(anext(ch.output), 10)
+                chunks = aiter(output)
+                await asyncio.wait_for(anext(chunks), 10)
+                raise _Died
+        with pytest.raises(TrickleSegmentBroken):
+            async for _ in chunks:
+                pass
+        assert live.stats.live_segments_broken == 1
+    finally:
+        await ch.close()
+    assert live.stats.live_segments_out == 1 and live.stats.live_errors == 0

@@ -10,15 +10,15 @@ process, never over HTTP):
   segments of memory, and input reading never waits on the worker). The channel closing
   (gateway ``DELETE``, idle sweep) ends the session once the worker has finished the queued
   segments (at most ``DRAIN_TIMEOUT`` s), so the last input segment still comes out;
-- **worker** takes the jobs in order. With a pass-through pipeline it opens the output segment
-  on ``<mid>-out`` at once and writes each input chunk to it as it arrives (output starts with
-  the input's first bytes, as go-livepeer's ai-runner does; frames are counted with
-  ``segmenter.tsdemux``). Effects wait for the whole input segment and run it through
-  ``media.process_segment`` in the live thread pool (params current when it starts), then
-  write one segment. An input segment that breaks mid-way (the gateway's POST died, or it went
-  over the size limit) breaks its output segment off too: readers of ``<mid>-out`` are cut
-  (over HTTP: an aborted body, which the gateway's subscriber reports as
-  ``TrickleSegmentBroken``), so no short output passes for a complete one;
+- **worker** takes the jobs in order and writes one output segment on ``<mid>-out`` per job
+  while its input still arrives (``progressive.py``, params current when it starts), as
+  go-livepeer's ai-runner does: a pass-through pipeline writes each input chunk as it comes
+  (frames counted with ``segmenter.tsdemux``); effects decode, transform and encode in the live
+  thread pool (``media.process_stream``) and write what the muxer produces. An input segment
+  that breaks mid-way (the gateway's POST died, or it went over the size limit) breaks its
+  output segment off too: readers of ``<mid>-out`` are cut (over HTTP: an aborted body, which
+  the gateway's subscriber reports as ``TrickleSegmentBroken``), so no short output passes for
+  a complete one;
 - **control** reads ``<mid>-control``: each segment one JSON object; exactly
   ``{"keep": "alive"}`` is ignored; other objects are validated and replace the params, or give
   an ``error`` event and the old params stay;
@@ -39,7 +39,6 @@ import json
 import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
-from functools import partial
 from typing import Any
 
 from mediagw.livepeer.trickle import TrickleError
@@ -49,8 +48,6 @@ from mediagw.livepeer.trickle.wire import (
     NOT_FOUND_BODY,
     STATUS_UNAVAILABLE,
 )
-from segmenter import SegmenterError
-from segmenter.tsdemux import TsDemuxer
 
 from ..config import OrchestratorConfig
 from ..errors import LiveParamsError
@@ -68,8 +65,9 @@ from .events import (
 )
 from .faults import Reply
 from .jobs import Broken, InputJob
-from .media import LiveMediaError, process_segment
+from .media import LiveMediaError
 from .params import Luts, PipelineParams, parse_params
+from .progressive import effect, forward
 
 __all__ = ["KEEPALIVE", "LiveSession", "channel_names"]
 
@@ -312,39 +310,48 @@ class LiveSession:
     # --- processing -------------------------------------------------------------------------
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             job = await self._queue.get()
             try:
-                if not await self._process(loop, job):
+                if not await self._process(job):
                     return
             finally:
                 self._queue.task_done()
 
-    async def _process(self, loop: asyncio.AbstractEventLoop, job: InputJob) -> bool:
-        """One queued segment through the pipeline; False when the session ended."""
-        params = self.params
-        if params.passthrough:
-            return await self._forward(job)
-        try:
-            data = await job.whole()
-        except Broken:
+    async def _process(self, job: InputJob) -> bool:
+        """One queued segment through the pipeline, progressively (``progressive.py``); False
+        when the session ended."""
+        if self._stalled():
             return True
-        work = partial(
-            process_segment,
-            data,
-            luts=self._luts,
-            size=params.size,
-            passthrough=params.passthrough,
-            preset=self.config.live_x264_preset,
-        )
+        channel = self.server.get_channel(self.names[1])
+        if channel is None or channel.closed:
+            self.end("output channel closed")
+            return False
+        params = self.params
         try:
-            result = await loop.run_in_executor(self._executor, work)
+            if params.passthrough:
+                frames_in = frames_out = await forward(job, channel)
+            else:
+                result = await effect(
+                    job,
+                    channel,
+                    executor=self._executor,
+                    luts=self._luts,
+                    size=params.size,
+                    preset=self.config.live_x264_preset,
+                )
+                frames_in, frames_out = result.frames_in, result.frames_out
+        except Broken:
+            self.stats.live_segments_broken += 1
+            return True
         except LiveMediaError as exc:
             await self._error(f"processing failed: {exc}")
             return True
-        self.status.frames_in += result.frames_in
-        return await self._publish(result.data, result.frames_out)
+        except TrickleError:
+            self.end("output channel closed")
+            return False
+        self.status.frames_in += frames_in
+        return await self._published(frames_out)
 
     def _stalled(self) -> bool:
         stall = self.config.faults.live_stall_after
@@ -352,52 +359,6 @@ class LiveSession:
             self.stats.faults_injected += 1
             return True
         return False
-
-    async def _forward(self, job: InputJob) -> bool:
-        """Pass-through: the input's chunks to one output segment as they arrive; False when
-        the session ended."""
-        if self._stalled():
-            return True
-        channel = self.server.get_channel(self.names[1])
-        if channel is None or channel.closed:
-            self.end("output channel closed")
-            return False
-        counter: TsDemuxer | None = TsDemuxer()
-        frames = 0
-        try:
-            async with channel.segment_writer() as writer:
-                async for chunk in job.chunks():
-                    writer.write(chunk)
-                    if counter is not None:
-                        try:
-                            frames += sum(p.kind == "video" for p in counter.feed(chunk))
-                        except SegmenterError:
-                            counter = None  # only the frame count suffers
-            if counter is not None:
-                frames += sum(p.kind == "video" for p in counter.flush())
-        except Broken:
-            self.stats.live_segments_broken += 1
-            return True
-        except TrickleError:
-            self.end("output channel closed")
-            return False
-        self.status.frames_in += frames
-        return await self._published(frames)
-
-    async def _publish(self, data: bytes, frames: int) -> bool:
-        """Write one output segment; False when the session ended."""
-        if self._stalled():
-            return True
-        channel = self.server.get_channel(self.names[1])
-        if channel is None or channel.closed:
-            self.end("output channel closed")
-            return False
-        try:
-            await channel.write_segment(data)
-        except TrickleError:
-            self.end("output channel closed")
-            return False
-        return await self._published(frames)
 
     async def _published(self, frames: int) -> bool:
         """After one output segment was written in full; False when the session ended."""
