@@ -64,7 +64,7 @@ async def test_units_arriving_in_real_time_get_no_added_delay() -> None:
 
 
 async def test_a_burst_is_released_at_real_time_pace() -> None:
-    feed, clock, sink, task = start()
+    feed, _clock, sink, task = start()
     for n in range(15):  # a whole short segment read at once (after a swap)
         feed.offer(unit(n, key=n == 0))
     feed.end()
@@ -75,7 +75,7 @@ async def test_a_burst_is_released_at_real_time_pace() -> None:
 
 
 async def test_a_backlog_over_max_lag_jumps_to_the_newest_keyframe() -> None:
-    feed, clock, sink, task = start()
+    feed, _clock, sink, task = start()
     for n in range(60):  # 2 s queued: keyframes at 0 and 40
         feed.offer(unit(n, key=n in (0, 40)))
     feed.end()

@@ -185,25 +185,9 @@ async def test_noop_output_flows_while_its_input_arrives(
     segment = live_segments[0]
     half = len(segment) // 2
     try:
-        async with ch.publisher.segment() as upload:
-            await upload.write(segment[:half])
-            output = await asyncio.wait_for(anext(ch.output), 10)
-            chunks = aiter(output)
-            first = await asyncio.wait_for(anext(chunks), 10)
-            await upload.write(segment[half:])
-        rest = b"".join([chunk async for chunk in chunks])
+        first, rest = await _output_while_input_arrives(ch, segment)
         assert first + rest == segment and len(first) <= half
-
-        with pytest.raises(_Died):
-            async with ch.publisher.segment() as upload:
-                await upload.write(segment[:half])
-                output = await asyncio.wait_for(anext(ch.output), 10)
-                chunks = aiter(output)
-                await asyncio.wait_for(anext(chunks), 10)
-                raise _Died
-        with pytest.raises(TrickleSegmentBroken):
-            async for _ in chunks:
-                pass
+        await _input_dies_output_breaks(ch, segment)
         assert live.stats.live_segments_broken == 1
 
         await ch.publisher.write_segment(live_segments[1])
@@ -217,6 +201,34 @@ class _Died(Exception):
     pass
 
 
+async def _output_while_input_arrives(ch: Any, segment: bytes) -> tuple[bytes, bytes]:
+    """Send the first half of ``segment``, wait for the output's first chunk, then send the
+    rest: (first output chunk, the rest of the output)."""
+    half = len(segment) // 2
+    async with ch.publisher.segment() as upload:
+        await upload.write(segment[:half])
+        output = await asyncio.wait_for(anext(ch.output), 10)
+        chunks = aiter(output)
+        first = await asyncio.wait_for(anext(chunks), 10)
+        await upload.write(segment[half:])
+    return first, b"".join([chunk async for chunk in chunks])
+
+
+async def _input_dies_output_breaks(ch: Any, segment: bytes) -> None:
+    """The input POST dies after half of ``segment`` (its output had begun): the output
+    segment's readers are cut."""
+    with pytest.raises(_Died):
+        async with ch.publisher.segment() as upload:
+            await upload.write(segment[: len(segment) // 2])
+            output = await asyncio.wait_for(anext(ch.output), 10)
+            chunks = aiter(output)
+            await asyncio.wait_for(anext(chunks), 10)
+            raise _Died
+    with pytest.raises(TrickleSegmentBroken):
+        async for _ in chunks:
+            pass
+
+
 async def test_effect_output_flows_while_its_input_arrives(
     live: ReferenceOrchestrator, http: aiohttp.ClientSession, live_segments: list[bytes]
 ) -> None:
@@ -226,29 +238,12 @@ async def test_effect_output_flows_while_its_input_arrives(
     urls = await _start(http, live, "invert", {"strength": 1.0})
     ch = channels(http, urls)
     segment = live_segments[0]
-    half = len(segment) // 2
     try:
-        async with ch.publisher.segment() as upload:
-            await upload.write(segment[:half])
-            output = await asyncio.wait_for(anext(ch.output), 10)
-            chunks = aiter(output)
-            first = await asyncio.wait_for(anext(chunks), 10)
-            await upload.write(segment[half:])
-        data = first + b"".join([chunk async for chunk in chunks])
-        before, after = decode(segment), decode(data)
+        first, rest = await _output_while_input_arrives(ch, segment)
+        before, after = decode(segment), decode(first + rest)
         assert after.frames == before.frames == 30 and after.keyframe_first
         assert abs(after.luma - (255 - before.luma)) < 20
-
-        with pytest.raises(_Died):
-            async with ch.publisher.segment() as upload:
-                await upload.write(segment[:half])
-                output = await asyncio.wait_for(anext(ch.output), 10)
-                chunks = aiter(output)
-                await asyncio.wait_for(anext(chunks), 10)
-                raise _Died
-        with pytest.raises(TrickleSegmentBroken):
-            async for _ in chunks:
-                pass
+        await _input_dies_output_breaks(ch, segment)
         assert live.stats.live_segments_broken == 1
     finally:
         await ch.close()
