@@ -453,7 +453,9 @@ class Gateway:
         if self.stack is not None:
             self.live_ai = self._live_ai(self.stack)
             self.hub.add_listener(self.live_ai)  # before the transcoder: it claims its streams
-            add_live_routes(self.http_app, self.live_ai, self.hub, self.admission)
+            add_live_routes(
+                self.http_app, self.live_ai, self.hub, self.admission, self._configured_url
+            )
             if self.settings.live_ai_heartbeat_url:
                 self.heartbeat = LiveHeartbeat(
                     self.settings.live_ai_heartbeat_url,

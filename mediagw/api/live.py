@@ -5,12 +5,16 @@ POST /live/video-to-video/{stream}/start    {"pipeline": MODEL, "params": {...}}
                                             MediaMTX hook's form with a ``query`` field; asks
                                             the live AI auth webhook when one is set (403)
 POST /live/video-to-video/{stream}/update   raw JSON params (1 MiB at most); 404 if unknown
-GET  /live/video-to-video/{stream}/status   the runner's latest status + the gateway's
+GET  /live/video-to-video/{stream}/status   the runner's latest status + the gateway's, and
+                                            ``whep_url`` (POST an SDP offer there to watch the
+                                            AI output) when WHEP is on: absolute, with
+                                            ``-gatewayHost`` if set, else the request's host
 """
 
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -30,6 +34,7 @@ __all__ = ["add_live_routes"]
 MANAGER = web.AppKey("live_ai", LiveAIManager)
 HUB = web.AppKey("live_hub", StreamHub)
 ADMISSION = web.AppKey("live_admission", Admission)
+PUBLIC_URL: web.AppKey[Callable[[], str]] = web.AppKey("live_public_url")
 
 
 def _text(status: int, message: str) -> web.Response:
@@ -194,6 +199,10 @@ async def status(request: web.Request) -> web.StreamResponse:
     found = request.app[MANAGER].status(name)
     if found is None:
         return _text(404, f"no live AI stream {name[:128]!r}")
+    whep = found.get("whep_url")
+    if isinstance(whep, str) and whep.startswith("/"):
+        base = request.app[PUBLIC_URL]() or f"{request.scheme}://{request.host}"
+        found = {**found, "whep_url": base.rstrip("/") + whep}
     return web.json_response(found, dumps=_dumps)
 
 
@@ -208,8 +217,11 @@ def add_live_routes(
     manager: LiveAIManager,
     hub: StreamHub,
     admission: Admission,
+    public_url: Callable[[], str] = lambda: "",
 ) -> None:
+    """``public_url``: the gateway's configured URL (``-gatewayHost``) or ""."""
     app[MANAGER] = manager
+    app[PUBLIC_URL] = public_url
     app[HUB] = hub
     app[ADMISSION] = admission
     app.router.add_post("/live/video-to-video/{stream}/start", start)

@@ -45,6 +45,7 @@ class OrchestratorStats:
     live_segments_in: int = 0  # input segments begun on <mid>
     live_segments_out: int = 0  # segments written to <mid>-out
     live_segments_dropped: int = 0  # input dropped because the worker was behind
+    live_segments_broken: int = 0  # output segments broken off: their input broke mid-way
     live_debits: int = 0  # accounting debits (§9.2)
     live_fees_debited: Fraction = Fraction(0)
     live_insufficient_balance: int = 0  # sessions closed for lack of credit

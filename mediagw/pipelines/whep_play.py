@@ -1,10 +1,11 @@
 """Play keyframe-aligned MPEG-TS segments to a WHEP source at real-time pace, never re-encoding.
 
-Shared by the live AI output (``live_ai/manager.py``) and the source rendition of every live
-stream (``source_whep.py``). Each segment is demuxed once (PyAV, in the executor, never on the
-event loop) into H.264 access units, which a ``Pacer`` releases at wall-clock speed to one
-``EncodedSource``; viewers cost no encoding. Segments wait in a small queue that drops the oldest
-when full, so whoever hands them over (the hub, the AI output) never waits on viewers.
+Used for the source rendition of every live stream (``source_whep.py``); the live AI output
+arrives progressively and plays access unit by access unit instead (``unit_play.py``). Each
+segment is demuxed once (PyAV, in the executor, never on the event loop) into H.264 access
+units, which a ``Pacer`` releases at wall-clock speed to one ``EncodedSource``; viewers cost no
+encoding. Segments wait in a small queue that drops the oldest
+when full, so whoever hands them over (the hub) never waits on viewers.
 """
 
 from __future__ import annotations

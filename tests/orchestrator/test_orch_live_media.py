@@ -26,6 +26,7 @@ from orchestrator.test_orch_live_kit import (
     wait_until,
 )
 
+from mediagw.livepeer.trickle.errors import TrickleSegmentBroken
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 
 __all__ = ["live_segments"]  # the session fixture, used through its name
@@ -171,3 +172,79 @@ async def test_status_cadence(live: ReferenceOrchestrator, http: aiohttp.ClientS
     # never faster than the interval; a loaded machine may stretch a gap, not most of them
     assert gaps[0] > STATUS_INTERVAL - 0.05 and gaps[len(gaps) // 2] < 2 * STATUS_INTERVAL, gaps
     assert statuses[0]["event"]["inference_status"]["last_params"] == {"width": 512}
+
+
+async def test_noop_output_flows_while_its_input_arrives(
+    live: ReferenceOrchestrator, http: aiohttp.ClientSession, live_segments: list[bytes]
+) -> None:
+    """Pass-through is progressive: the output segment's first bytes reach the gateway while
+    the input segment's POST is still open (its second half is only sent after that). An input
+    POST that dies mid-way breaks its output segment off (not a short one passed as whole)."""
+    urls = await _start(http, live, "noop", {})
+    ch = channels(http, urls)
+    segment = live_segments[0]
+    half = len(segment) // 2
+    try:
+        first, rest = await _output_while_input_arrives(ch, segment)
+        assert first + rest == segment and len(first) <= half
+        await _input_dies_output_breaks(ch, segment)
+        assert live.stats.live_segments_broken == 1
+
+        await ch.publisher.write_segment(live_segments[1])
+        assert await next_segment(ch.output) == live_segments[1]
+    finally:
+        await ch.close()
+    assert live.stats.live_segments_out == 2
+
+
+class _Died(Exception):
+    pass
+
+
+async def _output_while_input_arrives(ch: Any, segment: bytes) -> tuple[bytes, bytes]:
+    """Send the first half of ``segment``, wait for the output's first chunk, then send the
+    rest: (first output chunk, the rest of the output)."""
+    half = len(segment) // 2
+    async with ch.publisher.segment() as upload:
+        await upload.write(segment[:half])
+        output = await asyncio.wait_for(anext(ch.output), 10)
+        chunks = aiter(output)
+        first = await asyncio.wait_for(anext(chunks), 10)
+        await upload.write(segment[half:])
+    return first, b"".join([chunk async for chunk in chunks])
+
+
+async def _input_dies_output_breaks(ch: Any, segment: bytes) -> None:
+    """The input POST dies after half of ``segment`` (its output had begun): the output
+    segment's readers are cut."""
+    with pytest.raises(_Died):
+        async with ch.publisher.segment() as upload:
+            await upload.write(segment[: len(segment) // 2])
+            output = await asyncio.wait_for(anext(ch.output), 10)
+            chunks = aiter(output)
+            await asyncio.wait_for(anext(chunks), 10)
+            raise _Died
+    with pytest.raises(TrickleSegmentBroken):
+        async for _ in chunks:
+            pass
+
+
+async def test_effect_output_flows_while_its_input_arrives(
+    live: ReferenceOrchestrator, http: aiohttp.ClientSession, live_segments: list[bytes]
+) -> None:
+    """Effects are progressive too: decoded, inverted and encoded frames come out while the
+    input's second half is still unsent; the whole output decodes with every frame. An input
+    that dies mid-way breaks the output off."""
+    urls = await _start(http, live, "invert", {"strength": 1.0})
+    ch = channels(http, urls)
+    segment = live_segments[0]
+    try:
+        first, rest = await _output_while_input_arrives(ch, segment)
+        before, after = decode(segment), decode(first + rest)
+        assert after.frames == before.frames == 30 and after.keyframe_first
+        assert abs(after.luma - (255 - before.luma)) < 20
+        await _input_dies_output_breaks(ch, segment)
+        assert live.stats.live_segments_broken == 1
+    finally:
+        await ch.close()
+    assert live.stats.live_segments_out == 1 and live.stats.live_errors == 0

@@ -4,13 +4,21 @@ Four tasks share the session's four trickle channels (all created by the O, read
 process, never over HTTP):
 
 - **input** reads ``<mid>`` from seq 0: per segment it counts, runs the accounting (§9.2; an
-  unpaid bill ends the session), reads the bytes and queues them for the worker (a full queue
-  drops its oldest segment). The channel closing (gateway ``DELETE``, idle sweep) ends the
-  session once the worker has finished the queued segments (at most ``DRAIN_TIMEOUT`` s), so
-  the last input segment still comes out;
-- **worker** runs each queued segment through the pipeline in the live thread pool
-  (``media.process_segment`` with the params current when it starts) and writes one segment to
-  ``<mid>-out``;
+  unpaid bill ends the session), and queues a job for the worker at the segment's first byte,
+  then feeds the job each chunk as it arrives (a full queue drops its oldest waiting job; the
+  one being worked on is never dropped, so a slow effect costs at most ``QUEUE_DEPTH`` waiting
+  segments of memory, and input reading never waits on the worker). The channel closing
+  (gateway ``DELETE``, idle sweep) ends the session once the worker has finished the queued
+  segments (at most ``DRAIN_TIMEOUT`` s), so the last input segment still comes out;
+- **worker** takes the jobs in order and writes one output segment on ``<mid>-out`` per job
+  while its input still arrives (``progressive.py``, params current when it starts), as
+  go-livepeer's ai-runner does: a pass-through pipeline writes each input chunk as it comes
+  (frames counted with ``segmenter.tsdemux``); effects decode, transform and encode in the live
+  thread pool (``media.process_stream``) and write what the muxer produces. An input segment
+  that breaks mid-way (the gateway's POST died, or it went over the size limit) breaks its
+  output segment off too: readers of ``<mid>-out`` are cut (over HTTP: an aborted body, which
+  the gateway's subscriber reports as ``TrickleSegmentBroken``), so no short output passes for
+  a complete one;
 - **control** reads ``<mid>-control``: each segment one JSON object; exactly
   ``{"keep": "alive"}`` is ignored; other objects are validated and replace the params, or give
   an ``error`` event and the old params stay;
@@ -31,7 +39,6 @@ import json
 import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
-from functools import partial
 from typing import Any
 
 from mediagw.livepeer.trickle import TrickleError
@@ -57,15 +64,17 @@ from .events import (
     trace_event,
 )
 from .faults import Reply
-from .media import LiveMediaError, process_segment
+from .jobs import Broken, InputJob
+from .media import LiveMediaError
 from .params import Luts, PipelineParams, parse_params
+from .progressive import effect, forward
 
 __all__ = ["KEEPALIVE", "LiveSession", "channel_names"]
 
 log = logging.getLogger("mediagw.orchestrator.live")
 
 KEEPALIVE = {"keep": "alive"}
-QUEUE_DEPTH = 2  # segments waiting for the worker; more drops the oldest
+QUEUE_DEPTH = 2  # segments waiting for the worker (besides its current one); more drops the oldest
 CLOSED_LINGER = 5.0  # seconds the channels of a drained session stay readable, closed
 DRAIN_TIMEOUT = 5.0  # after the input ended: finish the queued segments for at most this long
 
@@ -126,7 +135,7 @@ class LiveSession:
         self.output_faults = 0  # ... answered by a live_output_* fault switch
         self.ended = False
         self.end_reason = ""
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_DEPTH)
+        self._queue: asyncio.Queue[InputJob] = asyncio.Queue(QUEUE_DEPTH)
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifetime ---------------------------------------------------------------------------
@@ -268,65 +277,92 @@ class LiveSession:
             self.stats.faults_injected += 1
             self.end(f"injected fault: close after {close_after} segments")
             return False
+        job: InputJob | None = None
+        size, limit = 0, self.server.limits.max_segment_bytes
         try:
-            data = await _read(segment, self.server.limits.max_segment_bytes)
+            async for chunk in segment:
+                size += len(chunk)
+                if size > limit:
+                    segment.release()
+                    raise _TooLarge
+                if job is None and chunk:
+                    job = self._enqueue(segment.seq)
+                if job is not None:
+                    job.put(chunk)
         except (TrickleError, _TooLarge):
-            return True  # a broken segment: skip it
-        if data:
-            if self._queue.full():
-                self._queue.get_nowait()
-                self._queue.task_done()
-                self.stats.live_segments_dropped += 1
-            self._queue.put_nowait(data)
+            if job is not None:
+                job.end(broken=True)  # a broken segment: its output breaks off too
+            return True
+        if job is not None:
+            job.end()
         return True
+
+    def _enqueue(self, seq: int) -> InputJob:
+        if self._queue.full():
+            dropped = self._queue.get_nowait()
+            dropped.end(broken=True)
+            self._queue.task_done()
+            self.stats.live_segments_dropped += 1
+        job = InputJob(seq)
+        self._queue.put_nowait(job)
+        return job
 
     # --- processing -------------------------------------------------------------------------
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            data = await self._queue.get()
+            job = await self._queue.get()
             try:
-                if not await self._process(loop, data):
+                if not await self._process(job):
                     return
             finally:
                 self._queue.task_done()
 
-    async def _process(self, loop: asyncio.AbstractEventLoop, data: bytes) -> bool:
-        """One queued segment through the pipeline; False when the session ended."""
-        params = self.params
-        job = partial(
-            process_segment,
-            data,
-            luts=self._luts,
-            size=params.size,
-            passthrough=params.passthrough,
-            preset=self.config.live_x264_preset,
-        )
-        try:
-            result = await loop.run_in_executor(self._executor, job)
-        except LiveMediaError as exc:
-            await self._error(f"processing failed: {exc}")
-            return True
-        self.status.frames_in += result.frames_in
-        return await self._publish(result.data, result.frames_out)
-
-    async def _publish(self, data: bytes, frames: int) -> bool:
-        """Write one output segment; False when the session ended."""
-        faults = self.config.faults
-        stall = faults.live_stall_after
-        if stall is not None and self.outputs >= stall and self._faulty:
-            self.stats.faults_injected += 1
+    async def _process(self, job: InputJob) -> bool:
+        """One queued segment through the pipeline, progressively (``progressive.py``); False
+        when the session ended."""
+        if self._stalled():
             return True
         channel = self.server.get_channel(self.names[1])
         if channel is None or channel.closed:
             self.end("output channel closed")
             return False
+        params = self.params
         try:
-            await channel.write_segment(data)
+            if params.passthrough:
+                frames_in = frames_out = await forward(job, channel)
+            else:
+                result = await effect(
+                    job,
+                    channel,
+                    executor=self._executor,
+                    luts=self._luts,
+                    size=params.size,
+                    preset=self.config.live_x264_preset,
+                )
+                frames_in, frames_out = result.frames_in, result.frames_out
+        except Broken:
+            self.stats.live_segments_broken += 1
+            return True
+        except LiveMediaError as exc:
+            await self._error(f"processing failed: {exc}")
+            return True
         except TrickleError:
             self.end("output channel closed")
             return False
+        self.status.frames_in += frames_in
+        return await self._published(frames_out)
+
+    def _stalled(self) -> bool:
+        stall = self.config.faults.live_stall_after
+        if stall is not None and self.outputs >= stall and self._faulty:
+            self.stats.faults_injected += 1
+            return True
+        return False
+
+    async def _published(self, frames: int) -> bool:
+        """After one output segment was written in full; False when the session ended."""
+        faults = self.config.faults
         self.outputs += 1
         self.stats.live_segments_out += 1
         now = self.config.clock()

@@ -6,7 +6,8 @@ through ``fail(reason)``, which sets ``lost`` once and tells the host; the host 
 
     input    TricklePublisher(<mid>), explicit seqs from 0; ``publish`` races the write against
              ``lost``; max_drops dropped segments in a row count as the channel gone
-    output   TrickleSubscriber(<mid>-out) from seq 0; each segment read whole, handed to the host
+    output   TrickleSubscriber(<mid>-out) from seq 0; each segment read chunk by chunk (the host
+             follows them as they arrive), then handed to the host whole
     events   TrickleSubscriber(<mid>-events); each JSON event -> monitor.event + host
     control  ControlChannel(<mid>-control): replay, updates, keepalive
     payments LivePayer, triggered by published input segments
@@ -34,7 +35,11 @@ from mediagw.livepeer.trickle.errors import (
     TrickleUnavailable,
 )
 from mediagw.livepeer.trickle.publisher import TricklePublisher
-from mediagw.livepeer.trickle.subscriber import SubscriberStats, TrickleSubscriber
+from mediagw.livepeer.trickle.subscriber import (
+    SubscriberStats,
+    TrickleSegment,
+    TrickleSubscriber,
+)
 from mediagw.pool.session import OrchSession
 
 from ...clock import SYSTEM
@@ -54,6 +59,12 @@ PIECE = 256 << 10
 
 
 class AttachmentHost(Protocol):
+    def attachment_output_begin(self, att: Attachment) -> bool: ...
+
+    def attachment_output_chunk(self, att: Attachment, data: bytes) -> None: ...
+
+    def attachment_output_broken(self, att: Attachment) -> None: ...
+
     def attachment_output(
         self, att: Attachment, data: bytes, received_at: float
     ) -> Awaitable[None]: ...
@@ -103,6 +114,7 @@ class Attachment:
         self.closing = False
         self.published = 0
         self.outputs = 0
+        self.output_begun = 0  # output segments whose first bytes arrived
         self.events = 0
         self.broken_outputs = 0
         self._drops = 0
@@ -264,21 +276,41 @@ class Attachment:
         try:
             async with sub:
                 async for segment in sub:
-                    try:
-                        data = await segment.read()
-                    except (TrickleSegmentBroken, TrickleSegmentTooLarge) as exc:
-                        self.broken_outputs += 1
-                        log.info("output segment broken", extra={"error": str(exc)})
+                    data = await self._read_segment(segment)
+                    if data is None:
                         continue
                     now = self.clock()
                     self.monitor.output(now)
                     self.outputs += 1
-                    await self.host.attachment_output(self, data, now)
+                    if data:
+                        await self.host.attachment_output(self, data, now)
         except TrickleUnavailable as exc:
             detail = f"output channel unavailable: {exc}"
         else:
             detail = f"output channel ended: {sub.ended_by}"
         self.fail(SwapReason.CHANNEL_GONE, detail)
+
+    async def _read_segment(self, segment: TrickleSegment) -> bytes | None:
+        """Read one output segment chunk by chunk, telling the host as they arrive. Its bytes
+        (``b""`` if empty or refused by the host as late); None if it broke off."""
+        chunks: list[bytes] = []
+        host = self.host
+        accepted: bool | None = None
+        try:
+            async for chunk in segment:
+                if accepted is None:
+                    self.output_begun += 1
+                    accepted = host.attachment_output_begin(self)
+                chunks.append(chunk)
+                if accepted:
+                    host.attachment_output_chunk(self, chunk)
+        except (TrickleSegmentBroken, TrickleSegmentTooLarge) as exc:
+            self.broken_outputs += 1
+            log.info("output segment broken", extra={"error": str(exc)})
+            if accepted:
+                host.attachment_output_broken(self)
+            return None
+        return b"".join(chunks) if accepted else b""
 
     async def _read_events(self) -> None:
         sub = self._subscriber(self.channels.events_url)

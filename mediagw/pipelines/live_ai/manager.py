@@ -3,9 +3,11 @@
 A stream asks with ``?pipeline=MODEL&params=JSON`` on its RTMP or WHIP URL, or through
 ``POST /live/video-to-video/{stream}/start`` (before or while it is live). Its source segments
 go to the session as they are cut; the AI output is published as HLS under ``{stream}-out``
-(``/stream/{stream}-out.m3u8``) and, with a ``WhepEgress``, to WebRTC viewers: each output
-segment is demuxed once (PyAV, in a thread) and its H.264 access units are released at real-time
-pace to one shared encoded source (``whep_play``), so viewers cost no encoding. Streams without a
+(``/stream/{stream}-out.m3u8``, cut by the orchestrator's segments) and, with a ``WhepEgress``,
+to WebRTC viewers: each output segment is demuxed as its bytes arrive (``output.OutputStream``,
+``segmenter.tsdemux``) and each H.264 access unit goes to one shared encoded source the moment it
+is complete (``unit_play``), so viewers cost no encoding and wait for no segment's end. The same
+demux feeds ``on_output_progress`` (the output's progress stream, for LL-HLS). Streams without a
 pipeline are left to the transcoder.
 """
 
@@ -19,7 +21,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from segmenter import CLOCK, Segment
+from segmenter import CLOCK, Progress, Segment
 from segmenter.probe import probe_ts
 from webrtc import WhepEgress
 
@@ -37,9 +39,9 @@ from ...request import StreamRequest, frozen_params
 from ...stream.fanout import Subscription
 from ...stream.hub import Stream
 from ...usage import NullUsage, StreamMeter, UsageSink
-from .. import whep_play
-from ..whep_play import PlayStats
+from ..unit_play import UnitFeed, UnitStats, play_units
 from .config import LiveConfig
+from .output import OutputStream
 from .selection import LiveSelector, OrchestratorRequests
 from .session import LiveSession
 from .stats import Timing
@@ -55,6 +57,8 @@ MAX_PENDING = 256  # streams asked for with /start before they are live
 
 def _run_status(run: _Run) -> dict[str, Any]:
     status = run.session.status()
+    if run.video_out is not None:  # the API makes it absolute
+        status["whep_url"] = f"/live/video-to-video/{run.stream.id}/whep"
     if run.outputs:
         status["gateway_status"]["rtmp_outputs"] = [
             {"url": o.redacted, **dataclasses.asdict(o.stats)} for o in run.outputs
@@ -68,7 +72,8 @@ class _Run:
     session: LiveSession
     feeder: asyncio.Task[None]
     subscription: Subscription[Segment]
-    video_out: asyncio.Queue[bytes | None] | None = None
+    output: OutputStream
+    video_out: UnitFeed | None = None
     player: asyncio.Task[None] | None = None
     outputs: list[RtmpOutput] = field(default_factory=list)  # RTMP pushes of the AI output
     stop_reason: str = ""  # set when the gateway stops the stream (heartbeat, operator)
@@ -124,7 +129,9 @@ class LiveAIManager:
         # output stream id -> run, until its last output is out (after the input has ended)
         self.outputs: dict[str, _Run] = {}
         self.finished: dict[str, dict[str, Any]] = {}  # last status of ended runs
-        self.whep_play = PlayStats()  # WHEP play of the outputs: demuxed, skipped ahead, ...
+        self.whep_play = UnitStats()  # WHEP play of the outputs: units, dropped, skipped ahead
+        # the outputs' progress streams (out stream id, item); see output.OutputStream
+        self.on_output_progress: Callable[[str, Progress], None] = lambda out_id, item: None
         self.publish_time = Timing()  # output segment handed to us -> listed in HLS / queued
         self.listed_at: dict[tuple[str, int], float] = {}  # (output stream, seq) -> monotonic
         # output stream id -> (publish session, seq of its first output in the HLS playlist)
@@ -229,11 +236,20 @@ class LiveAIManager:
         )
         out_id = f"{stream.id}-out"
         publish_session = stream.stats.sessions
+        feed = UnitFeed(self.whep_play) if self.whep is not None else None
+        output = OutputStream(
+            out_id,
+            feed=feed,
+            hook=lambda: self.on_output_progress,
+            seq_base=lambda: self._seq_base(out_id, publish_session),
+            clock=self.clock.monotonic,
+        )
         session = LiveSession(
             stream_id=stream.id,
             selector=selector,
             http=self.http,
             on_output=lambda seq, data: self._output(out_id, publish_session, seq, data),
+            on_progress=output,
             model=req.pipeline,
             params=dict(req.params),
             payments=self.payments(),
@@ -244,23 +260,20 @@ class LiveAIManager:
         feeder = asyncio.get_running_loop().create_task(
             self._feed(session, subscription), name=f"live-ai:{stream.id}"
         )
-        run = _Run(stream, session, feeder, subscription, publish_session=publish_session,
+        run = _Run(stream, session, feeder, subscription, output, publish_session=publish_session,
                    started_at=self.clock.monotonic())  # fmt: skip
         self.metrics.ai_live_attempt(stream.id, req.pipeline)
-        if self.whep is not None:
-            run.video_out = asyncio.Queue(maxsize=8)
-            source = self.whep.add_source(out_id)
-            play = whep_play.play(
-                source, run.video_out, executor=self.executor, stats=self.whep_play
-            )
+        if self.whep is not None and feed is not None:
+            run.video_out = feed
+            play = play_units(self.whep.add_source(out_id), feed)
             run.player = asyncio.get_running_loop().create_task(play, name=f"whep:{out_id}")
         self.runs[stream.id] = run
         self.outputs[out_id] = run
         log.info("live AI started", extra={"stream": stream.id, "pipeline": req.pipeline})
         for url in req.outputs:
-            output = RtmpOutput(url, name=out_id)
-            output.start()
-            run.outputs.append(output)
+            push = RtmpOutput(url, name=out_id)
+            push.start()
+            run.outputs.append(push)
 
     async def _feed(self, session: LiveSession, subscription: Subscription[Segment]) -> None:
         try:
@@ -287,6 +300,9 @@ class LiveAIManager:
     async def _output(self, out_id: str, publish_session: int, seq: int, data: bytes) -> None:
         loop = asyncio.get_running_loop()
         started = self.clock.monotonic()
+        run = self.outputs.get(out_id)
+        if run is not None:
+            run.output.finish()  # its last access unit to the viewers before anything else
         try:
             probe = await loop.run_in_executor(self.executor, lambda: probe_ts(data, decode=False))
         except Exception as exc:
@@ -298,10 +314,11 @@ class LiveAIManager:
             duration = (probe.last_pts - probe.first_pts + step) / CLOCK
         resolution = (probe.width, probe.height) if probe.width else None
         seq += self._seq_base(out_id, publish_session)
-        self.hls.publish(
-            out_id, SOURCE, seq, data, duration, resolution=resolution, session=publish_session
-        )
-        run = self.outputs.get(out_id)
+        codecs = run.output.codecs if run is not None else ""
+        listed = self.hls.publish(out_id, SOURCE, seq, data, duration, resolution=resolution,
+                                  codecs=codecs, session=publish_session)  # fmt: skip
+        if run is not None and listed:
+            run.output.complete(seq, data, round(duration * CLOCK))
         if run is not None and not run.first_output:
             run.first_output = True
             att = run.session.current
@@ -310,8 +327,6 @@ class LiveAIManager:
         if run is not None:
             for output in run.outputs:
                 output.push(data)
-            if run.video_out is not None:  # viewers behind real time: skip one, never block
-                whep_play.offer(run.video_out, data)
         now = self.clock.monotonic()
         self.publish_time.add(now - started)
         if len(self.listed_at) < 100_000:  # for the benchmark; bounded
@@ -333,8 +348,8 @@ class LiveAIManager:
             self.hls.end(f"{run.stream.id}-out", session=run.publish_session)
             if run.player is not None:
                 if run.video_out is not None and not run.stop_reason and not self._closing:
-                    # let viewers see the last output to its end (bounded: one queue of segments)
-                    whep_play.offer(run.video_out, None)
+                    # let viewers see the last output to its end (bounded: one feed of units)
+                    run.video_out.end()
                     await asyncio.wait({run.player}, timeout=PLAYOUT_TIMEOUT)
                 run.player.cancel()
                 if self.whep is not None:

@@ -56,6 +56,18 @@ log = logging.getLogger("mediagw.live_ai.session")
 OutputCallback = Callable[[int, bytes], Awaitable[None] | None]
 
 
+class OutputWatcher(Protocol):
+    """Sees each output segment while it is read (``output.OutputStream``): ``begin(seq)`` at
+    its first chunk (``seq`` as ``on_output`` will get it if it completes; a new ``begin``
+    supersedes an open segment), ``chunk`` per chunk, ``broken`` if it breaks off."""
+
+    def begin(self, seq: int) -> None: ...
+
+    def chunk(self, data: bytes) -> None: ...
+
+    def broken(self) -> None: ...
+
+
 class HasData(Protocol):
     @property
     def data(self) -> bytes: ...
@@ -78,6 +90,7 @@ class LiveSession:
         selector: LiveSelector,
         http: LiveHTTP,
         on_output: OutputCallback,
+        on_progress: OutputWatcher | None = None,
         model: str = "noop",
         params: Mapping[str, Any] | None = None,
         payments: LivePaymentSource | None = None,
@@ -91,6 +104,7 @@ class LiveSession:
         self.request_id = uuid.uuid4().hex[:8]
         self.selector = selector
         self.on_output = on_output
+        self.on_progress = on_progress
         self.model = model
         self.params: dict[str, Any] = dict(params or {})
         self.config = config or LiveConfig()
@@ -137,6 +151,8 @@ class LiveSession:
         self._gap_pending = False
         self._swap_gap = 0.0
         self._draining: Attachment | None = None  # a left O whose output is still read
+        self._streaming: Attachment | None = None  # whose output segment is being read
+        self.input_starts: deque[float] = deque(maxlen=256)  # first byte out, per input published
         self._drain_timer: asyncio.TimerHandle | None = None
 
     # -- public ------------------------------------------------------------------------------
@@ -233,18 +249,41 @@ class LiveSession:
 
     # -- attachment host ---------------------------------------------------------------------
 
-    async def attachment_output(self, att: Attachment, data: bytes, received_at: float) -> None:
+    def attachment_output_begin(self, att: Attachment) -> bool:
+        """An output segment of ``att`` starts arriving: False if it is late (a left O's, once
+        the new one delivers), else its chunks are followed (``on_progress``) from now on."""
         if att is self._draining:
             current = self.current
-            if current is not None and current.outputs > 0:
+            if current is not None and current.output_begun > 0:
                 self._end_drain()  # the new orchestrator delivers: the old one is done
                 self.counters.late_outputs += 1
-                return
+                return False
         elif att is not self.current:
             self.counters.late_outputs += 1
-            return
+            return False
         elif self._draining is not None:
             self._end_drain()
+        self._streaming = att
+        if self.on_progress is not None:
+            self.on_progress.begin(self._out_seq)
+        return True
+
+    def attachment_output_chunk(self, att: Attachment, data: bytes) -> None:
+        if att is self._streaming and self.on_progress is not None:
+            self.on_progress.chunk(data)
+
+    def attachment_output_broken(self, att: Attachment) -> None:
+        if att is self._streaming:
+            self._streaming = None
+            if self.on_progress is not None:
+                self.on_progress.broken()
+
+    async def attachment_output(self, att: Attachment, data: bytes, received_at: float) -> None:
+        """A whole output segment of ``att`` whose begin was accepted."""
+        if att is not self._streaming:  # superseded by another O's segment meanwhile
+            self.counters.late_outputs += 1
+            return
+        self._streaming = None
         now = self.clock()
         if self._last_output is not None:
             gap = now - self._last_output
@@ -328,6 +367,7 @@ class LiveSession:
                     LIVE_AI, ms, "ms", att.url, detail=detail, ms=ms, pixels=item.pixels
                 )
             self.first_byte.add(first - item.arrived)
+            self.input_starts.append(first)
             att.input_published(item.counted is att, self.clock())
 
     async def _supervise(self) -> None:
