@@ -8,8 +8,9 @@ stream as it comes, an LL-HLS media playlist (``llplaylist.py``) and held reques
     ll.end("abc-out", session=n)
 
 Parts: a part closes when the next video frame would take it past the part target (declared a
-millisecond longer than configured: RTMP's millisecond timestamps jitter by one), when a keyframe comes
-after half a target (it then starts a new ``INDEPENDENT`` part), and at the end of its segment.
+millisecond longer than configured: RTMP's millisecond timestamps jitter by one), when a
+keyframe comes after half a target (it then starts a new ``INDEPENDENT`` part), and at the end
+of its segment.
 A part is cut when the frame after it arrives (its duration is then exact), never later.
 Timing: the boundaries of a segment's parts are its first video frame's pts, then each part's
 first frame's dts shifted by that frame's reorder delay (``start_pts - first dts``), then the
