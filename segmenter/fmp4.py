@@ -215,7 +215,7 @@ class Fmp4Writer:
         for at, offset in patches:  # data offsets are relative to the moof (base-is-moof)
             moof[at : at + 4] = _pack(">I", len(moof) + 8 + offset)
         moof[0:4] = _pack(">I", len(moof))
-        return bytes(moof) + _pack(">I4s", 8 + mdat_size, b"mdat") + b"".join(payloads)
+        return b"".join([moof, _pack(">I4s", 8 + mdat_size, b"mdat"), *payloads])
 
     def _avc_sample(self, annexb: bytes) -> bytes:
         drop = self._drop

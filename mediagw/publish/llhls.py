@@ -53,7 +53,6 @@ log = logging.getLogger("mediagw.llhls")
 __all__ = ["LLHLSPublisher", "LLRendition", "TooManyWaiters"]
 
 
-
 class TooManyWaiters(Exception):
     """A stream holds as many requests as it may: answer 503 and let the player retry."""
 

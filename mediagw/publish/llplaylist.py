@@ -66,6 +66,7 @@ class LLPlaylist:
         self._last_msn = -1
         self.session = 0
         self.ended = False
+        self._text: str | None = None  # the rendered text until the next change
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -105,6 +106,7 @@ class LLPlaylist:
         """Start listing segment ``seg.msn`` of publish ``session``; raises ValueError like
         ``MediaPlaylist.add`` for a late, stale or ended one. An open one must be completed
         first."""
+        self._text = None
         if session < self.session:
             raise ValueError(
                 f"segment {seg.msn} is from publish session {session}, "
@@ -124,6 +126,7 @@ class LLPlaylist:
         self._segments.append(seg)
 
     def add_part(self, part: Part) -> None:
+        self._text = None
         seg = self.open
         if seg is None:
             raise ValueError("no segment is open")
@@ -131,6 +134,7 @@ class LLPlaylist:
 
     def complete(self, duration: float) -> list[LLSegment]:
         """The open segment is whole; return the segments that slid out of the window."""
+        self._text = None
         seg = self.open
         if seg is None:
             raise ValueError("no segment is open")
@@ -146,11 +150,13 @@ class LLPlaylist:
 
     def cancel(self) -> None:
         """Unlist the open segment, which has no part (its msn stays used)."""
+        self._text = None
         if self.open is not None and not self.open.parts:
             self._segments.pop()
 
     def end(self, session: int | None = None) -> None:
         """EXT-X-ENDLIST (see ``MediaPlaylist.end``); complete the open segment first."""
+        self._text = None
         if session is None or session >= self.session:
             self.session = max(self.session, session or 0)
             self.ended = True
@@ -193,6 +199,12 @@ class LLPlaylist:
 
     # -- rendering --------------------------------------------------------------------------
     def render(self) -> str:
+        """The playlist's text (rendered once per change: every held reload gets it)."""
+        if self._text is None:
+            self._text = self._render()
+        return self._text
+
+    def _render(self) -> str:
         p = self.prefix
         lines = [
             "#EXTM3U",
