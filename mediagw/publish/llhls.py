@@ -143,7 +143,12 @@ class LLHLSPublisher:
         self.end(stream.id, session=stream.stats.sessions)
 
     def on_stream_removed(self, stream: Stream) -> None:
-        ll = self._streams.pop(stream.id, None)
+        self.remove(stream.id)
+
+    def remove(self, stream_id: str) -> None:
+        """Forget a stream (its held requests answer 404); the hub's removal does it for its
+        streams, whoever feeds another stream (the live AI output) calls it."""
+        ll = self._streams.pop(stream_id, None)
         for rend in ll.renditions.values() if ll else ():
             rend.gone = True
             rend.notify()
@@ -175,7 +180,6 @@ class LLHLSPublisher:
                 extra={"stream": stream_id, "rendition": rendition, "error": str(exc)},
             )
             rend.pending, rend.pending_cut = [], False  # the segment goes on without them
-        rend.notify()
 
     def end(
         self, stream_id: str, *, session: int | None = None, rendition: str | None = None
@@ -219,6 +223,7 @@ class LLHLSPublisher:
         rend.delay = None if item.video is not None else 0
         rend.cut_video = item.video is not None
         rend.pending, rend.pending_cut, rend.seg_parts = [], False, []
+        rend.notify()
 
     def _packets(self, rend: LLRendition, packets: tuple[MediaPacket, ...]) -> None:
         target = self._part_ticks
@@ -254,6 +259,7 @@ class LLHLSPublisher:
         rend.seg_parts.append(data)
         rend.part_start = end
         rend.pending, rend.pending_cut = [], False
+        rend.notify()  # held requests look again: only when a part or segment is listed
 
     def _finish(self, rend: LLRendition, end: int | None) -> None:
         """Close the segment being cut at ``end`` (None: where its media ends)."""
@@ -267,6 +273,7 @@ class LLHLSPublisher:
                 rend.delay = 0
             self._cut(rend, max(end, rend.part_start + 1))
         rend.msn = None
+        rend.notify()
         if not rend.seg_parts:  # nothing was muxed in it: never listed
             rend.playlist.cancel()
             return

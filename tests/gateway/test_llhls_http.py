@@ -146,3 +146,12 @@ async def test_held_requests_are_bounded(served: tuple[str, LLHLSPublisher]) -> 
     _feed(ll, segment_items(1, T0 + 30 * FRAME, 1))  # segment 0 superseded: 1 is listed
     _feed(ll, segment_items(2, T0 + 31 * FRAME, 1))
     assert [(await t)[0] for t in held] == [200] * 4
+
+
+async def test_removed_stream_releases_held_requests(served: tuple[str, LLHLSPublisher]) -> None:
+    url, ll = served
+    _feed(ll, segment_items(0, T0, 5, complete=False))
+    held = asyncio.create_task(_get(f"{url}/source/0.0.mp4"))
+    assert await _pending(held)
+    ll.remove("s")  # what the hub's removal of an ended stream does
+    assert (await held)[0] == 404
