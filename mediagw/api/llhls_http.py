@@ -40,7 +40,7 @@ def _number(request: web.Request, name: str) -> int | None:
     text = request.query.get(name)
     if text is None:
         return None
-    if not text.isdigit() or int(text) >= _MAX_NUMBER:
+    if not (text.isascii() and text.isdigit()) or int(text) >= _MAX_NUMBER:
         raise web.HTTPBadRequest(text=f"{name} must be a decimal integer, got {text[:32]!r}")
     return int(text)
 
@@ -79,7 +79,7 @@ async def media_playlist(request: web.Request) -> web.StreamResponse:
         rend = await ll.wait(sid, name, _listed, request.app[WAIT_KEY])
         if rend is None:
             return _error(404, f"no LL-HLS rendition {name!r} for stream {sid!r}")
-        if msn is not None:
+        if msn is not None and not rend.playlist.ended:  # ended: answered at once
             if rend.playlist.too_far(msn, part):
                 return _error(400, f"_HLS_msn={msn} _HLS_part={part} is too far ahead of live")
             timeout = ll.hold_timeout(rend)
