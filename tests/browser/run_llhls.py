@@ -9,9 +9,8 @@ import argparse
 import asyncio
 import json
 import shutil
-import tempfile
 
-from run_whip_hls import CHROMIUM_FLAGS, PAGE_HOST, serve_page
+from run_whip_hls import PAGE_HOST, report_of, serve_page
 
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
@@ -32,27 +31,18 @@ async def main(clip: str, play: float, timeout: float) -> dict[str, object]:
         "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{STREAM}",
     )  # fmt: skip
     runner, port, reported = await serve_page("ll_hls.html")
-    with tempfile.TemporaryDirectory() as profile:
-        for _ in range(100):  # the first part is out: the stream is live
-            rend = gw.llhls.rendition(STREAM, "source")
-            if rend is not None and rend.parts:
-                break
-            await asyncio.sleep(0.1)
-        src = f"http://127.0.0.1:{gw.http_port}/stream/{STREAM}/ll/index.m3u8"
-        page = f"http://{PAGE_HOST}:{port}/?src={src}&play={play}"
-        proc = await asyncio.create_subprocess_exec(
-            chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            result = await asyncio.wait_for(reported, timeout)
-        except TimeoutError:
-            result = {"error": f"no report from the page within {timeout} s"}
-        finally:
-            proc.kill()
-            await proc.wait()
-            publisher.kill()
-            await publisher.wait()
+    for _ in range(100):  # the first part is out: the stream is live
+        rend = gw.llhls.rendition(STREAM, "source")
+        if rend is not None and rend.parts:
+            break
+        await asyncio.sleep(0.1)
+    src = f"http://127.0.0.1:{gw.http_port}/stream/{STREAM}/ll/index.m3u8"
+    page = f"http://{PAGE_HOST}:{port}/?src={src}&play={play}"
+    try:
+        result = await report_of(chromium, page, reported, timeout)
+    finally:
+        publisher.kill()
+        await publisher.wait()
     await runner.cleanup()
     await gw.stop()
     return result
