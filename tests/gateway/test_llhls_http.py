@@ -130,10 +130,12 @@ async def test_preload_hint_part_held_then_served(served: tuple[str, LLHLSPublis
     assert headers["Content-Type"] == "video/mp4"
     # the segment ends after 15 frames: part 1 is its last; a part 2 will never come
     gone = asyncio.create_task(_get(f"{url}/source/1.2.mp4"))
-    assert await _pending(later) and await _pending(gone)
+    whole = asyncio.create_task(_get(f"{url}/source/1.mp4"))  # the segment being cut
+    assert await _pending(later) and await _pending(gone) and await _pending(whole)
     _feed(ll, items[12:])
     assert (await later)[2] == rend.parts[(1, 1)]
     assert (await gone)[0] == 404
+    assert (await whole)[2] == rend.segments[1] == rend.parts[(1, 0)] + rend.parts[(1, 1)]
 
 
 async def test_held_requests_are_bounded(served: tuple[str, LLHLSPublisher]) -> None:
