@@ -78,6 +78,7 @@ class LLRendition:
     pending: list[MediaPacket] = field(default_factory=list)
     pending_cut: bool = False  # pending holds a sample of the kind parts are cut on
     cut_video: bool = True
+    audio_frame: int = 1920  # ticks of one AAC frame (1024 samples)
     seg_parts: list[bytes] = field(default_factory=list)
     changed: asyncio.Future[None] | None = None
     gone: bool = False
@@ -222,6 +223,8 @@ class LLHLSPublisher:
         rend.start = rend.part_start = item.start_pts
         rend.delay = None if item.video is not None else 0
         rend.cut_video = item.video is not None
+        if item.audio is not None:
+            rend.audio_frame = max(1, round(1024 * CLOCK / max(item.audio.sample_rate, 1)))
         rend.pending, rend.pending_cut, rend.seg_parts = [], False, []
         rend.notify()
 
@@ -236,7 +239,7 @@ class LLHLSPublisher:
                 t = (p.dts + rend.delay) if rend.cut_video else p.pts
                 if rend.pending_cut:
                     elapsed = t - rend.part_start
-                    frame = writer.frame_duration if rend.cut_video else 1
+                    frame = writer.frame_duration if rend.cut_video else rend.audio_frame
                     if elapsed + frame > target or (
                         p.keyframe and rend.cut_video and 2 * elapsed >= target
                     ):
@@ -295,8 +298,7 @@ class LLHLSPublisher:
             frame = rend.writer.frame_duration if rend.writer else 0
             times = [p.dts + (rend.delay or 0) for p in rend.pending if p.kind == "video"]
         else:
-            audio = rend.writer.audio if rend.writer else None
-            frame = round(1024 * CLOCK / audio.sample_rate) if audio else 0
+            frame = rend.audio_frame
             times = [p.pts for p in rend.pending]
         return max(times) + frame if times else rend.part_start
 

@@ -7,7 +7,7 @@ from llhls_testkit import AUDIO, FRAME, PDT, T0, VIDEO, segment_items
 
 from mediagw.publish.llhls import LLHLSPublisher
 from mediagw.publish.llplaylist import LLPlaylist, LLSegment, Part
-from segmenter import Progress
+from segmenter import MediaPacket, Progress, SegmentProgress, SegmentStart
 from segmenter.fmp4 import Fmp4Writer
 
 
@@ -130,3 +130,19 @@ def test_blocking_reload_rules() -> None:
     assert pl.next_part() == (5, 2)
     pl.end()
     assert pl.reached(9, 0)  # an ended playlist answers at once
+
+
+def test_audio_only_parts_stay_within_the_part_target() -> None:
+    ll = LLHLSPublisher(0.333)
+    start = SegmentStart(0, T0, False, None, AUDIO, {"pdt": PDT})
+    frames = [
+        MediaPacket("audio", T0 + i * 1920, T0 + i * 1920, True, b"\x21" * 9) for i in range(50)
+    ]
+    _feed(ll, [start, SegmentProgress(0, b"", tuple(frames))])
+    ll.end("s", session=1)
+    rend = ll.rendition("s", "source")
+    assert rend is not None
+    parts = rend.playlist.segments[0].parts
+    assert len(parts) == 4 and all(p.independent for p in parts)  # 15 AAC frames each, then 5
+    assert all(p.duration <= ll.part_target for p in parts), parts
+    assert abs(sum(p.duration for p in parts) - 50 * 1920 / 90000) < 1e-9
