@@ -74,6 +74,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _part_target(text: str) -> float:
+    value = float(text)
+    if not 0.1 <= value <= 2.0:
+        raise ValueError(f"must be 0.1 to 2 seconds (LL-HLS parts), got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -275,6 +282,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("segment_duration", "segmentDuration", _positive_float, "target segment seconds"),
     Option("hls_window", "hlsWindow", _positive_int, "segments listed in a live media playlist"),
+    Option("llhls", "llhls", _parse_bool, "serve LL-HLS (fMP4 parts) under /stream/ID/ll/"),
+    Option(
+        "llhls_part_target",
+        "llhlsPartTarget",
+        _part_target,
+        "LL-HLS part duration target in seconds (0.1 to 2)",
+    ),
     Option("record_dir", "recordDir", str, "record every segment and a VOD playlist under DIR"),
     Option(
         "ended_stream_ttl",
@@ -369,6 +383,8 @@ class Settings:
     webhook_allow_private: bool = False
     segment_duration: float = 2.0
     hls_window: int = 6
+    llhls: bool = True
+    llhls_part_target: float = 0.333
     record_dir: str = ""
     ended_stream_ttl: float = 300.0
     wei_rate: Decimal = Decimal(0)

@@ -34,6 +34,7 @@ from .api.dashboard import add_dashboard_page
 from .api.guard import client_errors
 from .api.http import build_app
 from .api.live import add_live_routes
+from .api.llhls_http import install_llhls
 from .api.metrics import GatewayMetrics, add_metrics_route
 from .api.playback_gate import add_playback_gate, whep_authorize
 from .api.push import PushIngest
@@ -80,6 +81,7 @@ from .platform.throttle import FailureThrottle
 from .platform.webhook_delivery import WebhookDispatcher
 from .platform.webhooks import WebhookService
 from .publish.hls import HLSPublisher
+from .publish.llhls import LLHLSPublisher
 from .publish.multistream import Multistream
 from .publish.recorder import Recorder
 from .request import Ladder
@@ -254,6 +256,16 @@ class Gateway:
         self.http_app = build_app(
             self.hub, self.hls, usage=self.stream_usage, on_served=self._hls_served
         )
+        self.llhls: LLHLSPublisher | None = None
+        if settings.llhls:  # LL-HLS beside HLS: fMP4 parts of every stream, as it is cut
+            self.llhls = install_llhls(
+                self.hub,
+                self.http_app,
+                settings.llhls_part_target,
+                target_duration=settings.segment_duration,
+                window=settings.hls_window,
+                wall=clock.wall,
+            )
         add_metrics_route(self.http_app, self.metrics, settings.metrics_key)
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         self.push.routes(self.http_app)

@@ -3,7 +3,8 @@
     add_playback_gate(app, PlaybackAccess(store, clock=clock))   # before the app starts
 
 A middleware in front of the HLS routes (``http.HLS_HANDLERS``: ``/stream/...`` and Studio's
-``/hls/{playbackId}/...``): the manifest id of a store stream is its playback id, so it asks
+``/hls/{playbackId}/...``; their LL-HLS ``.../ll/...``: ``llhls_http.LL_HANDLERS``): the
+manifest id of a store stream is its playback id, so it asks
 ``PlaybackAccess.check`` about that id with the token of the request, the ``Livepeer-Jwt``
 header or else the ``jwt`` query parameter. A public stream passes untouched (cached lookups,
 no store call per request). A refusal is ``{"errors": ["..."]}`` with 401 or 403, before the
@@ -37,6 +38,7 @@ from aiohttp import web
 from ..errors import AccessDenied
 from ..platform.access import Grant, PlaybackAccess
 from .http import HLS_HANDLERS, PLAYLIST_TYPE
+from .llhls_http import LL_HANDLERS
 
 __all__ = [
     "ACCESS_KEY",
@@ -55,6 +57,7 @@ ACCESS_KEY = web.AppKey("playback_access", PlaybackAccess)
 _URI_ATTR = re.compile(r'URI="([^"]*)"')
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_GATED = HLS_HANDLERS | LL_HANDLERS  # HLS and LL-HLS: one policy
 Authorize = Callable[[web.Request], Awaitable[None]]
 
 
@@ -102,7 +105,7 @@ async def _check(access: PlaybackAccess, manifest_id: str, token: str | None) ->
 
 @web.middleware
 async def playback_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.match_info.route.handler not in HLS_HANDLERS or request.method == "OPTIONS":
+    if request.match_info.route.handler not in _GATED or request.method == "OPTIONS":
         return await handler(request)
     token, in_query = _token(request)
     try:

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 
-from run_whip_hls import CHROMIUM_FLAGS, PAGE_HOST, serve_page
+from run_whip_hls import PAGE_HOST, report_of, serve_page
 
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
@@ -28,7 +28,7 @@ async def main(clip: str, timeout: float) -> dict[str, object]:
     ffmpeg = shutil.which("ffmpeg")
     if chromium is None or ffmpeg is None:
         return {"error": "chromium or ffmpeg not installed"}
-    with tempfile.TemporaryDirectory() as data, tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory() as data:
         store = await SqlStore.open(data)
         await store.create_stream(
             Stream(
@@ -53,17 +53,9 @@ async def main(clip: str, timeout: float) -> dict[str, object]:
             await asyncio.sleep(0.1)
         src = f"http://127.0.0.1:{gw.http_port}/hls/{PLAYBACK_ID}/index.m3u8"
         page = f"http://{PAGE_HOST}:{port}/?src={src}&jwt={token}"
-        proc = await asyncio.create_subprocess_exec(
-            chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
         try:
-            result = await asyncio.wait_for(reported, timeout)
-        except TimeoutError:
-            result = {"error": f"no report from the page within {timeout} s"}
+            result = await report_of(chromium, page, reported, timeout)
         finally:
-            proc.kill()
-            await proc.wait()
             publisher.kill()
             await publisher.wait()
         result["token"] = token

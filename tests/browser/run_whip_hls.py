@@ -65,6 +65,25 @@ async def serve_page(
     return runner, int(port), reported
 
 
+async def report_of(
+    chromium: str, page: str, reported: asyncio.Future[dict[str, object]], timeout: float
+) -> dict[str, object]:
+    """Open ``page`` in headless Chromium and wait up to ``timeout`` seconds for what it
+    reports (``serve_page``); Chromium is gone when this returns."""
+    with tempfile.TemporaryDirectory() as profile:
+        proc = await asyncio.create_subprocess_exec(
+            chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            return await asyncio.wait_for(reported, timeout)
+        except TimeoutError:
+            return {"error": f"no report from the page within {timeout} s"}
+        finally:
+            proc.kill()
+            await proc.wait()
+
+
 async def main(timeout: float, pipeline: str = "", end: bool = False) -> dict[str, object]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

@@ -99,6 +99,13 @@ def _paths(seq: int) -> list[str]:
         f"/hls/{GATED}/index.m3u8",
         f"/hls/{GATED}/source.m3u8",
         f"/hls/{GATED}/source/{seq}.ts",
+        # LL-HLS: the same gate
+        f"/stream/{GATED}/ll/index.m3u8",
+        f"/stream/{GATED}/ll/source.m3u8",
+        f"/stream/{GATED}/ll/source/init-0.mp4",
+        f"/stream/{GATED}/ll/source/{seq}.mp4",
+        f"/hls/{GATED}/ll/source.m3u8",
+        f"/hls/{GATED}/ll/source/{seq}.0.mp4",
     ]
 
 
@@ -155,6 +162,26 @@ async def test_jwt_in_the_query_is_carried_into_every_uri(live: Live, entry: str
             # the same URI without its token is refused
             assert (await _get(urljoin(media_url, uri.split("?")[0])))[0] == 401
     assert frames == 150  # 5 s at 30 fps, all of it
+
+
+async def test_jwt_in_the_query_is_carried_into_every_ll_hls_uri(live: Live) -> None:
+    """LL-HLS: the variant, EXT-X-MAP, every part and segment URI carry the token."""
+    token = live.token()
+    url = f"{live.base}/hls/{GATED}/ll/index.m3u8?jwt={token}"
+    status, _, body = await _get(url)
+    assert status == 200, body
+    variant = next(u for u in body.decode().splitlines() if u and not u.startswith("#"))
+    media_url = urljoin(url, variant)
+    status, _, media = await _get(media_url)
+    assert status == 200, media
+    text = media.decode()
+    uris = re.findall(r'URI="([^"]*)"', text)
+    uris += [u for u in text.splitlines() if u and not u.startswith("#")]
+    assert any("init-0.mp4" in u for u in uris) and any(".0.mp4" in u for u in uris), uris
+    for uri in uris:
+        assert parse_qs(urlsplit(uri).query)["jwt"] == [token], uri
+        assert (await _get(urljoin(media_url, uri)))[0] == 200, uri
+        assert (await _get(urljoin(media_url, uri.split("?")[0])))[0] == 401, uri
 
 
 async def test_expired_wrong_stream_and_disabled_key(live: Live) -> None:

@@ -1,0 +1,32 @@
+"""hls.js (``lowLatencyMode: true``) in headless Chromium plays the LL-HLS of a live RTMP
+stream: it loads parts, reloads the playlist with blocking requests and plays about a second
+behind live (``PART-HOLD-BACK``), where the 2 s TS playlist would put it at three segments."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from browser.browser_testkit import run_in_namespace
+from mediatools import ClipMaker
+
+pytestmark = pytest.mark.ffmpeg
+
+
+def test_hls_js_plays_ll_hls_with_low_latency(make_clip: ClipMaker) -> None:
+    clip = make_clip(seconds=30)
+    result: Any = run_in_namespace("run_llhls.py", str(clip), "5", "40")
+    assert "error" not in result, result
+    assert result["played"] is True and not result["fatal"], result
+    assert result["can_block_reload"] is True and result["parts_listed"] >= 6, result
+    urls = result["urls"]
+    parts = [u for u in urls if re.search(r"/ll/source/\d+\.\d+\.mp4$", u)]
+    assert len(parts) >= 10, urls  # it plays parts, not whole segments
+    assert any("_HLS_msn=" in u and "_HLS_part=" in u for u in urls), urls  # blocking reloads
+    assert any("/init-0.mp4" in u for u in urls), urls
+    # hls.js's own reading of its distance to the live edge, over the last second: about the
+    # 1 s PART-HOLD-BACK it aims at, well under the 6 s the TS playlist's players hold back
+    assert abs(result["target_latency"] - 1.002) < 0.01, result
+    latency = sorted(result["latency"])
+    assert latency and latency[len(latency) // 2] < 2.0, result
