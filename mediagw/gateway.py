@@ -464,6 +464,7 @@ class Gateway:
             self.push.transcoder = self.stack.transcoder
         if self.stack is not None:
             self.live_ai = self._live_ai(self.stack)
+            self.live_ai.llhls = self.llhls  # the AI output's LL-HLS, beside its HLS
             self.hub.add_listener(self.live_ai)  # before the transcoder: it claims its streams
             add_live_routes(
                 self.http_app, self.live_ai, self.hub, self.admission, self._configured_url

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+from typing import Any
 
 import aiohttp
 import av
@@ -109,3 +110,26 @@ async def test_preload_hint_part_is_held_then_served(
     assert f'"source/{msn}.{index + 1}.mp4"' in listed or f'"source/{msn + 1}.0.mp4"' in listed
     code, err = await pusher
     assert code == 0, err
+
+
+async def test_ai_output_plays_as_ll_hls(gateway_factory: Any, make_clip: ClipMaker) -> None:
+    """The live AI output has its LL-HLS too: fMP4 parts of the output as the orchestrator
+    returns it, on the output HLS's timeline, ended with the run."""
+    from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
+
+    async with ReferenceOrchestrator(OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS)) as orch:
+        gw = await gateway_factory(orch_addr=(orch.url,), live_ai_segment_duration=1.0)
+        clip = make_clip(seconds=5, bframes=0)
+        code, err = await push(clip, _rtmp(gw, "llai") + "?pipeline=noop")
+        assert code == 0, err
+        await wait_until(lambda: "llai" in gw.live_ai.finished, 30)  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{gw.http_port}/stream/llai-out"
+        status, _, body = await _get(f"{base}/ll/index.m3u8")
+        assert status == 200 and 'CODECS="avc1.' in body.decode()
+        status, _, body = await _get(f"{base}/ll/source.m3u8")
+        text = body.decode()
+        assert status == 200 and text.endswith("#EXT-X-ENDLIST\n"), text
+        assert "#EXT-X-PART:" in text and "INDEPENDENT=YES" in text
+        ts = await fetch_hls(gw.http_port, "llai-out")
+        assert _segments(text) == _segments(ts.playlist)
+        assert await probe_frames(f"{base}/ll/source.m3u8") == ts.video_frames > 0

@@ -34,6 +34,7 @@ from ...payments.live import LivePaymentSource
 from ...pool.prices import PriceCaps
 from ...pool.sources import Blocklist, Source
 from ...publish.hls import SOURCE, HLSPublisher
+from ...publish.llhls import LLHLSPublisher
 from ...publish.rtmp_out import RtmpOutput
 from ...request import StreamRequest, frozen_params
 from ...stream.fanout import Subscription
@@ -132,6 +133,7 @@ class LiveAIManager:
         self.whep_play = UnitStats()  # WHEP play of the outputs: units, dropped, skipped ahead
         # the outputs' progress streams (out stream id, item); see output.OutputStream
         self.on_output_progress: Callable[[str, Progress], None] = lambda out_id, item: None
+        self.llhls: LLHLSPublisher | None = None  # LL-HLS of the outputs (the gateway sets it)
         self.publish_time = Timing()  # output segment handed to us -> listed in HLS / queued
         self.listed_at: dict[tuple[str, int], float] = {}  # (output stream, seq) -> monotonic
         # output stream id -> (publish session, seq of its first output in the HLS playlist)
@@ -221,6 +223,8 @@ class LiveAIManager:
     def on_stream_removed(self, stream: Stream) -> None:
         self.finished.pop(stream.id, None)
         self._seq_bases.pop(f"{stream.id}-out", None)
+        if self.llhls is not None:
+            self.llhls.remove(f"{stream.id}-out")
 
     # -- runs ----------------------------------------------------------------------------------
     def _start(self, stream: Stream) -> None:
@@ -237,10 +241,16 @@ class LiveAIManager:
         out_id = f"{stream.id}-out"
         publish_session = stream.stats.sessions
         feed = UnitFeed(self.whep_play) if self.whep is not None else None
+
+        def progress(oid: str, item: Progress) -> None:
+            self.on_output_progress(oid, item)
+            if self.llhls is not None:
+                self.llhls.feed(oid, item, session=publish_session)
+
         output = OutputStream(
             out_id,
             feed=feed,
-            hook=lambda: self.on_output_progress,
+            hook=lambda: progress,
             seq_base=lambda: self._seq_base(out_id, publish_session),
             clock=self.clock.monotonic,
         )
@@ -346,6 +356,8 @@ class LiveAIManager:
             self.finished[run.stream.id] = _run_status(run)
             # after its last output (a newer publish session's playlist is left alone)
             self.hls.end(f"{run.stream.id}-out", session=run.publish_session)
+            if self.llhls is not None:
+                self.llhls.end(f"{run.stream.id}-out", session=run.publish_session)
             if run.player is not None:
                 if run.video_out is not None and not run.stop_reason and not self._closing:
                     # let viewers see the last output to its end (bounded: one feed of units)
