@@ -81,12 +81,17 @@ async def serve_page(
 
 
 async def run_page(
-    chromium: str, url: str, reported: asyncio.Future[dict[str, Any]], timeout: float
+    chromium: str,
+    url: str,
+    reported: asyncio.Future[dict[str, Any]],
+    timeout: float,
+    hosts: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Open ``url`` in headless Chromium until the page reports (or ``timeout`` s)."""
+    """Open ``url`` in headless Chromium until the page reports (or ``timeout`` s); ``hosts``:
+    page origins other than 127.0.0.1 (:func:`chromium_flags`)."""
     with tempfile.TemporaryDirectory(prefix="mediagw-chromium-") as profile:
         proc = await asyncio.create_subprocess_exec(
-            chromium, *chromium_flags(), f"--user-data-dir={profile}", url,
+            chromium, *chromium_flags(*hosts), f"--user-data-dir={profile}", url,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:

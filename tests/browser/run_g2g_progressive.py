@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import statistics
-import tempfile
 from itertools import pairwise
 from typing import Any
 
-from run_whip_hls import CHROMIUM_FLAGS, PAGE_HOST, serve_page
+from run_whip_hls import PAGE_HOST, serve_page
 
+from mediagw.bench.chromium import find_chromium, run_page
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
@@ -43,7 +42,7 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
 
 
 async def main(timeout: float) -> dict[str, Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = find_chromium()
     if chromium is None:
         return {"error": "chromium not installed"}
     orch = ReferenceOrchestrator(OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS))
@@ -61,20 +60,9 @@ async def main(timeout: float) -> dict[str, Any]:
     await gw.start()
     runner, port, reported = await serve_page("g2g_progressive.html")
     page = f"http://{PAGE_HOST}:{port}/?gw=http://127.0.0.1:{gw.http_port}&name=g2g&seconds=8"
-    result: dict[str, Any]
     try:
-        with tempfile.TemporaryDirectory() as profile:
-            proc = await asyncio.create_subprocess_exec(
-                chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                result = dict(await asyncio.wait_for(reported, timeout))
-            except TimeoutError:
-                result = {"errors": [f"no report from the page within {timeout} s"], "shown": []}
-            finally:
-                proc.kill()
-                await proc.wait()
+        result = await run_page(chromium, page, reported, timeout, hosts=(PAGE_HOST,))
+        result.setdefault("shown", [])
         stream = gw.hub.get("g2g")
         result["source_segments"] = stream.stats.segments if stream else 0
         result["ai_segments_out"] = orch.stats.live_segments_out

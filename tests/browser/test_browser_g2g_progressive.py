@@ -12,10 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from browser.browser_testkit import run_in_namespace
-
-SEGMENT = 1.0  # run_g2g_progressive.SEGMENT: live AI segments of the scenario
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +21,7 @@ def g2g() -> dict[str, Any]:
 
 
 def test_numbered_frames_come_back_whole_and_in_order(g2g: dict[str, Any]) -> None:
-    assert g2g["whip_status"] == 201 and g2g["whep_status"] == 201, g2g
+    assert g2g.get("whip_status") == 201 and g2g.get("whep_status") == 201, g2g
     assert not g2g["errors"], g2g
     assert g2g["ai_segments_out"] >= 4, g2g
     assert g2g["frames"] >= 120, g2g  # ~8 s at 30 fps, from the first output on
