@@ -107,11 +107,16 @@ def players(captured_wall: Sequence[float], reported: Mapping[str, Any]) -> dict
     return result
 
 
-def swap_figures(shown: Sequence[Sequence[float]], swap_gaps: Sequence[float],
-                 segment_durations: Sequence[float]) -> dict[str, Any]:  # fmt: skip
+def swap_figures(
+    shown: Sequence[Sequence[float]],
+    swap_gaps: Sequence[float],
+    segment_durations: Sequence[float],
+    steady_gap: float = 0.0,
+) -> dict[str, Any]:
     """The output gap across an orchestrator swap: the session's own (``swap_output_gaps``:
     between the last output segment of the old orchestrator and the first of the new one), and
-    the longest pause between two frames the WHEP viewer showed, against the segment duration."""
+    the longest pause between two frames the WHEP viewer showed, against the segment duration
+    and ``steady_gap`` (the mean gap between output segments: one segment when all is well)."""
     times = sorted(float(t) for _, t in shown)
     pauses = [b - a for a, b in itertools.pairwise(times)]
     segment = sum(segment_durations) / len(segment_durations) if segment_durations else 0.0
@@ -121,6 +126,7 @@ def swap_figures(shown: Sequence[Sequence[float]], swap_gaps: Sequence[float],
         "swap_output_gap_ms": round(1000 * gap, 1),
         "swap_viewer_longest_pause_ms": round(1000 * max(pauses, default=0.0), 1),
         "swap_segment_duration_ms": round(1000 * segment, 1),
+        "swap_steady_output_gap_ms": round(1000 * steady_gap, 1),
         "swap_gap_within_one_segment": bool(swap_gaps) and gap <= segment,
     }
 

@@ -266,8 +266,9 @@ async def _phase_swap(b: _Bench, run: int) -> dict[str, Any]:
         fault.cancel()
     result = await _figures(b, stream, raw)
     status = result.pop("_status")
-    gaps = status.get("timings", {}).get("swap_output_gaps", [])
-    swap = swap_figures(raw["shown"], gaps, b.tap.durations.get(stream, []))
+    timings = status.get("timings", {})
+    gaps, steady = timings.get("swap_output_gaps", []), timings.get("output_gap", {})
+    swap = swap_figures(raw["shown"], gaps, b.tap.durations.get(stream, []), steady.get("mean", 0))
     return {**swap, "g2g_whep_ms_p50": result["g2g_whep_ms_p50"],
             "g2g_frames_matched": result["g2g_frames_matched"]}  # fmt: skip
 
@@ -279,7 +280,8 @@ def _row(phase: str, label: str, r: dict[str, Any]) -> str:
     if phase == "swap":
         return (f"{phase:<7} {label:<7} gap {ms('swap_output_gap_ms')} ms (viewer pause "
                 f"{ms('swap_viewer_longest_pause_ms')} ms) vs segment "
-                f"{ms('swap_segment_duration_ms')} ms")  # fmt: skip
+                f"{ms('swap_segment_duration_ms')} ms, steady output gap "
+                f"{ms('swap_steady_output_gap_ms')} ms")  # fmt: skip
     text = (f"{phase:<7} {label:<7} WHEP p50 {ms('g2g_whep_ms_p50')} p99 {ms('g2g_whep_ms_p99')}"
             f" | split {ms('g2g_part_capture_to_input_ms_p50')} / "
             f"{ms('g2g_part_orchestrator_round_trip_ms_p50')} / "

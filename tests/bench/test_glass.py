@@ -121,10 +121,12 @@ def test_swap_gap_against_the_segment_and_run_medians() -> None:
     shown = [[n, 10.0 + n / 30] for n in range(30)] + [
         [n, 11.5 + (n - 30) / 30] for n in range(30, 60)
     ]
-    swap = swap_figures(shown, [0.8], [1.0, 1.0])
+    swap = swap_figures(shown, [0.8], [1.0, 1.0], 1.01)
     assert swap["swaps"] == 1 and swap["swap_output_gap_ms"] == 800.0
     assert swap["swap_viewer_longest_pause_ms"] == pytest.approx(533.3, abs=0.1)
-    assert swap["swap_gap_within_one_segment"] is True
+    assert (
+        swap["swap_gap_within_one_segment"] is True and swap["swap_steady_output_gap_ms"] == 1010.0
+    )
     assert swap_figures(shown, [1.2], [1.0])["swap_gap_within_one_segment"] is False
     assert swap_figures(shown, [], [1.0])["swap_gap_within_one_segment"] is False  # no swap
     runs = [{"a": 3.0, "b": "x"}, {"a": 1.0}, {"a": 2.0, "b": 5}]
