@@ -10,7 +10,10 @@ system-deps`` fetches it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -89,15 +92,20 @@ async def run_page(
 ) -> dict[str, Any]:
     """Open ``url`` in headless Chromium until the page reports (or ``timeout`` s); ``hosts``:
     page origins other than 127.0.0.1 (:func:`chromium_flags`)."""
-    with tempfile.TemporaryDirectory(prefix="mediagw-chromium-") as profile:
+    # its own process group: the browser's helpers (zygote, renderers) end with it
+    with tempfile.TemporaryDirectory(
+        prefix="mediagw-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         proc = await asyncio.create_subprocess_exec(
             chromium, *chromium_flags(*hosts), f"--user-data-dir={profile}", url,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )  # fmt: skip
         try:
             return await asyncio.wait_for(asyncio.shield(reported), timeout)
         except TimeoutError:
             return {"errors": [f"no report from the page within {timeout:g} s"]}
         finally:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()

@@ -32,6 +32,7 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
     numbers = [n for n, _, _ in shown]
     return {
         "frames": len(shown),
+        "span": numbers[-1] - numbers[0] if numbers else 0,
         "latency_p50": statistics.median(latencies) if latencies else None,
         "latency_max": max(latencies, default=None),
         "within_segment": (sum(1 for v in latencies if v < SEGMENT) / len(latencies))
