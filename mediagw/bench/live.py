@@ -287,7 +287,9 @@ def _row(phase: str, label: str, r: dict[str, Any]) -> str:
             f"{ms('g2g_part_orchestrator_round_trip_ms_p50')} / "
             f"{ms('g2g_part_output_to_whep_shown_ms_p50')} | HLS poll "
             f"{ms('g2g_hls_first_frame_ms_p50')}")  # fmt: skip
-    if phase == "hls":
+    if phase == "hls" and "hlsjs" in r:  # no Chromium or hls.js here
+        text += f" | hls.js {r['hlsjs']}"
+    elif phase == "hls":
         ll = r.get("hlsjs_ll") or f"p50 {ms('hlsjs_ll_ms_p50')} p99 {ms('hlsjs_ll_ms_p99')}"
         text += (f" | hls.js TS p50 {ms('hlsjs_ts_ms_p50')} p99 {ms('hlsjs_ts_ms_p99')}, "
                  f"LL {ll}")  # fmt: skip
