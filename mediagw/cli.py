@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__
+from .bench import LIVE_PHASES as PHASES
+from .bench import LL_URL_TEMPLATE
 from .clock import SYSTEM
 from .config import Settings, add_arguments, load_settings
 from .errors import ConfigError, MediaGWError
@@ -239,17 +241,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lbench.add_argument("--seconds", type=float, default=30.0, help="length of each phase")
     lbench.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated, from {','.join(PHASES)} (default: all)",
+    )
+    lbench.add_argument(
         "--g2g",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also measure glass-to-glass: WHIP publisher -> noop -> WHEP viewer and HLS",
+        help="--no-g2g: the gateway phase only",
     )
+    lbench.add_argument("--runs", type=int, default=3, help="runs of each glass-to-glass phase")
     lbench.add_argument("--g2g-size", default="1280x720", help="glass-to-glass video size")
     lbench.add_argument(
         "--segment-duration",
         type=float,
         default=1.0,
         help="live AI target segment seconds (-liveAISegmentDuration)",
+    )
+    lbench.add_argument(
+        "--ll-url-template",
+        default=LL_URL_TEMPLATE,
+        help="path of the AI output's LL-HLS playlist; {id} = the output stream (NAME-out)",
     )
     lbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
@@ -310,9 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     run_live_bench(
                         seconds=args.seconds,
                         json_out=args.json_out,
-                        g2g=args.g2g,
+                        phases=args.phases.split(",") if args.g2g else ["gateway"],
+                        runs=args.runs,
                         g2g_size=args.g2g_size,
                         segment_duration=args.segment_duration,
+                        ll_url_template=args.ll_url_template,
                     )
                 )
             parser.parse_args(["bench", "--help"])

@@ -1,16 +1,18 @@
 """Glass-to-glass client of ``mediagw bench live``.
 
-A WHIP publisher (aiortc, H.264) sends 30 fps frames that show their own number
-(:mod:`.framecode`) into ``/live/video-to-video/{stream}/whip?pipeline=noop``; the moment a frame
-is handed to the encoder is its capture time. A WHEP viewer (aiortc) of the AI output decodes
-every frame and reads its number back: display time - capture time is that frame's glass-to-glass
-latency. An HLS watcher polls ``/stream/{stream}-out/source.m3u8`` and reads the first frame of
-every new output segment (glass-to-HLS: the age of a segment's oldest frame when it is listed).
+A publisher sends 30 fps frames that show their own number (:mod:`.framecode`) into
+``/live/video-to-video/{stream}/whip?pipeline=noop`` (aiortc, H.264) or, with ``--rtmp URL``, to
+the gateway's RTMP ingest (:mod:`.rtmp_publish`, a 1 s GOP); the moment a frame is handed to the
+encoder is its capture time. A WHEP viewer (aiortc) of the AI output decodes every frame and reads
+its number back: display time - capture time is that frame's glass-to-glass latency. An HLS
+watcher polls ``/stream/{stream}-out/source.m3u8`` and reads the first frame of every new output
+segment (glass-to-HLS: the age of a segment's oldest frame when it is listed). With
+``--players``, hls.js in headless Chromium plays the output's TS playlist and its LL-HLS playlist
+(``--ll-url``) and reads the numbers of the frames it shows (:mod:`.chromium`).
 
 It runs in its own process (``python -m mediagw.bench.glass``) so that encoding and decoding do
-not share the gateway's event loop and CPU. It prints raw ``time.monotonic()`` times (one clock
-for every process of the machine on Linux and macOS) as JSON on stdout, progress on stderr; the
-benchmark turns them into figures with :func:`analyse`.
+not share the gateway's event loop and CPU. It prints raw times as JSON on stdout, progress on
+stderr; the benchmark turns them into figures with :mod:`.figures` (which says which clocks).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import json
 import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import av
@@ -39,8 +42,9 @@ from yarl import URL
 from webrtc import IceConfig, gathering_scope
 
 from .framecode import make_frame, read_frame
+from .rtmp_publish import RtmpNumbered
 
-__all__ = ["analyse", "percentiles", "run_client"]
+__all__ = ["run_client"]
 
 HLS_POLL = 0.025  # seconds between playlist polls (the glass-to-HLS figure is that coarse)
 SDP = {"Content-Type": "application/sdp"}
@@ -53,11 +57,13 @@ class NumberedFrames(VideoStreamTrack):
         super().__init__()
         self.width, self.height = width, height
         self.captured: list[float] = []
+        self.captured_wall: list[float] = []
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
         number = len(self.captured)
         self.captured.append(time.monotonic())
+        self.captured_wall.append(time.time())
         frame = await asyncio.to_thread(make_frame, number, self.width, self.height)
         frame.pts, frame.time_base = pts, time_base
         return frame
@@ -74,7 +80,7 @@ async def _negotiate(
     with gathering_scope(ice):
         await pc.setLocalDescription(await pc.createOffer())
     assert pc.localDescription is not None
-    for _ in range(50):
+    for _ in range(100):
         async with http.post(url, data=pc.localDescription.sdp, headers=SDP) as resp:
             if resp.status == 404:  # the AI output is not there yet
                 await asyncio.sleep(0.1)
@@ -84,7 +90,7 @@ async def _negotiate(
             location, answer = resp.headers.get("Location", ""), await resp.text()
             break
     else:
-        raise RuntimeError(f"{url}: still 404 after 5 s")
+        raise RuntimeError(f"{url}: still 404 after 10 s")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     return location
 
@@ -166,124 +172,142 @@ async def _watch_hls(
     await asyncio.gather(*fetches, return_exceptions=True)
 
 
-async def run_client(
-    base: str, stream: str, seconds: float, width: int = 1280, height: int = 720
+async def _players(
+    http: aiohttp.ClientSession, base: str, stream: str, seconds: float, ll_url: str
 ) -> dict[str, Any]:
-    """Publish ``seconds`` of numbered frames, watch the output; the raw times, as a dict."""
+    """hls.js in headless Chromium on the output's TS playlist (``ts``) and, when it exists, its
+    LL-HLS playlist (``ll``): what each player showed and when (:mod:`.chromium`)."""
+    from .chromium import STATIC, find_chromium, find_hls_js, run_page, serve_page
+
+    chromium, hls_js = find_chromium(), find_hls_js()
+    if chromium is None or hls_js is None:
+        why = "chromium is not installed" if chromium is None else "hls.js is not installed"
+        return {"unavailable": f"{why} (make system-deps)"}
+    ts_url = f"{base}/stream/{stream}-out.m3u8"
+    for _ in range(100):  # the output appears after the first segment's round trip
+        async with http.get(ts_url) as resp:
+            if resp.status == 200:
+                break
+        await asyncio.sleep(0.1)
+    play = [f"ts:{ts_url}"]
+    ll_status = 0
+    if ll_url:
+        async with http.get(base + ll_url) as resp:
+            ll_status = resp.status
+        if ll_status == 200:
+            play.append(f"ll:{base}{ll_url}")
+    files = {"/hls.min.js": hls_js, "/framecode.js": STATIC / "framecode.js"}
+    runner, port, reported = await serve_page(STATIC / "players.html", "127.0.0.1", files)
+    try:
+        query = "&".join(f"play={quote(p, safe=':/')}" for p in play)
+        page = f"http://127.0.0.1:{port}/?seconds={seconds:g}&{query}"
+        _progress(f"g2g: hls.js in Chromium playing {', '.join(p.split(':')[0] for p in play)}")
+        result = await run_page(chromium, page, reported, seconds + 30)
+    finally:
+        await runner.cleanup()
+    if ll_url and ll_status != 200:
+        result["ll_unavailable"] = f"GET {ll_url}: HTTP {ll_status}"
+    return result
+
+
+async def _publish_rtmp(url: str, width: int, height: int) -> RtmpNumbered:
+    publisher = RtmpNumbered(url, width, height)
+    publisher.start()
+    for _ in range(100):  # FFmpeg's RTMP client connects and sends the first frame
+        if publisher.captured or publisher.error:
+            break
+        await asyncio.sleep(0.05)
+    if publisher.error:
+        raise RuntimeError(f"{url}: {publisher.error}")
+    return publisher
+
+
+async def run_client(
+    base: str,
+    stream: str,
+    seconds: float,
+    width: int = 1280,
+    height: int = 720,
+    *,
+    rtmp: str = "",
+    whep: bool = True,
+    ll_url: str | None = None,
+) -> dict[str, Any]:
+    """Publish ``seconds`` of numbered frames (over WHIP, or to the RTMP URL ``rtmp``), watch
+    the output over WHEP, HLS and (``ll_url`` not None) hls.js; the raw times, as a dict.
+    ``ll_url``: the path of the output's LL-HLS playlist ("" = none, hls.js on TS only)."""
     ice = IceConfig.loopback()
     track = NumberedFrames(width, height)
     viewer = _Viewer(ice)
     hls: dict[int, list[Any]] = {}
     stop = asyncio.Event()
+    publisher = RTCPeerConnection(ice.rtc_configuration())
+    rtmp_pub: RtmpNumbered | None = None
+    page: asyncio.Future[dict[str, Any]] | None = None
     async with aiohttp.ClientSession() as http:
-        publisher = RTCPeerConnection(ice.rtc_configuration())
-        transceiver = publisher.addTransceiver(track, direction="sendonly")
-        codecs = RTCRtpSender.getCapabilities("video").codecs
-        transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() == "video/h264"])
         live = f"{base}/live/video-to-video/{stream}"
         try:
-            location = await _negotiate(http, f"{live}/whip?pipeline=noop", publisher, ice)
-            _progress(f"g2g: publishing {width}x{height}@30 over WHIP for {seconds:g} s ...")
-            await _negotiate(http, f"{live}/whep", viewer.pc, ice)
+            location = ""
+            if rtmp:
+                rtmp_pub = await _publish_rtmp(rtmp, width, height)
+                _progress(f"g2g: publishing {width}x{height}@30 over RTMP for {seconds:g} s ...")
+            else:
+                transceiver = publisher.addTransceiver(track, direction="sendonly")
+                codecs = RTCRtpSender.getCapabilities("video").codecs
+                h264 = [c for c in codecs if c.mimeType.lower() == "video/h264"]
+                transceiver.setCodecPreferences(h264)
+                location = await _negotiate(http, f"{live}/whip?pipeline=noop", publisher, ice)
+                _progress(f"g2g: publishing {width}x{height}@30 over WHIP for {seconds:g} s ...")
+            if whep:
+                await _negotiate(http, f"{live}/whep", viewer.pc, ice)
             watcher = asyncio.ensure_future(
                 _watch_hls(http, f"{base}/stream/{stream}-out/source.m3u8", hls, stop)
             )
             started = time.monotonic()
+            if ll_url is not None:
+                page = asyncio.ensure_future(_players(http, base, stream, seconds - 3, ll_url))
+            captured = rtmp_pub.captured if rtmp_pub is not None else track.captured
             while (elapsed := time.monotonic() - started) < seconds:
                 await asyncio.sleep(min(5.0, seconds - elapsed))
                 latest = max(viewer.shown, default=None)
                 last = (
-                    f", last {1000 * (viewer.shown[latest] - track.captured[latest]):.0f} ms"
+                    f", last {1000 * (viewer.shown[latest] - captured[latest]):.0f} ms"
                     if latest is not None
                     else ""
                 )
-                _progress(f"g2g: {len(track.captured)} frames sent, {len(viewer.shown)} shown "
+                _progress(f"g2g: {len(captured)} frames sent, {len(viewer.shown)} shown "
                           f"over WHEP{last}, {len(hls)} HLS segments")  # fmt: skip
-            async with http.delete(base + location) as resp:
-                await resp.read()
-            await publisher.close()
+            if rtmp_pub is not None:
+                await asyncio.to_thread(rtmp_pub.stop)
+            else:
+                async with http.delete(base + location) as resp:
+                    await resp.read()
+                await publisher.close()
             # the tail drains for a while; the viewer ends when the gateway drops the output
             ended = time.monotonic()
-            while not viewer.done.is_set() and time.monotonic() - ended < 15:
+            while whep and not viewer.done.is_set() and time.monotonic() - ended < 15:
                 if viewer.last_frame_at and time.monotonic() - viewer.last_frame_at > 3:
                     break
                 await asyncio.sleep(0.2)
             stop.set()
             await watcher
+            reported = await page if page is not None else None
         finally:
+            if rtmp_pub is not None:
+                await asyncio.to_thread(rtmp_pub.stop)
             await publisher.close()
             await viewer.pc.close()
+    source = rtmp_pub if rtmp_pub is not None else track
     return {
         "size": [width, height],
-        "captured": track.captured,
+        "captured": source.captured,
+        "captured_wall": source.captured_wall,
         "shown": sorted(viewer.shown.items()),
         "decoded": viewer.decoded,
         "unreadable": viewer.unreadable,
         "hls": sorted([seq, at, first] for seq, (at, first) in hls.items()),
+        "players": reported,
     }
-
-
-# -- analysis (in the benchmark) -------------------------------------------------------------
-
-
-def percentiles(values: Sequence[float], prefix: str) -> dict[str, float]:
-    """``{prefix}_p50/_p95/_p99/_max`` in milliseconds (nearest rank)."""
-    ordered = sorted(values)
-    out: dict[str, float] = {}
-    for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
-        v = ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
-        out[f"{prefix}_{name}"] = round(v * 1000, 1)
-    return out
-
-
-def analyse(
-    raw: Mapping[str, Any],
-    source_listed: Mapping[int, float],
-    output_listed: Mapping[int, float],
-    segment_durations: Sequence[float] = (),
-) -> dict[str, Any]:
-    """Figures from the client's raw times and the gateway's per-segment times (monotonic).
-
-    Per output segment (its first frame's number read from HLS): capture -> source segment listed
-    (the segment's duration + the cut), source listed -> output listed (gateway + noop round
-    trip), output listed -> that frame shown over WHEP (pacing, RTP, the viewer's decode).
-    """
-    captured: list[float] = raw["captured"]
-    shown = {int(n): float(t) for n, t in raw["shown"]}
-    g2g = [t - captured[n] for n, t in shown.items() if n < len(captured)]
-    hls = [(int(seq), float(at), first) for seq, at, first in raw["hls"]]
-    g2hls = [at - captured[first] for _, at, first in hls if first is not None
-             and first < len(captured)]  # fmt: skip
-    cut, round_trip, to_whep = [], [], []
-    for seq, _, first in hls:
-        if first is None or first >= len(captured) or seq not in source_listed:
-            continue
-        cut.append(source_listed[seq] - captured[first])
-        if seq in output_listed:
-            round_trip.append(output_listed[seq] - source_listed[seq])
-            if first in shown:
-                to_whep.append(shown[first] - output_listed[seq])
-    result: dict[str, Any] = {
-        "g2g_frames_sent": len(captured),
-        "g2g_frames_matched": len(g2g),
-        "g2g_frames_unreadable": int(raw.get("unreadable", 0)),
-        **percentiles(g2g, "g2g_whep_ms"),
-        "g2g_hls_segments": len(g2hls),
-        **percentiles(g2hls, "g2g_hls_first_frame_ms"),
-    }
-    if segment_durations:
-        result["g2g_segment_duration_ms_mean"] = round(
-            1000 * sum(segment_durations) / len(segment_durations), 1
-        )
-    for name, values in (
-        ("capture_to_source_listed", cut),
-        ("source_to_output_listed", round_trip),
-        ("output_listed_to_whep_shown", to_whep),
-    ):
-        p = percentiles(values, "")
-        result[f"g2g_part_{name}_ms_p50"] = p["_p50"]
-        result[f"g2g_part_{name}_ms_max"] = p["_max"]
-    return result
 
 
 # -- the client process ----------------------------------------------------------------------
@@ -295,9 +319,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stream", default="g2g")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--rtmp", default="", help="publish to this RTMP URL instead of WHIP")
+    parser.add_argument("--no-whep", dest="whep", action="store_false", help="no WHEP viewer")
+    parser.add_argument("--players", action="store_true", help="hls.js players in Chromium")
+    parser.add_argument("--ll-url", default="", help="the output's LL-HLS playlist path")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
-    raw = asyncio.run(run_client(args.base, args.stream, args.seconds, width, height))
+    ll_url = args.ll_url if args.players else None
+    run = run_client(args.base, args.stream, args.seconds, width, height, rtmp=args.rtmp,
+                     whep=args.whep, ll_url=ll_url)  # fmt: skip
+    raw = asyncio.run(run)
     json.dump(raw, sys.stdout)
     sys.stdout.write("\n")
     return 0

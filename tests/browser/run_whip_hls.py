@@ -19,50 +19,25 @@ from pathlib import Path
 
 from aiohttp import web
 
+from mediagw.bench.chromium import STATIC, chromium_flags
+from mediagw.bench.chromium import serve_page as bench_serve_page
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
 
 HERE = Path(__file__).resolve().parent
 PAGE_HOST = "127.0.0.2"  # on lo too; another origin than the gateway's 127.0.0.1
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE "
-    + PAGE_HOST,
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    # the Fetch spec's rule: "*" in Access-Control-Allow-Headers does not cover Authorization
-    # (Chromium 156 still lets it through unless this is on)
-    "--enable-features=CorsNonWildcardRequestHeadersSupport",
-]  # fmt: skip
+CHROMIUM_FLAGS = chromium_flags(PAGE_HOST)
 
 
 async def serve_page(
     html: str,
 ) -> tuple[web.AppRunner, int, asyncio.Future[dict[str, object]]]:
-    """Serve the scenario's page (``html`` here) and hls.js on ``PAGE_HOST``, another origin
-    than the gateway's; the page POSTs its result to ``/report``, which resolves the future.
-    The caller cleans the runner up."""
-    reported: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
-
-    async def report(request: web.Request) -> web.Response:
-        if not reported.done():
-            reported.set_result(await request.json())
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/", lambda _: web.FileResponse(HERE / html))
-    app.router.add_get(
-        "/hls.min.js", lambda _: web.FileResponse(HERE / "node_modules/hls.js/dist/hls.min.js")
-    )
-    app.router.add_post("/report", report)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, PAGE_HOST, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, int(port), reported
+    """Serve the scenario's page (``html`` here), hls.js and the frame-number script on
+    ``PAGE_HOST``, another origin than the gateway's; the page POSTs its result to ``/report``,
+    which resolves the future. The caller cleans the runner up."""
+    files = {"/hls.min.js": HERE / "node_modules/hls.js/dist/hls.min.js",
+             "/framecode.js": STATIC / "framecode.js"}  # fmt: skip
+    return await bench_serve_page(HERE / html, PAGE_HOST, files)
 
 
 async def report_of(
