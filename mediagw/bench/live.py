@@ -4,7 +4,9 @@ An in-process reference orchestrator runs ``noop`` (the output segment is the in
 
 Phase 1, gateway-added latency: an ffmpeg publisher pushes a live-paced 720p30 clip over RTMP with
 ``?pipeline=noop``. Reported:
-- input: segment handed to the session -> its first byte on the trickle input channel;
+- input: segment handed to the session (its first keyframe cut: input goes out progressively)
+  -> its first byte on the trickle input channel, and capture -> first byte on trickle: its
+  first keyframe reached the gateway -> that byte;
 - output: output segment fully received -> handed to the manager, and -> listed in the HLS
   playlist and queued for WHEP;
 - the segment round trip: source segment listed -> the same segment of AI output listed
@@ -88,12 +90,15 @@ async def _gateway_added(gw: Gateway, tap: _Tap, ffmpeg: str, clip: Path, second
     ]
     publish = list(manager.publish_time.recent)
     first_byte = timings.get("input_first_byte", {})
+    ingest = timings.get("input_ingest_first_byte", {})
     handoff = timings.get("output_handoff", {})
     return {
         "segments_in": len(source_listed),
         "segments_out": len(round_trips),
         "input_first_byte_ms_p95": round(first_byte.get("p95", 0) * 1000, 2),
         "input_first_byte_ms_max": round(first_byte.get("max", 0) * 1000, 2),
+        "capture_to_trickle_first_byte_ms_p95": round(ingest.get("p95", 0) * 1000, 2),
+        "capture_to_trickle_first_byte_ms_max": round(ingest.get("max", 0) * 1000, 2),
         "output_handoff_ms_p95": round(handoff.get("p95", 0) * 1000, 2),
         "output_publish_ms_p50": round(_pct(publish, 0.5) * 1000, 2),
         "output_publish_ms_p99": round(_pct(publish, 0.99) * 1000, 2),
