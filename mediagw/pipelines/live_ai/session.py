@@ -33,7 +33,6 @@ import asyncio
 import inspect
 import logging
 import uuid
-from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -42,14 +41,14 @@ from mediagw.payments.live import LivePaymentSource
 from segmenter import Segment, SegmentProgress, SegmentStart
 
 from ...clock import SYSTEM
-from ...usage import LIVE_AI, StreamMeter, media_pixels
+from ...usage import LIVE_AI, StreamMeter
 from .attachment import Attachment
 from .caps import PIPELINE
 from .config import LiveConfig
 from .connect import Connector
 from .errors import NoOrchestrator
 from .events import RunnerEvents
-from .inflow import InputSegment, SegmentAbandoned
+from .inflow import InputQueue, SegmentAbandoned
 from .monitor import SwapLimiter, SwapReason
 from .payer import PaymentCounters
 from .selection import LiveSelector
@@ -129,14 +128,9 @@ class LiveSession:
         self.current: Attachment | None = None
         self.history: list[dict[str, Any]] = []
         self._updated = False  # params changed by update(): replay them after each attach
-        self._queue: deque[InputSegment] = deque()
-        self._publishing: InputSegment | None = None
-        self._open: InputSegment | None = None  # the segment being cut (progressive input)
-        self._lost_seq = -1  # a segment whose progress was lost before it began here
-        # segments not published on the current orchestrator (POST failed, or it was lost):
-        # the next orchestrator gets them, unless ``_failed_on`` publishes the next one
-        self._held: list[InputSegment] = []
-        self._failed_on: Attachment | None = None
+        self.input = InputQueue(
+            self.config, self.counters, clock, lambda: self.current, self._notify
+        )
         self._input_ended = False
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
@@ -175,101 +169,27 @@ class LiveSession:
     def push(self, segment: HasData | bytes, *, cut_at: float | None = None) -> None:
         """Hand one whole keyframe-aligned MPEG-TS segment over (never blocks). ``cut_at``:
         when it was cut (session clock), for the first-byte timing; default now."""
-        if self.finished or self._input_ended:
-            return
-        data = segment if isinstance(segment, bytes) else segment.data
-        duration = 0.0 if isinstance(segment, bytes) else float(getattr(segment, "duration", 0))
-        arrived = self.clock() if cut_at is None else cut_at
-        item = InputSegment(arrived, duration=duration, pixels=media_pixels(segment))
-        item.chunks.append(data)
-        item.size = len(data)
-        self._enqueue(item)
+        if not (self.finished or self._input_ended):
+            self.input.push(segment, cut_at)
 
     def begin(self, start: SegmentStart) -> None:
-        """A stream's segment opened at its first keyframe: it is queued now, its bytes follow
-        (``extend``) until it is cut (``complete``). An open segment never completed (the
-        segmenter abandoned it for its size) is dropped."""
-        if self.finished or self._input_ended:
-            return
-        self._skip_open()
-        if start.seq == self._lost_seq:
-            return  # its progress was lost: skipped (counted by ``lose``)
-        item = InputSegment(self.clock(), start.seq, start.meta.get("arrival"), complete=False)
-        self._open = item
-        self._enqueue(item)
+        """A stream's segment opened at its first keyframe: queued now, its bytes follow
+        (``extend``) until it is cut (``complete``); see ``InputQueue``."""
+        if not (self.finished or self._input_ended):
+            self.input.begin(start)
 
     def extend(self, progress: SegmentProgress) -> None:
         """The open segment's TS bytes muxed since the previous call."""
-        item = self._open
-        if item is not None and item.seq == progress.seq:
-            item.add(progress.data)
+        self.input.extend(progress)
 
     def complete(self, segment: Segment) -> None:
-        """A stream's segment was cut: the open one is complete; one that had no progress
-        (opened before we asked for it, or not cut by this gateway) is pushed whole."""
-        item = self._open
-        if item is not None and item.seq == segment.seq:
-            self._open = None
-            if item.size == 0:  # opened before the TS bytes were asked for: whole
-                item.add(segment.data)
-            elif item.size != len(segment.data):  # never: progress bytes are the segment's
-                log.warning("input segment differs from its progress", extra={
-                    "stream": self.stream_id, "seq": segment.seq})  # fmt: skip
-                self._skip(item)
-                return
-            item.finish(segment.duration, media_pixels(segment))
-            self._count(item)
-        elif segment.seq != self._lost_seq:
-            self.push(segment)
+        """A stream's segment was cut (one without progress is pushed whole)."""
+        if not (self.finished or self._input_ended):
+            self.input.complete(segment)
 
     def lose(self, seq: int) -> None:
-        """A progress item of segment ``seq`` was lost before it reached us (a slow consumer):
-        that segment is skipped, the next one goes whole."""
-        item = self._open
-        if item is not None and item.seq == seq:
-            self._skip_open()
-        elif seq != self._lost_seq:
-            self.counters.segments_skipped += 1
-        self._lost_seq = seq
-
-    def _skip_open(self) -> None:
-        item, self._open = self._open, None
-        if item is not None and not item.complete:
-            self._skip(item)
-
-    def _skip(self, item: InputSegment) -> None:
-        if not item.abandoned:
-            item.abandon()
-            self.counters.segments_skipped += 1
-            self._settle(item)
-            self._notify()
-
-    def _enqueue(self, item: InputSegment) -> None:
-        self.counters.segments_in += 1
-        if item.complete:
-            self._count(item)
-        if len(self._queue) >= max(2, self.config.max_queue):  # oldest not being published
-            index = 1 if self._queue[0] is self._publishing else 0
-            self._settle(self._queue[index])
-            del self._queue[index]
-            self.counters.segments_dropped += 1
-        self._queue.append(item)
-        self._notify()
-
-    def _count(self, item: InputSegment) -> None:
-        """A cut segment waits to be published: in flight for the health rules (slow O)."""
-        att = self.current
-        if att is not None and not att.lost.is_set():
-            item.counted = att
-            reason = att.monitor.input_begun(self.clock())
-            if reason is not None:
-                att.fail(reason, f"{att.monitor.in_flight} input segments in flight")
-
-    def _settle(self, item: InputSegment) -> None:
-        """``item`` will not be published: no longer in flight."""
-        att, item.counted = item.counted, None
-        if att is not None:
-            att.monitor.input_done()
+        """A progress item of segment ``seq`` was lost on its way to us: it is skipped."""
+        self.input.lose(seq)
 
     async def feed(self, source: AsyncIterable[HasData | bytes]) -> None:
         """Push every segment of ``source``, then end the stream."""
@@ -292,7 +212,7 @@ class LiveSession:
         """The input ended: publish what is queued, close the input channel, drain the
         output for up to ``drain_timeout`` s, close everything."""
         self._input_ended = True
-        self._skip_open()  # never cut: it cannot be sent whole
+        self.input.end()
         self._notify()
         if self.finished:
             await self._shutdown()
@@ -389,42 +309,38 @@ class LiveSession:
             await self._changed.wait()
 
     async def _run_pump(self) -> None:
+        queue = self.input
         while True:
-            while not self._queue:
+            while not queue.items:
                 if self._input_ended or self.finished:
-                    self._fail_held()
+                    queue.fail_held()
                     return
                 await self._changed.wait()
-            item = self._queue[0]
+            item = queue.items[0]
             if item.abandoned:
-                self._queue.popleft()
+                queue.items.popleft()
                 continue
             att = await self._current()
             if att is None:
                 return
-            if self._failed_on is not None and self._failed_on is not att:
-                self._requeue_held()  # their orchestrator was left: the next one gets them
+            if queue.failed_on is not None and queue.failed_on is not att:
+                queue.requeue_held()  # their orchestrator was left: the next one gets them
                 continue
-            self._publishing = item
+            queue.publishing = item
             try:
                 first = await att.publish(item.body())
             except SegmentAbandoned:
                 first = None
             finally:
-                self._publishing = None
+                queue.publishing = None
             if first is None:
                 if att.lost.is_set() and not item.abandoned:
                     continue  # the next orchestrator gets it, from its first byte
-                if self._queue and self._queue[0] is item:
-                    self._queue.popleft()
-                if not item.abandoned:  # its POST failed (what went out of it was deleted)
-                    self._failed_on = att
-                    self._held.append(item)  # ... decided by this orchestrator's fate
+                queue.failed(item, att)
                 continue
-            if self._queue and self._queue[0] is item:
-                self._queue.popleft()
-            if self._failed_on is att:
-                self._fail_held()  # the orchestrator is fine: they were lost on the way
+            queue.done(item)
+            if queue.failed_on is att:
+                queue.fail_held()  # the orchestrator is fine: they were lost on the way
             self.counters.segments_published += 1
             if self.meter is not None and item.duration > 0:
                 ms = round(item.duration * 1000)
@@ -436,18 +352,6 @@ class LiveSession:
             if item.captured is not None:
                 self.ingest_first_byte.add(first - item.captured)
             att.input_published(item.counted is att, self.clock())
-
-    def _requeue_held(self) -> None:
-        held, self._held, self._failed_on = self._held, [], None
-        self._queue.extendleft(reversed(held))
-
-    def _fail_held(self) -> None:
-        """Segments whose POST failed on an orchestrator that goes on: dropped for good (the
-        next segment went intact; a re-send would come too late to be live)."""
-        held, self._held, self._failed_on = self._held, [], None
-        for item in held:
-            self.counters.segments_failed += 1
-            self._settle(item)
 
     async def _supervise(self) -> None:
         interval = self.config.check_interval
@@ -553,7 +457,7 @@ class LiveSession:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self.input.items)
 
     def status(self) -> dict[str, Any]:
         """The runner's latest status, the gateway's view and the timings (status.py)."""
