@@ -59,6 +59,16 @@ class _Tap:
             self.durations.setdefault(stream.id, []).append(segment.duration)
 
 
+async def push_rtmp(ffmpeg: str, clip: Path, url: str) -> None:
+    """Publish ``clip`` live-paced with the ffmpeg CLI (stream copy) until it ends."""
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
+        "-c", "copy", "-f", "flv", url,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await proc.wait()
+
+
 async def _wait_finished(gw: Gateway, stream: str, timeout: float = 30.0) -> dict[str, Any]:
     manager = gw.live_ai
     assert manager is not None
@@ -73,13 +83,7 @@ async def _gateway_added(gw: Gateway, tap: _Tap, ffmpeg: str, clip: Path, second
     manager = gw.live_ai
     assert manager is not None
     print(f"pushing {seconds:g} s live through noop ...", file=sys.stderr, flush=True)
-    url = f"rtmp://127.0.0.1:{gw.rtmp_port}/live/bench?pipeline=noop"
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
-        "-c", "copy", "-f", "flv", url,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    await proc.wait()
+    await push_rtmp(ffmpeg, clip, f"rtmp://127.0.0.1:{gw.rtmp_port}/live/bench?pipeline=noop")
     status = await _wait_finished(gw, "bench")
     timings = status.get("timings", {})
     source_listed = tap.listed.get("bench", {})

@@ -3,7 +3,7 @@ input path, from its arrival at the ``Publisher`` to its bytes being written on 
 
 An in-process reference orchestrator runs ``noop``; a live-paced publisher sends H.264 + audio
 for ``--seconds``: first over RTMP (the ffmpeg CLI, AAC), then over WHIP (aiortc in process,
-H.264 + Opus, which the gateway transcodes to AAC). The code under test is instrumented from
+640x360 H.264 + Opus, which the gateway transcodes to AAC). The code under test is instrumented from
 outside (attributes patched for the run):
 
 - ``Publisher.unit``: the arrival of each ingest unit (keyed by its payload);
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fractions
 import json
 import shutil
 import sys
@@ -46,6 +45,7 @@ from ..pipelines.live_ai.session import LiveSession
 from ..stream.publisher import Publisher
 from .glass import percentiles
 from .ingest import make_clip
+from .live import push_rtmp
 
 
 def _pes_starts(chunk: bytes) -> list[tuple[str, int]]:
@@ -183,62 +183,30 @@ class _Probe:
 
 
 async def _rtmp(gw: Gateway, ffmpeg: str, clip: Path) -> None:
-    url = f"rtmp://127.0.0.1:{gw.rtmp_port}/live/rtmp?pipeline=noop"
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
-        "-c", "copy", "-f", "flv", url,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    await proc.wait()
+    await push_rtmp(ffmpeg, clip, f"rtmp://127.0.0.1:{gw.rtmp_port}/live/rtmp?pipeline=noop")
 
 
 async def _whip(gw: Gateway, seconds: float) -> None:
     import aiohttp
-    import av
-    from aiortc import (
-        AudioStreamTrack,
-        RTCPeerConnection,
-        RTCRtpSender,
-        RTCSessionDescription,
-        VideoStreamTrack,
-    )
+    from aiortc import AudioStreamTrack, RTCPeerConnection, RTCRtpSender
 
-    from webrtc import IceConfig, gathering_scope
+    from webrtc import IceConfig
 
-    class Bars(VideoStreamTrack):
-        def __init__(self) -> None:
-            super().__init__()
-            self.sent = 0
-
-        async def recv(self) -> av.VideoFrame:
-            pts, time_base = await self.next_timestamp()
-            frame = av.VideoFrame(width=320, height=240, format="yuv420p")
-            x0 = (self.sent * 4) % 312
-            frame.planes[0].update((b"\x40" * x0 + b"\xe0" * 8 + b"\x40" * (312 - x0)) * 240)
-            frame.planes[1].update(b"\x80" * frame.planes[1].buffer_size)
-            frame.planes[2].update(b"\x80" * frame.planes[2].buffer_size)
-            frame.pts, frame.time_base = pts, fractions.Fraction(time_base)
-            self.sent += 1
-            return frame
+    from .glass import NumberedFrames, _negotiate
 
     ice = IceConfig.loopback()
     pc = RTCPeerConnection(ice.rtc_configuration())
-    video = pc.addTransceiver(Bars(), direction="sendonly")
+    video = pc.addTransceiver(NumberedFrames(640, 360), direction="sendonly")
     codecs = RTCRtpSender.getCapabilities("video").codecs
     video.setCodecPreferences([c for c in codecs if c.mimeType.lower() == "video/h264"])
-    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")  # paced silence
-    with gathering_scope(ice):
-        await pc.setLocalDescription(await pc.createOffer())
-    url = f"http://127.0.0.1:{gw.http_port}/live/video-to-video/whip/whip?pipeline=noop"
-    async with aiohttp.ClientSession() as s:
-        headers = {"Content-Type": "application/sdp"}
-        async with s.post(url, data=pc.localDescription.sdp, headers=headers) as resp:
-            answer = await resp.text()
-            location = resp.headers["Location"]
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-    await asyncio.sleep(seconds)
-    async with aiohttp.ClientSession() as s:
-        await s.delete(f"http://127.0.0.1:{gw.http_port}{location}")
+    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")  # paced silence, Opus
+    base = f"http://127.0.0.1:{gw.http_port}"
+    async with aiohttp.ClientSession() as http:
+        location = await _negotiate(
+            http, f"{base}/live/video-to-video/whip/whip?pipeline=noop", pc, ice
+        )
+        await asyncio.sleep(seconds)
+        await http.delete(f"{base}{location}")
     await pc.close()
 
 

@@ -15,10 +15,11 @@ and its bytes go out as they are muxed (``extend``), what was held first in a bu
 closes at the cut (``complete``). A segment is only taken off the queue once published, so
 while no orchestrator is attached (a swap) the input keeps queueing and goes to the next one,
 a segment that was half sent starting over from its first byte; when the queue is over
-``max_queue`` the oldest waiting segment is dropped (counted). A POST that fails drops its
-segment (counted ``failed``; the publisher deletes what went out); one whose progress the
-gateway lost, or that the segmenter abandoned, is dropped too (``skipped``): the orchestrator
-never gets a spliced or truncated segment.
+``max_queue`` the oldest waiting segment is dropped (counted). A segment whose POST fails (the
+publisher deletes what went out) is dropped once that orchestrator takes the next one (counted
+``failed``), or goes whole to the next orchestrator if it is left; one whose progress the
+gateway lost, or that the segmenter abandoned, is dropped (``skipped``): an orchestrator never
+gets a spliced or truncated segment.
 
 A supervisor swaps the orchestrator when the attachment reports a loss (channel gone, control
 failure, payments refused) or the health rules fire (slow O, output watchdog, events
