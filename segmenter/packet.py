@@ -96,7 +96,9 @@ class SegmentStart:
     discontinuity: bool
     video: VideoConfig | None
     audio: AudioConfig | None
-    meta: dict[str, float] = field(default_factory=dict, compare=False)  # "pdt": unix seconds
+    # "pdt": unix seconds; "arrival": when the ingest unit that opened it reached the gateway's
+    # Publisher (monotonic seconds; absent when it was opened by the end-of-session flush)
+    meta: dict[str, float] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

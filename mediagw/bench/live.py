@@ -4,9 +4,11 @@ In-process reference orchestrators run ``noop`` (the output is the input, untouc
 transcodes nothing else. The phases (``--phases``, all by default):
 
 - ``gateway``: an ffmpeg publisher pushes a live-paced 720p30 clip over RTMP with
-  ``?pipeline=noop``. Reported: input segment handed to the session -> its first byte on the
-  trickle input channel; output segment fully received -> handed to the manager, and -> listed in
-  HLS and queued for WHEP; source segment listed -> the same AI output segment listed.
+  ``?pipeline=noop``. Reported: input segment handed to the session (its first keyframe cut:
+  input goes out progressively) -> its first byte on the trickle input channel, and capture ->
+  first byte on trickle (its first keyframe reached the gateway -> that byte); output segment
+  fully received -> handed to the manager, and -> listed in HLS and queued for WHEP; source
+  segment listed -> the same AI output segment listed.
 - ``whip``: glass-to-glass. A client process (:mod:`.glass`) publishes numbered frames over WHIP
   and watches the AI output over WHEP (and polls its HLS); each frame's latency is its display
   time minus its capture time, split per segment (:func:`.figures.analyse`).
@@ -131,6 +133,16 @@ async def _bench_gateway(
             await orch.stop()
 
 
+async def push_rtmp(ffmpeg: str, clip: Path, url: str) -> None:
+    """Publish ``clip`` live-paced with the ffmpeg CLI (stream copy) until it ends."""
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
+        "-c", "copy", "-f", "flv", url,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await proc.wait()
+
+
 async def _wait_finished(gw: Gateway, stream: str, timeout: float = 30.0) -> dict[str, Any]:
     manager = gw.live_ai
     assert manager is not None
@@ -146,13 +158,7 @@ async def _gateway_added(b: _Bench, ffmpeg: str, clip: Path) -> dict[str, Any]:
     manager = gw.live_ai
     assert manager is not None
     _progress(f"gateway: pushing {b.seconds:g} s live through noop ...")
-    url = f"rtmp://127.0.0.1:{gw.rtmp_port}/live/bench?pipeline=noop"
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
-        "-c", "copy", "-f", "flv", url,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    await proc.wait()
+    await push_rtmp(ffmpeg, clip, f"rtmp://127.0.0.1:{gw.rtmp_port}/live/bench?pipeline=noop")
     status = await _wait_finished(gw, "bench")
     timings = status.get("timings", {})
     source_listed = tap.listed.get("bench", {})
@@ -163,12 +169,15 @@ async def _gateway_added(b: _Bench, ffmpeg: str, clip: Path) -> dict[str, Any]:
     ]
     publish = list(manager.publish_time.recent)
     first_byte = timings.get("input_first_byte", {})
+    ingest = timings.get("input_ingest_first_byte", {})
     handoff = timings.get("output_handoff", {})
     return {
         "segments_in": len(source_listed),
         "segments_out": len(round_trips),
         "input_first_byte_ms_p95": round(first_byte.get("p95", 0) * 1000, 2),
         "input_first_byte_ms_max": round(first_byte.get("max", 0) * 1000, 2),
+        "capture_to_trickle_first_byte_ms_p95": round(ingest.get("p95", 0) * 1000, 2),
+        "capture_to_trickle_first_byte_ms_max": round(ingest.get("max", 0) * 1000, 2),
         "output_handoff_ms_p95": round(handoff.get("p95", 0) * 1000, 2),
         "output_publish_ms_p50": round(_pct(publish, 0.5) * 1000, 2),
         "output_publish_ms_p99": round(_pct(publish, 0.99) * 1000, 2),

@@ -77,6 +77,9 @@ class Faults:
     live_output_470: int | None = None
     live_output_404: int | None = None
     live_stream: str = ""  # "" = every session; else only the session of this stream id
+    # (seq, n): the POST of each session's input segment seq gets n bytes of its body through,
+    # then its connection is killed (a publisher or network dying mid-segment); None = off
+    live_cut_input: tuple[int, int] | None = None
 
     def live_applies(self, stream_id: str) -> bool:
         """Whether the running-session switches act on the session of ``stream_id``."""

@@ -73,6 +73,8 @@ class Stream:
     stats: StreamStats = field(default_factory=StreamStats)
     segments: Fanout[Segment] = field(default_factory=Fanout)
     progress: Fanout[Progress] = field(default_factory=Fanout)
+    # the progress stream plus, as a bare ``Segment``, each segment that has none
+    progress_whole: Fanout[Progress] = field(default_factory=Fanout)
     stop_ingest: Callable[[str], None] | None = None  # set by the live publish session
 
     @property
@@ -91,11 +93,15 @@ class Stream:
         on_drop: Callable[[Progress], None] | None = None,
         *,
         ts: bool = False,
+        whole: bool = False,
     ) -> Subscription[Progress]:
         """The progress stream from the next segment opened on; ``ts``: with the TS bytes as
-        they are muxed. A consumer that drops an item must skip to the next ``SegmentStart``."""
+        they are muxed. A consumer that drops an item must skip to the next ``SegmentStart``.
+        ``whole``: also every segment listed without a progress stream (the one open when
+        progress was turned on, or one not cut here: HTTP push), as a bare ``Segment``."""
         self.segmenter.enable_progress(ts=ts)
-        return self.progress.subscribe(maxsize, name, on_drop)
+        fanout = self.progress_whole if whole else self.progress
+        return fanout.subscribe(maxsize, name, on_drop)
 
     def describe(self) -> dict[str, Any]:
         s = self.stats
@@ -190,6 +196,7 @@ class StreamHub:
         for listener in self._progress_listeners:
             listener(stream, item)
         stream.progress.publish(item)
+        stream.progress_whole.publish(item)
 
     def add_segment(self, stream: Stream, segment: Segment, *, progress: bool = False) -> None:
         """List ``segment``; ``progress``: it also ends its progress stream (it was opened
@@ -205,6 +212,8 @@ class StreamHub:
         stream.segments.publish(segment)
         if progress:
             self.add_progress(stream, segment)
+        else:
+            stream.progress_whole.publish(segment)
 
     def end_publish(self, stream: Stream, error: str | None = None) -> None:
         if not stream.live:
@@ -229,6 +238,7 @@ class StreamHub:
             del self._streams[stream.id]
             stream.segments.close()
             stream.progress.close()
+            stream.progress_whole.close()
             for listener in self._listeners:
                 listener.on_stream_removed(stream)
         return [s.id for s in gone]
@@ -239,3 +249,4 @@ class StreamHub:
                 self.end_publish(stream, "gateway shutting down")
             stream.segments.close()
             stream.progress.close()
+            stream.progress_whole.close()

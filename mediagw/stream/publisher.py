@@ -239,6 +239,8 @@ class Publisher:
         marked = {id(e) for e in events if isinstance(e, Segment)}
         out.extend((seg, arrival, False) for seg in cut if id(seg) not in marked)
         for event in events:
+            if isinstance(event, SegmentStart) and arrival is not None:
+                event.meta["arrival"] = arrival  # the unit that opened it (its first keyframe)
             out.append((event, arrival, True) if isinstance(event, Segment) else event)
 
     def _pdt(self, start_pts: int) -> float:

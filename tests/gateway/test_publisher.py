@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -152,6 +153,7 @@ async def test_progress_stream_reaches_subscribers_in_cut_order(tmp_path: Path) 
     await asyncio.sleep(0.2)  # the first segment is open before anyone asks for progress
     hub.add_progress_listener(lambda _s, item: heard.append(item))
     sub = stream.subscribe_progress(ts=True)
+    whole = stream.subscribe_progress(ts=True, whole=True)
     segments = stream.subscribe(maxsize=100)
     for tag in tags[5:]:
         await publisher.unit(*tag)
@@ -161,11 +163,13 @@ async def test_progress_stream_reaches_subscribers_in_cut_order(tmp_path: Path) 
     got = sub.drain()
     assert got == heard  # the listener and the subscriber see the same stream
     assert listed[0].seq not in {e.seq for e in got}  # opened before: no progress stream
+    assert whole.drain() == [listed[0], *got]  # ... but ``whole`` has it, as a bare segment
     starts = [e for e in got if isinstance(e, SegmentStart)]
     ends = [e for e in got if isinstance(e, Segment)]
     assert [s.seq for s in starts] == [s.seq for s in ends] == [s.seq for s in listed[1:]]
     for start, end in zip(starts, ends, strict=True):
         assert end in listed  # the listed object, PDT included
         assert start.meta["pdt"] == end.meta["pdt"]
+        assert 0 < start.meta["arrival"] <= time.monotonic()  # its keyframe's ingest unit
         data = b"".join(e.data for e in got if isinstance(e, SegmentProgress) and e.seq == end.seq)
         assert data == end.data

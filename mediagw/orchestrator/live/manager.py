@@ -61,6 +61,7 @@ class LiveManager:
             ),
             clock=config.monotonic,
             intercept=self._intercept,
+            cut=self._cut_input,
         )
         self.sessions: dict[str, LiveSession] = {}
         self._in_use: Counter[str] = Counter()
@@ -194,6 +195,25 @@ class LiveManager:
             return None
         session = self.sessions.get(route.channel.removesuffix("-out"))
         return session.output_fault(route.seq) if session is not None else None
+
+    def _cut_input(self, method: str, tail: str) -> int | None:
+        """``Faults.live_cut_input``: the POST of a session's input segment to cut, and where."""
+        cut = self.config.faults.live_cut_input
+        if cut is None or method != "POST":
+            return None
+        route = parse_route(method, tail)
+        if not isinstance(route, Route) or route.kind is not RouteKind.PUBLISH:
+            return None
+        session = self.sessions.get(route.channel)
+        seq, limit = cut
+        if (
+            session is None
+            or route.seq != seq
+            or not session.config.faults.live_applies(session.stream_id)
+        ):
+            return None
+        self.stats.faults_injected += 1
+        return limit
 
     def _ended(self, session: LiveSession) -> None:
         if self.sessions.pop(session.mid, None) is session:

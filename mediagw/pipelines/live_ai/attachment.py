@@ -4,8 +4,9 @@ An ``Attachment`` is made after a successful start request and lives until the s
 the session leaves the orchestrator (a swap). It never swaps by itself: every problem goes
 through ``fail(reason)``, which sets ``lost`` once and tells the host; the host decides.
 
-    input    TricklePublisher(<mid>), explicit seqs from 0; ``publish`` races the write against
-             ``lost``; max_drops dropped segments in a row count as the channel gone
+    input    TricklePublisher(<mid>), explicit seqs from 0; ``publish`` streams one segment's
+             bytes as its source yields them, racing the write against ``lost``; max_drops
+             dropped segments in a row count as the channel gone
     output   TrickleSubscriber(<mid>-out) from seq 0; each segment read chunk by chunk (the host
              follows them as they arrive), then handed to the host whole
     events   TrickleSubscriber(<mid>-events); each JSON event -> monitor.event + host
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from mediagw.livepeer.trickle.errors import (
@@ -54,8 +55,6 @@ from .transport import LiveHTTP
 __all__ = ["Attachment", "AttachmentHost"]
 
 log = logging.getLogger("mediagw.live_ai.attachment")
-
-PIECE = 256 << 10
 
 
 class AttachmentHost(Protocol):
@@ -209,21 +208,23 @@ class Attachment:
 
     # -- input -------------------------------------------------------------------------------
 
-    async def _write(self, data: bytes) -> float:
-        async with self.input.segment() as upload:
-            view = memoryview(data)
-            await upload.write(view[:PIECE])
-            first = self.clock()
-            for start in range(PIECE, len(view), PIECE):
-                await upload.write(view[start : start + PIECE])
-        return first
+    async def _write(self, body: AsyncIterable[bytes | memoryview]) -> float:
+        first: float | None = None
+        async with self.input.segment() as upload:  # the POST (preconnected) opens now
+            async for chunk in body:  # each chunk is written as soon as the source has it
+                await upload.write(chunk)
+                if first is None:
+                    first = self.clock()
+        return self.clock() if first is None else first
 
-    async def publish(self, data: bytes) -> float | None:
-        """Publish one input segment; the time its first byte went out, or None when it was
-        not published (dropped, or this orchestrator is lost: check ``lost``)."""
+    async def publish(self, body: AsyncIterable[bytes | memoryview]) -> float | None:
+        """Publish one input segment, streaming ``body`` into its POST; the time its first
+        byte went out, or None when it was not published: its POST failed (dropped: what went
+        out of it is deleted) or this orchestrator is lost (check ``lost``). An exception of
+        ``body`` drops the segment's POST and is raised here."""
         if self.lost.is_set():
             return None
-        write = asyncio.create_task(self._write(data))
+        write = asyncio.create_task(self._write(body))
         lost = asyncio.create_task(self.lost.wait())
         try:
             await asyncio.wait({write, lost}, return_when=asyncio.FIRST_COMPLETED)

@@ -2,7 +2,8 @@
 
 A stream asks with ``?pipeline=MODEL&params=JSON`` on its RTMP or WHIP URL, or through
 ``POST /live/video-to-video/{stream}/start`` (before or while it is live). Its source segments
-go to the session as they are cut; the AI output is published as HLS under ``{stream}-out``
+go to the session while they are cut, packet by packet (the progress stream); the AI output is
+published as HLS under ``{stream}-out``
 (``/stream/{stream}-out.m3u8``, cut by the orchestrator's segments) and, with a ``WhepEgress``,
 to WebRTC viewers: each output segment is demuxed as its bytes arrive (``output.OutputStream``,
 ``segmenter.tsdemux``) and each H.264 access unit goes to one shared encoded source the moment it
@@ -21,7 +22,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from segmenter import CLOCK, Progress, Segment
+from segmenter import CLOCK, Progress, Segment, SegmentProgress, SegmentStart
 from segmenter.probe import probe_ts
 from webrtc import WhepEgress
 
@@ -72,7 +73,7 @@ class _Run:
     stream: Stream
     session: LiveSession
     feeder: asyncio.Task[None]
-    subscription: Subscription[Segment]
+    subscription: Subscription[Progress]
     output: OutputStream
     video_out: UnitFeed | None = None
     player: asyncio.Task[None] | None = None
@@ -266,7 +267,15 @@ class LiveAIManager:
             config=self.config,
             meter=StreamMeter(self.usage, stream.id, publish_session, req.principal),
         )
-        subscription = stream.subscribe(maxsize=self.config.max_queue, name="live-ai")
+        # progress items (~2 per frame) held while the session starts: a slow consumer loses
+        # the oldest, and the session skips their segment (``LiveSession.lose``)
+        subscription = stream.subscribe_progress(
+            maxsize=max(1024, 256 * self.config.max_queue),
+            name="live-ai",
+            on_drop=lambda item: session.lose(item.seq),
+            ts=True,
+            whole=True,
+        )
         feeder = asyncio.get_running_loop().create_task(
             self._feed(session, subscription), name=f"live-ai:{stream.id}"
         )
@@ -285,7 +294,7 @@ class LiveAIManager:
             push.start()
             run.outputs.append(push)
 
-    async def _feed(self, session: LiveSession, subscription: Subscription[Segment]) -> None:
+    async def _feed(self, session: LiveSession, subscription: Subscription[Progress]) -> None:
         try:
             await session.start()
         except Exception as exc:  # no orchestrator: the status says why
@@ -294,8 +303,13 @@ class LiveAIManager:
             )
             log.warning("live AI could not start", extra={"stream": session.stream_id,
                                                           "error": str(exc)})  # fmt: skip
-        async for segment in subscription:
-            session.push(segment)
+        async for item in subscription:
+            if isinstance(item, SegmentProgress):
+                session.extend(item)
+            elif isinstance(item, SegmentStart):
+                session.begin(item)
+            else:
+                session.complete(item)
 
     def _seq_base(self, out_id: str, publish_session: int) -> int:
         """Each live session numbers its output from 0; in the HLS playlist a later publish

@@ -3,14 +3,23 @@
     session = LiveSession(stream_id="s", selector=sel, http=http, on_output=cb, params={...})
     await session.start()            # discovery, start request, channels (NoOrchestrator if none)
     session.push(segment)            # or: await session.feed(async_iterator_of_segments)
+    session.begin(start); session.extend(progress); session.complete(segment)  # progressive
     await session.update({...})      # cached; written on the control channel
     await session.end()              # input closed, last output drained
     session.status()                 # runner status + gateway status + timings
 
 Input segments go into a bounded queue and a pump publishes them in order on the attached
-orchestrator's input channel. A segment is only taken off the queue once published, so while
-no orchestrator is attached (a swap) the input keeps queueing and goes to the next one; when
-the queue is over ``max_queue`` the oldest waiting segment is dropped (counted).
+orchestrator's input channel. A stream's segments are handed over progressively (inflow.py):
+one enters the queue at its first keyframe (``begin``) and, when its turn comes, its POST opens
+and its bytes go out as they are muxed (``extend``), what was held first in a burst; the POST
+closes at the cut (``complete``). A segment is only taken off the queue once published, so
+while no orchestrator is attached (a swap) the input keeps queueing and goes to the next one,
+a segment that was half sent starting over from its first byte; when the queue is over
+``max_queue`` the oldest waiting segment is dropped (counted). A segment whose POST fails (the
+publisher deletes what went out) is dropped once that orchestrator takes the next one (counted
+``failed``), or goes whole to the next orchestrator if it is left; one whose progress the
+gateway lost, or that the segmenter abandoned, is dropped (``skipped``): an orchestrator never
+gets a spliced or truncated segment.
 
 A supervisor swaps the orchestrator when the attachment reports a loss (channel gone, control
 failure, payments refused) or the health rules fire (slow O, output watchdog, events
@@ -25,22 +34,22 @@ import asyncio
 import inspect
 import logging
 import uuid
-from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mediagw.livepeer.trickle.subscriber import SubscriberStats
 from mediagw.payments.live import LivePaymentSource
+from segmenter import Segment, SegmentProgress, SegmentStart
 
 from ...clock import SYSTEM
-from ...usage import LIVE_AI, StreamMeter, media_pixels
+from ...usage import LIVE_AI, StreamMeter
 from .attachment import Attachment
 from .caps import PIPELINE
 from .config import LiveConfig
 from .connect import Connector
 from .errors import NoOrchestrator
 from .events import RunnerEvents
+from .inflow import InputQueue, SegmentAbandoned
 from .monitor import SwapLimiter, SwapReason
 from .payer import PaymentCounters
 from .selection import LiveSelector
@@ -73,13 +82,13 @@ class HasData(Protocol):
     def data(self) -> bytes: ...
 
 
-@dataclass(slots=True)
-class _Input:
-    data: bytes
-    arrived: float
-    counted: Attachment | None  # the attachment whose health monitor counted it in flight
-    duration: float = 0.0  # seconds of media (0: unknown, bare bytes)
-    pixels: int = 0  # input pixels (frames x width x height; 0: unknown)
+MARKS = 4096
+
+
+def _mark(marks: dict[int, float], seq: int, at: float) -> None:
+    if len(marks) >= MARKS:
+        del marks[next(iter(marks))]
+    marks[seq] = at
 
 
 class LiveSession:
@@ -113,7 +122,12 @@ class LiveSession:
         self.counters = SessionCounters()
         self.payments = PaymentCounters()
         self.events = RunnerEvents()
-        self.first_byte = Timing()  # input handed to us -> its first byte on the input channel
+        # input handed to us (a stream's segment: its first keyframe cut) -> its first byte
+        # written on the input channel's POST
+        self.first_byte = Timing()
+        # its first keyframe reached the gateway's Publisher -> that first byte (the ingest +
+        # segmenter + queue share of capture -> first byte on trickle; progressive input only)
+        self.ingest_first_byte = Timing()
         self.handoff = Timing()  # output segment fully received -> on_output called
         self.swap_time = Timing()  # loss detected -> next orchestrator attached
         self.output_gaps = Timing()  # between consecutive output segments
@@ -138,8 +152,9 @@ class LiveSession:
         self.current: Attachment | None = None
         self.history: list[dict[str, Any]] = []
         self._updated = False  # params changed by update(): replay them after each attach
-        self._queue: deque[_Input] = deque()
-        self._publishing: _Input | None = None
+        self.input = InputQueue(
+            self.config, self.counters, clock, lambda: self.current, self._notify
+        )
         self._input_ended = False
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
@@ -152,7 +167,10 @@ class LiveSession:
         self._swap_gap = 0.0
         self._draining: Attachment | None = None  # a left O whose output is still read
         self._streaming: Attachment | None = None  # whose output segment is being read
-        self.input_starts: deque[float] = deque(maxlen=256)  # first byte out, per input published
+        # for the benchmark's stage split (bounded): input seq -> its first byte on trickle,
+        # output seq (from 0 in this session) -> its first byte received
+        self.input_first_byte_at: dict[int, float] = {}
+        self.output_first_byte_at: dict[int, float] = {}
         self._drain_timer: asyncio.TimerHandle | None = None
 
     # -- public ------------------------------------------------------------------------------
@@ -178,28 +196,29 @@ class LiveSession:
         self._supervisor = asyncio.create_task(self._supervise(), name=f"live-sup-{self.stream_id}")
 
     def push(self, segment: HasData | bytes, *, cut_at: float | None = None) -> None:
-        """Hand one keyframe-aligned MPEG-TS segment over (never blocks). ``cut_at``: when it
-        was cut (session clock), for the first-byte timing; default now."""
-        if self.finished or self._input_ended:
-            return
-        data = segment if isinstance(segment, bytes) else segment.data
-        duration = 0.0 if isinstance(segment, bytes) else float(getattr(segment, "duration", 0))
-        now = self.clock()
-        self.counters.segments_in += 1
-        item = _Input(
-            data, now if cut_at is None else cut_at, None, duration, media_pixels(segment)
-        )
-        att = self.current
-        if att is not None and not att.lost.is_set():
-            item.counted = att
-            reason = att.monitor.input_begun(now)
-            if reason is not None:
-                att.fail(reason, f"{att.monitor.in_flight} input segments in flight")
-        if len(self._queue) >= max(2, self.config.max_queue):  # oldest not being published
-            del self._queue[1 if self._queue[0] is self._publishing else 0]
-            self.counters.segments_dropped += 1
-        self._queue.append(item)
-        self._notify()
+        """Hand one whole keyframe-aligned MPEG-TS segment over (never blocks). ``cut_at``:
+        when it was cut (session clock), for the first-byte timing; default now."""
+        if not (self.finished or self._input_ended):
+            self.input.push(segment, cut_at)
+
+    def begin(self, start: SegmentStart) -> None:
+        """A stream's segment opened at its first keyframe: queued now, its bytes follow
+        (``extend``) until it is cut (``complete``); see ``InputQueue``."""
+        if not (self.finished or self._input_ended):
+            self.input.begin(start)
+
+    def extend(self, progress: SegmentProgress) -> None:
+        """The open segment's TS bytes muxed since the previous call."""
+        self.input.extend(progress)
+
+    def complete(self, segment: Segment) -> None:
+        """A stream's segment was cut (one without progress is pushed whole)."""
+        if not (self.finished or self._input_ended):
+            self.input.complete(segment)
+
+    def lose(self, seq: int) -> None:
+        """A progress item of segment ``seq`` was lost on its way to us: it is skipped."""
+        self.input.lose(seq)
 
     async def feed(self, source: AsyncIterable[HasData | bytes]) -> None:
         """Push every segment of ``source``, then end the stream."""
@@ -222,6 +241,7 @@ class LiveSession:
         """The input ended: publish what is queued, close the input channel, drain the
         output for up to ``drain_timeout`` s, close everything."""
         self._input_ended = True
+        self.input.end()
         self._notify()
         if self.finished:
             await self._shutdown()
@@ -264,6 +284,7 @@ class LiveSession:
         elif self._draining is not None:
             self._end_drain()
         self._streaming = att
+        _mark(self.output_first_byte_at, self._out_seq, self.clock())
         if self.on_progress is not None:
             self.on_progress.begin(self._out_seq)
         return True
@@ -341,24 +362,38 @@ class LiveSession:
             await self._changed.wait()
 
     async def _run_pump(self) -> None:
+        queue = self.input
         while True:
-            while not self._queue:
+            while not queue.items:
                 if self._input_ended or self.finished:
+                    queue.fail_held()
                     return
                 await self._changed.wait()
-            item = self._queue[0]
+            item = queue.items[0]
+            if item.abandoned:
+                queue.items.popleft()
+                continue
             att = await self._current()
             if att is None:
                 return
-            self._publishing = item
+            if queue.failed_on is not None and queue.failed_on is not att:
+                queue.requeue_held()  # their orchestrator was left: the next one gets them
+                continue
+            queue.publishing = item
             try:
-                first = await att.publish(item.data)
+                first = await att.publish(item.body())
+            except SegmentAbandoned:
+                first = None
             finally:
-                self._publishing = None
+                queue.publishing = None
             if first is None:
-                continue  # dropped once (retry) or the O is lost (wait for the next one)
-            if self._queue and self._queue[0] is item:
-                self._queue.popleft()
+                if att.lost.is_set() and not item.abandoned:
+                    continue  # the next orchestrator gets it, from its first byte
+                queue.failed(item, att)
+                continue
+            queue.done(item)
+            if queue.failed_on is att:
+                queue.fail_held()  # the orchestrator is fine: they were lost on the way
             self.counters.segments_published += 1
             if self.meter is not None and item.duration > 0:
                 ms = round(item.duration * 1000)
@@ -367,7 +402,9 @@ class LiveSession:
                     LIVE_AI, ms, "ms", att.url, detail=detail, ms=ms, pixels=item.pixels
                 )
             self.first_byte.add(first - item.arrived)
-            self.input_starts.append(first)
+            _mark(self.input_first_byte_at, item.seq, first)
+            if item.captured is not None:
+                self.ingest_first_byte.add(first - item.captured)
             att.input_published(item.counted is att, self.clock())
 
     async def _supervise(self) -> None:
@@ -474,7 +511,7 @@ class LiveSession:
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self.input.items)
 
     def status(self) -> dict[str, Any]:
         """The runner's latest status, the gateway's view and the timings (status.py)."""

@@ -49,6 +49,8 @@ class SessionCounters:
     segments_in: int = 0  # input segments handed to the session
     segments_published: int = 0  # ... published on some orchestrator's input channel
     segments_dropped: int = 0  # ... dropped by the gateway (queue over its bound)
+    segments_failed: int = 0  # ... dropped because their POST failed (never sent again)
+    segments_skipped: int = 0  # ... not sent: their progress was lost, or never cut
     segments_out: int = 0  # output segments handed to on_output
     late_outputs: int = 0  # output from an orchestrator already left (ignored)
     callback_errors: int = 0  # on_output raised
@@ -61,6 +63,8 @@ class SessionCounters:
             "in": self.segments_in,
             "published": self.segments_published,
             "dropped": self.segments_dropped,
+            "failed": self.segments_failed,
+            "skipped": self.segments_skipped,
             "out": self.segments_out,
             "late_outputs": self.late_outputs,
             "callback_errors": self.callback_errors,

@@ -4,7 +4,9 @@ status          the runner's latest ``status`` event, coalesced (events.py)
 gateway_status  state, end_reason, orchestrator, swaps, errors, payments, segments, events,
                 output_channel (GETs, 470 answers: in all and in a row now), and ``warnings``:
                 what is going wrong right now and what the gateway does about it
-timings         input_first_byte (input handed over -> first byte on the input channel),
+timings         input_first_byte (input handed over, a stream's segment at its first keyframe
+                -> its first byte on the input channel), input_ingest_first_byte (that keyframe
+                reached the gateway -> the same first byte),
                 output_handoff (output received -> on_output), output_gap, swap_attach
                 (loss detected -> next O attached), swap_output_gaps, start
 """
@@ -48,6 +50,7 @@ class SessionView(Protocol):
     payments: PaymentCounters
     output_stats: SubscriberStats
     first_byte: Timing
+    ingest_first_byte: Timing
     handoff: Timing
     output_gaps: Timing
     swap_time: Timing
@@ -126,6 +129,7 @@ def session_status(session: SessionView) -> dict[str, Any]:
         },
         "timings": {
             "input_first_byte": session.first_byte.as_dict(),
+            "input_ingest_first_byte": session.ingest_first_byte.as_dict(),
             "output_handoff": session.handoff.as_dict(),
             "output_gap": session.output_gaps.as_dict(),
             "swap_attach": session.swap_time.as_dict(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import AsyncIterable
 from typing import Any
 
 import aiohttp
@@ -21,9 +22,6 @@ from segmenter import Progress, Segment, SegmentProgress, SegmentStart
 from webrtc import EncodedSource, VideoAccessUnit
 
 pytestmark = pytest.mark.ffmpeg
-
-PIECES = 4  # each input segment goes out in pieces, as the progressive input muxer sends it
-PAUSE = 0.15  # seconds between the pieces
 
 
 class Viewer:
@@ -75,21 +73,15 @@ class Viewer:
 async def test_progressive_output_to_whep_hls_and_progress(
     gateway_factory: Any, make_clip: ClipMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inputs: list[tuple[float, float]] = []  # per input segment: first piece out, last piece out
+    inputs: list[tuple[float, float]] = []  # per input segment: first byte out, last byte out
+    original_write = Attachment._write
 
-    async def write_in_pieces(self: Attachment, data: bytes) -> float:
-        size = -(-len(data) // PIECES)
-        async with self.input.segment() as upload:
-            first = 0.0
-            for start in range(0, len(data), size):
-                if start:
-                    await asyncio.sleep(PAUSE)
-                await upload.write(data[start : start + size])
-                first = first or time.monotonic()
-            inputs.append((first, time.monotonic()))
+    async def timed_write(self: Attachment, body: AsyncIterable[bytes | memoryview]) -> float:
+        first = await original_write(self, body)  # the real progressive input
+        inputs.append((first, time.monotonic()))
         return first
 
-    monkeypatch.setattr(Attachment, "_write", write_in_pieces)
+    monkeypatch.setattr(Attachment, "_write", timed_write)
     pushes: list[tuple[float, int]] = []
     original_push = EncodedSource.push_video
 
