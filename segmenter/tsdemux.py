@@ -102,6 +102,16 @@ class TsDemuxer:
         self._cc: dict[int, int] = {}
         self._buffered = 0
 
+    @property
+    def has_video(self) -> bool:
+        """The PMT lists an H.264 stream."""
+        return self._video_pid >= 0
+
+    @property
+    def has_audio(self) -> bool:
+        """The PMT lists an AAC stream."""
+        return self._audio_pid >= 0
+
     # -- input ---------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[MediaPacket]:

@@ -155,10 +155,11 @@ async def test_live_bench_measures_glass_to_glass(tmp_path: Path) -> None:
     for phase in ("whip", "rtmp"):
         run = result[phase]["runs"][0]
         assert run["g2g_frames_matched"] >= 30 and run["g2g_frames_unreadable"] == 0, run
-        # whole segments go on trickle: a frame waits for its segment's cut, so the figure is
-        # at least most of one segment (loose bounds: this checks the measurement, not the speed)
+        # media goes on trickle and to WHEP as it is muxed: a frame does not wait for its
+        # segment's cut (with whole segments this figure was at least one segment); loose
+        # bounds: this checks the measurement and the progressive path, not the speed
         segment = run["g2g_segment_duration_ms_mean"]
-        assert 0.5 * segment < run["g2g_whep_ms_p50"] < segment + 3000, run
+        assert 0 < run["g2g_whep_ms_p50"] < segment, run
         assert run["g2g_whep_ms_p50"] <= run["g2g_whep_ms_p99"], run
         assert run["g2g_hls_segments"] >= 1, run
         assert result[phase]["median"]["g2g_whep_ms_p50"] == run["g2g_whep_ms_p50"]

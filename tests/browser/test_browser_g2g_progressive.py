@@ -32,11 +32,6 @@ def test_numbered_frames_come_back_whole_and_in_order(g2g: dict[str, Any]) -> No
     assert g2g["unreadable"] <= 1, g2g
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: whole segments go on trickle; progressive delivery (input streamed to the "
-    "orchestrator as it is muxed, output demuxed and sent to WHEP as it arrives) makes this pass",
-)
 def test_most_frames_come_out_before_their_input_segment_ends(g2g: dict[str, Any]) -> None:
     assert g2g["frames"] >= 60, g2g
     # shown - captured < one segment for most frames: the first output frame of a segment is

@@ -130,6 +130,8 @@ async def test_ai_output_plays_as_ll_hls(gateway_factory: Any, make_clip: ClipMa
         text = body.decode()
         assert status == 200 and text.endswith("#EXT-X-ENDLIST\n"), text
         assert "#EXT-X-PART:" in text and "INDEPENDENT=YES" in text
+        # one output, one init segment: its configs do not churn from segment to segment
+        assert text.count("#EXT-X-MAP:") == 1 and "#EXT-X-DISCONTINUITY" not in text, text
         ts = await fetch_hls(gw.http_port, "llai-out")
         assert _segments(text) == _segments(ts.playlist)
         assert await probe_frames(f"{base}/ll/source.m3u8") == ts.video_frames > 0

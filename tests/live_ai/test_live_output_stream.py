@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from live_ai.test_live_whep_play import _ts
+from mediatools import ClipMaker
 
 from mediagw.pipelines.live_ai.output import OutputStream
 from mediagw.pipelines.unit_play import UnitFeed, UnitStats
@@ -66,3 +67,37 @@ async def test_a_broken_segment_is_superseded_and_gets_no_segment() -> None:
     assert out.stats.broken == 1 and out.stats.completed == 1
     assert starts[1].discontinuity and segments[0].discontinuity  # nothing was listed before
     assert played >= 1 and len(feed) == played + 12
+
+
+async def test_segment_start_waits_for_both_configs_and_they_stay_put(
+    make_clip: ClipMaker,
+) -> None:
+    """An output segment that opens with the audio frame overlapping its keyframe: its start
+    is announced once both configs are known (the init of LL-HLS needs both), never with one
+    missing; the next segments announce the same configs (no churn, no new init each time);
+    WHEP got the keyframe at once all the same."""
+    from segmenter import FlvDemuxer, Segmenter, read_flv_file
+
+    clip = make_clip(seconds=3, bframes=0)
+
+    def cut() -> list[Segment]:
+        seg, demux, out = Segmenter(1.0), FlvDemuxer(), []
+        for tag in read_flv_file(clip):
+            for item in demux.feed(*tag):
+                out += seg.push(item)
+        return out + seg.flush()
+
+    segments = await asyncio.to_thread(cut)
+    out, items, feed = stream()
+    for n, segment in enumerate(segments[:3]):
+        out.begin(n)
+        data = segment.data
+        for pos in range(0, len(data), 188 * 4):
+            out.chunk(data[pos : pos + 188 * 4])
+        out.finish()
+        out.complete(10 + n, data, segment.duration_ticks)
+    starts = [i for i in items if isinstance(i, SegmentStart)]
+    assert len(starts) == 3
+    assert all(s.video is not None and s.audio is not None for s in starts), starts
+    assert len({(s.video, s.audio) for s in starts}) == 1
+    assert len(feed) > 0

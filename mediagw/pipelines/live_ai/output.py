@@ -81,7 +81,10 @@ class OutputStream:
         self._start_pts: int | None = None
         self._video_frames = 0
         self._audio_frames = 0
-        self._configs: tuple[VideoConfig | None, AudioConfig | None] = (None, None)
+        self._configs: tuple[VideoConfig | None, AudioConfig | None] = (None, None)  # last seen
+        self._announced: tuple[VideoConfig | None, AudioConfig | None] = (None, None)
+        self._held: list[MediaPacket] = []  # demuxed, not yet in the progress stream
+        self._fed = False  # the open segment's first access unit went to WHEP
 
     @property
     def open(self) -> bool:
@@ -102,6 +105,8 @@ class OutputStream:
         self._seq = seq + self._seq_base()
         self._demux = TsDemuxer()
         self._started = False
+        self._fed = False
+        self._held = []
         self._start_pts = None
         self._video_frames = self._audio_frames = 0
         self.stats.segments += 1
@@ -139,7 +144,7 @@ class OutputStream:
         except SegmenterError as exc:
             self._unplayable(exc)
             return
-        self._take(packets, demux)
+        self._take(packets, demux)  # with what was held back, if anything
 
     def complete(self, seq: int, data: bytes, duration_ticks: int) -> None:
         """The segment was listed in HLS as ``seq``: announce it whole."""
@@ -155,8 +160,8 @@ class OutputStream:
             start_pts=self._start_pts or 0,
             duration_ticks=duration_ticks,
             discontinuity=self._first,
-            video=self._configs[0],
-            audio=self._configs[1],
+            video=self._announced[0],
+            audio=self._announced[1],
             video_frames=self._video_frames,
             audio_frames=self._audio_frames,
         )
@@ -177,21 +182,18 @@ class OutputStream:
         self._demux = None
 
     def _take(self, packets: list[MediaPacket], demux: TsDemuxer | None = None) -> None:
-        if not packets or not self.open:
-            return
+        """Access units out: to WHEP at once; to the progress stream once the segment's configs
+        are known (``demux`` given: the segment's bytes are all in, announce what there is)."""
+        final = demux is not None
         demux = demux or self._demux
-        if demux is None:
+        if not self.open or demux is None:
             return
-        self._configs = (demux.video, demux.audio)
-        if not self._started:
-            self._started = True
-            self._start_pts = packets[0].pts
-            self.trace.append(("first_unit", self._seq, self._clock()))
-            self._emit(SegmentStart(self._seq, packets[0].pts, self._first, demux.video,
-                                    demux.audio))  # fmt: skip
         feed = self.feed
         for packet in packets:
             if packet.kind == "video":
+                if not self._fed:
+                    self._fed = True
+                    self.trace.append(("first_unit", self._seq, self._clock()))
                 self._video_frames += 1
                 self.stats.units += 1
                 if feed is not None:
@@ -199,4 +201,25 @@ class OutputStream:
                                                packet.keyframe))  # fmt: skip
             else:
                 self._audio_frames += 1
-        self._emit(SegmentProgress(self._seq, b"", tuple(packets)))
+        self._held.extend(packets)
+        if not self._held:
+            return
+        # a config not in this segment's bytes yet is the last one seen (the same output): a
+        # segment may start with an audio frame (the one overlapping its keyframe), or with the
+        # keyframe before any audio
+        video, audio = demux.video or self._configs[0], demux.audio or self._configs[1]
+        if not demux.has_audio:
+            audio = None
+        if not demux.has_video:
+            video = None
+        self._configs = (video, audio)
+        if not self._started:
+            unknown = (demux.has_audio and audio is None) or (demux.has_video and video is None)
+            if unknown and not final:
+                return  # the very first configs are a few ms away: the init needs them
+            self._started = True
+            self._start_pts = self._held[0].pts
+            self._announced = (video, audio)
+            self._emit(SegmentStart(self._seq, self._start_pts, self._first, video, audio))
+        held, self._held = self._held, []
+        self._emit(SegmentProgress(self._seq, b"", tuple(held)))
