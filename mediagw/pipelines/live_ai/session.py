@@ -131,7 +131,7 @@ class LiveSession:
         self.handoff = Timing()  # output segment fully received -> on_output called
         self.swap_time = Timing()  # loss detected -> next orchestrator attached
         self.output_gaps = Timing()  # between consecutive output segments
-        self.swap_gaps: list[float] = []  # the output gap across each swap
+        self.swap_gaps: list[float] = []  # the output gap (no output bytes) across each swap
         self.output_stats = SubscriberStats()  # the output channels' GETs, 470s, ...
         self.connector = Connector(
             selector=selector,
@@ -163,6 +163,7 @@ class LiveSession:
         self._retiring: set[asyncio.Task[None]] = set()
         self._out_seq = 0
         self._last_output: float | None = None
+        self._last_media: float | None = None  # the last output chunk followed
         self._gap_pending = False
         self._swap_gap = 0.0
         self._draining: Attachment | None = None  # a left O whose output is still read
@@ -290,7 +291,18 @@ class LiveSession:
         return True
 
     def attachment_output_chunk(self, att: Attachment, data: bytes) -> None:
-        if att is self._streaming and self.on_progress is not None:
+        if att is not self._streaming:
+            return
+        # the output gap across a swap: the longest time without output bytes from the swap
+        # until the next orchestrator's first bytes (what a WHEP viewer sees as a pause)
+        now = self.clock()
+        if self._gap_pending and self._last_media is not None:
+            self._swap_gap = max(self._swap_gap, now - self._last_media)
+            if att is self.current:
+                self.swap_gaps.append(self._swap_gap)
+                self._gap_pending = False
+        self._last_media = now
+        if self.on_progress is not None:
             self.on_progress.chunk(data)
 
     def attachment_output_broken(self, att: Attachment) -> None:
@@ -307,12 +319,7 @@ class LiveSession:
         self._streaming = None
         now = self.clock()
         if self._last_output is not None:
-            gap = now - self._last_output
-            self.output_gaps.add(gap)
-            self._swap_gap = max(self._swap_gap, gap)
-        if self._gap_pending and att is self.current:
-            self.swap_gaps.append(self._swap_gap)
-            self._gap_pending = False
+            self.output_gaps.add(now - self._last_output)
         self._last_output = now
         seq, self._out_seq = self._out_seq, self._out_seq + 1
         self.counters.segments_out += 1
