@@ -384,7 +384,7 @@ class Settings:
     segment_duration: float = 2.0
     hls_window: int = 6
     llhls: bool = True
-    llhls_part_target: float = 0.333
+    llhls_part_target: float = 0.2
     record_dir: str = ""
     ended_stream_ttl: float = 300.0
     wei_rate: Decimal = Decimal(0)

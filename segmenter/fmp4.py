@@ -4,7 +4,7 @@
     writer.init                                   # ftyp + moov: served as EXT-X-MAP
     writer.fragment(packets, video_end=next_dts)  # one LL-HLS part: moof + mdat
 
-Why our own writer: a part must end exactly where the packager decides (about every 333 ms,
+Why our own writer: a part must end exactly where the packager decides (about every 200 ms,
 at a segment boundary, before a keyframe), as soon as its last frame is in. PyAV's (FFmpeg's)
 mp4 muxer fragments by its own rules (``frag_keyframe``, ``frag_duration``) and buffers until
 the next fragment starts, so it cannot cut a fragment on demand without a frame of delay and

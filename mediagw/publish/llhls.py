@@ -1,7 +1,7 @@
 """In-memory LL-HLS: per stream, per rendition, fMP4 parts cut from the segmenter's progress
 stream as it comes, an LL-HLS media playlist (``llplaylist.py``) and held requests.
 
-    ll = LLHLSPublisher(part_target=0.333)
+    ll = LLHLSPublisher(part_target=0.2)
     hub.add_progress_listener(ll.on_progress)     # the source: a thin adapter over feed()
     hub.add_listener(ll)                          # ends and removals
     ll.feed("abc-out", item, session=n)           # any other stream (the live AI output)
@@ -20,10 +20,12 @@ on audio pts. The msn and boundaries of a segment are the TS playlist's (``seq``
 ``Segment`` (aborted for its size, superseded by the next ``SegmentStart``, or the end of the
 publish) is completed from the parts it has: what players already fetched stays valid.
 
-Why 333 ms parts by default: three parts per second keep a viewer at about three requests a
-second (a held playlist reload and a preload-hinted part, then the next), ten frames at 30 fps
-per fragment keep the ``moof`` overhead near 2 %, and ``PART-HOLD-BACK`` = 1 s is the latency
-players aim at. 200 ms parts would bring that to 0.6 s for 5 requests a second per viewer.
+Why 200 ms parts by default: ``PART-HOLD-BACK`` (three part targets) is the latency a player
+aims at behind the live edge, so the part target sets it: 200 ms parts put hls.js about 1.0-1.2 s
+behind glass on the live AI output (``mediagw bench live``), 333 ms parts about 1.4-1.5 s, which
+is too close to the 1.5 s the product promises. The price: about five requests a second per
+viewer (a held playlist reload and a preload-hinted part per part) and six frames at 30 fps per
+fragment (``moof`` overhead about 3 %). ``-llhlsPartTarget 0.333`` trades the other way.
 
 Memory per rendition: the playlist window of whole segments (+ ``grace``), the parts of the
 segments that still list them (+ one), and the init segments they name. Sessions follow
@@ -108,7 +110,7 @@ class LLHLSPublisher:
 
     def __init__(
         self,
-        part_target: float = 0.333,
+        part_target: float = 0.2,
         *,
         target_duration: float = 2.0,
         window: int = 6,

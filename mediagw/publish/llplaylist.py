@@ -15,7 +15,7 @@ Rules beside ``playlist.py``'s (window, sessions, discontinuities: the same ones
 - ``EXT-X-VERSION:6``: the highest version any tag here needs (``EXT-X-MAP`` in a playlist that
   is not I-frames only); the LL-HLS tags add no version requirement.
 - ``PART-HOLD-BACK`` is three part targets (the spec's recommended minimum): the latency a
-  player aims at, about one second with the default 333 ms parts.
+  player aims at, 0.6 s with the default 200 ms parts.
 """
 
 from __future__ import annotations
