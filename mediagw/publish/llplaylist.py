@@ -24,7 +24,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from .playlist import _pdt
+from .playlist import _pdt, check_order
 
 __all__ = ["LLPlaylist", "LLSegment", "Part", "render_ll_multivariant"]
 
@@ -107,15 +107,7 @@ class LLPlaylist:
         ``MediaPlaylist.add`` for a late, stale or ended one. An open one must be completed
         first."""
         self._text = None
-        if session < self.session:
-            raise ValueError(
-                f"segment {seg.msn} is from publish session {session}, "
-                f"the playlist is at session {self.session}"
-            )
-        if session == self.session and self.ended:
-            raise ValueError(f"segment {seg.msn} came after the end of session {session}")
-        if seg.msn <= self._last_msn:
-            raise ValueError(f"segment {seg.msn} is not after {self._last_msn}")
+        check_order(seg.msn, session, self.session, self.ended, self._last_msn)
         if self.open is not None:
             raise ValueError(f"segment {self.open.msn} is still open")
         if session > self.session:

@@ -53,6 +53,19 @@ def _pdt(ts: float) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
+def check_order(seq: int, session: int, current: int, ended: bool, last_seq: int) -> None:
+    """A segment ``seq`` of publish ``session`` may be listed after ``last_seq`` of the
+    playlist's ``current`` session (``ended`` or not); else ValueError saying why."""
+    if session < current:
+        raise ValueError(
+            f"segment {seq} is from publish session {session}, the playlist is at session {current}"
+        )
+    if session == current and ended:
+        raise ValueError(f"segment {seq} came after the end of session {session}")
+    if seq <= last_seq:
+        raise ValueError(f"segment {seq} is not after {last_seq}")
+
+
 class MediaPlaylist:
     def __init__(
         self,
@@ -93,15 +106,7 @@ class MediaPlaylist:
         """Append a segment of publish session ``session``; return the entries that slid out of
         the window. Raises ValueError for a segment that is not after the last one, or that
         comes after the end of its session (or from an older session)."""
-        if session < self.session:
-            raise ValueError(
-                f"segment {entry.seq} is from publish session {session}, "
-                f"the playlist is at session {self.session}"
-            )
-        if session == self.session and self.ended:
-            raise ValueError(f"segment {entry.seq} came after the end of session {session}")
-        if entry.seq <= self._last_seq:
-            raise ValueError(f"segment {entry.seq} is not after {self._last_seq}")
+        check_order(entry.seq, session, self.session, self.ended, self._last_seq)
         if session > self.session:  # a new publish: reopen, on a new timeline
             if self._last_seq >= 0 and not entry.discontinuity:
                 entry = replace(entry, discontinuity=True)
