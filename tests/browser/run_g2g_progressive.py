@@ -39,6 +39,8 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
         if latencies
         else 0.0,
         "increasing": all(a < b for a, b in pairwise(numbers)),
+        # a new viewer's frame rate: frames shown in the first second after its first frame
+        "first_second": sum(1 for _, _, s in shown if s - shown[0][2] < 1000) if shown else 0,
     }
 
 
