@@ -97,3 +97,43 @@ async def test_a_full_feed_drops_everything_and_restarts_at_a_keyframe() -> None
     assert stats.dropped == 6 and len(feed) == 2
     got = [(await feed.get())[0] for _ in range(2)]
     assert [u.pts // TICK for u in got if u is not None] == [6, 7]
+
+
+async def test_a_burst_at_the_start_does_not_cost_latency_for_good() -> None:
+    """The run starts with a burst (input held while the orchestrator session started), then
+    units arrive in real time: the pacer paces the burst, then lets its delay go within about a
+    second instead of keeping every later unit that far behind its arrival."""
+    now = [100.0]
+
+    async def sleep(seconds: float) -> None:  # sleeps until the simulation reaches that time
+        until = now[0] + seconds
+        while now[0] < until - 1e-9:
+            await asyncio.sleep(0)
+
+    feed = UnitFeed(UnitStats(), clock=lambda: now[0])
+    pushed: list[tuple[int, float]] = []
+
+    class Timed:
+        def push_video(self, unit: VideoAccessUnit) -> None:
+            pushed.append((unit.pts // TICK, now[0]))
+
+    pacer = Pacer(clock=lambda: now[0], sleep=sleep)
+    task = asyncio.create_task(play_units(Timed(), feed, pacer))
+    arrivals = {n: 100.0 for n in range(8)}  # 8 frames at once, then one per frame time
+    arrivals.update({n: 100.0 + (n - 7) / 30 for n in range(8, 150)})
+    step = 0.001
+    while now[0] < 100.0 + 6.0:
+        for n in [n for n, at in arrivals.items() if at <= now[0] + 1e-9]:
+            feed.offer(unit(n, key=n % 30 == 0))
+            del arrivals[n]
+        for _ in range(10):
+            await asyncio.sleep(0)
+        now[0] += step
+    feed.end()
+    await asyncio.wait_for(task, 5)
+    assert [n for n, _ in pushed] == list(range(150))  # none dropped
+    arrived = {n: 100.0 + max(0, n - 7) / 30 for n in range(150)}
+    delays = [t - arrived[n] for n, t in pushed]
+    assert max(delays[:40]) > 0.2  # the burst was paced: 7 frame times behind at first
+    assert max(delays[-60:]) < 0.01, delays[-60:]  # and then back at the arrival time
+    assert feed.stats.catch_ups >= 1
