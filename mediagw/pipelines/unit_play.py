@@ -24,13 +24,13 @@ waits in the gateway while the orchestrator session starts, then comes out at on
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from webrtc import Pacer, VideoAccessUnit
 
+from ..clock import SYSTEM
 from .whep_play import MAX_LAG, VideoSink
 
 __all__ = ["UnitFeed", "UnitStats", "play_units"]
@@ -55,7 +55,7 @@ class UnitFeed:
         self,
         stats: UnitStats,
         maxsize: int = MAX_UNITS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = SYSTEM.monotonic,
     ) -> None:
         self.stats = stats
         self.maxsize = maxsize
