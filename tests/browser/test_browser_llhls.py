@@ -27,8 +27,9 @@ def test_hls_js_plays_ll_hls_with_low_latency(make_clip: ClipMaker) -> None:
     assert any("_HLS_msn=" in u and "_HLS_part=" in u for u in urls), urls  # blocking reloads
     assert any("/init-0.mp4" in u for u in urls), urls
     # hls.js's own reading of its distance to the live edge, over the last second: about the
-    # PART-HOLD-BACK it aims at (3 x the declared 0.201 s part target), well under the 6 s the
-    # TS playlist's players hold back
-    assert abs(result["target_latency"] - 0.603) < 0.01, result
+    # PART-HOLD-BACK it aims at (3 x the declared 0.201 s part target; hls.js adds a second per
+    # stall, which a loaded machine causes), well under the 6 s the TS playlist's players hold
+    assert abs(result["part_hold_back"] - 0.603) < 0.01, result
+    assert result["target_latency"] >= result["part_hold_back"], result
     latency = sorted(result["latency"])
     assert latency and latency[len(latency) // 2] < 2.0, result
