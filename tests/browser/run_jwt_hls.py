@@ -13,8 +13,9 @@ import shutil
 import tempfile
 import time
 
-from run_whip_hls import PAGE_HOST, report_of, serve_page
+from run_whip_hls import PAGE_HOST, serve_page
 
+from mediagw.bench.chromium import run_page
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.platform.access import create_signing_key, sign_token
@@ -54,7 +55,7 @@ async def main(clip: str, timeout: float) -> dict[str, object]:
         src = f"http://127.0.0.1:{gw.http_port}/hls/{PLAYBACK_ID}/index.m3u8"
         page = f"http://{PAGE_HOST}:{port}/?src={src}&jwt={token}"
         try:
-            result = await report_of(chromium, page, reported, timeout)
+            result = await run_page(chromium, page, reported, timeout, hosts=(PAGE_HOST,))
         finally:
             publisher.kill()
             await publisher.wait()

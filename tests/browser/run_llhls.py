@@ -10,8 +10,9 @@ import asyncio
 import json
 import shutil
 
-from run_whip_hls import PAGE_HOST, report_of, serve_page
+from run_whip_hls import PAGE_HOST, serve_page
 
+from mediagw.bench.chromium import run_page
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
 
@@ -39,7 +40,7 @@ async def main(clip: str, play: float, timeout: float) -> dict[str, object]:
     src = f"http://127.0.0.1:{gw.http_port}/stream/{STREAM}/ll/index.m3u8"
     page = f"http://{PAGE_HOST}:{port}/?src={src}&play={play}"
     try:
-        result = await report_of(chromium, page, reported, timeout)
+        result = await run_page(chromium, page, reported, timeout, hosts=(PAGE_HOST,))
     finally:
         publisher.kill()
         await publisher.wait()

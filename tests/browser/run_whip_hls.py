@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -38,25 +41,6 @@ async def serve_page(
     files = {"/hls.min.js": HERE / "node_modules/hls.js/dist/hls.min.js",
              "/framecode.js": STATIC / "framecode.js"}  # fmt: skip
     return await bench_serve_page(HERE / html, PAGE_HOST, files)
-
-
-async def report_of(
-    chromium: str, page: str, reported: asyncio.Future[dict[str, object]], timeout: float
-) -> dict[str, object]:
-    """Open ``page`` in headless Chromium and wait up to ``timeout`` seconds for what it
-    reports (``serve_page``); Chromium is gone when this returns."""
-    with tempfile.TemporaryDirectory() as profile:
-        proc = await asyncio.create_subprocess_exec(
-            chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            return await asyncio.wait_for(reported, timeout)
-        except TimeoutError:
-            return {"error": f"no report from the page within {timeout} s"}
-        finally:
-            proc.kill()
-            await proc.wait()
 
 
 async def main(timeout: float, pipeline: str = "", end: bool = False) -> dict[str, object]:
@@ -90,10 +74,12 @@ async def main(timeout: float, pipeline: str = "", end: bool = False) -> dict[st
         page += f"&pipeline={pipeline}"
     if end:
         page += "&end=1"
-    with tempfile.TemporaryDirectory() as profile:
+    # its own process group, killed whole: no helper keeps writing to the profile
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = await asyncio.create_subprocess_exec(
             chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", page,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )  # fmt: skip
         try:
             result = await asyncio.wait_for(reported, timeout)
@@ -102,7 +88,8 @@ async def main(timeout: float, pipeline: str = "", end: bool = False) -> dict[st
         except TimeoutError:
             result = {"error": f"no report from the page within {timeout} s"}
         finally:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
     stream = gw.hub.get("browser")
     result["segments"] = stream.stats.segments if stream else 0
