@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from mediatools import ClipMaker, need_tool
+from mediatools import IN_CI, ClipMaker, need_tool
+
+from mediagw.platform.shared.redis import SharedRedis
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +82,31 @@ def make_clip(tmp_path_factory: pytest.TempPathFactory) -> ClipMaker:
         return out
 
     return make
+
+
+REDIS_ENV = "MEDIAGW_TEST_REDIS_URL"
+
+
+def redis_url() -> str:
+    """The Redis the tests may use (``.ci/run`` starts one); skip without it on a laptop, fail
+    under CI."""
+    url = os.environ.get(REDIS_ENV)
+    if not url:
+        if IN_CI:
+            pytest.fail(f"{REDIS_ENV} is required under CI (a Redis the tests may write to)")
+        pytest.skip(f"{REDIS_ENV} not set")
+    return url
+
+
+@pytest.fixture
+async def shared_redis() -> AsyncIterator[SharedRedis]:
+    """A client of the test Redis under a fresh key prefix; the prefix's keys are deleted after
+    the test."""
+    shared = SharedRedis(redis_url(), prefix=f"mediagw-test:{uuid.uuid4().hex[:12]}:")
+    try:
+        yield shared
+    finally:
+        keys = [key async for key in shared.client.scan_iter(match=shared.prefix + "*")]
+        if keys:
+            await shared.client.delete(*keys)
+        await shared.close()
