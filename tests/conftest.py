@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from mediatools import IN_CI, ClipMaker, need_tool
+from mediatools import ClipMaker, need_tool
+from redis_testkit import fresh_redis
 
 from mediagw.platform.shared.redis import SharedRedis
 
@@ -84,29 +83,8 @@ def make_clip(tmp_path_factory: pytest.TempPathFactory) -> ClipMaker:
     return make
 
 
-REDIS_ENV = "MEDIAGW_TEST_REDIS_URL"
-
-
-def redis_url() -> str:
-    """The Redis the tests may use (``.ci/run`` starts one); skip without it on a laptop, fail
-    under CI."""
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        if IN_CI:
-            pytest.fail(f"{REDIS_ENV} is required under CI (a Redis the tests may write to)")
-        pytest.skip(f"{REDIS_ENV} not set")
-    return url
-
-
 @pytest.fixture
 async def shared_redis() -> AsyncIterator[SharedRedis]:
-    """A client of the test Redis under a fresh key prefix; the prefix's keys are deleted after
-    the test."""
-    shared = SharedRedis(redis_url(), prefix=f"mediagw-test:{uuid.uuid4().hex[:12]}:")
-    try:
+    """A client of the test Redis under a fresh key prefix (``redis_testkit.fresh_redis``)."""
+    async with fresh_redis() as shared:
         yield shared
-    finally:
-        keys = [key async for key in shared.client.scan_iter(match=shared.prefix + "*")]
-        if keys:
-            await shared.client.delete(*keys)
-        await shared.close()

@@ -4,19 +4,11 @@ refuses connections: the gateway starts, and the log says once that Redis is dow
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
+from redis_testkit import refused_url
 
 from mediagw.platform.shared.redis import SharedRedis
-
-
-def refused_url() -> str:
-    """A Redis URL nothing listens on (a port just freed): connections are refused."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
 
 
 async def test_keys_live_under_the_prefix(shared_redis: SharedRedis) -> None:
