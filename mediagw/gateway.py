@@ -67,6 +67,7 @@ from .platform.limits import DEFAULT_LIMITS, PlanLimits
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
 from .platform.plan_limits import PlanCache, PlanLookup, RequestLimits, limits_of_plan
 from .platform.plans import plan_for_key
+from .platform.shared.fanout import Invalidations, share_access
 from .platform.shared.limiter import RedisLimiter
 from .platform.shared.redis import SharedRedis
 from .platform.store import ApiKey, Store, open_store
@@ -182,6 +183,7 @@ class Gateway:
         self._own_store = store is None
         # what several nodes share (-redisUrl): None keeps it all in this process
         self.redis = SharedRedis(settings.redis_url) if settings.redis_url else None
+        self.invalidations = Invalidations(self.redis) if self.redis is not None else None
         self.webhooks: WebhookService | None = None
         self.webhook_dispatcher: WebhookDispatcher | None = None
         self.api: Api | None = None
@@ -403,6 +405,9 @@ class Gateway:
         )
         self.webhook_dispatcher.start()
         self.playback_access = PlaybackAccess(self.store, clock=self.clock)
+        if self.invalidations is not None:  # a key disabled here is refused on every node
+            share_access(self.playback_access, self.invalidations)
+            self.invalidations.start()
         add_playback_gate(self.http_app, self.playback_access)
         self.api = mount_api(
             self.http_app,
@@ -596,6 +601,8 @@ class Gateway:
             await self.webhooks.close()
         if self.store is not None and self._own_store:
             await self.store.close()
+        if self.invalidations is not None:
+            await self.invalidations.close()
         if self.redis is not None:
             await self.redis.close()
         self.executor.shutdown(wait=True, cancel_futures=False)

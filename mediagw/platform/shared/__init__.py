@@ -1,2 +1,3 @@
-"""What several gateway nodes share through Redis (``-redisUrl``): the client, the request
-limits (``RedisLimiter``) and the fan-out of cache invalidations (``Invalidations``)."""
+"""What several gateway nodes share through Redis (``-redisUrl``): the client (``redis``), the
+request limits (``limiter.RedisLimiter``) and the fan-out of cache invalidations
+(``fanout.Invalidations``)."""

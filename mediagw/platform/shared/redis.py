@@ -39,7 +39,7 @@ class SharedRedis:
             retry_on_timeout=False,
         )
         self.down = False  # the last command failed
-        self.failures = 0  # commands that failed (each one a request served without Redis)
+        self.failures = 0  # failed commands that served a request (served without Redis)
 
     def key(self, *parts: str) -> str:
         """A key (or channel) name under this gateway's prefix."""
@@ -56,8 +56,9 @@ class SharedRedis:
             self.ok()
             log.info("redis connected", extra={"redis": _safe(self.url)})
 
-    def failed(self, exc: BaseException) -> None:
-        self.failures += 1
+    def failed(self, exc: BaseException, *, counted: bool = True) -> None:
+        """A command failed; ``counted``: it served a request (the metric counts those)."""
+        self.failures += counted
         if not self.down:
             self.down = True
             log.error(
