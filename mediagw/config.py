@@ -88,6 +88,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _redis_url(text: str) -> str:
+    if text and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"give redis://HOST:PORT/DB, rediss:// or unix://, not {text[:100]!r}")
+    return text
+
+
 def _parse_duration(text: str) -> float:
     """Seconds: ``5``, ``5s``, ``500ms``, ``2m`` (go-livepeer's flags take Go durations)."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", text)
@@ -269,6 +275,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("store_url", "storeUrl", str, "the store's database: postgresql://USER@HOST/DB"),
     Option(
+        "redis_url",
+        "redisUrl",
+        _redis_url,
+        "Redis shared by the gateway nodes (rate limits, key changes): redis://HOST:PORT/DB",
+    ),
+    Option(
         "require_stream_key",
         "requireStreamKey",
         _parse_bool,
@@ -379,6 +391,7 @@ class Settings:
     stream_keys: Mapping[str, str] = field(default_factory=dict)
     data_dir: str = "./mediagw-data"
     store_url: str = ""
+    redis_url: str = ""
     require_stream_key: bool = False
     webhook_allow_private: bool = False
     segment_duration: float = 2.0

@@ -67,6 +67,9 @@ from .platform.limits import DEFAULT_LIMITS, PlanLimits
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
 from .platform.plan_limits import PlanCache, PlanLookup, RequestLimits, limits_of_plan
 from .platform.plans import plan_for_key
+from .platform.shared.fanout import Invalidations, share_access
+from .platform.shared.limiter import RedisLimiter
+from .platform.shared.redis import SharedRedis
 from .platform.store import ApiKey, Store, open_store
 from .platform.store_auth import StoreStreamAuth
 from .platform.stream_auth import (
@@ -178,6 +181,9 @@ class Gateway:
         # from -storeUrl / -dataDir; stored stream keys are checked first
         self.store: Store | None = store
         self._own_store = store is None
+        # what several nodes share (-redisUrl): None keeps it all in this process
+        self.redis = SharedRedis(settings.redis_url) if settings.redis_url else None
+        self.invalidations = Invalidations(self.redis) if self.redis is not None else None
         self.webhooks: WebhookService | None = None
         self.webhook_dispatcher: WebhookDispatcher | None = None
         self.api: Api | None = None
@@ -385,6 +391,8 @@ class Gateway:
         return authorize
 
     async def _open_platform(self) -> None:
+        if self.redis is not None:
+            await self.redis.start()
         if self.store is None:
             self.store = await open_store(self.settings.store_url or self.settings.data_dir)
         self.store_auth.store = self.plans.store = self.quotas.store = self.store
@@ -397,6 +405,9 @@ class Gateway:
         )
         self.webhook_dispatcher.start()
         self.playback_access = PlaybackAccess(self.store, clock=self.clock)
+        if self.invalidations is not None:  # a key disabled here is refused on every node
+            share_access(self.playback_access, self.invalidations)
+            self.invalidations.start()
         add_playback_gate(self.http_app, self.playback_access)
         self.api = mount_api(
             self.http_app,
@@ -405,7 +416,12 @@ class Gateway:
                 clock=self.clock,
                 throttle=self.auth_throttle,
                 public_url=self._configured_url,
-                limits=RequestLimits(self.plans, clock=self.clock, on_refused=self._rate_limited)
+                limits=RequestLimits(
+                    self.plans,
+                    RedisLimiter(self.redis) if self.redis is not None else None,
+                    clock=self.clock,
+                    on_refused=self._rate_limited,
+                )
                 if self.settings.metering
                 else None,
                 services={
@@ -531,6 +547,9 @@ class Gateway:
         r.live_pipelines = lambda: self.live_ai.live_counts() if self.live_ai else {}
         r.usage_dropped = lambda: self.usage.dropped
         r.auth_throttled = lambda: self.auth_throttle.refused
+        if self.redis is not None:
+            redis = self.redis
+            r.redis_failures = lambda: redis.failures
         if self.stack is not None:
             transcoder, address = self.stack.transcoder, self.stack.signer.address
             r.deposit_wei = lambda: transcoder.sender_balances()[0]
@@ -582,6 +601,10 @@ class Gateway:
             await self.webhooks.close()
         if self.store is not None and self._own_store:
             await self.store.close()
+        if self.invalidations is not None:
+            await self.invalidations.close()
+        if self.redis is not None:
+            await self.redis.close()
         self.executor.shutdown(wait=True, cancel_futures=False)
         log.info("gateway stopped")
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from mediatools import ClipMaker, need_tool
+from redis_testkit import fresh_redis
+
+from mediagw.platform.shared.redis import SharedRedis
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +81,10 @@ def make_clip(tmp_path_factory: pytest.TempPathFactory) -> ClipMaker:
         return out
 
     return make
+
+
+@pytest.fixture
+async def shared_redis() -> AsyncIterator[SharedRedis]:
+    """A client of the test Redis under a fresh key prefix (``redis_testkit.fresh_redis``)."""
+    async with fresh_redis() as shared:
+        yield shared

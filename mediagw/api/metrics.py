@@ -76,6 +76,7 @@ class Readings:
     live_pipelines: Callable[[], Mapping[str, int]] = _no_pipelines  # model -> live runs
     usage_dropped: Callable[[], int] = _zero
     auth_throttled: Callable[[], int] = _zero
+    redis_failures: Callable[[], int] = _zero
     deposit_wei: Callable[[], int | None] = _none
     reserve_wei: Callable[[], int | None] = _none
     sender: Callable[[], str] = lambda: ""
@@ -348,6 +349,11 @@ class _Scraped(Collector):
             "mediagw_auth_throttled_total", "API requests refused by the failed-auth throttle",
             r.auth_throttled(),
         )  # fmt: skip
+        yield _counter(
+            "mediagw_redis_failures_total",
+            "Redis commands that failed (-redisUrl): each a request served without Redis",
+            r.redis_failures(),
+        )
 
 
 def _counter(name: str, doc: str, value: float) -> Metric:

@@ -35,6 +35,7 @@ import base64
 import binascii
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -242,6 +243,8 @@ class PlaybackAccess:
         self._admins = TtlCache[str, frozenset[str]](max_entries=1, clock=mono)
         self._keys = TtlCache[str, SigningKey | None](max_entries=max_entries, clock=mono)
         self._tokens = TtlCache[bytes, Grant | AccessDenied](max_entries=max_entries, clock=mono)
+        # tells the other nodes what ``forget`` dropped (None: one node, nobody to tell)
+        self.announce: Callable[[str | None, str | None], None] | None = None
 
     async def policy(self, playback_id: str) -> dict[str, Any] | None:
         """The playback policy of the store stream with this playback id (None: no policy, or
@@ -297,7 +300,19 @@ class PlaybackAccess:
         return operators_own(key.owner_key_id, admins)
 
     def forget(self, *, playback_id: str | None = None, public_key: str | None = None) -> None:
-        """Drop the cached policy of a playback id and/or the cached state of a signing key."""
+        """Drop the cached policy of a playback id and/or the cached state of a signing key,
+        here and (``announce``: with ``-redisUrl``) on every other node."""
+        self.forget_here(playback_id=playback_id, public_key=public_key)
+        if self.announce is not None:
+            self.announce(playback_id, public_key)
+
+    def forget_here(self, *, playback_id: str | None = None, public_key: str | None = None) -> None:
+        """``forget`` on this node only (what another node's change is applied with); with
+        neither given, everything cached."""
+        if playback_id is None and public_key is None:
+            self._policies.forget()
+            self._keys.forget()
+            self._admins.forget()
         if playback_id is not None:
             self._policies.forget(playback_id)
         if public_key is not None:

@@ -8,9 +8,10 @@ argument (unix seconds).
   amounts (stream minutes, live-AI minutes).
 - **Refused requests count against nothing**: every limit is checked before any is charged.
 
-``Limiter`` is the seam: ``MemoryLimiter`` is exact on one node; a shared implementation (Redis,
-a later issue) answers the same ``check`` with the same ``Decision``. ``check`` is a coroutine for
-that reason only; the memory one never waits.
+``Limiter`` is the seam: ``MemoryLimiter`` is exact on one node; ``RedisLimiter``
+(``platform/shared/limiter``) is exact across nodes and answers the same ``check`` with the same
+``Decision`` (both through ``waits_of`` and ``decision_of``). ``check`` is a coroutine for that
+reason only; the memory one never waits.
 
 Memory is bounded: at most ``max_keys`` entries (least recently used first out). Before dropping
 one that is still counting, entries equal to a fresh one (a full bucket, no usage in the current
@@ -36,9 +37,11 @@ __all__ = [
     "UsageWindows",
     "Windows",
     "day_of",
+    "decision_of",
     "month_of",
     "next_day",
     "next_month",
+    "waits_of",
 ]
 
 DAY = 86_400.0
@@ -154,6 +157,52 @@ class Decision:
     exceeded: str = ""  # "rate", "daily" or "monthly" when refused
 
 
+def waits_of(
+    limits: PlanLimits, now: float, tokens: float | None, day_used: float, month_used: float
+) -> list[tuple[str, float]]:
+    """What a request at ``now`` would exceed, and how long until it would not, given the
+    key's bucket (``tokens`` after refilling; None: no bucket, as with a rate of 0) and what it
+    used in the current day and month. Empty: allowed."""
+    rate = limits.rate_limit
+    waits: list[tuple[str, float]] = []
+    if rate is not None and (tokens is None or tokens < 1.0):
+        need = 1.0 - (tokens if tokens is not None else 0.0)
+        waits.append(("rate", need * 60.0 / rate if rate > 0 else next_day(now) - now))
+    if limits.daily_quota is not None and day_used + 1 > limits.daily_quota:
+        waits.append(("daily", next_day(now) - now))
+    if limits.monthly_quota is not None and month_used + 1 > limits.monthly_quota:
+        waits.append(("monthly", next_month(now) - now))
+    return waits
+
+
+def decision_of(
+    limits: PlanLimits,
+    now: float,
+    waits: list[tuple[str, float]],
+    *,
+    tokens: float | None,
+    full: float,
+    day_used: float,
+    month_used: float,
+) -> Decision:
+    """The ``Decision`` of a request that ``waits`` (``waits_of``) allowed or refused, from the
+    state after it was charged: the bucket's ``tokens`` (None: no bucket), when it is ``full``
+    again, and the day's and month's counts."""
+    exceeded, retry = max(waits, key=lambda w: w[1]) if waits else ("", 0.0)
+    return Decision(
+        allowed=not waits,
+        limit=limits.rate_limit,
+        remaining=max(0, math.floor(tokens)) if tokens is not None else 0,
+        reset=full,
+        retry_after=retry,
+        daily_limit=limits.daily_quota,
+        daily_used=int(day_used),
+        monthly_limit=limits.monthly_quota,
+        monthly_used=int(month_used),
+        exceeded=exceeded,
+    )
+
+
 class Limiter(Protocol):
     async def check(self, key_id: str, limits: PlanLimits, now: float) -> Decision:
         """Decide one request of ``key_id`` under ``limits`` at ``now`` (unix seconds), and
@@ -195,16 +244,9 @@ class MemoryLimiter:
         else:
             bucket = None
         # every limit first, then charge them all (a refused request counts against nothing)
-        waits: list[tuple[str, float]] = []
-        if rate is not None and (bucket is None or bucket.tokens < 1.0):
-            need = 1.0 - (bucket.tokens if bucket is not None else 0.0)
-            waits.append(("rate", need * 60.0 / rate if rate > 0 else next_day(now) - now))
-        if limits.daily_quota is not None and win.day_used + 1 > limits.daily_quota:
-            waits.append(("daily", next_day(now) - now))
-        if limits.monthly_quota is not None and win.month_used + 1 > limits.monthly_quota:
-            waits.append(("monthly", next_month(now) - now))
-        allowed = not waits
-        if allowed:
+        tokens = bucket.tokens if bucket is not None else None
+        waits = waits_of(limits, now, tokens, win.day_used, win.month_used)
+        if not waits:
             if bucket is not None:
                 bucket.tokens -= 1.0
             # counted only under a quota (an unlimited plan's windows stay empty, so idle)
@@ -212,20 +254,14 @@ class MemoryLimiter:
             win.month_used += limits.monthly_quota is not None
         if bucket is not None and rate and burst:
             bucket.full = bucket.full_at(rate, burst)
-        exceeded, retry = max(waits, key=lambda w: w[1]) if waits else ("", 0.0)
-        remaining = math.floor(bucket.tokens) if bucket is not None else 0
-        reset = bucket.full if bucket is not None else now
-        return Decision(
-            allowed=allowed,
-            limit=rate,
-            remaining=max(0, remaining),
-            reset=reset,
-            retry_after=retry,
-            daily_limit=limits.daily_quota,
-            daily_used=int(win.day_used),
-            monthly_limit=limits.monthly_quota,
-            monthly_used=int(win.month_used),
-            exceeded=exceeded,
+        return decision_of(
+            limits,
+            now,
+            waits,
+            tokens=bucket.tokens if bucket is not None else None,
+            full=bucket.full if bucket is not None else now,
+            day_used=win.day_used,
+            month_used=win.month_used,
         )
 
     def _entry(self, key_id: str, now: float) -> _Entry:

@@ -59,6 +59,7 @@ def test_env_names_follow_flags() -> None:
         ({"MEDIAGW_LOG_LEVEL": "loud"}, "one of"),
         ({"MEDIAGW_WEI_RATE": "lots"}, "weiRate.*decimal"),
         ({"MEDIAGW_WEI_RATE": "-1"}, "weiRate.*>= 0"),
+        ({"MEDIAGW_REDIS_URL": "127.0.0.1:6379"}, "redisUrl.*redis://HOST:PORT/DB"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], needle: str) -> None:
