@@ -94,6 +94,18 @@ def _redis_url(text: str) -> str:
     return text
 
 
+def _node_id(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{0,64}", text):
+        raise ValueError(f"give up to 64 letters, digits, '.', '_' or '-', not {text[:100]!r}")
+    return text
+
+
+def _node_url(text: str) -> str:
+    if text and not re.fullmatch(r"https?://[^/\s?#]+", text):
+        raise ValueError(f"give http://HOST:PORT (no path), not {text[:100]!r}")
+    return text
+
+
 def _parse_duration(text: str) -> float:
     """Seconds: ``5``, ``5s``, ``500ms``, ``2m`` (go-livepeer's flags take Go durations)."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", text)
@@ -281,6 +293,18 @@ OPTIONS: tuple[Option, ...] = (
         "Redis shared by the gateway nodes (rate limits, key changes): redis://HOST:PORT/DB",
     ),
     Option(
+        "node_id",
+        "nodeId",
+        _node_id,
+        "this node's name among the gateway nodes (default: HOST-PID)",
+    ),
+    Option(
+        "node_url",
+        "nodeUrl",
+        _node_url,
+        "where the other gateway nodes reach this node's HTTP (default: from -httpAddr)",
+    ),
+    Option(
         "require_stream_key",
         "requireStreamKey",
         _parse_bool,
@@ -392,6 +416,8 @@ class Settings:
     data_dir: str = "./mediagw-data"
     store_url: str = ""
     redis_url: str = ""
+    node_id: str = ""  # "" = f"{hostname}-{pid}", decided by the gateway at start
+    node_url: str = ""  # "" = http://HOST:PORT of -httpAddr as bound
     require_stream_key: bool = False
     webhook_allow_private: bool = False
     segment_duration: float = 2.0

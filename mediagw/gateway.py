@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping
+import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -36,13 +36,14 @@ from .api.http import build_app
 from .api.live import add_live_routes
 from .api.llhls_http import install_llhls
 from .api.metrics import GatewayMetrics, add_metrics_route
-from .api.playback_gate import add_playback_gate, whep_authorize
+from .api.playback_gate import whep_authorize
 from .api.push import PushIngest
 from .api.recordings import add_recording_routes
-from .api.studio import Api, ApiContext, DashboardSources, mount_api
+from .api.studio import Api
 from .clock import SYSTEM, Clock
 from .config import Settings
 from .errors import ConfigError
+from .gateway_platform import GatewayPlatform
 from .ingest.rtmp.server import RTMPLimits, RTMPServer
 from .ingest.rtmp_ingest import RTMPIngest
 from .ingest.whip import WhipGateway
@@ -60,17 +61,14 @@ from .pipelines.source_whep import SourceWhep
 from .pipelines.transcode import TranscodeManager, ladder_for
 from .platform.access import PlaybackAccess
 from .platform.admission import Admission
-from .platform.billing import BillingPush, open_ledger
+from .platform.billing import BillingPush
 from .platform.ledger import UsageLedger
 from .platform.lifecycle import EventSink, StreamLifecycle
-from .platform.limits import DEFAULT_LIMITS, PlanLimits
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
-from .platform.plan_limits import PlanCache, PlanLookup, RequestLimits, limits_of_plan
-from .platform.plans import plan_for_key
-from .platform.shared.fanout import Invalidations, share_access
-from .platform.shared.limiter import RedisLimiter
+from .platform.plan_limits import PlanCache, PlanLookup
+from .platform.shared.fanout import Invalidations
 from .platform.shared.redis import SharedRedis
-from .platform.store import ApiKey, Store, open_store
+from .platform.store import Store
 from .platform.store_auth import StoreStreamAuth
 from .platform.stream_auth import (
     OpenAuth,
@@ -90,7 +88,6 @@ from .publish.recorder import Recorder
 from .request import Ladder
 from .stack import TranscodeStack, build_transcoder, default_ladder
 from .stream.health import StreamHealth
-from .stream.hub import Stream as HubStream
 from .stream.hub import StreamHub
 from .usage import StreamUsage, UsageQueue
 
@@ -111,7 +108,7 @@ def make_authorizer(settings: Settings, metrics: Metrics = NULL_METRICS) -> Stre
     return None if settings.require_stream_key else OpenAuth()
 
 
-class Gateway:
+class Gateway(GatewayPlatform):
     def __init__(
         self,
         settings: Settings,
@@ -124,6 +121,8 @@ class Gateway:
         self.settings = settings
         self.playback_access: PlaybackAccess | None = None
         self.clock = clock  # the one clock, passed to everything that reads the time
+        # this node's name among the gateway nodes sharing a store and a Redis
+        self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         workers = min(32, (os.cpu_count() or 2) * 2)
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="media")
         self.hub = StreamHub(
@@ -299,6 +298,16 @@ class Gateway:
         self._site: web.TCPSite | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
+    def node_url(self) -> str:
+        """Where the other gateway nodes reach this node's HTTP (``-nodeUrl``, else the bound
+        address; on a wildcard address, this host's name)."""
+        if self.settings.node_url:
+            return self.settings.node_url
+        host, _ = Settings.split_addr(self.settings.http_addr)
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname()
+        return f"http://{host}:{self.http_port}"
+
     @property
     def rtmp_port(self) -> int:
         return self.rtmp.port
@@ -353,33 +362,6 @@ class Gateway:
     def _push_ladder(self, ladder: Ladder) -> tuple[Profile, ...]:
         return ladder_for(ladder, self.ladder)
 
-    def _recording_folder(self, stream: HubStream) -> str | None:
-        return self.lifecycle.recording_session(stream.id) if self.lifecycle else None
-
-    def _multistream_event(
-        self, playback_id: str, event: str, target: Mapping[str, Any], error: str
-    ) -> None:
-        if self.lifecycle is not None:
-            self.lifecycle.multistream_event(playback_id, event, target, error)
-
-    def _transcoded(self, playback_id: str) -> tuple[int, float, int]:
-        return self.transcodes.transcoded(playback_id) if self.transcodes else (0, 0.0, 0)
-
-    def _scoreboard(self) -> list[dict[str, Any]]:
-        return self.stack.transcoder.scoreboard_rows() if self.stack is not None else []
-
-    def _recording_url(self, session_id: str) -> str:
-        return f"{self.public_url()}/recordings/{session_id}/index.m3u8"
-
-    def _terminate(self, playback_id: str, reason: str = "terminated through the API") -> bool:
-        """Stop a stream's live publisher (the streams API's terminate, suspend, delete; a
-        plan's quota)."""
-        stream = self.hub.get(playback_id)
-        if stream is None or not stream.live or stream.stop_ingest is None:
-            return False
-        stream.stop_ingest(reason)
-        return True
-
     def _playback_gate(self, stream_of: Callable[[web.Request], str] | None) -> Authorize:
         """WHEP's ``authorize`` hook: token-gated streams play only with a valid token (once
         the store is open; every stream is public before)."""
@@ -389,76 +371,6 @@ class Gateway:
                 await whep_authorize(self.playback_access, stream_of)(request)
 
         return authorize
-
-    async def _open_platform(self) -> None:
-        if self.redis is not None:
-            await self.redis.start()
-        if self.store is None:
-            self.store = await open_store(self.settings.store_url or self.settings.data_dir)
-        self.store_auth.store = self.plans.store = self.quotas.store = self.store
-        self.streams = StreamService(self.store, terminate=self._terminate, clock=self.clock)
-        self.webhooks = WebhookService(
-            self.store, clock=self.clock, allow_private=self.settings.webhook_allow_private
-        )
-        self.webhook_dispatcher = WebhookDispatcher(
-            self.store, self.webhooks, clock=self.clock, metrics=self.metrics
-        )
-        self.webhook_dispatcher.start()
-        self.playback_access = PlaybackAccess(self.store, clock=self.clock)
-        if self.invalidations is not None:  # a key disabled here is refused on every node
-            share_access(self.playback_access, self.invalidations)
-            self.invalidations.start()
-        add_playback_gate(self.http_app, self.playback_access)
-        self.api = mount_api(
-            self.http_app,
-            ApiContext(
-                self.store,
-                clock=self.clock,
-                throttle=self.auth_throttle,
-                public_url=self._configured_url,
-                limits=RequestLimits(
-                    self.plans,
-                    RedisLimiter(self.redis) if self.redis is not None else None,
-                    clock=self.clock,
-                    on_refused=self._rate_limited,
-                )
-                if self.settings.metering
-                else None,
-                services={
-                    "quotas": self.quotas,
-                    "streams": self.streams,
-                    "webhooks": self.webhooks,
-                    "access": self.playback_access,
-                    "dashboard": DashboardSources(
-                        self.hub, self.stream_health, self.stream_usage, self._scoreboard
-                    ),
-                },
-            ),
-        )
-        self.lifecycle = StreamLifecycle(
-            self.store,
-            self.store_auth.granted,
-            events=self.events or self.webhooks,
-            transcoded=self._transcoded,
-            recording_url=self._recording_url,
-            clock=self.clock,
-            end_reason=self.quotas.status_reason,
-        )
-        self.quotas.events = self.lifecycle.events
-        if self.settings.metering:
-            self.ledger, self.billing = open_ledger(
-                self.store,
-                wei_rate=self.settings.wei_rate,
-                interval=self.settings.usage_flush_interval,
-                billing_url=self.settings.billing_webhook_url,
-                clock=self.clock,
-                before_flush=self.delivery.flush,
-            )
-            self.usage.consumers.append(self.ledger)
-        await self.lifecycle.recover()  # what an unclean stop left active
-        self.lifecycle.start()
-        self.hub.add_listener(self.lifecycle)  # before the session recorder: it names the folder
-        self.hub.add_listener(self.session_recorder)
 
     async def start(self) -> None:
         await self._open_platform()
@@ -524,19 +436,10 @@ class Gateway:
                 " to an address they reach (and -webrtcNatIps to the public IP behind 1:1 NAT)"
             )
 
-    async def _stored_plan(self, key: ApiKey) -> PlanLimits:
-        """A key's limits: its plan in the store (``/api/admin/plans``), else the default."""
-        if self.store is None:
-            return DEFAULT_LIMITS
-        return limits_of_plan(await plan_for_key(self.store, key.id))
-
     def _hls_served(self, stream_id: str, nbytes: int, seconds: float) -> None:
         self.metrics.hls_served(stream_id, nbytes)
         if self.settings.metering:
             self.delivery.hls_served(stream_id, nbytes, seconds)
-
-    def _rate_limited(self) -> None:
-        self.metrics.rate_limited("api")
 
     def _metric_readings(self) -> None:
         """What /metrics reads at scrape time from the counters the parts keep anyway."""
