@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ...errors import StoreBadInput, StoreConflict, StoreError, StoreNotFound
+from ...errors import StoreBadInput, StoreConflict, StoreError, StoreNotFound, StoreUnavailable
 from .rows import MAX_LIMIT
 from .schema import METADATA
 
@@ -94,10 +94,20 @@ async def transaction(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncCo
         raise _integrity(entity, exc) from None
     except (sa.exc.DBAPIError, OSError) as exc:  # asyncpg's connect raises OSError as is
         kind = type(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).__name__
-        raise StoreError(
+        error = StoreUnavailable if _unreachable(exc) else StoreError
+        raise error(
             f"the store's database failed on a {entity} ({kind}): check that it is reachable, "
             "writable and migrated"
         ) from exc
+
+
+def _unreachable(exc: sa.exc.DBAPIError | OSError) -> bool:
+    """Whether the database was unreachable or dropped the connection (may succeed later)."""
+    if isinstance(exc, OSError):
+        return True
+    return exc.connection_invalidated or isinstance(
+        exc, (sa.exc.OperationalError, sa.exc.InterfaceError)
+    )
 
 
 # constraint name -> column: uq_<table>_<column>, and <table>_pkey (PostgreSQL) for the id

@@ -1,0 +1,114 @@
+"""PostgreSQL going away mid-stream, on a real gateway: a stored stream published with the
+ffmpeg CLI over RTMP keeps flowing to HLS while the database is unreachable for several seconds,
+and once it is back the usage ledger's totals equal the media ingested (nothing lost, nothing
+counted twice) and the session is stored ended.
+
+The database is reached through ``TcpProxy`` (``tests/tcp_proxy_testkit.py``) in front of the
+shared test PostgreSQL (which other tests use, so it cannot be restarted). Cutting the proxy is
+what a client sees of a PostgreSQL restart: every open connection is reset and new ones are
+refused until it is back; the pool's connections all die. What a restart also does and a proxy
+does not (the server aborting its own open transactions) the client cannot tell apart from a
+reset before the commit; the case of a commit that succeeded but whose answer was lost is
+covered by ``test_ledger_once.py``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import pytest
+from mediatools import ClipMaker, fetch_hls, push, wait_until
+from sqlalchemy.engine import make_url
+from tcp_proxy_testkit import TcpProxy
+
+from mediagw.config import Settings
+from mediagw.gateway import Gateway
+from mediagw.platform.ledger import HOUR_MS
+from mediagw.stream.hub import Stream
+from mediagw.usage import SOURCE
+from segmenter import Segment
+
+pytestmark = pytest.mark.ffmpeg
+
+OUTAGE = 6.0  # seconds the database is unreachable
+
+
+class Segments:
+    """A hub listener: the sequence number and milliseconds of every source segment."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int]] = []
+
+    def on_stream_start(self, stream: Stream) -> None:
+        pass
+
+    def on_segment(self, stream: Stream, segment: Segment) -> None:
+        self.seen.append((segment.seq, round(segment.duration * 1000)))
+
+    def on_stream_end(self, stream: Stream) -> None:
+        pass
+
+    def on_stream_removed(self, stream: Stream) -> None:
+        pass
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+async def test_media_flows_while_postgresql_is_down_and_the_ledger_catches_up(
+    store_url: str, make_clip: ClipMaker, tmp_path: Path
+) -> None:
+    db = make_url(store_url)
+    async with TcpProxy(db.host or "127.0.0.1", db.port or 5432) as proxy:
+        proxied = db.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        gw = Gateway(
+            Settings(
+                rtmp_addr="127.0.0.1:0", http_addr="127.0.0.1:0", hls_window=200,
+                segment_duration=1.0, store_url=proxied, usage_flush_interval=1.0,
+                data_dir=str(tmp_path / "data"),
+            )
+        )  # fmt: skip
+        await gw.start()
+        try:
+            assert gw.streams is not None and gw.ledger is not None and gw.lifecycle is not None
+            segments = Segments()
+            gw.hub.add_listener(segments)
+            stream = await gw.streams.create({"name": "show", "profiles": []})
+            url = f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{stream.stream_key}"
+            pushing = asyncio.create_task(push(make_clip(seconds=14), url, timeout=60))
+            await wait_until(lambda: len(segments.seen) >= 3, 30)
+            await wait_until(lambda: gw.ledger.flushes >= 1, 10)  # type: ignore[union-attr]
+
+            listed_before = len((await fetch_hls(gw.http_port, stream.playback_id)).segments)
+            await proxy.cut()  # PostgreSQL "restarts"
+            flushes = gw.ledger.flushes
+            await asyncio.sleep(OUTAGE)
+            listed_during = len((await fetch_hls(gw.http_port, stream.playback_id)).segments)
+            assert listed_during >= listed_before + OUTAGE - 2  # media kept flowing
+            assert gw.ledger.flushes == flushes  # every flush failed meanwhile
+            async with (  # a stream nobody asked about before: its policy is unknown
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{gw.http_port}/hls/unknown/index.m3u8") as resp,
+            ):
+                assert resp.status == 503 and resp.headers["Retry-After"] == "2"
+            await proxy.restore()
+
+            code, err = await pushing
+            assert code == 0, err  # the publisher was never cut
+            await wait_until(lambda: not gw.hub.get(stream.playback_id).live, 10)  # type: ignore[union-attr]
+            played = await fetch_hls(gw.http_port, stream.playback_id)
+            assert [s.seq for s in played.segments] == [seq for seq, _ in segments.seen]
+            assert played.ended and played.video_frames == 14 * 30  # no segment lost
+
+            await gw.lifecycle.drain()
+            gw.usage.drain()
+            await gw.ledger.flush()
+            now = int(gw.clock.wall() * 1000) // HOUR_MS * HOUR_MS
+            rows = await gw.store.usage(now - HOUR_MS, now + HOUR_MS)  # type: ignore[union-attr]
+            ingested = sum(r.ms for r in rows if r.kind == SOURCE)
+            assert ingested == sum(ms for _, ms in segments.seen)
+            (session,) = await gw.streams.list_sessions(stream.id)
+            assert session.ended_at is not None
+            assert session.source_segments == len(segments.seen)
+            assert not (await gw.streams.get(stream.id)).is_active  # type: ignore[union-attr]
+        finally:
+            await gw.stop()
