@@ -24,7 +24,9 @@ from tcp_proxy_testkit import TcpProxy
 
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
+from mediagw.platform import keys
 from mediagw.platform.ledger import HOUR_MS
+from mediagw.platform.tenancy import Tenant
 from mediagw.stream.hub import Stream
 from mediagw.usage import SOURCE
 from segmenter import Segment
@@ -72,7 +74,9 @@ async def test_media_flows_while_postgresql_is_down_and_the_ledger_catches_up(
             assert gw.streams is not None and gw.ledger is not None and gw.lifecycle is not None
             segments = Segments()
             gw.hub.add_listener(segments)
-            stream = await gw.streams.create({"name": "show", "profiles": []})
+            owner, _ = await keys.create_key(gw.store, "customer", ["streams"])  # type: ignore[arg-type]
+            tenant = Tenant(owner.id, admin=False)  # its plan is read at every ledger flush
+            stream = await gw.streams.create({"name": "show", "profiles": []}, tenant=tenant)
             url = f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{stream.stream_key}"
             pushing = asyncio.create_task(push(make_clip(seconds=14), url, timeout=60))
             await wait_until(lambda: len(segments.seen) >= 3, 30)
@@ -104,6 +108,7 @@ async def test_media_flows_while_postgresql_is_down_and_the_ledger_catches_up(
             await gw.ledger.flush()
             now = int(gw.clock.wall() * 1000) // HOUR_MS * HOUR_MS
             rows = await gw.store.usage(now - HOUR_MS, now + HOUR_MS)  # type: ignore[union-attr]
+            assert {r.key_id for r in rows} == {owner.id}
             ingested = sum(r.ms for r in rows if r.kind == SOURCE)
             assert ingested == sum(ms for _, ms in segments.seen)
             (session,) = await gw.streams.list_sessions(stream.id)

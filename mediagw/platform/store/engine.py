@@ -30,6 +30,7 @@ logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 DB_FILE = "mediagw.db"
 BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another one before failing
+CONNECT_TIMEOUT = 5.0  # seconds to reach PostgreSQL (asyncpg waits 60 by default)
 
 _ASYNC_SCHEMES = {
     "postgresql": "postgresql+asyncpg",
@@ -62,7 +63,9 @@ async def connect(url_or_dir: str | Path) -> AsyncEngine:
     else:
         await asyncio.to_thread(Path(url_or_dir).mkdir, mode=0o700, parents=True, exist_ok=True)
         url = await asyncio.to_thread(engine_url, url_or_dir)  # resolving reads the disk
-    engine = create_async_engine(url, pool_pre_ping=True)
+    # pre-ping: a pooled connection a database restart killed is replaced, not used and failed
+    connect_args = {"timeout": CONNECT_TIMEOUT} if url.startswith("postgresql") else {}
+    engine = create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
