@@ -43,7 +43,9 @@
         |                           is taken; ``field`` names it, never its value
         +-- StoreNotFound           a row refers to one that does not exist (a session's stream)
         +-- StoreBadInput           the caller asked for something invalid: a limit out of range,
-                                    a malformed cursor, an unknown field to update
+        |                           a malformed cursor, an unknown field to update
+        +-- StoreUnavailable        the database cannot be reached or dropped the connection (a
+                                    restart, a network cut): the same call may succeed later
 
 The segmenter library has its own root, ``segmenter.SegmenterError``; the gateway translates it
 once, where it calls the segmenter (stream/publisher.py).
@@ -141,6 +143,11 @@ class StoreNotFound(StoreError):
 class StoreBadInput(StoreError):
     """The caller asked the store for something invalid (a limit out of range, a malformed
     cursor, an unknown field to update); the message names it and the allowed range."""
+
+
+class StoreUnavailable(StoreError):
+    """The store's database cannot be reached, or the connection dropped (a restart, a network
+    cut): nothing says whether a transaction in flight was committed. Retry later."""
 
 
 _AUTH_ADVICE = {

@@ -24,6 +24,9 @@ shared cache must not hand them to a viewer without a token.
 
 The live AI output of a stream (``{playbackId}-out``, played over HLS and WHEP) is gated by the
 policy of its stream: playback ids hold no dash, so the suffix is unambiguous.
+
+While the store is unreachable the gate decides with what ``PlaybackAccess`` last knew; a stream
+it knows nothing of is answered 503 with ``Retry-After`` (never played unchecked).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..errors import AccessDenied
+from ..errors import AccessDenied, StoreError
 from ..platform.access import Grant, PlaybackAccess
 from .http import HLS_HANDLERS, PLAYLIST_TYPE
 from .llhls_http import LL_HANDLERS
@@ -59,6 +62,8 @@ _URI_ATTR = re.compile(r'URI="([^"]*)"')
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _GATED = HLS_HANDLERS | LL_HANDLERS  # HLS and LL-HLS: one policy
 Authorize = Callable[[web.Request], Awaitable[None]]
+RETRY_AFTER = "2"  # seconds a viewer waits when the store cannot say whether it may play
+UNKNOWN = "the stream's playback policy cannot be read (the store's database is unreachable): retry"
 
 
 def playback_id_of(manifest_id: str) -> str:
@@ -81,6 +86,14 @@ def _token(request: web.Request) -> tuple[str | None, bool]:
 def _refusal(exc: AccessDenied) -> web.Response:
     return web.json_response(
         {"errors": [str(exc)]}, status=exc.status, headers={"Cache-Control": "no-store"}
+    )
+
+
+def _unavailable() -> web.Response:
+    return web.json_response(
+        {"errors": [UNKNOWN]},
+        status=503,
+        headers={"Cache-Control": "no-store", "Retry-After": RETRY_AFTER},
     )
 
 
@@ -112,6 +125,8 @@ async def playback_gate(request: web.Request, handler: Handler) -> web.StreamRes
         grant = await _check(request.app[ACCESS_KEY], request.match_info["id"], token)
     except AccessDenied as exc:
         return _refusal(exc)
+    except StoreError:
+        return _unavailable()
     resp = await handler(request)
     if grant is None:
         return resp
@@ -153,6 +168,12 @@ def whep_authorize(
                 text=json.dumps({"errors": [str(exc)]}),
                 content_type="application/json",
                 headers={"Cache-Control": "no-store"},
+            ) from None
+        except StoreError:
+            raise web.HTTPServiceUnavailable(
+                text=json.dumps({"errors": [UNKNOWN]}),
+                content_type="application/json",
+                headers={"Cache-Control": "no-store", "Retry-After": RETRY_AFTER},
             ) from None
 
     return authorize

@@ -22,7 +22,10 @@ playback id -> (policy, owner) lookup is cached ``policy_ttl`` seconds (misses t
 not in the store is public), a public key -> signing key lookup and the set of admin keys
 ``key_ttl`` seconds (so disabling or deleting a key takes effect within that), and a verified token
 (keyed by its SHA-256) until it expires; a refused token is remembered ``key_ttl`` seconds. All
-caches are bounded LRUs with single-flight loads. The ES256 work runs in a worker thread.
+caches are bounded LRUs with single-flight loads. The ES256 work runs in a worker thread. While
+the store is unreachable (a database restart) a lookup answers with what it last knew, for up to
+``STALE_IF_ERROR`` seconds past its expiry: viewers of a stream keep playing through the outage;
+with nothing known, ``check`` raises the store's error (the edge answers 503).
 
 Signing keys: ``create_signing_key`` makes one (the private key is returned once, never
 stored); ``sign_token`` makes a token as Studio's SDK does (for tests, tools and apps).
@@ -66,6 +69,7 @@ ALGORITHM = "ES256"
 MAX_TOKEN_BYTES = 4096  # Studio's tokens are ~700 bytes; anything larger is refused unparsed
 MAX_PUBLIC_KEY_CHARS = 1024  # a P-256 key is 240 characters as base64 of its PEM
 LEEWAY = 30.0  # seconds of clock skew tolerated on exp
+STALE_IF_ERROR = 600.0  # seconds an expired lookup still answers while the store fails
 PUBLIC = "public"
 JWT = "jwt"
 
@@ -237,11 +241,14 @@ class PlaybackAccess:
         self.leeway = leeway
         mono = clock.monotonic
         # playback id -> (policy, owner key id) of its stream
+        stale = STALE_IF_ERROR
         self._policies = TtlCache[str, tuple[dict[str, Any] | None, str | None]](
-            max_entries=max_entries, clock=mono
+            max_entries=max_entries, clock=mono, stale=stale
         )
-        self._admins = TtlCache[str, frozenset[str]](max_entries=1, clock=mono)
-        self._keys = TtlCache[str, SigningKey | None](max_entries=max_entries, clock=mono)
+        self._admins = TtlCache[str, frozenset[str]](max_entries=1, clock=mono, stale=stale)
+        self._keys = TtlCache[str, SigningKey | None](
+            max_entries=max_entries, clock=mono, stale=stale
+        )
         self._tokens = TtlCache[bytes, Grant | AccessDenied](max_entries=max_entries, clock=mono)
         # tells the other nodes what ``forget`` dropped (None: one node, nobody to tell)
         self.announce: Callable[[str | None, str | None], None] | None = None

@@ -8,7 +8,13 @@ principal ``stream:<id>``), prices it with the key's plan, and adds the rows to 
 transaction of atomic increments (``usage_hourly``). Nothing touches the database per segment.
 
 A crash loses what was counted since the last flush: at most ``interval`` seconds of usage
-(10 s by default). A failed flush keeps its rows and adds them again at the next one.
+(10 s by default). Each flush cuts a batch of rows with a unique id and sends every batch not
+yet known to be added, in one transaction that records their ids; a batch whose id the store
+has recorded is skipped. So a flush that failed after its commit (the connection dropped, the
+database restarted) is retried without counting twice, and one that failed before is added once
+it succeeds; several nodes add to the same rows. While batches are pending the events keep
+adding up in memory (a new batch only while the pending ones hold fewer than ``MAX_BUCKETS``
+rows); one pending for a day (the store forgets batch ids after one) is dropped with an error.
 
 Charge (in the plan's currency): transcoded minutes (per rendition) x
 ``price_per_transcoded_minute``, live-AI minutes x ``price_per_live_ai_minute``, delivered
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -35,7 +42,7 @@ from ..usage import (
     UsageEvent,
 )
 from .plans import Plan, plan_for_key
-from .store import Store, UsageRow
+from .store import USAGE_BATCH_RETENTION_MS, Store, UsageBatch, UsageRow
 
 __all__ = ["HOUR_MS", "UsageLedger", "charge_micros"]
 
@@ -44,6 +51,7 @@ log = logging.getLogger("mediagw.ledger")
 HOUR_MS = 3_600_000
 STREAM_PRINCIPAL = "stream:"
 MAX_BUCKETS = 200_000  # in memory between flushes; past it, events are counted as dropped
+RETRY_FOR_MS = USAGE_BATCH_RETENTION_MS - HOUR_MS  # a batch is retried this long (clock skew)
 
 
 @dataclass(slots=True)
@@ -93,7 +101,7 @@ class UsageLedger:
         self.dropped = 0
         self.flushes = 0
         self._buckets: dict[_Key, _Sums] = {}
-        self._pending: list[UsageRow] = []  # rows of a failed flush, added again next time
+        self._pending: list[UsageBatch] = []  # cut, not known to be added: sent at each flush
         self._owners: dict[str, str] = {}  # stored stream id -> owner key id ("" none)
         self._owners_hour = 0  # the cache is dropped every hour (a key rotation moves streams)
         self._task: asyncio.Task[None] | None = None
@@ -153,46 +161,92 @@ class UsageLedger:
     async def flush(self) -> int:
         """Add what was counted to the store; how many rows were written."""
         async with self._lock:
-            buckets, self._buckets = self._buckets, {}
             now = int(self.clock.wall() * 1000)
-            if now // HOUR_MS != self._owners_hour:
-                self._owners.clear()
-                self._owners_hour = now // HOUR_MS
-            rows = self._pending
+            self._drop_stale(now)
+            if sum(len(batch.rows) for batch in self._pending) < MAX_BUCKETS:
+                await self._cut(now)  # else the events keep adding up in their buckets
+            batches = self._pending
+            if not batches:
+                return 0
+            added = await self.store.add_usage(batches, at=now)  # raises: all are retried
             self._pending = []
-            plans: dict[str, Plan] = {}
-            for (hour, principal, stream, session, orch, kind, detail), sums in buckets.items():
-                stream_id, key_id = await self._owner(principal, stream)
-                plan = plans.get(key_id)
-                if plan is None:
-                    plan = plans[key_id] = await plan_for_key(self.store, key_id or None)
-                wei = int(sums.wei)  # whole wei (below one wei per row and flush is dropped)
-                rows.append(
-                    UsageRow(
-                        hour=hour,
-                        key_id=key_id,
-                        stream_id=stream_id,
-                        session=session,
-                        orchestrator=orch,
-                        kind=kind,
-                        detail=detail,
-                        quantity=sums.quantity,
-                        ms=sums.ms,
-                        pixels=sums.pixels,
-                        wei=wei,
-                        charge_micros=charge_micros(plan, kind, sums.ms),
-                        wei_rate=str(self.wei_rate),
-                        currency=plan.currency,
-                        updated_at=now,
-                    )
-                )
-            try:
-                await self.store.add_usage(rows)
-            except Exception:
-                self._pending = rows
-                raise
             self.flushes += 1
-        return len(rows)
+        for batch in batches:
+            if batch.id not in added:
+                log.warning(
+                    "usage batch was added before (its flush failed after the commit): not again",
+                    extra={"batch": batch.id, "rows": len(batch.rows)},
+                )
+        return sum(len(batch.rows) for batch in batches if batch.id in added)
+
+    async def _cut(self, now: int) -> None:
+        """Turn the buckets into a new pending batch (priced rows with a fresh id)."""
+        buckets, self._buckets = self._buckets, {}
+        if not buckets:
+            return
+        try:
+            rows = await self._rows(buckets, now)
+        except Exception:  # the store is down: the buckets wait, with what came in meanwhile
+            self._restore(buckets)
+            raise
+        self._pending.append(UsageBatch(str(uuid.uuid4()), tuple(rows), now))
+
+    def _restore(self, buckets: dict[_Key, _Sums]) -> None:
+        for key, sums in buckets.items():
+            into = self._buckets.setdefault(key, _Sums())
+            into.quantity += sums.quantity
+            into.ms += sums.ms
+            into.pixels += sums.pixels
+            into.wei += sums.wei
+
+    def _drop_stale(self, now: int) -> None:
+        """Drop the batches pending for longer than the store remembers added ones: retried
+        now, one already added could be added again."""
+        keep = []
+        for batch in self._pending:
+            if now - batch.created_at < RETRY_FOR_MS:
+                keep.append(batch)
+            else:
+                log.error(
+                    "usage batch dropped: its flushes failed for a day, so the store may have"
+                    " forgotten that it was added (check the database; this usage may be lost)",
+                    extra={"batch": batch.id, "rows": len(batch.rows)},
+                )
+        self._pending = keep
+
+    async def _rows(self, buckets: dict[_Key, _Sums], now: int) -> list[UsageRow]:
+        """The buckets as rows: each with its owner key and priced with the key's plan."""
+        if now // HOUR_MS != self._owners_hour:
+            self._owners.clear()
+            self._owners_hour = now // HOUR_MS
+        rows = []
+        plans: dict[str, Plan] = {}
+        for (hour, principal, stream, session, orch, kind, detail), sums in buckets.items():
+            stream_id, key_id = await self._owner(principal, stream)
+            plan = plans.get(key_id)
+            if plan is None:
+                plan = plans[key_id] = await plan_for_key(self.store, key_id or None)
+            wei = int(sums.wei)  # whole wei (below one wei per row and flush is dropped)
+            rows.append(
+                UsageRow(
+                    hour=hour,
+                    key_id=key_id,
+                    stream_id=stream_id,
+                    session=session,
+                    orchestrator=orch,
+                    kind=kind,
+                    detail=detail,
+                    quantity=sums.quantity,
+                    ms=sums.ms,
+                    pixels=sums.pixels,
+                    wei=wei,
+                    charge_micros=charge_micros(plan, kind, sums.ms),
+                    wei_rate=str(self.wei_rate),
+                    currency=plan.currency,
+                    updated_at=now,
+                )
+            )
+        return rows
 
     async def _owner(self, principal: str, stream: str) -> tuple[str, str]:
         """The stored stream id and its owner key for a usage event's principal."""

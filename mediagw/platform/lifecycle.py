@@ -8,7 +8,10 @@ source counts, the transcoder's totals) are turned into deltas and added with on
 increment, with ``lastSeen``. At the end: the last deltas, the session ended (with its
 ``recordingUrl`` when recorded), the stream inactive. One worker runs the queued store work in
 order, so a session's start is written before its counters and its end; a failing store is
-logged and never reaches ingest.
+logged and never reaches ingest. A job the store missed because it was unreachable (a database
+restart) is retried every second until it is written, the jobs behind it waiting (a job whose
+commit went through unseen may add its counters twice: they are Studio's counters, not the
+ledger's usage).
 
 Events (``EventSink.emit``, e.g. the webhook service): ``stream.started`` (and
 ``recording.started`` when the session records) when the session is stored, ``stream.idle``
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..clock import SYSTEM, Clock
+from ..errors import StoreConflict, StoreUnavailable
 from ..request import StreamRequest
 from .store import Counters, Session, Store, Stream
 from .studio_json import session_to_studio, to_studio
@@ -133,6 +137,7 @@ class StreamLifecycle:
         self._jobs: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self.retry_interval = 1.0  # seconds between the attempts of a job the store missed
 
     def _now(self) -> int:
         return int(self.clock.wall() * 1000)
@@ -215,7 +220,10 @@ class StreamLifecycle:
             id=live.session_id, stream_id=live.row.id, created_at=at, last_seen=at,
             record=live.record,
         )  # fmt: skip
-        await self.store.start_session(session)
+        try:
+            await self.store.start_session(session)
+        except StoreConflict:  # a retry: stored by the attempt whose answer was lost
+            pass
         stream = await self.store.get_stream(live.row.id) or live.row
         doc = to_studio(stream, with_key=False)
         await self._emit("stream.started", stream, doc, {"sessionId": session.id})
@@ -257,17 +265,32 @@ class StreamLifecycle:
     ) -> None:
         try:
             await self.events.emit(event, stream_id=stream.id, stream_doc=doc, payload=payload)
+        except StoreUnavailable:
+            raise  # the job is retried: webhooks are delivered at least once
         except Exception:  # an event sink's failure never stops the lifecycle
             log.exception("event not queued", extra={"event": event, "stream": stream.id})
 
     async def _work(self) -> None:
         while (job := await self._jobs.get()) is not None:
-            try:
-                await job()
-            except Exception as exc:  # the store failed: counted as lost, ingest goes on
-                log.error(
-                    "stream state not stored", extra={"error": f"{type(exc).__name__}: {exc}"}
-                )
+            failures = 0
+            while True:
+                try:
+                    await job()
+                except StoreUnavailable as exc:  # a restart: retried (the jobs behind wait)
+                    failures += 1
+                    if failures == 1:
+                        log.warning("stream state not stored yet: the store is unreachable;"
+                                    " retrying", extra={"error": str(exc)})  # fmt: skip
+                    await asyncio.sleep(self.retry_interval)
+                    continue
+                except Exception as exc:  # the store refused it: lost, ingest goes on
+                    log.error(
+                        "stream state not stored", extra={"error": f"{type(exc).__name__}: {exc}"}
+                    )
+                if failures:
+                    log.warning("stream state stored after the store came back",
+                                extra={"failures": failures})  # fmt: skip
+                break
 
     async def _tick(self) -> None:
         while True:

@@ -6,7 +6,9 @@
 An entry lives ``ttl`` seconds (of the given monotonic clock) or until it is the least recently
 used one of a full cache. Concurrent ``get`` calls of a key that is not cached share one load
 (single flight): a thousand players asking at the moment an entry expires make one store call.
-A load that raises caches nothing; every waiter gets its exception.
+A load that raises caches nothing; every waiter gets its exception, or, with ``stale``, the
+key's value that expired at most ``stale`` seconds ago (stale-if-error: what was last known
+while the store is unreachable).
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ V = TypeVar("V")
 
 
 class TtlCache(Generic[K, V]):
-    def __init__(self, *, max_entries: int, clock: Callable[[], float]) -> None:
+    def __init__(self, *, max_entries: int, clock: Callable[[], float], stale: float = 0.0) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
+        self.stale = stale  # seconds an expired value still answers a failed load
+        self.stale_served = 0  # failed loads answered with an expired value
         self._clock = clock
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._loading: dict[K, asyncio.Task[V]] = {}
@@ -41,7 +45,8 @@ class TtlCache(Generic[K, V]):
             return False, None
         deadline, value = entry
         if deadline <= self._clock():
-            del self._entries[key]
+            if deadline + self.stale <= self._clock():
+                del self._entries[key]
             return False, None
         self._entries.move_to_end(key)
         return True, value
@@ -84,7 +89,14 @@ class TtlCache(Generic[K, V]):
     async def _load(
         self, key: K, load: Callable[[], Awaitable[V]], ttl: float | Callable[[V], float]
     ) -> V:
-        value = await load()
+        try:
+            value = await load()
+        except Exception:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] + self.stale <= self._clock():
+                raise
+            self.stale_served += 1
+            return entry[1]
         self.put(key, value, ttl(value) if callable(ttl) else ttl)
         return value
 

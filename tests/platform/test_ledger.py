@@ -4,6 +4,7 @@ plans and each key's plan, charge and cost."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from decimal import Decimal
 from fractions import Fraction
 
@@ -15,10 +16,14 @@ from mediagw.errors import StoreConflict, StoreNotFound
 from mediagw.platform.billing import BillingPush
 from mediagw.platform.ledger import HOUR_MS, UsageLedger
 from mediagw.platform.plans import DEFAULT_PLAN, Plan, plan_for_key
-from mediagw.platform.store import ApiKey, SqlStore, Stream, UsageRow
+from mediagw.platform.store import ApiKey, SqlStore, Stream, UsageBatch, UsageRow
 from mediagw.usage import LIVE_AI, PAYMENT, SOURCE, TRANSCODE, UsageEvent
 
 HOUR0 = 1_800_000_000_000 // HOUR_MS * HOUR_MS
+
+
+def _batch(*rows: UsageRow) -> UsageBatch:
+    return UsageBatch(str(uuid.uuid4()), rows, 1)
 
 
 def _key(n: int) -> ApiKey:
@@ -67,13 +72,13 @@ async def test_add_usage_adds_to_the_hour_row(store: SqlStore) -> None:
     row = UsageRow(hour=HOUR0, key_id="k1", stream_id="s1", session=1, kind=TRANSCODE,
                    detail="720p0", quantity=10, ms=2000, pixels=10, wei=5, charge_micros=3,
                    wei_rate="2000", updated_at=1)  # fmt: skip
-    await store.add_usage([row])
-    await asyncio.gather(*(store.add_usage([row]) for _ in range(5)))  # concurrent: no lost adds
+    await store.add_usage([_batch(row)], at=1)
+    await asyncio.gather(*(store.add_usage([_batch(row)], at=1) for _ in range(5)))  # no lost adds
     (got,) = await store.usage(HOUR0, HOUR0 + HOUR_MS)
     assert (got.quantity, got.ms, got.pixels, got.wei, got.charge_micros) == (60, 12000, 60, 30, 18)
     assert got.wei_rate == "2000"
     other = UsageRow(hour=HOUR0 + HOUR_MS, key_id="k2", kind=SOURCE, ms=1000, quantity=1000)
-    await store.add_usage([other])
+    await store.add_usage([_batch(other)], at=1)
     assert len(await store.usage(HOUR0, HOUR0 + 2 * HOUR_MS)) == 2
     assert [r.key_id for r in await store.usage(HOUR0, HOUR0 + 2 * HOUR_MS, key_id="k2")] == ["k2"]
     assert await store.usage(HOUR0 + 2 * HOUR_MS, HOUR0 + 3 * HOUR_MS) == ()
@@ -135,7 +140,7 @@ async def test_a_flush_that_fails_keeps_its_rows_for_the_next(store_url: str) ->
     ledger.emit(_event(SOURCE, 2000, ms=2000))
     failing = store.add_usage
 
-    async def down(rows: object) -> None:
+    async def down(*args: object, **kwargs: object) -> None:
         raise OSError("database down")
 
     store.add_usage = down  # type: ignore[method-assign]

@@ -72,3 +72,27 @@ async def test_a_cancelled_waiter_does_not_cancel_the_load_of_the_others() -> No
     with pytest.raises(asyncio.CancelledError):
         await first
     assert cache.peek("k") == (True, 3)
+
+
+async def test_with_stale_a_failed_load_answers_what_was_last_known() -> None:
+    clock = ManualClock()
+    cache = TtlCache[str, int](max_entries=10, clock=clock, stale=60)
+    plain = TtlCache[str, int](max_entries=10, clock=clock)
+
+    async def ok() -> int:
+        return 7
+
+    async def down() -> int:
+        raise RuntimeError("database down")
+
+    assert await cache.get("k", ok, 5) == 7 and await plain.get("k", ok, 5) == 7
+    clock.advance(30)  # expired: the store is asked again, and fails
+    assert await cache.get("k", down, 5) == 7  # the store is down: what it last knew
+    assert cache.stale_served == 1 and cache.peek("k") == (False, None)
+    with pytest.raises(RuntimeError):
+        await plain.get("k", down, 5)
+    with pytest.raises(RuntimeError):
+        await cache.get("other", down, 5)  # nothing known: the failure
+    clock.advance(35)  # 65 s past expiry: too old to answer
+    with pytest.raises(RuntimeError):
+        await cache.get("k", down, 5)

@@ -18,6 +18,7 @@ from pathlib import Path
 from .protocol import Store
 from .rows import (
     MAX_LIMIT,
+    USAGE_BATCH_RETENTION_MS,
     ApiKey,
     AuditEntry,
     Counters,
@@ -27,6 +28,7 @@ from .rows import (
     Session,
     SigningKey,
     Stream,
+    UsageBatch,
     UsageRow,
     Webhook,
 )
@@ -34,6 +36,7 @@ from .sql import SqlStore
 
 __all__ = [
     "MAX_LIMIT",
+    "USAGE_BATCH_RETENTION_MS",
     "ApiKey",
     "AuditEntry",
     "Counters",
@@ -45,6 +48,7 @@ __all__ = [
     "SqlStore",
     "Store",
     "Stream",
+    "UsageBatch",
     "UsageRow",
     "Webhook",
     "open_store",

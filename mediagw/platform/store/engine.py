@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ...errors import StoreBadInput, StoreConflict, StoreError, StoreNotFound
+from ...errors import StoreBadInput, StoreConflict, StoreError, StoreNotFound, StoreUnavailable
 from .rows import MAX_LIMIT
 from .schema import METADATA
 
@@ -30,6 +30,7 @@ logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 DB_FILE = "mediagw.db"
 BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another one before failing
+CONNECT_TIMEOUT = 5.0  # seconds to reach PostgreSQL (asyncpg waits 60 by default)
 
 _ASYNC_SCHEMES = {
     "postgresql": "postgresql+asyncpg",
@@ -62,7 +63,9 @@ async def connect(url_or_dir: str | Path) -> AsyncEngine:
     else:
         await asyncio.to_thread(Path(url_or_dir).mkdir, mode=0o700, parents=True, exist_ok=True)
         url = await asyncio.to_thread(engine_url, url_or_dir)  # resolving reads the disk
-    engine = create_async_engine(url, pool_pre_ping=True)
+    # pre-ping: a pooled connection a database restart killed is replaced, not used and failed
+    connect_args = {"timeout": CONNECT_TIMEOUT} if url.startswith("postgresql") else {}
+    engine = create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
@@ -94,10 +97,20 @@ async def transaction(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncCo
         raise _integrity(entity, exc) from None
     except (sa.exc.DBAPIError, OSError) as exc:  # asyncpg's connect raises OSError as is
         kind = type(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).__name__
-        raise StoreError(
+        error = StoreUnavailable if _unreachable(exc) else StoreError
+        raise error(
             f"the store's database failed on a {entity} ({kind}): check that it is reachable, "
             "writable and migrated"
         ) from exc
+
+
+def _unreachable(exc: sa.exc.DBAPIError | OSError) -> bool:
+    """Whether the database was unreachable or dropped the connection (may succeed later)."""
+    if isinstance(exc, OSError):
+        return True
+    return exc.connection_invalidated or isinstance(
+        exc, (sa.exc.OperationalError, sa.exc.InterfaceError)
+    )
 
 
 # constraint name -> column: uq_<table>_<column>, and <table>_pkey (PostgreSQL) for the id

@@ -21,6 +21,7 @@ from .rows import (
     Session,
     SigningKey,
     Stream,
+    UsageBatch,
     UsageRow,
     Webhook,
 )
@@ -261,8 +262,10 @@ class Store(Protocol):
     async def plan_of_key(self, key_id: str) -> Plan | None:
         """The key's plan, else the stored default plan, else None."""
 
-    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
-        """Add rollups to their hours' rows (atomic increments, one transaction)."""
+    async def add_usage(self, batches: Sequence[UsageBatch], *, at: int) -> frozenset[str]:
+        """Add each batch's rollups to their hours' rows (atomic increments, one transaction),
+        skipping a batch added before (its id is recorded for ``USAGE_BATCH_RETENTION_MS``
+        from ``at``); the ids of the batches added now."""
 
     async def usage(
         self, start: int, end: int, *, key_id: str | None = None

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 __all__ = [
     "MAX_LIMIT",
+    "USAGE_BATCH_RETENTION_MS",
     "ApiKey",
     "AuditEntry",
     "Counters",
@@ -21,11 +22,14 @@ __all__ = [
     "Session",
     "SigningKey",
     "Stream",
+    "UsageBatch",
     "UsageRow",
     "Webhook",
 ]
 
 MAX_LIMIT = 1000  # the most rows one list call returns
+# how long the store remembers a usage batch it added (a batch retried later could count twice)
+USAGE_BATCH_RETENTION_MS = 24 * 3_600_000
 
 T = TypeVar("T")
 
@@ -199,3 +203,15 @@ class UsageRow:
     wei_rate: str = "0"
     currency: str = "USD"
     updated_at: int = 0
+
+
+@dataclass(frozen=True)
+class UsageBatch:
+    """One flush of the usage ledger: its rows, added at most once. ``id`` (unique, e.g. a
+    uuid4) stays the same while the batch is retried: the store records it in the transaction
+    that adds the rows and skips a batch it has recorded (written before, though its writer saw
+    an error). ``created_at``: unix milliseconds the ledger cut it."""
+
+    id: str
+    rows: tuple[UsageRow, ...]
+    created_at: int

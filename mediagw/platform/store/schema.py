@@ -4,7 +4,8 @@ The migrations (``migrations/versions``) create these tables; a test checks that
 database and this metadata agree. Change both together: a new migration, then this file. Owned rows
 (streams, multistream targets, webhooks, signing keys) carry ``owner_key_id``: the API key that
 created them (None: the operator's). The usage ledger's hourly rollups (``usage_hourly``), the
-plans and the billing windows sent were added by ``v0004_usage_plans``.
+plans and the billing windows sent were added by ``v0004_usage_plans``; the usage batches added
+(``usage_batches``: each flush added once) by ``v0005_usage_batches``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "sessions",
     "signing_keys",
     "streams",
+    "usage_batches",
     "usage_hourly",
     "webhook_deliveries",
     "webhooks",
@@ -232,6 +234,16 @@ usage_hourly = sa.Table(
     sa.Column("currency", sa.Text, nullable=False),
     sa.Column("updated_at", Millis, nullable=False),
     sa.Index("ix_usage_hourly_key", "key_id", "hour"),
+)
+
+# the ledger's flushes added to usage_hourly, recorded in the same transaction: a retried flush
+# whose id is here was written before (its writer saw an error) and is skipped; pruned after a day
+usage_batches = sa.Table(
+    "usage_batches",
+    METADATA,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("recorded_at", Millis, nullable=False),
+    sa.Index("ix_usage_batches_recorded_at", "recorded_at"),
 )
 
 # closed hours pushed to the billing webhook (sent once; retried until sent)

@@ -1,11 +1,11 @@
 """``SqlStore``'s usage half: plans, each key's plan, the hourly usage rollups (added to with
 atomic increments: ``INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x``, never read,
-changed and written back) and the billing windows sent."""
+changed and written back; each ledger flush once, by its batch id) and the billing windows sent."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ...errors import StoreBadInput, StoreNotFound
 from ..plans import DEFAULT_PLAN_ID, Plan
 from .engine import transaction
-from .rows import UsageRow
+from .rows import USAGE_BATCH_RETENTION_MS, UsageBatch, UsageRow
 from .schema import (
     PLAN_PRICES,
     USAGE_KEY,
@@ -24,6 +24,7 @@ from .schema import (
     api_keys,
     billing_windows,
     plans,
+    usage_batches,
     usage_hourly,
 )
 
@@ -38,6 +39,20 @@ def _plan(row: sa.Row[Any]) -> Plan:
     for name in PLAN_PRICES:
         values[name] = Decimal(values[name])
     return Plan(**values)
+
+
+def _merged(rows: Iterable[UsageRow]) -> list[dict[str, Any]]:
+    """Rows of the same hour row summed into one, in key order (concurrent writers lock the
+    rows in one order: no deadlock)."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        values = dataclasses.asdict(row)
+        key = tuple(values[name] for name in USAGE_KEY)
+        if (before := merged.get(key)) is not None:
+            for name in USAGE_SUMS:
+                values[name] += before[name]
+        merged[key] = values
+    return [merged[key] for key in sorted(merged)]
 
 
 def _plan_values(plan: Plan | dict[str, Any]) -> dict[str, Any]:
@@ -114,12 +129,22 @@ class UsageStore:
 
     # usage
 
-    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
-        """Add rollups (one transaction): each row's sums are added to its hour's row,
-        created when missing; its rate, currency and time replace the stored ones."""
-        if not rows:
-            return
+    async def add_usage(self, batches: Sequence[UsageBatch], *, at: int) -> frozenset[str]:
+        """Add each batch's rows once (one transaction): their sums are added to their hour's
+        row, created when missing (rate, currency and time replace the stored ones); a batch
+        whose id is recorded was added before and is skipped. ``at`` (unix ms): when the ids
+        are recorded; those older than ``USAGE_BATCH_RETENTION_MS`` are forgotten. The ids of
+        the batches added now."""
+        batches = [batch for batch in batches if batch.rows]
+        if not batches:
+            return frozenset()
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        record = (
+            dialect.insert(usage_batches)
+            .values([{"id": batch.id, "recorded_at": at} for batch in batches])
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(usage_batches.c.id)
+        )
         insert = dialect.insert(usage_hourly)
         excluded = insert.excluded
         statement = insert.on_conflict_do_update(
@@ -131,8 +156,16 @@ class UsageStore:
                 "updated_at": excluded.updated_at,
             },
         )
+        prune = usage_batches.delete().where(
+            usage_batches.c.recorded_at < at - USAGE_BATCH_RETENTION_MS
+        )
         async with transaction(self._engine, "usage") as connection:
-            await connection.execute(statement, [dataclasses.asdict(row) for row in rows])
+            added = frozenset((await connection.execute(record)).scalars())
+            rows = _merged(row for batch in batches if batch.id in added for row in batch.rows)
+            if rows:
+                await connection.execute(statement, rows)
+            await connection.execute(prune)  # after the check: a batch is never forgotten first
+        return added
 
     async def usage(
         self, start: int, end: int, *, key_id: str | None = None
