@@ -324,7 +324,8 @@ class LiveAIManager:
             self.memory.recall(stream.id, session.model) if resumed and self.memory else _none(),
         )
         if reason:
-            if stream.id in self.runs:
+            run.stop_reason = reason
+            if self.runs.get(stream.id) is run:  # not ended (or republished) meanwhile
                 self._stop(run, reason)
             return False
         if params is not None and not run.updated:
