@@ -67,6 +67,7 @@ from .platform.lifecycle import EventSink, StreamLifecycle
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
 from .platform.plan_limits import PlanCache, PlanLookup
 from .platform.shared.fanout import Invalidations
+from .platform.shared.live import SharedLiveState, stopped_ttl
 from .platform.shared.redis import SharedRedis
 from .platform.store import Store
 from .platform.store_auth import StoreStreamAuth
@@ -342,6 +343,14 @@ class Gateway(GatewayPlatform):
                 return LocalLivePayments(PaymentSender(stack.signer))
             return None  # off-chain
 
+        shared = None  # several nodes: a stream's last params and stops, for the next node
+        if self.redis is not None:
+            shared = SharedLiveState(
+                self.redis,
+                params_ttl=self.settings.ended_stream_ttl,
+                node=self.node_id,
+                stopped_ttl=stopped_ttl(self.settings.live_ai_heartbeat_interval),
+            )
         return LiveAIManager(
             self.hls,
             stack.rpc,
@@ -357,6 +366,8 @@ class Gateway(GatewayPlatform):
             usage=self.usage,
             metrics=self.metrics,
             clock=self.clock,
+            memory=shared,
+            stopped=shared,
         )
 
     def _push_ladder(self, ladder: Ladder) -> tuple[Profile, ...]:

@@ -22,6 +22,7 @@ __all__ = [
     "INGEST_RTMP",
     "INGEST_WHIP",
     "Ladder",
+    "Resume",
     "StreamRequest",
     "frozen_params",
 ]
@@ -52,6 +53,17 @@ class Ladder:
 
 
 @dataclass(frozen=True, slots=True)
+class Resume:
+    """A publish that continues a stream another node owned: its first segment gets seq
+    ``next_seq``, its playlists go on after discontinuity ``discontinuity`` and its publish
+    session number is ``session + 1`` (set when the stream is claimed from a dead owner)."""
+
+    next_seq: int
+    discontinuity: int
+    session: int
+
+
+@dataclass(frozen=True, slots=True)
 class StreamRequest:
     """One publish session's intent.
 
@@ -75,6 +87,7 @@ class StreamRequest:
     stream_id: str = ""
     pipeline_id: str = ""
     session_id: str = ""
+    resume: Resume | None = None  # continuing a stream another node owned
 
     @property
     def user_stream_id(self) -> str:

@@ -9,6 +9,10 @@ reason ``credit_exhaustion`` (the AI session ends and the publisher is disconnec
 is its ``streamID`` label (from ``?streamId=`` or an auth webhook), else its name. A failing or
 slow heartbeat endpoint never stops a stream: it is logged and counted, and the next beat tries
 again (go-livepeer does the same: the hook can end streams, never keep them from running).
+
+Several nodes: each node heartbeats the streams it runs. What one stops is remembered in Redis
+for a few intervals (the manager's ``StoppedStreams``), so a publisher that reconnects to another
+node is stopped there too before its next heartbeat could.
 """
 
 from __future__ import annotations

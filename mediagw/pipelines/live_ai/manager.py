@@ -10,6 +10,11 @@ to WebRTC viewers: each output segment is demuxed as its bytes arrive (``output.
 is complete (``unit_play``), so viewers cost no encoding and wait for no segment's end. The same
 demux feeds ``on_output_progress`` (the output's progress stream, for LL-HLS). Streams without a
 pipeline are left to the transcoder.
+
+Several nodes (``memory``): each session start, before the orchestrator is asked, looks up
+whether the stream was stopped lately on any node (then it is stopped again, the same way) and,
+for a publish that continues a stream another node owned, the params the orchestrator last saw
+(replayed instead of the request's; the status's ``params_from`` says ``replayed``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from ...stream.hub import Stream
 from ...usage import NullUsage, StreamMeter, UsageSink
 from ..unit_play import UnitFeed, UnitStats, play_units
 from .config import LiveConfig
+from .memory import ParamsMemory, StoppedStreams
 from .output import OutputStream
 from .selection import LiveSelector, OrchestratorRequests
 from .session import LiveSession
@@ -61,6 +67,7 @@ def _run_status(run: _Run) -> dict[str, Any]:
     status = run.session.status()
     if run.video_out is not None:  # the API makes it absolute
         status["whep_url"] = f"/live/video-to-video/{run.stream.id}/whep"
+    status["gateway_status"]["params_from"] = run.params_from
     if run.outputs:
         status["gateway_status"]["rtmp_outputs"] = [
             {"url": o.redacted, **dataclasses.asdict(o.stats)} for o in run.outputs
@@ -72,7 +79,7 @@ def _run_status(run: _Run) -> dict[str, Any]:
 class _Run:
     stream: Stream
     session: LiveSession
-    feeder: asyncio.Task[None]
+    feeder: asyncio.Task[None] = field(init=False)  # set at once: ``_feed`` takes the run
     subscription: Subscription[Progress]
     output: OutputStream
     video_out: UnitFeed | None = None
@@ -82,6 +89,8 @@ class _Run:
     publish_session: int = 0  # the input's publish session: the output's playlist follows it
     started_at: float = 0.0  # monotonic, for the first output's delay
     first_output: bool = False
+    updated: bool = False  # params changed by /update since the run started
+    params_from: str = "request"  # or "replayed": the stream's last params on its last node
 
 
 PaymentsFactory = Callable[[], LivePaymentSource | None]
@@ -108,7 +117,11 @@ class LiveAIManager:
         usage: UsageSink | None = None,
         metrics: Metrics = NULL_METRICS,
         clock: Clock = SYSTEM,
+        memory: ParamsMemory | None = None,
+        stopped: StoppedStreams | None = None,
     ) -> None:
+        self.memory = memory  # the streams' last params, shared by the nodes (module doc)
+        self.stopped = stopped  # the streams stopped lately, shared by the nodes
         self.usage = usage or NullUsage()
         self.metrics = metrics  # per run: attempts, start errors, the first output's delay
         self.clock = clock
@@ -163,7 +176,10 @@ class LiveAIManager:
     async def update(self, name: str, params: Mapping[str, Any]) -> bool:
         run = self.runs.get(name)
         if run is not None:
+            run.updated = True
             await run.session.update(params)
+            if self.memory is not None:
+                self.memory.remember(name, run.session.model, run.session.params)
             return True
         if name in self.pending:
             self.pending[name] = replace(self.pending[name], params=frozen_params(params))
@@ -195,14 +211,19 @@ class LiveAIManager:
         its publisher is disconnected. False if no such stream runs."""
         for name, run in list(self.runs.items()):
             if stream_id in (name, run.stream.request.user_stream_id):
-                run.stop_reason = reason
-                log.info("live AI stream stopped", extra={"stream": name, "reason": reason})
-                if run.stream.stop_ingest is not None:
-                    run.stream.stop_ingest(reason)  # the hub then calls on_stream_end
-                else:
-                    self.on_stream_end(run.stream)
+                if self.stopped is not None:  # refused on every node for a while
+                    self.stopped.stopped(name, reason)
+                self._stop(run, reason)
                 return True
         return False
+
+    def _stop(self, run: _Run, reason: str) -> None:
+        run.stop_reason = reason
+        log.info("live AI stream stopped", extra={"stream": run.stream.id, "reason": reason})
+        if run.stream.stop_ingest is not None:
+            run.stream.stop_ingest(reason)  # the hub then calls on_stream_end
+        else:
+            self.on_stream_end(run.stream)
 
     # -- StreamListener ------------------------------------------------------------------------
     def on_stream_start(self, stream: Stream) -> None:
@@ -276,11 +297,11 @@ class LiveAIManager:
             ts=True,
             whole=True,
         )
-        feeder = asyncio.get_running_loop().create_task(
-            self._feed(session, subscription), name=f"live-ai:{stream.id}"
-        )
-        run = _Run(stream, session, feeder, subscription, output, publish_session=publish_session,
+        run = _Run(stream, session, subscription, output, publish_session=publish_session,
                    started_at=self.clock.monotonic())  # fmt: skip
+        run.feeder = asyncio.get_running_loop().create_task(
+            self._feed(run), name=f"live-ai:{stream.id}"
+        )
         self.metrics.ai_live_attempt(stream.id, req.pipeline)
         if self.whep is not None and feed is not None:
             run.video_out = feed
@@ -294,7 +315,31 @@ class LiveAIManager:
             push.start()
             run.outputs.append(push)
 
-    async def _feed(self, session: LiveSession, subscription: Subscription[Progress]) -> None:
+    async def _prepare(self, run: _Run) -> bool:
+        """What other nodes left for this run (module doc); False: it was stopped."""
+        stream, session = run.stream, run.session
+        resumed = self.memory is not None and stream.request.resume is not None
+        reason, params = await asyncio.gather(
+            self.stopped.stop_reason(stream.id) if self.stopped is not None else _none(),
+            self.memory.recall(stream.id, session.model) if resumed and self.memory else _none(),
+        )
+        if reason:
+            run.stop_reason = reason
+            if self.runs.get(stream.id) is run:  # not ended (or republished) meanwhile
+                self._stop(run, reason)
+            return False
+        if params is not None and not run.updated:
+            session.params = params
+            run.params_from = "replayed"
+            log.info("live AI params replayed", extra={"stream": stream.id, "params": params})
+        if self.memory is not None and not run.updated:  # /update remembered its own
+            self.memory.remember(stream.id, session.model, session.params)
+        return True
+
+    async def _feed(self, run: _Run) -> None:
+        session, subscription = run.session, run.subscription
+        if (self.memory is not None or self.stopped is not None) and not await self._prepare(run):
+            return
         try:
             await session.start()
         except Exception as exc:  # no orchestrator: the status says why
@@ -393,3 +438,9 @@ class LiveAIManager:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.close()
+        if self.memory is not None:
+            await self.memory.flush()
+
+
+async def _none() -> Any:
+    return None
