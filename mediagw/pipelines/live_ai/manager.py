@@ -32,6 +32,7 @@ from ...livepeer.rpc import OrchestratorRPC
 from ...livepeer.tls import PinStore
 from ...metrics import NULL_METRICS, Metrics
 from ...payments.live import LivePaymentSource
+from ...pool.notes import OrchNotes
 from ...pool.prices import PriceCaps
 from ...pool.sources import Blocklist, Source
 from ...publish.hls import SOURCE, HLSPublisher
@@ -108,7 +109,9 @@ class LiveAIManager:
         usage: UsageSink | None = None,
         metrics: Metrics = NULL_METRICS,
         clock: Clock = SYSTEM,
+        notes: OrchNotes | None = None,
     ) -> None:
+        self.notes = notes  # node-wide, shared by the nodes: orchestrators suspended anywhere
         self.usage = usage or NullUsage()
         self.metrics = metrics  # per run: attempts, start errors, the first output's delay
         self.clock = clock
@@ -238,6 +241,7 @@ class LiveAIManager:
             model=req.pipeline,
             caps=self.caps,
             blocklist=self.blocklist,
+            notes=self.notes,
         )
         out_id = f"{stream.id}-out"
         publish_session = stream.stats.sessions
