@@ -138,13 +138,20 @@ async def test_a_pin_made_on_one_node_holds_on_the_other(
 async def test_the_first_pin_on_any_node_wins(stack: AsyncExitStack, prefix: str) -> None:
     a = await _node(stack, "node-a", prefix)
     b = await _node(stack, "node-b", prefix)
-    a.pins.check("o.example:8935", A)  # both pin at once, each its own certificate
-    b.pins.check("o.example:8935", B)
+    key = "o.example:8935"
+    # another node pinned first; its message has not reached B yet: B's own pin loses
+    record = json.dumps({"sha256": A.hex(), "repinned": None})
+    await a.shared.shared.client.hset(a.shared.pins_key, key, record)
+    assert b.pins.check(key, B) is True
+    await wait_until(lambda: b.pins.fingerprint(key) == A, 5)
+    # both pin at once, each its own certificate: they agree on one
+    a.pins.check("p.example:8935", A)
+    b.pins.check("p.example:8935", B)
     await wait_until(
-        lambda: a.pins.fingerprint("o.example:8935") == b.pins.fingerprint("o.example:8935"), 5
+        lambda: a.pins.fingerprint("p.example:8935") == b.pins.fingerprint("p.example:8935"), 5
     )
-    raw = await a.shared.shared.client.hget(a.shared.pins_key, "o.example:8935")
-    assert bytes.fromhex(json.loads(raw)["sha256"]) == a.pins.fingerprint("o.example:8935")
+    raw = await a.shared.shared.client.hget(a.shared.pins_key, "p.example:8935")
+    assert bytes.fromhex(json.loads(raw)["sha256"]) == a.pins.fingerprint("p.example:8935")
 
 
 async def test_a_node_starting_later_has_the_pins_before_any_contact(
@@ -224,7 +231,7 @@ async def test_an_o_failing_on_one_node_is_avoided_by_the_other(
 
 
 async def test_latency_scores_are_shared_coalesced(stack: AsyncExitStack, prefix: str) -> None:
-    a = await _node(stack, "node-a", prefix, latency_every=0.3)
+    a = await _node(stack, "node-a", prefix, latency_every=30.0)
     b = await _node(stack, "node-b", prefix)
     redis = await stack.enter_async_context(fresh_redis(prefix))
     messages: list[dict[str, object]] = []
@@ -238,16 +245,18 @@ async def test_latency_scores_are_shared_coalesced(stack: AsyncExitStack, prefix
                 messages.append(json.loads(m["data"]))
 
     listener = asyncio.create_task(listen())
-    for i in range(200):  # 200 segments completed on A
-        a.notes.observe("https://o1:8935", 0.2 + (i % 2) * 0.1)
     o1 = "https://o1:8935"
-    await wait_until(lambda: b.notes.latency(o1) == a.notes.latency(o1), 5)
-    await asyncio.sleep(0.5)  # a second publication would come by now
+    a.notes.observe(o1, 0.2)  # a first segment completed on A: published at once
+    await wait_until(lambda: b.notes.latency(o1) == 0.2, 5)
+    for i in range(20):  # then one segment after another: kept for the next publication
+        a.notes.observe(o1, 0.3 + i / 100)
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
     listener.cancel()
-    latency = [m for m in messages if m.get("kind") == "latency"]
-    assert len(latency) == 1, latency  # one message for 200 segments
-    late = await _node(stack, "node-c", prefix)  # and a node starting later reads it
-    assert late.notes.latency("https://o1:8935") == a.notes.latency("https://o1:8935")
+    assert [m["scores"] for m in messages if m.get("kind") == "latency"] == [{o1: 0.2}]
+    assert a.notes.latencies_pending
+    late = await _node(stack, "node-c", prefix)  # a node starting later reads the hash
+    assert late.notes.latency(o1) == 0.2
 
 
 async def test_redis_down_each_node_keeps_its_own_knowledge(stack: AsyncExitStack) -> None:
