@@ -13,11 +13,14 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from mediatools import ClipMaker, wait_until
-from redis_testkit import fresh_redis, refused_url
+from redis_testkit import fresh_redis, redis_url, refused_url
 
+from mediagw.config import Settings
+from mediagw.gateway import Gateway
 from mediagw.livepeer.errors import CertificatePinError
 from mediagw.livepeer.profiles import PRESETS
 from mediagw.livepeer.proto import net
@@ -274,3 +277,42 @@ async def test_redis_down_each_node_keeps_its_own_knowledge(stack: AsyncExitStac
     assert redis.down
     assert node.notes.penalized("https://o1:8935")
     assert node.notes.latency("https://o1:8935") == 0.4
+
+
+async def test_two_gateways_share_what_they_learn(stack: AsyncExitStack, tmp_path: Path) -> None:
+    """The wiring: ``-redisUrl`` with an orchestrator: pins and penalties reach the other node."""
+    orch = await _orchestrator()
+    stack.push_async_callback(orch.stop)
+    run = uuid.uuid4().hex[:8]
+    gateways = []
+    for name in ("a", "b"):
+        settings = Settings(
+            rtmp_addr="127.0.0.1:0",
+            http_addr="127.0.0.1:0",
+            data_dir=str(tmp_path / name),
+            redis_url=redis_url(),
+            orch_addr=(orch.url,),
+            node_id=f"test-{name}-{run}",
+        )
+        gw = Gateway(settings)
+        await gw.start()
+        stack.push_async_callback(gw.stop)
+        gateways.append(gw)
+    a, b = (gw.stack for gw in gateways)
+    assert a is not None and b is not None and a.notes is not None and b.notes is not None
+    assert a.requests is not None and a.pins is not None and b.pins is not None
+    redis = gateways[0].redis
+    assert redis is not None and gateways[0].orchestrators is not None
+    shared = gateways[0].orchestrators
+
+    async def forget() -> None:  # the default prefix: leave nothing of this test behind
+        await redis.client.hdel(shared.pins_key, _key(orch))
+        await redis.client.hdel(shared.penalties_key, orch.url)
+
+    stack.push_async_callback(forget)
+    await asyncio.wait_for(gateways[1].orchestrators.ready.wait(), 5)  # type: ignore[union-attr]
+    await a.requests.fetch(orch.url, CAPS, 5)
+    await wait_until(lambda: b.pins.fingerprint(_key(orch)) == a.pins.fingerprint(_key(orch)), 5)
+    a.notes.suspend(orch.url, 60)
+    await wait_until(lambda: b.notes.penalized(orch.url), 5)
+    assert b.notes.penalty(orch.url).node == f"test-a-{run}"  # type: ignore[union-attr]
