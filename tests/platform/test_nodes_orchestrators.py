@@ -262,7 +262,9 @@ async def test_latency_scores_are_shared_coalesced(stack: AsyncExitStack, prefix
     assert late.notes.latency(o1) == 0.2
 
 
-async def test_redis_down_each_node_keeps_its_own_knowledge(stack: AsyncExitStack) -> None:
+async def test_redis_down_each_node_keeps_its_own_knowledge(
+    stack: AsyncExitStack, caplog: pytest.LogCaptureFixture
+) -> None:
     redis = SharedRedis(refused_url(), prefix="mediagw-test:down:")
     stack.push_async_callback(redis.close)
     await redis.start()
@@ -275,6 +277,7 @@ async def test_redis_down_each_node_keeps_its_own_knowledge(stack: AsyncExitStac
     node.notes.observe("https://o1:8935", 0.4)
     await asyncio.sleep(0.2)  # the sender tried and failed
     assert redis.down
+    assert any("pinned by this node alone" in r.getMessage() for r in caplog.records)
     assert node.notes.penalized("https://o1:8935")
     assert node.notes.latency("https://o1:8935") == 0.4
 

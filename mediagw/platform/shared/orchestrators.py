@@ -18,8 +18,10 @@ the per-segment path only touch memory (``PinStore``, ``OrchNotes``). On (re)sub
 hashes are read whole, so what was missed while Redis was away is caught up.
 
 Redis down: each node keeps what it learned itself (its pins, its pools' suspensions, its
-latencies) and pins on first use as a single node does (fail open, logged once by
-``SharedRedis``); what it could not send is dropped, not queued.
+latencies) and pins on first use as a single node does (fail open for availability, logged
+once). Penalties and latencies it could not send are dropped; its new pins are offered again
+with the next change (at most ``MAX_PENDING_PINS``), and once Redis answers again the
+subscriber reads the hashes whole: a shared pin then replaces one made here meanwhile.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ COALESCE = 0.05  # seconds: changes made together go out together
 LATENCY_EVERY = 5.0  # seconds between two publications of this node's latency scores
 LATENCY_MAX_AGE = 3600.0  # seconds: older shared scores are not loaded at start
 MAX_MESSAGE = 1 << 20
+MAX_PENDING_PINS = 1024
 
 
 class PinsLike(Protocol):
@@ -92,6 +95,7 @@ class SharedOrchestrators:
         self.latency_key = shared.key("orch", "latency")
         self._pins_out: list[tuple[str, bytes, bool]] = []
         self._wake = asyncio.Event()
+        self._alone = False  # logged that pins are not shared (Redis down)
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()  # subscribed and caught up (a test waits for it)
         if pins is not None:
@@ -101,6 +105,7 @@ class SharedOrchestrators:
 
     def _pinned(self, key: str, fingerprint: bytes, repinned: bool) -> None:
         self._pins_out.append((key, fingerprint, repinned))
+        del self._pins_out[:-MAX_PENDING_PINS]
         self._wake.set()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -211,8 +216,16 @@ class SharedOrchestrators:
                         await self._send_latencies(self.notes.take_latencies())
                         next_latency = loop.time() + self.latency_every
             except RedisError as exc:  # dropped: each node keeps its own knowledge
+                if self._pins_out and not self._alone:
+                    self._alone = True
+                    log.warning(
+                        "redis is down: orchestrator certificates are pinned by this node alone"
+                        " until it is back",
+                        extra={"peers": [key for key, _, _ in self._pins_out][:10]},
+                    )
                 self.shared.failed(exc, counted=False)
             else:
+                self._alone = False
                 self.shared.ok()
 
     def _message(self, **fields: Any) -> str:
@@ -221,12 +234,14 @@ class SharedOrchestrators:
     async def _send_pins(self) -> None:
         client = self.shared.client
         while self._pins_out:
-            key, fingerprint, repinned = self._pins_out.pop(0)
+            key, fingerprint, repinned = self._pins_out[0]
             record = {"sha256": fingerprint.hex(), "repinned": self._wall() if repinned else None}
             value = json.dumps(record)
-            if repinned:
-                await client.hset(self.pins_key, key, value)
-            elif not await client.hsetnx(self.pins_key, key, value):
+            if repinned or await client.hsetnx(self.pins_key, key, value):
+                if repinned:  # the O restarted: its new pin replaces the shared one
+                    await client.hset(self.pins_key, key, value)
+                await client.publish(self.channel, self._message(kind="pin", key=key, **record))
+            else:  # another node pinned it first
                 winner = _record(await client.hget(self.pins_key, key))
                 if winner.get("sha256") != record["sha256"]:
                     log.warning(
@@ -234,8 +249,7 @@ class SharedOrchestrators:
                         extra={"peer": key, "sha256": winner.get("sha256")},
                     )
                     self._apply({"kind": "pin", "key": key, **winner})
-                continue
-            await client.publish(self.channel, self._message(kind="pin", key=key, **record))
+            self._pins_out.pop(0)
 
     async def _send_penalties(self, penalties: dict[str, float]) -> None:
         if not penalties:
