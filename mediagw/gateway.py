@@ -68,6 +68,7 @@ from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
 from .platform.plan_limits import PlanCache, PlanLookup
 from .platform.shared.fanout import Invalidations
 from .platform.shared.live import SharedLiveState, stopped_ttl
+from .platform.shared.orchestrators import SharedOrchestrators
 from .platform.shared.redis import SharedRedis
 from .platform.store import Store
 from .platform.store_auth import StoreStreamAuth
@@ -225,6 +226,7 @@ class Gateway(GatewayPlatform):
         self.ladder: list[Profile] = default_ladder(settings)
         self.stack: TranscodeStack | None = None
         self.transcodes: TranscodeManager | None = None
+        self.orchestrators: SharedOrchestrators | None = None  # pins, penalties, latency
         self.live_ai: LiveAIManager | None = None
         http_host, _ = Settings.split_addr(settings.http_addr)
         self.push = PushIngest(
@@ -368,6 +370,7 @@ class Gateway(GatewayPlatform):
             clock=self.clock,
             memory=shared,
             stopped=shared,
+            notes=stack.notes,
         )
 
     def _push_ladder(self, ladder: Ladder) -> tuple[Profile, ...]:
@@ -387,8 +390,15 @@ class Gateway(GatewayPlatform):
         await self._open_platform()
         self.usage.start()
         self.stack = await build_transcoder(
-            self.settings, self.executor, self.usage, self.clock, self.metrics
-        )
+            self.settings, self.executor, self.usage, self.clock, self.metrics,
+            shared=self.redis is not None,
+        )  # fmt: skip
+        if self.stack is not None and self.redis is not None:
+            self.orchestrators = SharedOrchestrators(
+                self.redis, self.node_id, wall=self.clock.wall, pins=self.stack.pins,
+                notes=self.stack.notes,
+            )  # fmt: skip
+            await self.orchestrators.start()
         self._metric_readings()
         if self.stack is not None:
             self.transcodes = TranscodeManager(
@@ -517,6 +527,8 @@ class Gateway(GatewayPlatform):
             await self.store.close()
         if self.invalidations is not None:
             await self.invalidations.close()
+        if self.orchestrators is not None:
+            await self.orchestrators.close()
         if self.redis is not None:
             await self.redis.close()
         self.executor.shutdown(wait=True, cancel_futures=False)

@@ -21,6 +21,7 @@ from .payments.sender import PaymentSender
 from .payments.signer import OffchainSigner, load_keystore_async
 from .pipelines.sources import SignerDiscoverySource
 from .pipelines.transcode import LivepeerTranscoder
+from .pool.notes import OrchNotes
 from .pool.prices import PriceCaps
 from .pool.sources import Blocklist, Source, StaticSource, WebhookSource
 from .usage import UsageSink
@@ -43,6 +44,7 @@ class TranscodeStack:
     caps: PriceCaps | None = None
     blocklist: Blocklist | None = None
     requests: OrchestratorRequests | None = None  # GetOrchestrator, shared with live AI
+    notes: OrchNotes | None = None  # node-wide orchestrator penalties and latency (-redisUrl)
 
     async def close(self) -> None:
         await self.transcoder.close()
@@ -70,8 +72,11 @@ async def build_transcoder(
     usage: UsageSink | None = None,
     clock: Clock = SYSTEM,
     metrics: Metrics = NULL_METRICS,
+    *,
+    shared: bool = False,
 ) -> TranscodeStack | None:
-    """The transcoder for ``-orchAddr`` / ``-orchWebhookUrl``, or None when neither is set."""
+    """The transcoder for ``-orchAddr`` / ``-orchWebhookUrl``, or None when neither is set.
+    ``shared``: several nodes share what they learn of orchestrators (``notes``)."""
     sources: list[Source] = []
     if settings.orch_addr:
         sources.append(StaticSource(settings.orch_addr, normalize_orch_addr))
@@ -116,6 +121,7 @@ async def build_transcoder(
     if chain is not None:
         chain.start()
     pins = PinStore(insecure=settings.orch_skip_verify)
+    notes = OrchNotes(clock.wall) if shared else None
     rpc = OrchestratorRPC(pins)
     segments = SegmentClient(pins)
     transcoder = LivepeerTranscoder(
@@ -138,6 +144,7 @@ async def build_transcoder(
         requests=OrchestratorRequests(
             rpc, signer=None if signer.offchain else signer, credentials=credentials
         ),
+        notes=notes,
     )
     return TranscodeStack(
         transcoder,
@@ -151,4 +158,5 @@ async def build_transcoder(
         caps=caps,
         blocklist=transcoder.blocklist,
         requests=transcoder.requests,
+        notes=notes,
     )

@@ -12,6 +12,10 @@ verification is off and instead:
 O's real identity is proven by its ETH signature over results (§5.10); the pin only stops a
 man in the middle from swapping in mid-session.
 
+Several gateway nodes share their pins (``platform/shared/orchestrators``): ``on_pin`` hears of
+each pin and re-pin made here, ``adopt`` takes one made on another node (the first pin of an
+O on any node is every node's pin, and a re-pin anywhere starts the window everywhere).
+
 The check runs inside the TLS handshake: contexts from ``PinStore.client_context`` use an
 ``SSLObject`` subclass whose ``do_handshake`` checks the pin before any request byte is sent. This
 works for ``asyncio.open_connection`` and aiohttp alike, on the default loop and on uvloop. A
@@ -122,6 +126,8 @@ class PinStore:
         self._contexts: dict[tuple[str, tuple[str, ...]], ssl.SSLContext] = {}
         self._dirty = False
         self._save_task: asyncio.Task[None] | None = None
+        #: Hears of each pin made here: (host:port, sha256, whether it replaced a pin).
+        self.on_pin: Callable[[str, bytes, bool], None] | None = None
         if self.path is not None and self.path.exists():
             self._load(self.path)
 
@@ -162,6 +168,23 @@ class PinStore:
                 extra={"peer": key, "old_sha256": pinned.hex(), "sha256": fingerprint.hex()},
             )
             self._repinned_at[key] = now
+        self._put(key, fingerprint)
+        if self.on_pin is not None:
+            self.on_pin(key, fingerprint, pinned is not None)
+        return True
+
+    def adopt(self, key: str, fingerprint: bytes, repinned_ago: float | None = None) -> None:
+        """Take a pin made elsewhere (another node): it replaces this store's pin for ``key``;
+        ``repinned_ago``: seconds since it was a re-pin (the window applies here too)."""
+        if self.insecure:
+            return
+        if repinned_ago is not None and repinned_ago < self.repin_window_s:
+            at = self._clock() - max(0.0, repinned_ago)
+            self._repinned_at[key] = max(at, self._repinned_at.get(key, at))
+        if self._pins.get(key) != fingerprint:
+            self._put(key, fingerprint)
+
+    def _put(self, key: str, fingerprint: bytes) -> None:
         self._pins.pop(key, None)
         self._pins[key] = fingerprint
         while len(self._pins) > MAX_PINS:
@@ -169,7 +192,6 @@ class PinStore:
             del self._pins[oldest]
             self._repinned_at.pop(oldest, None)
         self._changed()
-        return True
 
     # -- contexts -----------------------------------------------------------------------------
     def client_context(self, host: str, port: int, *, alpn: Sequence[str]) -> ssl.SSLContext:

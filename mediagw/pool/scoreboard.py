@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -113,11 +113,13 @@ class Scoreboard:
         suspended: Iterable[str] = (),
         *,
         now: float | None = None,
+        elsewhere: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """One row per orchestrator, most recently used first, for the dashboard: those the
         board has seen and those in a stream's pool now (``pooled``: one session per stream
         pool holding it), with what the pools know now (region, price); ``suspended``: the
-        discovery URL of each O suspended in a stream's pool, once per pool."""
+        discovery URL of each O suspended in a stream's pool, once per pool; ``elsewhere``: the
+        discovery URLs another node suspended (``pool/notes``), with that node's id."""
         current: dict[str, tuple[OrchSession, int]] = {}  # transcoder -> a session, its pools
         for session in pooled:
             current[session.transcoder] = (
@@ -134,7 +136,9 @@ class Scoreboard:
             if pool is not None:
                 entry = _Entry(**{**entry.__dict__})  # a copy: rows never write the board
                 self._note(entry, pool[0])
-            out.append(_row(transcoder, entry, pool[1] if pool else 0, held.get(entry.url, 0), now))
+            row = _row(transcoder, entry, pool[1] if pool else 0, held.get(entry.url, 0), now)
+            row["suspended_by_node"] = (elsewhere or {}).get(entry.url)
+            out.append(row)
         return out
 
 

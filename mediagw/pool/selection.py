@@ -19,6 +19,12 @@ A session is out of the pool of idle sessions while it has segments in flight; `
 puts it back with its latency score. ``fail(retryable=True)`` (the O's fault) suspends the O and
 removes it from the pool; ``fail(retryable=False)`` (the input's fault: the segment would fail
 anywhere) returns it untouched.
+
+With node-wide ``notes`` (``pool/notes``, shared by the nodes of a deployment): a suspension here
+is noted for every node (``penalty x TRANSCODE_CYCLE_S`` seconds) and every completion's latency
+score too; a session another node penalised is avoided while another is usable (and counts as
+suspended for discovery), and sessions not tried yet are tried in order of their noted latency
+score: known-fast first, unknown next, known-slow (score above the threshold) last.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import logging
 import math
 from collections.abc import Callable, Collection, Sequence
 
+from .notes import TRANSCODE_CYCLE_S, OrchNotes
 from .session import OrchSession
 from .suspension import Suspensions, penalty_for
 
@@ -65,6 +72,7 @@ class StreamSelector:
         pool_size: int = 0,
         max_attempts: int = 3,
         threshold: float = LATENCY_SCORE_THRESHOLD,
+        notes: OrchNotes | None = None,
     ) -> None:
         self._regions = [r.strip().lower() for r in preferred_regions if r.strip()]
         self._clock = clock
@@ -80,6 +88,7 @@ class StreamSelector:
         self._last: OrchSession | None = None
         self._refreshed = False
         self.suspensions = Suspensions()
+        self.notes = notes
 
     # -- pool ----------------------------------------------------------------------------------
 
@@ -92,8 +101,12 @@ class StreamSelector:
         return len(self._pool)
 
     def suspended(self, url: str) -> int:
-        """Remaining penalty of an O (0: not suspended); pass to ``discover(suspended=...)``."""
-        return self.suspensions.penalty(url)
+        """Remaining penalty of an O (0: not suspended); pass to ``discover(suspended=...)``.
+        An O penalised node-wide (``notes``) counts as suspended for one more refresh."""
+        penalty = self.suspensions.penalty(url)
+        if penalty == 0 and self.notes is not None and self.notes.penalized(url):
+            return 1
+        return penalty
 
     def needs_refresh(self) -> bool:
         """True before the first refresh and when fewer than min(num_orchs, ceil(pool/2)) remain."""
@@ -138,6 +151,12 @@ class StreamSelector:
         """
         now = self._clock()
         idle = [s for s in (*self._unknown, *self._known) if not _excluded(s, exclude)]
+        if self.notes is not None:  # penalised on some node: only when nothing else is left
+            notes = self.notes
+            avoid = {s.url for s in self._pool if notes.penalized(s.url)}
+            if avoid and any(s.url not in avoid for s in idle):
+                exclude = {*exclude, *avoid}
+                idle = [s for s in idle if s.url not in avoid]
         best_tier = min((self._tier(s) for s in idle), default=None)
         chosen = self._sticky(now, exclude, segment_duration, 1, best_tier)
         if chosen is None and best_tier is not None:
@@ -155,6 +174,8 @@ class StreamSelector:
         """A segment succeeded on ``session`` with this latency score."""
         session.end()
         session.latency_score = latency_score
+        if self.notes is not None:
+            self.notes.observe(session.url, latency_score)
         self._release(session)
 
     def fail(self, session: OrchSession, *, retryable: bool) -> None:
@@ -170,6 +191,8 @@ class StreamSelector:
             return
         penalty = penalty_for(self.pool_size, self.num_orchs)
         release_at = self.suspensions.suspend(session.url, penalty)
+        if self.notes is not None:
+            self.notes.suspend(session.url, penalty * TRANSCODE_CYCLE_S)
         log.info(
             "orchestrator suspended",
             extra={"orch": session.url, "penalty": penalty, "release_at": release_at},
@@ -213,7 +236,16 @@ class StreamSelector:
             score = best.latency_score or 0.0
             if score <= self._threshold or not unknown:
                 return best
+        if unknown and self.notes is not None:
+            unknown.sort(key=self._noted)  # stable: discovery order among equals
         return unknown[0] if unknown else None
+
+    def _noted(self, session: OrchSession) -> tuple[int, float]:
+        """Order of untried sessions by their noted latency: fast, unknown, slow."""
+        score = self.notes.latency(session.url) if self.notes is not None else None
+        if score is None:
+            return (1, 0.0)
+        return (0, score) if score <= self._threshold else (2, score)
 
     def _take(self, session: OrchSession) -> None:
         self._known.pop(session, None)

@@ -343,6 +343,30 @@ async def test_selection_price_cap_filter_and_cold_pool() -> None:
         await only.close()
 
 
+async def test_selection_takes_an_o_penalised_on_a_node_last() -> None:
+    import time
+
+    from mediagw.pool.notes import OrchNotes
+
+    async with rig(2) as r:
+        fast, slow = r.orchs
+        slow.fetch_delay = 0.1  # discovery order: fast first
+        notes = OrchNotes(time.time)  # node-wide (shared with other nodes through Redis)
+        first = r.selector(notes=notes)
+        taken = await first.next()
+        assert taken is not None and taken.url == fast.url
+        first.suspend(fast.url)  # this stream's O failed: noted for ~30 min on every node
+        assert notes.penalized(fast.url)
+        assert notes.take_penalties()[fast.url] > time.time() + 29 * 60
+        other = r.selector(notes=notes)  # another stream, here or on another node
+        taken = await other.next()
+        assert taken is not None and taken.url == slow.url
+        taken = await other.next(exclude={slow.url})  # nothing else left: used anyway
+        assert taken is not None and taken.url == fast.url
+        await first.close()
+        await other.close()
+
+
 async def test_input_queues_while_swapping_and_the_queue_is_bounded() -> None:
     async with rig(2) as r:
         session = r.session(config=replace(FAST, max_queue=3, max_in_flight=100))

@@ -102,3 +102,21 @@ def test_pin_error_from_finds_wrapped_errors() -> None:
     except OSError as outer:
         assert pin_error_from(outer) is err
     assert pin_error_from(ValueError("nothing")) is None
+
+
+def test_adopt_a_pin_made_on_another_node() -> None:
+    clock = ManualClock()
+    pins = PinStore(clock=clock, repin_window_s=600)
+    heard: list[tuple[str, bytes, bool]] = []
+    pins.on_pin = lambda key, fp, repinned: heard.append((key, fp, repinned))
+    pins.check(KEY, A)
+    assert heard == [(KEY, A, False)]
+    pins.adopt(KEY, B, repinned_ago=100)  # another node re-pinned 100 s ago
+    assert pins.fingerprint(KEY) == B and len(heard) == 1  # adopted pins are not told back
+    clock.now += 499
+    with pytest.raises(CertificatePinError, match="changed again"):
+        pins.check(KEY, C)  # its window holds here too
+    pins.adopt("h:2", A)  # a first pin elsewhere: this node's first contact must match it
+    assert pins.check("h:2", A) is False
+    assert pins.check("h:2", B) is True  # the one re-pin, as for a pin made here
+    assert heard[-1] == ("h:2", B, True)

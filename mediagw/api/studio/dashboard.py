@@ -67,6 +67,7 @@ class OrchestratorOut(BaseModel):
     suspensions: int
     pools: int
     suspended_in: int
+    suspended_by_node: str | None = None  # another node suspended it (-redisUrl)
     last_attempt_ago_s: float | None
     last_error: str | None
 

@@ -37,6 +37,7 @@ from ...livepeer.rpc import OrchestratorRPC
 from ...livepeer.tls import PinStore
 from ...metrics import NULL_METRICS, Metrics
 from ...payments.live import LivePaymentSource
+from ...pool.notes import OrchNotes
 from ...pool.prices import PriceCaps
 from ...pool.sources import Blocklist, Source
 from ...publish.hls import SOURCE, HLSPublisher
@@ -119,9 +120,11 @@ class LiveAIManager:
         clock: Clock = SYSTEM,
         memory: ParamsMemory | None = None,
         stopped: StoppedStreams | None = None,
+        notes: OrchNotes | None = None,
     ) -> None:
         self.memory = memory  # the streams' last params, shared by the nodes (module doc)
         self.stopped = stopped  # the streams stopped lately, shared by the nodes
+        self.notes = notes  # node-wide, shared by the nodes: orchestrators suspended anywhere
         self.usage = usage or NullUsage()
         self.metrics = metrics  # per run: attempts, start errors, the first output's delay
         self.clock = clock
@@ -259,6 +262,7 @@ class LiveAIManager:
             model=req.pipeline,
             caps=self.caps,
             blocklist=self.blocklist,
+            notes=self.notes,
         )
         out_id = f"{stream.id}-out"
         publish_session = stream.stats.sessions

@@ -15,6 +15,9 @@ its start request at once:
   pool until the next scheduled refresh (start errors ``insufficient capacity``, ``invalid
   ticket sendernonce``, anything unknown). ``ticketparams expired`` is retried on the same O
   by the caller after ``refetch``.
+- node-wide ``notes`` (``pool/notes``, shared by the nodes of a deployment): a suspension here
+  is noted for every node for ``penalty x refresh_interval`` (about 30 min), and an O noted as
+  penalised (here or on another node) is taken only when no other candidate is left.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from mediagw.livepeer.capabilities import compatible
 from mediagw.livepeer.proto import net
 from mediagw.livepeer.rpc import OrchestratorRequests
 from mediagw.pool.discovery import discover
+from mediagw.pool.notes import OrchNotes
 from mediagw.pool.prices import PriceCaps
 from mediagw.pool.session import OrchSession
 from mediagw.pool.sources import Blocklist, Source
@@ -65,6 +69,7 @@ class LiveSelector:
         refresh_interval: float = REFRESH_INTERVAL,
         penalty: int = SUSPEND_PENALTY,
         fetch_timeout: float = 2.0,
+        notes: OrchNotes | None = None,
     ) -> None:
         self.sources = list(sources)
         self.fetch = fetch
@@ -76,6 +81,7 @@ class LiveSelector:
         self.refresh_interval = refresh_interval
         self.penalty = penalty
         self.fetch_timeout = fetch_timeout
+        self.notes = notes
         self.warm_caps = lv2v_capabilities(
             model, warm=True, runner_version=runner_version, min_version=min_version
         )
@@ -112,6 +118,8 @@ class LiveSelector:
 
     def suspend(self, url: str) -> None:
         self.suspensions.suspend(url, self.penalty)
+        if self.notes is not None:
+            self.notes.suspend(url, self.penalty * self.refresh_interval)
         self._pool = [s for s in self._pool if s.url != url]
         log.info("live orchestrator suspended", extra={"orch": url, "penalty": self.penalty})
 
@@ -198,11 +206,16 @@ class LiveSelector:
         return session
 
     def _take(self, exclude: Collection[str]) -> OrchSession | None:
-        for session in self.candidates:
-            if session.url not in exclude and session.transcoder not in exclude:
-                self._pool.remove(session)
-                return session
-        return None
+        usable = [
+            s for s in self.candidates if s.url not in exclude and s.transcoder not in exclude
+        ]
+        if self.notes is not None:  # penalised on some node: last (stable sort)
+            notes = self.notes
+            usable.sort(key=lambda s: notes.penalized(s.url))
+        if not usable:
+            return None
+        self._pool.remove(usable[0])
+        return usable[0]
 
     async def refetch(self, session: OrchSession) -> None:
         """GetOrchestrator again (expired ticket params, auth token near expiry): adopt it."""

@@ -44,6 +44,7 @@ from ...payments.fees import transcode_fee
 from ...payments.params import validate_sender
 from ...payments.sender import PaymentSender, balance_key
 from ...pool.discovery import discover
+from ...pool.notes import OrchNotes
 from ...pool.prices import PriceCaps, price_refusal
 from ...pool.scoreboard import Scoreboard
 from ...pool.selection import StreamSelector, latency_score
@@ -96,6 +97,7 @@ class LivepeerTranscoder:
         min_version: str = "",
         chain: ChainReader | None = None,
         requests: OrchestratorRequests | None = None,
+        notes: OrchNotes | None = None,
         usage: UsageSink | None = None,
         metrics: Metrics = NULL_METRICS,
         clock: Callable[[], float] = SYSTEM.wall,
@@ -120,6 +122,7 @@ class LivepeerTranscoder:
         # GetOrchestrator requests: our signer's credentials unless a remote signer's are given
         self.requests = requests or OrchestratorRequests(rpc, signer=signer)
         self.scoreboard = Scoreboard()  # per attempt: the dashboard's orchestrator scoreboard
+        self.notes = notes  # node-wide (shared by the nodes): penalties, latency scores
         self._ending: set[asyncio.Task[None]] = set()
 
     async def _chain(self) -> _ChainView:
@@ -183,7 +186,10 @@ class LivepeerTranscoder:
                 job.profiles, segment_slicing=job.http_push, min_version=self.min_version
             )
             selector = StreamSelector(
-                job.regions, clock=self._monotonic, max_attempts=self.max_attempts
+                job.regions,
+                clock=self._monotonic,
+                max_attempts=self.max_attempts,
+                notes=self.notes,
             )
             state = _StreamState(selector, caps, asyncio.Lock())
             self._streams[job.stream_id] = state
@@ -261,7 +267,10 @@ class LivepeerTranscoder:
             selector = state.selector
             pooled.extend(selector.sessions)
             suspended.extend(u for u in selector.suspensions.suspended() if u)
-        return self.scoreboard.rows(pooled, suspended, now=self._monotonic())
+        elsewhere = {}  # suspended by another node: discovery URL -> that node
+        if self.notes is not None:
+            elsewhere = {u: p.node for u, p in self.notes.penalties().items() if p.node}
+        return self.scoreboard.rows(pooled, suspended, now=self._monotonic(), elsewhere=elsewhere)
 
     async def _attempt(
         self,

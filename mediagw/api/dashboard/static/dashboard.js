@@ -150,7 +150,8 @@ function renderOrchestrators(rows) {
     el("td", {}, o.success_rate === null ? "–" : `${fmt(o.success_rate * 100, 1)} %`),
     el("td", {}, o.attempts), el("td", {}, o.price_wei_per_pixel ?? "–"),
     el("td", {}, o.swaps), el("td", {}, o.suspensions),
-    el("td", {}, o.suspended_in ? `in ${o.suspended_in} stream(s)` : "no"),
+    el("td", {}, o.suspended_in ? `in ${o.suspended_in} stream(s)`
+      : o.suspended_by_node ? `by node ${o.suspended_by_node}` : "no"),
     el("td", {class: "err"}, o.last_error || ""))));
 }
 
