@@ -10,6 +10,7 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,8 @@ from whep_testkit import Viewer
 
 from mediagw.api.node_proxy import PROXIED_HEADER
 from mediagw.gateway import Gateway
+from mediagw.platform.access import create_signing_key, sign_token
+from mediagw.platform.store import Stream
 
 Nodes = Callable[..., Awaitable[Gateway]]
 
@@ -116,9 +119,40 @@ async def test_every_playback_url_of_a_stream_on_a_plays_through_b(
     assert b.node_proxy is not None and b.node_proxy.proxied >= 9
     assert b.node_proxy.failed == 0
     assert a.node_proxy.proxied == 0  # B's requests were served by A, never sent on
+    assert b.metrics.hls_total == 0 and a.metrics.hls_total > 0  # metered by A alone
     # ended on A, and the lookup names another node: that node wins (here: a dead one)
     async with aiohttp.ClientSession() as http:
         assert (await _get(http, f"{a.node_url()}/stream/p1.m3u8"))[0] == 502
+
+
+@pytest.mark.ffmpeg
+async def test_a_gated_stream_on_a_is_checked_and_metered_by_a_alone(
+    node: Nodes, make_clip: ClipMaker
+) -> None:
+    owners: dict[str, str] = {}
+    a, b = await node({}), await node(owners)  # one store: the fixture's data directory
+    owners["gatedpb"] = a.node_url()
+    assert a.store is not None
+    policy = {"type": "jwt"}
+    row = Stream(id="g", name="g", stream_key="key-g", playback_id="gatedpb", created_at=1)
+    await a.store.create_stream(replace(row, playback_policy=policy))
+    key = await create_signing_key(a.store, "main")
+    clip = make_clip(seconds=3)
+    code, err = await push(clip, f"rtmp://127.0.0.1:{a.rtmp_port}/live/key-g", live=False)
+    assert code == 0, err
+    await wait_until(lambda: not a.hub.get("gatedpb").live)  # type: ignore[union-attr]
+    token = sign_token(key.private_key, key.public_key, "gatedpb", expires_at=time.time() + 300)
+    base = f"{b.node_url()}/stream/gatedpb"
+    async with aiohttp.ClientSession() as http:
+        status, _, body = await _get(http, f"{base}/source.m3u8")
+        assert status == 401 and b"Livepeer-Jwt" in body, body
+        status, _, body = await _get(http, f"{base}/source.m3u8?jwt={token}")
+        assert status == 200, body
+        uris = [line for line in body.decode().splitlines() if line.endswith(".ts?jwt=" + token)]
+        assert uris and body.decode().count("jwt=") == len(uris)  # carried once, by A
+        status, _, segment = await _get(http, f"{base}/{uris[0]}")
+        assert status == 200 and (await _get(http, f"{base}/{uris[0].split('?')[0]}"))[0] == 401
+    assert b.metrics.hls_total == 0 and a.metrics.hls_total == len(segment)
 
 
 async def test_a_dead_owner_gives_a_quick_502_that_says_to_retry(node: Nodes) -> None:
