@@ -78,6 +78,8 @@ async def test_every_playback_url_of_a_stream_on_a_plays_through_b(
         await wait_until(lambda: _segments(a, "p1") >= 2, 15)
         assert (await _get(http, f"{a.node_url()}/stream/p1.m3u8"))[0] == 200
         assert a.node_proxy is not None and a.node_proxy.proxied == 0
+        async with http.get(f"{base}.m3u8") as resp:  # A's CORS headers come along
+            assert resp.headers["Access-Control-Allow-Origin"] == "*"
         status, ctype, body = await _get(http, f"{base}.m3u8")
         assert status == 200 and ctype.startswith("application/vnd.apple.mpegurl"), body
         assert b"source.m3u8" in body
