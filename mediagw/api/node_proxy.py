@@ -43,7 +43,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..stream.hub import StreamHub
-from .http import HLS_HANDLERS, Handler, _error
+from .http import _ID_RE, HLS_HANDLERS, Handler, _error
 from .llhls_http import LL_HANDLERS
 
 __all__ = ["PROXIED_HEADER", "NodeProxy", "OwnerLookup"]
@@ -152,7 +152,7 @@ class NodeProxy:
         ):
             return await handler(request)
         stream_id = self.stream_of(request)
-        if stream_id is None or self._local(stream_id):
+        if stream_id is None or not _ID_RE.match(stream_id) or self._local(stream_id):
             return await handler(request)
         owner = await self._owner(stream_id)
         if owner is None:

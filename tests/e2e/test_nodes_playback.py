@@ -1,7 +1,8 @@
 """Playback from any node (``api/node_proxy.py``): two real gateways on loopback sharing a Redis,
 a publisher on A (FFmpeg's RTMP client), every playback URL asked of B: HLS, LL-HLS (a part, a
 blocking reload), WHEP with an aiortc viewer, ffprobe playing B's playlist. The owner lookup is
-the test's (the stream leases give it in production). A dead owner gets a quick 502; two nodes
+the test's (the stream leases give it in production). A gated stream is checked and metered by
+its owner; both nodes' URLs follow a stream that moved; a dead owner gets a quick 502; two nodes
 that each think the other owns a stream answer after one hop; a stream live here stays here."""
 
 from __future__ import annotations
@@ -155,6 +156,32 @@ async def test_a_gated_stream_on_a_is_checked_and_metered_by_a_alone(
         status, _, segment = await _get(http, f"{base}/{uris[0]}")
         assert status == 200 and (await _get(http, f"{base}/{uris[0].split('?')[0]}"))[0] == 401
     assert b.metrics.hls_total == 0 and a.metrics.hls_total == len(segment)
+
+
+@pytest.mark.ffmpeg
+async def test_both_urls_play_the_stream_where_it_moved(node: Nodes, make_clip: ClipMaker) -> None:
+    to_a: dict[str, str] = {}
+    to_b: dict[str, str] = {}
+    a, b = await node(to_a), await node(to_b)
+    playlists = []
+    for owner, seconds in ((a, 3), (b, 5)):  # published on A, then on B (the lease moved)
+        to_a.clear()
+        to_b.clear()
+        (to_b if owner is a else to_a)["mv"] = owner.node_url()
+        clip = make_clip(seconds=seconds)
+        code, err = await push(clip, f"rtmp://127.0.0.1:{owner.rtmp_port}/live/mv", live=False)
+        assert code == 0, err
+        await wait_until(lambda gw=owner: not gw.hub.get("mv").live)  # type: ignore[union-attr]
+        async with aiohttp.ClientSession() as http:
+            playlists.append(
+                [await _get(http, f"{gw.node_url()}/stream/mv/source.m3u8") for gw in (a, b)]
+            )
+    # each time both nodes answer with the owner's playlist; A's own (ended) copy lost to B's
+    assert playlists[0][0] == playlists[0][1] and playlists[1][0] == playlists[1][1]
+    assert playlists[0][0][0] == 200 and playlists[1][0][0] == 200
+    on_b = b.hls.media_playlist("mv", "source")
+    assert on_b is not None and playlists[1][0][2] == on_b.encode()
+    assert playlists[1][0] != playlists[0][0]
 
 
 async def test_a_dead_owner_gives_a_quick_502_that_says_to_retry(node: Nodes) -> None:
