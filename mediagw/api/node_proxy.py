@@ -42,6 +42,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from ..httpbody import read_prefix
 from ..stream.hub import StreamHub
 from .http import _ID_RE, HLS_HANDLERS, Handler, _error
 from .llhls_http import LL_HANDLERS
@@ -138,7 +139,11 @@ class NodeProxy:
         if lookup is None:
             return None
         for sid in _candidates(stream_id):
-            url = await lookup(sid)
+            try:
+                url = await lookup(sid)
+            except Exception:  # a lookup should say None when it cannot tell: served here
+                log.exception("playback proxy: owner lookup failed", extra={"stream": sid})
+                return None
             if url:
                 return url
         return None
@@ -170,7 +175,7 @@ class NodeProxy:
         if request.can_read_body:
             if request.content_length is not None and request.content_length > MAX_BODY:
                 return _error(413, f"request body larger than {MAX_BODY} bytes")
-            body = await request.content.read(MAX_BODY + 1)
+            body = await read_prefix(request.content, MAX_BODY + 1)
             if len(body) > MAX_BODY:
                 return _error(413, f"request body larger than {MAX_BODY} bytes")
         headers = {h: request.headers[h] for h in _FORWARD if h in request.headers}

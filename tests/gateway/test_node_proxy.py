@@ -43,12 +43,14 @@ def _owner(seen: list[dict[str, Any]], release: asyncio.Event) -> web.Applicatio
 
 
 async def _chunks(n: int, size: int) -> AsyncIterator[bytes]:
+    """A chunked body arriving in pieces."""
     for _ in range(n):
         yield b"a" * size
+        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager
-async def _entry(owner: str) -> AsyncIterator[tuple[str, NodeProxy]]:
+async def _entry(owner: str, *, broken: bool = False) -> AsyncIterator[tuple[str, NodeProxy]]:
     hub = StreamHub()
     app = build_app(hub, HLSPublisher())
 
@@ -58,6 +60,8 @@ async def _entry(owner: str) -> AsyncIterator[tuple[str, NodeProxy]]:
     app.router.add_route("*", WHEP, local_whep)
 
     async def lookup(stream_id: str) -> str | None:
+        if broken:
+            raise ConnectionError("Redis is down")
         return owner if stream_id == "s1" else None
 
     proxy = NodeProxy(hub, "entry", whep_prefixes=[WHEP], owner_lookup=lookup, read_timeout=0.5)
@@ -83,7 +87,7 @@ async def test_a_whep_offer_goes_to_the_owner_and_its_location_stays_on_this_nod
                 assert resp.headers["Location"] == "/live/video-to-video/s1/whep/sess1"
             async with http.post(url, data=b"a" * (64 * 1024 + 1)) as resp:
                 assert resp.status == 413
-            async with http.post(url, data=_chunks(65, 1024)) as resp:  # no Content-Length
+            async with http.post(url, data=_chunks(17, 4096)) as resp:  # no Content-Length
                 assert resp.status == 413
             async with http.post(f"{entry}/live/video-to-video/s2/whep", data=b"o") as resp:
                 assert resp.status == 404  # nobody else owns s2: served here
@@ -111,3 +115,13 @@ async def test_an_owner_that_never_answers_gets_a_504_and_the_ai_output_goes_to_
     assert "did not answer in time" in body["error"] and "retry" in body["error"]
     assert seen == [{"path": "/stream/s1-out.m3u8"}]  # the live AI output: on s1's node
     assert proxy.failed == 1
+
+
+async def test_a_lookup_that_fails_leaves_the_request_to_this_node() -> None:
+    async with (
+        _entry("http://127.0.0.1:9", broken=True) as (entry, proxy),
+        aiohttp.ClientSession() as http,
+        http.get(f"{entry}/stream/s1/source.m3u8") as resp,
+    ):
+        assert resp.status == 404, await resp.text()  # served here: not live here
+    assert proxy.proxied == 0
