@@ -36,6 +36,7 @@ from .api.http import build_app
 from .api.live import add_live_routes
 from .api.llhls_http import install_llhls
 from .api.metrics import GatewayMetrics, add_metrics_route
+from .api.node_proxy import NodeProxy, OwnerLookup
 from .api.playback_gate import whep_authorize
 from .api.push import PushIngest
 from .api.recordings import add_recording_routes
@@ -98,6 +99,9 @@ HTTP_LOG = logging.getLogger("mediagw.http")  # aiohttp's errors about our HTTP 
 
 __all__ = ["Gateway", "make_authorizer"]
 
+AI_WHEP = "/live/video-to-video/{stream}/whep"  # WHEP of a stream's live AI output
+SOURCE_WHEP = "/webrtc/{stream}"  # WHEP of a stream's source video
+
 
 def make_authorizer(settings: Settings, metrics: Metrics = NULL_METRICS) -> StreamAuthorizer | None:
     """The authorizer asked after the store's stream keys; None: nobody else (the open mode
@@ -119,6 +123,7 @@ class Gateway(GatewayPlatform):
         clock: Clock = SYSTEM,
         store: Store | None = None,
         plans: PlanLookup | None = None,
+        owner_lookup: OwnerLookup | None = None,
     ) -> None:
         self.settings = settings
         self.playback_access: PlaybackAccess | None = None
@@ -276,6 +281,17 @@ class Gateway(GatewayPlatform):
             )
         add_metrics_route(self.http_app, self.metrics, settings.metrics_key)
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
+        # several nodes (-redisUrl): playback of a stream another node owns is proxied there
+        self.node_proxy: NodeProxy | None = None
+        if settings.redis_url:
+            self.node_proxy = NodeProxy(
+                self.hub,
+                self.node_id,
+                whep_prefixes=(AI_WHEP, SOURCE_WHEP),
+                owner_lookup=owner_lookup,
+                read_timeout=max(15.0, 4 * settings.segment_duration + 7.0),  # > LL-HLS holds
+            )
+            self.node_proxy.install(self.http_app)  # before the playback gate
         self.push.routes(self.http_app)
         add_recording_routes(self.http_app, self.recordings_dir)
         add_dashboard_page(self.http_app)
@@ -283,7 +299,7 @@ class Gateway(GatewayPlatform):
         # WHEP plays a stream's live AI output ({stream}-out), as go-livepeer does
         add_whep_routes(
             self.http_app,
-            "/live/video-to-video/{stream}/whep",
+            AI_WHEP,
             self.whep,
             stream_of=_ai_output,
             authorize=self._playback_gate(_ai_output),
@@ -294,9 +310,7 @@ class Gateway(GatewayPlatform):
             self.hub, self.whep, executor=self.executor, on_played=self.delivery.whep_played
         )
         self.hub.add_listener(self.source_whep)
-        self.source_whep.routes(
-            self.http_app, "/webrtc/{stream}", authorize=self._playback_gate(None)
-        )
+        self.source_whep.routes(self.http_app, SOURCE_WHEP, authorize=self._playback_gate(None))
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -310,6 +324,17 @@ class Gateway(GatewayPlatform):
         if host in ("", "0.0.0.0", "::"):
             host = socket.gethostname()
         return f"http://{host}:{self.http_port}"
+
+    @property
+    def owner_lookup(self) -> OwnerLookup | None:
+        """Which other node owns a stream (``StreamLeases.owner_url``): its playback is proxied
+        there. Only with ``-redisUrl``; without, setting it changes nothing."""
+        return self.node_proxy.owner_lookup if self.node_proxy is not None else None
+
+    @owner_lookup.setter
+    def owner_lookup(self, lookup: OwnerLookup | None) -> None:
+        if self.node_proxy is not None:
+            self.node_proxy.owner_lookup = lookup
 
     @property
     def rtmp_port(self) -> int:
@@ -430,6 +455,8 @@ class Gateway(GatewayPlatform):
         if self.transcodes is not None:
             self.hub.add_listener(self.transcodes)
         await self.push.start()
+        if self.node_proxy is not None:
+            await self.node_proxy.start()
         http_host, http_port = Settings.split_addr(self.settings.http_addr)
         self.request_errors = quiet_request_errors(HTTP_LOG)
         self._runner = web.AppRunner(
@@ -519,6 +546,8 @@ class Gateway(GatewayPlatform):
         await self.admission.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.node_proxy is not None:
+            await self.node_proxy.stop()
         if self.webhook_dispatcher is not None:
             await self.webhook_dispatcher.close()  # in-flight calls get a grace, then resume
         if self.webhooks is not None:  # after a restart from their lease
