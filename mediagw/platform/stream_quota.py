@@ -121,7 +121,14 @@ class StreamQuotas:
             return  # the operator's: no limits
         owner, now = stream.owner_key_id, self.clock.wall()
         self._last[owner] = limits
-        if self.shared is not None and (totals := await self.shared.totals(owner, now)):
+        minutes = (
+            limits.stream_minutes_daily,
+            limits.stream_minutes_monthly,
+            limits.live_ai_minutes_daily,
+            limits.live_ai_minutes_monthly,
+        )
+        shared = self.shared if any(m is not None for m in minutes) else None
+        if shared is not None and (totals := await shared.totals(owner, now)):  # every node's
             self._merge(owner, totals, now)
         spent = _exhausted(
             self.stream_minutes.used(owner, now),
