@@ -10,7 +10,13 @@ import asyncio
 from redis_testkit import fresh_redis, refused_url
 
 from mediagw.platform.shared.redis import SharedRedis
-from mediagw.platform.shared.stream_limits import LIVE_AI, STREAM, SharedStreamLimits, Totals
+from mediagw.platform.shared.stream_limits import (
+    BATCH,
+    LIVE_AI,
+    STREAM,
+    SharedStreamLimits,
+    Totals,
+)
 
 NOW = 1_780_000_000.0
 
@@ -79,3 +85,19 @@ async def test_a_refused_redis_admits_and_keeps_the_sums() -> None:
         assert down.failures == 3  # the admissions' calls; the background flush is not counted
     finally:
         await down.close()
+
+
+async def test_a_flush_of_more_keys_than_a_batch_reports_each_keys_own_totals() -> None:
+    async with fresh_redis() as one:
+        limits, seen = SharedStreamLimits(one), dict[str, Totals]()
+        owners = [f"key{i}" for i in range(BATCH + 50)]
+        limits.held = lambda: {owner: {f"p-{owner}"} for owner in owners[::2]}
+        limits.on_totals = seen.__setitem__
+        for i, owner in enumerate(owners):
+            limits.add(owner, STREAM, i)
+            limits.add(owner, LIVE_AI, i / 2)
+        await limits.flush(NOW)
+        assert sorted(seen) == sorted(owners[::2])  # only the keys with streams here
+        assert all(seen[o].stream_day == i and seen[o].live_ai_month == i / 2
+                   for i, o in enumerate(owners) if o in seen)  # fmt: skip
+        assert not await limits.reserve(owners[-2], "another", 1)  # renewed: held

@@ -63,32 +63,36 @@ return 1
 """
 )
 
-# KEYS: streams, stream day, stream month, live-AI day, live-AI month. ARGV: ttl (ms), stream
-# minutes, live-AI minutes, day and month lifetimes (ms), then the playback ids to renew.
-# Returns the four totals after the additions.
+# Several keys at once. KEYS, five a key: its streams, stream day, stream month, live-AI day,
+# live-AI month. ARGV: ttl, day and month lifetimes (ms), then a key's stream minutes, live-AI
+# minutes, how many playback ids to renew and those ids, and so on for the next key. Returns
+# the four totals of each key after the additions, space-separated (one reply to parse).
 FLUSH = (
     _NOW
     + """
-local ttl = tonumber(ARGV[1])
-if #ARGV > 5 then
-  for i = 6, #ARGV do redis.call('ZADD', KEYS[1], now + ttl, ARGV[i]) end
-  redis.call('PEXPIRE', KEYS[1], ttl)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local out = {}
-local sums = {ARGV[2], ARGV[2], ARGV[3], ARGV[3]}
-local lives = {ARGV[4], ARGV[5], ARGV[4], ARGV[5]}
-for i = 1, 4 do
-  if tonumber(sums[i]) > 0 then
-    out[i] = redis.call('INCRBYFLOAT', KEYS[i + 1], sums[i])
-    redis.call('PEXPIRE', KEYS[i + 1], lives[i])
-  else
-    out[i] = redis.call('GET', KEYS[i + 1]) or '0'
+local ttl, lives = tonumber(ARGV[1]), {ARGV[2], ARGV[3], ARGV[2], ARGV[3]}
+local out, a = {}, 4
+for k = 0, #KEYS / 5 - 1 do
+  local streams, sums = KEYS[k * 5 + 1], {ARGV[a], ARGV[a], ARGV[a + 1], ARGV[a + 1]}
+  local held = tonumber(ARGV[a + 2])
+  for i = a + 3, a + 2 + held do redis.call('ZADD', streams, now + ttl, ARGV[i]) end
+  if held > 0 then redis.call('PEXPIRE', streams, ttl) end
+  redis.call('ZREMRANGEBYSCORE', streams, '-inf', now)
+  for i = 1, 4 do
+    local key = KEYS[k * 5 + 1 + i]
+    if tonumber(sums[i]) > 0 then
+      out[#out + 1] = redis.call('INCRBYFLOAT', key, sums[i])
+      redis.call('PEXPIRE', key, lives[i])
+    else
+      out[#out + 1] = redis.call('GET', key) or '0'
+    end
   end
+  a = a + 3 + held
 end
-return out
+return table.concat(out, ' ')
 """
 )
+BATCH = 200  # keys per script run (Redis runs nothing else meanwhile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,16 +195,19 @@ class SharedStreamLimits:
         order = sorted(owners)
         try:
             async with self.shared.client.pipeline(transaction=False) as pipe:
-                for owner in order:
-                    args: list[str | int] = [
-                        self.ttl_ms,
-                        repr(sums.get((owner, STREAM), 0.0)),
-                        repr(sums.get((owner, LIVE_AI), 0.0)),
-                        day_life,
-                        month_life,
-                        *sorted(held.get(owner, ())),
-                    ]
-                    await self._flush(keys=self._keys(owner, now), args=args, client=pipe)
+                for first in range(0, len(order), BATCH):
+                    keys: list[str] = []
+                    args: list[str | int] = [self.ttl_ms, day_life, month_life]
+                    for owner in order[first : first + BATCH]:
+                        ids = sorted(held.get(owner, ()))
+                        keys += self._keys(owner, now)
+                        args += [
+                            repr(sums.get((owner, STREAM), 0.0)),
+                            repr(sums.get((owner, LIVE_AI), 0.0)),
+                            len(ids),
+                            *ids,
+                        ]
+                    await self._flush(keys=keys, args=args, client=pipe)
                 replies = await pipe.execute()
         except RedisError as exc:
             self.shared.failed(exc, counted=False)  # nothing lost: the sums go back
@@ -208,9 +215,10 @@ class SharedStreamLimits:
                 self.add(*key, minutes)
             return
         self.shared.ok()
-        for owner, reply in zip(order, replies, strict=True):
+        values = [v for reply in replies for v in _text(reply).split()]
+        for i, owner in enumerate(order):
             if owner in held:
-                self.on_totals(owner, self._totals(owner, now, list(reply)))
+                self.on_totals(owner, self._totals(owner, now, list(values[i * 4 : i * 4 + 4])))
 
     # -- running ----------------------------------------------------------------------------------
     def start(self, now: Callable[[], float]) -> None:
@@ -241,3 +249,7 @@ class SharedStreamLimits:
         await self.flush(now)  # the last sums (the held streams ended: none renewed)
         if self._sends:
             await asyncio.gather(*self._sends, return_exceptions=True)
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode() if isinstance(reply, bytes) else reply
