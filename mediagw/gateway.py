@@ -71,6 +71,7 @@ from .platform.shared.fanout import Invalidations
 from .platform.shared.live import SharedLiveState, stopped_ttl
 from .platform.shared.orchestrators import SharedOrchestrators
 from .platform.shared.redis import SharedRedis
+from .platform.shared.stream_limits import SharedStreamLimits
 from .platform.store import Store
 from .platform.store_auth import StoreStreamAuth
 from .platform.stream_auth import (
@@ -190,6 +191,8 @@ class Gateway(GatewayPlatform):
         # what several nodes share (-redisUrl): None keeps it all in this process
         self.redis = SharedRedis(settings.redis_url) if settings.redis_url else None
         self.invalidations = Invalidations(self.redis) if self.redis is not None else None
+        if self.redis is not None and metering:  # a key's streams and minutes on every node
+            self.quotas.attach(SharedStreamLimits(self.redis))
         self.webhooks: WebhookService | None = None
         self.webhook_dispatcher: WebhookDispatcher | None = None
         self.api: Api | None = None

@@ -21,7 +21,7 @@ from .platform.lifecycle import EventSink, StreamLifecycle
 from .platform.limits import DEFAULT_LIMITS, PlanLimits
 from .platform.plan_limits import RequestLimits, limits_of_plan
 from .platform.plans import plan_for_key
-from .platform.shared.fanout import share_access
+from .platform.shared.fanout import share_access, share_plans
 from .platform.shared.limiter import RedisLimiter
 from .platform.store import ApiKey, Store, open_store
 from .platform.streams import StreamService
@@ -138,6 +138,7 @@ class GatewayPlatform:
         self.playback_access = PlaybackAccess(self.store, clock=self.clock)
         if self.invalidations is not None:  # a key disabled here is refused on every node
             share_access(self.playback_access, self.invalidations)
+            share_plans(self.plans, self.invalidations)  # a plan changed here, on every node
             self.invalidations.start()
         add_playback_gate(self.http_app, self.playback_access)
         self.api = mount_api(
@@ -157,6 +158,7 @@ class GatewayPlatform:
                 else None,
                 services={
                     "quotas": self.quotas,
+                    "plans": self.plans,
                     "streams": self.streams,
                     "webhooks": self.webhooks,
                     "access": self.playback_access,
@@ -176,6 +178,7 @@ class GatewayPlatform:
             end_reason=self.quotas.status_reason,
         )
         self.quotas.events = self.lifecycle.events
+        self.quotas.start()
         if self.settings.metering:
             self.ledger, self.billing = open_ledger(
                 self.store,

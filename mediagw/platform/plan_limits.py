@@ -3,7 +3,8 @@
 ``PlanLookup`` is the seam to the plans: ``await lookup(key)`` gives the key's ``PlanLimits``
 (the ledger's ``plans.plan_for_key`` adapted by the gateway; until then every key has NaaP's
 default, ``default_plans``). Lookups are cached ``ttl`` seconds per key (5 s by default), so a
-plan change applies within that, and a request costs no plan query.
+request costs no plan query; a change through ``/api/admin`` drops what it changed (``forget``,
+on every node with ``-redisUrl``), any other change applies within the ``ttl``.
 
 Admin keys are exempt (``limits_of`` answers None): the operator's own key is never locked out
 of its gateway by a plan, and streams owned by an admin key (or by nobody: the operator's) have
@@ -63,6 +64,7 @@ class PlanCache:
         self._cache: TtlCache[str, PlanLimits | None] = TtlCache(
             max_entries=max_keys, clock=clock.monotonic
         )
+        self.announce: Callable[[str | None], None] | None = None
 
     async def limits_of(self, key: ApiKey) -> PlanLimits | None:
         if "admin" in key.scopes:
@@ -87,7 +89,14 @@ class PlanCache:
         return self._cache.peek(key_id)
 
     def forget(self, key_id: str | None = None) -> None:
-        """Look ``key_id`` (None: every key) up again at its next use."""
+        """Look ``key_id`` (None: every key) up again at its next use, on every node
+        (``announce``: set by ``shared.fanout.share_plans``)."""
+        self._cache.forget(key_id)
+        if self.announce is not None:
+            self.announce(key_id)
+
+    def forget_here(self, key_id: str | None = None) -> None:
+        """``forget`` on this node only (what another node announced)."""
         self._cache.forget(key_id)
 
 

@@ -16,8 +16,12 @@ are ended: the publisher is disconnected (``terminate``), the stream's status re
 and sent with the ``stream.idle`` event), and ``quota.exhausted`` is emitted. Other keys' streams
 are untouched.
 
-Usage is counted from the gateway's start: a restart forgets it (the usage ledger persists
-usage; its totals can seed these windows).
+Alone, a gateway counts in memory from its start: a restart forgets it (the usage ledger
+persists usage; its totals can seed these windows). With ``-redisUrl`` (``attach``), the limits
+hold across the nodes sharing Redis (``platform/shared/stream_limits``): a publish is admitted
+against every node's live streams and minutes, segments' minutes are summed here and flushed
+every second, and the totals read back end a key's streams on every node within about a second
+of its minutes running out. Redis down: each node enforces what it knows (fail open).
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ from ..usage import LIVE_AI, UsageEvent
 from .lifecycle import EventSink, LiveStream
 from .limits import PlanLimits, UsageWindows, Windows
 from .plan_limits import PlanCache
+from .shared.stream_limits import LIVE_AI as SHARED_AI
+from .shared.stream_limits import STREAM as SHARED_STREAM
+from .shared.stream_limits import SharedStreamLimits, Totals
 from .store import Store, Stream
 from .studio_json import to_studio
 
@@ -94,6 +101,17 @@ class StreamQuotas:
         self._reasons: OrderedDict[str, str] = OrderedDict()  # stream id -> status reason
         self._tasks: set[asyncio.Task[None]] = set()
         self._last: dict[str, PlanLimits] = {}  # owner -> its limits as last looked up
+        self.shared: SharedStreamLimits | None = None  # -redisUrl: the limits across nodes
+
+    def attach(self, shared: SharedStreamLimits) -> None:
+        """Hold the limits across the nodes sharing ``shared``'s Redis."""
+        self.shared = shared
+        shared.held = self._held
+        shared.on_totals = self._on_totals
+
+    def start(self) -> None:
+        if self.shared is not None:
+            self.shared.start(self.clock.wall)
 
     # -- the publish gate -------------------------------------------------------------------------
     async def admit(self, stream: Stream) -> None:
@@ -103,6 +121,15 @@ class StreamQuotas:
             return  # the operator's: no limits
         owner, now = stream.owner_key_id, self.clock.wall()
         self._last[owner] = limits
+        minutes = (
+            limits.stream_minutes_daily,
+            limits.stream_minutes_monthly,
+            limits.live_ai_minutes_daily,
+            limits.live_ai_minutes_monthly,
+        )
+        shared = self.shared if any(m is not None for m in minutes) else None
+        if shared is not None and (totals := await shared.totals(owner, now)):  # every node's
+            self._merge(owner, totals, now)
         spent = _exhausted(
             self.stream_minutes.used(owner, now),
             limits.stream_minutes_daily,
@@ -119,7 +146,13 @@ class StreamQuotas:
             if spent:
                 raise PublishRejected(_used_up("live AI", spent), REJECTED)
         cap = limits.max_concurrent_streams
-        if cap is not None and self._streams_of(owner, stream.playback_id) >= cap:
+        if cap is not None and (
+            self._streams_of(owner, stream.playback_id) >= cap
+            or (
+                self.shared is not None
+                and not await self.shared.reserve(owner, stream.playback_id, cap)
+            )
+        ):
             raise PublishRejected(
                 f"this API key already has {cap} live streams, its plan's maximum: end one"
                 " before publishing another, or ask the operator for a larger plan",
@@ -127,11 +160,14 @@ class StreamQuotas:
             )
         self.reserved[stream.playback_id] = (owner, self.clock.monotonic() + self.reserve_for)
 
-    def _streams_of(self, owner: str, besides: str) -> int:
+    def _expire(self) -> None:
         mono = self.clock.monotonic()
         for playback_id, (_, until) in list(self.reserved.items()):
             if until <= mono:
                 del self.reserved[playback_id]
+
+    def _streams_of(self, owner: str, besides: str) -> int:
+        self._expire()
         ids = {p for p, live in self.live.items() if live.owner == owner}
         ids |= {p for p, (o, _) in self.reserved.items() if o == owner}
         ids.discard(besides)  # its own publish again: the hub refuses a second publisher
@@ -150,11 +186,16 @@ class StreamQuotas:
         live = self.live.get(stream.id)
         if live is None or live.ending:
             return
-        win = self.stream_minutes.add(live.owner, segment.duration / 60.0, self.clock.wall())
+        minutes = segment.duration / 60.0
+        if self.shared is not None:
+            self.shared.add(live.owner, SHARED_STREAM, minutes)
+        win = self.stream_minutes.add(live.owner, minutes, self.clock.wall())
         self._check(live.owner, win, "stream")
 
     def on_stream_end(self, stream: LiveStream) -> None:
         live = self.live.pop(stream.id, None)
+        if live is not None and self.shared is not None:
+            self.shared.release(live.owner, stream.id)
         if live is not None and not any(o.owner == live.owner for o in self.live.values()):
             self._last.pop(live.owner, None)  # bounded: only owners with live streams
 
@@ -168,8 +209,42 @@ class StreamQuotas:
         live = self.live.get(event.stream)
         if live is None:
             return
-        win = self.live_ai_minutes.add(live.owner, event.quantity / 60_000.0, self.clock.wall())
+        minutes = event.quantity / 60_000.0
+        if self.shared is not None:
+            self.shared.add(live.owner, SHARED_AI, minutes)
+        win = self.live_ai_minutes.add(live.owner, minutes, self.clock.wall())
         self._check(live.owner, win, "live AI")
+
+    # -- across nodes (-redisUrl) ----------------------------------------------------------------
+    def _held(self) -> dict[str, set[str]]:
+        """Owner -> its playback ids live or admitted here (renewed in Redis)."""
+        self._expire()
+        held: dict[str, set[str]] = {}
+        for playback_id, live in self.live.items():
+            held.setdefault(live.owner, set()).add(playback_id)
+        for playback_id, (owner, _) in self.reserved.items():
+            held.setdefault(owner, set()).add(playback_id)
+        return held
+
+    def _merge(self, owner: str, totals: Totals, now: float) -> tuple[Windows, Windows]:
+        """Take every node's totals as this node's windows."""
+        wins = self.stream_minutes.used(owner, now), self.live_ai_minutes.used(owner, now)
+        for win, day, month in zip(
+            wins,
+            (totals.stream_day, totals.live_ai_day),
+            (totals.stream_month, totals.live_ai_month),
+            strict=True,
+        ):
+            if win.day == totals.day:
+                win.day_used = max(win.day_used, day)
+            if win.month == totals.month:
+                win.month_used = max(win.month_used, month)
+        return wins
+
+    def _on_totals(self, owner: str, totals: Totals) -> None:
+        streams, live_ai = self._merge(owner, totals, self.clock.wall())
+        self._check(owner, streams, "stream")
+        self._check(owner, live_ai, "live AI")
 
     # -- running out ------------------------------------------------------------------------------
     def _check(self, owner: str, win: Windows, what: str) -> None:
@@ -242,6 +317,8 @@ class StreamQuotas:
             log.error("quota work failed", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close(self.clock.wall())
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

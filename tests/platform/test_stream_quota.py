@@ -1,17 +1,20 @@
 """``StreamQuotas`` alone, with a manual clock: live-AI minutes end only the key's streams that
 run a pipeline, two publishes at once cannot both take the last place, and an admin key's or the
-operator's streams have no limits. (The gateway test publishes for real.)"""
+operator's streams have no limits; with two nodes on the test Redis, live-AI minutes used on
+both end the key's streams on both. (The gateway tests publish for real.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import pytest
+from redis_testkit import fresh_redis
 
 from mediagw.clock import ManualClock
 from mediagw.errors import PublishRejected
 from mediagw.platform.limits import PlanLimits
 from mediagw.platform.plan_limits import PlanCache
+from mediagw.platform.shared.stream_limits import SharedStreamLimits
 from mediagw.platform.store import ApiKey, Stream
 from mediagw.platform.stream_quota import StreamQuotas
 from mediagw.request import StreamRequest
@@ -110,3 +113,23 @@ async def test_the_operators_and_admin_keys_streams_have_no_limits() -> None:
         await fx.publish(row)
     with pytest.raises(PublishRejected, match="daily stream minutes"):
         await fx.quotas.admit(fx.row("customer", "k1"))
+
+
+async def test_live_ai_minutes_used_on_two_nodes_end_the_keys_streams_on_both() -> None:
+    async with fresh_redis() as one, fresh_redis(one.prefix) as two:
+        nodes = [_fixture(PlanLimits(live_ai_minutes_daily=1.0)) for _ in range(2)]
+        for fx, shared in zip(nodes, (one, two), strict=True):
+            fx.quotas.attach(SharedStreamLimits(shared))
+        a, b = nodes
+        await a.publish(a.row("on-a", "k1", pipeline="comfyui"))
+        await b.publish(b.row("on-b", "k1", pipeline="comfyui"))
+        a.quotas.emit(_ai("on-a", 40_000))
+        b.quotas.emit(_ai("on-b", 40_000))  # 80 s in all; each node alone: 40 s of 60
+        assert a.ended == b.ended == []
+        now = a.quotas.clock.wall()
+        for fx in (a, b, a):  # each flush reads every node's total
+            assert fx.quotas.shared is not None
+            await fx.quotas.shared.flush(now)
+        assert a.ended == ["on-a"] and b.ended == ["on-b"]
+        with pytest.raises(PublishRejected, match="daily live AI minutes"):
+            await b.quotas.admit(b.row("again", "k1", pipeline="comfyui"))

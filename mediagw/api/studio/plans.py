@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ...errors import InvalidInput
+from ...platform.plan_limits import PlanCache
 from ...platform.plans import Plan
 from .base import Api, Body, Call, not_found
 
@@ -101,6 +102,13 @@ def _changes(body: PlanPatch) -> dict[str, Any]:
     return changes
 
 
+def _forget(call: Call, key_id: str | None = None) -> None:
+    """Look the limits of ``key_id`` (None: every key) up again, on every node."""
+    plans: PlanCache | None = call.ctx.services.get("plans")
+    if plans is not None:
+        plans.forget(key_id)
+
+
 def add_plan_routes(api: Api) -> None:
     @api.route(
         "POST", "/admin/plans", scope="admin", body=PlanCreate, status=201, response=PlanOut,
@@ -114,6 +122,7 @@ def add_plan_routes(api: Api) -> None:
             **_changes(body),
         )
         await call.ctx.store.create_plan(plan)
+        _forget(call)  # the plan with id "default" changes every key without one
         await call.audit("plan.create", "plan", plan.id, {"name": plan.name})
         return plan_json(plan)
 
@@ -142,6 +151,7 @@ def add_plan_routes(api: Api) -> None:
         plan = await call.ctx.store.update_plan(call.param("id"), **changes)
         if plan is None:
             raise not_found("plan", call.param("id"))
+        _forget(call)  # its keys' limits, on every node
         await call.audit("plan.update", "plan", plan.id, {"fields": sorted(changes)})
         return plan_json(plan)
 
@@ -153,4 +163,5 @@ def add_plan_routes(api: Api) -> None:
         key_id, plan_id = call.param("id"), call.body.plan_id
         if not await call.ctx.store.set_key_plan(key_id, plan_id):
             raise not_found("API key", key_id)
+        _forget(call, key_id)
         await call.audit("key.plan", "api_key", key_id, {"planId": plan_id})

@@ -20,11 +20,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..access import PlaybackAccess
+from ..plan_limits import PlanCache
 from .redis import RedisError, SharedRedis
 
 log = logging.getLogger("mediagw.redis")
 
-__all__ = ["Invalidations", "share_access"]
+__all__ = ["Invalidations", "share_access", "share_plans"]
 
 RETRY = 1.0  # seconds between reconnects of a lost subscription
 Handler = Callable[[dict[str, Any] | None], None]  # None: forget everything
@@ -115,4 +116,21 @@ def share_access(access: PlaybackAccess, invalidations: Invalidations) -> None:
             )
 
     access.announce = announce
+    invalidations.handlers.append(apply)
+
+
+def share_plans(plans: PlanCache, invalidations: Invalidations) -> None:
+    """What ``plans.forget`` drops on one node (a plan changed, a key put on another plan),
+    dropped on every node."""
+
+    def announce(key_id: str | None) -> None:
+        invalidations.announce({"planKey": key_id} if key_id else {"plans": True})
+
+    def apply(change: dict[str, Any] | None) -> None:
+        if change is None or change.get("plans") is True:
+            plans.forget_here()
+        elif isinstance(key_id := change.get("planKey"), str):
+            plans.forget_here(key_id)
+
+    plans.announce = announce
     invalidations.handlers.append(apply)
