@@ -22,6 +22,7 @@ __all__ = [
     "INGEST_RTMP",
     "INGEST_WHIP",
     "Ladder",
+    "Resume",
     "StreamRequest",
     "frozen_params",
 ]
@@ -52,6 +53,15 @@ class Ladder:
 
 
 @dataclass(frozen=True, slots=True)
+class Resume:
+    """A publish continuing a stream another node owned: where its numbering goes on."""
+
+    next_seq: int
+    discontinuity: int
+    session: int
+
+
+@dataclass(frozen=True, slots=True)
 class StreamRequest:
     """One publish session's intent.
 
@@ -75,6 +85,7 @@ class StreamRequest:
     stream_id: str = ""
     pipeline_id: str = ""
     session_id: str = ""
+    resume: Resume | None = None
 
     @property
     def user_stream_id(self) -> str:

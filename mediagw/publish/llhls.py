@@ -30,7 +30,9 @@ fragment (``moof`` overhead about 3 %). ``-llhlsPartTarget 0.333`` trades the ot
 Memory per rendition: the playlist window of whole segments (+ ``grace``), the parts of the
 segments that still list them (+ one), and the init segments they name. Sessions follow
 ``hls.py``: items after their session ended are refused, a newer session reopens with a
-discontinuity. Everything here runs on the event loop and is O(packets) per item.
+discontinuity; a stream continued from another node (``Stream.resume``, ``continue_stream``)
+goes on from its msn and discontinuity sequence, as in ``hls.py``. Everything here runs on the
+event loop and is O(packets) per item.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from segmenter import CLOCK, MalformedMedia, MediaPacket, Progress, Segment, Seg
 from segmenter.fmp4 import Fmp4Writer
 
 from ..clock import SYSTEM
+from ..request import Resume
 from ..stream.hub import Stream
 from .hls import SOURCE
 from .llplaylist import LLPlaylist, LLSegment, Part
@@ -103,6 +106,7 @@ class LLRendition:
 class _StreamLL:
     renditions: dict[str, LLRendition] = field(default_factory=dict)
     waiters: int = 0
+    resume: Resume | None = None  # another node's numbering, which every rendition continues
 
 
 class LLHLSPublisher:
@@ -137,7 +141,11 @@ class LLHLSPublisher:
         self.feed(stream.id, item, session=stream.stats.sessions)
 
     def on_stream_start(self, stream: Stream) -> None:
-        self._streams.setdefault(stream.id, _StreamLL())
+        self._streams.setdefault(stream.id, _StreamLL(resume=stream.resume))
+
+    def continue_stream(self, stream_id: str, resume: Resume) -> None:
+        """A stream unknown here goes on from another node's numbering (``hls.py``'s)."""
+        self._streams.setdefault(stream_id, _StreamLL(resume=resume))
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:
         pass  # segments come through the progress stream
@@ -164,10 +172,13 @@ class LLHLSPublisher:
         ll = self._streams.setdefault(stream_id, _StreamLL())
         rend = ll.renditions.get(rendition)
         if rend is None:
+            playlist = LLPlaylist(
+                self.target_duration, self.part_target, self.window, f"{rendition}/"
+            )
+            if ll.resume is not None:
+                playlist.continue_from(ll.resume.next_seq, ll.resume.discontinuity)
             rend = ll.renditions[rendition] = LLRendition(
-                rendition,
-                LLPlaylist(self.target_duration, self.part_target, self.window, f"{rendition}/"),
-                keep=self.window + self.grace,
+                rendition, playlist, keep=self.window + self.grace
             )
         try:
             if isinstance(item, SegmentStart):
