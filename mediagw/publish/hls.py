@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 from segmenter import Segment
 
-from ..request import Resume
 from ..stream.hub import Stream
 from .playlist import GAP_VERSION, MediaPlaylist, PlaylistEntry, Variant, render_multivariant
 
@@ -72,7 +71,8 @@ class Rendition:
 class StreamHLS:
     stream_id: str
     renditions: dict[str, Rendition] = field(default_factory=dict)
-    resume: Resume | None = None  # another node's numbering, which every rendition continues
+    # (next_seq, discontinuity): another node's numbering, which every rendition continues
+    continued: tuple[int, int] | None = None
 
 
 class HLSPublisher:
@@ -86,12 +86,17 @@ class HLSPublisher:
 
     # -- StreamListener ---------------------------------------------------------------------
     def on_stream_start(self, stream: Stream) -> None:
-        self._streams.setdefault(stream.id, StreamHLS(stream.id, resume=stream.resume))
+        if stream.resume is not None:
+            self.continue_stream(stream.id, stream.resume.next_seq, stream.resume.discontinuity)
+        self._streams.setdefault(stream.id, StreamHLS(stream.id))
 
-    def continue_stream(self, stream_id: str, resume: Resume) -> None:
-        """The playlists of ``stream_id``, unknown here, go on from another node's numbering
-        (``resume``); a stream known here goes on as it is."""
-        self._streams.setdefault(stream_id, StreamHLS(stream_id, resume=resume))
+    def continue_stream(self, stream_id: str, next_seq: int, discontinuity: int) -> None:
+        """The playlists of ``stream_id``, unknown here, go on from another node's, whose last
+        segment had seq ``next_seq - 1`` and discontinuity number ``discontinuity``
+        (``MediaPlaylist.continue_from``); a stream known here goes on as it is."""
+        self._streams.setdefault(
+            stream_id, StreamHLS(stream_id, continued=(next_seq, discontinuity))
+        )
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:
         resolution = (segment.video.width, segment.video.height) if segment.video else None
@@ -178,7 +183,7 @@ class HLSPublisher:
         hls = self._streams.setdefault(stream_id, StreamHLS(stream_id))
         rend = hls.renditions.get(name)
         if rend is None:
-            rend = hls.renditions[name] = self._new_rendition(name, hls.resume)
+            rend = hls.renditions[name] = self._new_rendition(name, hls.continued)
         try:
             rend.add(entry, data, session)
         except ValueError as exc:  # a late or stale publish: the playlist stays as it is
@@ -189,12 +194,12 @@ class HLSPublisher:
             return None
         return rend
 
-    def _new_rendition(self, name: str, resume: Resume | None) -> Rendition:
+    def _new_rendition(self, name: str, continued: tuple[int, int] | None) -> Rendition:
         # Only the renditions of a pipeline can have gaps; the source never has.
         version = 3 if name == SOURCE else GAP_VERSION
         playlist = MediaPlaylist(self.target_duration, self.window, version=version)
-        if resume is not None:
-            playlist.continue_from(resume.next_seq, resume.discontinuity)
+        if continued is not None:
+            playlist.continue_from(*continued)
         return Rendition(name, playlist, keep=self.window + self.grace)
 
     # -- reading ----------------------------------------------------------------------------
@@ -212,7 +217,7 @@ class HLSPublisher:
         rend = hls.renditions.get(name) if hls else None
         if rend is not None:
             return rend.playlist.next_seq
-        return hls.resume.next_seq if hls is not None and hls.resume is not None else 0
+        return hls.continued[0] if hls is not None and hls.continued is not None else 0
 
     async def wait_ready(self, stream_id: str, name: str, timeout: float) -> Rendition | None:
         """Wait up to ``timeout`` for a known stream's rendition to list its first segment."""
@@ -225,7 +230,7 @@ class HLSPublisher:
         if name != SOURCE and rend is None:
             return None
         if rend is None:
-            rend = hls.renditions[name] = self._new_rendition(name, hls.resume)
+            rend = hls.renditions[name] = self._new_rendition(name, hls.continued)
         try:
             await asyncio.wait_for(rend.ready.wait(), timeout)
         except TimeoutError:

@@ -48,7 +48,6 @@ from segmenter import CLOCK, MalformedMedia, MediaPacket, Progress, Segment, Seg
 from segmenter.fmp4 import Fmp4Writer
 
 from ..clock import SYSTEM
-from ..request import Resume
 from ..stream.hub import Stream
 from .hls import SOURCE
 from .llplaylist import LLPlaylist, LLSegment, Part
@@ -106,7 +105,8 @@ class LLRendition:
 class _StreamLL:
     renditions: dict[str, LLRendition] = field(default_factory=dict)
     waiters: int = 0
-    resume: Resume | None = None  # another node's numbering, which every rendition continues
+    # (next_seq, discontinuity): another node's numbering, which every rendition continues
+    continued: tuple[int, int] | None = None
 
 
 class LLHLSPublisher:
@@ -141,11 +141,13 @@ class LLHLSPublisher:
         self.feed(stream.id, item, session=stream.stats.sessions)
 
     def on_stream_start(self, stream: Stream) -> None:
-        self._streams.setdefault(stream.id, _StreamLL(resume=stream.resume))
+        if stream.resume is not None:
+            self.continue_stream(stream.id, stream.resume.next_seq, stream.resume.discontinuity)
+        self._streams.setdefault(stream.id, _StreamLL())
 
-    def continue_stream(self, stream_id: str, resume: Resume) -> None:
+    def continue_stream(self, stream_id: str, next_seq: int, discontinuity: int) -> None:
         """A stream unknown here goes on from another node's numbering (``hls.py``'s)."""
-        self._streams.setdefault(stream_id, _StreamLL(resume=resume))
+        self._streams.setdefault(stream_id, _StreamLL(continued=(next_seq, discontinuity)))
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:
         pass  # segments come through the progress stream
@@ -175,8 +177,8 @@ class LLHLSPublisher:
             playlist = LLPlaylist(
                 self.target_duration, self.part_target, self.window, f"{rendition}/"
             )
-            if ll.resume is not None:
-                playlist.continue_from(ll.resume.next_seq, ll.resume.discontinuity)
+            if ll.continued is not None:
+                playlist.continue_from(*ll.continued)
             rend = ll.renditions[rendition] = LLRendition(
                 rendition, playlist, keep=self.window + self.grace
             )

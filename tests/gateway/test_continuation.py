@@ -133,11 +133,11 @@ def test_every_hls_rendition_of_a_continued_stream_goes_on() -> None:
     assert text is not None and f"#EXT-X-VERSION:{GAP_VERSION}\n" in text
     assert discontinuity_numbers(text) == [(41, 7), (42, 7)]
     # the live AI output (a stream the hub does not know): from next_seq on, too
-    hls.continue_stream("s-out", RESUME)
+    hls.continue_stream("s-out", RESUME.next_seq, RESUME.discontinuity)
     assert hls.next_seq("s-out", SOURCE) == 41
     hls.publish("s-out", SOURCE, 41, b"\x47" * 188, 2.0, session=session)
     check_continues(_other_node(), hls.media_playlist("s-out", SOURCE) or "")
-    hls.continue_stream("s-out", Resume(500, 50, 9))  # known here: goes on as it is
+    hls.continue_stream("s-out", 500, 50)  # known here: goes on as it is
     assert hls.next_seq("s-out", SOURCE) == 42
     assert hls.next_seq("other", SOURCE) == 0
 

@@ -242,9 +242,10 @@ class LiveAIManager:
         out_id = f"{stream.id}-out"
         publish_session = stream.stats.sessions
         if stream.resume is not None:  # continued from another node: so is the output
-            self.hls.continue_stream(out_id, stream.resume)
+            at = (stream.resume.next_seq, stream.resume.discontinuity)
+            self.hls.continue_stream(out_id, *at)
             if self.llhls is not None:
-                self.llhls.continue_stream(out_id, stream.resume)
+                self.llhls.continue_stream(out_id, *at)
         feed = UnitFeed(self.whep_play) if self.whep is not None else None
 
         def progress(oid: str, item: Progress) -> None:
