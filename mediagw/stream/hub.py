@@ -179,6 +179,11 @@ class StreamHub:
         if self.live_count() >= self.max_sessions:
             raise LimitExceeded(f"max sessions ({self.max_sessions}) reached")
         resume = request.resume
+        if resume is not None and min(resume.next_seq, resume.discontinuity, resume.session) < 0:
+            log.warning("stream resume ignored: numbers start afresh",
+                        extra={"stream": stream_id, "resume": str(resume)})  # fmt: skip
+            request = replace(request, resume=None)
+            resume = None
         if stream is None:
             segmenter = Segmenter(
                 self.segment_duration,

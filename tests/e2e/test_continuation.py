@@ -80,11 +80,8 @@ async def _ended(gw: Gateway, stream: str) -> None:
         if live is None or live.live or source is None or rendition is None:
             return False
         listed = rendition.playlist
-        return (
-            listed.ended
-            and listed.session == live.stats.sessions
-            and (listed.next_seq == source.playlist.next_seq)
-        )
+        last = listed.next_seq == source.playlist.next_seq
+        return listed.ended and listed.session == live.stats.sessions and last
 
     await wait_until(done, 90)
 

@@ -97,6 +97,14 @@ def test_the_hub_numbers_a_continued_stream_from_where_the_other_node_left_it() 
     assert [(s.seq, s.discontinuity) for s in segments] == [(41, True), (42, False), (43, False)]
 
 
+def test_a_resume_with_negative_numbers_is_ignored_not_fatal() -> None:
+    hub = StreamHub(segment_duration=2.0)
+    hub.add_listener(HLSPublisher(2.0))
+    stream = hub.begin_publish(StreamRequest("s", resume=Resume(-1, 0, 0)))
+    assert stream.live and stream.resume is None and stream.stats.sessions == 1
+    assert [s.seq for s in _cut(stream, 2)] == [0]
+
+
 def test_a_hub_that_knows_the_stream_ignores_a_resume() -> None:
     hub = StreamHub(segment_duration=2.0)
     hls = HLSPublisher(2.0, window=3)
