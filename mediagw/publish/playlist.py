@@ -118,7 +118,8 @@ class MediaPlaylist:
 
     @property
     def next_seq(self) -> int:
-        """The seq after the last one ever listed (0 for an empty playlist)."""
+        """The seq after the last one ever listed (0 for an empty playlist, the one given to
+        ``continue_from`` for an empty continued one)."""
         return self._last_seq + 1
 
     @property

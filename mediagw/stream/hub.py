@@ -15,7 +15,7 @@ A publish that continues a stream another node owned (``StreamRequest.resume``) 
 ``Stream`` where that node left off: its first segment gets seq ``next_seq`` and is a
 discontinuity, its publish session number is ``session + 1``; ``Stream.resume`` keeps it for the
 playlists, which continue their numbering from it. A stream this hub already knows ignores it:
-the ordinary reconnect above already continues.
+the ordinary reconnect above already continues; so does a resume with a negative number (logged).
 
 Listeners are synchronous and cheap (in-memory HLS, metrics); anything that does I/O subscribes
 through a bounded ``Fanout`` and drops when slow, so no consumer can stall ingest.
