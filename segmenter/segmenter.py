@@ -103,6 +103,8 @@ class Segmenter:
     ``flush()`` ends a publish session (the open segment comes back with ``last=True``);
     ``restart()`` begins the next one (discontinuity, continuous timestamps, seq continues). A
     ``push`` after ``flush`` restarts implicitly. Not thread-safe: one instance per stream.
+    ``start_seq`` and ``discontinuity`` continue a stream segmented elsewhere (another node):
+    its first segment gets that seq and, with ``discontinuity``, is flagged as one.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class Segmenter:
         max_segment_duration: float | None = None,
         max_segment_bytes: int = 32 << 20,
         start_pts: int = TIMELINE_START,
+        discontinuity: bool = False,
     ) -> None:
         if target_duration <= 0:
             raise ValueError("target_duration must be positive")
@@ -130,7 +133,7 @@ class Segmenter:
         self._progress_ts = False  # ... with the TS bytes as they are muxed
         self._events: list[Progress] = []
         self.stats = SegmenterStats()
-        self._reset_session(discontinuity=False)
+        self._reset_session(discontinuity=discontinuity)
 
     @property
     def target_ticks(self) -> int:

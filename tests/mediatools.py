@@ -11,6 +11,7 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,37 @@ def make_keystore(directory: Path) -> tuple[Path, str]:
     path = directory / "key.json"
     path.write_text(json.dumps(doc))
     return path, "pw"
+
+
+def discontinuity_numbers(text: str) -> list[tuple[int, int]]:
+    """(media sequence number, discontinuity number) of every segment a media playlist lists,
+    counted as RFC 8216 6.2.1 says and hls.js does (its ``sn`` and ``cc``): from
+    ``EXT-X-MEDIA-SEQUENCE`` and ``EXT-X-DISCONTINUITY-SEQUENCE`` on, one more for each segment
+    and each ``EXT-X-DISCONTINUITY``. Works for TS and LL-HLS playlists (whole segments)."""
+    seq = cc = 0
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            seq = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:"):
+            cc = int(line.split(":", 1)[1])
+        elif line == "#EXT-X-DISCONTINUITY":
+            cc += 1
+        elif line and not line.startswith("#"):
+            out.append((seq, cc))
+            seq += 1
+    return out
+
+
+def check_continues(before: str, after: str) -> None:
+    """``after`` (one node's media playlist) continues ``before`` (another node's playlist of
+    the stream, last seen) as a player reloading it needs: the same version, no media sequence
+    number listed again, and the first new segment on the next timeline (discontinuity number
+    one more than the last one before), which players reset to (RFC 8216 6.3.3)."""
+    old, new = discontinuity_numbers(before), discontinuity_numbers(after)
+    assert old and new, (before, after)
+    version = [line for line in before.splitlines() if line.startswith("#EXT-X-VERSION:")]
+    assert version == [line for line in after.splitlines() if line.startswith("#EXT-X-VERSION:")]
+    assert new[0][0] > old[-1][0], (old, new)  # no seq twice
+    assert new[0][1] == old[-1][1] + 1, (old, new)  # a new timeline, announced
+    assert all(a[1] <= b[1] and a[0] < b[0] for a, b in pairwise(new)), new

@@ -9,6 +9,11 @@ Whoever publishes a rendition ends it, once its last segment is in: the hub's en
 ends ``source`` here; a pipeline ends its renditions with ``end()`` when its last segment is done.
 Each publish names its publish session (``Stream.stats.sessions``): a late segment after the end
 of its session is refused (logged), a segment of a newer session reopens the playlist.
+
+A stream continued from another node (``Stream.resume``, or ``continue_stream()`` for a stream
+the hub does not know: the live AI output) has every rendition's playlist go on from there
+(``MediaPlaylist.continue_from``): the source's seq and discontinuity sequence, which the
+renditions of a pipeline share, so players switching variants stay aligned.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ class Rendition:
 class StreamHLS:
     stream_id: str
     renditions: dict[str, Rendition] = field(default_factory=dict)
+    # (next_seq, discontinuity): another node's numbering, which every rendition continues
+    continued: tuple[int, int] | None = None
 
 
 class HLSPublisher:
@@ -79,7 +86,17 @@ class HLSPublisher:
 
     # -- StreamListener ---------------------------------------------------------------------
     def on_stream_start(self, stream: Stream) -> None:
+        if stream.resume is not None:
+            self.continue_stream(stream.id, stream.resume.next_seq, stream.resume.discontinuity)
         self._streams.setdefault(stream.id, StreamHLS(stream.id))
+
+    def continue_stream(self, stream_id: str, next_seq: int, discontinuity: int) -> None:
+        """The playlists of ``stream_id``, unknown here, go on from another node's, whose last
+        segment had seq ``next_seq - 1`` and discontinuity number ``discontinuity``
+        (``MediaPlaylist.continue_from``); a stream known here goes on as it is."""
+        self._streams.setdefault(
+            stream_id, StreamHLS(stream_id, continued=(next_seq, discontinuity))
+        )
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:
         resolution = (segment.video.width, segment.video.height) if segment.video else None
@@ -166,7 +183,7 @@ class HLSPublisher:
         hls = self._streams.setdefault(stream_id, StreamHLS(stream_id))
         rend = hls.renditions.get(name)
         if rend is None:
-            rend = hls.renditions[name] = self._new_rendition(name)
+            rend = hls.renditions[name] = self._new_rendition(name, hls.continued)
         try:
             rend.add(entry, data, session)
         except ValueError as exc:  # a late or stale publish: the playlist stays as it is
@@ -177,10 +194,12 @@ class HLSPublisher:
             return None
         return rend
 
-    def _new_rendition(self, name: str) -> Rendition:
+    def _new_rendition(self, name: str, continued: tuple[int, int] | None) -> Rendition:
         # Only the renditions of a pipeline can have gaps; the source never has.
         version = 3 if name == SOURCE else GAP_VERSION
         playlist = MediaPlaylist(self.target_duration, self.window, version=version)
+        if continued is not None:
+            playlist.continue_from(*continued)
         return Rendition(name, playlist, keep=self.window + self.grace)
 
     # -- reading ----------------------------------------------------------------------------
@@ -190,6 +209,15 @@ class HLSPublisher:
 
     def has_stream(self, stream_id: str) -> bool:
         return stream_id in self._streams
+
+    def next_seq(self, stream_id: str, name: str) -> int:
+        """The seq a rendition's next segment may have: after its last one, else where the
+        stream continues from (``continue_stream``), else 0."""
+        hls = self._streams.get(stream_id)
+        rend = hls.renditions.get(name) if hls else None
+        if rend is not None:
+            return rend.playlist.next_seq
+        return hls.continued[0] if hls is not None and hls.continued is not None else 0
 
     async def wait_ready(self, stream_id: str, name: str, timeout: float) -> Rendition | None:
         """Wait up to ``timeout`` for a known stream's rendition to list its first segment."""
@@ -202,7 +230,7 @@ class HLSPublisher:
         if name != SOURCE and rend is None:
             return None
         if rend is None:
-            rend = hls.renditions[name] = self._new_rendition(name)
+            rend = hls.renditions[name] = self._new_rendition(name, hls.continued)
         try:
             await asyncio.wait_for(rend.ready.wait(), timeout)
         except TimeoutError:

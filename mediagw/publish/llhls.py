@@ -30,7 +30,9 @@ fragment (``moof`` overhead about 3 %). ``-llhlsPartTarget 0.333`` trades the ot
 Memory per rendition: the playlist window of whole segments (+ ``grace``), the parts of the
 segments that still list them (+ one), and the init segments they name. Sessions follow
 ``hls.py``: items after their session ended are refused, a newer session reopens with a
-discontinuity. Everything here runs on the event loop and is O(packets) per item.
+discontinuity; a stream continued from another node (``Stream.resume``, ``continue_stream``)
+goes on from its msn and discontinuity sequence, as in ``hls.py``. Everything here runs on the
+event loop and is O(packets) per item.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ class LLRendition:
 class _StreamLL:
     renditions: dict[str, LLRendition] = field(default_factory=dict)
     waiters: int = 0
+    # (next_seq, discontinuity): another node's numbering, which every rendition continues
+    continued: tuple[int, int] | None = None
 
 
 class LLHLSPublisher:
@@ -137,7 +141,13 @@ class LLHLSPublisher:
         self.feed(stream.id, item, session=stream.stats.sessions)
 
     def on_stream_start(self, stream: Stream) -> None:
+        if stream.resume is not None:
+            self.continue_stream(stream.id, stream.resume.next_seq, stream.resume.discontinuity)
         self._streams.setdefault(stream.id, _StreamLL())
+
+    def continue_stream(self, stream_id: str, next_seq: int, discontinuity: int) -> None:
+        """A stream unknown here goes on from another node's numbering (``hls.py``'s)."""
+        self._streams.setdefault(stream_id, _StreamLL(continued=(next_seq, discontinuity)))
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:
         pass  # segments come through the progress stream
@@ -164,10 +174,13 @@ class LLHLSPublisher:
         ll = self._streams.setdefault(stream_id, _StreamLL())
         rend = ll.renditions.get(rendition)
         if rend is None:
+            playlist = LLPlaylist(
+                self.target_duration, self.part_target, self.window, f"{rendition}/"
+            )
+            if ll.continued is not None:
+                playlist.continue_from(*ll.continued)
             rend = ll.renditions[rendition] = LLRendition(
-                rendition,
-                LLPlaylist(self.target_duration, self.part_target, self.window, f"{rendition}/"),
-                keep=self.window + self.grace,
+                rendition, playlist, keep=self.window + self.grace
             )
         try:
             if isinstance(item, SegmentStart):

@@ -4,7 +4,8 @@ preload hints, blocking reload), and its multivariant.
 Sans-IO: no clock, no asyncio; the publisher (``llhls.py``) adds parts and segments and asks
 ``reached()`` / ``too_far()`` on behalf of held requests.
 
-Rules beside ``playlist.py``'s (window, sessions, discontinuities: the same ones):
+Rules beside ``playlist.py``'s (window, sessions, discontinuities, ``continue_from``: the same
+ones):
 - A segment is listed as its parts while it is being cut (``open_segment``, ``add_part``),
   then with ``EXTINF`` once ``complete``; parts stay listed only for the segments that end
   within the last three target durations (the spec's minimum), older ones are plain segments.
@@ -67,6 +68,18 @@ class LLPlaylist:
         self.session = 0
         self.ended = False
         self._text: str | None = None  # the rendered text until the next change
+
+    def continue_from(self, next_seq: int, discontinuity: int) -> None:
+        """Go on from another node's playlist of the stream (``MediaPlaylist.continue_from``):
+        msns from ``next_seq`` on, the first segment's discontinuity number ``discontinuity
+        + 1``. Only an empty playlist can; ValueError otherwise."""
+        if self._segments or self._last_msn >= 0:
+            raise ValueError("only an empty playlist can continue another")
+        if next_seq < 0 or discontinuity < 0:
+            raise ValueError(f"cannot continue from msn {next_seq}, discontinuity {discontinuity}")
+        self._text = None
+        self._last_msn = next_seq - 1
+        self._discontinuity_seq = discontinuity + 1
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -198,13 +211,14 @@ class LLPlaylist:
 
     def _render(self) -> str:
         p = self.prefix
+        first_msn = self._segments[0].msn if self._segments else self._last_msn + 1
         lines = [
             "#EXTM3U",
             f"#EXT-X-VERSION:{VERSION}",
             f"#EXT-X-TARGETDURATION:{self._target}",
             f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * self.part_target:.3f}",
             f"#EXT-X-PART-INF:PART-TARGET={self.part_target:.3f}",
-            f"#EXT-X-MEDIA-SEQUENCE:{self._segments[0].msn if self._segments else 0}",
+            f"#EXT-X-MEDIA-SEQUENCE:{first_msn}",
         ]
         if self._discontinuity_seq:
             lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{self._discontinuity_seq}")

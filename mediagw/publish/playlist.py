@@ -23,6 +23,12 @@ Window rules:
   gap keeps its timestamps, so no ``EXT-X-DISCONTINUITY`` is added (it would make players
   re-align their timeline for nothing).
 - With ``window=0`` nothing slides out: a VOD / event playlist for recordings.
+- ``continue_from(next_seq, discontinuity)`` makes an empty playlist go on from where another
+  node's left off (a stream whose publisher reconnected here): its first segment has a seq from
+  ``next_seq`` on and discontinuity number ``discontinuity + 1``, given by
+  ``EXT-X-DISCONTINUITY-SEQUENCE`` (RFC 8216 6.2.1: a playlist never starts with
+  ``EXT-X-DISCONTINUITY``). A client that had the other node's playlist, whose last segment had
+  number ``discontinuity``, sees the next one on a new timeline (6.3.3) and no seq twice.
 """
 
 from __future__ import annotations
@@ -81,9 +87,22 @@ class MediaPlaylist:
         self._target = max(1, math.ceil(target_duration))
         self._entries: deque[PlaylistEntry] = deque()
         self._discontinuity_seq = 0
+        self._last_discontinuity = 0  # the discontinuity number of the last entry
         self._last_seq = -1
         self.session = 0  # the publish session of the last segment or end
         self.ended = False
+
+    def continue_from(self, next_seq: int, discontinuity: int) -> None:
+        """Go on from another playlist of the stream (another node's), whose last segment had
+        seq ``next_seq - 1`` and discontinuity number ``discontinuity``: the first segment
+        here starts a new timeline. Only an empty playlist can; ValueError otherwise."""
+        if self._entries or self._last_seq >= 0:
+            raise ValueError("only an empty playlist can continue another")
+        if next_seq < 0 or discontinuity < 0:
+            raise ValueError(f"cannot continue from seq {next_seq}, discontinuity {discontinuity}")
+        self._last_seq = next_seq - 1
+        self._last_discontinuity = discontinuity
+        self._discontinuity_seq = discontinuity + 1
 
     @property
     def entries(self) -> list[PlaylistEntry]:
@@ -95,12 +114,19 @@ class MediaPlaylist:
 
     @property
     def media_sequence(self) -> int:
-        return self._entries[0].seq if self._entries else 0
+        return self._entries[0].seq if self._entries else self._last_seq + 1
 
     @property
     def next_seq(self) -> int:
-        """The seq after the last one ever listed (0 for an empty playlist)."""
+        """The seq after the last one ever listed (0 for an empty playlist, the one given to
+        ``continue_from`` for an empty continued one)."""
         return self._last_seq + 1
+
+    @property
+    def discontinuity_number(self) -> int:
+        """The discontinuity number (RFC 8216 6.2.1) of the last segment listed (0 for an empty
+        playlist, the one continued from for an empty ``continue_from`` one)."""
+        return self._last_discontinuity
 
     def add(self, entry: PlaylistEntry, session: int = 0) -> list[PlaylistEntry]:
         """Append a segment of publish session ``session``; return the entries that slid out of
@@ -112,6 +138,10 @@ class MediaPlaylist:
                 entry = replace(entry, discontinuity=True)
             self.session = session
             self.ended = False
+        if self._entries:
+            self._last_discontinuity += int(entry.discontinuity)
+        else:  # the first entry's number is the discontinuity sequence, whatever its flag
+            self._last_discontinuity = self._discontinuity_seq
         self._last_seq = entry.seq
         self._entries.append(entry)
         self._target = max(self._target, round(entry.duration))

@@ -11,6 +11,12 @@ State of a stream (rules beside the table):
                                             as a discontinuity by the segmenter
     ended    ttl expires (sweep)   (gone)   playlists and segments dropped
 
+A publish that continues a stream another node owned (``StreamRequest.resume``) starts a new
+``Stream`` where that node left off: its first segment gets seq ``next_seq`` and is a
+discontinuity, its publish session number is ``session + 1``; ``Stream.resume`` keeps it for the
+playlists, which continue their numbering from it. A stream this hub already knows ignores it:
+the ordinary reconnect above already continues; so does a resume with a negative number (logged).
+
 Listeners are synchronous and cheap (in-memory HLS, metrics); anything that does I/O subscribes
 through a bounded ``Fanout`` and drops when slow, so no consumer can stall ingest.
 
@@ -25,14 +31,14 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from segmenter import Progress, Segment, Segmenter
 
 from ..clock import SYSTEM
 from ..errors import LimitExceeded, StreamBusy
-from ..request import StreamRequest
+from ..request import Resume, StreamRequest
 from .fanout import Fanout, Subscription
 
 log = logging.getLogger("mediagw.stream")
@@ -76,6 +82,7 @@ class Stream:
     # the progress stream plus, as a bare ``Segment``, each segment that has none
     progress_whole: Fanout[Progress] = field(default_factory=Fanout)
     stop_ingest: Callable[[str], None] | None = None  # set by the live publish session
+    resume: Resume | None = None  # where another node left the stream when this one took it
 
     @property
     def live(self) -> bool:
@@ -171,12 +178,24 @@ class StreamHub:
             raise StreamBusy(stream_id)
         if self.live_count() >= self.max_sessions:
             raise LimitExceeded(f"max sessions ({self.max_sessions}) reached")
+        resume = request.resume
+        if resume is not None and min(resume.next_seq, resume.discontinuity, resume.session) < 0:
+            log.warning("stream resume ignored: numbers start afresh",
+                        extra={"stream": stream_id, "resume": str(resume)})  # fmt: skip
+            request = replace(request, resume=None)
+            resume = None
         if stream is None:
-            stream = Stream(
-                stream_id, Segmenter(self.segment_duration), request, created_at=self._clock()
+            segmenter = Segmenter(
+                self.segment_duration,
+                start_seq=resume.next_seq if resume else 0,
+                discontinuity=resume is not None,
             )
+            stream = Stream(stream_id, segmenter, request, created_at=self._clock(), resume=resume)
+            stream.stats.sessions = resume.session if resume else 0
             self._streams[stream_id] = stream
         else:
+            if resume is not None:  # known here: this hub's numbering goes on as it is
+                request = replace(request, resume=None)
             stream.segmenter.restart()
             stream.state = "live"
             stream.ended_at = 0.0

@@ -266,6 +266,11 @@ class LiveAIManager:
         )
         out_id = f"{stream.id}-out"
         publish_session = stream.stats.sessions
+        if stream.resume is not None:  # continued from another node: so is the output
+            at = (stream.resume.next_seq, stream.resume.discontinuity)
+            self.hls.continue_stream(out_id, *at)
+            if self.llhls is not None:
+                self.llhls.continue_stream(out_id, *at)
         feed = UnitFeed(self.whep_play) if self.whep is not None else None
 
         def progress(oid: str, item: Progress) -> None:
@@ -362,11 +367,13 @@ class LiveAIManager:
 
     def _seq_base(self, out_id: str, publish_session: int) -> int:
         """Each live session numbers its output from 0; in the HLS playlist a later publish
-        session goes on after the last segment listed (as the source does)."""
+        session goes on after the last segment listed (as the source does). A stream continued
+        from another node starts its output at the source's ``next_seq`` there: that node's
+        output never got that far, as the orchestrator returns at most one output segment per
+        input segment and both numberings started together (at 0, or here, at a continuation)."""
         known = self._seq_bases.get(out_id)
         if known is None or publish_session > known[0]:
-            rendition = self.hls.rendition(out_id, SOURCE)
-            known = (publish_session, rendition.playlist.next_seq if rendition else 0)
+            known = (publish_session, self.hls.next_seq(out_id, SOURCE))
             self._seq_bases[out_id] = known
         return known[1]
 
