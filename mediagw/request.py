@@ -22,6 +22,7 @@ __all__ = [
     "INGEST_RTMP",
     "INGEST_WHIP",
     "Ladder",
+    "Resume",
     "StreamRequest",
     "frozen_params",
 ]
@@ -52,6 +53,17 @@ class Ladder:
 
 
 @dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a stream another node owned goes on: its first segment gets seq ``next_seq``, its
+    playlists continue after discontinuity number ``discontinuity`` (the first new segment's is
+    ``discontinuity + 1``) and its publish session is ``session + 1``."""
+
+    next_seq: int
+    discontinuity: int
+    session: int
+
+
+@dataclass(frozen=True, slots=True)
 class StreamRequest:
     """One publish session's intent.
 
@@ -61,7 +73,8 @@ class StreamRequest:
     ``params``; ``outputs`` are RTMP URLs its AI output is also pushed to. ``regions`` are the
     orchestrator regions to prefer. ``stream_id`` is the user's id of the stream (the live AI
     heartbeat and status API; default ``id``); ``pipeline_id`` and ``session_id`` are the
-    operator webhook's labels, shown as they came.
+    operator webhook's labels, shown as they came. ``resume``: the publish continues a stream
+    another node owned (set at admission from the stream's cursor in Redis).
     """
 
     id: str
@@ -75,6 +88,7 @@ class StreamRequest:
     stream_id: str = ""
     pipeline_id: str = ""
     session_id: str = ""
+    resume: Resume | None = None
 
     @property
     def user_stream_id(self) -> str:

@@ -27,6 +27,7 @@ Window rules:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -96,6 +97,12 @@ class MediaPlaylist:
     @property
     def media_sequence(self) -> int:
         return self._entries[0].seq if self._entries else 0
+
+    @property
+    def discontinuity_number(self) -> int:
+        """The discontinuity number of the last listed segment (0 before any)."""
+        later = itertools.islice(self._entries, 1, None)  # the first one's is the sequence's
+        return self._discontinuity_seq + sum(1 for e in later if e.discontinuity)
 
     @property
     def next_seq(self) -> int:

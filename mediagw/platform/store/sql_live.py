@@ -104,6 +104,34 @@ class LiveStore:
             )
         return ids
 
+    async def open_sessions(self, stream_id: str | None = None) -> tuple[Session, ...]:
+        """The sessions not ended (of one stream, or all), oldest first."""
+        query = sessions.select().where(sessions.c.ended_at.is_(None))
+        if stream_id is not None:
+            query = query.where(sessions.c.stream_id == stream_id)
+        return await self._all(Session, query.order_by(sessions.c.created_at))
+
+    async def end_open_session(self, session: Session) -> bool:
+        """End a session its node left open (it stopped uncleanly) when it was last seen, and
+        its stream inactive unless another of its sessions is open; False if it had ended
+        already (whoever ended it told the webhooks: nobody tells them twice)."""
+        open_ = sessions.c.ended_at.is_(None)
+        async with transaction(self._engine, "session") as connection:
+            result = await connection.execute(
+                sessions.update()
+                .where(sessions.c.id == session.id, open_)
+                .values(ended_at=sa.func.coalesce(sessions.c.last_seen, sessions.c.created_at))
+            )
+            if not result.rowcount:
+                return False
+            others = sa.exists().where(sessions.c.stream_id == session.stream_id, open_)
+            await connection.execute(
+                streams.update()
+                .where(streams.c.id == session.stream_id, ~others)
+                .values(is_active=False)
+            )
+        return True
+
     # multistream targets
 
     async def create_multistream_target(self, target: MultistreamTarget) -> MultistreamTarget:
