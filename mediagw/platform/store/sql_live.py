@@ -73,20 +73,25 @@ class LiveStore:
         at: int,
         recording_url: str | None = None,
     ) -> Session | None:
-        """The last counters, then the session ended at ``at`` and its stream inactive (one
-        transaction); the session after, or None if it is gone."""
+        """The last counters, then the session ended at ``at`` and its stream inactive unless
+        another of its sessions is open (one transaction); the session after, or None if it is
+        gone or had been ended already (by another node that took the stream over)."""
         where = sessions.c.id == session_id
+        open_ = sessions.c.ended_at.is_(None)
         values: dict[str, Any] = {"ended_at": at}
         if recording_url is not None:
             values["recording_url"] = recording_url
         async with transaction(self._engine, "session") as connection:
             await _add(connection, stream_id, session_id, deltas, at)
-            await connection.execute(sessions.update().where(where).values(**values))
+            ended = await connection.execute(sessions.update().where(where, open_).values(**values))
+            others = sa.exists().where(sessions.c.stream_id == stream_id, open_)
             await connection.execute(
-                streams.update().where(streams.c.id == stream_id).values(is_active=False)
+                streams.update().where(streams.c.id == stream_id, ~others).values(is_active=False)
             )
             row = (await connection.execute(sessions.select().where(where))).first()
-        return None if row is None else Session(**dict(row._mapping))
+        if row is None or not ended.rowcount:
+            return None
+        return Session(**dict(row._mapping))
 
     async def end_stale_sessions(self) -> tuple[str, ...]:
         """After an unclean stop: every active stream becomes inactive and every open session
