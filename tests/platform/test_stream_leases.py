@@ -231,3 +231,21 @@ async def test_a_node_start_keeps_live_sessions_and_a_takeover_ends_the_dead_one
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
+
+
+async def test_a_publish_refused_after_its_claim_gives_the_lease_back(nodes: Factory) -> None:
+    gw = await nodes("node-a", max_sessions=1)
+    live, other = f"cam-{uuid.uuid4().hex[:8]}", f"cam-{uuid.uuid4().hex[:8]}"
+    code, _, first = await _publish(gw, live)
+    assert code == START
+    code, _, second = await _publish(gw, other)  # claimed, then refused by the session limit
+    assert code == "NetStream.Publish.Rejected"
+    await _until(lambda: _unheld(gw, other), timeout=5)  # else renewed as a pending claim
+    code, _, third = await _publish(gw, live)  # the hub's StreamBusy: the live lease stays
+    assert code == BUSY
+    assert gw.leases is not None
+    if gw.leases._tasks:  # a give-back in flight would be done by now
+        await asyncio.wait(list(gw.leases._tasks), timeout=5)
+    assert await gw.leases.holder(live) == "node-a" and _live(gw, live)
+    for writer in (first, second, third):
+        writer.close()
