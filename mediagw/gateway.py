@@ -212,8 +212,8 @@ class Gateway(GatewayPlatform):
         self.leases: StreamLeases | None = None
         if self.redis is not None:
             self.leases = StreamLeases(
-                self.redis, self.node_id, self.node_url,
-                cursor_ttl=settings.ended_stream_ttl, discontinuity=self._discontinuity,
+                self.redis, self.node_id, self.node_url, cursor_ttl=settings.ended_stream_ttl,
+                discontinuity=self._discontinuity, clock=clock,
             )  # fmt: skip
             self.admission.claims = self.leases
             self.hub.add_listener(self.leases)

@@ -8,6 +8,7 @@ takeover ends the dead node's session once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -19,9 +20,13 @@ from mediatools import wait_until
 from redis_testkit import fresh_redis, redis_url, refused_url
 from rtmp.rtmp_testkit import ClientScript, ServerReplies, ffmpeg_path, ffmpeg_push
 
+from mediagw.clock import ManualClock
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
+from mediagw.platform.shared.leases import CACHE, StreamLeases
+from mediagw.platform.shared.redis import SharedRedis
 from mediagw.platform.store import Session, Stream
+from mediagw.request import Resume, StreamRequest
 
 TTL = 1.0  # seconds (the default is 3): the tests wait for leases to end
 START = "NetStream.Publish.Start"
@@ -249,3 +254,59 @@ async def test_a_publish_refused_after_its_claim_gives_the_lease_back(nodes: Fac
     assert await gw.leases.holder(live) == "node-a" and _live(gw, live)
     for writer in (first, second, third):
         writer.close()
+
+
+class _Stats:
+    sessions = 3
+
+
+class _Live:  # the part of the hub's Stream the leases read
+    def __init__(self, stream_id: str) -> None:
+        self.id = stream_id
+        self.stats = _Stats()
+        self.stop_ingest = None
+
+
+class _Seg:
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+
+
+async def test_the_cursor_is_written_coalesced_and_resumes_on_another_node() -> None:
+    async with fresh_redis() as redis:
+        a = StreamLeases(redis, "node-a", "http://a:1", discontinuity=lambda _id: 4)
+        b = StreamLeases(redis, "node-b", "http://b:2")
+        assert (await a.claim(StreamRequest("s"))).resume is None  # no cursor yet
+        a.on_stream_start(_Live("s"))
+        for seq in range(50):  # segments listed faster than Redis answers
+            a.on_segment(_Live("s"), _Seg(seq))
+        assert len(a._tasks) == 1  # one write in flight for the stream
+        await asyncio.wait(list(a._tasks))
+        cursor = json.loads(await redis.client.get(redis.key("cursor", "stream", "s")))
+        assert (cursor["next_seq"], cursor["discontinuity"], cursor["session"]) == (51, 4, 3)
+        a.on_stream_end(_Live("s"))
+        await asyncio.wait(list(a._tasks))
+        assert (await a.claim(StreamRequest("s"))).resume is None  # its own: the hub goes on
+        a.abandon(StreamRequest("s"))
+        await asyncio.wait(list(a._tasks))
+        assert (await b.claim(StreamRequest("s"))).resume == Resume(51, 4, 3)
+
+
+async def test_owner_url_names_the_other_node_once_per_burst() -> None:
+    clock = ManualClock()
+    async with fresh_redis() as redis:
+        a = StreamLeases(redis, "node-a", "http://a:1", clock=clock)
+        b = StreamLeases(redis, "node-b", "http://b:2", clock=clock)
+        await a.claim(StreamRequest("s"))
+        assert await b.owner_url("s") == "http://a:1"
+        assert await a.owner_url("s") is None  # its own stream
+        await redis.client.delete(redis.key("lease", "stream", "s"))
+        assert await b.owner_url("s") == "http://a:1"  # remembered: no Redis call
+        clock.advance(CACHE)
+        assert await b.owner_url("s") is None
+    down = SharedRedis(refused_url())
+    try:
+        assert await StreamLeases(down, "node-a", "http://a:1").owner_url("s") is None
+        assert down.failures == 1
+    finally:
+        await down.close()

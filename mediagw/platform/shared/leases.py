@@ -34,12 +34,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from ...clock import SYSTEM, Clock
 from ...errors import StreamBusy
 from ...request import Resume, StreamRequest
 from .redis import RedisError, SharedRedis
@@ -170,7 +170,9 @@ class StreamLeases:
         ttl: float = DEFAULT_TTL,
         cursor_ttl: float = 300.0,
         discontinuity: Callable[[str], int] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
+        self.clock = clock
         self.redis = redis
         self.node_id = node_id
         self._url = node_url
@@ -198,7 +200,9 @@ class StreamLeases:
         return self.redis.key("cursor", "stream", stream_id)
 
     def _value(self) -> str:
-        return json.dumps({"node": self.node_id, "url": self.node_url(), "since": time.time()})
+        return json.dumps(
+            {"node": self.node_id, "url": self.node_url(), "since": round(self.clock.wall(), 3)}
+        )
 
     def _ms(self, seconds: float) -> int:
         return max(1, int(seconds * 1000))
@@ -220,13 +224,13 @@ class StreamLeases:
                 " second publisher on another node is not refused until it is back)",
                 extra={"stream": stream_id, "error": str(exc) or type(exc).__name__},
             )
-            self.pending[stream_id] = time.monotonic()
+            self.pending[stream_id] = self.clock.monotonic()
             return request
         self.redis.ok()
         if int(status) == 0:
             node = (_parse(holder) or {}).get("node", "another node")
             raise StreamLiveElsewhere(stream_id, str(node))
-        self.pending[stream_id] = time.monotonic()
+        self.pending[stream_id] = self.clock.monotonic()
         resume = self._resume(_parse(cursor))
         if resume is None:
             return request
@@ -319,7 +323,7 @@ class StreamLeases:
 
     async def renew(self) -> None:
         """One renewal round: every lease held here (and every recent claim), one round trip."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for stream_id, at in list(self.pending.items()):
             if now - at > PENDING:
                 del self.pending[stream_id]  # its publish never started: the lease expires
@@ -369,7 +373,7 @@ class StreamLeases:
     async def owner_url(self, stream_id: str) -> str | None:
         """The URL of the other node that owns the stream now; None if this node does, nobody
         does, or Redis is unreachable (then this node answers as it can)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         cached = self._cache.get(stream_id)
         if cached is not None and cached[0] > now:
             return cached[1]
