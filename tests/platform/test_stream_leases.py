@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from mediatools import wait_until
 from redis_testkit import fresh_redis, redis_url, refused_url
@@ -25,7 +26,7 @@ from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.platform.shared.leases import CACHE, StreamLeases
 from mediagw.platform.shared.redis import SharedRedis
-from mediagw.platform.store import Session, Stream
+from mediagw.platform.store import Session, SqlStore, Stream
 from mediagw.request import Resume, StreamRequest
 
 TTL = 1.0  # seconds (the default is 3): the tests wait for leases to end
@@ -125,6 +126,15 @@ async def test_a_stream_live_on_one_node_is_refused_on_another_until_it_stops(
     assert code == START
     code, text, second = await _publish(b, name)
     assert code == BUSY and "already being published on node node-a" in text
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{b.public_url()}/whip/{name}",
+            data="v=0\r\n",
+            headers={"Content-Type": "application/sdp"},
+        ) as resp,
+    ):  # WHIP: refused before any SDP work
+        assert resp.status == 409 and "on node node-a" in await resp.text()
     assert b.hub.get(name) is None
     second.close()
     first.close()  # A's publisher stops: its lease is released
@@ -179,6 +189,29 @@ async def test_with_redis_down_a_publish_goes_through_and_is_counted(nodes: Fact
     assert code == START and _live(gw, name)
     assert gw.redis.failures == before + 1  # the claim, served without Redis
     writer.close()
+
+
+async def test_a_node_start_ends_the_sessions_it_left_and_those_nobody_holds(
+    stored_nodes: Factory, store_url: str
+) -> None:
+    store = await SqlStore.open(store_url)  # what two kill -9s leave: open sessions
+    try:
+        for n, node in enumerate(("node-a", "node-dead")):
+            row = Stream(
+                id=f"s{n}", name="n", stream_key=f"k{n}", playback_id=f"p{n}", created_at=1
+            )
+            await store.create_stream(row)
+            await store.start_session(
+                Session(id=f"x{n}", stream_id=row.id, created_at=10, last_seen=20, node=node)
+            )
+    finally:
+        await store.close()
+    a = await stored_nodes("node-a")
+    assert a.store is not None and a.lifecycle is not None and isinstance(a.events, Events)
+    assert await a.store.open_sessions() == ()
+    idle = sorted((p["sessionId"], p["reason"]) for e, p in a.events.seen if e == "stream.idle")
+    assert idle == [("x0", "unclean stop"), ("x1", "node lost")]
+    assert not (await a.store.list_streams(is_active=True)).items
 
 
 async def test_a_node_start_keeps_live_sessions_and_a_takeover_ends_the_dead_ones_once(
