@@ -25,6 +25,7 @@ Keys, under the ``SharedRedis`` prefix::
   is that segment's discontinuity number, ``session`` the stream's publish session. A claim
   that finds a cursor written by another node (or by this node before a restart: ``life``
   differs) admits the publish with ``resume`` set, so the stream continues (``request.Resume``).
+  At the end of a publish its last cursor is written before its lease is released.
 - ``owner_url``: the URL of the other node owning a stream (the playback proxy's lookup),
   cached ``CACHE`` seconds so a burst of playlist requests costs one Redis call.
 """
@@ -143,6 +144,7 @@ class _Held:
     stream: LeasedStream
     last_seq: int = -1  # the last listed source segment, -1: none yet
     dirty: bool = False  # the cursor has news
+    lost: bool = False  # another node holds the lease: the cursor is its now
     writer: asyncio.Task[None] | None = None
 
 
@@ -277,7 +279,7 @@ class StreamLeases:
     def on_stream_end(self, stream: LeasedStream) -> None:
         held = self.held.pop(stream.id, None)
         if held is not None:
-            self._spawn(self._give_back(stream.id))
+            self._spawn(self._end(stream.id, held))
 
     def on_stream_removed(self, stream: LeasedStream) -> None:
         pass
@@ -292,7 +294,7 @@ class StreamLeases:
     async def _write_cursor(self, stream_id: str, held: _Held) -> None:
         """Write the stream's cursor until it has no news (one write in flight per stream)."""
         try:
-            while held.dirty and self.held.get(stream_id) is held:
+            while held.dirty and not held.lost:
                 held.dirty = False
                 cursor = {
                     "next_seq": held.last_seq + RESERVE,
@@ -314,8 +316,17 @@ class StreamLeases:
         finally:
             held.writer = None
 
+    async def _end(self, stream_id: str, held: _Held) -> None:
+        """A publish ended: its last cursor written (a node taking over reads it), then its
+        lease given back."""
+        if held.writer is not None:
+            await asyncio.wait([held.writer])
+        await self._give_back(stream_id)
+
     async def _give_back(self, stream_id: str) -> None:
         self._cache.pop(stream_id, None)
+        if stream_id in self.held or stream_id in self.pending:
+            return  # claimed again meanwhile (a publisher reconnecting at once): it stays
         try:
             await self._release(keys=[self._lease_key(stream_id)], args=[self.node_id])
         except RedisError as exc:
@@ -350,6 +361,7 @@ class StreamLeases:
         held = self.held.pop(stream_id, None)
         if held is None:
             return
+        held.lost = True
         self.lost += 1
         reason = f"stream {stream_id!r} is now published on node {node}: this node lost its lease"
         log.warning("stream lease lost", extra={"stream": stream_id, "node": node})
@@ -402,8 +414,8 @@ class StreamLeases:
         if self._renewer is not None:
             self._renewer.cancel()
             self._renewer = None
-        for stream_id in list(self.held):
+        for stream_id, held in list(self.held.items()):
             self.held.pop(stream_id)
-            self._spawn(self._give_back(stream_id))
+            self._spawn(self._end(stream_id, held))
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=2.0)
