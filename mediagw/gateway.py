@@ -68,6 +68,7 @@ from .platform.lifecycle import EventSink, StreamLifecycle
 from .platform.live_auth import LiveAIAuthorizer, LiveAIAuthWebhook
 from .platform.plan_limits import PlanCache, PlanLookup
 from .platform.shared.fanout import Invalidations
+from .platform.shared.leases import StreamLeases
 from .platform.shared.live import SharedLiveState, stopped_ttl
 from .platform.shared.orchestrators import SharedOrchestrators
 from .platform.shared.redis import SharedRedis
@@ -85,7 +86,7 @@ from .platform.streams import StreamService
 from .platform.throttle import FailureThrottle
 from .platform.webhook_delivery import WebhookDispatcher
 from .platform.webhooks import WebhookService
-from .publish.hls import HLSPublisher
+from .publish.hls import SOURCE, HLSPublisher
 from .publish.llhls import LLHLSPublisher
 from .publish.multistream import Multistream
 from .publish.recorder import Recorder
@@ -217,6 +218,15 @@ class Gateway(GatewayPlatform):
             self.authorizer = self.live_auth
         # every publish (RTMP, WHIP, HTTP push) and /start is admitted here
         self.admission = Admission(self.authorizer, self.live_auth)
+        # several nodes: a stream is owned by the node its publisher is on (a Redis lease)
+        self.leases: StreamLeases | None = None
+        if self.redis is not None:
+            self.leases = StreamLeases(
+                self.redis, self.node_id, self.node_url, cursor_ttl=settings.ended_stream_ttl,
+                discontinuity=self._discontinuity, clock=clock,
+            )  # fmt: skip
+            self.admission.claims = self.leases
+            self.hub.add_listener(self.leases)
         self.heartbeat: LiveHeartbeat | None = None
         rtmp_host, rtmp_port = Settings.split_addr(settings.rtmp_addr)
         self.ingest = RTMPIngest(
@@ -291,7 +301,8 @@ class Gateway(GatewayPlatform):
                 self.hub,
                 self.node_id,
                 whep_prefixes=(AI_WHEP, SOURCE_WHEP),
-                owner_lookup=owner_lookup,
+                # the owner named by its lease, unless a lookup is given (tests)
+                owner_lookup=owner_lookup or (self.leases.owner_url if self.leases else None),
                 read_timeout=max(15.0, 4 * settings.segment_duration + 7.0),  # > LL-HLS holds
             )
             self.node_proxy.install(self.http_app)  # before the playback gate
@@ -327,6 +338,10 @@ class Gateway(GatewayPlatform):
         if host in ("", "0.0.0.0", "::"):
             host = socket.gethostname()
         return f"http://{host}:{self.http_port}"
+
+    def _discontinuity(self, stream_id: str) -> int:
+        rendition = self.hls.rendition(stream_id, SOURCE)
+        return rendition.playlist.discontinuity_number if rendition is not None else 0
 
     @property
     def owner_lookup(self) -> OwnerLookup | None:
@@ -469,6 +484,8 @@ class Gateway(GatewayPlatform):
         self._site = web.TCPSite(self._runner, http_host, http_port, reuse_address=True)
         await self._site.start()
         await self.rtmp.start()
+        if self.leases is not None:
+            self.leases.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="hub-sweeper")
         log.info(
             "gateway started",
@@ -525,6 +542,8 @@ class Gateway(GatewayPlatform):
         await self.whep.aclose()
         await self.push.stop()
         self.hub.close()
+        if self.leases is not None:
+            await self.leases.close()  # after the hub: the leases of the streams it ended
         if self.transcodes is not None:
             await self.transcodes.close()
         if self.heartbeat is not None:

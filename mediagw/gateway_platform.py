@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .pipelines.transcode import TranscodeManager
     from .platform.plan_limits import PlanCache
     from .platform.shared.fanout import Invalidations
+    from .platform.shared.leases import StreamLeases
     from .platform.shared.redis import SharedRedis
     from .platform.store_auth import StoreStreamAuth
     from .platform.stream_quota import StreamQuotas
@@ -73,6 +74,8 @@ class GatewayPlatform:
     session_recorder: Recorder
     auth_throttle: FailureThrottle
     redis: SharedRedis | None
+    node_id: str
+    leases: StreamLeases | None
     invalidations: Invalidations | None
     stack: TranscodeStack | None
     transcodes: TranscodeManager | None
@@ -176,6 +179,8 @@ class GatewayPlatform:
             recording_url=self._recording_url,
             clock=self.clock,
             end_reason=self.quotas.status_reason,
+            node_id=self.node_id,
+            owner=self.leases.holder if self.leases is not None else None,
         )
         self.quotas.events = self.lifecycle.events
         self.quotas.start()

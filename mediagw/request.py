@@ -73,7 +73,8 @@ class StreamRequest:
     ``params``; ``outputs`` are RTMP URLs its AI output is also pushed to. ``regions`` are the
     orchestrator regions to prefer. ``stream_id`` is the user's id of the stream (the live AI
     heartbeat and status API; default ``id``); ``pipeline_id`` and ``session_id`` are the
-    operator webhook's labels, shown as they came.
+    operator webhook's labels, shown as they came. ``resume``: the publish continues a stream
+    another node owned (set at admission from the stream's cursor in Redis).
     """
 
     id: str

@@ -30,7 +30,7 @@ from ..pipelines.transcode import SegmentTranscoder, TranscodeJob
 from ..platform.admission import Admission
 from ..platform.stream_auth import PublishAttempt
 from ..publish.hls import HLSPublisher
-from ..request import INGEST_HTTP_PUSH, Ladder
+from ..request import INGEST_HTTP_PUSH, Ladder, StreamRequest
 from ..stream.hub import Stream, StreamHub
 
 log = logging.getLogger("mediagw.push")
@@ -152,6 +152,19 @@ class PushIngest:
             url, "live", manifest, {}, request.remote or "", ingest=INGEST_HTTP_PUSH
         )
         admitted = await self.admission.admit(attempt)
+        try:
+            stream, profiles = self._begin(admitted, header_cfg)
+        except (ConfigError, PublishRejected):
+            self.admission.abandon(admitted)
+            raise
+        pushed = _Pushed(stream, profiles, self.clock.monotonic())
+        self._streams[manifest] = pushed
+        return pushed
+
+    def _begin(
+        self, admitted: StreamRequest, header_cfg: dict[str, Any] | None
+    ) -> tuple[Stream, tuple[Profile, ...]]:
+        """The admitted push's stream (begun, unless live) and its ladder."""
         profiles = self.ladder(admitted.ladder)
         if header_cfg and header_cfg.get("profiles") is not None:
             webhook = admitted.ladder.profiles
@@ -166,9 +179,7 @@ class PushIngest:
         stream = self.hub.get(admitted.id)
         if stream is None or not stream.live:
             stream = self.hub.begin_publish(admitted)
-        pushed = _Pushed(stream, profiles, self.clock.monotonic())
-        self._streams[manifest] = pushed
-        return pushed
+        return stream, profiles
 
     async def _segment(
         self,

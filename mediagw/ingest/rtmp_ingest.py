@@ -13,6 +13,7 @@ from concurrent.futures import Executor
 from urllib.parse import urlencode
 
 from ..clock import SYSTEM, Clock
+from ..errors import PublishRejected
 from ..platform.admission import Admission
 from ..platform.stream_auth import PublishAttempt
 from ..stream.hub import StreamHub
@@ -53,7 +54,11 @@ class RTMPIngest:
         if old is not None and old.closing:
             # A publisher reconnecting at once: let the old session finish its last flush.
             await old.wait_ended(timeout=5.0)
-        stream = self.hub.begin_publish(request)
+        try:
+            stream = self.hub.begin_publish(request)
+        except PublishRejected:
+            self.admission.abandon(request)
+            raise
         self.publishers = {k: p for k, p in self.publishers.items() if not p.ended}
         publisher = Publisher(
             self.hub, stream, self.executor,

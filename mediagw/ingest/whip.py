@@ -105,6 +105,8 @@ class WhipGateway:
             admitted = await self.admission.admit(attempt)
         except BadStreamRequest as exc:
             raise web.HTTPBadRequest(text=exc.description) from None
+        except StreamBusy as exc:  # live on another gateway node
+            raise web.HTTPConflict(text=exc.description) from None
         except PublishRejected as exc:
             if exc.code == UNAUTHORIZED:  # no valid stream key: WHIP's 401 (RFC 9725)
                 raise web.HTTPUnauthorized(
@@ -113,6 +115,7 @@ class WhipGateway:
             raise web.HTTPForbidden(text=exc.description) from None
         stream = self.hub.get(admitted.id)
         if stream is not None and stream.live:
+            self.admission.abandon(admitted)
             raise web.HTTPConflict(text=str(StreamBusy(admitted.id)))
         request[_ADMITTED] = admitted
 
@@ -120,6 +123,7 @@ class WhipGateway:
         try:
             stream = self.hub.begin_publish(request[_ADMITTED])
         except PublishRejected as exc:
+            self.admission.abandon(request[_ADMITTED])
             raise web.HTTPConflict(text=exc.description) from None
         demuxer = RtpDemuxer(audio=session.has_audio)
         publisher = Publisher(

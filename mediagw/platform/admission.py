@@ -18,13 +18,18 @@ What a publisher may ask for on its URL (RTMP and WHIP alike):
 
 The operator's webhooks win over the query: the auth webhook's ladder, the live AI webhook's
 pipeline, params, stream id and RTMP output.
+
+Several nodes: an admitted publish then claims its stream (``claims``, the stream leases): a
+stream live on another node is refused as ``StreamBusy``; the request may come back with
+``resume`` set. Whoever refuses the publish after ``admit`` (the hub's own ``StreamBusy``, a
+limit) calls ``abandon`` so the claim is given back.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import BadStreamRequest, ConfigError
 from ..request import (
@@ -46,7 +51,7 @@ from .inputs import (
 from .live_auth import LiveAIAuthorizer
 from .stream_auth import PublishAttempt, StreamAuthorizer, StreamGrant
 
-__all__ = ["Admission", "request_from"]
+__all__ = ["Admission", "Claims", "request_from"]
 
 log = logging.getLogger("mediagw.admission")
 
@@ -90,6 +95,14 @@ def request_from(grant: StreamGrant, query: Mapping[str, str], ingest: str) -> S
     )
 
 
+class Claims(Protocol):
+    """Stream ownership among gateway nodes (``shared.leases.StreamLeases``)."""
+
+    async def claim(self, request: StreamRequest) -> StreamRequest: ...
+
+    def abandon(self, request: StreamRequest) -> None: ...
+
+
 class Admission:
     """Admits publishes (``admit``) and live AI requests (``admit_live``).
 
@@ -100,11 +113,18 @@ class Admission:
     def __init__(self, authorizer: StreamAuthorizer, live: LiveAIAuthorizer | None = None) -> None:
         self.authorizer = authorizer
         self.live = live
+        self.claims: Claims | None = None  # several nodes: who owns a stream
 
     async def admit(self, attempt: PublishAttempt) -> StreamRequest:
         """A publish over RTMP, WHIP or HTTP push (``attempt.ingest``); ``PublishRejected``."""
         grant = await self.authorizer.authorize(attempt)
-        return request_from(grant, attempt.query, attempt.ingest)
+        request = request_from(grant, attempt.query, attempt.ingest)
+        return request if self.claims is None else await self.claims.claim(request)
+
+    def abandon(self, request: StreamRequest) -> None:
+        """An admitted publish was refused after all: give back its stream's claim."""
+        if self.claims is not None:
+            self.claims.abandon(request)
 
     async def admit_live(
         self,

@@ -23,6 +23,13 @@ the stream without its key.
 
 After an unclean stop (``kill -9``) streams stay ``isActive`` with open sessions:
 ``recover()``, run once at start, ends them when they were last seen.
+
+Several nodes on one store (``node_id`` and ``owner``, the stream leases' holder lookup): each
+session is stored with its node. ``recover()`` then ends only the sessions this node left and
+those whose stream nobody holds a lease on (their node died), never another live node's. A
+publish that takes over a stream whose previous session is still open (its node was killed) ends
+that session first (``stream.idle`` with reason ``node lost``). A session is ended by one
+conditional update, so its ``stream.idle`` is sent once, whichever node ends it.
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ __all__ = ["EventSink", "NullEvents", "StreamLifecycle"]
 
 Transcoded = Callable[[str], tuple[int, float, int]]  # playback id -> (segments, seconds, bytes)
 RecordingUrl = Callable[[str], str | None]  # session id -> where its recording plays, or None
+Owner = Callable[[str], Awaitable[str | None]]  # playback id -> the node holding its lease
+NODE_LOST = "node lost"
 
 
 class EventSink(Protocol):
@@ -124,6 +133,8 @@ class StreamLifecycle:
         interval: float = 10.0,
         clock: Clock = SYSTEM,
         end_reason: Callable[[str], str | None] | None = None,
+        node_id: str = "",
+        owner: Owner | None = None,
     ) -> None:
         self.store = store
         self.granted = granted  # playback id -> stream (StoreStreamAuth.granted)
@@ -133,6 +144,8 @@ class StreamLifecycle:
         self.interval = interval
         self.clock = clock
         self.end_reason = end_reason  # stream id -> why its publisher was ended, if known
+        self.node_id = node_id  # this node among several ("" alone)
+        self.owner = owner  # None: one node (every open session is this node's)
         self.live: dict[str, _Session] = {}  # playback id -> its live session
         self._jobs: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -218,8 +231,11 @@ class StreamLifecycle:
     async def _start(self, live: _Session, at: int) -> None:
         session = Session(
             id=live.session_id, stream_id=live.row.id, created_at=at, last_seen=at,
-            record=live.record,
+            record=live.record, node=self.node_id or None,
         )  # fmt: skip
+        if self.owner is not None:  # a takeover: the session its dead node left ends first
+            for old in await self.store.open_sessions(live.row.id):
+                await self._end_left(old, NODE_LOST)
         try:
             await self.store.start_session(session)
         except StoreConflict:  # a retry: stored by the attempt whose answer was lost
@@ -230,6 +246,18 @@ class StreamLifecycle:
         if live.record:
             payload = {"session": session_to_studio(session, stream)}
             await self._emit("recording.started", stream, doc, payload)
+
+    async def _end_left(self, session: Session, reason: str) -> bool:
+        """End a session a node left open; tell the webhooks if this call ended it."""
+        if not await self.store.end_open_session(session):
+            return False  # ended meanwhile, and told, by whoever ended it
+        stream = await self.store.get_stream(session.stream_id)
+        if stream is not None:
+            doc = to_studio(stream, with_key=False)
+            await self._emit(
+                "stream.idle", stream, doc, {"sessionId": session.id, "reason": reason}
+            )
+        return True
 
     async def _add(self, live: _Session, deltas: Counters, at: int) -> None:
         await self.store.add_counters(live.row.id, live.session_id, deltas, at)
@@ -300,6 +328,8 @@ class StreamLifecycle:
     # -- running --------------------------------------------------------------------------------
     async def recover(self) -> tuple[str, ...]:
         """End what an unclean stop left live; the ids of the streams that were active."""
+        if self.owner is not None:
+            return await self._recover_node()
         ids = await self.store.end_stale_sessions()
         if ids:
             log.warning("streams left active by an unclean stop marked inactive",
@@ -310,6 +340,37 @@ class StreamLifecycle:
                 doc = to_studio(stream, with_key=False)
                 await self._emit("stream.idle", stream, doc, {"reason": "unclean stop"})
         return ids
+
+    async def _recover_node(self) -> tuple[str, ...]:
+        """``recover`` among several nodes: the sessions this node left, and those of streams
+        nobody holds (their node died); another live node's are left alone."""
+        ended: list[str] = []
+        for session in await self.store.open_sessions():
+            reason = "unclean stop" if session.node == self.node_id else await self._orphan(session)
+            if reason and await self._end_left(session, reason):
+                ended.append(session.stream_id)
+        if ended:
+            log.warning("sessions left open by an unclean stop ended",
+                        extra={"sessions": len(ended)})  # fmt: skip
+        return tuple(dict.fromkeys(ended))
+
+    async def _orphan(self, session: Session) -> str | None:
+        """``NODE_LOST`` if no node holds the session's stream now, else None (also when it
+        cannot be known: a live node's session is never ended on a guess)."""
+        assert self.owner is not None
+        stream = await self.store.get_stream(session.stream_id)
+        if stream is None:
+            return None
+        try:
+            holder = await self.owner(stream.playback_id)
+        except Exception as exc:  # Redis down: leave it to a takeover or a later start
+            error = str(exc) or type(exc).__name__
+            log.warning(
+                "open session kept: its stream's owner is unknown",
+                extra={"stream": stream.id, "error": error},
+            )
+            return None
+        return NODE_LOST if holder is None else None
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -52,6 +52,18 @@ def test_discontinuity_and_discontinuity_sequence() -> None:
     assert "#EXT-X-DISCONTINUITY\n" not in text
 
 
+def test_the_discontinuity_number_of_the_last_segment_holds_as_the_window_slides() -> None:
+    pl = MediaPlaylist(2.0, window=2)
+    assert pl.discontinuity_number == 0
+    pl.add(_entry(0))
+    pl.add(_entry(1, disc=True))
+    assert pl.discontinuity_number == 1
+    pl.add(_entry(2, disc=True))
+    assert pl.discontinuity_number == 2
+    pl.add(_entry(3))  # both slide out: EXT-X-DISCONTINUITY-SEQUENCE counts them
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:2\n" in pl.render() and pl.discontinuity_number == 2
+
+
 def test_program_date_time_is_iso_utc_with_millis() -> None:
     pl = MediaPlaylist(2.0)
     pl.add(_entry(0, pdt=1_700_000_000.25))

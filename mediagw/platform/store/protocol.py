@@ -101,6 +101,13 @@ class Store(Protocol):
         """After an unclean stop: active streams become inactive, open sessions end when last
         seen; the ids of the streams that were active."""
 
+    async def open_sessions(self, stream_id: str | None = None) -> tuple[Session, ...]:
+        """The sessions not ended (of one stream, or all), oldest first."""
+
+    async def end_open_session(self, session: Session) -> bool:
+        """End a session left open by its node when it was last seen, its stream inactive
+        unless another session of it is open; False if it had ended already."""
+
     async def create_multistream_target(self, target: MultistreamTarget) -> MultistreamTarget:
         """Store a new multistream target."""
 

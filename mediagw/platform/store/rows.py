@@ -108,6 +108,7 @@ class Session(Counters):
     recording_url: str | None = None
     last_seen: int | None = None
     record: bool = False  # the stream recorded when this session began
+    node: str | None = None  # the gateway node that published it (several nodes: -redisUrl)
 
 
 @dataclass(frozen=True)

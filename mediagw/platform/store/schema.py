@@ -107,6 +107,7 @@ sessions = sa.Table(
     *_counters(),
     sa.Column("last_seen", Millis),
     sa.Column("record", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("node", sa.Text),
     sa.Index("ix_sessions_stream_id", "stream_id", "created_at"),
 )
 

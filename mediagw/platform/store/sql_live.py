@@ -73,20 +73,25 @@ class LiveStore:
         at: int,
         recording_url: str | None = None,
     ) -> Session | None:
-        """The last counters, then the session ended at ``at`` and its stream inactive (one
-        transaction); the session after, or None if it is gone."""
+        """The last counters, then the session ended at ``at`` and its stream inactive unless
+        another of its sessions is open (one transaction); the session after, or None if it is
+        gone or had been ended already (by another node that took the stream over)."""
         where = sessions.c.id == session_id
+        open_ = sessions.c.ended_at.is_(None)
         values: dict[str, Any] = {"ended_at": at}
         if recording_url is not None:
             values["recording_url"] = recording_url
         async with transaction(self._engine, "session") as connection:
             await _add(connection, stream_id, session_id, deltas, at)
-            await connection.execute(sessions.update().where(where).values(**values))
+            ended = await connection.execute(sessions.update().where(where, open_).values(**values))
+            others = sa.exists().where(sessions.c.stream_id == stream_id, open_)
             await connection.execute(
-                streams.update().where(streams.c.id == stream_id).values(is_active=False)
+                streams.update().where(streams.c.id == stream_id, ~others).values(is_active=False)
             )
             row = (await connection.execute(sessions.select().where(where))).first()
-        return None if row is None else Session(**dict(row._mapping))
+        if row is None or not ended.rowcount:
+            return None
+        return Session(**dict(row._mapping))
 
     async def end_stale_sessions(self) -> tuple[str, ...]:
         """After an unclean stop: every active stream becomes inactive and every open session
@@ -103,6 +108,34 @@ class LiveStore:
                 streams.update().where(streams.c.is_active).values(is_active=False)
             )
         return ids
+
+    async def open_sessions(self, stream_id: str | None = None) -> tuple[Session, ...]:
+        """The sessions not ended (of one stream, or all), oldest first."""
+        query = sessions.select().where(sessions.c.ended_at.is_(None))
+        if stream_id is not None:
+            query = query.where(sessions.c.stream_id == stream_id)
+        return await self._all(Session, query.order_by(sessions.c.created_at))
+
+    async def end_open_session(self, session: Session) -> bool:
+        """End a session its node left open (it stopped uncleanly) when it was last seen, and
+        its stream inactive unless another of its sessions is open; False if it had ended
+        already (whoever ended it told the webhooks: nobody tells them twice)."""
+        open_ = sessions.c.ended_at.is_(None)
+        async with transaction(self._engine, "session") as connection:
+            result = await connection.execute(
+                sessions.update()
+                .where(sessions.c.id == session.id, open_)
+                .values(ended_at=sa.func.coalesce(sessions.c.last_seen, sessions.c.created_at))
+            )
+            if not result.rowcount:
+                return False
+            others = sa.exists().where(sessions.c.stream_id == session.stream_id, open_)
+            await connection.execute(
+                streams.update()
+                .where(streams.c.id == session.stream_id, ~others)
+                .values(is_active=False)
+            )
+        return True
 
     # multistream targets
 
