@@ -56,7 +56,14 @@ async def test_keys_and_quotas_hold_across_two_processes(tmp_path: Path) -> None
         statuses = [await status((a, b)[i % 2].url, made["key"]) for i in range(N)]
         assert statuses.count(200) == N // 2, statuses  # exact: no refill in a daily quota
         assert statuses.count(429) == N // 2, statuses
+        commands = 0.0
         for node in (a, b):  # both served: neither node ran without Redis
             async with aiohttp.ClientSession() as http, http.get(f"{node.url}/metrics") as resp:
                 text = await resp.text()
             assert "mediagw_redis_failures_total 0.0" in text, node.log_tail()
+            commands += _metric(text, "mediagw_redis_commands_total")
+        assert commands >= N  # a limiter decision is a command, counted where it was sent
+
+
+def _metric(text: str, name: str) -> float:
+    return next(float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " "))
