@@ -9,12 +9,14 @@ Needs the stream leases, the playback proxy and the continuation of issue 13 (se
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 import pytest
@@ -38,9 +40,12 @@ class Player:
     def __init__(self, url: str) -> None:
         self.url = url
         self.seen: dict[int, tuple[int, float, str]] = {}
+        self.digests: dict[int, str] = {}  # seq -> its bytes' digest, as first fetched
         self.errors: list[str] = []
 
-    def read(self, text: str) -> None:
+    def read(self, text: str) -> list[int]:
+        """Note the segments listed; the seqs of the ones not seen before."""
+        fresh = []
         seq = int(_tag(text, "#EXT-X-MEDIA-SEQUENCE:") or 0)
         disc = int(_tag(text, "#EXT-X-DISCONTINUITY-SEQUENCE:") or 0)
         duration = 0.0
@@ -51,20 +56,36 @@ class Player:
                 duration = float(line[8:].split(",")[0])
             elif line and not line.startswith("#"):
                 entry = (disc, duration, line)
+                if seq not in self.seen:
+                    fresh.append(seq)
                 if self.seen.setdefault(seq, entry) != entry:
                     self.errors.append(f"seq {seq} was {self.seen[seq]}, now {entry}")
                 seq += 1
+        return fresh
 
     async def run(self, stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession() as http:
             while not stop.is_set():
                 try:
                     async with http.get(self.url) as resp:
-                        if resp.status == 200:
-                            self.read(await resp.text())
+                        fresh = self.read(await resp.text()) if resp.status == 200 else []
+                    for seq in fresh:  # a number used twice names two different segments
+                        async with http.get(urljoin(self.url, self.seen[seq][2])) as resp:
+                            self.digests[seq] = hashlib.sha256(await resp.read()).hexdigest()
+                    await self._recheck(http)
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.25)
+
+    async def _recheck(self, http: aiohttp.ClientSession) -> None:
+        """Fetch again the oldest segment still listed: the same bytes, or a seq reused."""
+        for seq, (_, _, uri) in sorted(self.seen.items())[:1]:
+            async with http.get(urljoin(self.url, uri)) as resp:
+                if resp.status != 200:
+                    return
+                digest = hashlib.sha256(await resp.read()).hexdigest()
+            if self.digests.get(seq, digest) != digest:
+                self.errors.append(f"seq {seq} names other bytes than before")
 
 
 def _tag(text: str, name: str) -> str | None:
