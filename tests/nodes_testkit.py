@@ -82,7 +82,7 @@ def pg_admin_url() -> str:
 async def pg_database() -> AsyncIterator[str]:
     """The URL of a fresh, empty PostgreSQL database, dropped (connections and all) after."""
     admin = make_url(pg_admin_url())
-    name = f"mediagw_nodes_{uuid.uuid4().hex[:12]}"
+    name = f"mediagw_test_{uuid.uuid4().hex[:12]}"
     connection = await asyncpg.connect(
         admin.set(drivername="postgresql").render_as_string(hide_password=False)
     )

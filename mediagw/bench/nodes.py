@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 
 from ..errors import ConfigError
-from .ingest import make_clip
+from .ingest import make_clip, push_clip
 
 __all__ = ["run_nodes_bench"]
 
@@ -170,18 +170,6 @@ async def _stored_streams(url: str, admin_key: str, streams: int) -> list[str]:
     return out
 
 
-async def _push(ffmpeg: str, clip: Path, url: str) -> int:
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
-        "-c", "copy", "-f", "flv", url,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await proc.communicate()
-    if proc.returncode:
-        print(f"  publisher {url} failed: {err.decode(errors='replace').strip()}", file=sys.stderr)
-    return proc.returncode or 0
-
-
 async def _phase(
     work: Path,
     clip: Path,
@@ -204,7 +192,7 @@ async def _phase(
         before = [await n.counters() for n in nodes]
         cpu0 = [n.cpu() for n in nodes]
         codes = await asyncio.gather(
-            *(_push(ffmpeg, clip, f"rtmp://127.0.0.1:{nodes[i % len(nodes)].rtmp}/live/{k}")
+            *(push_clip(ffmpeg, clip, f"rtmp://127.0.0.1:{nodes[i % len(nodes)].rtmp}/live/{k}", 0)
               for i, k in enumerate(keys))
         )  # fmt: skip
         await asyncio.sleep(SETTLE)
