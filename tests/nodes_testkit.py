@@ -7,7 +7,9 @@ database and one Redis database of the test services; and a small TCP load balan
   (a lock key taken with NX), flushed after. The nodes use the default key prefix, as deployed.
 - ``cluster(tmp_path, n)``: the above and ``n`` started nodes; ``Node.kill()`` is ``kill -9`` of
   its process group; every node's log goes to ``tmp_path/NODE.log`` (its tail is in the error
-  when a node does not become ready).
+  when a node does not become ready). Nodes run source-only (``-embeddedOrchestrator=false``);
+  ``extra`` flags come last and win: ``-embeddedOrchestrator`` gives each node its own local
+  reference orchestrator, ``-orchAddr URL`` a shared one (e.g. a ``ReferenceOrchestrator``).
 - ``Balancer``: forwards each new TCP connection to a backend: the first that accepts
   (``first``, as an LB whose health check took a dead node out), or in turn (``round_robin``).
 """
