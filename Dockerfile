@@ -10,7 +10,7 @@ COPY mediagw ./mediagw
 COPY segmenter ./segmenter
 COPY webrtc ./webrtc
 COPY transcode_profiles ./transcode_profiles
-RUN pip install . && useradd --system --uid 10001 mediagw
+RUN pip install . && useradd --system --uid 10001 mediagw && mkdir /data && chown mediagw /data
 USER mediagw
 
 EXPOSE 1935 9935

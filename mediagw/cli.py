@@ -265,6 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="path of the AI output's LL-HLS playlist; {id} = the output stream (NAME-out)",
     )
     lbench.add_argument("--json", dest="json_out", default="", help="also write results here")
+    nbench = bench_sub.add_parser(
+        "nodes",
+        help="shared state's cost per stream-minute: 1 node on SQLite vs 2 on PostgreSQL + Redis",
+    )
+    nbench.add_argument("--streams", type=int, default=4, help="concurrent publishers")
+    nbench.add_argument("--seconds", type=float, default=60.0, help="length of each push")
+    nbench.add_argument(
+        "--postgres", required=True, help="a PostgreSQL server URL the bench may create a DB on"
+    )
+    nbench.add_argument("--redis", required=True, help="a spare Redis database: redis://H:P/N")
+    nbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
 
 
@@ -328,6 +339,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         g2g_size=args.g2g_size,
                         segment_duration=args.segment_duration,
                         ll_url_template=args.ll_url_template,
+                    )
+                )
+            if args.bench == "nodes":
+                from .bench.nodes import run_nodes_bench
+
+                return run_async(
+                    run_nodes_bench(
+                        streams=args.streams,
+                        seconds=args.seconds,
+                        postgres=args.postgres,
+                        redis=args.redis,
+                        json_out=args.json_out,
                     )
                 )
             parser.parse_args(["bench", "--help"])

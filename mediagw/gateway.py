@@ -521,6 +521,10 @@ class Gateway(GatewayPlatform):
         if self.redis is not None:
             redis = self.redis
             r.redis_failures = lambda: redis.failures
+            r.redis_commands = lambda: redis.commands
+        if hasattr(self.store, "statements"):  # SqlStore counts what it sends
+            store = self.store
+            r.store_statements = lambda: int(getattr(store, "statements", 0))
         if self.stack is not None:
             transcoder, address = self.stack.transcoder, self.stack.signer.address
             r.deposit_wei = lambda: transcoder.sender_balances()[0]

@@ -77,6 +77,8 @@ class Readings:
     usage_dropped: Callable[[], int] = _zero
     auth_throttled: Callable[[], int] = _zero
     redis_failures: Callable[[], int] = _zero
+    redis_commands: Callable[[], int] = _zero
+    store_statements: Callable[[], int] = _zero
     deposit_wei: Callable[[], int | None] = _none
     reserve_wei: Callable[[], int | None] = _none
     sender: Callable[[], str] = lambda: ""
@@ -353,6 +355,14 @@ class _Scraped(Collector):
             "mediagw_redis_failures_total",
             "Redis commands that failed (-redisUrl): each a request served without Redis",
             r.redis_failures(),
+        )
+        yield _counter(
+            "mediagw_redis_commands_total", "Commands sent to Redis (-redisUrl)", r.redis_commands()
+        )
+        yield _counter(
+            "mediagw_store_statements_total",
+            "SQL statements sent to the store's database",
+            r.store_statements(),
         )
 
 

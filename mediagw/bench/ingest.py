@@ -100,7 +100,7 @@ def compare_segmenter(
     }
 
 
-async def _push(ffmpeg: str, clip: Path, url: str, delay: float) -> int:
+async def push_clip(ffmpeg: str, clip: Path, url: str, delay: float) -> int:
     await asyncio.sleep(delay)
     proc = await asyncio.create_subprocess_exec(
         ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
@@ -150,7 +150,7 @@ async def _phase(
     rng = random.Random(1)
     codes = await asyncio.gather(
         *(
-            _push(ffmpeg, clip, f"rtmp://127.0.0.1:{gateway.rtmp_port}/live/{s.stream_key}",
+            push_clip(ffmpeg, clip, f"rtmp://127.0.0.1:{gateway.rtmp_port}/live/{s.stream_key}",
                   rng.uniform(0, 2.0))
             for s in stored
         )

@@ -4,30 +4,15 @@ failing under ``CI=true``)."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-from mediatools import IN_CI
-from sqlalchemy.engine import make_url
+from nodes_testkit import pg_database
 
 from mediagw.platform.store import SqlStore
-
-PG_ENV = "MEDIAGW_TEST_POSTGRES_URL"
-
-
-def _pg_admin_url() -> str:
-    url = os.environ.get(PG_ENV)
-    if not url:
-        if IN_CI:
-            pytest.fail(f"{PG_ENV} is required under CI (a PostgreSQL the tests may create DBs in)")
-        pytest.skip(f"{PG_ENV} not set")
-    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -36,16 +21,8 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         yield str(tmp_path / "data")
         return
-    admin = make_url(_pg_admin_url())
-    name = f"mediagw_test_{uuid.uuid4().hex[:12]}"
-    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.close()
+    async with pg_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ once that it is back, not once per request.
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -27,19 +28,37 @@ DEFAULT_PREFIX = "mediagw:"
 TIMEOUT = 0.5  # seconds: connect, and each command
 
 
+class _CountingRedis(Redis):
+    """The client, counting the commands it sends (``mediagw_redis_commands_total``)."""
+
+    commands = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.commands += 1
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
 class SharedRedis:
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = TIMEOUT) -> None:
         self.url = url
         self.prefix = prefix
-        self.client: Redis = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
+        self.client = cast(
+            _CountingRedis,
+            _CountingRedis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+            ),
         )
         self.down = False  # the last command failed
         self.failures = 0  # failed commands that served a request (served without Redis)
+
+    @property
+    def commands(self) -> int:
+        """Commands sent to Redis (one round trip each; pub/sub messages are not counted)."""
+        return self.client.commands
 
     def key(self, *parts: str) -> str:
         """A key (or channel) name under this gateway's prefix."""

@@ -68,6 +68,11 @@ class SqlStore(LiveStore, OwnerStore, UsageStore):
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self.statements = 0  # statements sent to the database (mediagw_store_statements_total)
+        sa.event.listen(engine.sync_engine, "before_cursor_execute", self._counted)
+
+    def _counted(self, *_args: object) -> None:
+        self.statements += 1
 
     @classmethod
     async def open(cls, url_or_dir: str | Path) -> SqlStore:
