@@ -86,7 +86,7 @@ from .platform.streams import StreamService
 from .platform.throttle import FailureThrottle
 from .platform.webhook_delivery import WebhookDispatcher
 from .platform.webhooks import WebhookService
-from .publish.hls import SOURCE, HLSPublisher
+from .publish.hls import HLSPublisher
 from .publish.llhls import LLHLSPublisher
 from .publish.multistream import Multistream
 from .publish.recorder import Recorder
@@ -329,31 +329,6 @@ class Gateway(GatewayPlatform):
         self._site: web.TCPSite | None = None
         self._sweeper: asyncio.Task[None] | None = None
 
-    def node_url(self) -> str:
-        """Where the other gateway nodes reach this node's HTTP (``-nodeUrl``, else the bound
-        address; on a wildcard address, this host's name)."""
-        if self.settings.node_url:
-            return self.settings.node_url
-        host, _ = Settings.split_addr(self.settings.http_addr)
-        if host in ("", "0.0.0.0", "::"):
-            host = socket.gethostname()
-        return f"http://{host}:{self.http_port}"
-
-    def _discontinuity(self, stream_id: str) -> int:
-        rendition = self.hls.rendition(stream_id, SOURCE)
-        return rendition.playlist.discontinuity_number if rendition is not None else 0
-
-    @property
-    def owner_lookup(self) -> OwnerLookup | None:
-        """Which other node owns a stream (``StreamLeases.owner_url``): its playback is proxied
-        there. Only with ``-redisUrl``; without, setting it changes nothing."""
-        return self.node_proxy.owner_lookup if self.node_proxy is not None else None
-
-    @owner_lookup.setter
-    def owner_lookup(self, lookup: OwnerLookup | None) -> None:
-        if self.node_proxy is not None:
-            self.node_proxy.owner_lookup = lookup
-
     @property
     def rtmp_port(self) -> int:
         return self.rtmp.port
@@ -580,12 +555,7 @@ class Gateway(GatewayPlatform):
             await self.webhooks.close()
         if self.store is not None and self._own_store:
             await self.store.close()
-        if self.invalidations is not None:
-            await self.invalidations.close()
-        if self.orchestrators is not None:
-            await self.orchestrators.close()
-        if self.redis is not None:
-            await self.redis.close()
+        await self._close_shared()
         self.executor.shutdown(wait=True, cancel_futures=False)
         log.info("gateway stopped")
 

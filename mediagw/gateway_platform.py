@@ -1,6 +1,7 @@
 """The gateway's platform half: the store and what lives on it (streams, webhooks, the Studio
 API, playback tokens, the stream lifecycle, the usage ledger), and the hooks the media half
-calls into it (terminate a stream, name a recording's folder, report a multistream transition).
+calls into it (terminate a stream, name a recording's folder, report a multistream transition),
+and what a node tells the others (its URL, who owns a stream, the cursor's discontinuity).
 
 ``Gateway`` (gateway.py, the composition root) inherits it: one object, two files, so neither
 grows past what a reader holds at once. Nothing here touches media.
@@ -9,11 +10,13 @@ grows past what a reader holds at once. Nothing here touches media.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .api.playback_gate import add_playback_gate
 from .api.studio import Api, ApiContext, DashboardSources, mount_api
+from .config import Settings
 from .platform.access import PlaybackAccess
 from .platform.billing import BillingPush, open_ledger
 from .platform.ledger import UsageLedger
@@ -27,22 +30,25 @@ from .platform.store import ApiKey, Store, open_store
 from .platform.streams import StreamService
 from .platform.webhook_delivery import WebhookDispatcher
 from .platform.webhooks import WebhookService
+from .publish.hls import SOURCE
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from .api.metrics import GatewayMetrics
+    from .api.node_proxy import NodeProxy, OwnerLookup
     from .clock import Clock
-    from .config import Settings
     from .pipelines.metering import DeliveryMeter
     from .pipelines.transcode import TranscodeManager
     from .platform.plan_limits import PlanCache
     from .platform.shared.fanout import Invalidations
     from .platform.shared.leases import StreamLeases
+    from .platform.shared.orchestrators import SharedOrchestrators
     from .platform.shared.redis import SharedRedis
     from .platform.store_auth import StoreStreamAuth
     from .platform.stream_quota import StreamQuotas
     from .platform.throttle import FailureThrottle
+    from .publish.hls import HLSPublisher
     from .publish.recorder import Recorder
     from .stack import TranscodeStack
     from .stream.health import StreamHealth
@@ -76,6 +82,9 @@ class GatewayPlatform:
     redis: SharedRedis | None
     node_id: str
     leases: StreamLeases | None
+    node_proxy: NodeProxy | None
+    orchestrators: SharedOrchestrators | None
+    hls: HLSPublisher
     invalidations: Invalidations | None
     stack: TranscodeStack | None
     transcodes: TranscodeManager | None
@@ -90,6 +99,10 @@ class GatewayPlatform:
     events: EventSink | None
     ledger: UsageLedger | None
     billing: BillingPush | None
+
+    @property
+    def http_port(self) -> int:
+        raise NotImplementedError
 
     def public_url(self) -> str:
         raise NotImplementedError
@@ -207,3 +220,38 @@ class GatewayPlatform:
 
     def _rate_limited(self) -> None:
         self.metrics.rate_limited("api")
+
+    # -- several nodes ----------------------------------------------------------------------
+    def node_url(self) -> str:
+        """Where the other gateway nodes reach this node's HTTP (``-nodeUrl``, else the bound
+        address; on a wildcard address, this host's name)."""
+        if self.settings.node_url:
+            return self.settings.node_url
+        host, _ = Settings.split_addr(self.settings.http_addr)
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname()
+        return f"http://{host}:{self.http_port}"
+
+    def _discontinuity(self, stream_id: str) -> int:
+        rendition = self.hls.rendition(stream_id, SOURCE)
+        return rendition.playlist.discontinuity_number if rendition is not None else 0
+
+    @property
+    def owner_lookup(self) -> OwnerLookup | None:
+        """Which other node owns a stream (``StreamLeases.owner_url``): its playback is proxied
+        there. Only with ``-redisUrl``; without, setting it changes nothing."""
+        return self.node_proxy.owner_lookup if self.node_proxy is not None else None
+
+    @owner_lookup.setter
+    def owner_lookup(self, lookup: OwnerLookup | None) -> None:
+        if self.node_proxy is not None:
+            self.node_proxy.owner_lookup = lookup
+
+    async def _close_shared(self) -> None:
+        """Last of all: what the nodes share (Redis's subscriptions, then its client)."""
+        if self.invalidations is not None:
+            await self.invalidations.close()
+        if self.orchestrators is not None:
+            await self.orchestrators.close()
+        if self.redis is not None:
+            await self.redis.close()

@@ -24,8 +24,6 @@ from mediatools import ClipMaker, need_tool, push
 from nodes_testkit import Node, cluster
 from webhook_testkit import Receiver, receiver
 
-pytest.importorskip("mediagw.platform.shared.leases")  # the integrator removes this line
-
 pytestmark = [pytest.mark.slow, pytest.mark.ffmpeg]
 
 FLUSH = 1.0  # -usageFlushInterval: what a kill -9 may lose of the ledger
