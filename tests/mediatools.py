@@ -39,6 +39,17 @@ def need_tool(name: str) -> str:
     return path
 
 
+def need_env(name: str, what: str) -> str:
+    """The value of environment variable ``name`` (``what`` it names, for the message); skip
+    without it on a laptop, fail under CI (.ci/run sets it)."""
+    value = os.environ.get(name)
+    if not value:
+        if IN_CI:
+            pytest.fail(f"{name} is required under CI ({what}; .ci/run sets it)")
+        pytest.skip(f"{name} not set")
+    return value
+
+
 @asynccontextmanager
 async def serve_app(app: web.Application) -> AsyncIterator[str]:
     """Serve ``app`` on an ephemeral loopback port; yields ``http://127.0.0.1:PORT``."""

@@ -32,8 +32,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
-import pytest
-from mediatools import IN_CI
+from mediatools import need_env
 from redis.asyncio import Redis
 from redis_testkit import redis_url
 from sqlalchemy.engine import make_url
@@ -72,12 +71,8 @@ async def run_cli(*args: str) -> str:
 
 
 def pg_admin_url() -> str:
-    url = os.environ.get(PG_ENV)
-    if not url:
-        if IN_CI:
-            pytest.fail(f"{PG_ENV} is required under CI (a PostgreSQL the tests may create DBs in)")
-        pytest.skip(f"{PG_ENV} not set")
-    return url
+    """The PostgreSQL server the tests may create databases in."""
+    return need_env(PG_ENV, "a PostgreSQL the tests may create databases in")
 
 
 @asynccontextmanager

@@ -3,14 +3,12 @@ laptop, failing under ``CI=true``; each test gets a fresh key prefix, deleted af
 
 from __future__ import annotations
 
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pytest
-from mediatools import IN_CI
+from mediatools import need_env
 
 from mediagw.platform.shared.redis import SharedRedis
 
@@ -19,12 +17,7 @@ REDIS_ENV = "MEDIAGW_TEST_REDIS_URL"
 
 def redis_url() -> str:
     """The Redis the tests may use; skip without it on a laptop, fail under CI."""
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        if IN_CI:
-            pytest.fail(f"{REDIS_ENV} is required under CI (a Redis the tests may write to)")
-        pytest.skip(f"{REDIS_ENV} not set")
-    return url
+    return need_env(REDIS_ENV, "a Redis the tests may write to")
 
 
 def refused_url() -> str:

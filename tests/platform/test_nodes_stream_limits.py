@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from gateway_streams import is_live, rtmp_url, stored_stream
 from mediatools import ClipMaker, fetch_hls, push, wait_until
 from redis_testkit import redis_url, refused_url
 
@@ -22,7 +23,7 @@ from mediagw.gateway import Gateway
 from mediagw.platform import keys
 from mediagw.platform.limits import PlanLimits
 from mediagw.platform.plan_limits import PlanLookup
-from mediagw.platform.store import ApiKey, Stream
+from mediagw.platform.store import ApiKey
 from mediagw.platform.tenancy import Tenant
 
 Factory = Callable[..., Awaitable[Gateway]]
@@ -95,30 +96,16 @@ def _camel(fields: dict[str, Any]) -> dict[str, Any]:
     return {camel(k): v for k, v in fields.items()}
 
 
-async def _stream(gw: Gateway, name: str, tenant: Tenant) -> Stream:
-    assert gw.streams is not None
-    return await gw.streams.create({"name": name, "profiles": []}, tenant=tenant)
-
-
-def _rtmp(gw: Gateway, stream: Stream) -> str:
-    return f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{stream.stream_key}"
-
-
-def _live(gw: Gateway, stream: Stream) -> bool:
-    hub = gw.hub.get(stream.playback_id)
-    return hub is not None and hub.live
-
-
 @pytest.mark.ffmpeg
 async def test_a_keys_concurrent_streams_hold_across_nodes(
     nodes: Factory, make_clip: ClipMaker
 ) -> None:
     a, b = await nodes(), await nodes()
     _, capped = await _customer(a, max_concurrent_streams=1)
-    first, second = await _stream(a, "one", capped), await _stream(a, "two", capped)
-    pushing = asyncio.create_task(push(make_clip(seconds=6), _rtmp(a, first)))
-    await wait_until(lambda: _live(a, first), timeout=30)
-    code, _ = await push(make_clip(seconds=2), _rtmp(b, second))  # the other node: refused too
+    first, second = await stored_stream(a, "one", capped), await stored_stream(a, "two", capped)
+    pushing = asyncio.create_task(push(make_clip(seconds=6), rtmp_url(a, first)))
+    await wait_until(lambda: is_live(a, first), timeout=30)
+    code, _ = await push(make_clip(seconds=2), rtmp_url(b, second))  # the other node: refused too
     assert code != 0 and b.hub.get(second.playback_id) is None
     async with aiohttp.ClientSession() as http:
         headers = {"Content-Type": "application/sdp"}
@@ -129,8 +116,8 @@ async def test_a_keys_concurrent_streams_hold_across_nodes(
             assert "already has 1 live streams, its plan's maximum" in text
     code, err = await pushing
     assert code == 0, err
-    await wait_until(lambda: not _live(a, first), timeout=10)
-    code, err = await push(make_clip(seconds=2), _rtmp(b, second))  # its place is free again
+    await wait_until(lambda: not is_live(a, first), timeout=10)
+    code, err = await push(make_clip(seconds=2), rtmp_url(b, second))  # its place is free again
     assert code == 0, err
     assert a.redis is not None and b.redis is not None
     assert a.redis.failures == b.redis.failures == 0
@@ -143,9 +130,9 @@ async def test_a_keys_minutes_run_out_at_one_total_across_nodes(
     plan = PlanLimits(stream_minutes_daily=0.1)  # 6 s on all nodes together
     a, b = await nodes(plan), await nodes(plan)
     short = await _key(a)
-    on_a, on_b = await _stream(a, "a", short), await _stream(a, "b", short)
+    on_a, on_b = await stored_stream(a, "a", short), await stored_stream(a, "b", short)
     clip = make_clip(seconds=15)
-    pushes = [push(clip, _rtmp(a, on_a)), push(clip, _rtmp(b, on_b))]
+    pushes = [push(clip, rtmp_url(a, on_a)), push(clip, rtmp_url(b, on_b))]
     await asyncio.wait_for(asyncio.gather(*pushes), 12)  # both cut: neither plays its 15 s
     assert a.quotas.status_reason(on_a.id) == b.quotas.status_reason(on_b.id) == "quota_exhausted"
     played = [
@@ -156,7 +143,7 @@ async def test_a_keys_minutes_run_out_at_one_total_across_nodes(
     # stop at 6 s in all, plus for each stream up to a segment counted late, a flush (a second)
     # and its last part segment (seen: 9 in all)
     assert sum(played) <= 11, played
-    code, _ = await push(make_clip(seconds=2), _rtmp(b, on_a))  # no minutes left on any node
+    code, _ = await push(make_clip(seconds=2), rtmp_url(b, on_a))  # no minutes left on any node
     assert code != 0
 
 
@@ -191,12 +178,13 @@ async def test_a_refused_redis_leaves_each_node_its_own_stream_limits(
     )
     assert gw.redis is not None and gw.redis.down
     short = await _key(gw)
-    first, second = await _stream(gw, "one", short), await _stream(gw, "two", short)
+    first, second = await stored_stream(gw, "one", short), await stored_stream(gw, "two", short)
     before = gw.redis.failures
-    pushing = asyncio.create_task(push(make_clip(seconds=10), _rtmp(gw, first)))
-    await wait_until(lambda: _live(gw, first), timeout=30)  # admitted: fails open
-    assert gw.redis.failures == before + 2  # its minutes and its place: asked, counted
-    code, _ = await push(make_clip(seconds=2), _rtmp(gw, second))  # this node's own count
+    pushing = asyncio.create_task(push(make_clip(seconds=10), rtmp_url(gw, first)))
+    await wait_until(lambda: is_live(gw, first), timeout=30)  # admitted: fails open
+    # its lease (leases.py), its minutes and its place: each asked once, counted
+    assert gw.redis.failures == before + 3
+    code, _ = await push(make_clip(seconds=2), rtmp_url(gw, second))  # this node's own count
     assert code != 0
     code, _ = await asyncio.wait_for(pushing, 8)  # cut after ~3 s by this node's count
     assert gw.quotas.status_reason(first.id) == "quota_exhausted"

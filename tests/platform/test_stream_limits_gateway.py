@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from gateway_streams import is_live, rtmp_url, stored_stream
 from mediatools import ClipMaker, fetch_hls, push, wait_until
 from webhook_testkit import receiver
 
@@ -20,7 +21,7 @@ from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.platform import keys
 from mediagw.platform.limits import PlanLimits
-from mediagw.platform.store import ApiKey, Stream
+from mediagw.platform.store import ApiKey
 from mediagw.platform.tenancy import Tenant
 
 pytestmark = pytest.mark.ffmpeg
@@ -63,31 +64,17 @@ async def _customer(gw: Gateway, name: str, plan: PlanLimits) -> tuple[str, Tena
     return text, Tenant(row.id, admin=False)
 
 
-async def _stream(gw: Gateway, name: str, tenant: Tenant) -> Stream:
-    assert gw.streams is not None
-    return await gw.streams.create({"name": name, "profiles": []}, tenant=tenant)
-
-
-def _rtmp(gw: Gateway, stream: Stream) -> str:
-    return f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{stream.stream_key}"
-
-
-def _live(gw: Gateway, stream: Stream) -> bool:
-    hub = gw.hub.get(stream.playback_id)
-    return hub is not None and hub.live
-
-
 async def test_a_keys_stream_beyond_its_plans_concurrent_streams_is_refused(
     gateways: Factory, make_clip: ClipMaker
 ) -> None:
     gw = await gateways()
     _, capped = await _customer(gw, "capped", PlanLimits(max_concurrent_streams=1))
     _, free = await _customer(gw, "free", PlanLimits())
-    first, second = await _stream(gw, "one", capped), await _stream(gw, "two", capped)
-    others = await _stream(gw, "other", free)
-    pushing = asyncio.create_task(push(make_clip(seconds=6), _rtmp(gw, first)))
-    await wait_until(lambda: _live(gw, first), timeout=30)
-    code, _ = await push(make_clip(seconds=2), _rtmp(gw, second))
+    first, second = await stored_stream(gw, "one", capped), await stored_stream(gw, "two", capped)
+    others = await stored_stream(gw, "other", free)
+    pushing = asyncio.create_task(push(make_clip(seconds=6), rtmp_url(gw, first)))
+    await wait_until(lambda: is_live(gw, first), timeout=30)
+    code, _ = await push(make_clip(seconds=2), rtmp_url(gw, second))
     assert code != 0 and gw.hub.get(second.playback_id) is None
     url = f"http://127.0.0.1:{gw.http_port}/whip/{second.stream_key}"
     async with aiohttp.ClientSession() as http:
@@ -96,12 +83,12 @@ async def test_a_keys_stream_beyond_its_plans_concurrent_streams_is_refused(
             text = await resp.text()
             assert resp.status == 403, text
             assert "already has 1 live streams, its plan's maximum" in text
-    code, err = await push(make_clip(seconds=2), _rtmp(gw, others))  # another key: not counted
+    code, err = await push(make_clip(seconds=2), rtmp_url(gw, others))  # another key: not counted
     assert code == 0, err
     code, err = await pushing
     assert code == 0, err
-    await wait_until(lambda: not _live(gw, first), timeout=10)
-    code, err = await push(make_clip(seconds=2), _rtmp(gw, second))  # a place is free again
+    await wait_until(lambda: not is_live(gw, first), timeout=10)
+    code, err = await push(make_clip(seconds=2), rtmp_url(gw, second))  # a place is free again
     assert code == 0, err
 
 
@@ -112,14 +99,14 @@ async def test_a_stream_whose_key_runs_out_of_minutes_ends_and_others_go_on(
     assert gw.webhooks is not None and gw.streams is not None
     key, short = await _customer(gw, "short", PlanLimits(stream_minutes_daily=0.05))  # 3 s
     _, free = await _customer(gw, "free", PlanLimits())
-    ending, going = await _stream(gw, "ending", short), await _stream(gw, "going", free)
+    ending, going = await stored_stream(gw, "ending", short), await stored_stream(gw, "going", free)
     async with receiver() as rec:
         await gw.webhooks.create("ops", f"{rec.url}/hook", ["stream.idle", "quota.exhausted"])
         clip = make_clip(seconds=10)
-        other = asyncio.create_task(push(clip, _rtmp(gw, going)))
-        await wait_until(lambda: _live(gw, going), timeout=30)
-        await asyncio.wait_for(push(clip, _rtmp(gw, ending)), 8)  # cut after ~3 s
-        assert not _live(gw, ending) and _live(gw, going)
+        other = asyncio.create_task(push(clip, rtmp_url(gw, going)))
+        await wait_until(lambda: is_live(gw, going), timeout=30)
+        await asyncio.wait_for(push(clip, rtmp_url(gw, ending)), 8)  # cut after ~3 s
+        assert not is_live(gw, ending) and is_live(gw, going)
         assert gw.quotas.status_reason(ending.id) == "quota_exhausted"
 
         def events(name: str) -> list[dict[str, Any]]:
@@ -141,7 +128,7 @@ async def test_a_stream_whose_key_runs_out_of_minutes_ends_and_others_go_on(
                 assert not doc["isActive"]
         played = await fetch_hls(gw.http_port, ending.playback_id)
         assert 3 <= len(played.segments) <= 5  # stopped at the quota, not at the clip's end
-        code, err = await push(make_clip(seconds=2), _rtmp(gw, ending))  # no minutes left
+        code, err = await push(make_clip(seconds=2), rtmp_url(gw, ending))  # no minutes left
         assert code != 0 and (await gw.streams.list_sessions(ending.id))[0].ended_at
         assert len(await gw.streams.list_sessions(ending.id)) == 1
         code, err = await other
