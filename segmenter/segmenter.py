@@ -136,6 +136,11 @@ class Segmenter:
         self._reset_session(discontinuity=discontinuity)
 
     @property
+    def next_seq(self) -> int:
+        """The seq the next segment opened will get."""
+        return self._seq
+
+    @property
     def target_ticks(self) -> int:
         return self._target
 

@@ -8,7 +8,9 @@ State of a stream (rules beside the table):
     live     begin_publish         live     refused with StreamBusy: no silent takeover
     live     end_publish           ended    EXT-X-ENDLIST is published, segments stay
     ended    begin_publish         live     same Stream: seq continues, next segment flagged
-                                            as a discontinuity by the segmenter
+                                            as a discontinuity by the segmenter; with a
+                                            Resume ahead of it (live on another node since):
+                                            the old Stream is dropped, a new one resumes
     ended    ttl expires (sweep)   (gone)   playlists and segments dropped
 
 A publish that continues a stream another node owned (``StreamRequest.resume``) starts a new
@@ -184,6 +186,16 @@ class StreamHub:
                         extra={"stream": stream_id, "resume": str(resume)})  # fmt: skip
             request = replace(request, resume=None)
             resume = None
+        if (
+            stream is not None
+            and resume is not None
+            and resume.next_seq > stream.segmenter.next_seq
+        ):
+            # ended here, then live on another node (A -> B -> back to A): the other node's
+            # numbering is ahead, so this node's old copy is dropped and the stream continues
+            # from the Resume, as on a node that never had it (no seq listed twice)
+            self._forget(stream)
+            stream = None
         if stream is None:
             segmenter = Segmenter(
                 self.segment_duration,
@@ -194,7 +206,7 @@ class StreamHub:
             stream.stats.sessions = resume.session if resume else 0
             self._streams[stream_id] = stream
         else:
-            if resume is not None:  # known here: this hub's numbering goes on as it is
+            if resume is not None:  # known here and not behind: its numbering goes on as it is
                 request = replace(request, resume=None)
             stream.segmenter.restart()
             stream.state = "live"
@@ -254,13 +266,16 @@ class StreamHub:
             s for s in self._streams.values() if not s.live and now - s.ended_at >= self.ended_ttl
         ]
         for stream in gone:
-            del self._streams[stream.id]
-            stream.segments.close()
-            stream.progress.close()
-            stream.progress_whole.close()
-            for listener in self._listeners:
-                listener.on_stream_removed(stream)
+            self._forget(stream)
         return [s.id for s in gone]
+
+    def _forget(self, stream: Stream) -> None:
+        del self._streams[stream.id]
+        stream.segments.close()
+        stream.progress.close()
+        stream.progress_whole.close()
+        for listener in self._listeners:
+            listener.on_stream_removed(stream)
 
     def close(self) -> None:
         for stream in list(self._streams.values()):

@@ -105,7 +105,7 @@ def test_a_resume_with_negative_numbers_is_ignored_not_fatal() -> None:
     assert [s.seq for s in _cut(stream, 2)] == [0]
 
 
-def test_a_hub_that_knows_the_stream_ignores_a_resume() -> None:
+def test_a_hub_that_knows_the_stream_ignores_a_resume_not_ahead_of_it() -> None:
     hub = StreamHub(segment_duration=2.0)
     hls = HLSPublisher(2.0, window=3)
     hub.add_listener(hls)
@@ -113,7 +113,7 @@ def test_a_hub_that_knows_the_stream_ignores_a_resume() -> None:
     for segment in _cut(stream, 4):
         hub.add_segment(stream, segment)
     hub.end_publish(stream)
-    again = hub.begin_publish(StreamRequest("s", resume=RESUME))
+    again = hub.begin_publish(StreamRequest("s", resume=Resume(2, 0, 1)))
     assert again is stream and stream.stats.sessions == 2
     assert stream.resume is None and stream.request.resume is None
     segments = _cut(stream, 4)
@@ -123,6 +123,25 @@ def test_a_hub_that_knows_the_stream_ignores_a_resume() -> None:
     text = hls.media_playlist("s", SOURCE)
     assert text is not None
     assert discontinuity_numbers(text) == [(1, 0), (2, 1), (3, 1)]
+
+
+def test_a_stream_that_went_on_elsewhere_and_comes_back_continues_from_the_other_node() -> None:
+    """A -> B -> back to A: A's ended copy is behind B's numbering, so A drops it and goes on
+    from B's cursor; no seq is listed twice and the timeline moves on."""
+    hub = StreamHub(segment_duration=2.0)
+    hls = HLSPublisher(2.0, window=3)
+    hub.add_listener(hls)
+    stream = hub.begin_publish("s")
+    for segment in _cut(stream, 4):
+        hub.add_segment(stream, segment)
+    hub.end_publish(stream)
+    back = hub.begin_publish(StreamRequest("s", resume=RESUME))  # B listed up to 40
+    assert back is not stream and back.resume == RESUME and back.stats.sessions == 4
+    for segment in _cut(back, 6):
+        hub.add_segment(back, segment)
+    text = hls.media_playlist("s", SOURCE)
+    assert text == GOLDEN.replace("source/42.ts\n", "source/42.ts\n#EXTINF:2.000,\nsource/43.ts\n")
+    assert discontinuity_numbers(text)[0] == (41, RESUME.discontinuity + 1)
 
 
 def test_every_hls_rendition_of_a_continued_stream_goes_on() -> None:
