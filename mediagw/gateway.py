@@ -103,6 +103,7 @@ __all__ = ["Gateway", "make_authorizer"]
 
 AI_WHEP = "/live/video-to-video/{stream}/whep"  # WHEP of a stream's live AI output
 SOURCE_WHEP = "/webrtc/{stream}"  # WHEP of a stream's source video
+LIVE_CONTROL = ("/live/video-to-video/{stream}/update", "/live/video-to-video/{stream}/status")
 
 
 def make_authorizer(settings: Settings, metrics: Metrics = NULL_METRICS) -> StreamAuthorizer | None:
@@ -301,6 +302,7 @@ class Gateway(GatewayPlatform):
                 self.hub,
                 self.node_id,
                 whep_prefixes=(AI_WHEP, SOURCE_WHEP),
+                stream_routes=LIVE_CONTROL,  # the AI session runs on the publisher's node
                 # the owner named by its lease, unless a lookup is given (tests)
                 owner_lookup=owner_lookup or (self.leases.owner_url if self.leases else None),
                 read_timeout=max(15.0, 4 * settings.segment_duration + 7.0),  # > LL-HLS holds

@@ -31,6 +31,9 @@ a stream answer after one hop. An owner that does not answer gets the player a q
 or 504 (no answer within ``connect_timeout``, or nothing within ``read_timeout`` while
 answering) with ``Retry-After: 1``; its retry is looked up again, and lands on the new owner
 once the lease moved. At most ``max_inflight`` proxied requests at once (503 beyond).
+
+Besides playback, ``stream_routes`` names other routes that must reach a stream's node (the
+live AI's ``/update`` and ``/status``: its session runs where the publisher is).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ class NodeProxy:
         node_id: str,
         *,
         whep_prefixes: Iterable[str] = (),
+        stream_routes: Iterable[str] = (),
         owner_lookup: OwnerLookup | None = None,
         connect_timeout: float = 1.0,
         read_timeout: float = 15.0,
@@ -88,6 +92,8 @@ class NodeProxy:
         self.owner_lookup = owner_lookup
         self._whep = {p.rstrip("/") for p in whep_prefixes}
         self._whep |= {f"{p}/{{session_id}}" for p in self._whep}
+        # other routes of a stream's node, by their template: the live AI's /update, /status
+        self._whep |= set(stream_routes)
         self._timeout = aiohttp.ClientTimeout(
             total=None,
             connect=connect_timeout,

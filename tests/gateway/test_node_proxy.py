@@ -19,6 +19,7 @@ from mediagw.publish.hls import HLSPublisher
 from mediagw.stream.hub import StreamHub
 
 WHEP = "/live/video-to-video/{stream}/whep"
+UPDATE = "/live/video-to-video/{stream}/update"
 
 
 def _owner(seen: list[dict[str, Any]], release: asyncio.Event) -> web.Application:
@@ -36,8 +37,13 @@ def _owner(seen: list[dict[str, Any]], release: asyncio.Event) -> web.Applicatio
         await release.wait()  # accepted, not answered
         return web.Response()
 
+    async def update(request: web.Request) -> web.StreamResponse:
+        seen.append({"path": request.path_qs, "body": await request.read()})
+        return web.json_response({"ok": True})
+
     app = web.Application()
     app.router.add_post(WHEP, offer)
+    app.router.add_post(UPDATE, update)
     app.router.add_get("/stream/{id}.m3u8", playlist)
     return app
 
@@ -58,13 +64,17 @@ async def _entry(owner: str, *, broken: bool = False) -> AsyncIterator[tuple[str
         return web.Response(status=404, text="not live here")
 
     app.router.add_route("*", WHEP, local_whep)
+    app.router.add_route("*", UPDATE, local_whep)
 
     async def lookup(stream_id: str) -> str | None:
         if broken:
             raise ConnectionError("Redis is down")
         return owner if stream_id == "s1" else None
 
-    proxy = NodeProxy(hub, "entry", whep_prefixes=[WHEP], owner_lookup=lookup, read_timeout=0.5)
+    proxy = NodeProxy(
+        hub, "entry", whep_prefixes=[WHEP], stream_routes=[UPDATE], owner_lookup=lookup,
+        read_timeout=0.5,
+    )  # fmt: skip
     proxy.install(app)
     await proxy.start()
     try:
@@ -125,3 +135,19 @@ async def test_a_lookup_that_fails_leaves_the_request_to_this_node() -> None:
     ):
         assert resp.status == 404, await resp.text()  # served here: not live here
     assert proxy.proxied == 0
+
+
+async def test_a_live_ai_update_goes_to_the_node_running_the_session() -> None:
+    seen: list[dict[str, Any]] = []
+    async with (
+        serve_app(_owner(seen, asyncio.Event())) as owner,
+        _entry(owner) as (entry, proxy),
+        aiohttp.ClientSession() as http,
+    ):
+        params = b'{"params": {"strength": 0.5}}'
+        async with http.post(f"{entry}/live/video-to-video/s1/update", data=params) as resp:
+            assert resp.status == 200 and await resp.json() == {"ok": True}
+        async with http.post(f"{entry}/live/video-to-video/s2/update", data=params) as resp:
+            assert resp.status == 404  # nobody else runs s2: answered here
+    assert seen == [{"path": "/live/video-to-video/s1/update", "body": params}]
+    assert proxy.proxied == 1
