@@ -22,7 +22,9 @@ Feed = Callable[..., None]
 
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[str, LLHLSPublisher]]:
-    ll = LLHLSPublisher(0.333, hold=0.5, max_waiters=4)
+    # held requests wait up to 2 s: the tests check several held ones in turn (~0.1 s each),
+    # which on a loaded machine took longer than a shorter hold (seen in CI)
+    ll = LLHLSPublisher(0.333, hold=2.0, max_waiters=4)
     app = build_app(StreamHub(), HLSPublisher(), first_segment_wait=0.1)
     add_llhls_routes(app, ll)
     async with serve_app(app) as base:
