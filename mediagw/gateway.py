@@ -40,10 +40,12 @@ from .api.node_proxy import NodeProxy, OwnerLookup
 from .api.playback_gate import whep_authorize
 from .api.push import PushIngest
 from .api.recordings import add_recording_routes
+from .api.start_key import start_key_check
 from .api.studio import Api
 from .clock import SYSTEM, Clock
 from .config import Settings
 from .errors import ConfigError
+from .exposure import ingest_policy
 from .gateway_platform import GatewayPlatform
 from .ingest.rtmp.server import RTMPLimits, RTMPServer
 from .ingest.rtmp_ingest import RTMPIngest
@@ -108,13 +110,13 @@ LIVE_CONTROL = ("/live/video-to-video/{stream}/update", "/live/video-to-video/{s
 
 def make_authorizer(settings: Settings, metrics: Metrics = NULL_METRICS) -> StreamAuthorizer | None:
     """The authorizer asked after the store's stream keys; None: nobody else (the open mode
-    with ``-requireStreamKey``)."""
+    when keys are required: ``-requireStreamKey``, or exposed and paying, ``mediagw.exposure``)."""
     mode = settings.auth_mode
     if mode == "webhook":
         return WebhookAuth(settings.auth_webhook_url, metrics=metrics)
     if mode == "keys":
         return StaticKeyAuth(settings.stream_keys)
-    return None if settings.require_stream_key else OpenAuth()
+    return None if ingest_policy(settings).keys_required else OpenAuth()
 
 
 class Gateway(GatewayPlatform):
@@ -435,9 +437,14 @@ class Gateway(GatewayPlatform):
             self.live_ai = self._live_ai(self.stack)
             self.live_ai.llhls = self.llhls  # the AI output's LL-HLS, beside its HLS
             self.hub.add_listener(self.live_ai)  # before the transcoder: it claims its streams
+            keys_required = ingest_policy(self.settings).keys_required
+            start_key = None  # with keys required: an API key, unless the live AI webhook decides
+            if keys_required and not self.settings.live_ai_auth_webhook_url:
+                start_key = start_key_check(lambda: self.store, self.auth_throttle, self.clock)
             add_live_routes(
-                self.http_app, self.live_ai, self.hub, self.admission, self._configured_url
-            )
+                self.http_app, self.live_ai, self.hub, self.admission, self._configured_url,
+                start_key,
+            )  # fmt: skip
             if self.settings.live_ai_heartbeat_url:
                 self.heartbeat = LiveHeartbeat(
                     self.settings.live_ai_heartbeat_url,
@@ -474,6 +481,8 @@ class Gateway(GatewayPlatform):
                 "transcoding": ",".join(p.name for p in self.ladder) if self.stack else "off",
             },
         )
+        policy = ingest_policy(self.settings)
+        (log.warning if policy.warn else log.info)(policy.message)
         if self.webrtc_loopback_only:
             log.warning(
                 "no network interface but loopback: WebRTC (WHIP/WHEP) offers 127.0.0.1 only, so"
