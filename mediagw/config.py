@@ -320,7 +320,7 @@ OPTIONS: tuple[Option, ...] = (
         "webhook_allow_private",
         "webhookAllowPrivate",
         _parse_bool,
-        "let Studio webhooks (/api/webhook) call loopback and private addresses",
+        "let webhooks and RTMP outputs (multistream, rtmpOutput) reach private addresses",
     ),
     Option("segment_duration", "segmentDuration", _positive_float, "target segment seconds"),
     Option("hls_window", "hlsWindow", _positive_int, "segments listed in a live media playlist"),

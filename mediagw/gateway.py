@@ -177,7 +177,10 @@ class Gateway(GatewayPlatform):
             self.hub.add_listener(self.quotas)
             self.usage.consumers.append(self.quotas)
         # pushes the source to a stream's RTMP outputs; their transitions become Studio events
-        self.multistream = Multistream(self.store_auth.targets, self._multistream_event)
+        self.multistream = Multistream(
+            self.store_auth.targets, self._multistream_event,
+            allow_private=settings.webhook_allow_private,
+        )  # fmt: skip
         self.hub.add_listener(self.multistream)
         self.recorder: Recorder | None = None
         if settings.record_dir:
@@ -436,6 +439,7 @@ class Gateway(GatewayPlatform):
         if self.stack is not None:
             self.live_ai = self._live_ai(self.stack)
             self.live_ai.llhls = self.llhls  # the AI output's LL-HLS, beside its HLS
+            self.live_ai.outputs_allow_private = self.settings.webhook_allow_private
             self.hub.add_listener(self.live_ai)  # before the transcoder: it claims its streams
             keys_required = ingest_policy(self.settings).keys_required
             start_key = None  # with keys required: an API key, unless the live AI webhook decides
