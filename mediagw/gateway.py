@@ -45,7 +45,7 @@ from .api.studio import Api
 from .clock import SYSTEM, Clock
 from .config import Settings
 from .errors import ConfigError
-from .exposure import ingest_policy
+from .exposure import ingest_policy, is_loopback
 from .gateway_platform import GatewayPlatform
 from .ingest.rtmp.server import RTMPLimits, RTMPServer
 from .ingest.rtmp_ingest import RTMPIngest
@@ -298,7 +298,11 @@ class Gateway(GatewayPlatform):
                 window=settings.hls_window,
                 wall=clock.wall,
             )
-        add_metrics_route(self.http_app, self.metrics, settings.metrics_key)
+        # an exposed -httpAddr without -metricsKey: /metrics for this host's clients only
+        add_metrics_route(
+            self.http_app, self.metrics, settings.metrics_key,
+            local_only=not is_loopback(http_host),
+        )  # fmt: skip
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         # several nodes (-redisUrl): playback of a stream another node owns is proxied there
         self.node_proxy: NodeProxy | None = None
@@ -487,6 +491,10 @@ class Gateway(GatewayPlatform):
         )
         policy = ingest_policy(self.settings)
         (log.warning if policy.warn else log.info)(policy.message)
+        if not self.settings.metrics_key and not is_loopback(http_host):
+            log.info(
+                f"/metrics: this host's clients only ({self.settings.http_addr}, no -metricsKey)"
+            )
         if self.webrtc_loopback_only:
             log.warning(
                 "no network interface but loopback: WebRTC (WHIP/WHEP) offers 127.0.0.1 only, so"
