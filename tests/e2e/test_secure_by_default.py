@@ -1,6 +1,6 @@
 """An exposed gateway that can pay (RTMP on 0.0.0.0, a local paying key, a reference
-orchestrator) admits only known stream keys and needs an API key for the live AI ``/start``;
-``-openIngest`` opens it again; the start-up line names the mode."""
+orchestrator) admits only known stream keys (RTMP, WHIP) and needs an API key for the live AI
+``/start``; ``-openIngest`` opens it again; the start-up line names the mode."""
 
 from __future__ import annotations
 
@@ -28,6 +28,14 @@ async def _start(gw: Any, name: str, key: str = "") -> int:
         return resp.status
 
 
+async def _whip(gw: Any, name: str) -> int:
+    """A WHIP offer's status: 401 when the key is refused, else the (bad) offer's 400."""
+    url = f"http://127.0.0.1:{gw.http_port}/whip/{name}"
+    sdp = {"Content-Type": "application/sdp"}
+    async with aiohttp.ClientSession() as http, http.post(url, data="v=0\r\n", headers=sdp) as r:
+        return r.status
+
+
 async def test_exposed_paying_gateway_needs_keys_unless_open_ingest(
     gateway_factory: Any, make_clip: ClipMaker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -48,6 +56,7 @@ async def test_exposed_paying_gateway_needs_keys_unless_open_ingest(
         rtmp = f"rtmp://127.0.0.1:{gw.rtmp_port}/live"
         code, _ = await push(clip, f"{rtmp}/anyone")
         assert code != 0 and gw.hub.get("anyone") is None
+        assert await _whip(gw, "anyone") == 401
         assert gw.streams is not None and gw.store is not None
         stream = await gw.streams.create({"name": "s", "profiles": []})
         code, err = await push(clip, f"{rtmp}/{stream.stream_key}")
@@ -66,4 +75,5 @@ async def test_exposed_paying_gateway_needs_keys_unless_open_ingest(
         code, err = await push(clip, f"rtmp://127.0.0.1:{opened.rtmp_port}/live/anyone")
         assert code == 0, err
         assert opened.hub.get("anyone") is not None
+        assert await _whip(opened, "other") == 400  # past the key check: the offer is bad
         assert await _start(opened, "ai") == 200
