@@ -5,7 +5,8 @@ POST /live/video-to-video/{stream}/start    {"pipeline": MODEL, "params": {...}}
                                             MediaMTX hook's form with a ``query`` field; asks
                                             the live AI auth webhook when one is set (403);
                                             needs an API key when ingest needs keys
-                                            (``mediagw.exposure``, ``start_key``: 401)
+                                            (``mediagw.exposure``, ``start_key``: 401), as
+                                            /update does
 POST /live/video-to-video/{stream}/update   raw JSON params (1 MiB at most); 404 if unknown
 GET  /live/video-to-video/{stream}/status   the runner's latest status + the gateway's, and
                                             ``whep_url`` (POST an SDP offer there to watch the
@@ -160,9 +161,7 @@ async def start(request: web.Request) -> web.StreamResponse:
 
 
 async def _start(request: web.Request) -> web.StreamResponse:
-    check = request.app[START_KEY]
-    refused = await check(request) if check is not None else None
-    if refused is not None:
+    if (refused := await _key_refusal(request)) is not None:
         return _text(*refused)
     name = _stream_name(request)
     if name.endswith("-out"):
@@ -187,7 +186,14 @@ async def _start(request: web.Request) -> web.StreamResponse:
                               f"/live/video-to-video/{name}/status"})  # fmt: skip
 
 
+async def _key_refusal(request: web.Request) -> tuple[int, str] | None:
+    check = request.app[START_KEY]
+    return await check(request) if check is not None else None
+
+
 async def update(request: web.Request) -> web.StreamResponse:
+    if (refused := await _key_refusal(request)) is not None:
+        return _text(*refused)
     try:
         name = _stream_name(request)
         body = await _body(request)

@@ -1,4 +1,4 @@
-"""The live AI ``/start`` behind an API key, on a gateway whose ingest needs keys
+"""The live AI ``/start`` (and ``/update``) behind an API key, on a gateway whose ingest needs keys
 (``mediagw.exposure``): ``Authorization: Bearer KEY`` with a key of the ``streams`` scope (or
 ``admin``), checked like the Studio API's (``platform/keys``), failures counted against the
 address by the same throttle."""
@@ -39,7 +39,7 @@ def start_key_check(
             key = await keys.authenticate(current, presented.strip(), now=int(clock.wall() * 1000))
         except AuthError as exc:
             throttle.failed(ip, now)
-            return 401, f"/start needs Authorization: Bearer <API key> on this gateway: {exc}"
+            return 401, f"this needs Authorization: Bearer <API key> on this gateway: {exc}"
         except StoreError:
             return 503, "API keys cannot be checked now: retry later"
         if not any(scope in _SCOPES for scope in key.scopes):

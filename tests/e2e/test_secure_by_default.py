@@ -18,8 +18,8 @@ from mediagw.platform import keys
 pytestmark = pytest.mark.ffmpeg
 
 
-async def _start(gw: Any, name: str, key: str = "") -> int:
-    url = f"http://127.0.0.1:{gw.http_port}/live/video-to-video/{name}/start"
+async def _start(gw: Any, name: str, key: str = "", route: str = "start") -> int:
+    url = f"http://127.0.0.1:{gw.http_port}/live/video-to-video/{name}/{route}"
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with (
         aiohttp.ClientSession() as http,
@@ -66,6 +66,8 @@ async def test_exposed_paying_gateway_needs_keys_unless_open_ingest(
         assert await _start(gw, "ai", "lp_not_a_key") == 401
         _, secret = await keys.create_key(gw.store, "app", ["streams"])
         assert await _start(gw, "ai", secret) == 200
+        assert await _start(gw, "ai", route="update") == 401
+        assert await _start(gw, "ai", secret, route="update") == 200
 
         opened = await gateway_factory(**paying, open_ingest=True)
         assert any(
