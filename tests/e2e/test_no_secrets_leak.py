@@ -7,7 +7,6 @@ body are scanned for each secret."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -15,9 +14,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from mediatools import ClipMaker, push, wait_until
+from mediatools import ClipMaker, make_keystore, push, wait_until
 
-from mediagw.eth.account import account_api
 from mediagw.log import JSONFormatter, TextFormatter
 from mediagw.orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
 from mediagw.platform import keys
@@ -35,14 +33,6 @@ PRICED = OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS, priced=True, price_
                             pixels_per_unit=1, ticket_ev=27_648_000)  # fmt: skip
 
 
-def _keystore(directory: Path) -> Path:
-    account = account_api().create()
-    doc = account_api().encrypt(account.key, PASSWORD, kdf="scrypt", iterations=2)
-    path = directory / "key.json"
-    path.write_text(json.dumps(doc))
-    return path
-
-
 async def test_no_secret_in_logs_metrics_status_or_error_bodies(
     gateway_factory: Any, make_clip: ClipMaker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -54,7 +44,7 @@ async def test_no_secret_in_logs_metrics_status_or_error_bodies(
     ):
         gw = await gateway_factory(
             orch_addr=(orch.url,), transcoding_options="", log_level="debug",
-            eth_keystore_path=str(_keystore(tmp_path)), eth_password=PASSWORD,
+            eth_keystore_path=str(make_keystore(tmp_path, PASSWORD)[0]), eth_password=PASSWORD,
             remote_signer_url=signer.url,
             remote_signer_headers={"Authorization": f"Bearer {SIGNER_HEADER}"},
             stream_keys={STATIC_KEY: "staticpb"}, metrics_key=METRICS_KEY,
