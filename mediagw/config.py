@@ -311,10 +311,16 @@ OPTIONS: tuple[Option, ...] = (
         "only stream keys known to the gateway (store, -streamKeys, auth webhook) may publish",
     ),
     Option(
+        "open_ingest",
+        "openIngest",
+        _parse_bool,
+        "let any publisher in on an exposed gateway that can pay (default: keys required there)",
+    ),
+    Option(
         "webhook_allow_private",
         "webhookAllowPrivate",
         _parse_bool,
-        "let Studio webhooks (/api/webhook) call loopback and private addresses",
+        "let webhooks and RTMP outputs (multistream, rtmpOutput) reach private addresses",
     ),
     Option("segment_duration", "segmentDuration", _positive_float, "target segment seconds"),
     Option("hls_window", "hlsWindow", _positive_int, "segments listed in a live media playlist"),
@@ -419,6 +425,7 @@ class Settings:
     node_id: str = ""  # "" = f"{hostname}-{pid}", decided by the gateway at start
     node_url: str = ""  # "" = http://HOST:PORT of -httpAddr as bound
     require_stream_key: bool = False
+    open_ingest: bool = False
     webhook_allow_private: bool = False
     segment_duration: float = 2.0
     hls_window: int = 6

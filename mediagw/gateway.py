@@ -40,10 +40,12 @@ from .api.node_proxy import NodeProxy, OwnerLookup
 from .api.playback_gate import whep_authorize
 from .api.push import PushIngest
 from .api.recordings import add_recording_routes
+from .api.start_key import start_key_check
 from .api.studio import Api
 from .clock import SYSTEM, Clock
 from .config import Settings
 from .errors import ConfigError
+from .exposure import ingest_policy, is_loopback
 from .gateway_platform import GatewayPlatform
 from .ingest.rtmp.server import RTMPLimits, RTMPServer
 from .ingest.rtmp_ingest import RTMPIngest
@@ -108,13 +110,13 @@ LIVE_CONTROL = ("/live/video-to-video/{stream}/update", "/live/video-to-video/{s
 
 def make_authorizer(settings: Settings, metrics: Metrics = NULL_METRICS) -> StreamAuthorizer | None:
     """The authorizer asked after the store's stream keys; None: nobody else (the open mode
-    with ``-requireStreamKey``)."""
+    when keys are required: ``-requireStreamKey``, or exposed and paying, ``mediagw.exposure``)."""
     mode = settings.auth_mode
     if mode == "webhook":
         return WebhookAuth(settings.auth_webhook_url, metrics=metrics)
     if mode == "keys":
         return StaticKeyAuth(settings.stream_keys)
-    return None if settings.require_stream_key else OpenAuth()
+    return None if ingest_policy(settings).keys_required else OpenAuth()
 
 
 class Gateway(GatewayPlatform):
@@ -175,7 +177,10 @@ class Gateway(GatewayPlatform):
             self.hub.add_listener(self.quotas)
             self.usage.consumers.append(self.quotas)
         # pushes the source to a stream's RTMP outputs; their transitions become Studio events
-        self.multistream = Multistream(self.store_auth.targets, self._multistream_event)
+        self.multistream = Multistream(
+            self.store_auth.targets, self._multistream_event,
+            allow_private=settings.webhook_allow_private,
+        )  # fmt: skip
         self.hub.add_listener(self.multistream)
         self.recorder: Recorder | None = None
         if settings.record_dir:
@@ -293,7 +298,11 @@ class Gateway(GatewayPlatform):
                 window=settings.hls_window,
                 wall=clock.wall,
             )
-        add_metrics_route(self.http_app, self.metrics, settings.metrics_key)
+        # an exposed -httpAddr without -metricsKey: /metrics for this host's clients only
+        add_metrics_route(
+            self.http_app, self.metrics, settings.metrics_key,
+            local_only=not is_loopback(http_host),
+        )  # fmt: skip
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         # several nodes (-redisUrl): playback of a stream another node owns is proxied there
         self.node_proxy: NodeProxy | None = None
@@ -434,10 +443,16 @@ class Gateway(GatewayPlatform):
         if self.stack is not None:
             self.live_ai = self._live_ai(self.stack)
             self.live_ai.llhls = self.llhls  # the AI output's LL-HLS, beside its HLS
+            self.live_ai.outputs_allow_private = self.settings.webhook_allow_private
             self.hub.add_listener(self.live_ai)  # before the transcoder: it claims its streams
+            keys_required = ingest_policy(self.settings).keys_required
+            start_key = None  # with keys required: an API key, unless the live AI webhook decides
+            if keys_required and not self.settings.live_ai_auth_webhook_url:
+                start_key = start_key_check(lambda: self.store, self.auth_throttle, self.clock)
             add_live_routes(
-                self.http_app, self.live_ai, self.hub, self.admission, self._configured_url
-            )
+                self.http_app, self.live_ai, self.hub, self.admission, self._configured_url,
+                start_key,
+            )  # fmt: skip
             if self.settings.live_ai_heartbeat_url:
                 self.heartbeat = LiveHeartbeat(
                     self.settings.live_ai_heartbeat_url,
@@ -474,6 +489,12 @@ class Gateway(GatewayPlatform):
                 "transcoding": ",".join(p.name for p in self.ladder) if self.stack else "off",
             },
         )
+        policy = ingest_policy(self.settings)
+        (log.warning if policy.warn else log.info)(policy.message)
+        if not self.settings.metrics_key and not is_loopback(http_host):
+            log.info(
+                f"/metrics: this host's clients only ({self.settings.http_addr}, no -metricsKey)"
+            )
         if self.webrtc_loopback_only:
             log.warning(
                 "no network interface but loopback: WebRTC (WHIP/WHEP) offers 127.0.0.1 only, so"

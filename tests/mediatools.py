@@ -216,16 +216,16 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def make_keystore(directory: Path) -> tuple[Path, str]:
+def make_keystore(directory: Path, password: str = "pw") -> tuple[Path, str]:
     """A fresh Ethereum keystore (cheap scrypt) in ``directory``: (path, password), for a
     gateway paying with its own key (``eth_keystore_path`` / ``eth_password``)."""
     Account = account_api()
 
     account = Account.create()
-    doc = Account.encrypt(account.key, "pw", kdf="scrypt", iterations=2)
+    doc = Account.encrypt(account.key, password, kdf="scrypt", iterations=2)
     path = directory / "key.json"
     path.write_text(json.dumps(doc))
-    return path, "pw"
+    return path, password
 
 
 def discontinuity_numbers(text: str) -> list[tuple[int, int]]:

@@ -3,7 +3,10 @@
 POST /live/video-to-video/{stream}/start    {"pipeline": MODEL, "params": {...}} (JSON, form or
                                             query: pipeline, params, streamId); also the
                                             MediaMTX hook's form with a ``query`` field; asks
-                                            the live AI auth webhook when one is set (403)
+                                            the live AI auth webhook when one is set (403);
+                                            needs an API key when ingest needs keys
+                                            (``mediagw.exposure``, ``start_key``: 401), as
+                                            /update does
 POST /live/video-to-video/{stream}/update   raw JSON params (1 MiB at most); 404 if unknown
 GET  /live/video-to-video/{stream}/status   the runner's latest status + the gateway's, and
                                             ``whep_url`` (POST an SDP offer there to watch the
@@ -28,6 +31,7 @@ from ..platform.admission import Admission
 from ..platform.inputs import MAX_PARAMS_BYTES, parse_json_object, parse_params
 from ..platform.stream_auth import valid_manifest_id
 from ..stream.hub import StreamHub
+from .start_key import StartKey
 
 __all__ = ["add_live_routes"]
 
@@ -35,6 +39,7 @@ MANAGER = web.AppKey("live_ai", LiveAIManager)
 HUB = web.AppKey("live_hub", StreamHub)
 ADMISSION = web.AppKey("live_admission", Admission)
 PUBLIC_URL: web.AppKey[Callable[[], str]] = web.AppKey("live_public_url")
+START_KEY: web.AppKey[StartKey | None] = web.AppKey("live_start_key")
 
 
 def _text(status: int, message: str) -> web.Response:
@@ -156,6 +161,8 @@ async def start(request: web.Request) -> web.StreamResponse:
 
 
 async def _start(request: web.Request) -> web.StreamResponse:
+    if (refused := await _key_refusal(request)) is not None:
+        return _text(*refused)
     name = _stream_name(request)
     if name.endswith("-out"):
         return _text(400, "streams ending in -out are AI outputs, not inputs")
@@ -179,7 +186,14 @@ async def _start(request: web.Request) -> web.StreamResponse:
                               f"/live/video-to-video/{name}/status"})  # fmt: skip
 
 
+async def _key_refusal(request: web.Request) -> tuple[int, str] | None:
+    check = request.app[START_KEY]
+    return await check(request) if check is not None else None
+
+
 async def update(request: web.Request) -> web.StreamResponse:
+    if (refused := await _key_refusal(request)) is not None:
+        return _text(*refused)
     try:
         name = _stream_name(request)
         body = await _body(request)
@@ -218,9 +232,12 @@ def add_live_routes(
     hub: StreamHub,
     admission: Admission,
     public_url: Callable[[], str] = lambda: "",
+    start_key: StartKey | None = None,
 ) -> None:
-    """``public_url``: the gateway's configured URL (``-gatewayHost``) or ""."""
+    """``public_url``: the gateway's configured URL (``-gatewayHost``) or ""; ``start_key``:
+    the API key check in front of ``/start`` (None: none)."""
     app[MANAGER] = manager
+    app[START_KEY] = start_key
     app[PUBLIC_URL] = public_url
     app[HUB] = hub
     app[ADMISSION] = admission

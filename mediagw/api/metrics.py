@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from segmenter import Segment
 
+from ..exposure import is_loopback
 from ..stream.hub import Stream, StreamHub
 from ..usage import LIVE_AI, PAYMENT, TRANSCODE, UsageEvent
 
@@ -373,10 +374,19 @@ def _counter(name: str, doc: str, value: float) -> Metric:
     return family
 
 
-def add_metrics_route(app: web.Application, metrics: GatewayMetrics, key: str = "") -> None:
-    """``GET /metrics`` (Prometheus text); with ``key``: only with ``Authorization: Bearer KEY``."""
+def add_metrics_route(
+    app: web.Application, metrics: GatewayMetrics, key: str = "", *, local_only: bool = False
+) -> None:
+    """``GET /metrics`` (Prometheus text); with ``key``: only with ``Authorization: Bearer KEY``;
+    without one and ``local_only`` (an exposed ``-httpAddr``): only to clients on loopback."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        if not key and local_only and not is_loopback(request.remote or ""):
+            return web.json_response(
+                {"errors": ["/metrics is served to this host only: set -metricsKey to scrape it"
+                            " from elsewhere (Authorization: Bearer KEY)"]},
+                status=403,
+            )  # fmt: skip
         given = request.headers.get("Authorization", "").encode()
         if key and not hmac.compare_digest(given, f"Bearer {key}".encode()):
             return web.json_response(

@@ -12,20 +12,28 @@ answer is not public, so a name
 that later resolves to an internal address (DNS rebinding) is refused at the moment it is used,
 with the very addresses the connection would use. IP literals never reach a resolver: the
 dispatcher runs ``check_url`` again before each call.
+
+RTMP outputs (multistream targets, ``?rtmpOutput=``, the live AI webhook's output) are pushed by
+an FFmpeg process, which resolves the name itself: ``destination_refusal`` resolves it here just
+before each connection and refuses when any address is not public (a decimal or hex spelling
+such as ``2130706433`` resolves like the resolver FFmpeg uses would, to 127.0.0.1).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
+import socket
 from urllib.parse import urlsplit
 
 from ..errors import InvalidInput
 
-__all__ = ["MAX_URL", "address_refusal", "check_url", "refusal"]
+__all__ = ["MAX_URL", "address_refusal", "check_url", "destination_refusal", "refusal"]
 
 MAX_URL = 2048
-_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]+|[0-9.]+)$", re.IGNORECASE)
+# every label a number (decimal, octal, hex): an IPv4 spelling resolvers accept (127.1, 0x7f.1)
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*$", re.IGNORECASE)
 _ADVICE = "webhooks may only call public addresses (the operator may allow private ones)"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -102,3 +110,32 @@ def refusal(address: str) -> str | None:
     """Why a resolved address may not be called (for ``JsonPoster(refuse_address=...)``)."""
     kind = address_refusal(address)
     return None if kind is None else f"not a public address ({kind}): {_ADVICE}"
+
+
+async def destination_refusal(url: str) -> str | None:
+    """Why an outgoing connection to ``url``'s host may not be made (loopback, private ...),
+    after resolving it; None if every address is public or the name does not resolve (the
+    connection then fails by itself)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return None
+    kind = _host_refusal(host) if host else "no host"
+    if kind is None and host:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port or 1935, type=socket.SOCK_STREAM
+            )
+        except (OSError, UnicodeError):
+            return None
+        for *_, sockaddr in infos:
+            kind = address_refusal(str(sockaddr[0]).split("%", 1)[0])
+            if kind is not None:
+                break
+    if kind is None:
+        return None
+    return (
+        f"{host} is not a public address ({kind}): outputs may only reach public addresses"
+        " (the operator may allow private ones: -webhookAllowPrivate)"
+    )

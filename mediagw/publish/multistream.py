@@ -37,8 +37,11 @@ class Multistream:
         self,
         targets: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
         on_event: TargetEvent | None = None,
+        *,
+        allow_private: bool = False,
     ) -> None:
         self.targets = targets if targets is not None else {}
+        self.allow_private = allow_private  # targets on loopback / private addresses (SSRF)
         self.on_event = on_event
         self.outputs: dict[str, list[RtmpOutput]] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -49,7 +52,12 @@ class Multistream:
             return
         known = self.targets.get(stream.id, {})
         outputs = [
-            RtmpOutput(url, name=stream.id, on_event=self._reporter(stream.id, known.get(url)))
+            RtmpOutput(
+                url,
+                name=stream.id,
+                on_event=self._reporter(stream.id, known.get(url)),
+                allow_private=self.allow_private,
+            )
             for url in request.outputs
         ]
         for output in outputs:

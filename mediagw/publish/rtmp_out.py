@@ -33,6 +33,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..platform.webhook_urls import destination_refusal
+
 log = logging.getLogger("mediagw.publish.rtmp_out")
 
 __all__ = ["CONNECTED", "DISCONNECTED", "ERROR", "OutputEvent", "RtmpOutput", "RtmpOutputStats"]
@@ -82,8 +84,10 @@ class RtmpOutput:
         max_queue: int = 4,
         backoff: float = 1.0,
         on_event: OutputEvent | None = None,
+        allow_private: bool = False,
     ) -> None:
         self.url = url
+        self.allow_private = allow_private  # else loopback / private destinations are refused
         self.name = name
         self.ffmpeg = ffmpeg or shutil.which("ffmpeg") or ""
         self.max_queue = max_queue
@@ -198,6 +202,11 @@ class RtmpOutput:
 
     async def _session(self) -> bool:
         """One FFmpeg process; True if it carried at least one segment."""
+        refused = None if self.allow_private else await destination_refusal(self.url)
+        if refused is not None:  # checked before each connection: a name may change (rebinding)
+            self.stats.last_error = refused
+            self._failed(refused)
+            return False
         cmd = [
             self.ffmpeg, "-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1",
             "-probesize", "1000000", "-analyzeduration", "1000000",

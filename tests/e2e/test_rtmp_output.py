@@ -39,7 +39,7 @@ async def test_live_ai_output_is_pushed_over_rtmp(
     gateway_factory: Any, make_clip: ClipMaker
 ) -> None:
     async with ReferenceOrchestrator(OrchestratorConfig(live_models=DEFAULT_LIVE_MODELS)) as orch:
-        gw = await gateway_factory(orch_addr=(orch.url,))
+        gw = await gateway_factory(orch_addr=(orch.url,), webhook_allow_private=True)
         rtmp = f"rtmp://127.0.0.1:{gw.rtmp_port}/live"
         clip = make_clip(seconds=8)
         code, err = await push(clip, f"{rtmp}/cam?pipeline=noop&rtmpOutput={rtmp}/relayed")
@@ -73,7 +73,7 @@ async def test_an_unreachable_server_is_retried_and_never_blocks() -> None:
         port = s.getsockname()[1]
     events: list[tuple[str, str]] = []
     output = RtmpOutput(
-        f"rtmp://127.0.0.1:{port}/live/x", name="t", backoff=0.2,
+        f"rtmp://127.0.0.1:{port}/live/x", name="t", backoff=0.2, allow_private=True,
         on_event=lambda event, error: events.append((event, error)),
     )  # fmt: skip
     output.start()
@@ -142,7 +142,7 @@ async def test_an_output_reports_connected_then_disconnected(tmp_path: Path) -> 
     server = await _rtmp_server(port, tmp_path / "got.ts")
     events: list[tuple[str, str]] = []
     output = RtmpOutput(
-        f"rtmp://127.0.0.1:{port}/live/secretkey", name="t",
+        f"rtmp://127.0.0.1:{port}/live/secretkey", name="t", allow_private=True,
         on_event=lambda event, error: events.append((event, error)),
     )  # fmt: skip
     output.start()
@@ -165,7 +165,7 @@ async def test_a_lost_server_is_one_error_and_the_end_is_disconnected(tmp_path: 
     server = await _rtmp_server(port, tmp_path / "got.ts")
     events: list[tuple[str, str]] = []
     output = RtmpOutput(
-        f"rtmp://127.0.0.1:{port}/live/secretkey", name="t", backoff=0.2,
+        f"rtmp://127.0.0.1:{port}/live/secretkey", name="t", backoff=0.2, allow_private=True,
         on_event=lambda event, error: events.append((event, error)),
     )  # fmt: skip
     output.start()
@@ -181,6 +181,39 @@ async def test_a_lost_server_is_one_error_and_the_end_is_disconnected(tmp_path: 
             await server.wait()
     assert [e for e, _ in events] == ["connected", "error", "disconnected"], events
     assert events[1][1] and "secretkey" not in events[1][1], events
+
+
+@pytest.mark.parametrize("allow", [False, True])
+async def test_an_output_to_loopback_never_connects_unless_allowed(allow: bool) -> None:
+    accepted: list[object] = []
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        writer.close()
+
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    events: list[tuple[str, str]] = []
+    output = RtmpOutput(  # 2130706433 = 127.0.0.1 spelt as a decimal, as FFmpeg would resolve it
+        f"rtmp://2130706433:{port}/live/k", name="t", backoff=0.2, allow_private=allow,
+        on_event=lambda event, error: events.append((event, error)),
+    )  # fmt: skip
+    output.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        frame = 0
+        while not events and not accepted and loop.time() < deadline:
+            output.push(await asyncio.to_thread(_ts, frame, 30))
+            frame += 30
+            await asyncio.sleep(0.2)
+    finally:
+        await asyncio.wait_for(output.close(), 10)
+        server.close()
+    if allow:
+        assert accepted, events  # the spelling does reach 127.0.0.1
+    else:
+        assert not accepted and events and "loopback" in events[0][1], events
 
 
 def _ts(first_frame: int, frames: int) -> bytes:

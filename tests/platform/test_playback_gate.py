@@ -5,6 +5,9 @@ WHEP ``authorize`` hook on a real WHEP route."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 import time
@@ -14,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import aiohttp
+import jwt
 import pytest
 from aiohttp import web
 from mediatools import ClipMaker, decode_segment, push, serve_app, wait_until
@@ -196,6 +200,56 @@ async def test_expired_wrong_stream_and_disabled_key(live: Live) -> None:
     live.gw.playback_access.forget(public_key=live.key.public_key)
     status, _, body = await _get(path, {"Livepeer-Jwt": live.token()})
     assert status == 403 and b"disabled" in body
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hs256(claims: dict[str, Any], alg: str, secret: bytes | None) -> str:
+    """A token forged by hand: HMAC-SHA256 keyed with ``secret`` (what is public), or unsigned."""
+    head = _b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    signing_input = f"{head}.{_b64url(json.dumps(claims).encode())}"
+    if secret is None:
+        return signing_input + "."
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(mac)}"
+
+
+async def test_forged_tokens_are_refused_on_hls_and_whep(live: Live) -> None:
+    """``alg: none``, HS256 keyed with the ES256 key's public PEM (alg confusion), a token signed
+    by another stored key that names it as ``kid`` but the gated key as ``pub``, and an expired
+    token: 401 on a playlist, a segment and the gateway's own WHEP route."""
+    pub = live.key.public_key
+    claims = {"action": "pull", "pub": pub, "sub": GATED, "exp": int(time.time() + 300)}
+    other = await create_signing_key(live.store, "other")
+    wrong_kid = jwt.encode(
+        claims, base64.b64decode(other.private_key), algorithm="ES256",
+        headers={"kid": other.key.id},
+    )  # fmt: skip
+    forged = {
+        "none": _hs256(claims, "none", None),
+        "confusion": _hs256(claims, "HS256", base64.b64decode(pub)),
+        "confusion-b64": _hs256(claims, "HS256", pub.encode()),
+        "wrong kid": wrong_kid,
+        "expired": live.token(ttl=-LEEWAY - 60),
+    }
+    paths = [f"/stream/{GATED}.m3u8", f"/stream/{GATED}/source/{live.seq()}.ts"]
+    sdp = {"Content-Type": "application/sdp"}
+    async with aiohttp.ClientSession() as http:
+        for name, token in forged.items():
+            for path in paths:
+                async with http.get(live.base + path, headers={"Livepeer-Jwt": token}) as resp:
+                    assert resp.status == 401, (name, path)
+            whep = f"{live.base}/webrtc/{GATED}?jwt={token}"
+            async with http.post(whep, data="v=0\r\n", headers=sdp) as resp:
+                assert resp.status == 401, (name, await resp.text())
+        good = live.token()
+        async with http.get(live.base + paths[1], headers={"Livepeer-Jwt": good}) as resp:
+            assert resp.status == 200
+        async with http.post(f"{live.base}/webrtc/{GATED}?jwt={good}", data="v=0\r\n",
+                             headers=sdp) as resp:  # fmt: skip
+            assert resp.status not in (401, 403)  # past the gate
 
 
 async def test_segments_cost_no_store_call_once_warm(live: Live) -> None:

@@ -125,6 +125,7 @@ class LiveAIManager:
         self.memory = memory  # the streams' last params, shared by the nodes (module doc)
         self.stopped = stopped  # the streams stopped lately, shared by the nodes
         self.notes = notes  # node-wide, shared by the nodes: orchestrators suspended anywhere
+        self.outputs_allow_private = False  # RTMP outputs to loopback / private addresses
         self.usage = usage or NullUsage()
         self.metrics = metrics  # per run: attempts, start errors, the first output's delay
         self.clock = clock
@@ -320,7 +321,7 @@ class LiveAIManager:
         self.outputs[out_id] = run
         log.info("live AI started", extra={"stream": stream.id, "pipeline": req.pipeline})
         for url in req.outputs:
-            push = RtmpOutput(url, name=out_id)
+            push = RtmpOutput(url, name=out_id, allow_private=self.outputs_allow_private)
             push.start()
             run.outputs.append(push)
 
