@@ -98,6 +98,9 @@ from .usage import StreamUsage, UsageQueue
 
 log = logging.getLogger("mediagw.gateway")
 HTTP_LOG = logging.getLogger("mediagw.http")  # aiohttp's errors about our HTTP clients
+# an HTTP connection with no request in progress (idle, or a request's head still arriving:
+# slowloris) is closed after this many seconds; aiohttp's default is about an hour
+HTTP_IDLE_TIMEOUT = 15.0
 
 __all__ = ["Gateway", "make_authorizer"]
 
@@ -455,7 +458,11 @@ class Gateway(GatewayPlatform):
         http_host, http_port = Settings.split_addr(self.settings.http_addr)
         self.request_errors = quiet_request_errors(HTTP_LOG)
         self._runner = web.AppRunner(
-            self.http_app, access_log=None, handle_signals=False, logger=HTTP_LOG
+            self.http_app,
+            access_log=None,
+            handle_signals=False,
+            logger=HTTP_LOG,
+            keepalive_timeout=HTTP_IDLE_TIMEOUT,
         )
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, http_host, http_port, reuse_address=True)
