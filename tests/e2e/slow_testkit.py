@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Coroutine
 from typing import Any
 
@@ -80,3 +81,15 @@ class SlowClients:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def threads_and_rss() -> tuple[int, int]:
+    """This process's OS threads (Python's and FFmpeg's) and resident memory in MiB (Linux's
+    ``/proc``; (0, 0) elsewhere)."""
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+        with open("/proc/self/status") as f:
+            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0, 0
+    return threads, rss // 1024

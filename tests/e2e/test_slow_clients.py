@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections import Counter
 from typing import Any
 
+import aiohttp
 import pytest
-from e2e.slow_testkit import SlowClients
+from aiortc import RTCPeerConnection
+from e2e.slow_testkit import SlowClients, threads_and_rss
 from mediatools import ClipMaker, count_frames, fetch_hls, push, wait_until
 from rtmp.rtmp_testkit import C0C1, C2
 
 import mediagw.gateway
 from mediagw.gateway import Gateway
+from webrtc import IceConfig, gathering_scope
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -76,3 +80,60 @@ async def test_http_slowloris_and_idle_connections_are_closed(
         await _clean_stream(gw, clean, frames)
     finally:
         await slow.aclose()
+
+
+async def _offer_sdp() -> str:
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="sendonly")
+    pc.addTransceiver("audio", direction="sendonly")
+    ice = IceConfig.loopback()
+    with gathering_scope(ice):
+        await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+async def test_whip_offers_at_50_a_second_are_refused_cleanly(
+    gateway_factory: Any, make_clip: ClipMaker
+) -> None:
+    """200 WHIP offers at 50 a second for 200 streams, room for 4 WHIP sessions: 4 answered,
+    every other one a 503 with Retry-After; no thread is left behind; the 4 sessions that
+    never send media end after the connect timeout; an RTMP stream alongside stays whole."""
+    gw = await gateway_factory(max_whip_sessions=4)
+    clip = make_clip(seconds=6)
+    frames = count_frames(clip)
+    sdp = await _offer_sdp()
+    base = f"http://127.0.0.1:{gw.http_port}"
+    statuses: Counter[int] = Counter()
+    retry_after: set[str | None] = set()
+    threads_before, rss_before = threads_and_rss()
+    peak_threads = threads_before
+
+    async def offer(s: aiohttp.ClientSession, i: int) -> None:
+        nonlocal peak_threads
+        headers = {"Content-Type": "application/sdp"}
+        async with s.post(f"{base}/whip/w{i}", data=sdp, headers=headers) as resp:
+            await resp.read()
+            statuses[resp.status] += 1
+            if resp.status == 503:
+                retry_after.add(resp.headers.get("Retry-After"))
+        peak_threads = max(peak_threads, threads_and_rss()[0])
+
+    clean = asyncio.create_task(push(clip, rtmp(gw, "clean")))
+    async with aiohttp.ClientSession() as s:
+        sent = []
+        for i in range(200):
+            sent.append(asyncio.create_task(offer(s, i)))
+            await asyncio.sleep(1 / 50)
+        await asyncio.gather(*sent)
+    threads_after, rss_after = threads_and_rss()
+    print(f"\nwhip flood: {dict(statuses)}; threads {threads_before} -> peak {peak_threads}, "
+          f"{threads_after} after; RSS {rss_before} -> {rss_after} MiB")  # fmt: skip
+    assert statuses == {201: 4, 503: 196}
+    assert retry_after == {"5"}
+    await _clean_stream(gw, clean, frames)
+    # the answered sessions never connect: closed after the connect timeout, their streams end
+    await wait_until(lambda: len(gw.whip.ingest) == 0, 15.0 + 10)
+    await wait_until(lambda: gw.hub.live_count() == 0, 10)
+    assert threads_and_rss()[0] <= threads_before + 4  # the media executor, at most
