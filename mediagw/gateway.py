@@ -31,7 +31,7 @@ from webrtc import (
 from webrtc.routes import Authorize
 
 from .api.dashboard import add_dashboard_page
-from .api.guard import client_errors
+from .api.guard import client_errors, send_deadline
 from .api.http import build_app
 from .api.live import add_live_routes
 from .api.llhls_http import install_llhls
@@ -298,6 +298,7 @@ class Gateway(GatewayPlatform):
             )
         add_metrics_route(self.http_app, self.metrics, settings.metrics_key)
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
+        self.http_app.middlewares.insert(0, send_deadline)  # outermost: it writes the answer
         # several nodes (-redisUrl): playback of a stream another node owns is proxied there
         self.node_proxy: NodeProxy | None = None
         if settings.redis_url:

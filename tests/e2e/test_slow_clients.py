@@ -4,6 +4,7 @@ The limits close them, and a clean stream published alongside keeps every frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections import Counter
 from typing import Any
@@ -15,6 +16,7 @@ from e2e.slow_testkit import SlowClients, threads_and_rss
 from mediatools import ClipMaker, count_frames, fetch_hls, push, wait_until
 from rtmp.rtmp_testkit import C0C1, C2
 
+import mediagw.api.guard
 import mediagw.gateway
 from mediagw.gateway import Gateway
 from webrtc import IceConfig, gathering_scope
@@ -137,3 +139,36 @@ async def test_whip_offers_at_50_a_second_are_refused_cleanly(
     await wait_until(lambda: len(gw.whip.ingest) == 0, 15.0 + 10)
     await wait_until(lambda: gw.hub.live_count() == 0, 10)
     assert threads_and_rss()[0] <= threads_before + 4  # the media executor, at most
+
+
+async def test_hls_readers_that_never_read_are_cut_off(
+    gateway_factory: Any, make_clip: ClipMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20 readers each pipeline 50 requests for a segment and never read a byte: each answer
+    not written within the send timeout closes its connection (the unsent bytes are dropped,
+    not held until the reader leaves), and the stream being published meanwhile stays whole."""
+    monkeypatch.setattr(mediagw.api.guard, "SEND_TIMEOUT", 2.0)
+    gw = await gateway_factory()
+    clip = make_clip(seconds=10, size="640x360")
+    frames = count_frames(clip)
+    clean = asyncio.create_task(push(clip, rtmp(gw, "clean"), live=False))
+    await wait_until(lambda: gw.hls.segment("clean", "source", 0) is not None, 10)
+    size = len(gw.hls.segment("clean", "source", 0) or b"")
+    request = b"GET /stream/clean/source/0.ts HTTP/1.1\r\nHost: x\r\n\r\n"
+    stuck = []
+    for _ in range(20):
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", gw.http_port, local_addr=("127.0.0.2", 0)
+        )
+        writer.write(request * 50)
+        stuck.append((reader, writer))
+    await _clean_stream(gw, clean, frames)
+    await asyncio.sleep(2.0 + 2)
+    for reader, writer in stuck:  # what is left to read ends early: the server cut it
+        got = 0
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            async with asyncio.timeout(10):  # not cut: it all arrives, then nothing more
+                while chunk := await reader.read(1 << 20):
+                    got += len(chunk)
+        assert got < 50 * size, f"{got} bytes of {50 * size}: the connection was not cut"
+        writer.transport.abort()
