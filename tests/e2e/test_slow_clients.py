@@ -48,12 +48,15 @@ async def test_rtmp_slowloris_and_idle_connections_are_closed(
     clip = make_clip(seconds=6)
     frames = count_frames(clip)
     slow = SlowClients(gw.rtmp_port)
+    before = threads_and_rss()
     try:
         await asyncio.gather(
             slow.idle(1000, "127.0.0.2"),
             slow.trickle(30, "127.0.0.3", C0C1),
             slow.idle(20, "127.0.0.4", first=C0C1 + C2),
         )
+        print(f"\nrtmp: {gw.rtmp.connections} held, {gw.rtmp.refused} refused; "
+              f"(threads, RSS MiB) {before} -> {threads_and_rss()}")  # fmt: skip
         assert gw.rtmp.refused >= 1000 - limits.max_connections_per_ip
         clean = asyncio.create_task(push(clip, rtmp(gw, "clean")))
         await wait_until(lambda: slow.open == 0, 3.0 + 5)
@@ -77,7 +80,9 @@ async def test_http_slowloris_and_idle_connections_are_closed(
     head = b"GET /stream/clean.m3u8 HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"z" * 60
     try:
         clean = asyncio.create_task(push(clip, rtmp(gw, "clean")))
+        before = threads_and_rss()
         await asyncio.gather(slow.idle(1000, "127.0.0.2"), slow.trickle(30, "127.0.0.3", head))
+        print(f"\nhttp: {slow.open} open; (threads, RSS MiB) {before} -> {threads_and_rss()}")
         await wait_until(lambda: slow.open == 0, 2.0 + 8)
         await _clean_stream(gw, clean, frames)
     finally:
