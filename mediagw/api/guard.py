@@ -55,6 +55,8 @@ async def send_deadline(request: web.Request, handler: Handler) -> web.StreamRes
         async with asyncio.timeout(SEND_TIMEOUT):
             await response.prepare(request)
             await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away: aiohttp's own write finds it gone and says nothing
     except TimeoutError:
         if request.transport is not None:
             request.transport.abort()  # drops what is unsent; close() would wait for it
