@@ -31,7 +31,7 @@ from webrtc import (
 from webrtc.routes import Authorize
 
 from .api.dashboard import add_dashboard_page
-from .api.guard import client_errors
+from .api.guard import client_errors, send_deadline
 from .api.http import build_app
 from .api.live import add_live_routes
 from .api.llhls_http import install_llhls
@@ -100,6 +100,9 @@ from .usage import StreamUsage, UsageQueue
 
 log = logging.getLogger("mediagw.gateway")
 HTTP_LOG = logging.getLogger("mediagw.http")  # aiohttp's errors about our HTTP clients
+# an HTTP connection with no request in progress (idle, or a request's head still arriving:
+# slowloris) is closed after this many seconds; aiohttp's default is about an hour
+HTTP_IDLE_TIMEOUT = 15.0
 
 __all__ = ["Gateway", "make_authorizer"]
 
@@ -304,6 +307,7 @@ class Gateway(GatewayPlatform):
             local_only=not is_loopback(http_host),
         )  # fmt: skip
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
+        self.http_app.middlewares.insert(0, send_deadline)  # outermost: it writes the answer
         # several nodes (-redisUrl): playback of a stream another node owns is proxied there
         self.node_proxy: NodeProxy | None = None
         if settings.redis_url:
@@ -470,7 +474,11 @@ class Gateway(GatewayPlatform):
         http_host, http_port = Settings.split_addr(self.settings.http_addr)
         self.request_errors = quiet_request_errors(HTTP_LOG)
         self._runner = web.AppRunner(
-            self.http_app, access_log=None, handle_signals=False, logger=HTTP_LOG
+            self.http_app,
+            access_log=None,
+            handle_signals=False,
+            logger=HTTP_LOG,
+            keepalive_timeout=HTTP_IDLE_TIMEOUT,
         )
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, http_host, http_port, reuse_address=True)

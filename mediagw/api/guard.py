@@ -5,10 +5,16 @@ raises in the handler (``HttpProcessingError``), and a client that goes away mid
 ``ConnectionResetError``. Both are the client's doing: the first gets a 400 naming the
 problem, the second one debug line (there is nobody to answer). Anything else a handler
 raises is a bug and stays a 500 with its traceback (rate-limited: ``mediagw.log``).
+
+``send_deadline`` (the outermost middleware) writes a handler's answer itself and cuts the
+connection if it is not written within ``SEND_TIMEOUT``: a reader that stops reading (or
+pipelines requests and never reads) holds an unsent answer in the server's buffers for that
+long at most, not forever. Answers a handler streams itself (prepared) are not timed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -19,7 +25,9 @@ from ..httpbody import describe_http_error
 
 log = logging.getLogger("mediagw.http")
 
-__all__ = ["client_errors"]
+__all__ = ["SEND_TIMEOUT", "client_errors", "send_deadline"]
+
+SEND_TIMEOUT = 30.0  # seconds to write one answer: a 2 s segment at 1/15 of its bitrate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -36,3 +44,24 @@ async def client_errors(request: web.Request, handler: Handler) -> web.StreamRes
             raise  # not our client's connection: a bug to see in full
         log.debug("client went away mid-request", extra={"peer": request.remote})
         return web.Response(status=400, text="client went away")
+
+
+@web.middleware
+async def send_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if response.prepared:
+        return response
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await response.prepare(request)
+            await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away: aiohttp's own write finds it gone and says nothing
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()  # drops what is unsent; close() would wait for it
+        log.info(
+            "HTTP answer not read in time: connection closed",
+            extra={"peer": request.remote, "timeout": SEND_TIMEOUT},  # paths may hold keys
+        )
+    return response  # aiohttp's own write finds it sent, or the connection gone

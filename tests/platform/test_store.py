@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import sqlite3
@@ -30,7 +31,7 @@ from mediagw.platform.store import (
     migrate,
     open_store,
 )
-from mediagw.platform.store.engine import DB_FILE, engine_url
+from mediagw.platform.store.engine import DB_FILE, SQLITE_POOL_SIZE, engine_url
 from mediagw.platform.store.schema import METADATA
 
 
@@ -497,3 +498,35 @@ def test_engine_urls(tmp_path: Path) -> None:
 async def test_an_unreachable_database_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="reachable"):
         await SqlStore.open("postgresql://nobody@127.0.0.1:1/none")
+
+
+async def test_a_flood_of_sqlite_statements_keeps_its_threads_bounded(tmp_path: Path) -> None:
+    """aiosqlite runs each connection on a thread: 40 statements at once (a flood of publishes
+    looking up their keys) hold at most SQLITE_POOL_SIZE connections; the others wait for one
+    (SQLAlchemy's default pool opened up to 15, a thread started and ended per overflow)."""
+    store = await SqlStore.open(tmp_path / "data")
+    release = asyncio.Event()
+    holding = 0
+
+    async def hold() -> None:
+        nonlocal holding
+        async with store.engine.connect() as connection:
+            await connection.execute(sa.text("SELECT 1"))
+            holding += 1
+            await release.wait()
+
+    try:
+        before = threading.active_count()
+        tasks = [asyncio.create_task(hold()) for _ in range(40)]
+        for _ in range(100):  # until no more connections open (each one starts a thread)
+            seen = holding
+            await asyncio.sleep(0.05)
+            if holding == seen and holding:
+                break
+        during = threading.active_count()
+        release.set()
+        await asyncio.gather(*tasks)
+    finally:
+        await store.close()
+    assert holding == 40
+    assert during - before <= SQLITE_POOL_SIZE, (before, during)

@@ -31,6 +31,11 @@ logging.getLogger("aiosqlite").setLevel(logging.INFO)
 DB_FILE = "mediagw.db"
 BUSY_TIMEOUT_MS = 5000  # a writer waits this long for another one before failing
 CONNECT_TIMEOUT = 5.0  # seconds to reach PostgreSQL (asyncpg waits 60 by default)
+# aiosqlite runs each connection on a thread of its own; SQLite writes one at a time anyway.
+# SQLAlchemy's default pool (5 + 10 overflow, the overflow closed on return) started and ended
+# a thread per overflow connection under a flood of publishes: at most this many, no overflow
+# (a statement waits for a free connection instead).
+SQLITE_POOL_SIZE = 4
 
 _ASYNC_SCHEMES = {
     "postgresql": "postgresql+asyncpg",
@@ -65,7 +70,10 @@ async def connect(url_or_dir: str | Path) -> AsyncEngine:
         url = await asyncio.to_thread(engine_url, url_or_dir)  # resolving reads the disk
     # pre-ping: a pooled connection a database restart killed is replaced, not used and failed
     connect_args = {"timeout": CONNECT_TIMEOUT} if url.startswith("postgresql") else {}
-    engine = create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    pool: dict[str, Any] = (
+        {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0} if url.startswith("sqlite") else {}
+    )
+    engine = create_async_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
