@@ -12,7 +12,8 @@ fault:
   the last (or to the end of the push when none came after the fault);
 - recovery: from the fault to the first transcoded segment listed after it;
 - status / logs: whether the gateway's status (the orchestrator scoreboard, the stream's
-  status, the recorder's) and its log lines (WARNING and up, after the fault) name the cause.
+  status, the API's stream status, the webhooks' status) and its log lines (INFO and up, its
+  default level, after the fault) name the cause.
 
 Needs the ffmpeg CLI. Progress goes to stderr; the table to stdout.
 """
@@ -37,13 +38,11 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..gateway import Gateway
 from ..log import TextFormatter
-from .fault_cases import CASES, FaultCase, Rig
+from .fault_cases import CASES, LADDER, FaultCase, Rig, Skipped
 from .ingest import make_clip, push_clip
 
 __all__ = ["FAULTS", "LADDER", "FaultResult", "format_table", "run_faults_bench"]
 
-LADDER = "P144p30fps16x9"
-RENDITION = LADDER
 FAULTS = tuple(CASES)
 FINISH_TIMEOUT = 60.0  # seconds for the stream's pipeline to finish after the push
 
@@ -67,10 +66,10 @@ class FaultResult:
 
 
 class _Logs(logging.Handler):
-    """The gateway's WARNING-and-up lines, formatted, from ``since`` on."""
+    """The gateway's log lines (INFO and up: its default level), formatted."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self.lines: list[tuple[float, str]] = []
         self.setFormatter(TextFormatter())
 
@@ -88,16 +87,19 @@ class _Logs(logging.Handler):
 class _Watch:
     """Polls the HLS store: when each source and transcoded seq was first listed."""
 
-    def __init__(self, gw: Gateway, stream: str) -> None:
-        self.gw, self.stream = gw, stream
+    def __init__(self, gw: Gateway, stream: str, output: str, rendition: str) -> None:
+        self.gw, self.stream, self.output_stream, self.rendition = gw, stream, output, rendition
         self.source: dict[int, float] = {}
         self.output: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     def _poll(self) -> None:
         now = time.monotonic()
-        for name, seen in (("source", self.source), (RENDITION, self.output)):
-            rend = self.gw.hls.rendition(self.stream, name)
+        for stream, name, seen in (
+            (self.stream, "source", self.source),
+            (self.output_stream, self.rendition, self.output),
+        ):
+            rend = self.gw.hls.rendition(stream, name)
             if rend is not None:
                 for seq in rend.segments:
                     seen.setdefault(seq, now)
@@ -132,28 +134,33 @@ async def _rig(work: Path, case: FaultCase, postgres: str) -> AsyncIterator[Rig]
         stack.push_async_callback(rig.stop_all)
         stack.push_async_callback(case.heal, rig)
         extra = await case.prepare(rig, stack)
-        settings = Settings(
-            rtmp_addr="127.0.0.1:0", http_addr="127.0.0.1:0",
-            orch_addr=tuple(o.url for o in rig.orchs), transcoding_options=LADDER,
-            data_dir=str(work / "data"), **extra,
-        )  # fmt: skip
+        fields: dict[str, Any] = {
+            "rtmp_addr": "127.0.0.1:0", "http_addr": "127.0.0.1:0",
+            "orch_addr": tuple(o.url for o in rig.orchs), "transcoding_options": LADDER,
+            "data_dir": str(work / "data"),
+        }  # fmt: skip
+        settings = Settings(**{**fields, **extra})
         gw = Gateway(settings)
         await gw.start()
         stack.push_async_callback(gw.stop)
         rig.gw = gw
+        await case.ready(rig)
         yield rig
 
 
-async def _finished(gw: Gateway, stream: str) -> None:
+async def _finished(gw: Gateway, stream: str, live: bool) -> None:
     deadline = time.monotonic() + FINISH_TIMEOUT
     while time.monotonic() < deadline:
         hub_stream = gw.hub.get(stream)
         transcodes = gw.transcodes
+        live_ai = gw.live_ai
         if (
             (hub_stream is None or not hub_stream.live)
-            and transcodes is not None
-            and stream not in transcodes.pipelines
-            and not transcodes._closing
+            and (
+                transcodes is None
+                or (stream not in transcodes.pipelines and not transcodes._closing)
+            )
+            and (not live or (live_ai is not None and stream in live_ai.finished))
         ):
             return
         await asyncio.sleep(0.1)
@@ -173,16 +180,21 @@ async def _run_case(
 ) -> FaultResult:
     logs = _Logs()
     root = logging.getLogger("mediagw")
-    root.addHandler(logs)
+    level, propagate = root.level, root.propagate
+    root.addHandler(logs)  # the gateway's lines go there only (stderr: the bench's progress)
+    root.setLevel(logging.INFO)
+    root.propagate = False
     stream = f"fault-{case.name}"
     result = FaultResult(case.name, case.orchestrators, None, 0, None, None, "", "", case.how)
     try:
         async with _rig(work, case, postgres) as rig:
             assert rig.gw is not None
-            watch = _Watch(rig.gw, stream)
+            stream = rig.stream = rig.stream or stream
+            output = stream + rig.output_suffix
+            watch = _Watch(rig.gw, stream, output, rig.rendition)
             watch.start()
-            url = f"rtmp://127.0.0.1:{rig.gw.rtmp_port}/live/{rig.stream_key or stream}"
-            rig.stream = stream
+            key = rig.stream_key or stream
+            url = f"rtmp://127.0.0.1:{rig.gw.rtmp_port}/live/{key}{rig.publish_query}"
             started = time.monotonic()
             pusher = asyncio.create_task(push_clip(ffmpeg, clip, url, 0))
             while not watch.output and not pusher.done():
@@ -193,22 +205,30 @@ async def _run_case(
             await case.inject(rig)
             code = await pusher
             end = time.monotonic()
-            await _finished(rig.gw, stream)
+            await _finished(rig.gw, stream, live=bool(rig.output_suffix))
             await watch.stop()
             if code:
                 result.notes.append(f"publisher exit code {code}")
-            result.source_segments = len(watch.source)
-            result.segments_lost = len(set(watch.source) - set(watch.output))
+            counted = case.counted(rig)
+            if counted is not None:
+                result.segments_lost, result.source_segments = counted
+            else:
+                result.source_segments = len(watch.source)
+                result.segments_lost = len(set(watch.source) - set(watch.output))
             result.output_gap_s = _gap(list(watch.output.values()), inject, end)
             after = [t for t in watch.output.values() if t >= inject]
             result.recovery_s = min(after) - inject if after else None
             status = await case.status(rig)
             result.status_cause = _find(status, case.status_needles)
             result.log_cause = logs.find(case.log_needles, inject)
+    except Skipped as exc:
+        result.error = f"skipped: {exc}"
     except Exception as exc:  # a fault that breaks the bench itself is reported, not raised
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         root.removeHandler(logs)
+        root.setLevel(level)
+        root.propagate = propagate
     return result
 
 
