@@ -134,28 +134,29 @@ class Killed(FaultCase):
         await rig.stop(rig.victim())
 
 
-class Stalled(FaultCase):
+class _Switch(FaultCase):
+    """One of the reference orchestrator's fault switches, turned on on the victim."""
+
+    switch: tuple[str, Any] = ("", None)
+
+    async def inject(self, rig: Rig) -> None:
+        setattr(rig.victim().faults, *self.switch)
+
+
+class Stalled(_Switch):
     name, how = "orchestrator-stalled", "faults.stall: accepts, never answers"
+    switch = ("stall", True)
     status_needles = log_needles = ("no response", "timed out", "timeout")
 
-    async def inject(self, rig: Rig) -> None:
-        rig.victim().faults.stall = True
 
-
-class Http500(FaultCase):
-    name, how = "orchestrator-5xx", "faults.http_500"
+class Http500(_Switch):
+    name, how, switch = "orchestrator-5xx", "faults.http_500", ("http_500", True)
     status_needles = log_needles = ("500",)
 
-    async def inject(self, rig: Rig) -> None:
-        rig.victim().faults.http_500 = True
 
-
-class Garbage(FaultCase):
-    name, how = "orchestrator-garbage", "faults.garbage: not a protobuf"
+class Garbage(_Switch):
+    name, how, switch = "orchestrator-garbage", "faults.garbage: not a protobuf", ("garbage", True)
     status_needles = log_needles = ("not a TranscodeResult", "protobuf", "wire format")
-
-    async def inject(self, rig: Rig) -> None:
-        rig.victim().faults.garbage = True
 
 
 class _Priced(FaultCase):
@@ -175,12 +176,10 @@ class _Priced(FaultCase):
         return {"eth_keystore_path": str(path), "eth_password": "pw", "max_price_per_unit": "10"}
 
 
-class PriceHike(_Priced):
+class PriceHike(_Switch, _Priced):
     name, how = "price-above-cap", "faults.price_factor 100 (cap 10, price 1)"
+    switch = ("price_factor", 100.0)
     status_needles = log_needles = ("price",)
-
-    async def inject(self, rig: Rig) -> None:
-        rig.victim().faults.price_factor = 100.0
 
 
 class TicketParamsExpired(_Priced):
