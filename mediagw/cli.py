@@ -15,6 +15,7 @@ from typing import Any
 from . import __version__
 from .bench import LIVE_PHASES as PHASES
 from .bench import LL_URL_TEMPLATE
+from .bench.fault_cases import CASES as FAULT_CASES
 from .clock import SYSTEM
 from .config import Settings, add_arguments, load_settings
 from .errors import ConfigError, MediaGWError
@@ -276,7 +277,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nbench.add_argument("--redis", required=True, help="a spare Redis database: redis://H:P/N")
     nbench.add_argument("--json", dest="json_out", default="", help="also write results here")
+    fbench = bench_sub.add_parser(
+        "faults", help="each fault against a live stream: segments lost, gap, recovery, causes"
+    )
+    fbench.add_argument(
+        "--faults", default=",".join(FAULT_NAMES), help=f"comma-separated subset of: "
+        f"{', '.join(FAULT_NAMES)}"
+    )  # fmt: skip
+    fbench.add_argument("--seconds", type=float, default=12.0, help="length of each push")
+    fbench.add_argument(
+        "--postgres", default="", help="a PostgreSQL server URL (database-restart fault)"
+    )
+    fbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
+
+
+FAULT_NAMES = tuple(FAULT_CASES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -350,6 +366,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         seconds=args.seconds,
                         postgres=args.postgres,
                         redis=args.redis,
+                        json_out=args.json_out,
+                    )
+                )
+            if args.bench == "faults":
+                from .bench.faults import run_faults_bench
+
+                return run_async(
+                    run_faults_bench(
+                        faults=[f for f in args.faults.split(",") if f],
+                        seconds=args.seconds,
+                        postgres=args.postgres,
                         json_out=args.json_out,
                     )
                 )

@@ -42,6 +42,7 @@ class _Recording:
     dropped: int = 0
     written: int = 0
     errors: list[str] = field(default_factory=list)
+    stream: Stream | None = None  # its status names a failing write (``recording_error``)
 
 
 class Recorder:
@@ -78,7 +79,7 @@ class Recorder:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stream.created_at))
             directory = directory or self.root / stream.id / stamp
             playlist = MediaPlaylist(self.target_duration, window=0, playlist_type="EVENT")
-            rec = _Recording(directory, playlist, asyncio.Queue())
+            rec = _Recording(directory, playlist, asyncio.Queue(), stream=stream)
             rec.task = asyncio.get_running_loop().create_task(
                 self._writer(stream.id, rec), name=f"recorder:{stream.id}"
             )
@@ -145,12 +146,16 @@ class Recorder:
                     self._executor, _write_segment, rec.directory, seg.seq, seg.data, text
                 )
                 rec.written += 1
+                if rec.stream is not None:
+                    rec.stream.recording_error = None
                 if self._on_written is not None:
                     self._on_written(stream_id, seg.duration)
             except ValueError as exc:  # the playlist refused it (after the end): not recorded
                 log.warning("segment not recorded", extra={"stream": stream_id, "error": str(exc)})
             except OSError as exc:
                 rec.errors.append(str(exc))
+                if rec.stream is not None:
+                    rec.stream.recording_error = f"recording write failed: {exc}"
                 log.error(
                     "recording write failed",
                     extra={"stream": stream_id, "error": str(exc), "dir": str(rec.directory)},

@@ -78,6 +78,7 @@ class Stream:
     created_at: float = 0.0  # unix seconds, from the hub's clock
     ended_at: float = 0.0
     last_error: str | None = None
+    recording_error: str | None = None  # the last recording write's (None once one succeeds)
     stats: StreamStats = field(default_factory=StreamStats)
     segments: Fanout[Segment] = field(default_factory=Fanout)
     progress: Fanout[Progress] = field(default_factory=Fanout)
@@ -126,6 +127,7 @@ class Stream:
             "video_frames": s.video_frames,
             "audio_frames": s.audio_frames,
             "last_error": self.last_error,
+            "recording_error": self.recording_error,
             "labels": self.request.labels(),
         }
 

@@ -192,6 +192,38 @@ async def test_recording_to_disk(gateway_factory, make_clip: ClipMaker, tmp_path
     assert int(stream["nb_read_packets"]) == 2 * v and stream["width"] == 320
 
 
+async def test_a_failing_recording_disk_is_named_in_the_status_and_loses_no_live_frame(
+    gateway_factory, make_clip: ClipMaker, tmp_path: Path
+) -> None:
+    """Every recording write fails (its directory is under a regular file: ENOTDIR, as a full or
+    read-only disk fails them); the live stream is whole and ``/streams`` says why recording
+    failed."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    gw = await gateway_factory(record_dir=str(blocker / "rec"))
+    clip = make_clip(seconds=4)
+    v, a = count_frames(clip)
+    code, err = await push(clip, rtmp(gw, "nodisk"), live=False)
+    assert code == 0, err
+    await wait_until(lambda: not gw.hub.get("nodisk").live)  # type: ignore[union-attr]
+    assert_complete(await fetch_hls(gw.http_port, "nodisk"), (v, a), 30)
+    url = f"http://127.0.0.1:{gw.http_port}/streams"
+
+    async def status() -> dict:
+        async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            return (await resp.json())["streams"][0]
+
+    async def named() -> bool:
+        error = (await status())["recording_error"] or ""
+        return error.startswith("recording write failed") and "Not a directory" in error
+
+    for _ in range(100):
+        if await named():
+            break
+        await asyncio.sleep(0.1)
+    assert await named(), await status()
+
+
 async def test_ffprobe_plays_the_live_hls(gateway: Gateway, make_clip: ClipMaker) -> None:
     """A real HLS client (FFmpeg's hls demuxer) reads every frame through the multivariant URL."""
     clip = make_clip(seconds=4)

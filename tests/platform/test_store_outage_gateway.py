@@ -4,7 +4,7 @@ unreachable, the stream even ends meanwhile; once the database is back, the usag
 equal the media ingested (nothing lost, nothing counted twice), the session is stored ended with
 its counters, and ``stream.idle`` is sent once. A stream never looked up before answers 503.
 
-The database is reached through ``TcpProxy`` (``tests/tcp_proxy_testkit.py``) in front of the
+The database is reached through ``TcpProxy`` (``mediagw/bench/tcp_proxy.py``) in front of the
 shared test PostgreSQL (which other tests use, so it cannot be restarted). Cutting the proxy is
 what a client sees of a PostgreSQL restart: every open connection is reset (the gateway's side
 gets a reset, the server's side is closed, so the server aborts what was open, as a restart
@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 from mediatools import ClipMaker, fetch_hls, push, wait_until
 from sqlalchemy.engine import make_url
-from tcp_proxy_testkit import TcpProxy
 from webhook_testkit import Received, receiver
 
+from mediagw.bench.tcp_proxy import TcpProxy
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.platform import keys
