@@ -55,7 +55,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP) system-deps
-	$(BIN)/pytest -q $(ARGS)
+	$(BIN)/pytest -q --durations=30 $(ARGS)
 
 test: lint typecheck unit
 

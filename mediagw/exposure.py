@@ -12,11 +12,12 @@ remote signer keep the open default: it costs nothing and nobody else reaches it
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass
 
 from .config import Settings
 
-__all__ = ["IngestPolicy", "ingest_policy", "is_loopback"]
+__all__ = ["IngestPolicy", "ingest_policy", "is_loopback", "log_exposure"]
 
 
 def is_loopback(host: str) -> bool:
@@ -69,3 +70,11 @@ def ingest_policy(settings: Settings) -> IngestPolicy:
         )
     why = "listening on loopback only" if not exposed else "off-chain: this gateway pays nothing"
     return IngestPolicy(False, f"ingest: {settings.auth_mode} ({why})")
+
+
+def log_exposure(settings: Settings, log: logging.Logger) -> None:
+    """At start-up: which ingest mode is in force and why; who may read ``/metrics``."""
+    policy = ingest_policy(settings)
+    (log.warning if policy.warn else log.info)(policy.message)
+    if not settings.metrics_key and not is_loopback(Settings.split_addr(settings.http_addr)[0]):
+        log.info(f"/metrics: this host's clients only ({settings.http_addr}, no -metricsKey)")

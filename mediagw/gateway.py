@@ -45,7 +45,7 @@ from .api.studio import Api
 from .clock import SYSTEM, Clock
 from .config import Settings
 from .errors import ConfigError
-from .exposure import ingest_policy, is_loopback
+from .exposure import ingest_policy, is_loopback, log_exposure
 from .gateway_platform import GatewayPlatform
 from .ingest.rtmp.server import RTMPLimits, RTMPServer
 from .ingest.rtmp_ingest import RTMPIngest
@@ -497,12 +497,7 @@ class Gateway(GatewayPlatform):
                 "transcoding": ",".join(p.name for p in self.ladder) if self.stack else "off",
             },
         )
-        policy = ingest_policy(self.settings)
-        (log.warning if policy.warn else log.info)(policy.message)
-        if not self.settings.metrics_key and not is_loopback(http_host):
-            log.info(
-                f"/metrics: this host's clients only ({self.settings.http_addr}, no -metricsKey)"
-            )
+        log_exposure(self.settings, log)
         if self.webrtc_loopback_only:
             log.warning(
                 "no network interface but loopback: WebRTC (WHIP/WHEP) offers 127.0.0.1 only, so"
