@@ -33,6 +33,8 @@ GROUND = {
     "log": {"httpbody"},
     "webhook": {"errors", "httpbody"},  # JSON POSTs to operator endpoints
     "eth": {"errors"},  # keccak, signatures, ABI, the Signer seam
+    "destinations": {"errors"},  # which outbound URLs may be called (SSRF checks)
+    "exposure": {"config", "errors"},  # secure by default: exposed addresses, ingest mode
 }
 _BASE = {"errors", "clock"}
 PACKAGES = set(GROUND) | {"segmenter", "webrtc"} | {
@@ -48,8 +50,9 @@ RULES: dict[str, set[str]] = {
     "payments": _BASE | {"livepeer", "eth", "httpbody"},  # livepeer: wire types only
     "pool": _BASE | {"livepeer", "httpbody", "webhook"},
     "stream": _BASE | {"segmenter", "request"},
-    "publish": _BASE | {"segmenter", "stream"},
-    "platform": _BASE | {"request", "usage", "webhook", "metrics"},  # never media or wire code
+    "publish": _BASE | {"segmenter", "stream", "destinations"},
+    # never media or wire code
+    "platform": _BASE | {"request", "usage", "webhook", "metrics", "destinations"},
     "ingest": _BASE | {"stream", "platform", "segmenter", "webrtc", "request"},
     "pipelines": _BASE
     | {"pool", "payments", "livepeer", "eth", "stream", "publish", "usage", "request"}
@@ -58,7 +61,7 @@ RULES: dict[str, set[str]] = {
     # nothing but wraps the pushed bytes in a Segment and resolves go-livepeer profiles
     "api": _BASE
     | {"platform", "stream", "pipelines", "publish", "request", "usage", "httpbody"}
-    | {"livepeer", "segmenter", "metrics"},
+    | {"livepeer", "segmenter", "metrics", "exposure"},
     # the composition: the transcoding stack, then the whole gateway
     "stack": _BASE
     | {"config", "eth", "livepeer", "payments", "pool", "pipelines", "usage"}

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..clock import SYSTEM, Clock
+from ..destinations import check_url, refusal
 from ..errors import InvalidInput, StoreError, WebhookUnreachable
 from ..metrics import NULL_METRICS, Metrics
 from ..webhook import JsonPoster
 from .store import Delivery, Store, Webhook
-from .webhook_urls import check_url, refusal
 from .webhook_wire import body_doc, encode, request_headers, sign
 from .webhooks import KEEP_ATTEMPTS, WebhookService
 

@@ -30,10 +30,10 @@ from http import HTTPStatus
 from typing import Any
 
 from ..clock import SYSTEM, Clock
+from ..destinations import check_url
 from ..errors import InvalidInput, MediaGWError
 from .store import MAX_LIMIT, Delivery, Store, Webhook
 from .tenancy import OPERATOR, Tenant, operators_own
-from .webhook_urls import check_url
 from .webhook_wire import body_doc, encode, request_headers
 
 __all__ = [

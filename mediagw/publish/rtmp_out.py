@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..platform.webhook_urls import destination_refusal
+from ..destinations import destination_refusal
 
 log = logging.getLogger("mediagw.publish.rtmp_out")
 

@@ -2,7 +2,7 @@
 never reach loopback or private addresses unless ``-webhookAllowPrivate``: every spelling of an
 internal address, and a name that resolves to one, is refused before the connection; a real
 listener on 127.0.0.1 sees no connection (``tests/e2e/test_rtmp_output.py``). Webhook URLs:
-``platform/webhook_urls.check_url``."""
+``destinations.check_url``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
+from mediagw.destinations import check_url, destination_refusal
 from mediagw.errors import InvalidInput
-from mediagw.platform.webhook_urls import check_url, destination_refusal
 
 INTERNAL = [
     "rtmp://127.0.0.1/live/k", "rtmp://[::1]:1935/live/k", "rtmp://[::ffff:127.0.0.1]/live/k",

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from mediagw.clock import ManualClock
+from mediagw.destinations import address_refusal, check_url
 from mediagw.errors import InvalidInput
 from mediagw.platform.store import SqlStore, Stream
-from mediagw.platform.webhook_urls import address_refusal, check_url
 from mediagw.platform.webhooks import EVENTS, WebhookService, delivery_json, webhook_json
 
 STREAM_DOC = {"id": "s1", "name": "cam", "streamKey": "abcd-efgh-ijkl-mnop", "isActive": True}

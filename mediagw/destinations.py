@@ -1,5 +1,5 @@
-"""Where the platform's webhooks may point: checked when a webhook is saved, and again when it is
-called.
+"""Where the gateway may call out (webhooks, RTMP outputs): checked when a URL is saved, and
+again when it is called.
 
 Saving (``check_url``): http or https, no credentials, at most 2048 characters, and the host
 must not be a loopback, private, link-local, multicast, unspecified or otherwise non-public
@@ -27,7 +27,7 @@ import re
 import socket
 from urllib.parse import urlsplit
 
-from ..errors import InvalidInput
+from .errors import InvalidInput
 
 __all__ = ["MAX_URL", "address_refusal", "check_url", "destination_refusal", "refusal"]
 
