@@ -4,9 +4,9 @@ The limits close them, and a clean stream published alongside keeps every frame.
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
 import dataclasses
+import os
 from collections import Counter
 from typing import Any
 
