@@ -276,6 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nbench.add_argument("--redis", required=True, help="a spare Redis database: redis://H:P/N")
     nbench.add_argument("--json", dest="json_out", default="", help="also write results here")
+    fbench = bench_sub.add_parser(
+        "fuzz", help="every network parser against mutated inputs: crashes, other exceptions"
+    )
+    fbench.add_argument("--target", default="all", help="a target name (see --list) or all")
+    fbench.add_argument("--inputs", type=int, default=100_000, help="inputs per target")
+    fbench.add_argument("--seed", type=int, default=1, help="the mutations' random seed")
+    fbench.add_argument(
+        "--engine",
+        choices=("auto", "atheris", "mutate"),
+        default="auto",
+        help="atheris: coverage-guided (when installed; auto picks it); mutate: deterministic",
+    )
+    fbench.add_argument("--list", action="store_true", help="list the targets and exit")
+    fbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
 
 
@@ -352,6 +366,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         redis=args.redis,
                         json_out=args.json_out,
                     )
+                )
+            if args.bench == "fuzz":
+                from .bench.fuzz import list_targets, run_fuzz_bench
+
+                if args.list:
+                    return list_targets()
+                return run_fuzz_bench(
+                    args.target, args.inputs, args.seed, args.engine, json_out=args.json_out
                 )
             parser.parse_args(["bench", "--help"])
     except ConfigError as exc:
