@@ -70,7 +70,7 @@ def run_atheris(target: Target, inputs: int, seed: int, out: str) -> None:
             rep.seconds = time.perf_counter() - clock["start"]
             save(rep, out)
 
-    corpus = tempfile.mkdtemp(prefix="corpus-")
+    corpus = tempfile.mkdtemp(prefix="corpus-", dir=".")  # the parent removes its cwd
     for i, s in enumerate(seeds):
         Path(corpus, f"seed{i}").write_bytes(s[: target.max_len])
     for s in seeds:  # imports the parser's modules, so that they can be instrumented
