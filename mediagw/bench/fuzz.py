@@ -1,7 +1,8 @@
 """``mediagw bench fuzz``: every network parser against mutated inputs.
 
 Two engines. ``mutate`` (the default, deterministic with ``--seed``): binary mutations of the
-seeds (bit flips, interesting values, inserts, deletions, truncations, duplications, splices),
+seeds (bit flips, interesting values, inserts, deletions, truncations, duplications, splices,
+runs of one byte),
 inputs that parse cleanly joining the pool so mutations go deeper. ``atheris`` (when installed):
 libFuzzer's coverage-guided mutation of the same seeds, one child process per target.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import random
 import resource
@@ -84,7 +86,7 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes], max_len: int) -> 
     """One to four binary mutations of ``data``."""
     buf = bytearray(data)
     for _ in range(rng.randint(1, 4)):
-        op = rng.randrange(9)
+        op = rng.randrange(10)
         n = len(buf)
         if op == 0 and n:  # bit flip
             i = rng.randrange(n)
@@ -114,6 +116,9 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes], max_len: int) -> 
         elif op == 8 and n:  # swap two bytes
             i, j = rng.randrange(n), rng.randrange(n)
             buf[i], buf[j] = buf[j], buf[i]
+        elif op == 9 and n:  # a run of one of its bytes (deep nesting, long numbers)
+            i = rng.randrange(n)
+            buf[i:i] = buf[i : i + 1] * rng.choice((8, 64, 1500, 4000))
     return bytes(buf[:max_len])
 
 
@@ -175,6 +180,7 @@ def run_mutations(target: Target, inputs: int, seed: int) -> TargetReport:
     """The deterministic engine, in this process."""
     rng = random.Random(f"{seed}:{target.name}")
     runner = Runner(target, "mutate")
+    logging.disable(logging.CRITICAL)  # parsers log what they skip: millions of lines here
     old = signal.signal(signal.SIGALRM, _alarm) if runner._timer else None
     start = time.perf_counter()
     try:
@@ -191,6 +197,7 @@ def run_mutations(target: Target, inputs: int, seed: int) -> TargetReport:
                 else:
                     pool[rng.randrange(len(seeds), POOL)] = data
     finally:
+        logging.disable(logging.NOTSET)
         if old is not None:
             signal.signal(signal.SIGALRM, old)
     rep = runner.report

@@ -246,6 +246,45 @@ def _ts_seeds() -> list[bytes]:
     return [seed[: 16 * 188], seed[: 80 * 188]] if seed else [b"\x47" + bytes(187)]
 
 
+def _publish_url(data: bytes) -> object:
+    """A publisher's app, stream name and tcUrl (RTMP ``connect``/``publish``) and the request
+    admission makes of its query (pipeline, params, streamId, regions, rtmpOutput)."""
+    from ..ingest.rtmp.url import parse_target
+    from ..platform.admission import request_from
+    from ..platform.stream_auth import StreamGrant
+
+    app, _, rest = _text(data).partition("\n")
+    name, _, tc_url = rest.partition("\n")
+    target = parse_target(app, name, tc_url)
+    return request_from(StreamGrant(target.name[:128] or "x"), target.query, "rtmp")
+
+
+def _publish_url_seeds() -> list[bytes]:
+    return [
+        b"live\nkey123?pipeline=comfyui&params=%7B%22prompt%22%3A%7B%7D%7D&streamId=s-1"
+        b"&regions=eu,us&rtmpOutput=rtmp%3A%2F%2F127.0.0.1%2Flive%2Fout\nrtmp://127.0.0.1/live",
+        b"live?a=1\nstream\nrtmp://h:1935/live?x=y",
+    ]
+
+
+def _live_ai_events(data: bytes) -> object:
+    """A segment of a live AI stream's events channel (trickle, from the orchestrator)."""
+    from ..pipelines.live_ai.events import RunnerEvents, parse_event
+
+    kind, event = parse_event(data)
+    events = RunnerEvents()
+    events.add(kind, event, {})
+    return events
+
+
+def _live_ai_events_seeds() -> list[bytes]:
+    status = {"type": "status", "timestamp": 1, "last_params": {"prompt": "x"}, "fps": 30.0}
+    return [
+        json.dumps({"event": status, "queue_event_type": "ai_stream_events"}).encode(),
+        json.dumps(status).encode(),
+    ]
+
+
 # --- HTTP push, playlists, trickle ---------------------------------------------------------------
 
 
@@ -535,6 +574,49 @@ def _api_seeds() -> list[bytes]:
     ]
 
 
+def _api_filters(data: bytes) -> object:
+    """Studio's ``GET /api/stream?filters=[...]`` query parameter."""
+    from ..api.studio.base import Call
+    from ..api.studio.streams import _filters
+
+    return _filters(cast(Call, _Request({"filters": _text(data)}, {})))
+
+
+def _live_ai_start(data: bytes) -> object:
+    """An orchestrator's 200 answer to ``/live-video-to-video`` (the channels' URLs)."""
+    from ..pipelines.live_ai.start import parse_start_answer
+
+    return parse_start_answer(data, "https://127.0.0.1:8935")
+
+
+def _live_ai_start_seeds() -> list[bytes]:
+    base = "https://127.0.0.1:8935/ai/trickle/m1"
+    doc = {k: f"{base}-{k}" for k in ("publish_url", "subscribe_url", "control_url", "events_url")}
+    return [json.dumps({**doc, "manifest_id": "m1"}).encode()]
+
+
+def _discovery_webhook(data: bytes) -> object:
+    """An orchestrator discovery webhook's answer (``-orchWebhookUrl``)."""
+    from ..livepeer.rpc import normalize_orch_addr
+    from ..pool.sources import parse_webhook_body
+
+    return parse_webhook_body(data), parse_webhook_body(data, normalize_orch_addr)
+
+
+def _signer_auth_hook(data: bytes) -> object:
+    """The remote signer service's auth webhook answer."""
+    from ..signer_service.authhook import parse_decision
+
+    return parse_decision(data)
+
+
+def _profiles_json(data: bytes) -> object:
+    """A rendition ladder in go-livepeer's profiles JSON (auth webhook answers, options)."""
+    from ..livepeer.profiles import parse_profiles_json
+
+    return parse_profiles_json(data)
+
+
 @cache
 def _jwt_key() -> tuple[str, str]:
     from ..platform.access import _generate
@@ -569,7 +651,9 @@ def _targets() -> list[Target]:
     from aiohttp import web
 
     from ..api.studio.base import _Refused
+    from ..ingest.rtmp.url import BadTarget
     from ..livepeer.grpc_wire import GrpcFramingError
+    from ..pipelines.live_ai.events import EventError
 
     return [
         Target(
@@ -595,6 +679,20 @@ def _targets() -> list[Target]:
             "flv_file", "FLV file reader (segmenter)", _flv_file, _flv_file_seeds, max_len=16384
         ),
         Target("ts_demux", "MPEG-TS demuxer (segmenter)", _tsdemux, _ts_seeds, max_len=16384),
+        Target(
+            "publish_url",
+            "RTMP app/name/tcUrl and its query",
+            _publish_url,
+            _publish_url_seeds,
+            (BadTarget,),
+        ),
+        Target(
+            "live_ai_events",
+            "live AI events channel",
+            _live_ai_events,
+            _live_ai_events_seeds,
+            (EventError,),
+        ),
         Target("http_push", "HTTP push headers", _push_headers, _push_seeds, (ValueError,)),
         Target(
             "playlist_query",
@@ -636,6 +734,34 @@ def _targets() -> list[Target]:
         Target("webhook_answer", "auth webhook answers", _webhook_answer, _webhook_seeds),
         Target("api_json", "Studio API JSON bodies", _api_json, _api_seeds, (_Refused,)),
         Target("jwt", "playback JWTs", _jwt, _jwt_seeds),
+        Target(
+            "api_filters",
+            "Studio ?filters= JSON",
+            _api_filters,
+            lambda: [b'[{"id": "name", "value": "cam"}, {"id": "isActive", "value": true}]'],
+        ),
+        Target("live_ai_start", "live AI start answers", _live_ai_start, _live_ai_start_seeds),
+        Target(
+            "discovery_webhook",
+            "orchestrator discovery webhook answers",
+            _discovery_webhook,
+            lambda: [b'[{"address": "https://127.0.0.1:8935", "score": 0.5}, {"address": 1}]'],
+        ),
+        Target(
+            "signer_auth_hook",
+            "remote signer auth webhook answers",
+            _signer_auth_hook,
+            lambda: [b'{"status": 200, "expiry": 5, "auth_id": "a", "max_price": "10"}'],
+        ),
+        Target(
+            "profiles_json",
+            "profiles JSON (rendition ladders)",
+            _profiles_json,
+            lambda: [
+                b'[{"name": "240p", "width": 426, "height": 240, "bitrate": 400000, "fps": 30,'
+                b' "gop": "2.0", "profile": "H264Baseline", "encoder": "H.264"}]'
+            ],
+        ),
     ]
 
 

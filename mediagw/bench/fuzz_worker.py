@@ -11,6 +11,7 @@ from __future__ import annotations
 import faulthandler
 import importlib
 import inspect
+import logging
 import sys
 import tempfile
 import time
@@ -58,6 +59,7 @@ def run_atheris(target: Target, inputs: int, seed: int, out: str) -> None:
 
     seeds = target.seeds()  # built before instrumenting (PyAV, key generation)
     runner = Runner(target, "atheris")
+    logging.disable(logging.CRITICAL)
     runner._timer = False  # libFuzzer's -timeout catches hangs
     clock = {"start": time.perf_counter(), "findings": 0}
 

@@ -230,7 +230,7 @@ class RemoteSigner:
                 text = doc["error"].get("message")
                 if isinstance(text, str):
                     message = text
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
         if status == STATUS_REFRESH:
             return SignerRefreshNeeded(message, headers.get(ORCHESTRATOR_URL_HEADER, ""))
@@ -244,7 +244,7 @@ class RemoteSigner:
     def _json(body: bytes, path: str) -> Any:
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise SignerUnavailable(f"{path}: answer is not JSON") from None
 
     # --- endpoints ----------------------------------------------------------------------------
@@ -321,6 +321,13 @@ class RemoteSigner:
         return discovered_candidates(self._json(body, "/discover-orchestrators"))
 
 
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme
+    except ValueError:  # "https://[::1" and the like
+        return ""
+
+
 def live_payment_answer(doc: Any) -> LivePayment:
     """The parsed JSON of a ``/generate-live-payment`` answer; SignerUnavailable if malformed."""
     if not isinstance(doc, dict) or not isinstance(doc.get("state"), dict):
@@ -347,7 +354,7 @@ def discovered_candidates(doc: Any) -> list[Candidate]:
             continue
         address = item.get("address")
         score = item.get("score", 0)
-        if not isinstance(address, str) or urlsplit(address).scheme not in ("http", "https"):
+        if not isinstance(address, str) or _scheme(address) not in ("http", "https"):
             continue
         if isinstance(score, bool) or not isinstance(score, int | float):
             score = 0

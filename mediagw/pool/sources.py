@@ -105,6 +105,8 @@ def parse_webhook_body(
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WebhookError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise WebhookError("body is JSON nested too deeply") from None
     if not isinstance(doc, list):
         raise WebhookError("body is not a JSON array")
     found: list[Candidate] = []
@@ -118,10 +120,13 @@ def parse_webhook_body(
             continue
         assert isinstance(item, dict)
         address = item["address"].strip()
-        if normalize is not None:
-            address = normalize(address)
-        elif urlsplit(address).scheme not in ("http", "https"):
-            skipped.append(f"[{i}] address {address!r} is not an http(s) URL")
+        try:
+            if normalize is not None:
+                address = normalize(address)
+            elif urlsplit(address).scheme not in ("http", "https"):
+                raise ValueError("not an http(s) URL")
+        except (ValueError, ConfigError) as exc:  # one bad entry: the others still count
+            skipped.append(f"[{i}] address {address[:200]!r}: {exc}")
             continue
         if address in seen:
             continue

@@ -360,6 +360,8 @@ def parse_body(raw: bytes, ctype: str, model: type[BaseModel]) -> Any:
             else ""
         )
         raise _Refused(errors(400, f"the request body is not valid JSON{where}")) from None
+    except RecursionError:
+        raise _Refused(errors(400, "the request body is JSON nested too deeply")) from None
     if not isinstance(doc, dict):
         raise _Refused(errors(422, "the request body must be a JSON object"))
     try:
