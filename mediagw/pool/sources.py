@@ -124,7 +124,8 @@ def parse_webhook_body(
             if normalize is not None:
                 address = normalize(address)
             elif urlsplit(address).scheme not in ("http", "https"):
-                raise ValueError("not an http(s) URL")
+                skipped.append(f"[{i}] address {address!r} is not an http(s) URL")
+                continue
         except (ValueError, ConfigError) as exc:  # one bad entry: the others still count
             skipped.append(f"[{i}] address {address[:200]!r}: {exc}")
             continue
