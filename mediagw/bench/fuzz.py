@@ -2,7 +2,7 @@
 
 Two engines. ``mutate`` (the default, deterministic with ``--seed``): binary mutations of the
 seeds (bit flips, interesting values, inserts, deletions, truncations, duplications, splices,
-runs of one byte),
+runs of a short slice),
 inputs that parse cleanly joining the pool so mutations go deeper. ``atheris`` (when installed):
 libFuzzer's coverage-guided mutation of the same seeds, one child process per target.
 
@@ -116,9 +116,10 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes], max_len: int) -> 
         elif op == 8 and n:  # swap two bytes
             i, j = rng.randrange(n), rng.randrange(n)
             buf[i], buf[j] = buf[j], buf[i]
-        elif op == 9 and n:  # a run of one of its bytes (deep nesting, long numbers)
+        elif op == 9 and n:  # a run of one of its slices (deep nesting, long numbers)
             i = rng.randrange(n)
-            buf[i:i] = buf[i : i + 1] * rng.choice((8, 64, 1500, 4000))
+            piece = buf[i : i + rng.choice((1, 1, 2, 4, 8, 10, 12))]
+            buf[i:i] = piece * rng.choice((8, 64, 1500, 3000))
     return bytes(buf[:max_len])
 
 

@@ -40,6 +40,9 @@ class Target:
     max_len: int = 4096
 
 
+JSON_MAX = 16384  # room for JSON nested past the interpreter's recursion limit
+
+
 def fixed_rand(n: int) -> bytes:
     return b"\x5a" * n
 
@@ -769,6 +772,27 @@ def _targets() -> list[Target]:
 def targets() -> dict[str, Target]:
     base = _expected_base()
     return {
-        t.name: Target(t.name, t.what, t.parse, t.seeds, base + t.expected, t.max_len)
+        t.name: Target(
+            t.name,
+            t.what,
+            t.parse,
+            t.seeds,
+            base + t.expected,
+            JSON_MAX if t.name in _JSON else t.max_len,
+        )
         for t in _targets()
     }
+
+
+_JSON = {
+    "live_ai_events",
+    "http_push",
+    "signer_answer",
+    "webhook_answer",
+    "api_json",
+    "api_filters",
+    "live_ai_start",
+    "discovery_webhook",
+    "signer_auth_hook",
+    "profiles_json",
+}
