@@ -242,7 +242,8 @@ def run_isolated(name: str, inputs: int, seed: int, engine: str) -> TargetReport
         rep.peak_rss_mb = usage.ru_maxrss / 1024
         if proc.returncode != 0:
             rep.crashes += 1
-            crash = next(Path(tmp).glob("crash-*"), None)
+            artifacts = (p for k in ("crash", "timeout", "oom") for p in Path(tmp).glob(f"{k}-*"))
+            crash = next(artifacts, None)
             repro = crash.read_bytes().hex() if crash else ""
             rep.findings.append(
                 Finding("crash", f"exit status {proc.returncode}", err_tail[-600:], repro)
