@@ -103,7 +103,7 @@ def parse_webhook_body(
     """Parse a webhook body. A malformed document raises WebhookError; bad entries are skipped."""
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # also not UTF-8, or a number of more than 4,300 digits
         raise WebhookError(f"body is not JSON: {exc}") from None
     except RecursionError:
         raise WebhookError("body is JSON nested too deeply") from None
@@ -141,6 +141,13 @@ def parse_webhook_body(
     return found
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past a float's range
+        return False
+
+
 def _entry_problem(item: Any) -> str | None:
     """None when usable, "" to skip silently (empty address), else the reason to log."""
     if not isinstance(item, dict):
@@ -151,8 +158,8 @@ def _entry_problem(item: Any) -> str | None:
     if not address.strip():
         return ""
     score = item.get("score", 0)
-    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
-        return f"score {score!r} is not a number"
+    if isinstance(score, bool) or not isinstance(score, int | float) or not _finite(score):
+        return f"score {str(score)[:40]!r} is not a number"
     region = item.get("region", "")
     if region is not None and not isinstance(region, str):
         return "region is not a string"

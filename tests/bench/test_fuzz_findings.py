@@ -97,3 +97,39 @@ def test_discovery_webhook_skips_an_unparsable_address(normalize: Any) -> None:
 def test_signer_discovery_skips_an_unparsable_address() -> None:
     doc = [{"address": "https://[::1"}, {"address": "https://127.0.0.1:8935", "score": 1}]
     assert [c.url for c in discovered_candidates(doc)] == ["https://127.0.0.1:8935"]
+
+
+# --- numbers: more than 4,300 digits, or past a float's range ----------------------------------
+
+HUGE = "5" * 5000  # json.loads raises ValueError (no JSONDecodeError) past 4,300 digits
+
+
+def test_api_body_with_a_huge_number() -> None:
+    with pytest.raises(_Refused) as info:
+        parse_body(f'{{"name": "x", "record": {HUGE}}}'.encode(), "application/json", StreamCreate)
+    assert info.value.response.status == 400
+
+
+def test_api_filters_with_a_huge_number() -> None:
+    call = cast(Call, SimpleNamespace(query={"filters": f'[{{"id": "name", "value": {HUGE}}}]'}))
+    with pytest.raises(InvalidInput):
+        _filters(call)
+
+
+def test_discovery_webhook_with_a_huge_number() -> None:
+    with pytest.raises(WebhookError, match="not JSON"):
+        parse_webhook_body(f'[{{"address": {HUGE}}}]'.encode())
+
+
+def test_discovery_webhook_skips_a_score_past_a_float() -> None:
+    """math.isfinite raised OverflowError on the score 10**400 (the fuzzer's: 555...5)."""
+    body = (
+        f'[{{"address": "https://127.0.0.1:8935", "score": {"5" * 400}}},'
+        ' {"address": "https://127.0.0.1:8936", "score": 0.5}]'
+    ).encode()
+    assert [c.url for c in parse_webhook_body(body)] == ["https://127.0.0.1:8936"]
+
+
+def test_signer_discovery_score_past_a_float_counts_as_none() -> None:
+    doc = [{"address": "https://127.0.0.1:8935", "score": 10**400}]
+    assert [(c.url, c.score) for c in discovered_candidates(doc)] == [("https://127.0.0.1:8935", 0)]
