@@ -182,6 +182,8 @@ def run_mutations(target: Target, inputs: int, seed: int) -> TargetReport:
     rng = random.Random(f"{seed}:{target.name}")
     runner = Runner(target, "mutate")
     logging.disable(logging.CRITICAL)  # parsers log what they skip: millions of lines here
+    # an alarm already set (pytest-timeout's) is put back, less the time spent, at the end
+    pending = signal.getitimer(signal.ITIMER_REAL)[0] if runner._timer else 0.0
     old = signal.signal(signal.SIGALRM, _alarm) if runner._timer else None
     start = time.perf_counter()
     try:
@@ -201,6 +203,9 @@ def run_mutations(target: Target, inputs: int, seed: int) -> TargetReport:
         logging.disable(logging.NOTSET)
         if old is not None:
             signal.signal(signal.SIGALRM, old)
+            if pending > 0:
+                left = pending - (time.perf_counter() - start)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
     rep = runner.report
     rep.seconds = time.perf_counter() - start
     rep.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -5,6 +5,7 @@ status)."""
 from __future__ import annotations
 
 import random
+import signal
 
 import pytest
 
@@ -106,3 +107,18 @@ def test_atheris_engine_runs_coverage_guided() -> None:
     rep = fuzz.run_isolated("amf0", 300, 1, "atheris")
     assert rep.engine == "atheris" and rep.inputs == 300 and not rep.failed, rep.findings
     assert rep.refused > 0 and rep.ok > 0
+
+
+def test_an_alarm_already_set_is_put_back() -> None:
+    """pytest-timeout's SIGALRM survives a run (the per-input hang timer borrows it)."""
+    fired: list[int] = []
+    old = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 60.0)
+        fuzz.run_mutations(targets()["amf0"], 50, seed=1)
+        left = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 50.0 < left <= 60.0 and signal.getsignal(signal.SIGALRM) is not fuzz._alarm
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert not fired
