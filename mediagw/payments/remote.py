@@ -27,7 +27,6 @@ import asyncio
 import base64
 import binascii
 import json
-import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
@@ -37,7 +36,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from mediagw.eth.crypto import SignatureError, checksum, keccak256, recover_address
-from mediagw.livepeer.candidates import Candidate
+from mediagw.livepeer.candidates import Candidate, usable_score
 from mediagw.livepeer.proto import net
 
 from ..httpbody import read_prefix
@@ -322,13 +321,6 @@ class RemoteSigner:
         return discovered_candidates(self._json(body, "/discover-orchestrators"))
 
 
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer past a float's range
-        return False
-
-
 def _scheme(url: str) -> str:
     try:
         return urlsplit(url).scheme
@@ -364,7 +356,7 @@ def discovered_candidates(doc: Any) -> list[Candidate]:
         score = item.get("score", 0)
         if not isinstance(address, str) or _scheme(address) not in ("http", "https"):
             continue
-        if isinstance(score, bool) or not isinstance(score, int | float) or not _finite(score):
+        if not usable_score(score):
             score = 0
         if address not in seen:
             seen.add(address)

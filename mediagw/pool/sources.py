@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -25,7 +24,7 @@ import aiohttp
 
 from mediagw.errors import ConfigError, MediaGWError
 from mediagw.httpbody import BodyTooLarge, read_limited
-from mediagw.livepeer.candidates import TRUSTED_SCORE, Candidate
+from mediagw.livepeer.candidates import TRUSTED_SCORE, Candidate, usable_score
 from mediagw.livepeer.proto import net
 from mediagw.webhook import redact_url
 
@@ -141,13 +140,6 @@ def parse_webhook_body(
     return found
 
 
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer past a float's range
-        return False
-
-
 def _entry_problem(item: Any) -> str | None:
     """None when usable, "" to skip silently (empty address), else the reason to log."""
     if not isinstance(item, dict):
@@ -158,7 +150,7 @@ def _entry_problem(item: Any) -> str | None:
     if not address.strip():
         return ""
     score = item.get("score", 0)
-    if isinstance(score, bool) or not isinstance(score, int | float) or not _finite(score):
+    if not usable_score(score):
         return f"score {str(score)[:40]!r} is not a number"
     region = item.get("region", "")
     if region is not None and not isinstance(region, str):
