@@ -289,6 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--postgres", default="", help="a PostgreSQL server URL (database-restart fault)"
     )
     fbench.add_argument("--json", dest="json_out", default="", help="also write results here")
+    zbench = bench_sub.add_parser(
+        "fuzz", help="every network parser against mutated inputs: crashes, other exceptions"
+    )
+    zbench.add_argument("--target", default="all", help="a target name (see --list) or all")
+    zbench.add_argument("--inputs", type=int, default=100_000, help="inputs per target")
+    zbench.add_argument("--seed", type=int, default=1, help="the mutations' random seed")
+    zbench.add_argument(
+        "--engine",
+        choices=("auto", "atheris", "mutate"),
+        default="auto",
+        help="atheris: coverage-guided (when installed; auto picks it); mutate: deterministic",
+    )
+    zbench.add_argument("--list", action="store_true", help="list the targets and exit")
+    zbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
 
 
@@ -379,6 +393,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         postgres=args.postgres,
                         json_out=args.json_out,
                     )
+                )
+            if args.bench == "fuzz":
+                from .bench.fuzz import list_targets, run_fuzz_bench
+
+                if args.list:
+                    return list_targets()
+                return run_fuzz_bench(
+                    args.target, args.inputs, args.seed, args.engine, json_out=args.json_out
                 )
             parser.parse_args(["bench", "--help"])
     except ConfigError as exc:

@@ -7,9 +7,10 @@ of ``TRUSTED_SCORE`` (``common.Score_Trusted``) marks a trusted orchestrator.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-__all__ = ["TRUSTED_SCORE", "Candidate"]
+__all__ = ["TRUSTED_SCORE", "Candidate", "usable_score"]
 
 #: Score of a trusted orchestrator (go-livepeer ``common.Score_Trusted``).
 TRUSTED_SCORE = 1.0
@@ -26,3 +27,13 @@ class Candidate:
     @property
     def trusted(self) -> bool:
         return self.score >= TRUSTED_SCORE
+
+
+def usable_score(value: object) -> bool:
+    """A score from JSON a candidate can carry: a finite number (no bool, no int past a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past a float's range
+        return False

@@ -394,6 +394,8 @@ def parse_profiles_json(data: Any) -> list[Profile]:
     if isinstance(data, str | bytes | bytearray):
         try:
             data = json.loads(data)
+        except RecursionError:
+            raise ProfileError("profiles: JSON nested too deeply") from None
         except ValueError as exc:
             raise ProfileError(f"profiles: not valid JSON: {exc}") from None
     if not isinstance(data, list):

@@ -171,7 +171,7 @@ class JsonRpcChain:
             ) from None
         try:
             doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             raise ChainError(f"{method}: answer is not JSON") from None
         if not isinstance(doc, dict):
             raise ChainError(f"{method}: answer is not a JSON-RPC object")

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from mediagw.eth.crypto import SignatureError, checksum, keccak256, recover_address
-from mediagw.livepeer.candidates import Candidate
+from mediagw.livepeer.candidates import Candidate, usable_score
 from mediagw.livepeer.proto import net
 
 from ..httpbody import read_prefix
@@ -230,7 +230,7 @@ class RemoteSigner:
                 text = doc["error"].get("message")
                 if isinstance(text, str):
                     message = text
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
         if status == STATUS_REFRESH:
             return SignerRefreshNeeded(message, headers.get(ORCHESTRATOR_URL_HEADER, ""))
@@ -244,7 +244,7 @@ class RemoteSigner:
     def _json(body: bytes, path: str) -> Any:
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise SignerUnavailable(f"{path}: answer is not JSON") from None
 
     # --- endpoints ----------------------------------------------------------------------------
@@ -308,18 +308,7 @@ class RemoteSigner:
         status, headers, answer = await self._call("POST", "/generate-live-payment", body)
         if status != 200:
             raise self._error(status, headers, answer)
-        doc = self._json(answer, "/generate-live-payment")
-        if not isinstance(doc, dict) or not isinstance(doc.get("state"), dict):
-            raise SignerUnavailable("generate-live-payment: answer has no state object")
-        new_state = {
-            "State": _b64_field(doc["state"], "State", required=True),
-            "Sig": _b64_field(doc["state"], "Sig", required=True),
-        }
-        return LivePayment(
-            _b64_field(doc, "payment", required=True),
-            _b64_field(doc, "segCreds", required=False),
-            new_state,
-        )
+        return live_payment_answer(self._json(answer, "/generate-live-payment"))
 
     async def discover_orchestrators(self, caps: Sequence[str] = ()) -> list[Candidate]:
         """``GET /discover-orchestrators``; ``caps`` ``pipeline/model`` strings are OR-ed."""
@@ -329,21 +318,47 @@ class RemoteSigner:
         )
         if status != 200:
             raise self._error(status, headers, body)
-        doc = self._json(body, "/discover-orchestrators")
-        if not isinstance(doc, list):
-            raise SignerUnavailable("discover-orchestrators: answer is not a JSON array")
-        found: list[Candidate] = []
-        seen: set[str] = set()
-        for item in doc:
-            if not isinstance(item, dict):
-                continue
-            address = item.get("address")
-            score = item.get("score", 0)
-            if not isinstance(address, str) or urlsplit(address).scheme not in ("http", "https"):
-                continue
-            if isinstance(score, bool) or not isinstance(score, int | float):
-                score = 0
-            if address not in seen:
-                seen.add(address)
-                found.append(Candidate(address, float(score)))
-        return found
+        return discovered_candidates(self._json(body, "/discover-orchestrators"))
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme
+    except ValueError:  # "https://[::1" and the like
+        return ""
+
+
+def live_payment_answer(doc: Any) -> LivePayment:
+    """The parsed JSON of a ``/generate-live-payment`` answer; SignerUnavailable if malformed."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("state"), dict):
+        raise SignerUnavailable("generate-live-payment: answer has no state object")
+    new_state = {
+        "State": _b64_field(doc["state"], "State", required=True),
+        "Sig": _b64_field(doc["state"], "Sig", required=True),
+    }
+    return LivePayment(
+        _b64_field(doc, "payment", required=True),
+        _b64_field(doc, "segCreds", required=False),
+        new_state,
+    )
+
+
+def discovered_candidates(doc: Any) -> list[Candidate]:
+    """The parsed JSON of a ``/discover-orchestrators`` answer; malformed entries are skipped."""
+    if not isinstance(doc, list):
+        raise SignerUnavailable("discover-orchestrators: answer is not a JSON array")
+    found: list[Candidate] = []
+    seen: set[str] = set()
+    for item in doc:
+        if not isinstance(item, dict):
+            continue
+        address = item.get("address")
+        score = item.get("score", 0)
+        if not isinstance(address, str) or _scheme(address) not in ("http", "https"):
+            continue
+        if not usable_score(score):
+            score = 0
+        if address not in seen:
+            seen.add(address)
+            found.append(Candidate(address, float(score)))
+    return found

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -25,7 +24,7 @@ import aiohttp
 
 from mediagw.errors import ConfigError, MediaGWError
 from mediagw.httpbody import BodyTooLarge, read_limited
-from mediagw.livepeer.candidates import TRUSTED_SCORE, Candidate
+from mediagw.livepeer.candidates import TRUSTED_SCORE, Candidate, usable_score
 from mediagw.livepeer.proto import net
 from mediagw.webhook import redact_url
 
@@ -103,8 +102,10 @@ def parse_webhook_body(
     """Parse a webhook body. A malformed document raises WebhookError; bad entries are skipped."""
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # also not UTF-8, or a number of more than 4,300 digits
         raise WebhookError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise WebhookError("body is JSON nested too deeply") from None
     if not isinstance(doc, list):
         raise WebhookError("body is not a JSON array")
     found: list[Candidate] = []
@@ -118,10 +119,14 @@ def parse_webhook_body(
             continue
         assert isinstance(item, dict)
         address = item["address"].strip()
-        if normalize is not None:
-            address = normalize(address)
-        elif urlsplit(address).scheme not in ("http", "https"):
-            skipped.append(f"[{i}] address {address!r} is not an http(s) URL")
+        try:
+            if normalize is not None:
+                address = normalize(address)
+            elif urlsplit(address).scheme not in ("http", "https"):
+                skipped.append(f"[{i}] address {address!r} is not an http(s) URL")
+                continue
+        except (ValueError, ConfigError) as exc:  # one bad entry: the others still count
+            skipped.append(f"[{i}] address {address[:200]!r}: {exc}")
             continue
         if address in seen:
             continue
@@ -145,8 +150,8 @@ def _entry_problem(item: Any) -> str | None:
     if not address.strip():
         return ""
     score = item.get("score", 0)
-    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
-        return f"score {score!r} is not a number"
+    if not usable_score(score):
+        return f"score {str(score)[:40]!r} is not a number"
     region = item.get("region", "")
     if region is not None and not isinstance(region, str):
         return "region is not a string"

@@ -99,7 +99,7 @@ class AuthWebhook:
 def parse_decision(data: bytes) -> AuthDecision:
     try:
         doc = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise _internal(f"signer auth invalid response: {exc}") from None
     if not isinstance(doc, dict):
         raise _internal("signer auth invalid response: not an object")

@@ -204,6 +204,7 @@ async def chunked_flood(request: web.Request) -> web.StreamResponse:
     [
         (reply(status=500, body=b"oops"), "HTTP 500"),
         (reply(body=b"not json"), "not JSON"),
+        (reply(body=b"[" * 100_000), "not JSON"),  # RecursionError escaped (bench fuzz)
         (reply(doc=[1, 2]), "not a JSON-RPC object"),
         (reply(doc={"jsonrpc": "2.0", "id": 1}), "no result"),
         (reply(doc={"jsonrpc": "2.0", "id": 1, "error": {"code": -1, "message": "boom"}}), "boom"),

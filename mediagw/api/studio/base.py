@@ -337,10 +337,14 @@ def _origin_allowed(origin: str, key: ApiKey, request: web.Request) -> bool:
 
 async def _body(request: web.Request, route: Route) -> Any:
     assert route.body is not None
-    ctype = request.content_type
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise _Refused(errors(413, f"the request body is larger than {MAX_BODY} bytes"))
     raw = await request.content.read(MAX_BODY + 1)
+    return parse_body(raw, request.content_type, route.body)
+
+
+def parse_body(raw: bytes, ctype: str, model: type[BaseModel]) -> Any:
+    """A request body -> ``model``; ``_Refused`` (413, 415, 400, 422) says what is wrong."""
     if len(raw) > MAX_BODY:
         raise _Refused(errors(413, f"the request body is larger than {MAX_BODY} bytes"))
     if ctype not in ("application/json", "application/octet-stream", "") and not ctype.endswith(
@@ -349,17 +353,19 @@ async def _body(request: web.Request, route: Route) -> Any:
         raise _Refused(errors(415, f"send JSON (Content-Type: application/json), not {ctype}"))
     try:
         doc = json.loads(raw) if raw.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # also a number of more than 4,300 digits, or not UTF-8
         where = (
             f" at line {exc.lineno} column {exc.colno}"
             if isinstance(exc, json.JSONDecodeError)
             else ""
         )
         raise _Refused(errors(400, f"the request body is not valid JSON{where}")) from None
+    except RecursionError:
+        raise _Refused(errors(400, "the request body is JSON nested too deeply")) from None
     if not isinstance(doc, dict):
         raise _Refused(errors(422, "the request body must be a JSON object"))
     try:
-        return route.body.model_validate(doc)
+        return model.model_validate(doc)
     except ValidationError as exc:
         raise _Refused(errors(422, *describe(exc))) from None
 

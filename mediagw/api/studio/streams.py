@@ -74,7 +74,7 @@ def _filters(call: Call) -> dict[str, Any]:
         return {}
     try:
         items = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # ValueError: also a number of over 4,300 digits
         raise InvalidInput("filters", 'give a JSON list of {"id": ..., "value": ...}') from None
     if not isinstance(items, list) or len(items) > MAX_FILTERS:
         raise InvalidInput("filters", f"give a JSON list of at most {MAX_FILTERS} filters")

@@ -22,6 +22,8 @@ def parse_event(data: bytes) -> tuple[str, dict[str, Any]]:
         raise EventError(f"event of {len(data)} bytes is over the {MAX_EVENT_BYTES} limit")
     try:
         obj = json.loads(data)
+    except RecursionError:
+        raise EventError("event is JSON nested too deeply") from None
     except ValueError as exc:
         raise EventError(f"event is not JSON: {exc}") from None
     if not isinstance(obj, dict):

@@ -185,9 +185,16 @@ async def start_live_video(
         raise StartRejected(text or "(empty body)", status, transcoder)
     if len(raw) > MAX_ANSWER_BYTES:
         raise StartRejected(f"answer larger than {MAX_ANSWER_BYTES} bytes", 200, transcoder)
-    try:
-        channels = LiveChannels.parse(json.loads(raw), transcoder)
-    except ValueError as exc:  # JSONDecodeError included: an empty 200 is a failure
-        raise StartRejected(f"unusable answer: {exc}", 200, transcoder) from None
+    channels = parse_start_answer(raw, transcoder)
     tickets, ev = payment_value(payment)
     return StartOutcome(channels, state, clock() - started, tickets, ev)
+
+
+def parse_start_answer(raw: bytes, transcoder: str) -> LiveChannels:
+    """The channels of a 200 answer to ``/live-video-to-video``; StartRejected if unusable."""
+    try:
+        return LiveChannels.parse(json.loads(raw), transcoder)
+    except ValueError as exc:  # JSONDecodeError included: an empty 200 is a failure
+        raise StartRejected(f"unusable answer: {exc}", 200, transcoder) from None
+    except RecursionError:
+        raise StartRejected("unusable answer: JSON nested too deeply", 200, transcoder) from None
