@@ -88,6 +88,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {text!r}")
+    return value
+
+
 def _redis_url(text: str) -> str:
     if text and not text.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"give redis://HOST:PORT/DB, rediss:// or unix://, not {text[:100]!r}")
@@ -356,6 +363,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_conns", "maxConns", _positive_int, "max RTMP connections in total"),
     Option("max_conns_per_ip", "maxConnsPerIp", _positive_int, "max RTMP connections per IP"),
     Option(
+        "http_max_conns_per_ip",
+        "httpMaxConnsPerIp",
+        _non_negative_int,
+        "max HTTP connections at once per client IP, loopback included (0: no limit)",
+    ),
+    Option(
         "metrics_key",
         "metricsKey",
         str,
@@ -438,6 +451,7 @@ class Settings:
     billing_webhook_url: str = ""
     max_conns: int = 500
     max_conns_per_ip: int = 100
+    http_max_conns_per_ip: int = 100
     metrics_key: str = ""
     metrics_per_stream: bool = False
     metering: bool = True

@@ -30,8 +30,9 @@ from webrtc import (
 )
 from webrtc.routes import Authorize
 
+from .api.conn_limit import PerIPConnections
 from .api.dashboard import add_dashboard_page
-from .api.guard import client_errors, send_deadline
+from .api.guard import body_deadline, client_errors, send_deadline
 from .api.http import build_app
 from .api.live import add_live_routes
 from .api.llhls_http import install_llhls
@@ -307,6 +308,7 @@ class Gateway(GatewayPlatform):
             local_only=not is_loopback(http_host),
         )  # fmt: skip
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
+        self.http_app.middlewares.insert(0, body_deadline)  # slow request bodies: cut
         self.http_app.middlewares.insert(0, send_deadline)  # outermost: it writes the answer
         # several nodes (-redisUrl): playback of a stream another node owns is proxied there
         self.node_proxy: NodeProxy | None = None
@@ -340,6 +342,7 @@ class Gateway(GatewayPlatform):
         )
         self.hub.add_listener(self.source_whep)
         self.source_whep.routes(self.http_app, SOURCE_WHEP, authorize=self._playback_gate(None))
+        self.http_conns = PerIPConnections(settings.http_max_conns_per_ip)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -481,6 +484,8 @@ class Gateway(GatewayPlatform):
             keepalive_timeout=HTTP_IDLE_TIMEOUT,
         )
         await self._runner.setup()
+        assert self._runner.server is not None
+        self.http_conns.install(self._runner.server)
         self._site = web.TCPSite(self._runner, http_host, http_port, reuse_address=True)
         await self._site.start()
         await self.rtmp.start()
@@ -515,6 +520,7 @@ class Gateway(GatewayPlatform):
         r = self.metrics.readings
         r.rtmp_conns = lambda: self.rtmp.connections
         r.rtmp_inbound_bytes = lambda: self.rtmp.bytes_in
+        r.http_conns_refused = lambda: self.http_conns.refused
         r.webrtc_sessions = lambda: len(self.whip.ingest) + len(self.whep)
         r.live_pipelines = lambda: self.live_ai.live_counts() if self.live_ai else {}
         r.usage_dropped = lambda: self.usage.dropped

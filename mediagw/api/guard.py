@@ -10,6 +10,12 @@ raises is a bug and stays a 500 with its traceback (rate-limited: ``mediagw.log`
 connection if it is not written within ``SEND_TIMEOUT``: a reader that stops reading (or
 pipelines requests and never reads) holds an unsent answer in the server's buffers for that
 long at most, not forever. Answers a handler streams itself (prepared) are not timed.
+
+``body_deadline`` cuts the connection of a request whose body arrives too slowly (a client that
+sends its headers, then one byte a second, holds a handler otherwise): every body gets
+``BODY_GRACE`` seconds, and one more second per ``BODY_MIN_RATE`` bytes received (Apache's
+mod_reqtimeout does the same: a large media push at any usable rate is never cut). The clock
+stops when the whole body has arrived, read or not.
 """
 
 from __future__ import annotations
@@ -25,9 +31,18 @@ from ..httpbody import describe_http_error
 
 log = logging.getLogger("mediagw.http")
 
-__all__ = ["SEND_TIMEOUT", "client_errors", "send_deadline"]
+__all__ = [
+    "BODY_GRACE",
+    "BODY_MIN_RATE",
+    "SEND_TIMEOUT",
+    "body_deadline",
+    "client_errors",
+    "send_deadline",
+]
 
 SEND_TIMEOUT = 30.0  # seconds to write one answer: a 2 s segment at 1/15 of its bitrate
+BODY_GRACE = 10.0  # seconds any request body may take
+BODY_MIN_RATE = 1024  # bytes a second: each KiB received gives the body one more second
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -65,3 +80,36 @@ async def send_deadline(request: web.Request, handler: Handler) -> web.StreamRes
             extra={"peer": request.remote, "timeout": SEND_TIMEOUT},  # paths may hold keys
         )
     return response  # aiohttp's own write finds it sent, or the connection gone
+
+
+@web.middleware
+async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    body = request.content
+    if not request.body_exists or body.is_eof():
+        return await handler(request)
+    loop = asyncio.get_running_loop()
+    start, grace, rate = loop.time(), BODY_GRACE, BODY_MIN_RATE
+    timer: asyncio.TimerHandle | None = None
+
+    def check() -> None:
+        nonlocal timer
+        if body.is_eof():
+            return
+        due = start + grace + body.total_bytes / rate
+        if loop.time() < due:
+            timer = loop.call_at(due, check)
+            return
+        if request.transport is not None:
+            request.transport.abort()  # the handler's read fails: "client went away"
+        log.info(
+            "HTTP request body too slow: connection closed",
+            extra={"peer": request.remote, "received": body.total_bytes,
+                   "seconds": round(loop.time() - start, 1)},
+        )  # fmt: skip
+
+    timer = loop.call_at(start + grace, check)
+    try:
+        return await handler(request)
+    finally:
+        if timer is not None:
+            timer.cancel()

@@ -77,6 +77,7 @@ class Readings:
     live_pipelines: Callable[[], Mapping[str, int]] = _no_pipelines  # model -> live runs
     usage_dropped: Callable[[], int] = _zero
     auth_throttled: Callable[[], int] = _zero
+    http_conns_refused: Callable[[], int] = _zero
     redis_failures: Callable[[], int] = _zero
     redis_commands: Callable[[], int] = _zero
     store_statements: Callable[[], int] = _zero
@@ -352,6 +353,11 @@ class _Scraped(Collector):
             "mediagw_auth_throttled_total", "API requests refused by the failed-auth throttle",
             r.auth_throttled(),
         )  # fmt: skip
+        yield _counter(
+            "mediagw_http_conns_refused_total",
+            "HTTP connections closed at once: over -httpMaxConnsPerIp",
+            r.http_conns_refused(),
+        )
         yield _counter(
             "mediagw_redis_failures_total",
             "Redis commands that failed (-redisUrl): each a request served without Redis",

@@ -43,11 +43,15 @@ class SlowClients:
 
         await asyncio.gather(*(one() for _ in range(n)))
 
-    async def trickle(self, n: int, source: str, data: bytes, interval: float = 1.0) -> None:
-        """``n`` connections that each send ``data`` one byte every ``interval`` seconds."""
+    async def trickle(
+        self, n: int, source: str, data: bytes, interval: float = 1.0, head: bytes = b""
+    ) -> None:
+        """``n`` connections that each send ``head`` at once, then ``data`` one byte every
+        ``interval`` seconds."""
 
         async def drip(writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError):
+                writer.write(head)
                 for i in range(len(data)):
                     if writer.is_closing():
                         return
