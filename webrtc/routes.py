@@ -15,7 +15,9 @@ the body is a one-line text reason.
 Hooks: ``authorize(request)`` runs before the offer is parsed (raise an ``aiohttp.web``
 HTTP exception to refuse); ``on_session(request, session)`` runs after a session exists and may
 return extra response headers (e.g. ``Livepeer-Playback-URL``); if it raises, the session is
-closed and the exception propagates.
+closed and the exception propagates. ``on_refused(request)`` (WHIP) runs when an offer that
+``authorize`` let in gets no session after all (too large, malformed, full, the client gone):
+what ``authorize`` reserved can be given back.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .whip import WhipIngest, WhipSession
 
 SDP_TYPE = "application/sdp"
 Authorize = Callable[[web.Request], Awaitable[None]]
+Refused = Callable[[web.Request], None]
 
 
 class _Session(Protocol):
@@ -55,6 +58,7 @@ def add_whip_routes(
     on_session: OnWhipSession | None = None,
     *,
     authorize: Authorize | None = None,
+    on_refused: Refused | None = None,
     cors_origin: str | None = None,
 ) -> None:
     """Mount WHIP at ``prefix`` (may hold route variables, e.g. ``/live/{stream}/whip``)."""
@@ -69,6 +73,7 @@ def add_whip_routes(
         lookup=ingest.get,
         on_session=on_session,
         authorize=authorize,
+        on_refused=on_refused,
         cors_origin=cors_origin,
         link_values=ingest.config.ice.link_header_values(),
         patch_status=405,
@@ -120,12 +125,14 @@ class _Routes(Generic[S]):
         cors_origin: str | None,
         link_values: list[str],
         patch_status: int,
+        on_refused: Refused | None = None,
     ) -> None:
         self.prefix = prefix.rstrip("/")
         self.offer = offer
         self.lookup = lookup
         self.on_session = on_session
         self.authorize = authorize
+        self.on_refused = on_refused
         self.cors_origin = cors_origin
         self.link_values = link_values
         self.patch_status = patch_status
@@ -164,6 +171,14 @@ class _Routes(Generic[S]):
             return self._error(415, f"Content-Type must be {SDP_TYPE}")
         if self.authorize is not None:
             await self.authorize(request)
+        accepted: list[S] = []  # the session, once on_session took it
+        try:
+            return await self._offer(request, accepted)
+        finally:
+            if not accepted and self.on_refused is not None:
+                self.on_refused(request)
+
+    async def _offer(self, request: web.Request, accepted: list[S]) -> web.Response:
         body = await _read_limited(request, MAX_SDP_BYTES)
         if body is None:
             return self._error(413, f"SDP offer larger than {MAX_SDP_BYTES} bytes")
@@ -183,6 +198,7 @@ class _Routes(Generic[S]):
             except BaseException:
                 await session.close("refused by the application")
                 raise
+        accepted.append(session)
         headers = self._headers(
             Location=f"{request.path.rstrip('/')}/{session.id}", ETag=session.etag
         )

@@ -154,7 +154,7 @@ class PushIngest:
         admitted = await self.admission.admit(attempt)
         try:
             stream, profiles = self._begin(admitted, header_cfg)
-        except (ConfigError, PublishRejected):
+        except Exception:  # refused (a limit, a bad ladder): the claim is given back
             self.admission.abandon(admitted)
             raise
         pushed = _Pushed(stream, profiles, self.clock.monotonic())

@@ -13,7 +13,6 @@ from concurrent.futures import Executor
 from urllib.parse import urlencode
 
 from ..clock import SYSTEM, Clock
-from ..errors import PublishRejected
 from ..platform.admission import Admission
 from ..platform.stream_auth import PublishAttempt
 from ..stream.hub import StreamHub
@@ -51,12 +50,12 @@ class RTMPIngest:
         attempt = PublishAttempt(url, req.app, req.name, req.query, f"{req.peer[0]}")
         request = await self.admission.admit(attempt)
         old = self.publishers.get(request.id)
-        if old is not None and old.closing:
-            # A publisher reconnecting at once: let the old session finish its last flush.
-            await old.wait_ended(timeout=5.0)
         try:
+            if old is not None and old.closing:
+                # A publisher reconnecting at once: let the old session finish its last flush.
+                await old.wait_ended(timeout=5.0)
             stream = self.hub.begin_publish(request)
-        except PublishRejected:
+        except BaseException:  # refused, or the connection closed meanwhile: claim given back
             self.admission.abandon(request)
             raise
         self.publishers = {k: p for k, p in self.publishers.items() if not p.ended}

@@ -88,6 +88,7 @@ class WhipGateway:
                 self.ingest,
                 self._on_session,
                 authorize=self._authorize,
+                on_refused=self._refused,
                 cors_origin="*",
             )
 
@@ -119,11 +120,17 @@ class WhipGateway:
             raise web.HTTPConflict(text=str(StreamBusy(admitted.id)))
         request[_ADMITTED] = admitted
 
+    def _refused(self, request: web.Request) -> None:
+        """An admitted offer got no session (too large, malformed, full, the client gone, the
+        hub's refusal): its stream's claim is given back at once, not left to expire."""
+        admitted = request.get(_ADMITTED)
+        if admitted is not None:
+            self.admission.abandon(admitted)
+
     async def _on_session(self, request: web.Request, session: WhipSession) -> Mapping[str, str]:
         try:
             stream = self.hub.begin_publish(request[_ADMITTED])
-        except PublishRejected as exc:
-            self.admission.abandon(request[_ADMITTED])
+        except PublishRejected as exc:  # _refused gives the claim back
             raise web.HTTPConflict(text=exc.description) from None
         demuxer = RtpDemuxer(audio=session.has_audio)
         publisher = Publisher(

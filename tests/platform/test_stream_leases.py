@@ -344,3 +344,36 @@ async def test_owner_url_names_the_other_node_once_per_burst() -> None:
         assert down.failures == 1
     finally:
         await down.close()
+
+
+async def test_a_refused_whip_offer_gives_its_claim_back_at_once(nodes: Factory) -> None:
+    """WHIP offers let in (the stream claimed) but then refused, with a malformed offer (400),
+    one over the size limit (413) and one whose client goes away mid-body: each gives its claim
+    back, so another node takes the stream at once (not after the pending claim's 15 s)."""
+    a, b = await nodes("node-a"), await nodes("node-b")
+    assert a.leases is not None
+    sdp = {"Content-Type": "application/sdp"}
+    async with aiohttp.ClientSession() as http:
+        for body, status in (("v=0\r\n", 400), ("v=0\r\n" + "a" * 70_000, 413)):
+            name = f"cam-{uuid.uuid4().hex[:8]}"
+            async with http.post(f"{a.public_url()}/whip/{name}", data=body, headers=sdp) as resp:
+                assert resp.status == status
+            await _until(lambda: _unheld(a, name), timeout=2)  # noqa: B023
+            code, _, writer = await _publish(b, name)
+            assert code == START and _live(b, name)
+            writer.close()
+    name = f"cam-{uuid.uuid4().hex[:8]}"
+    _reader, writer = await asyncio.open_connection("127.0.0.1", a.http_port)
+    head = f"POST /whip/{name} HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n"
+    writer.write(f"{head}Content-Length: 5000\r\n\r\nv=0\r\n".encode())
+    await _until(lambda: _held(a, name), timeout=5)  # admitted: claimed, reading the body
+    writer.transport.abort()
+    await _until(lambda: _unheld(a, name), timeout=2)
+    code, _, second = await _publish(b, name)
+    assert code == START
+    second.close()
+
+
+async def _held(gw: Gateway, stream_id: str) -> bool:
+    assert gw.leases is not None
+    return await gw.leases.holder(stream_id) is not None
