@@ -100,7 +100,7 @@ async def build_transcoder(
             ) from None
         log.info("remote signer ready", extra={"address": "0x" + credentials[0].hex()})
         if not sources:
-            sources.append(SignerDiscoverySource(remote))
+            sources.append(SignerDiscoverySource(remote, normalize=normalize_orch_addr))
     if not sources:
         return None
     signer: Signer

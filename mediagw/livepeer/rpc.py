@@ -13,6 +13,8 @@ bytes that are not a valid answer.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
 
@@ -37,6 +39,9 @@ __all__ = [
 ]
 
 DEFAULT_ORCH_PORT = 8935
+MAX_ORCH_ADDR = 1024  # characters of an orchestrator address
+# a DNS name: labels of letters, digits, '-' and '_' (compose service names), 253 at most
+_HOST_NAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
 DEFAULT_MAX_RESPONSE_BYTES = 4 << 20
 
 Signer = Callable[[bytes], Awaitable[bytes]]
@@ -52,6 +57,12 @@ def normalize_orch_addr(entry: str) -> str:
     addr = entry.strip()
     if not addr:
         raise ConfigError("orchestrator address is empty")
+    if len(addr) > MAX_ORCH_ADDR:
+        raise ConfigError(
+            f"orchestrator address {addr[:64]!r}... is over {MAX_ORCH_ADDR} characters"
+        )
+    if any(c.isspace() or not c.isprintable() for c in addr):
+        raise ConfigError(f"orchestrator address {addr[:200]!r}: spaces or control characters")
     if addr.startswith(":"):
         addr = "127.0.0.1" + addr
     elif ":" not in addr:
@@ -59,13 +70,25 @@ def normalize_orch_addr(entry: str) -> str:
     if not addr.lower().startswith(("http://", "https://")):
         addr = "https://" + addr
     try:
-        Target.parse(addr)
+        target = Target.parse(addr)
         parts = urllib.parse.urlsplit(addr)
         if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
             raise ValueError("expected [scheme://]host[:port] and nothing else")
+        if parts.port == 0:
+            raise ValueError("port 0 is not 1-65535")
+        if not _is_ip(target.host) and not _HOST_NAME.match(target.host):
+            raise ValueError(f"{target.host[:200]!r} is not a host name or an IP address")
     except ValueError as exc:
-        raise ConfigError(f"orchestrator address {entry!r}: {exc}") from None
+        raise ConfigError(f"orchestrator address {entry[:200]!r}: {exc}") from None
     return addr
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def orchestrator_request(

@@ -27,6 +27,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
@@ -53,6 +54,8 @@ __all__ = [
     "SignerUnavailable",
     "normalize_signer_url",
 ]
+
+log = logging.getLogger("mediagw.payments.remote")
 
 MAX_RESPONSE_BYTES = 1 << 20
 MAX_STATE_CHARS = 64 * 1024
@@ -349,16 +352,24 @@ def discovered_candidates(doc: Any) -> list[Candidate]:
         raise SignerUnavailable("discover-orchestrators: answer is not a JSON array")
     found: list[Candidate] = []
     seen: set[str] = set()
-    for item in doc:
+    skipped: list[str] = []
+    for i, item in enumerate(doc):
         if not isinstance(item, dict):
+            skipped.append(f"[{i}] not an object")
             continue
         address = item.get("address")
         score = item.get("score", 0)
         if not isinstance(address, str) or _scheme(address) not in ("http", "https"):
+            skipped.append(f"[{i}] address {str(address)[:100]!r} is not an http(s) URL")
             continue
         if not usable_score(score):
             score = 0
         if address not in seen:
             seen.add(address)
             found.append(Candidate(address, float(score)))
+    if skipped:
+        log.warning(
+            "remote signer discovery: skipped malformed entries",
+            extra={"skipped": len(skipped), "entries": "; ".join(skipped[:10])},
+        )
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from signer_service.conftest import SignerFactory
 
 from mediagw.clock import ManualClock
@@ -254,3 +256,55 @@ async def test_an_empty_snapshot_is_retried_on_requests_at_most_every_few_second
     now[0] += 60
     await cache.refresh_if_empty()  # not empty: the 25 min schedule applies
     assert len(fetched) == 2
+
+
+async def test_discovered_addresses_are_checked_like_orch_addr(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A remote signer (a third party's: ours lists only addresses it checked) answers garbage
+    beside good addresses: every malformed one is skipped and logged, the good ones are kept,
+    private ones too (orchestrators often are on private networks), normalized as -orchAddr."""
+    garbage = [
+        {"address": "ftp://orch:8935"},
+        {"address": "https://orch:8935/path?x=1"},
+        {"address": "https://user:pw@orch:8935"},
+        {"address": "https://orch:99999"},
+        {"address": "https://orch:0"},
+        {"address": "https://ev il:8935"},
+        {"address": "https://orch\u0000x:8935"},
+        {"address": "https://" + "a" * 5000 + ":8935"},
+        {"address": 42},
+        "not an object",
+    ]
+    good = [
+        {"address": "https://10.1.2.3:8935", "score": 0.5},
+        {"address": "https://orch-1.internal", "score": 1},
+        {"address": "https://10.1.2.3:8935", "score": 0.5},  # the same, once
+    ]
+
+    async def discover(request: web.Request) -> web.Response:
+        return web.json_response([*garbage[:5], *good, *garbage[5:]])
+
+    app = web.Application()
+    app.router.add_get("/discover-orchestrators", discover)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    caplog.set_level(logging.WARNING, logger="mediagw.payments.remote")
+    try:
+        async with RemoteSigner(f"http://127.0.0.1:{port}") as remote:
+            source = SignerDiscoverySource(remote, normalize=normalize_orch_addr)
+            found = await source.candidates()
+    finally:
+        await runner.cleanup()
+    assert found == [
+        Candidate("https://10.1.2.3:8935", 0.5),
+        Candidate("https://orch-1.internal", 1.0),
+    ]
+    logged = " ".join(str(r.__dict__.get("entries", "")) for r in caplog.records)
+    for part in ("ftp://orch", "/path", "user:pw", "99999", "port 0", "ev il", "over 1024",
+                 "not an object", "42"):  # fmt: skip
+        assert part in logged, part
+    assert len(logged) < 5000  # the 5,000-character address is not logged whole
