@@ -289,9 +289,16 @@ class Gateway(GatewayPlatform):
             clock=clock,
         )
         self.whep = WhepEgress(WhepConfig(ice=ice))
+        # an exposed -httpAddr: /streams (every stream, its outputs) needs an admin API key
+        streams_key = None
+        if not is_loopback(http_host):
+            streams_key = start_key_check(
+                lambda: self.store, self.auth_throttle, clock, scopes=("admin",)
+            )
         self.http_app = build_app(
-            self.hub, self.hls, usage=self.stream_usage, on_served=self._hls_served
-        )
+            self.hub, self.hls, usage=self.stream_usage, on_served=self._hls_served,
+            streams_key=streams_key,
+        )  # fmt: skip
         self.llhls: LLHLSPublisher | None = None
         if settings.llhls:  # LL-HLS beside HLS: fMP4 parts of every stream, as it is cut
             self.llhls = install_llhls(

@@ -7,7 +7,8 @@
     GET /hls/{id}/{rendition}.m3u8          whose URIs stay under /hls/{id}/
     GET /hls/{id}/{rendition}/{seq}.ts
     GET /healthz                            liveness
-    GET /streams                            JSON list of streams (live and recently ended)
+    GET /streams                            JSON list of streams (live and recently ended);
+                                            on an exposed address: an admin API key
 
 A playlist request for a stream that is live but has no segment yet waits for the first one
 (up to ``first_segment_wait`` seconds), so a player started with the publisher plays at once.
@@ -42,6 +43,9 @@ WAIT_KEY = web.AppKey("first_segment_wait", float)
 Served = Callable[[str, int, float], None]
 SERVED_KEY: web.AppKey[Served | None] = web.AppKey("on_served")
 STARTED_KEY = web.AppKey("started", float)
+# the request -> None (let in) or (status, message) of the refusal (``start_key``)
+KeyCheck = Callable[[web.Request], Awaitable[tuple[int, str] | None]]
+STREAMS_KEY: web.AppKey[KeyCheck | None] = web.AppKey("streams_key")
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -190,6 +194,12 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def streams(request: web.Request) -> web.StreamResponse:
+    check = request.app[STREAMS_KEY]
+    refusal = None if check is None else await check(request)
+    if refusal is not None:
+        status, message = refusal
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+        return web.json_response({"error": message}, status=status, headers=headers)
     hub, usage = request.app[HUB_KEY], request.app[USAGE_KEY]
     only_live = request.query.get("live") in ("1", "true")
     items = []
@@ -213,6 +223,7 @@ def build_app(
     usage: StreamUsage | None = None,
     first_segment_wait: float = 5.0,
     on_served: Served | None = None,
+    streams_key: KeyCheck | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[cors], client_max_size=1024 * 1024)
     app[HUB_KEY] = hub
@@ -220,6 +231,7 @@ def build_app(
     app[HLS_KEY] = hls
     app[WAIT_KEY] = first_segment_wait
     app[SERVED_KEY] = on_served
+    app[STREAMS_KEY] = streams_key  # None: /streams is open
     app[STARTED_KEY] = time.monotonic()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/streams", streams)

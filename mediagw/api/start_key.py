@@ -23,8 +23,14 @@ _SCOPES = ("streams", "admin")
 
 
 def start_key_check(
-    store: Callable[[], Store | None], throttle: FailureThrottle, clock: Clock
+    store: Callable[[], Store | None],
+    throttle: FailureThrottle,
+    clock: Clock,
+    scopes: tuple[str, ...] = _SCOPES,
 ) -> StartKey:
+    """The check of a key with one of ``scopes`` (``GET /streams`` on an exposed address asks
+    for ``admin``: it lists every tenant's streams)."""
+
     async def check(request: web.Request) -> tuple[int, str] | None:
         current = store()
         if current is None:
@@ -42,8 +48,8 @@ def start_key_check(
             return 401, f"this needs Authorization: Bearer <API key> on this gateway: {exc}"
         except StoreError:
             return 503, "API keys cannot be checked now: retry later"
-        if not any(scope in _SCOPES for scope in key.scopes):
-            return 403, "this API key lacks the 'streams' scope: use a key that has it"
+        if not any(scope in scopes for scope in key.scopes):
+            return 403, f"this API key lacks the '{scopes[0]}' scope: use a key that has it"
         return None
 
     return check

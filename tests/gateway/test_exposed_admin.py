@@ -1,7 +1,9 @@
 """On an exposed ``-httpAddr`` (0.0.0.0), ``/metrics`` and the admin API never answer a client
 on another address without a key: ``/metrics`` without ``-metricsKey`` serves this host's
 loopback clients only (403 naming the flag otherwise), with it the key; ``/api/admin`` always
-needs an admin API key. Real sockets: the client connects from this host's non-loopback address."""
+needs an admin API key, and so does ``/streams`` (every tenant's streams) from any client, while
+a loopback gateway keeps it open. Real sockets: the client connects from this host's non-loopback
+address."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 
 from mediagw.config import Settings
 from mediagw.gateway import Gateway
+from mediagw.platform import keys
 from webrtc import detect_host_addresses
 
 
@@ -56,3 +59,31 @@ async def test_metrics_and_admin_need_a_key_from_outside(tmp_path: Path, metrics
                     assert resp.status in (401, 429), (route.method, route.path, resp.status)
     finally:
         await gw.stop()
+
+
+async def test_streams_needs_an_admin_key_on_an_exposed_address(tmp_path: Path) -> None:
+    outside = _outside_address()
+    exposed = Gateway(Settings(rtmp_addr="127.0.0.1:0", http_addr="0.0.0.0:0",
+                               data_dir=str(tmp_path / "exposed")))  # fmt: skip
+    local = Gateway(Settings(rtmp_addr="127.0.0.1:0", http_addr="127.0.0.1:0",
+                             data_dir=str(tmp_path / "local")))  # fmt: skip
+    await exposed.start()
+    await local.start()
+    try:
+        assert exposed.store is not None
+        _, admin = await keys.create_key(exposed.store, "ops", ["admin"])
+        _, tenant = await keys.create_key(exposed.store, "app", ["streams"])
+        for base in (
+            f"http://{outside}:{exposed.http_port}",
+            f"http://127.0.0.1:{exposed.http_port}",
+        ):
+            status, body = await _get(f"{base}/streams")
+            assert status == 401 and "Bearer" in body and '"streams"' not in body
+            assert (await _get(f"{base}/streams", "lp_not_a_key"))[0] == 401
+            assert (await _get(f"{base}/streams", tenant))[0] == 403  # one tenant's key
+            status, body = await _get(f"{base}/streams?live=1", admin)
+            assert status == 200 and '"streams"' in body
+        assert (await _get(f"http://127.0.0.1:{local.http_port}/streams"))[0] == 200
+    finally:
+        await exposed.stop()
+        await local.stop()
