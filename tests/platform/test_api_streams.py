@@ -4,6 +4,7 @@ bad bodies naming the field, and no stream key in the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -216,3 +217,26 @@ async def test_multistream_targets(server: Server, app_key: str) -> None:
     assert (await server.call("GET", f"/api/multistream/target/{target['id']}", app_key))[0] == 404
     _, log, _ = await server.call("GET", "/api/audit", server.admin)
     assert secret_url not in json.dumps(log) and "abcd-secret" not in json.dumps(log)
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(server: Server, app_key: str) -> None:
+    """A JSON body sent in two writes with a pause between them is parsed whole, not cut at
+    what had arrived when the handler first read (a 400 naming an unterminated string)."""
+    body = json.dumps({"name": "slow show", "profiles": [PROFILE]}).encode()
+    host, port = server.url.split("://")[1].split("/")[0].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"POST /api/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {app_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    writer.write(head.encode() + body[:20])
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.write(body[20:])
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"201", answer[:400]
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["name"] == "slow show"

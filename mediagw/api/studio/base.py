@@ -49,6 +49,7 @@ from ...errors import (
     StoreError,
     StoreNotFound,
 )
+from ...httpbody import read_prefix
 from ...platform import keys
 from ...platform.limits import Decision
 from ...platform.plan_limits import RequestLimits
@@ -339,7 +340,7 @@ async def _body(request: web.Request, route: Route) -> Any:
     assert route.body is not None
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise _Refused(errors(413, f"the request body is larger than {MAX_BODY} bytes"))
-    raw = await request.content.read(MAX_BODY + 1)
+    raw = await read_prefix(request.content, MAX_BODY + 1)  # all of it, not what has arrived
     return parse_body(raw, request.content_type, route.body)
 
 
