@@ -528,6 +528,7 @@ class Gateway(GatewayPlatform):
         r.rtmp_conns = lambda: self.rtmp.connections
         r.rtmp_inbound_bytes = lambda: self.rtmp.bytes_in
         r.http_conns_refused = lambda: self.http_conns.refused
+        r.rtmp_conns_refused = lambda: self.rtmp.refused
         r.webrtc_sessions = lambda: len(self.whip.ingest) + len(self.whep)
         r.live_pipelines = lambda: self.live_ai.live_counts() if self.live_ai else {}
         r.usage_dropped = lambda: self.usage.dropped

@@ -78,6 +78,7 @@ class Readings:
     usage_dropped: Callable[[], int] = _zero
     auth_throttled: Callable[[], int] = _zero
     http_conns_refused: Callable[[], int] = _zero
+    rtmp_conns_refused: Callable[[], int] = _zero
     redis_failures: Callable[[], int] = _zero
     redis_commands: Callable[[], int] = _zero
     store_statements: Callable[[], int] = _zero
@@ -357,6 +358,11 @@ class _Scraped(Collector):
             "mediagw_http_conns_refused_total",
             "HTTP connections closed at once: over -httpMaxConnsPerIp",
             r.http_conns_refused(),
+        )
+        yield _counter(
+            "mediagw_rtmp_conns_refused_total",
+            "RTMP connections closed at once: over -maxConns or -maxConnsPerIp",
+            r.rtmp_conns_refused(),
         )
         yield _counter(
             "mediagw_redis_failures_total",
