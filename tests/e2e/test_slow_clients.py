@@ -63,9 +63,9 @@ async def test_rtmp_slowloris_and_idle_connections_are_closed(
         )
         print(f"\nrtmp: {gw.rtmp.connections} held, {gw.rtmp.refused} refused; "
               f"(threads, RSS MiB) {before} -> {threads_and_rss()}")  # fmt: skip
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{gw.http_port}/metrics") as resp:
-                text = await resp.text()
+        url = f"http://127.0.0.1:{gw.http_port}/metrics"
+        async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            text = await resp.text()
         assert f"mediagw_rtmp_conns_refused_total {float(gw.rtmp.refused)}" in text
         clean = asyncio.create_task(push(clip, rtmp(gw, "clean")))
         await wait_until(lambda: slow.open == 0, 3.0 + 5)
