@@ -80,7 +80,7 @@ def normalize_orch_addr(entry: str) -> str:
             raise ValueError(f"{target.host[:200]!r} is not a host name or an IP address")
     except ValueError as exc:
         raise ConfigError(f"orchestrator address {entry[:200]!r}: {exc}") from None
-    return addr
+    return addr.removesuffix("/")  # "https://o:1/" and "https://o:1" are one orchestrator
 
 
 def _is_ip(host: str) -> bool:

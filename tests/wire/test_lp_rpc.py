@@ -48,6 +48,7 @@ BIG_INFO = net.OrchestratorInfo(nodes=[f"https://node-{i:06d}.example:8935" for 
         ("  orch:7000  ", "https://orch:7000"),
         ("https://orch", "https://orch"),  # keeps the scheme default port 443
         ("https://orch:8935", "https://orch:8935"),
+        ("https://orch:8935/", "https://orch:8935"),  # one orchestrator, not two
         ("http://orch:8935", "http://orch:8935"),
         ("HTTPS://orch:1", "HTTPS://orch:1"),
         ("httpbin.org", "https://httpbin.org:8935"),  # go-livepeer would leave this broken
