@@ -10,6 +10,12 @@ raises is a bug and stays a 500 with its traceback (rate-limited: ``mediagw.log`
 connection if it is not written within ``SEND_TIMEOUT``: a reader that stops reading (or
 pipelines requests and never reads) holds an unsent answer in the server's buffers for that
 long at most, not forever. Answers a handler streams itself (prepared) are not timed.
+
+aiohttp prepares a handler's answer once more after the middlewares (a no-op for a prepared
+``StreamResponse``), but ``FileResponse.prepare`` sends its file again each time it is called:
+after ``send_deadline`` had sent it, every file answer ended in an "Unhandled exception"
+(found by ``mediagw bench fuzzlive``). Files are answered with :class:`FileAnswer`, which
+prepares once; a plain ``FileResponse`` is left to aiohttp, untimed.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..httpbody import describe_http_error
 
 log = logging.getLogger("mediagw.http")
 
-__all__ = ["SEND_TIMEOUT", "client_errors", "send_deadline"]
+__all__ = ["SEND_TIMEOUT", "FileAnswer", "client_errors", "send_deadline"]
 
 SEND_TIMEOUT = 30.0  # seconds to write one answer: a 2 s segment at 1/15 of its bitrate
 
@@ -46,10 +53,21 @@ async def client_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return web.Response(status=400, text="client went away")
 
 
+class FileAnswer(web.FileResponse):
+    """A ``FileResponse`` that sends its file once however often it is prepared."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
+
+
 @web.middleware
 async def send_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
-    if response.prepared:
+    if response.prepared or (
+        isinstance(response, web.FileResponse) and not isinstance(response, FileAnswer)
+    ):
         return response
     try:
         async with asyncio.timeout(SEND_TIMEOUT):
