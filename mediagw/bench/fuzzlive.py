@@ -46,7 +46,8 @@ from .ingest import make_clip
 __all__ = ["LiveFuzzReport", "run_fuzzlive_bench"]
 
 FUZZ_NAMES = [f"fz{i}" for i in range(12)]  # the streams fuzzed sessions publish under
-REQUEST_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 10.0  # an answer to a request aiohttp's client sends (complete HTTP)
+RAW_TIMEOUT = 3.0  # over a raw socket: the request may be incomplete (a length that lies)
 SHOWN = 5  # reproducers shown per finding kind
 
 
@@ -60,6 +61,7 @@ class LiveFuzzReport:
     http_answers: Counter[str] = field(default_factory=Counter)  # "2xx" .. "5xx", "closed", ..
     http_statuses: Counter[int] = field(default_factory=Counter)
     raw_requests: int = 0
+    http_timeouts: Counter[str] = field(default_factory=Counter)  # request kind -> no answer
     findings: list[str] = field(default_factory=list)  # 500s, with a reproducer
     gateway_up: bool = False
     gateway_exit: int | None = None
@@ -140,7 +142,7 @@ async def _send(
                  f"Content-Length: {len(req.body)}\r\n\r\n".encode(), req.body]
             )  # fmt: skip
     rep.raw_requests += 1
-    return await raw_http("127.0.0.1", port, req.raw, timeout=REQUEST_TIMEOUT)
+    return await raw_http("127.0.0.1", port, req.raw, timeout=RAW_TIMEOUT)
 
 
 async def _fuzz_http(
@@ -156,6 +158,8 @@ async def _fuzz_http(
                 rep.http_kinds[req.kind] += 1
                 answer = await _send(http, gw.http_port, req, rep)
                 rep.http_answers[_answer_class(answer)] += 1
+                if answer == "timeout":
+                    rep.http_timeouts[req.kind] += 1
                 if isinstance(answer, int):
                     rep.http_statuses[answer] += 1
                     if answer == 500 and len(rep.findings) < SHOWN:
@@ -266,10 +270,11 @@ async def fuzz_live(
         clean.stop.set()
         print("fuzz done; the clean stream's last publish finishing ...", file=sys.stderr)
         await publisher
+        print("clean stream counted; waiting for the fuzz's streams to end ...", file=sys.stderr)
         rep.gateway_up = gw.alive
         if gw.alive:
             rep.stuck_live = await _left_live(gw.http_port, 15.0)
-            await asyncio.sleep(2)
+            await asyncio.sleep(1)
             rep.after = gw.stats()
         rep.peak = gw.peak
         rep.clean_publishes = len(clean.publishes)
@@ -286,6 +291,7 @@ async def fuzz_live(
         for task in (sampler, progress):
             if task is not None:
                 task.cancel()
+        print("stopping the gateway ...", file=sys.stderr)
         rep.gateway_exit = await gw.stop()
         await orch.stop()
         _read_log(gw.log, rep)
@@ -308,6 +314,7 @@ def format_report(rep: LiveFuzzReport) -> str:
         ("  answers", counts(rep.http_answers)),
         ("  statuses", counts(rep.http_statuses)),
         ("  routes", f"{len(rep.http_kinds)} request kinds"),
+        ("  no answer (3 s raw, 10 s)", counts(rep.http_timeouts) or "none"),
         ("HTTP 500", str(rep.http_500)),
         ("other 5xx", str(sum(n for s, n in rep.http_statuses.items() if s > 500))),
         ("gateway stayed up", "yes" if rep.gateway_up else "NO"),
