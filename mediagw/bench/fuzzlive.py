@@ -47,6 +47,7 @@ __all__ = ["LiveFuzzReport", "run_fuzzlive_bench"]
 
 FUZZ_NAMES = [f"fz{i}" for i in range(12)]  # the streams fuzzed sessions publish under
 REQUEST_TIMEOUT = 10.0  # an answer to a request aiohttp's client sends (complete HTTP)
+SETTLE = 20.0  # seconds for the fuzz's streams to end once it is over
 RAW_TIMEOUT = 3.0  # over a raw socket: the request may be incomplete (a length that lies)
 SHOWN = 5  # reproducers shown per finding kind
 
@@ -76,6 +77,8 @@ class LiveFuzzReport:
     frames_got: tuple[int, int] = (0, 0)
     clean_errors: list[str] = field(default_factory=list)
     fuzz_seconds: float = 0.0
+    rtmp_seconds: float = 0.0  # until the last fuzzed session ended
+    http_seconds: float = 0.0
     wall_seconds: float = 0.0
 
     @property
@@ -165,7 +168,9 @@ async def _fuzz_http(
                     if answer == 500 and len(rep.findings) < SHOWN:
                         rep.findings.append(f"HTTP 500 ({req.kind}): {req.reproducer()}")
 
+        start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+        rep.http_seconds = time.perf_counter() - start
 
 
 async def _fuzz_rtmp(
@@ -181,7 +186,9 @@ async def _fuzz_rtmp(
             )
             rep.rtmp_outcomes[outcome] += 1
 
+    start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    rep.rtmp_seconds = time.perf_counter() - start
 
 
 async def _progress(rep: LiveFuzzReport, sessions: int, requests: int, every: float) -> None:
@@ -200,14 +207,22 @@ async def _live_streams(port: int) -> list[str]:
         return [s["id"] for s in (await resp.json())["streams"]]
 
 
-async def _left_live(port: int, timeout: float) -> list[str]:
-    """Streams still live ``timeout`` s after the fuzz (every publisher has hung up)."""
+async def _left_live(port: int, timeout: float, clean: str) -> list[str]:
+    """The fuzz's streams still live ``timeout`` s after it (every publisher has hung up; a
+    WHIP session never connected ends after 15 s)."""
     deadline = time.monotonic() + timeout
-    live = await _live_streams(port)
-    while live and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        live = await _live_streams(port)
-    return live
+    first = True
+    try:
+        while True:
+            live = [s for s in await _live_streams(port) if clean not in s]
+            if first:
+                print(f"  the fuzz's streams live at its end: {live}", file=sys.stderr)
+                first = False
+            if not live or time.monotonic() >= deadline:
+                return live
+            await asyncio.sleep(0.5)
+    except (aiohttp.ClientError, ValueError, KeyError) as exc:
+        return [f"(no answer from /streams: {type(exc).__name__})"]
 
 
 def _read_log(path: Path, rep: LiveFuzzReport) -> None:
@@ -268,12 +283,13 @@ async def fuzz_live(
         rep.fuzz_seconds = time.perf_counter() - fuzz_start
         progress.cancel()
         clean.stop.set()
-        print("fuzz done; the clean stream's last publish finishing ...", file=sys.stderr)
+        print("fuzz done; the clean stream's last publish finishing, the fuzz's streams ending"
+              " ...", file=sys.stderr)  # fmt: skip
+        left = asyncio.create_task(_left_live(gw.http_port, SETTLE, clean.token))
         await publisher
-        print("clean stream counted; waiting for the fuzz's streams to end ...", file=sys.stderr)
+        rep.stuck_live = await left
         rep.gateway_up = gw.alive
         if gw.alive:
-            rep.stuck_live = await _left_live(gw.http_port, 15.0)
             await asyncio.sleep(1)
             rep.after = gw.stats()
         rep.peak = gw.peak
@@ -306,10 +322,12 @@ def format_report(rep: LiveFuzzReport) -> str:
         return ", ".join(f"{k} {v}" for k, v in sorted(c.items(), key=lambda kv: str(kv[0])))
 
     rows = [
-        ("RTMP sessions", f"{rep.sessions} ({rep.sessions / secs:.0f}/s)"),
+        ("RTMP sessions", f"{rep.sessions} in {rep.rtmp_seconds:.1f} s "
+                          f"({rep.sessions / (rep.rtmp_seconds or secs):.0f}/s)"),
         ("  by strategy", counts(rep.rtmp_strategies)),
         ("  how they ended", counts(rep.rtmp_outcomes)),
-        ("HTTP requests", f"{rep.requests} ({rep.requests / secs:.0f}/s), "
+        ("HTTP requests", f"{rep.requests} in {rep.http_seconds:.1f} s "
+                          f"({rep.requests / (rep.http_seconds or secs):.0f}/s), "
                           f"{rep.raw_requests} over raw sockets"),
         ("  answers", counts(rep.http_answers)),
         ("  statuses", counts(rep.http_statuses)),
