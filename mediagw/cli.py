@@ -303,6 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     zbench.add_argument("--list", action="store_true", help="list the targets and exit")
     zbench.add_argument("--json", dest="json_out", default="", help="also write results here")
+    zlive = bench_sub.add_parser(
+        "fuzzlive", help="fuzzed RTMP sessions and HTTP requests beside a clean live stream"
+    )
+    zlive.add_argument("--sessions", type=int, default=10_000, help="fuzzed RTMP sessions")
+    zlive.add_argument("--requests", type=int, default=10_000, help="fuzzed HTTP requests")
+    zlive.add_argument("--concurrency", type=int, default=16, help="of each kind, at once")
+    zlive.add_argument("--seed", type=int, default=1, help="the mutations' random seed")
+    zlive.add_argument("--clip-seconds", type=float, default=10.0, help="clean clip length")
+    zlive.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
 
 
@@ -402,6 +411,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_fuzz_bench(
                     args.target, args.inputs, args.seed, args.engine, json_out=args.json_out
                 )
+            if args.bench == "fuzzlive":
+                from .bench.fuzzlive import run_fuzzlive_bench
+
+                opts = {k: v for k, v in vars(args).items() if k not in ("command", "bench")}
+                return run_async(run_fuzzlive_bench(**opts))
             parser.parse_args(["bench", "--help"])
     except ConfigError as exc:
         print(f"mediagw: configuration error: {exc}", file=sys.stderr)

@@ -16,6 +16,12 @@ sends its headers, then one byte a second, holds a handler otherwise): every bod
 ``BODY_GRACE`` seconds, and one more second per ``BODY_MIN_RATE`` bytes received (Apache's
 mod_reqtimeout does the same: a large media push at any usable rate is never cut). The clock
 stops when the whole body has arrived, read or not.
+
+aiohttp prepares a handler's answer once more after the middlewares (a no-op for a prepared
+``StreamResponse``), but ``FileResponse.prepare`` sends its file again each time it is called:
+after ``send_deadline`` had sent it, every file answer ended in an "Unhandled exception"
+(found by ``mediagw bench fuzzlive``). Files are answered with :class:`FileAnswer`, which
+prepares once; a plain ``FileResponse`` is left to aiohttp, untimed.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..httpbody import describe_http_error
@@ -35,6 +42,7 @@ __all__ = [
     "BODY_GRACE",
     "BODY_MIN_RATE",
     "SEND_TIMEOUT",
+    "FileAnswer",
     "body_deadline",
     "client_errors",
     "send_deadline",
@@ -61,10 +69,21 @@ async def client_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return web.Response(status=400, text="client went away")
 
 
+class FileAnswer(web.FileResponse):
+    """A ``FileResponse`` that sends its file once however often it is prepared."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
+
+
 @web.middleware
 async def send_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
-    if response.prepared:
+    if response.prepared or (
+        isinstance(response, web.FileResponse) and not isinstance(response, FileAnswer)
+    ):
         return response
     try:
         async with asyncio.timeout(SEND_TIMEOUT):

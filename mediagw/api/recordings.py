@@ -6,7 +6,7 @@
 The files are the recorder's (``publish/recorder.py``, one folder per session under the
 recordings directory). Only uuid-shaped session ids and numeric segment names are looked up, so
 no request reaches outside that directory. Files are read off the event loop (aiohttp's
-``FileResponse`` sends them with ``sendfile`` in its executor).
+``FileAnswer``, a ``FileResponse``, sends them with ``sendfile`` in its executor).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+
+from .guard import FileAnswer
 
 __all__ = ["add_recording_routes"]
 
@@ -37,4 +39,4 @@ def _file(path: Path) -> web.StreamResponse:
     headers = {"Content-Type": _TYPES[path.suffix], "Access-Control-Allow-Origin": "*"}
     if path.suffix == ".m3u8":
         headers["Cache-Control"] = "no-cache"  # it grows while the session is live
-    return web.FileResponse(path, headers=headers)
+    return FileAnswer(path, headers=headers)

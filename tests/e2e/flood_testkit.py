@@ -8,7 +8,6 @@ came back; the caller checks the gateway afterwards (streams, sockets, logs).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,14 @@ from dataclasses import dataclass, field
 import aiohttp
 from rtmp.rtmp_testkit import C0C1, C2, ClientScript, video_payload
 
+from mediagw.bench.flood_wire import (
+    CLOSE_WAIT,
+    malformed_http_bodies,
+    malformed_http_raw,
+    raw_http,
+    rtmp_session,
+    tcp_states,
+)
 from mediagw.gateway import Gateway
 from mediagw.ingest.rtmp import messages as mt
 from mediagw.ingest.rtmp.messages import Message
@@ -25,28 +32,7 @@ SORENSON = b"\x22" + bytes(60)  # FLV video CodecID 2: UnsupportedCodec
 HUGE_NAL = b"\x27\x01\x00\x00\x00\xff\xff\xff\xff" + bytes(40)  # AVCC NAL length 4294967295
 VIDEO_INFO = b"\x57" + bytes(2000)  # a video info frame: demuxed to nothing
 WRONG_KEY = "sk_SECRET_wrong"  # a key no stream has: the secrets of a flood all hold SECRET
-
-
-def tcp_states(port: int) -> Counter[str] | None:
-    """States of this host's TCP sockets whose local port is ``port`` (``/proc/net/tcp*``,
-    Linux); None where there is no such file. ``"08"`` is CLOSE-WAIT, ``"0A"`` LISTEN."""
-    states: Counter[str] = Counter()
-    found = False
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        found = True
-        for line in lines:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                states[fields[3]] += 1
-    return states if found else None
-
-
-CLOSE_WAIT = "08"
+__all__ = ["CLOSE_WAIT", "Flood", "FloodResult", "tcp_states"]
 
 
 @dataclass
@@ -74,25 +60,10 @@ class Flood:
     # -- RTMP ------------------------------------------------------------------------------
     async def _session(self, data: bytes | list[bytes], *, fin: bool) -> None:
         """Send, then FIN (reading until the server closes) or vanish with a reset."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.gw.rtmp_port)
-        try:
-            for part in data if isinstance(data, list) else [data]:
-                writer.write(part)
-                await writer.drain()
-                await asyncio.sleep(0)
-            if not fin:
-                return
-            writer.write_eof()
-            try:
-                async with asyncio.timeout(5):
-                    while await reader.read(65536):
-                        pass
-            except TimeoutError:
-                self.result.rtmp_unclosed += 1
-        except ConnectionError:
-            pass  # the server gave up on us first: fine
-        finally:
-            writer.transport.abort()
+        parts = data if isinstance(data, list) else [data]
+        outcome = await rtmp_session("127.0.0.1", self.gw.rtmp_port, parts, fin=fin)
+        if outcome == "unclosed":
+            self.result.rtmp_unclosed += 1
 
     async def _publish(self, media: list[bytes], *, fin: bool = True) -> None:
         """A publish with a valid key, then ``media``; waits until its stream has ended."""
@@ -160,63 +131,16 @@ class Flood:
     # -- HTTP ------------------------------------------------------------------------------
     async def _raw(self, data: bytes) -> None:
         """A request aiohttp's client will not send; records the status the server answered."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.gw.http_port)
-        answer = b""
-        try:
-            writer.write(data)
-            async with asyncio.timeout(5):
-                while len(answer) < 64 and (chunk := await reader.read(64)):
-                    answer += chunk
-        except (ConnectionError, TimeoutError):
-            pass
-        finally:
-            writer.transport.abort()
-        if answer.startswith(b"HTTP/1."):
-            self.result.statuses[int(answer[9:12])] += 1
+        status = await raw_http("127.0.0.1", self.gw.http_port, data)
+        if isinstance(status, int):
+            self.result.statuses[status] += 1
 
     def raw_kinds(self, key: str) -> dict[str, bytes]:
-        return {
-            "garbage-line": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40),
-            "bad-method": b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
-            "bad-version": f"POST /live/{key}/0.ts HTTP/9.9\r\nHost: x\r\n\r\n".encode(),
-            "header-without-colon": f"GET /whip/{key} HTTP/1.1\r\nNo colon\r\n\r\n".encode(),
-            "long-line": f"GET /live/{key}/0.ts?{'a' * 9000} HTTP/1.1\r\n\r\n".encode(),
-            "long-header": b"GET / HTTP/1.1\r\nX: " + b"a" * 9000 + b"\r\n\r\n",
-            "double-length": b"POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-            "bad-chunk": b"POST /live/video-to-video/x/update HTTP/1.1\r\nHost: x\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n0\r\n\r\n",
-            "short-body": b"POST /live/video-to-video/x/start HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 900\r\n\r\n{",
-        }
+        return malformed_http_raw(key)
 
     def body_kinds(self, key: str) -> list[tuple[str, str, dict[str, str], bytes]]:
         """(kind, path, headers, body) sent with aiohttp's client."""
-        deep = b"[" * 3000 + b"]" * 3000
-        live = "/live/video-to-video/cam"
-        js = {"Content-Type": "application/json"}
-        return [
-            ("start-charset", f"{live}/start",
-             {"Content-Type": "application/json; charset=utf-99"}, b'{"pipeline":"noop"}'),
-            ("start-multipart-no-boundary", f"{live}/start",
-             {"Content-Type": "multipart/form-data"}, b"--x\r\n"),
-            ("start-multipart-broken", f"{live}/start",
-             {"Content-Type": "multipart/form-data; boundary=zz"}, b"--zz\r\nbroken"),
-            ("start-deep-json", f"{live}/start", js, deep),
-            ("start-params-number", f"{live}/start", js, b'{"params": 12, "pipeline": "noop"}'),
-            ("start-form-bytes", f"{live}/start",
-             {"Content-Type": "application/x-www-form-urlencoded"}, b"pipeline=\xff\xfe"),
-            ("start-huge-pipeline", f"{live}/start", js,
-             json.dumps({"pipeline": "p" * 100_000}).encode()),
-            ("start-with-key", f"/live/video-to-video/{key}/start", js, b"{nope"),
-            ("update-deep-json", f"{live}/update", js, deep),
-            ("whip-bad-sdp", f"/whip/{key}", {"Content-Type": "application/sdp"}, b"\x00" * 300),
-            ("whip-huge-pipeline", f"/whip/{key}?pipeline={'p' * 500}",
-             {"Content-Type": "application/sdp"}, b"v=0\r\n"),
-            ("whep-bad-sdp", "/live/video-to-video/cam/whep",
-             {"Content-Type": "application/sdp; charset=utf-99"}, b"v=0\r\n"),
-            ("push-bad-config", f"/live/{key}/0.ts",
-             {"Livepeer-Transcode-Configuration": '{"timeoutMultiplier": "x"}'}, b"x"),
-        ]  # fmt: skip
+        return malformed_http_bodies(key)
 
     async def http(self, rounds: int, key: str) -> None:
         raw = self.raw_kinds(key)

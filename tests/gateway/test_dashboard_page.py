@@ -3,6 +3,7 @@ with a CSP that loads nothing from elsewhere, and a clear 404 when hls.js was no
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import aiohttp
@@ -36,3 +37,30 @@ async def test_page_and_assets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         missing.write_text("/* hls.js */")
         async with http.get(url + "/dashboard/hls.min.js") as resp:
             assert resp.status == 200 and await resp.text() == "/* hls.js */"
+
+
+async def test_files_are_sent_once_behind_the_send_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by ``mediagw bench fuzzlive``: aiohttp prepares a handler's answer again after the
+    middlewares, and ``FileResponse.prepare`` sent its file again after ``send_deadline`` had
+    sent it: every file answer (dashboard, recordings) ended in an "Unhandled exception" (an
+    AssertionError, or "Cannot change the response status code" on a 206 or 412)."""
+    from mediagw.api.guard import client_errors, send_deadline
+
+    caplog.set_level(logging.DEBUG, logger="aiohttp")
+    app = web.Application(middlewares=[send_deadline, client_errors])
+    add_dashboard_page(app)
+    whole = (dashboard.STATIC / "dashboard.js").read_bytes()
+    async with serve_app(app) as url, aiohttp.ClientSession() as http:
+        for headers, status, body in (
+            ({}, 200, whole),
+            ({"Range": "bytes=0-9"}, 206, whole[:10]),
+            ({"If-Match": '"nope"'}, 412, b""),
+        ):
+            async with http.get(url + "/dashboard/dashboard.js", headers=headers) as resp:
+                assert (resp.status, await resp.read()) == (status, body), headers
+        async with http.get(url + "/dashboard") as resp:
+            assert resp.status == 200 and b"<body>" in await resp.read()
+    failed = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not failed, [(r.getMessage(), r.exc_info) for r in failed]

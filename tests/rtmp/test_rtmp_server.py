@@ -338,3 +338,39 @@ async def test_logs_name_the_public_id_never_the_stream_key(
     assert any(r.getMessage() == "rtmp publish rejected" for r in caplog.records)
     for record in caplog.records:
         assert "TOPSECRET" not in repr(vars(record)), record
+
+
+def test_a_transport_closed_while_the_handler_decides_is_no_error_under_uvloop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by ``mediagw bench fuzzlive``: uvloop (production's loop) raises RuntimeError on a
+    write to a transport it has closed (a reset, a failed write), where asyncio's loop drops the
+    bytes. When that happened while the publish handler decided, the answer to the publish was
+    written there: "rtmp connection failed" with a traceback. Now: a lost connection, and the
+    accepted publish is closed. (The handler closes the transport itself here, as uvloop does
+    on a reset: the fuzz's sessions hit it at random.)"""
+    uvloop = pytest.importorskip("uvloop")
+
+    class ClosingHandler(RecordingHandler):
+        server: RTMPServer
+
+        async def on_publish(self, req: PublishRequest) -> RecordingSink:
+            for conn in self.server._conns:
+                conn.writer.transport.abort()
+            await asyncio.sleep(0.1)  # the handle is closed by now
+            return await super().on_publish(req)
+
+    async def scenario() -> None:
+        handler = ClosingHandler()
+        async with RTMPServer(handler, limits=FAST, host="127.0.0.1", port=0) as srv:
+            handler.server = srv
+            c = await Client.open(srv.port)
+            await c.send(c.script.setup("cam"))
+            sink = await handler.wait_closed("cam", timeout=3.0)
+            assert sink.closes
+
+    caplog.set_level(logging.INFO)
+    uvloop.run(scenario())
+    failed = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not failed, [(r.getMessage(), r.exc_info) for r in failed]
+    assert any(r.getMessage() == "rtmp connection lost" for r in caplog.records)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..guard import FileAnswer
+
 __all__ = ["ASSETS", "HLS_JS", "add_dashboard_page"]
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -39,7 +41,7 @@ CSP = (
 
 
 async def _page(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(
+    return FileAnswer(
         STATIC / "index.html",
         headers={**HEADERS, "Content-Type": "text/html; charset=utf-8",
                  "Content-Security-Policy": CSP},
@@ -55,7 +57,7 @@ async def _asset(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(
             text=f"{path.name} is not installed: run `make system-deps` (npm) in the checkout"
         )
-    return web.FileResponse(path, headers={**HEADERS, "Content-Type": ctype})
+    return FileAnswer(path, headers={**HEADERS, "Content-Type": ctype})
 
 
 def add_dashboard_page(app: web.Application) -> None:

@@ -188,6 +188,10 @@ class RTMPConnection:
     async def _flush(self) -> None:
         data = self.core.data_to_send()
         if data:
+            if self.writer.is_closing():
+                # the transport closed under us (a reset, a failed write): uvloop raises
+                # RuntimeError on a write there, asyncio's loop drops the bytes
+                raise ConnectionResetError("the connection closed before our answer")
             self.writer.write(data)
             # A peer that never reads our replies must not park this task forever.
             async with asyncio.timeout(self.limits.idle_timeout):
@@ -200,7 +204,7 @@ class RTMPConnection:
         the peer's kernel drop the answer before the peer reads it.
         """
         await self._flush()
-        if self.writer.can_write_eof():
+        if not self.writer.is_closing() and self.writer.can_write_eof():
             self.writer.write_eof()
         try:
             async with asyncio.timeout(self.limits.close_grace):
