@@ -40,11 +40,12 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,9 @@ async def _run(work: Path, ffmpeg: str, opts: dict[str, Any], out: dict[str, Any
     names = [f"ai{i}" if i < live_ai else f"s{i:02d}" for i in range(streams)]
     ai = set(names[:live_ai])
     clip = work / "clip.flv"
-    await asyncio.to_thread(make_clip, clip, 10, "320x180", 15, ffmpeg, "300k")
+    await asyncio.to_thread(
+        make_clip, clip, 10, "320x180", 15, ffmpeg, "300k", 0
+    )  # no B-frames: WHEP
     ladder = work / "ladder.json"
     await asyncio.to_thread(ladder.write_text, json.dumps(LADDER))
     orchs: list[Child] = []
@@ -223,7 +226,7 @@ async def _run(work: Path, ffmpeg: str, opts: dict[str, Any], out: dict[str, Any
         out["viewers"] = {
             "joins": viewers.joins, "hls_segments": viewers.hls_segments,
             "whep_frames": viewers.whep_frames,
-            "failures": {k: v[:10] for k, v in failures.items()},
+            "failures": {k: sorted(set(v))[:10] for k, v in failures.items()},
             "failure_counts": {k: len(v) for k, v in failures.items()},
         }  # fmt: skip
     finally:
@@ -231,11 +234,10 @@ async def _run(work: Path, ffmpeg: str, opts: dict[str, Any], out: dict[str, Any
             await viewers.stop()
         if watch is not None:
             await watch.stop()
-        # publishers first, then the gateway, then the orchestrators; whatever is left: killed
+        # publishers first, then the gateway and the orchestrators; whatever is left: killed
         await asyncio.gather(*(p.stop() for p in pubs), return_exceptions=True)
-        if gw is not None:
-            await gw.stop()
-        await asyncio.gather(*(o.stop() for o in orchs), return_exceptions=True)
+        stops = [gw.stop()] if gw is not None else []
+        await asyncio.gather(*stops, *(o.stop() for o in orchs), return_exceptions=True)
         for child in (*pubs, *orchs):
             child.kill()
         if gw is not None and gw.proc is not None and gw.proc.poll() is None:
@@ -281,8 +283,36 @@ def _report(out: dict[str, Any]) -> bool:
     if not v.get("hls_segments") or not v.get("whep_frames"):
         print("  the viewers got no media  FAIL")
         ok = False
+    if any(v.get("failure_counts", {}).values()):
+        print("  viewers could not join or watch  FAIL")
+        ok = False
     print(f"\nsoak: {'PASS' if ok else 'FAIL'}")
     return ok
+
+
+async def _stoppable(run: Coroutine[Any, Any, None]) -> bool:
+    """Run ``run``; SIGINT (Ctrl-C) or SIGTERM cancel it, so its ``finally`` stops every process
+    it started (SIGINT is handled here too: a shell's background job ignores it otherwise).
+    False when a signal stopped it."""
+    loop, task = asyncio.get_running_loop(), asyncio.ensure_future(run)
+    signals: list[int] = []
+
+    def stop(sig: int) -> None:
+        if not signals:  # once: a second signal must not cut the clean-up short
+            task.cancel()
+        signals.append(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not signals:
+            raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return not signals
 
 
 async def run_soak_bench(
@@ -310,7 +340,9 @@ async def run_soak_bench(
     with tempfile.TemporaryDirectory(prefix="mediagw-bench-soak-") as tmp:
         _progress(f"soak: {streams} streams ({live_ai} live AI) for {minutes:g} min, "
                   f"{hls_viewers} HLS + {whep_viewers} WHEP viewer slots")  # fmt: skip
-        await _run(Path(tmp), ffmpeg, opts, out)
+        if not await _stoppable(_run(Path(tmp), ffmpeg, opts, out)):
+            _progress("soak: stopped by a signal; every process it started is stopped")
+            return 130
     after = sum(1 for s in out["samples"] if s.t >= warmup)
     out["growth_rule"] = (
         "median of the first 3 samples after it vs median of the last 3" if after >= 6

@@ -26,6 +26,7 @@ from .nodes import MAIN, _cpu_seconds, _free_port
 __all__ = ["Child", "Sample", "Viewers", "Watch", "orchestrator", "publisher", "sample"]
 
 SDP = {"Content-Type": "application/sdp"}
+JOIN_TRIES = 30  # WHEP offers answered 404 before a viewer gives up (0.5 s apart)
 POLL = 2.0  # seconds between two polls of a media playlist (the window is -hlsWindow x 2 s)
 
 
@@ -331,11 +332,18 @@ class Viewers:
         try:
             with gathering_scope(ice):
                 await pc.setLocalDescription(await pc.createOffer())
-            async with http.post(self.base + path, data=pc.localDescription.sdp,
-                                 headers=SDP) as resp:  # fmt: skip
-                if resp.status != 201:
-                    raise RuntimeError(f"{resp.status} {(await resp.text())[:200]}")
-                location, answer = resp.headers.get("Location", ""), await resp.text()
+            for _ in range(JOIN_TRIES):  # 404: not live yet (an AI output comes later)
+                async with http.post(self.base + path, data=pc.localDescription.sdp,
+                                     headers=SDP) as resp:  # fmt: skip
+                    if resp.status == 404:
+                        await asyncio.sleep(0.5)
+                        continue
+                    if resp.status != 201:
+                        raise RuntimeError(f"{resp.status} {(await resp.text())[:200].strip()}")
+                    location, answer = resp.headers.get("Location", ""), await resp.text()
+                    break
+            else:
+                raise RuntimeError(f"still 404 after {JOIN_TRIES / 2:g} s")
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
             await asyncio.sleep(max(0.0, until - time.monotonic()))
         except (aiohttp.ClientError, TimeoutError, RuntimeError, ValueError) as exc:

@@ -1,7 +1,7 @@
 """A short slice of ``mediagw bench soak``: the gateway, two reference orchestrators and two
 ffmpeg publishers as processes (one stream transcoded, one live AI), an HLS and a WHEP viewer
 coming and going; the table has a row per sample with sane figures and no segment is lost.
-(Growth is not asserted: 12 s is no soak, the warm-up is barely over.)"""
+(Growth is not asserted: 9 s is no soak, the warm-up is barely over.)"""
 
 from __future__ import annotations
 
@@ -23,24 +23,24 @@ async def test_a_soak_slice_loses_no_segment_and_samples_the_gateway(
     need_tool("ffmpeg")
     out = tmp_path / "soak.json"
     await run_soak_bench(
-        minutes=0.2, streams=2, live_ai=1, hls_viewers=1, whep_viewers=1, sample_seconds=2.0,
+        minutes=0.15, streams=2, live_ai=1, hls_viewers=1, whep_viewers=1, sample_seconds=2.0,
         json_out=str(out),
     )  # fmt: skip
     doc = json.loads(out.read_text())
     samples = doc["samples"]
-    assert len(samples) >= 6, samples  # t = 0, 2, ..., 12 s
+    assert len(samples) >= 6, samples  # t = 0, 2, 4, 6, 8, 9 s
     for s in samples:
         assert 20 < s["rss_mb"] < 4000 and 5 < s["fds"] < 1000, s
         assert 1 <= s["threads"] < 200 and 1 <= s["tasks"] < 10_000, s
     last = samples[-1]
-    assert last["source_segments"] >= 8 and last["output_segments"] >= 8, last
+    assert last["source_segments"] >= 5 and last["output_segments"] >= 5, last
     assert set(doc["growth"]) == {"rss_mb", "fds", "threads", "tasks"}, doc["growth"]
     streams = {st["stream"]: st for st in doc["streams"]}
     assert set(streams) == {"ai0", "s01"}
     for st in streams.values():
-        assert st["lost"] == 0 and st["ended"] and st["source_segments"] >= 4, st
-    assert streams["s01"]["144p_segments"] >= 4 and streams["s01"]["90p_segments"] >= 4
-    assert streams["ai0"]["ai_in"] >= 4 and streams["ai0"]["out_segments"] >= 3
+        assert st["lost"] == 0 and st["ended"] and st["source_segments"] >= 3, st
+    assert streams["s01"]["144p_segments"] >= 3 and streams["s01"]["90p_segments"] >= 3
+    assert streams["ai0"]["ai_in"] >= 3 and streams["ai0"]["out_segments"] >= 2
     assert doc["publishers_exited_early"] == {}
     assert doc["viewers"]["hls_segments"] > 0 and doc["viewers"]["whep_frames"] > 0
     table = capsys.readouterr().out.splitlines()
