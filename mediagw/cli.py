@@ -289,6 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--postgres", default="", help="a PostgreSQL server URL (database-restart fault)"
     )
     fbench.add_argument("--json", dest="json_out", default="", help="also write results here")
+    sbench = bench_sub.add_parser(
+        "soak", help="streams + viewers for long: RSS, fds, tasks, threads growth, lost segments"
+    )
+    sbench.add_argument("--minutes", type=float, default=60.0, help="length of the run")
+    sbench.add_argument("--streams", type=int, default=10, help="concurrent publishers")
+    sbench.add_argument("--live-ai", type=int, default=2, help="of them live AI (noop)")
+    sbench.add_argument("--hls-viewers", type=int, default=4, help="HLS viewer slots")
+    sbench.add_argument("--whep-viewers", type=int, default=2, help="WHEP viewer slots")
+    sbench.add_argument("--sample-seconds", type=float, default=60.0, help="between samples")
+    sbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     zbench = bench_sub.add_parser(
         "fuzz", help="every network parser against mutated inputs: crashes, other exceptions"
     )
@@ -403,6 +413,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         json_out=args.json_out,
                     )
                 )
+            if args.bench == "soak":
+                from .bench.soak import run_soak_bench
+
+                return run_async(
+                    run_soak_bench(
+                        minutes=args.minutes, streams=args.streams, live_ai=args.live_ai,
+                        hls_viewers=args.hls_viewers, whep_viewers=args.whep_viewers,
+                        sample_seconds=args.sample_seconds, json_out=args.json_out,
+                    )
+                )  # fmt: skip
             if args.bench == "fuzz":
                 from .bench.fuzz import list_targets, run_fuzz_bench
 

@@ -18,6 +18,7 @@ counters whose names have no ``_total`` keep it that way) and MediaMTX's (no pre
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import socket
 from collections import deque
@@ -377,6 +378,17 @@ class _Scraped(Collector):
             "SQL statements sent to the store's database",
             r.store_statements(),
         )
+        yield GaugeMetricFamily(
+            "mediagw_asyncio_tasks", "asyncio tasks not done on the event loop", value=_tasks()
+        )
+
+
+def _tasks() -> int:
+    """Tasks of the running loop (scrapes run on it); 0 off the loop."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0
 
 
 def _counter(name: str, doc: str, value: float) -> Metric:

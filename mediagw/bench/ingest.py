@@ -46,14 +46,18 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def make_clip(path: Path, seconds: float, size: str, fps: int, ffmpeg: str) -> None:
+def make_clip(
+    path: Path, seconds: float, size: str, fps: int, ffmpeg: str, bitrate: str = "2500k",
+    bframes: int | None = None,
+) -> None:  # fmt: skip
     cmd = [
         ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
         "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-        "-g", str(fps * 2), "-keyint_min", str(fps * 2), "-sc_threshold", "0", "-b:v", "2500k",
-        "-c:a", "aac", "-b:a", "128k", "-f", "flv", str(path),
+        "-g", str(fps * 2), "-keyint_min", str(fps * 2), "-sc_threshold", "0", "-b:v", bitrate,
+        "-c:a", "aac", "-b:a", "128k", *(() if bframes is None else ("-bf", str(bframes))),
+        "-f", "flv", str(path),
     ]  # fmt: skip
     subprocess.run(cmd, check=True, timeout=600)
 

@@ -187,6 +187,8 @@ async def test_live_paths_while_publishing(gateway_factory: Any, make_clip: Clip
         assert total(samples, "paths_inbound_bytes") > 0
         assert total(samples, "livepeer_current_sessions_total") == 1
         assert total(samples, "rtmp_conns") == 1
+        # the event loop's tasks: at least the scrape's own handler and the stream's
+        assert total(samples, "mediagw_asyncio_tasks") >= 2
     finally:
         code, err = await task
     assert code == 0, err
