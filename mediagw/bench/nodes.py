@@ -124,6 +124,7 @@ async def _phase(
     seconds: float,
     flags: list[list[str]],
     store: str,
+    settle: float = SETTLE,
 ) -> dict[str, Any]:
     """Start one node per entry of ``flags`` (on ``store``: a data directory or a database URL)
     and push ``streams`` streams, split between them."""
@@ -141,7 +142,7 @@ async def _phase(
             *(push_clip(ffmpeg, clip, nodes[i % len(nodes)].rtmp_url(k), 0)
               for i, k in enumerate(keys))
         )  # fmt: skip
-        await asyncio.sleep(SETTLE)
+        await asyncio.sleep(settle)
         after = [await n.counters() for n in nodes]
         cpu = sum(n.cpu() for n in nodes) - sum(cpu0)
     finally:
@@ -163,8 +164,15 @@ async def _phase(
 
 
 async def run_nodes_bench(
-    *, streams: int, seconds: float, postgres: str, redis: str, json_out: str = ""
+    *,
+    streams: int,
+    seconds: float,
+    postgres: str,
+    redis: str,
+    json_out: str = "",
+    settle: float = SETTLE,
 ) -> int:
+    """``settle``: seconds counted after the last push ends (a test's slice: less)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise ConfigError("the ffmpeg CLI is needed for the benchmark: apt-get install ffmpeg")
@@ -182,13 +190,13 @@ async def run_nodes_bench(
         await asyncio.to_thread(make_clip, clip, seconds, "320x180", 30, ffmpeg)
         print(f"(a) one node, SQLite, no Redis: {streams} streams ...", file=sys.stderr)
         one = await _phase(
-            work / "a", clip, ffmpeg, streams, seconds, [[]], str(work / "a" / "node0")
+            work / "a", clip, ffmpeg, streams, seconds, [[]], str(work / "a" / "node0"), settle
         )
         async with _database(postgres) as store_url:
             print(f"(b) two nodes, PostgreSQL + Redis: {streams} streams ...", file=sys.stderr)
             shared = ["-storeUrl", store_url, "-redisUrl", redis]
             two = await _phase(
-                work / "b", clip, ffmpeg, streams, seconds, [shared, shared], store_url
+                work / "b", clip, ffmpeg, streams, seconds, [shared, shared], store_url, settle
             )
     result: dict[str, Any] = {
         "streams": streams,
