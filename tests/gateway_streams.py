@@ -1,11 +1,16 @@
 """Stored streams on an in-process ``Gateway``: make one for a key, its RTMP URL, whether it is
-live (the stream-limit tests, on one node and across nodes)."""
+live (the stream-limit tests, on one node and across nodes). ``GatewayFactory``: the type of the
+``gateways`` fixture of tests/platform/conftest.py."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from mediagw.gateway import Gateway
 from mediagw.platform.store import Stream
 from mediagw.platform.tenancy import Tenant
+
+GatewayFactory = Callable[..., Awaitable[Gateway]]  # await factory(**settings) -> a started one
 
 
 async def stored_stream(gw: Gateway, name: str, tenant: Tenant) -> Stream:

@@ -5,7 +5,8 @@ database and one Redis database of the test services; and a small TCP load balan
 - ``pg_database()``: a fresh database on ``MEDIAGW_TEST_POSTGRES_URL``'s server, dropped after.
 - ``redis_database()``: a Redis database number (1-15) of the test Redis that no other test holds
   (a lock key taken with NX), flushed after. The nodes use the default key prefix, as deployed.
-- ``cluster(tmp_path, n)``: the above and ``n`` started nodes; ``Node.kill()`` is ``kill -9`` of
+- ``cluster(tmp_path, n)``: the above and ``n`` started nodes (``Node``: the benchmark's
+  ``mediagw.bench.process.GatewayProcess`` of this checkout); ``Node.kill()`` is ``kill -9`` of
   its process group; every node's log goes to ``tmp_path/NODE.log`` (its tail is in the error
   when a node does not become ready). Nodes run source-only (``-embeddedOrchestrator=false``);
   ``extra`` flags come last and win: ``-embeddedOrchestrator`` gives each node its own local
@@ -19,10 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -30,44 +27,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import aiohttp
 import asyncpg
 from mediatools import need_env
 from redis.asyncio import Redis
 from redis_testkit import redis_url
 from sqlalchemy.engine import make_url
 
+from mediagw.bench.process import GatewayProcess, free_port, run_mediagw
+
+__all__ = [
+    "Balancer", "Cluster", "Node", "cluster", "free_port", "node_args", "pg_admin_url",
+    "pg_database", "redis_database", "run_cli",
+]  # fmt: skip
+
 REPO = Path(__file__).resolve().parents[1]
 PG_ENV = "MEDIAGW_TEST_POSTGRES_URL"
-READY_TIMEOUT = 30.0  # seconds for a node to answer /healthz (a loaded machine, Alembic)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli(*args: str) -> list[str]:
-    """The ``mediagw`` command line of this checkout (not the venv's installed copy)."""
-    main = "import sys; from mediagw.cli import main; sys.exit(main())"
-    return [sys.executable, "-c", main, *args]
 
 
 def _env() -> dict[str, str]:
+    """The tests' environment without ``MEDIAGW_`` settings, importing this checkout's package."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAGW_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     return env
 
 
 async def run_cli(*args: str) -> str:
-    """Run ``mediagw ARGS`` to the end; its stdout (an error says what it printed)."""
-    done = await asyncio.to_thread(
-        subprocess.run, cli(*args), capture_output=True, cwd=REPO, env=_env(), timeout=60
-    )
-    if done.returncode:
-        raise AssertionError(f"mediagw {' '.join(args)} failed: {done.stderr.decode()[-2000:]}")
-    return done.stdout.decode()
+    """Run ``mediagw ARGS`` of this checkout to the end; its stdout."""
+    return await run_mediagw(*args, cwd=REPO, env=_env(), timeout=60)
 
 
 def pg_admin_url() -> str:
@@ -119,89 +105,14 @@ async def redis_database() -> AsyncIterator[str]:
         await client.aclose()
 
 
-@dataclass
-class Node:
-    """One ``mediagw run`` process."""
+class Node(GatewayProcess):
+    """One ``mediagw run`` process of this checkout, leading a process group of its own (so
+    ``kill`` takes it whole), its data in ``data_dir``."""
 
-    node_id: str
-    http_port: int
-    rtmp_port: int
-    data_dir: Path
-    log_path: Path
-    args: list[str]
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def rtmp_url(self, key: str) -> str:
-        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except FileNotFoundError:
-            return "(no log)"
-
-    async def start(self) -> None:
-        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(
-                cli("run", *self.args),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                env=_env(),
-                start_new_session=True,  # its own process group: kill() takes it whole
-            )
-        await self.wait_ready()
-
-    async def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            while loop.time() < deadline:
-                if not self.alive:
-                    raise AssertionError(
-                        f"node {self.node_id} exited ({self.proc and self.proc.returncode}) "
-                        f"before it was ready; its log:\n{self.log_tail()}"
-                    )
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        self.kill()
-        raise AssertionError(
-            f"node {self.node_id} did not answer {self.url}/healthz in {timeout:.0f} s; "
-            f"its log:\n{self.log_tail()}"
-        )
-
-    def kill(self) -> None:
-        """``kill -9`` the node's process group (no shutdown runs)."""
-        self._signal(signal.SIGKILL)
-
-    async def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (a clean shutdown), then SIGKILL if it lingers."""
-        self._signal(signal.SIGTERM)
-        if self.proc is not None:
-            try:
-                await asyncio.to_thread(self.proc.wait, timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def _signal(self, signum: int) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signum)
-        if signum == signal.SIGKILL:
-            self.proc.wait()
+    def __init__(self, node_id: str, tmp_path: Path) -> None:
+        super().__init__(node_id, tmp_path / f"{node_id}.log", cwd=REPO, env=_env(), own_group=True)
+        self.node_id = node_id
+        self.data_dir = tmp_path / node_id
 
 
 @dataclass
@@ -221,8 +132,7 @@ class Cluster:
 
 def node_args(node: Node, store_url: str, redis: str, extra: Sequence[str] = ()) -> list[str]:
     return [
-        "-nodeId", node.node_id, "-nodeUrl", node.url,
-        "-httpAddr", f"127.0.0.1:{node.http_port}", "-rtmpAddr", f"127.0.0.1:{node.rtmp_port}",
+        *node.address_flags(),
         "-dataDir", str(node.data_dir), "-storeUrl", store_url, "-redisUrl", redis,
         "-embeddedOrchestrator=false", "-webhookAllowPrivate", "-logLevel", "info",
         *extra,
@@ -238,9 +148,7 @@ async def cluster(
     async with pg_database() as store_url, redis_database() as redis:
         nodes = []
         for i in range(n):
-            name = f"node-{chr(ord('a') + i)}"
-            log = tmp_path / f"{name}.log"
-            node = Node(name, free_port(), free_port(), tmp_path / name, log, [])
+            node = Node(f"node-{chr(ord('a') + i)}", tmp_path)
             node.args = node_args(node, store_url, redis, extra)
             nodes.append(node)
         group = Cluster(nodes, store_url, redis)

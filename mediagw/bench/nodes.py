@@ -20,12 +20,9 @@ it may write to (``--redis``; use a spare database number: nothing is deleted fr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -38,18 +35,12 @@ import aiohttp
 
 from ..errors import ConfigError
 from .ingest import make_clip, push_clip
+from .process import GatewayProcess, run_mediagw
 
 __all__ = ["run_nodes_bench"]
 
-MAIN = "import sys; from mediagw.cli import main; sys.exit(main())"
 SETTLE = 2.0  # seconds after the last push ends: sessions close, their rows are written
 COUNTERS = ("mediagw_store_statements_total", "mediagw_redis_commands_total")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -59,40 +50,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class _Node:
+class _Node(GatewayProcess):
     def __init__(self, work: Path, name: str, flags: Sequence[str]) -> None:
-        self.name = name
-        self.http, self.rtmp = _free_port(), _free_port()
-        self.url = f"http://127.0.0.1:{self.http}"
-        self.log = work / f"{name}.log"
+        super().__init__(name, work / f"{name}.log")
         self.args = [
-            "run", "-nodeId", name, "-nodeUrl", self.url,
-            "-httpAddr", f"127.0.0.1:{self.http}", "-rtmpAddr", f"127.0.0.1:{self.rtmp}",
-            "-dataDir", str(work / name), "-embeddedOrchestrator=false", "-logLevel", "warning",
-            *flags,
+            *self.address_flags(), "-dataDir", str(work / name),
+            "-embeddedOrchestrator=false", "-logLevel", "warning", *flags,
         ]  # fmt: skip
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        with open(self.log, "ab") as log:
-            return subprocess.Popen(
-                [sys.executable, "-c", MAIN, *self.args],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    async def start(self) -> None:
-        self.proc = await asyncio.to_thread(self._spawn)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            for _ in range(300):
-                if self.proc.poll() is not None:
-                    break
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with http.get(f"{self.url}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        tail = (await asyncio.to_thread(self.log.read_text, errors="replace"))[-2000:]
-        raise ConfigError(f"gateway {self.name} did not start; its log ends:\n{tail}")
 
     async def counters(self) -> dict[str, float]:
         async with aiohttp.ClientSession() as http, http.get(f"{self.url}/metrics") as resp:
@@ -107,15 +71,6 @@ class _Node:
     def cpu(self) -> float:
         assert self.proc is not None
         return _cpu_seconds(self.proc.pid)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                await asyncio.to_thread(self.proc.wait, 15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                await asyncio.to_thread(self.proc.wait)
 
 
 @asynccontextmanager
@@ -137,15 +92,6 @@ async def _database(admin_url: str) -> AsyncIterator[str]:
         async with admin.connect() as conn:
             await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
-
-
-async def _cli(*args: str) -> str:
-    done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-c", MAIN, *args], capture_output=True, timeout=120
-    )
-    if done.returncode:
-        raise ConfigError(f"mediagw {args[0]} failed: {done.stderr.decode()[-1000:]}")
-    return done.stdout.decode()
 
 
 async def _stored_streams(url: str, admin_key: str, streams: int) -> list[str]:
@@ -178,13 +124,14 @@ async def _phase(
     seconds: float,
     flags: list[list[str]],
     store: str,
+    settle: float = SETTLE,
 ) -> dict[str, Any]:
     """Start one node per entry of ``flags`` (on ``store``: a data directory or a database URL)
     and push ``streams`` streams, split between them."""
     await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     nodes = [_Node(work, f"node{i}", f) for i, f in enumerate(flags)]
     where = ["-storeUrl", store] if "://" in store else ["-dataDir", store]
-    out = await _cli("keys", "create", "--name", "bench admin", *where)  # migrates it too
+    out = await run_mediagw("keys", "create", "--name", "bench admin", *where)  # migrates it too
     admin_key = out.strip().splitlines()[-1]
     try:
         await asyncio.gather(*(n.start() for n in nodes))
@@ -192,14 +139,14 @@ async def _phase(
         before = [await n.counters() for n in nodes]
         cpu0 = [n.cpu() for n in nodes]
         codes = await asyncio.gather(
-            *(push_clip(ffmpeg, clip, f"rtmp://127.0.0.1:{nodes[i % len(nodes)].rtmp}/live/{k}", 0)
+            *(push_clip(ffmpeg, clip, nodes[i % len(nodes)].rtmp_url(k), 0)
               for i, k in enumerate(keys))
         )  # fmt: skip
-        await asyncio.sleep(SETTLE)
+        await asyncio.sleep(settle)
         after = [await n.counters() for n in nodes]
         cpu = sum(n.cpu() for n in nodes) - sum(cpu0)
     finally:
-        await asyncio.gather(*(n.stop() for n in nodes))
+        await asyncio.gather(*(n.stop(15) for n in nodes))
     stream_minutes = streams * seconds / 60
     statements = sum(a[COUNTERS[0]] - b[COUNTERS[0]] for a, b in zip(after, before, strict=True))
     commands = sum(a[COUNTERS[1]] - b[COUNTERS[1]] for a, b in zip(after, before, strict=True))
@@ -217,8 +164,15 @@ async def _phase(
 
 
 async def run_nodes_bench(
-    *, streams: int, seconds: float, postgres: str, redis: str, json_out: str = ""
+    *,
+    streams: int,
+    seconds: float,
+    postgres: str,
+    redis: str,
+    json_out: str = "",
+    settle: float = SETTLE,
 ) -> int:
+    """``settle``: seconds counted after the last push ends (a test's slice: less)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise ConfigError("the ffmpeg CLI is needed for the benchmark: apt-get install ffmpeg")
@@ -236,13 +190,13 @@ async def run_nodes_bench(
         await asyncio.to_thread(make_clip, clip, seconds, "320x180", 30, ffmpeg)
         print(f"(a) one node, SQLite, no Redis: {streams} streams ...", file=sys.stderr)
         one = await _phase(
-            work / "a", clip, ffmpeg, streams, seconds, [[]], str(work / "a" / "node0")
+            work / "a", clip, ffmpeg, streams, seconds, [[]], str(work / "a" / "node0"), settle
         )
         async with _database(postgres) as store_url:
             print(f"(b) two nodes, PostgreSQL + Redis: {streams} streams ...", file=sys.stderr)
             shared = ["-storeUrl", store_url, "-redisUrl", redis]
             two = await _phase(
-                work / "b", clip, ffmpeg, streams, seconds, [shared, shared], store_url
+                work / "b", clip, ffmpeg, streams, seconds, [shared, shared], store_url, settle
             )
     result: dict[str, Any] = {
         "streams": streams,

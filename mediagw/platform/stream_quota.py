@@ -26,7 +26,6 @@ of its minutes running out. Redis down: each node enforces what it knows (fail o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -44,6 +43,7 @@ from .shared.stream_limits import STREAM as SHARED_STREAM
 from .shared.stream_limits import SharedStreamLimits, Totals
 from .store import Store, Stream
 from .studio_json import to_studio
+from .tasks import TaskSet
 
 log = logging.getLogger("mediagw.platform.quota")
 
@@ -99,7 +99,7 @@ class StreamQuotas:
         self.stream_minutes = UsageWindows()
         self.live_ai_minutes = UsageWindows()
         self._reasons: OrderedDict[str, str] = OrderedDict()  # stream id -> status reason
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(log, "quota work")
         self._last: dict[str, PlanLimits] = {}  # owner -> its limits as last looked up
         self.shared: SharedStreamLimits | None = None  # -redisUrl: the limits across nodes
 
@@ -278,7 +278,7 @@ class StreamQuotas:
             )
             self.terminate(playback_id, message)
             payload = {"reason": QUOTA_EXHAUSTED, "quota": f"{what} minutes {spent}"}
-            self._spawn(self._event(live.row, payload))
+            self._tasks.spawn(self._event(live.row, payload))
 
     def status_reason(self, stream_id: str) -> str | None:
         """Why the stream last ended, if a limit ended it (in memory: since the start)."""
@@ -293,7 +293,7 @@ class StreamQuotas:
             else:
                 self._last[owner] = limits
 
-        self._spawn(load())
+        self._tasks.spawn(load())
 
     async def _event(self, row: Stream, payload: dict[str, Any]) -> None:
         if self.events is None:
@@ -302,26 +302,10 @@ class StreamQuotas:
         doc = to_studio(stream, with_key=False)
         await self.events.emit("quota.exhausted", stream_id=row.id, stream_doc=doc, payload=payload)
 
-    def _spawn(self, work: Any) -> None:
-        try:
-            task = asyncio.get_running_loop().create_task(work)
-        except RuntimeError:  # no loop (a unit test): nothing to run it on
-            work.close()
-            return
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("quota work failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-
     async def close(self) -> None:
         if self.shared is not None:
             await self.shared.close(self.clock.wall())
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
 
 def _used_up(what: str, window: str) -> str:

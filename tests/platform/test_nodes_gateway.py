@@ -4,16 +4,13 @@ refuses connections, a gateway starts and its /api requests go through, counted 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
-from pathlib import Path
-from typing import Any
+import functools
 
 import aiohttp
 import pytest
+from gateway_streams import GatewayFactory
 from redis_testkit import redis_url, refused_url
 
-from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.platform import keys
 from mediagw.platform.limits import PlanLimits
@@ -22,31 +19,15 @@ from mediagw.platform.store import ApiKey
 N = 20
 PLAN = PlanLimits(rate_limit=None, daily_quota=N // 2)  # no refill: exact whatever the timing
 
-Factory = Callable[..., Awaitable[Gateway]]
-
 
 async def lookup(key: ApiKey) -> PlanLimits:
     return PLAN
 
 
 @pytest.fixture
-async def nodes(store_url: str, tmp_path: Path) -> AsyncIterator[Factory]:
-    async with AsyncExitStack() as stack:
-
-        async def start(**overrides: Any) -> Gateway:
-            values: dict[str, Any] = {
-                "rtmp_addr": "127.0.0.1:0",
-                "http_addr": "127.0.0.1:0",
-                "data_dir": str(tmp_path / "data"),
-                "store_url": store_url if "://" in store_url else "",
-            }
-            values.update(overrides)
-            gw = Gateway(Settings(**values), plans=lookup)
-            await gw.start()
-            stack.push_async_callback(gw.stop)
-            return gw
-
-        yield start
+def nodes(stored_gateways: GatewayFactory) -> GatewayFactory:
+    """Gateway nodes on one store, every key on ``PLAN``."""
+    return functools.partial(stored_gateways, plans=lookup)
 
 
 async def _requests(nodes: list[Gateway], key: str) -> list[int]:
@@ -60,7 +41,7 @@ async def _requests(nodes: list[Gateway], key: str) -> list[int]:
     return statuses
 
 
-async def test_a_quota_holds_across_two_nodes_sharing_redis(nodes: Factory) -> None:
+async def test_a_quota_holds_across_two_nodes_sharing_redis(nodes: GatewayFactory) -> None:
     url = redis_url()
     a, b = await nodes(redis_url=url), await nodes(redis_url=url)
     assert a.store is not None
@@ -70,7 +51,9 @@ async def test_a_quota_holds_across_two_nodes_sharing_redis(nodes: Factory) -> N
     assert a.redis is not None and a.redis.failures == 0
 
 
-async def test_a_dead_redis_lets_api_requests_through_and_counts_them(nodes: Factory) -> None:
+async def test_a_dead_redis_lets_api_requests_through_and_counts_them(
+    nodes: GatewayFactory,
+) -> None:
     gw = await nodes(redis_url=refused_url())  # starts anyway
     assert gw.store is not None
     _, key = await keys.create_key(gw.store, "customer", ["streams"])

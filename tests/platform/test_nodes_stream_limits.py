@@ -7,26 +7,20 @@ the README's table says."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from gateway_streams import is_live, rtmp_url, stored_stream
+from gateway_streams import GatewayFactory, is_live, rtmp_url, stored_stream
 from mediatools import ClipMaker, fetch_hls, push, wait_until
 from redis_testkit import redis_url, refused_url
 
-from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.platform import keys
 from mediagw.platform.limits import PlanLimits
 from mediagw.platform.plan_limits import PlanLookup
 from mediagw.platform.store import ApiKey
 from mediagw.platform.tenancy import Tenant
-
-Factory = Callable[..., Awaitable[Gateway]]
 
 
 def _every_key_on(plan: PlanLimits) -> PlanLookup:
@@ -39,26 +33,14 @@ def _every_key_on(plan: PlanLimits) -> PlanLookup:
 
 
 @pytest.fixture
-async def nodes(tmp_path: Path) -> AsyncIterator[Factory]:
-    async with AsyncExitStack() as stack:
+def nodes(gateways: GatewayFactory) -> GatewayFactory:
+    """Gateway nodes on one SQLite store and one Redis, every key on ``plans`` if given."""
 
-        async def start(plans: PlanLimits | None = None, **overrides: Any) -> Gateway:
-            values: dict[str, Any] = {
-                "rtmp_addr": "127.0.0.1:0",
-                "http_addr": "127.0.0.1:0",
-                "hls_window": 200,
-                "segment_duration": 1.0,
-                "data_dir": str(tmp_path / "data"),  # one SQLite store
-                "redis_url": redis_url(),
-            }
-            values.update(overrides)
-            lookup = None if plans is None else _every_key_on(plans)
-            gw = Gateway(Settings(**values), plans=lookup)
-            await gw.start()
-            stack.push_async_callback(gw.stop)
-            return gw
+    async def start(plans: PlanLimits | None = None, **overrides: Any) -> Gateway:
+        lookup = None if plans is None else _every_key_on(plans)
+        return await gateways(plans=lookup, **{"redis_url": redis_url(), **overrides})
 
-        yield start
+    return start
 
 
 async def _api(gw: Gateway, method: str, path: str, key: str, body: Any = None) -> int:
@@ -98,7 +80,7 @@ def _camel(fields: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.ffmpeg
 async def test_a_keys_concurrent_streams_hold_across_nodes(
-    nodes: Factory, make_clip: ClipMaker
+    nodes: GatewayFactory, make_clip: ClipMaker
 ) -> None:
     a, b = await nodes(), await nodes()
     _, capped = await _customer(a, max_concurrent_streams=1)
@@ -125,7 +107,7 @@ async def test_a_keys_concurrent_streams_hold_across_nodes(
 
 @pytest.mark.ffmpeg
 async def test_a_keys_minutes_run_out_at_one_total_across_nodes(
-    nodes: Factory, make_clip: ClipMaker
+    nodes: GatewayFactory, make_clip: ClipMaker
 ) -> None:
     plan = PlanLimits(stream_minutes_daily=0.1)  # 6 s on all nodes together
     a, b = await nodes(plan), await nodes(plan)
@@ -148,7 +130,7 @@ async def test_a_keys_minutes_run_out_at_one_total_across_nodes(
 
 
 async def test_a_plan_changed_on_one_node_reaches_the_others_cache_within_a_second(
-    nodes: Factory,
+    nodes: GatewayFactory,
 ) -> None:
     a, b = await nodes(), await nodes()
     assert b.invalidations is not None
@@ -171,7 +153,7 @@ async def test_a_plan_changed_on_one_node_reaches_the_others_cache_within_a_seco
 
 @pytest.mark.ffmpeg
 async def test_a_refused_redis_leaves_each_node_its_own_stream_limits(
-    nodes: Factory, make_clip: ClipMaker
+    nodes: GatewayFactory, make_clip: ClipMaker
 ) -> None:
     gw = await nodes(
         PlanLimits(stream_minutes_daily=0.05, max_concurrent_streams=1), redis_url=refused_url()

@@ -6,18 +6,14 @@ while another key's stream goes on, and the key's next publish is refused."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from gateway_streams import is_live, rtmp_url, stored_stream
+from gateway_streams import GatewayFactory, is_live, rtmp_url, stored_stream
 from mediatools import ClipMaker, fetch_hls, push, wait_until
 from webhook_testkit import receiver
 
-from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.platform import keys
 from mediagw.platform.limits import PlanLimits
@@ -27,33 +23,15 @@ from mediagw.platform.tenancy import Tenant
 pytestmark = pytest.mark.ffmpeg
 
 PLANS: dict[str, PlanLimits] = {}
-Factory = Callable[..., Awaitable[Gateway]]
 
 
 async def lookup(key: ApiKey) -> PlanLimits:
     return PLANS.get(key.name, PlanLimits())
 
 
-@pytest.fixture
-async def gateways(tmp_path: Path) -> AsyncIterator[Factory]:
+@pytest.fixture(autouse=True)
+def _no_plans() -> None:
     PLANS.clear()
-    async with AsyncExitStack() as stack:
-
-        async def start(**overrides: Any) -> Gateway:
-            values: dict[str, Any] = {
-                "rtmp_addr": "127.0.0.1:0",
-                "http_addr": "127.0.0.1:0",
-                "hls_window": 200,
-                "segment_duration": 1.0,
-                "data_dir": str(tmp_path / "data"),
-            }
-            values.update(overrides)
-            gw = Gateway(Settings(**values), plans=lookup)
-            await gw.start()
-            stack.push_async_callback(gw.stop)
-            return gw
-
-        yield start
 
 
 async def _customer(gw: Gateway, name: str, plan: PlanLimits) -> tuple[str, Tenant]:
@@ -65,9 +43,9 @@ async def _customer(gw: Gateway, name: str, plan: PlanLimits) -> tuple[str, Tena
 
 
 async def test_a_keys_stream_beyond_its_plans_concurrent_streams_is_refused(
-    gateways: Factory, make_clip: ClipMaker
+    gateways: GatewayFactory, make_clip: ClipMaker
 ) -> None:
-    gw = await gateways()
+    gw = await gateways(plans=lookup)
     _, capped = await _customer(gw, "capped", PlanLimits(max_concurrent_streams=1))
     _, free = await _customer(gw, "free", PlanLimits())
     first, second = await stored_stream(gw, "one", capped), await stored_stream(gw, "two", capped)
@@ -93,9 +71,9 @@ async def test_a_keys_stream_beyond_its_plans_concurrent_streams_is_refused(
 
 
 async def test_a_stream_whose_key_runs_out_of_minutes_ends_and_others_go_on(
-    gateways: Factory, make_clip: ClipMaker
+    gateways: GatewayFactory, make_clip: ClipMaker
 ) -> None:
-    gw = await gateways(webhook_allow_private=True)
+    gw = await gateways(plans=lookup, webhook_allow_private=True)
     assert gw.webhooks is not None and gw.streams is not None
     key, short = await _customer(gw, "short", PlanLimits(stream_minutes_daily=0.05))  # 3 s
     _, free = await _customer(gw, "free", PlanLimits())

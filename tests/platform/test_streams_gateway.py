@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
-from typing import Any
+from collections.abc import Callable
 
 import aiohttp
 import pytest
+from gateway_streams import GatewayFactory
 from mediatools import ClipMaker, fetch_hls, need_tool, probe_frames, push, wait_until
 
-from mediagw.config import Settings
 from mediagw.gateway import Gateway
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 from mediagw.platform.store import Session, SqlStore, Stream
@@ -28,32 +26,6 @@ PROFILES = [
     {"name": "144p0", "width": 256, "height": 144, "bitrate": 200_000, "fps": 30},
     {"name": "240p0", "width": 426, "height": 240, "bitrate": 400_000, "fps": 30},
 ]
-
-Factory = Callable[..., Awaitable[Gateway]]
-
-
-@pytest.fixture
-async def gateways(store_url: str) -> AsyncIterator[Factory]:
-    async with AsyncExitStack() as stack:
-
-        async def start(**overrides: Any) -> Gateway:
-            values: dict[str, Any] = {
-                "rtmp_addr": "127.0.0.1:0",
-                "http_addr": "127.0.0.1:0",
-                "hls_window": 200,
-                "segment_duration": 1.0,
-            }
-            if "://" in store_url:
-                values["store_url"] = store_url
-            else:
-                values["data_dir"] = store_url
-            values.update(overrides)
-            gw = Gateway(Settings(**values))
-            await gw.start()
-            stack.push_async_callback(gw.stop)
-            return gw
-
-        yield start
 
 
 async def _poll(gw: Gateway, stream_id: str, cond: Callable[[Stream], bool]) -> Stream:
@@ -85,11 +57,11 @@ async def _get(url: str) -> tuple[int, str]:
 
 
 async def test_a_stored_stream_plays_at_its_playback_id_with_its_profiles(
-    gateways: Factory, make_clip: ClipMaker, caplog: pytest.LogCaptureFixture
+    stored_gateways: GatewayFactory, make_clip: ClipMaker, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     async with ReferenceOrchestrator(OrchestratorConfig(x264_preset="ultrafast")) as orch:
-        gw = await gateways(orch_addr=(orch.url,))
+        gw = await stored_gateways(orch_addr=(orch.url,))
         assert gw.streams is not None
         stream = await gw.streams.create(
             {"name": "show'; DROP TABLE streams;--", "profiles": PROFILES}
@@ -128,10 +100,10 @@ async def test_a_stored_stream_plays_at_its_playback_id_with_its_profiles(
 
 
 async def test_suspended_refused_unknown_key_falls_through_unless_required(
-    gateways: Factory, make_clip: ClipMaker, caplog: pytest.LogCaptureFixture
+    stored_gateways: GatewayFactory, make_clip: ClipMaker, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    gw = await gateways()
+    gw = await stored_gateways()
     assert gw.streams is not None
     stream = await gw.streams.create({"name": "s", "suspended": True})
     clip = make_clip(seconds=2)
@@ -144,7 +116,7 @@ async def test_suspended_refused_unknown_key_falls_through_unless_required(
     code, _ = await push(clip, _rtmp(gw, stream.playback_id))  # never over a stored stream
     assert code != 0 and gw.hub.get(stream.playback_id) is None
 
-    strict = await gateways(require_stream_key=True)
+    strict = await stored_gateways(require_stream_key=True)
     assert strict.streams is not None
     code, _ = await push(clip, _rtmp(strict, "not-a-key"))
     assert code != 0 and strict.hub.get("not-a-key") is None
@@ -158,10 +130,10 @@ async def test_suspended_refused_unknown_key_falls_through_unless_required(
 
 
 async def test_a_recorded_session_has_a_recording_url_that_plays(
-    gateways: Factory, make_clip: ClipMaker
+    stored_gateways: GatewayFactory, make_clip: ClipMaker
 ) -> None:
     need_tool("ffprobe")
-    gw = await gateways()
+    gw = await stored_gateways()
     assert gw.streams is not None
     stream = await gw.streams.create({"name": "rec", "record": True, "profiles": []})
     code, err = await push(make_clip(seconds=3), _rtmp(gw, stream.stream_key), readrate=4)
@@ -181,7 +153,7 @@ async def test_a_recorded_session_has_a_recording_url_that_plays(
 
 
 async def test_a_restart_after_an_unclean_stop_ends_what_was_live(
-    gateways: Factory, store_url: str
+    stored_gateways: GatewayFactory, store_url: str
 ) -> None:
     # what a kill -9 leaves: the stream active, its session open
     store = await SqlStore.open(store_url)
@@ -194,7 +166,7 @@ async def test_a_restart_after_an_unclean_stop_ends_what_was_live(
         await store.add_counters("s1", "a", Counters(source_segments=3), 20)
     finally:
         await store.close()
-    gw = await gateways()
+    gw = await stored_gateways()
     assert gw.streams is not None
     after = await gw.streams.get("s1")
     assert after is not None and not after.is_active and after.source_segments == 3

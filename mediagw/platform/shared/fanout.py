@@ -21,6 +21,7 @@ from typing import Any
 
 from ..access import PlaybackAccess
 from ..plan_limits import PlanCache
+from ..tasks import TaskSet
 from .redis import RedisError, SharedRedis
 
 log = logging.getLogger("mediagw.redis")
@@ -37,14 +38,12 @@ class Invalidations:
         self.channel = shared.key("invalidate")
         self.handlers: list[Handler] = []
         self._task: asyncio.Task[None] | None = None
-        self._sends: set[asyncio.Task[None]] = set()
+        self._sends = TaskSet(log, "invalidation publish")
         self.ready = asyncio.Event()  # subscribed (a test waits for it)
 
     def announce(self, change: dict[str, Any]) -> None:
         """``publish`` in the background (called where the change is made, not awaited)."""
-        task = asyncio.get_running_loop().create_task(self.publish(change))
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
+        self._sends.spawn(self.publish(change))
 
     async def publish(self, change: dict[str, Any]) -> None:
         try:
@@ -86,8 +85,7 @@ class Invalidations:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._sends:
-            await asyncio.gather(*self._sends, return_exceptions=True)
+        await self._sends.wait()
 
 
 def _parse(data: Any) -> dict[str, Any] | None:

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 from ...clock import SYSTEM, Clock
 from ...errors import StreamBusy
 from ...request import Resume, StreamRequest
+from ..tasks import TaskSet
 from .redis import RedisError, SharedRedis
 
 log = logging.getLogger("mediagw.leases")
@@ -190,7 +191,7 @@ class StreamLeases:
         self._release = redis.client.register_script(RELEASE)
         self._cache: dict[str, tuple[float, str | None]] = {}
         self._renewer: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(log, "lease work")
 
     def node_url(self) -> str:
         return self._url() if callable(self._url) else self._url
@@ -259,7 +260,7 @@ class StreamLeases:
         stream_id = request.id
         self.pending.pop(stream_id, None)
         if stream_id not in self.held:
-            self._spawn(self._give_back(stream_id))
+            self._tasks.spawn(self._give_back(stream_id))
 
     # -- hub listener -------------------------------------------------------------------------
     def on_stream_start(self, stream: LeasedStream) -> None:
@@ -274,23 +275,17 @@ class StreamLeases:
         held.last_seq = segment.seq
         held.dirty = True
         if held.writer is None:  # else the writer in flight writes this too when it is done
-            held.writer = self._spawn(self._write_cursor(stream.id, held))
+            held.writer = self._tasks.spawn(self._write_cursor(stream.id, held))
 
     def on_stream_end(self, stream: LeasedStream) -> None:
         held = self.held.pop(stream.id, None)
         if held is not None:
-            self._spawn(self._end(stream.id, held))
+            self._tasks.spawn(self._end(stream.id, held))
 
     def on_stream_removed(self, stream: LeasedStream) -> None:
         pass
 
     # -- the background work ------------------------------------------------------------------
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     async def _write_cursor(self, stream_id: str, held: _Held) -> None:
         """Write the stream's cursor until it has no news (one write in flight per stream)."""
         try:
@@ -416,6 +411,5 @@ class StreamLeases:
             self._renewer = None
         for stream_id, held in list(self.held.items()):
             self.held.pop(stream_id)
-            self._spawn(self._end(stream_id, held))
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=2.0)
+            self._tasks.spawn(self._end(stream_id, held))
+        await self._tasks.wait(timeout=2.0)

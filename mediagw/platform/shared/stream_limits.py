@@ -31,11 +31,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ..limits import day_of, month_of, next_day, next_month
+from ..tasks import TaskSet
 from .redis import RedisError, SharedRedis
 
 log = logging.getLogger("mediagw.redis")
@@ -123,7 +123,7 @@ class SharedStreamLimits:
         self._flush = shared.client.register_script(FLUSH)
         self._pending: dict[tuple[str, str], float] = {}  # (owner, kind) -> minutes not flushed
         self._task: asyncio.Task[None] | None = None
-        self._sends: set[asyncio.Task[None]] = set()
+        self._sends = TaskSet(log, "stream limits work")
 
     def _streams(self, owner: str) -> str:
         return self.shared.key("streams", "{" + owner + "}")
@@ -159,7 +159,7 @@ class SharedStreamLimits:
             except RedisError as exc:
                 self.shared.failed(exc, counted=False)
 
-        self._spawn(remove())
+        self._sends.spawn(remove())
 
     # -- minutes ----------------------------------------------------------------------------------
     def add(self, owner: str, kind: str, minutes: float) -> None:
@@ -232,23 +232,13 @@ class SharedStreamLimits:
 
         self._task = asyncio.get_running_loop().create_task(loop(), name="stream-limits")
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        try:
-            task = asyncio.get_running_loop().create_task(work)
-        except RuntimeError:  # no loop (a unit test): nothing to run it on
-            work.close()
-            return
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
-
     async def close(self, now: float) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self.flush(now)  # the last sums (the held streams ended: none renewed)
-        if self._sends:
-            await asyncio.gather(*self._sends, return_exceptions=True)
+        await self._sends.wait()
 
 
 def _text(reply: bytes | str) -> str:
