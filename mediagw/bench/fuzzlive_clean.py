@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from segmenter.probe import probe_ts
 
 from ..errors import MediaGWError
 from .ingest import push_clip
+from .process import command
 
 __all__ = ["CleanStream", "GatewayProc", "ProcStats"]
 
@@ -52,10 +52,9 @@ class GatewayProc:
         self.peak = ProcStats()
 
     async def start(self, timeout: float = 60.0) -> None:
-        code = "import sys; from mediagw.cli import main; sys.exit(main())"
         with open(self.log, "wb") as log:  # noqa: ASYNC230 (the child's stdout/stderr)
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", code, "run", *self.args,
+                *command("run", *self.args),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                 env={**os.environ, "PYTHONPATH": _ROOT},
             )  # fmt: skip

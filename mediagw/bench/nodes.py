@@ -35,19 +35,12 @@ import aiohttp
 
 from ..errors import ConfigError
 from .ingest import make_clip, push_clip
-from .process import GatewayProcess, run_mediagw
+from .process import GatewayProcess, cpu_seconds, run_mediagw
 
 __all__ = ["run_nodes_bench"]
 
 SETTLE = 2.0  # seconds after the last push ends: sessions close, their rows are written
 COUNTERS = ("mediagw_store_statements_total", "mediagw_redis_commands_total")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its threads, from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _Node(GatewayProcess):
@@ -70,7 +63,7 @@ class _Node(GatewayProcess):
 
     def cpu(self) -> float:
         assert self.proc is not None
-        return _cpu_seconds(self.proc.pid)
+        return cpu_seconds(self.proc.pid)
 
 
 @asynccontextmanager

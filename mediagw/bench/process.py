@@ -19,7 +19,14 @@ import aiohttp
 
 from ..errors import ConfigError
 
-__all__ = ["READY_TIMEOUT", "GatewayProcess", "command", "free_port", "run_mediagw"]
+__all__ = [
+    "READY_TIMEOUT",
+    "GatewayProcess",
+    "command",
+    "cpu_seconds",
+    "free_port",
+    "run_mediagw",
+]
 
 READY_TIMEOUT = 30.0  # seconds for a gateway to answer /healthz (a loaded machine, Alembic)
 
@@ -28,6 +35,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its threads, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def command(*args: str) -> list[str]:

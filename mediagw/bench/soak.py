@@ -175,7 +175,7 @@ async def _run(work: Path, ffmpeg: str, opts: dict[str, Any], out: dict[str, Any
         keys += [(n + "-out", "source") for n in names if n in ai]
         keys += [(n, str(r["name"])) for n in names if n not in ai for r in LADDER]
         watch = Watch(base, keys)
-        pubs += [publisher(ffmpeg, clip, f"rtmp://127.0.0.1:{gw.rtmp}/live/{n}"
+        pubs += [publisher(ffmpeg, clip, f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{n}"
                            + ("?pipeline=noop" if n in ai else ""), work / f"pub-{n}.log")
                  for n in names]  # fmt: skip
         started = time.monotonic()

@@ -11,7 +11,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from ..errors import ConfigError
-from .nodes import MAIN, _cpu_seconds, _free_port
+from .process import command, cpu_seconds, free_port
 
 __all__ = ["Child", "Sample", "Viewers", "Watch", "orchestrator", "publisher", "sample"]
 
@@ -90,8 +89,8 @@ async def wait_port(child: Child, port: int, timeout: float = 30.0) -> None:
 async def orchestrator(work: Path, name: str, flags: Sequence[str], into: list[Child]) -> str:
     """A reference orchestrator process (``mediagw orchestrator``), added to ``into`` (to be
     stopped) as soon as it runs; its URL."""
-    port = _free_port()
-    cmd = [sys.executable, "-c", MAIN, "orchestrator", "-httpAddr", f"127.0.0.1:{port}",
+    port = free_port()
+    cmd = [*command("orchestrator", "-httpAddr", f"127.0.0.1:{port}"),
            "-datadir", str(work / name), "-x264Preset", "ultrafast", *flags]  # fmt: skip
     child = Child(name, cmd, work / f"{name}.log", signal.SIGTERM)
     into.append(child)
@@ -217,7 +216,7 @@ def proc_figures(pid: int) -> tuple[float, int, int, float]:
     """(RSS MB, open fds, threads, CPU seconds) of a process, from /proc."""
     status = _status(pid)
     rss_mb = int(status["VmRSS"].split()[0]) / 1024
-    return rss_mb, len(os.listdir(f"/proc/{pid}/fd")), int(status["Threads"]), _cpu_seconds(pid)
+    return rss_mb, len(os.listdir(f"/proc/{pid}/fd")), int(status["Threads"]), cpu_seconds(pid)
 
 
 async def metric(http: aiohttp.ClientSession, base: str, name: str) -> float:
@@ -240,7 +239,7 @@ def cpu_of(pids: Sequence[int]) -> float:
     total = 0.0
     for pid in pids:
         with contextlib.suppress(OSError, IndexError, ValueError):
-            total += _cpu_seconds(pid)
+            total += cpu_seconds(pid)
     return total
 
 
