@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from .config import Settings, add_arguments, load_settings
 from .errors import ConfigError, MediaGWError
 from .log import setup_logging
 from .signals import wait_for_stop_signal
+from .threads import io_workers, start_all
 
 log = logging.getLogger("mediagw")
 
@@ -55,6 +57,10 @@ async def _embedded_orchestrator(settings: Settings) -> tuple[Settings, Any]:
 async def _serve(settings: Settings) -> int:
     from .gateway import Gateway, http_host_for
 
+    # asyncio.to_thread's pool (file I/O), all its threads started now, as the media pool's
+    io = ThreadPoolExecutor(io_workers(), thread_name_prefix="io")
+    asyncio.get_running_loop().set_default_executor(io)
+    await start_all(io, io_workers())
     settings, embedded = await _embedded_orchestrator(settings)
     gateway = Gateway(settings)
     try:

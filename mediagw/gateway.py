@@ -97,6 +97,7 @@ from .request import Ladder
 from .stack import TranscodeStack, build_transcoder, default_ladder
 from .stream.health import StreamHealth
 from .stream.hub import StreamHub
+from .threads import media_workers, start_all
 from .usage import StreamUsage, UsageQueue
 
 log = logging.getLogger("mediagw.gateway")
@@ -139,8 +140,7 @@ class Gateway(GatewayPlatform):
         self.clock = clock  # the one clock, passed to everything that reads the time
         # this node's name among the gateway nodes sharing a store and a Redis
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
-        workers = min(32, (os.cpu_count() or 2) * 2)
-        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="media")
+        self.executor = ThreadPoolExecutor(media_workers(), thread_name_prefix="media")
         self.hub = StreamHub(
             max_sessions=settings.max_sessions,
             segment_duration=settings.segment_duration,
@@ -430,6 +430,7 @@ class Gateway(GatewayPlatform):
         return authorize
 
     async def start(self) -> None:
+        await start_all(self.executor, media_workers())  # a fixed thread count from now on
         await self._open_platform()
         self.usage.start()
         self.stack = await build_transcoder(

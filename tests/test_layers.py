@@ -29,6 +29,7 @@ GROUND = {
     "metrics": set(),  # the Metrics seam (its Prometheus side is in api)
     "httpbody": set(),
     "signals": set(),
+    "threads": set(),  # thread pools started whole
     "config": {"errors"},
     "log": {"httpbody"},
     "webhook": {"errors", "httpbody"},  # JSON POSTs to operator endpoints

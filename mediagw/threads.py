@@ -1,0 +1,44 @@
+"""Thread pools with every thread started at once.
+
+A ``ThreadPoolExecutor`` starts a thread only when a job finds none idle, so the gateway's
+thread count climbs to its pools' sizes over minutes or hours of a run (the first busy moment
+of the media pool, the first six concurrent file writes of the default executor), which reads
+as growth in a soak. ``start_all`` starts a pool's threads together when the process starts:
+from then on the count is fixed, whatever comes (a flood included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["io_workers", "media_workers", "start_all"]
+
+START_TIMEOUT = 10.0  # seconds for a pool's threads to start together
+
+
+def io_workers() -> int:
+    """The default executor's size (``asyncio.to_thread``: file I/O), asyncio's own rule."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def media_workers() -> int:
+    """The media pool's size (PyAV: demuxing, muxing, decoding for WebRTC)."""
+    return min(32, (os.cpu_count() or 2) * 2)
+
+
+async def start_all(executor: ThreadPoolExecutor, workers: int) -> None:
+    """Start all ``workers`` threads of a fresh ``executor`` (one job each, held at a barrier
+    until every thread runs one: a job finding no idle thread is what starts a new one)."""
+    barrier = threading.Barrier(workers)
+    loop = asyncio.get_running_loop()
+
+    def wait() -> None:
+        try:
+            barrier.wait(START_TIMEOUT)
+        except threading.BrokenBarrierError:
+            pass  # the pool was busy: its threads start as jobs need them instead
+
+    await asyncio.gather(*(loop.run_in_executor(executor, wait) for _ in range(workers)))
