@@ -16,6 +16,7 @@ turns the scan off.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -282,7 +283,7 @@ def _is_mediagw(argv: list[str]) -> bool:
         return True
     return any(
         flag in ("-c", "-m") and re.search(r"\bmediagw\b", code)
-        for flag, code in zip(argv, argv[1:], strict=False)
+        for flag, code in itertools.pairwise(argv)
     )
 
 
