@@ -34,9 +34,13 @@ def test_gateway_process_log(tmp_path):
 
 CLEAN = """
 import logging
+import pytest
+from mediagw.config import Settings
 from mediagw.platform import streams
 
-def test_clean():
+@pytest.mark.parametrize("metrics_key", ["metrics-KEY-0a1b2c3d"])  # in the test's id: not a leak
+def test_clean(metrics_key):
+    Settings(metrics_key=metrics_key)
     key = streams.new_stream_key()
     logging.getLogger("mediagw.demo").warning("publish refused key=%s...", key[:4])
 """
@@ -76,4 +80,4 @@ def test_a_clean_run_passes(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "secret_scan", "-p", "no:cacheprovider")
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.OK, out
-    assert "secret scan: 1 secrets, 1 log records, 0 bytes of subprocess logs: clean" in out
+    assert "secret scan: 2 secrets, 1 log records, 0 bytes of subprocess logs: clean" in out
