@@ -25,6 +25,7 @@ import re
 import shutil
 import stat
 import subprocess
+import time
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,7 @@ class SecretScan:
         self.dir = Path()
         self._out: Any = None
         self.done = False
+        self.seconds = 0.0  # the scan's own
 
     @property
     def test(self) -> str:
@@ -162,7 +164,9 @@ class SecretScan:
         for undo in reversed(self._undo):
             undo()
         self._out.close()
+        started = time.perf_counter()
         self.scan()
+        self.seconds = time.perf_counter() - started
 
     # gateway processes
 
@@ -248,7 +252,8 @@ class SecretScan:
         return (
             f"secret scan: {len(self.registry.secrets)} secrets, {self.records} log records,"
             f" {self.subprocess_bytes} bytes of subprocess logs: {state}"
-            f" ({short} values under {secret_sources.MIN_LENGTH} characters not scanned)"
+            f" ({short} values under {secret_sources.MIN_LENGTH} characters not scanned;"
+            f" scanned in {self.seconds:.1f} s)"
         )
 
 
