@@ -13,6 +13,9 @@ from redis_testkit import fresh_redis
 
 from mediagw.platform.shared.redis import SharedRedis
 
+# secret_scan: no secret of the run in its logs (see its doc); pytester: the scan's own test
+pytest_plugins = ["secret_scan", "pytester"]
+
 
 @pytest.fixture(scope="session")
 def make_clip(tmp_path_factory: pytest.TempPathFactory) -> ClipMaker:
