@@ -326,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the gateway's -endedStreamTtl, seconds (default: its own, 300)",
     )  # fmt: skip
     zlive.add_argument(
-        "--gateway-args", default="", help="more flags for the gateway, e.g. '-hlsWindow 5'"
+        "--gateway-args",
+        default="",
+        help="more flags for the gateway, e.g. --gateway-args='-hlsWindow 5'",
     )
     zlive.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
