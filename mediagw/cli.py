@@ -327,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     zlive.add_argument("--concurrency", type=int, default=16, help="of each kind, at once")
     zlive.add_argument("--seed", type=int, default=1, help="the mutations' random seed")
     zlive.add_argument("--clip-seconds", type=float, default=10.0, help="clean clip length")
+    zlive.add_argument(
+        "--ended-ttl", type=float, default=None,
+        help="the gateway's -endedStreamTtl, seconds (default: its own, 300)",
+    )  # fmt: skip
+    zlive.add_argument(
+        "--gateway-args",
+        default="",
+        help="more flags for the gateway, e.g. --gateway-args='-hlsWindow 5'",
+    )
     zlive.add_argument("--json", dest="json_out", default="", help="also write results here")
     return parser
 

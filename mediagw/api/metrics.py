@@ -24,11 +24,13 @@ import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from segmenter import Segment
@@ -38,6 +40,8 @@ from ..stream.hub import Stream, StreamHub
 from ..usage import LIVE_AI, PAYMENT, TRANSCODE, UsageEvent
 
 __all__ = ["GatewayMetrics", "Readings", "add_metrics_route"]
+
+MetricT = TypeVar("MetricT", bound=MetricWrapperBase)
 
 NODE_TYPE = "bctr"  # go-livepeer's name for a broadcaster (gateway)
 AI_PIPELINE = "live-video-to-video"
@@ -105,6 +109,8 @@ class GatewayMetrics:
         self.readings = Readings()
         self.registry = CollectorRegistry(auto_describe=False)
         self._plain: dict[tuple[str, tuple[str, ...]], float] = {}
+        # with per_stream: each stream's labelled series, dropped when the hub forgets it
+        self._stream_series: dict[str, set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
         self._results: deque[bool] = deque(maxlen=SUCCESS_WINDOW)
         self._awaiting_first: set[str] = set()  # live streams with no segment yet
         self.usage = {"transcode_pixels": 0, "live_ai_ms": 0, "tickets": 0, "wei": 0}
@@ -180,27 +186,34 @@ class GatewayMetrics:
             return (*self.node, stream, *extra)
         return (*self.node, *extra)
 
+    def _series(self, metric: MetricT, stream: str, *extra: str) -> MetricT:
+        """``metric``'s child for ``stream``; with per_stream, remembered until it is gone."""
+        labels = self._labels(stream, *extra)
+        if self.per_stream:
+            self._stream_series.setdefault(stream, set()).add((metric, labels))
+        return metric.labels(*labels)
+
     def _plain_inc(self, name: str, stream: str, labels: tuple[str, ...], by: float = 1) -> None:
         key = (name, self._labels(stream, *labels))
         self._plain[key] = self._plain.get(key, 0) + by
 
     # -- the Metrics seam ----------------------------------------------------------------------
     def segment_uploaded(self, stream: str, orchestrator: str, seconds: float) -> None:
-        self.uploaded.labels(*self._labels(stream, orchestrator)).inc()
-        self.upload_time.labels(*self._labels(stream, orchestrator)).observe(seconds)
+        self._series(self.uploaded, stream, orchestrator).inc()
+        self._series(self.upload_time, stream, orchestrator).observe(seconds)
 
     def segment_upload_failed(self, stream: str, orchestrator: str, code: str) -> None:
-        self.upload_failed.labels(*self._labels(stream, code, orchestrator)).inc()
+        self._series(self.upload_failed, stream, code, orchestrator).inc()
 
     def segment_transcoded(
         self, stream: str, orchestrator: str, profiles: str, seconds: float
     ) -> None:
-        self.transcoded.labels(*self._labels(stream, profiles, orchestrator)).inc()
-        self.overall_latency.labels(*self._labels(stream, profiles)).observe(seconds)
+        self._series(self.transcoded, stream, profiles, orchestrator).inc()
+        self._series(self.overall_latency, stream, profiles).observe(seconds)
         self._results.append(True)
 
     def segment_transcode_failed(self, stream: str, code: str) -> None:
-        self.transcode_failed.labels(*self._labels(stream, code)).inc()
+        self._series(self.transcode_failed, stream, code).inc()
         self._results.append(False)
 
     def orchestrator_swap(self, stream: str) -> None:
@@ -219,7 +232,7 @@ class GatewayMetrics:
         self._plain_inc("ai_live_attempt", stream, (model,))
 
     def ai_first_segment_delay(self, stream: str, orchestrator: str, ms: float) -> None:
-        self.first_segment.labels(*self._labels(stream, orchestrator)).observe(ms)
+        self._series(self.first_segment, stream, orchestrator).observe(ms)
 
     def ai_request_error(self, stream: str, code: str, pipeline: str, model: str) -> None:
         self._plain_inc("ai_request_errors", stream, (code, pipeline, model))
@@ -251,7 +264,7 @@ class GatewayMetrics:
         if stream.id in self._awaiting_first:
             self._awaiting_first.discard(stream.id)
             self.started.labels(*self.node).inc()
-        self.appeared.labels(*self._labels(stream.id, "source", self.seg_type)).inc()
+        self._series(self.appeared, stream.id, "source", self.seg_type).inc()
 
     def on_stream_end(self, stream: Stream) -> None:
         self._awaiting_first.discard(stream.id)
@@ -259,6 +272,12 @@ class GatewayMetrics:
 
     def on_stream_removed(self, stream: Stream) -> None:
         self.readings.hls_outbound.pop(stream.id, None)
+        if self.per_stream:  # its manifest_id series go with it (a label set per name, else)
+            for metric, labels in self._stream_series.pop(stream.id, ()):
+                metric.remove(*labels)
+            gone = [k for k in self._plain if k[1][len(self.node)] == stream.id]
+            for key in gone:
+                del self._plain[key]
 
     # -- HLS egress (per segment served) -------------------------------------------------------
     def hls_served(self, stream: str, size: int) -> None:

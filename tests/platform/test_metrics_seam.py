@@ -10,6 +10,7 @@ from mediagw.metrics import ERROR_CODES, error_code
 from mediagw.platform.throttle import FailureThrottle
 from mediagw.stream.hub import StreamHub
 from mediagw.usage import PAYMENT, UsageEvent
+from segmenter import Segment
 
 
 def test_error_codes_are_a_fixed_set() -> None:
@@ -49,3 +50,30 @@ def test_payments_and_plain_counters_in_gwei_under_go_livepeers_names() -> None:
     assert 'mediagw_webhook_deliveries_total{node_id="a",node_type="bctr",outcome="failed"}' in text
     assert "mediagw_usage_wei_total 4.5e+09" in text
     assert "livepeer_tickets_sent{" not in b.exposition().decode()  # its own registry
+
+
+def test_per_stream_series_go_when_the_hub_forgets_the_stream() -> None:
+    """With -metricsPerStream every stream name is a label set; a flood of publishes under
+    fresh names must not leave them behind once their ended streams are swept."""
+    now = [0.0]
+    hub = StreamHub(ended_ttl=10, clock=lambda: now[0])
+    metrics = GatewayMetrics(hub, node_id="a", per_stream=True)
+    hub.add_listener(metrics)
+    segment = Segment(0, b"\x47" * 188, 0, 180_000, True, None, None, 60, 0)
+    for i in range(50):
+        stream = hub.begin_publish(f"gone{i}")
+        hub.add_segment(stream, segment)
+        metrics.segment_uploaded(stream.id, "https://o", 0.1)
+        metrics.segment_transcode_failed(stream.id, "Other")
+        metrics.orchestrator_swap(stream.id)
+        hub.end_publish(stream)
+    kept = hub.begin_publish("kept")
+    metrics.segment_uploaded(kept.id, "https://o", 0.1)
+    metrics.orchestrator_swap(kept.id)
+    now[0] = 11.0
+    assert len(hub.sweep()) == 50
+    text = metrics.exposition().decode()
+    assert 'manifest_id="gone' not in text
+    assert 'manifest_id="kept"' in text  # a stream still known keeps its series
+    assert list(metrics._stream_series) == ["kept"]
+    assert all(labels[2] == "kept" for _, labels in metrics._plain)
