@@ -73,24 +73,31 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def _negotiate(
-    http: aiohttp.ClientSession, url: str, pc: RTCPeerConnection, ice: IceConfig
+async def negotiate(
+    http: aiohttp.ClientSession,
+    url: str,
+    pc: RTCPeerConnection,
+    ice: IceConfig,
+    *,
+    tries: int = 100,
+    wait: float = 0.1,
 ) -> str:
-    """Offer to a WHIP/WHEP endpoint (retrying a 404 for a while); returns the Location."""
+    """Offer to a WHIP/WHEP endpoint (a 404, not live yet, retried ``tries`` times ``wait`` s
+    apart); returns the Location."""
     with gathering_scope(ice):
         await pc.setLocalDescription(await pc.createOffer())
     assert pc.localDescription is not None
-    for _ in range(100):
+    for _ in range(tries):
         async with http.post(url, data=pc.localDescription.sdp, headers=SDP) as resp:
             if resp.status == 404:  # the AI output is not there yet
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(wait)
                 continue
             if resp.status != 201:
-                raise RuntimeError(f"{url}: {resp.status} {await resp.text()}")
+                raise RuntimeError(f"{url}: {resp.status} {(await resp.text())[:200].strip()}")
             location, answer = resp.headers.get("Location", ""), await resp.text()
             break
     else:
-        raise RuntimeError(f"{url}: still 404 after 10 s")
+        raise RuntimeError(f"{url}: still 404 after {tries * wait:g} s")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     return location
 
@@ -256,10 +263,10 @@ async def run_client(
                 codecs = RTCRtpSender.getCapabilities("video").codecs
                 h264 = [c for c in codecs if c.mimeType.lower() == "video/h264"]
                 transceiver.setCodecPreferences(h264)
-                location = await _negotiate(http, f"{live}/whip?pipeline=noop", publisher, ice)
+                location = await negotiate(http, f"{live}/whip?pipeline=noop", publisher, ice)
                 _progress(f"g2g: publishing {width}x{height}@30 over WHIP for {seconds:g} s ...")
             if whep:
-                await _negotiate(http, f"{live}/whep", viewer.pc, ice)
+                await negotiate(http, f"{live}/whep", viewer.pc, ice)
             watcher = asyncio.ensure_future(
                 _watch_hls(http, f"{base}/stream/{stream}-out/source.m3u8", hls, stop)
             )

@@ -309,9 +309,11 @@ class Viewers:
             self.failures["hls"].append(f"{stream}/{rendition}: {type(exc).__name__}: {exc}")
 
     async def _whep(self, http: aiohttp.ClientSession, rng: random.Random, until: float) -> None:
-        from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+        from aiortc import MediaStreamTrack, RTCPeerConnection
 
-        from webrtc import IceConfig, gathering_scope
+        from webrtc import IceConfig
+
+        from .glass import negotiate
 
         path = rng.choice(self.whep_targets)
         ice = IceConfig.loopback()
@@ -329,21 +331,7 @@ class Viewers:
         self.joins["whep"] += 1
         location = ""
         try:
-            with gathering_scope(ice):
-                await pc.setLocalDescription(await pc.createOffer())
-            for _ in range(JOIN_TRIES):  # 404: not live yet (an AI output comes later)
-                async with http.post(self.base + path, data=pc.localDescription.sdp,
-                                     headers=SDP) as resp:  # fmt: skip
-                    if resp.status == 404:
-                        await asyncio.sleep(0.5)
-                        continue
-                    if resp.status != 201:
-                        raise RuntimeError(f"{resp.status} {(await resp.text())[:200].strip()}")
-                    location, answer = resp.headers.get("Location", ""), await resp.text()
-                    break
-            else:
-                raise RuntimeError(f"still 404 after {JOIN_TRIES / 2:g} s")
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            location = await negotiate(http, self.base + path, pc, ice, tries=JOIN_TRIES, wait=0.5)
             await asyncio.sleep(max(0.0, until - time.monotonic()))
         except (aiohttp.ClientError, TimeoutError, RuntimeError, ValueError) as exc:
             self.failures["whep"].append(f"{path}: {type(exc).__name__}: {exc}")

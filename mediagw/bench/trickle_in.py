@@ -192,7 +192,7 @@ async def _whip(gw: Gateway, seconds: float) -> None:
 
     from webrtc import IceConfig
 
-    from .glass import NumberedFrames, _negotiate
+    from .glass import NumberedFrames, negotiate
 
     ice = IceConfig.loopback()
     pc = RTCPeerConnection(ice.rtc_configuration())
@@ -202,7 +202,7 @@ async def _whip(gw: Gateway, seconds: float) -> None:
     pc.addTransceiver(AudioStreamTrack(), direction="sendonly")  # paced silence, Opus
     base = f"http://127.0.0.1:{gw.http_port}"
     async with aiohttp.ClientSession() as http:
-        location = await _negotiate(
+        location = await negotiate(
             http, f"{base}/live/video-to-video/whip/whip?pipeline=noop", pc, ice
         )
         await asyncio.sleep(seconds)
