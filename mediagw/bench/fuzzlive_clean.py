@@ -26,7 +26,7 @@ from segmenter.probe import probe_ts
 
 from ..errors import MediaGWError
 from .ingest import push_clip
-from .process import command
+from .process import command, proc_figures
 
 __all__ = ["CleanStream", "GatewayProc", "ProcStats"]
 
@@ -77,16 +77,11 @@ class GatewayProc:
     def stats(self) -> ProcStats:
         if not self.alive or self.proc is None:
             return ProcStats()
-        out = ProcStats()
         try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("Threads:"):
-                    out.threads = int(line.split()[1])
-                elif line.startswith("VmRSS:"):
-                    out.rss_mb = int(line.split()[1]) / 1024
-            out.fds = len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-        except (OSError, ValueError):
-            return out
+            rss_mb, fds, threads, _ = proc_figures(self.proc.pid)
+        except (OSError, ValueError, KeyError):
+            return ProcStats()
+        out = ProcStats(threads, rss_mb, fds)
         self.peak = ProcStats(
             max(self.peak.threads, out.threads),
             max(self.peak.rss_mb, out.rss_mb),

@@ -25,6 +25,7 @@ __all__ = [
     "command",
     "cpu_seconds",
     "free_port",
+    "proc_figures",
     "run_mediagw",
 ]
 
@@ -42,6 +43,14 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_figures(pid: int) -> tuple[float, int, int, float]:
+    """(RSS MB, open fds, threads, CPU seconds) of a process, from /proc."""
+    with open(f"/proc/{pid}/status") as fh:
+        status = dict(line.partition(":")[::2] for line in fh.read().splitlines())
+    rss_mb = int(status["VmRSS"].split()[0]) / 1024
+    return rss_mb, len(os.listdir(f"/proc/{pid}/fd")), int(status["Threads"]), cpu_seconds(pid)
 
 
 def command(*args: str) -> list[str]:

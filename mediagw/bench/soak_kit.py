@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from ..errors import ConfigError
-from .process import command, cpu_seconds, free_port
+from .process import command, cpu_seconds, free_port, proc_figures
 
 __all__ = ["Child", "Sample", "Viewers", "Watch", "orchestrator", "publisher", "sample"]
 
@@ -205,18 +205,6 @@ class Sample:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def _status(pid: int) -> dict[str, str]:
-    with open(f"/proc/{pid}/status") as fh:
-        return dict(line.partition(":")[::2] for line in fh.read().splitlines())
-
-
-def proc_figures(pid: int) -> tuple[float, int, int, float]:
-    """(RSS MB, open fds, threads, CPU seconds) of a process, from /proc."""
-    status = _status(pid)
-    rss_mb = int(status["VmRSS"].split()[0]) / 1024
-    return rss_mb, len(os.listdir(f"/proc/{pid}/fd")), int(status["Threads"]), cpu_seconds(pid)
 
 
 async def metric(http: aiohttp.ClientSession, base: str, name: str) -> float:
