@@ -17,15 +17,43 @@ FAULT_NAMES = tuple(FAULT_CASES)
 RunAsync = Callable[[Coroutine[Any, Any, int]], int]
 
 
+def _counts(text: str) -> list[int]:
+    """``50`` or ``50,100,200``: stream counts, each at least 1."""
+    try:
+        counts = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        msg = f"not a count or a comma list of counts: {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"counts must be at least 1: {text!r}")
+    return counts
+
+
 def add_bench_parser(sub: Any) -> None:
     """The ``bench`` subcommand and its benchmarks, on the top parser's subparsers."""
     bench = sub.add_parser("bench", help="benchmarks (not tests)")
     bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")
     ingest = bench_sub.add_parser(
-        "ingest", help="N concurrent 720p30 RTMP publishers on loopback: CPU, latency, losses"
-    )
-    ingest.add_argument("--streams", type=int, default=10, help="concurrent publishers")
-    ingest.add_argument("--seconds", type=float, default=30.0, help="length of each push")
+        "ingest", help="N concurrent 720p30 RTMP publishers on loopback: CPU, memory, latency, "
+        "losses; beside nginx-rtmp with --baseline nginx-rtmp"
+    )  # fmt: skip
+    ingest.add_argument(
+        "--streams", type=_counts, default=[10],
+        help="concurrent publishers: a count, or a comma list (a ramp: 50,100,200,300)",
+    )  # fmt: skip
+    ingest.add_argument("--seconds", type=float, default=40.0, help="length of each push")
+    ingest.add_argument(
+        "--publisher", choices=("light", "ffmpeg"), default="light",
+        help="light: one process, N sockets, pre-chunked FLV; ffmpeg: N ffmpeg -re -c copy",
+    )  # fmt: skip
+    ingest.add_argument(
+        "--baseline", choices=("nginx-rtmp",), default=None,
+        help="also run the same pushes into Debian's nginx-rtmp (HLS on, one worker)",
+    )  # fmt: skip
+    ingest.add_argument(
+        "--extras", action="store_true",
+        help="also: metering off (CPU ratio) and the segmenter vs ffmpeg -f segment",
+    )  # fmt: skip
     ingest.add_argument("--size", default="1280x720", help="test video size")
     ingest.add_argument("--fps", type=int, default=30)
     ingest.add_argument("--json", dest="json_out", default="", help="also write results here")
@@ -142,6 +170,9 @@ def run_bench(args: argparse.Namespace, run_async: RunAsync) -> int | None:
                 size=args.size,
                 fps=args.fps,
                 json_out=args.json_out,
+                publisher=args.publisher,
+                baseline=args.baseline or "",
+                extras=args.extras,
             )
         )
     if args.bench == "transcode":

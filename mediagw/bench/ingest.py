@@ -1,29 +1,35 @@
-"""``mediagw bench ingest``: N concurrent 720p30 RTMP publishers against an in-process gateway.
+"""``mediagw bench ingest``: N concurrent live-paced 720p30 RTMP publishers against mediagw (an
+in-process gateway), and with ``--baseline nginx-rtmp`` against Debian's nginx-rtmp (HLS on, one
+worker) with the same publishers, clip and counts, in one command.
 
-Reports, for the gateway process alone (the ffmpeg publishers are separate processes):
-- CPU seconds per stream-minute (user + system, all threads), with the usage ledger, plan limits
-  and quotas on, and its ratio to the same pushes with them off (``-metering=false``), both run
-  in this command: stored streams of a customer's key on a plan with quotas, so every metering
-  path runs;
-- segment latency, from the arrival of the keyframe that closes a segment to the segment being
-  listed in the playlist, p50/p99;
-- lost segments and lost frames against what the clip holds;
-- the segmenter's throughput as a ratio to ``ffmpeg -c copy -f segment`` on the same file, both
-  run in this command (best of a few alternating runs, so machine noise hits both alike).
-Needs the ffmpeg CLI (the publishers and the baseline).
+Per server and stream count (``--streams 50`` or a ramp ``50,100,200,300``):
+- CPU seconds per stream-minute (user + system, all threads) over the push: mediagw's is this
+  process's (the publishers are child processes), with the usage ledger, plan limits and quotas
+  on (stored streams of a customer's key on a plan with quotas); nginx's its master's + worker's;
+  and their ratio;
+- memory per stream: peak RSS during the push minus RSS before it (sampled every 0.5 s), / N;
+- segment latency p50/p99, measured from outside the same way for both (:mod:`.ingest_kit`);
+- lost segments against what the clip holds (and lost frames for mediagw), publishers failed,
+  the publishers' CPU;
+- the highest count with 0 lost segments and segment latency p99 <= 50 ms.
+Publishers: ``light`` (:mod:`.flv_push`: one process, N sockets, pre-chunked FLV) or ``ffmpeg``
+(N ``ffmpeg -re -c copy``; latency then from the gateway's own keyframe arrival, nginx none).
+``--extras``: also the same pushes with metering off (the ratio) and the segmenter's throughput
+against ``ffmpeg -c copy -f segment`` (best of alternating runs). Needs the ffmpeg CLI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
+import os
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,18 @@ from segmenter.bench import segment_file
 from ..config import Settings
 from ..errors import ConfigError
 from ..gateway import Gateway
+from .ingest_kit import (
+    Listings,
+    RssSampler,
+    nginx_ends,
+    percentile_ms,
+    run_publishers,
+    segment_latencies,
+)
+from .nginx_rtmp import NginxRtmp, PlaylistWatcher
+from .process import proc_figures
+
+LATENCY_P99_MS = 50.0  # a step "reached": 0 lost segments and p99 at most this
 
 
 def _cpu() -> float:
@@ -39,11 +57,8 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def _self_rss() -> float:
+    return proc_figures(os.getpid())[0]
 
 
 def make_clip(
@@ -117,22 +132,30 @@ async def push_clip(ffmpeg: str, clip: Path, url: str, delay: float) -> int:
     return proc.returncode or 0
 
 
-async def _phase(
-    work: Path, clip: Path, ffmpeg: str, streams: int, *, metering: bool
+class _Clip:
+    """The clip and what it holds."""
+
+    def __init__(self, path: Path, seconds: float, frames: int, segments: int) -> None:
+        self.path, self.seconds, self.frames, self.segments = path, seconds, frames, segments
+
+
+async def _mediagw_phase(
+    work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str, metering: bool
 ) -> dict[str, Any]:
     """Push ``streams`` stored streams (a customer's key, on a plan with quotas) into a fresh
-    gateway, ``metering`` on or off; the gateway process's CPU and what reached the hub."""
+    in-process gateway, ``metering`` on or off: its figures."""
     from ..platform import keys
     from ..platform.plans import Plan
     from ..platform.tenancy import tenant_of
 
+    tag = f"{'on' if metering else 'off'}-{streams}"
     settings = Settings(
         rtmp_addr="127.0.0.1:0",
         http_addr="127.0.0.1:0",
         max_sessions=streams + 10,
         max_conns=streams + 10,
         max_conns_per_ip=streams + 10,
-        data_dir=str(work / ("data-on" if metering else "data-off")),  # this run's store only
+        data_dir=str(work / f"data-{tag}"),  # this run's store only
         metering=metering,
     )
     gateway = Gateway(settings)
@@ -147,84 +170,194 @@ async def _phase(
         await gateway.streams.create({"name": f"bench{i}"}, tenant=tenant_of(row))
         for i in range(streams)
     ]
-    label = "on" if metering else "off"
-    print(f"metering {label}: pushing {streams} live-paced streams ...", file=sys.stderr,
-          flush=True)  # fmt: skip
+    listings = Listings()
+    gateway.hub.add_listener(listings)  # after the HLS publisher: listed when noted
+    urls = [f"rtmp://127.0.0.1:{gateway.rtmp_port}/live/{s.stream_key}" for s in stored]
+    print(f"mediagw (metering {'on' if metering else 'off'}): {streams} live-paced streams ...",
+          file=sys.stderr, flush=True)  # fmt: skip
+    rss = RssSampler(_self_rss)
+    rss.start()
     cpu0, wall0 = _cpu(), time.perf_counter()
-    rng = random.Random(1)
-    codes = await asyncio.gather(
-        *(
-            push_clip(ffmpeg, clip, f"rtmp://127.0.0.1:{gateway.rtmp_port}/live/{s.stream_key}",
-                  rng.uniform(0, 2.0))
-            for s in stored
-        )
-    )  # fmt: skip
-    # ffmpeg has exited; each session's last flush finishes just after.
-    for publisher in list(gateway.ingest.publishers.values()):
-        await publisher.wait_ended(timeout=30)
-    cpu = _cpu() - cpu0
-    wall = time.perf_counter() - wall0
-    hub = [gateway.hub.get(s.playback_id) for s in stored]
-    await gateway.stop()
-    return {"cpu": cpu, "wall": wall, "codes": codes, "streams": hub}
+    try:
+        pushed = await run_publishers(publisher, clip.path, urls, ffmpeg=ffmpeg)
+        # the publishers are gone; each session's last flush finishes just after
+        for session in list(gateway.ingest.publishers.values()):
+            await session.wait_ended(timeout=30)
+        cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
+        rss_mb = await rss.stop()
+        hub = [gateway.hub.get(s.playback_id) for s in stored]
+    finally:
+        await rss.stop()
+        await gateway.stop()
+    latencies: list[float] = []
+    lost_segments = lost_frames = 0
+    for i, (s, stream) in enumerate(zip(stored, hub, strict=True)):
+        lost_segments += max(0, clip.segments - (stream.stats.segments if stream else 0))
+        lost_frames += max(0, clip.frames - (stream.stats.video_frames if stream else 0))
+        if pushed["streams"] is not None:
+            keyframes = pushed["streams"][i]["keyframes"]
+            latencies += segment_latencies(listings.ends(s.playback_id), keyframes, pts=True)
+        elif stream:  # ffmpeg publishers: from the keyframe's arrival in the gateway
+            latencies.extend(stream.stats.ingest_latency)
+    return _figures(clip, streams, cpu, wall, rss_mb, pushed, latencies, lost_segments,
+                    lost_frames)  # fmt: skip
+
+
+async def _nginx_phase(
+    work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str
+) -> dict[str, Any]:
+    """The same pushes into nginx-rtmp (HLS on, one worker): its figures."""
+    nginx = NginxRtmp(work / f"nginx-{streams}", playlist_seconds=int(clip.seconds * 2 + 60))
+    await nginx.start()
+    watcher = PlaylistWatcher(nginx.hls)
+    watcher.start()
+    names = [f"s{i}" for i in range(streams)]
+    print(f"nginx-rtmp: {streams} live-paced streams ...", file=sys.stderr, flush=True)
+    rss = RssSampler(nginx.rss_mb)
+    rss.start()
+    cpu0, wall0 = nginx.cpu(), time.perf_counter()
+    try:
+        pushed = await run_publishers(publisher, clip.path, [nginx.rtmp_url(n) for n in names],
+                                      ffmpeg=ffmpeg)  # fmt: skip
+        # nginx closes a stream's last fragment when its publisher leaves: wait until every
+        # stream has what the clip holds, or nothing more came for 2 s
+        loop = asyncio.get_running_loop()
+        last, since, deadline = -1, loop.time(), loop.time() + 15
+        while loop.time() < deadline:
+            listed = sum(len(v) for v in watcher.listed.values())
+            if listed >= clip.segments * streams or loop.time() - since > 2:
+                break
+            if listed != last:
+                last, since = listed, loop.time()
+            await asyncio.sleep(0.1)
+        cpu, wall = nginx.cpu() - cpu0, time.perf_counter() - wall0
+        rss_mb = await rss.stop()
+    finally:
+        await rss.stop()
+        await asyncio.to_thread(watcher.stop)
+        await nginx.stop()
+    latencies: list[float] = []
+    lost = 0
+    for i, name in enumerate(names):
+        fragments = watcher.listed.get(name, [])
+        lost += max(0, clip.segments - len(fragments))
+        if pushed["streams"] is not None:
+            keyframes = pushed["streams"][i]["keyframes"]
+            latencies += segment_latencies(nginx_ends(fragments), keyframes, pts=False)
+    out = _figures(clip, streams, cpu, wall, rss_mb, pushed, latencies, lost, None)
+    out["listing_watch"] = watcher.method
+    return out
+
+
+def _figures(
+    clip: _Clip, streams: int, cpu: float, wall: float, rss_mb: float, pushed: dict[str, Any],
+    latencies: list[float], lost_segments: int, lost_frames: int | None,
+) -> dict[str, Any]:  # fmt: skip
+    stream_minutes = streams * clip.seconds / 60
+    p99 = percentile_ms(latencies, 0.99)
+    out: dict[str, Any] = {
+        "cpu_seconds": round(cpu, 2),
+        "cpu_seconds_per_stream_minute": round(cpu / stream_minutes, 3),
+        "memory_mb_per_stream": round(rss_mb / streams, 2),
+        "segment_latency_ms_p50": percentile_ms(latencies, 0.50),
+        "segment_latency_ms_p99": p99,
+        "latency_samples": len(latencies),
+        "segments_expected": clip.segments * streams,
+        "segments_lost": lost_segments,
+        "frames_lost": lost_frames,
+        "publishers_failed": sum(1 for e in pushed["errors"] if e),
+        "publisher_cpu_seconds": round(pushed["cpu_seconds"], 2),
+        "publisher_cpu_seconds_push": round(pushed.get("cpu_seconds_push", float("nan")), 2),
+        "wall_seconds": round(wall, 2),
+    }
+    out["reached"] = lost_segments == 0 and out["publishers_failed"] == 0 and p99 <= LATENCY_P99_MS
+    if lost_frames is None:
+        del out["frames_lost"]
+    return out
+
+
+def _table(result: dict[str, Any]) -> str:
+    servers = ["mediagw"] + (["nginx-rtmp"] if result["baseline"] else [])
+    lines = [f"clip {result['clip']}, publisher {result['publisher']}"]
+    for step in result["steps"]:
+        rows: list[tuple[str, ...]] = [(f"streams {step['streams']}", *servers)]
+        keys = list(step["mediagw"])
+        for key in keys:
+            rows.append((key, *(str(step[s].get(key, "")) for s in servers)))
+        for key, value in step.items():
+            if key not in ("streams", *servers):
+                rows.append((key, str(value)))
+        widths = [max(len(r[i]) for r in rows if len(r) > i) for i in range(len(rows[0]))]
+        lines.append("")
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()
+                  for r in rows]  # fmt: skip
+    lines.append("")
+    for server, count in result["highest_count_reached"].items():
+        lines.append(f"highest count reached ({server}, 0 lost, p99 <= {LATENCY_P99_MS:g} ms): "
+                     f"{count}")  # fmt: skip
+    for key, value in result.get("extras", {}).items():
+        lines.append(f"{key}  {value}")
+    return "\n".join(lines)
 
 
 async def run_ingest_bench(
-    *, streams: int, seconds: float, size: str, fps: int, json_out: str = ""
-) -> int:
+    *, streams: int | Sequence[int], seconds: float, size: str, fps: int, json_out: str = "",
+    publisher: str = "light", baseline: str = "", extras: bool = False,
+) -> int:  # fmt: skip
+    """Exit status 0 when mediagw lost nothing and no publisher failed at the first count."""
+    counts = [streams] if isinstance(streams, int) else list(streams)
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise ConfigError("the ffmpeg CLI is needed for the benchmark: apt-get install ffmpeg")
+    if baseline not in ("", "nginx-rtmp"):
+        raise ConfigError(f"unknown baseline {baseline!r} (nginx-rtmp)")
+    if publisher not in ("light", "ffmpeg"):
+        raise ConfigError(f"unknown publisher {publisher!r} (light, ffmpeg)")
+    result: dict[str, Any] = {
+        "clip": f"{size}@{fps} {seconds:g}s H.264+AAC", "publisher": publisher,
+        "baseline": baseline, "steps": [],
+    }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="mediagw-bench-") as tmp:
         work = Path(tmp)
-        clip = work / "clip.flv"
+        path = work / "clip.flv"
         print(f"encoding a {seconds:g} s {size}@{fps} test clip ...", file=sys.stderr, flush=True)
-        await asyncio.to_thread(make_clip, clip, seconds, size, fps, ffmpeg)
-        frames_in = await asyncio.to_thread(count_video_frames, clip)
-        expected_segments, _ = await asyncio.to_thread(segment_file, str(clip), 2.0)
-
-        print("segmenter vs ffmpeg -c copy -f segment ...", file=sys.stderr, flush=True)
-        seg = await asyncio.to_thread(compare_segmenter, clip, ffmpeg, work)
-
-        # the same pushes with the usage ledger, plan limits and quotas off, then on
-        off = await _phase(work, clip, ffmpeg, streams, metering=False)
-        on = await _phase(work, clip, ffmpeg, streams, metering=True)
-        cpu, wall, codes = on["cpu"], on["wall"], on["codes"]
-        latencies: list[float] = []
-        lost_segments = lost_frames = 0
-        for stream in on["streams"]:
-            got_segments = stream.stats.segments if stream else 0
-            got_frames = stream.stats.video_frames if stream else 0
-            lost_segments += max(0, expected_segments - got_segments)
-            lost_frames += max(0, frames_in - got_frames)
-            if stream:
-                latencies.extend(stream.stats.ingest_latency)
-
-    stream_minutes = streams * seconds / 60
-    result: dict[str, Any] = {
-        "streams": streams,
-        "clip": f"{size}@{fps} {seconds:g}s H.264+AAC",
-        "publishers_failed": sum(1 for c in codes if c),
-        "wall_seconds": round(wall, 2),
-        "cpu_seconds": round(cpu, 2),
-        "cpu_seconds_per_stream_minute": round(cpu / stream_minutes, 3),
-        "cpu_seconds_metering_off": round(off["cpu"], 2),
-        "metering_cpu_ratio": round(cpu / off["cpu"], 3) if off["cpu"] else 0.0,
-        "segment_latency_ms_p50": round(_pct(latencies, 0.50) * 1000, 2),
-        "segment_latency_ms_p99": round(_pct(latencies, 0.99) * 1000, 2),
-        "segments_expected": expected_segments * streams,
-        "segments_lost": lost_segments,
-        "frames_lost": lost_frames,
-        "segmenter_seconds": round(seg["segmenter_seconds"], 4),
-        "ffmpeg_segment_seconds": round(seg["ffmpeg_segment_seconds"], 4),
-        "segmenter_ratio_vs_ffmpeg": round(seg["ratio_vs_ffmpeg"], 2),
-        "segmenter_media_seconds": round(seg["media_seconds_each"] * seconds),
-        "latency_samples": len(latencies),
+        await asyncio.to_thread(make_clip, path, seconds, size, fps, ffmpeg)
+        frames_in = await asyncio.to_thread(count_video_frames, path)
+        expected_segments, _ = await asyncio.to_thread(segment_file, str(path), 2.0)
+        clip = _Clip(path, seconds, frames_in, expected_segments)
+        if extras:
+            print("segmenter vs ffmpeg -c copy -f segment ...", file=sys.stderr, flush=True)
+            seg = await asyncio.to_thread(compare_segmenter, path, ffmpeg, work)
+            result["extras"] = {
+                "segmenter_seconds": round(seg["segmenter_seconds"], 4),
+                "ffmpeg_segment_seconds": round(seg["ffmpeg_segment_seconds"], 4),
+                "segmenter_ratio_vs_ffmpeg": round(seg["ratio_vs_ffmpeg"], 2),
+                "segmenter_media_seconds": round(seg["media_seconds_each"] * seconds),
+            }
+        for n in counts:
+            step: dict[str, Any] = {"streams": n}
+            opts = {"publisher": publisher, "ffmpeg": ffmpeg}
+            if extras:  # the same pushes with the usage ledger, plan limits and quotas off
+                off = await _mediagw_phase(work, clip, n, metering=False, **opts)
+            step["mediagw"] = await _mediagw_phase(work, clip, n, metering=True, **opts)
+            if extras:
+                on_cpu = step["mediagw"]["cpu_seconds"]
+                step["cpu_seconds_metering_off"] = off["cpu_seconds"]
+                step["metering_cpu_ratio"] = round(on_cpu / off["cpu_seconds"], 3) if off[
+                    "cpu_seconds"] else 0.0  # fmt: skip
+            if baseline:
+                step["nginx-rtmp"] = await _nginx_phase(work, clip, n, **opts)
+                theirs = step["nginx-rtmp"]["cpu_seconds_per_stream_minute"]
+                ours = step["mediagw"]["cpu_seconds_per_stream_minute"]
+                step["cpu_ratio_mediagw_vs_nginx"] = round(ours / theirs, 2) if theirs else None
+            result["steps"].append(step)
+    servers = ["mediagw"] + (["nginx-rtmp"] if baseline else [])
+    result["highest_count_reached"] = {
+        s: max((st["streams"] for st in result["steps"] if st[s]["reached"]), default=0)
+        for s in servers
     }
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
+    print(_table(result))
     if json_out:
         await asyncio.to_thread(Path(json_out).write_text, json.dumps(result, indent=2) + "\n")
-    ok = result["segments_lost"] == 0 and result["publishers_failed"] == 0
-    return 0 if ok else 1
+    first = result["steps"][0]["mediagw"]
+    return 0 if first["segments_lost"] == 0 and first["publishers_failed"] == 0 else 1

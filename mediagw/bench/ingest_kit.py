@@ -1,0 +1,199 @@
+"""Parts of ``mediagw bench ingest``: the publishers (the light one, or N ffmpeg), the RSS
+sampler, the hub listener that notes when each segment is listed, and the figures computed
+the same way for every server.
+
+Segment latency, for any server: from the publisher's send time of the video keyframe that
+closes segment k to the time segment k is listed. The keyframe is found by media time: segment
+k ends (its start + duration, relative to the stream's first segment) where a keyframe is
+(relative to the stream's first keyframe); PTS for mediagw's segments (their start is the first
+video PTS), DTS for nginx's fragments (their EXTINF durations come from DTS). A segment closed by
+the end of the stream ends at no keyframe and gives no sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from segmenter import CLOCK, Segment
+
+from ..stream.hub import Stream
+
+__all__ = [
+    "Listings",
+    "RssSampler",
+    "percentile_ms",
+    "run_publishers",
+    "segment_latencies",
+]
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MATCH_MS = 500.0  # a segment end this close to a keyframe was closed by it (GOPs are ~2 s)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentile_ms(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of seconds, in ms (NaN when empty)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000, 2)
+
+
+def segment_latencies(
+    ends: Sequence[tuple[float, float]], keyframes: Sequence[Sequence[float]], *, pts: bool
+) -> list[float]:
+    """Seconds from each closing keyframe's send time to its segment's listing.
+
+    ``ends``: (segment end in ms from the stream's first segment start, listed at);
+    ``keyframes``: the publisher's (DTS ms, PTS ms, due, sent) of the stream."""
+    if not keyframes:
+        return []
+    col = 1 if pts else 0
+    first = keyframes[0][col]
+    rel = [k[col] - first for k in keyframes]
+    out: list[float] = []
+    for end_ms, listed in ends:
+        i = bisect.bisect_left(rel, end_ms)
+        best = min((j for j in (i - 1, i) if 0 <= j < len(rel)), key=lambda j: abs(rel[j] - end_ms))
+        if abs(rel[best] - end_ms) <= MATCH_MS:
+            out.append(listed - keyframes[best][3])
+    return out
+
+
+class Listings:
+    """A hub listener: when each segment of each stream was listed (``time.monotonic``). It is
+    added after the HLS publisher, so a segment is in the playlist when it is noted."""
+
+    def __init__(self) -> None:
+        self.by_stream: dict[str, list[tuple[int, int, bool, float]]] = defaultdict(list)
+
+    def on_stream_start(self, stream: Stream) -> None:
+        pass
+
+    def on_segment(self, stream: Stream, segment: Segment) -> None:
+        self.by_stream[stream.id].append(
+            (segment.start_pts, segment.duration_ticks, segment.last, time.monotonic())
+        )
+
+    def on_stream_end(self, stream: Stream) -> None:
+        pass
+
+    def on_stream_removed(self, stream: Stream) -> None:
+        pass
+
+    def ends(self, stream_id: str) -> list[tuple[float, float]]:
+        """(end ms from the first segment's start, listed at) of the segments a keyframe
+        closed (not the last of a session)."""
+        segs = self.by_stream.get(stream_id, [])
+        if not segs:
+            return []
+        first = segs[0][0]
+        return [((start + dur - first) * 1000 / CLOCK, at) for start, dur, last, at in segs
+                if not last]  # fmt: skip
+
+
+def nginx_ends(fragments: Sequence[tuple[str, float, float]]) -> list[tuple[float, float]]:
+    """(end ms from the first fragment's start, listed at) from nginx's (URI, EXTINF, at)."""
+    out, end = [], 0.0
+    for _, duration, at in fragments:
+        end += duration * 1000
+        out.append((end, at))
+    return out
+
+
+class RssSampler:
+    """``rss()`` (MB) every ``every`` seconds while running: its peak."""
+
+    def __init__(self, rss: Callable[[], float], every: float = 0.5) -> None:
+        self.rss, self.every = rss, every
+        self.idle = rss()
+        self.peak = self.idle
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            self.peak = max(self.peak, self.rss())
+
+    async def stop(self) -> float:
+        """The peak minus the idle RSS, MB."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.peak = max(self.peak, self.rss())
+        return self.peak - self.idle
+
+
+async def _ffmpeg_push(ffmpeg: str, clip: Path, url: str, delay: float) -> str:
+    await asyncio.sleep(delay)
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
+        "-c", "copy", "-f", "flv", url,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    if proc.returncode:
+        text = err.decode(errors="replace").strip() or f"exit {proc.returncode}"
+        print(f"  publisher {url} failed: {text}", file=sys.stderr)
+        return text
+    return ""
+
+
+async def run_publishers(
+    kind: str, clip: Path, urls: list[str], *, ffmpeg: str = "", stagger: float = 2.0
+) -> dict[str, Any]:
+    """Publish ``clip`` to every URL at live pace, starts spread over ``stagger`` s: the
+    light publisher (one child process) or one ``ffmpeg -re -c copy`` per URL.
+
+    ``{"errors": [per URL], "cpu_seconds": the publishers' CPU, "streams": the light
+    publisher's per-stream results (keyframe send times) or None}``."""
+    cpu0 = _children_cpu()
+    if kind == "ffmpeg":
+        step = stagger / len(urls)
+        errors = await asyncio.gather(
+            *(_ffmpeg_push(ffmpeg, clip, u, i * step) for i, u in enumerate(urls))
+        )
+        return {"errors": list(errors), "cpu_seconds": _children_cpu() - cpu0, "streams": None}
+    with tempfile.TemporaryDirectory(prefix="mediagw-push-") as tmp:
+        urls_file, out_file = Path(tmp) / "urls.json", Path(tmp) / "result.json"
+        urls_file.write_text(json.dumps(urls))
+        root = _ROOT  # this mediagw, whatever the cwd
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mediagw.bench.flv_push", "--clip", str(clip),
+            "--urls", str(urls_file), "--out", str(out_file), "--stagger", str(stagger),
+            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await proc.communicate()
+        if proc.returncode or not out_file.exists():
+            raise RuntimeError(f"the light publisher failed: {err.decode(errors='replace')}")
+        result = json.loads(out_file.read_text())
+    for line in err.decode(errors="replace").splitlines()[:10]:
+        print(f"  {line}", file=sys.stderr)
+    streams = result["streams"]
+    return {
+        "errors": [s["error"] for s in streams],
+        "cpu_seconds": _children_cpu() - cpu0,
+        "cpu_seconds_push": result["cpu_seconds_push"],
+        "loop": result["loop"],
+        "streams": streams,
+    }
