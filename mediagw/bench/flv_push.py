@@ -231,12 +231,13 @@ async def _open(stream: _Stream, clip: _Clip, timeout: float) -> None:
     app, _, name = url.path.lstrip("/").partition("/")
     if url.query:
         name += "?" + url.query
-    tc_url = f"rtmp://{url.hostname}:{url.port or 1935}/{app}"
+    host, port = url.hostname or "127.0.0.1", url.port or 1935
+    tc_url = f"rtmp://{host}:{port}/{app}"
     loop = asyncio.get_running_loop()
     try:
         _, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: _Client(app, name, tc_url), url.hostname,
-                                   url.port or 1935), timeout)  # fmt: skip
+            loop.create_connection(lambda: _Client(app, name, tc_url), host, port), timeout
+        )
         stream.proto = proto
         sid = await asyncio.wait_for(proto.published, timeout)
     except (OSError, TimeoutError) as exc:

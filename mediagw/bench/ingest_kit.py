@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MATCH_MS = 500.0  # a segment end this close to a keyframe was closed by it (GOPs are ~2 s)
+MATCH_MS = 100.0  # a segment end this close to a keyframe was closed by it (3 frames at 30 fps)
 
 
 def _children_cpu() -> float:

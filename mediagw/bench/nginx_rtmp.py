@@ -98,7 +98,8 @@ class NginxRtmp:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ConfigError(f"nginx exited ({self.proc.returncode}): {self._log_tail()}")
-            if self.worker_pids() and await asyncio.to_thread(self._listening):
+            listening: bool = await asyncio.to_thread(self._listening)
+            if listening and self.worker_pids():
                 return
             await asyncio.sleep(0.05)
         await self.stop()
