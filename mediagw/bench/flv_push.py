@@ -50,6 +50,7 @@ __all__ = ["CHUNK_SIZE", "Tag", "chunk_clip", "main"]
 CHUNK_SIZE = 4096  # what ffmpeg's RTMP client sets before connect
 AUDIO_CSID, VIDEO_CSID, PUBLISH_CSID = 4, 6, 8  # ffmpeg's chunk stream ids
 TICK = 0.002  # tags of one socket due within this of each other go in one write
+STALL = 15.0  # a server that reads nothing from a socket this long has failed that stream
 _FLV_TYPES = {8: mt.AUDIO, 9: mt.VIDEO, 18: mt.DATA_AMF0}
 
 
@@ -117,6 +118,7 @@ class _Stream:
     keyframes: list[tuple[int, int, float, float]] = field(default_factory=list)
     bytes_sent: int = 0
     writes: int = 0
+    paused_since: float = 0.0
     proto: _Client | None = None
 
     def result(self) -> dict[str, Any]:
@@ -260,7 +262,13 @@ def _send_due(stream: _Stream, now: float) -> float | None:
         stream.error = stream.error or "the server closed the connection while publishing"
         return None
     if proto.paused:  # the server is not reading: wait for it, as a blocking writer would
+        stream.paused_since = stream.paused_since or now
+        if now - stream.paused_since > STALL:
+            stream.error = f"the server read nothing for {STALL:g} s"
+            proto.transport.abort()
+            return None
         return now + TICK
+    stream.paused_since = 0.0
     limit = (now + TICK - base) * 1000
     j = i
     while j < len(tags) and tags[j].at_ms <= limit:

@@ -179,10 +179,13 @@ async def _mediagw_phase(
     rss.start()
     cpu0, wall0 = _cpu(), time.perf_counter()
     try:
-        pushed = await run_publishers(publisher, clip.path, urls, ffmpeg=ffmpeg)
+        pushed = await run_publishers(
+            publisher, clip.path, urls, ffmpeg=ffmpeg, limit=clip.seconds + 120
+        )
+        _progress(pushed, time.perf_counter() - wall0)
         # the publishers are gone; each session's last flush finishes just after
-        for session in list(gateway.ingest.publishers.values()):
-            await session.wait_ended(timeout=30)
+        sessions = list(gateway.ingest.publishers.values())
+        await asyncio.gather(*(s.wait_ended(timeout=30) for s in sessions))
         cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
         rss_mb = await rss.stop()
         hub = [gateway.hub.get(s.playback_id) for s in stored]
@@ -217,8 +220,11 @@ async def _nginx_phase(
     rss.start()
     cpu0, wall0 = nginx.cpu(), time.perf_counter()
     try:
-        pushed = await run_publishers(publisher, clip.path, [nginx.rtmp_url(n) for n in names],
-                                      ffmpeg=ffmpeg)  # fmt: skip
+        urls = [nginx.rtmp_url(n) for n in names]
+        pushed = await run_publishers(
+            publisher, clip.path, urls, ffmpeg=ffmpeg, limit=clip.seconds + 120
+        )
+        _progress(pushed, time.perf_counter() - wall0)
         # nginx closes a stream's last fragment when its publisher leaves: wait until every
         # stream has what the clip holds, or nothing more came for 2 s
         loop = asyncio.get_running_loop()
@@ -247,6 +253,12 @@ async def _nginx_phase(
     out = _figures(clip, streams, cpu, wall, rss_mb, pushed, latencies, lost, None)
     out["listing_watch"] = watcher.method
     return out
+
+
+def _progress(pushed: dict[str, Any], wall: float) -> None:
+    failed = sum(1 for e in pushed["errors"] if e)
+    print(f"  publishers done in {wall:.1f} s ({failed} failed, their CPU "
+          f"{pushed['cpu_seconds']:.2f} s)", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _figures(
@@ -321,7 +333,9 @@ async def run_ingest_bench(
         work = Path(tmp)
         path = work / "clip.flv"
         print(f"encoding a {seconds:g} s {size}@{fps} test clip ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
         await asyncio.to_thread(make_clip, path, seconds, size, fps, ffmpeg)
+        print(f"  encoded in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         frames_in = await asyncio.to_thread(count_video_frames, path)
         expected_segments, _ = await asyncio.to_thread(segment_file, str(path), 2.0)
         clip = _Clip(path, seconds, frames_in, expected_segments)

@@ -158,8 +158,9 @@ async def _ffmpeg_push(ffmpeg: str, clip: Path, url: str, delay: float) -> str:
 
 
 async def run_publishers(
-    kind: str, clip: Path, urls: list[str], *, ffmpeg: str = "", stagger: float = 2.0
-) -> dict[str, Any]:
+    kind: str, clip: Path, urls: list[str], *, ffmpeg: str = "", stagger: float = 2.0,
+    limit: float = 600.0,
+) -> dict[str, Any]:  # fmt: skip
     """Publish ``clip`` to every URL at live pace, starts spread over ``stagger`` s: the
     light publisher (one child process) or one ``ffmpeg -re -c copy`` per URL.
 
@@ -183,7 +184,12 @@ async def run_publishers(
             "--urls", str(urls_file), "--out", str(out_file), "--stagger", str(stagger),
             env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _, err = await proc.communicate()
+        try:  # the publisher bounds every wait of its own; this is a last resort
+            _, err = await asyncio.wait_for(proc.communicate(), limit)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise RuntimeError(f"the light publisher did not finish in {limit:.0f} s") from None
         if proc.returncode or not out_file.exists():
             raise RuntimeError(f"the light publisher failed: {err.decode(errors='replace')}")
         result = json.loads(out_file.read_text())
