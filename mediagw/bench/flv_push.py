@@ -242,8 +242,11 @@ async def _open(stream: _Stream, clip: _Clip, timeout: float) -> None:
         )
         stream.proto = proto
         sid = await asyncio.wait_for(proto.published, timeout)
-    except (OSError, TimeoutError) as exc:
-        stream.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    except TimeoutError:
+        stream.error = f"no NetStream.Publish.Start within {timeout:g} s"
+    except OSError as exc:
+        stream.error = f"{type(exc).__name__}: {exc}"
+    if stream.error:
         stream.ended = time.monotonic()
         if stream.proto is not None and stream.proto.transport is not None:
             stream.proto.transport.abort()
@@ -300,7 +303,7 @@ def _finish(stream: _Stream) -> None:
 
 
 async def publish_all(
-    clip_path: str, urls: list[str], stagger: float, timeout: float = 15.0
+    clip_path: str, urls: list[str], stagger: float, timeout: float = 20.0
 ) -> dict[str, Any]:
     """Publish the clip to every URL at live pace; the per-stream results."""
     clip = _Clip(clip_path)
@@ -353,7 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--urls", required=True, help="a JSON file: a list of rtmp:// URLs")
     parser.add_argument("--out", required=True, help="where to write the JSON result")
     parser.add_argument("--stagger", type=float, default=2.0, help="starts spread over, s")
-    parser.add_argument("--timeout", type=float, default=15.0, help="connect/publish, s")
+    parser.add_argument(
+        "--timeout", type=float, default=20.0, help="for the connection, then Publish.Start, s"
+    )
     args = parser.parse_args(argv)
     urls = json.loads(Path(args.urls).read_text())
     coro = publish_all(args.clip, urls, args.stagger, args.timeout)

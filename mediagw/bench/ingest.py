@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,9 @@ def _figures(
         "publisher_cpu_seconds_push": round(pushed.get("cpu_seconds_push", float("nan")), 2),
         "wall_seconds": round(wall, 2),
     }
+    errors = Counter(e for e in pushed["errors"] if e)
+    if errors:  # the commonest reasons, with their counts
+        out["publisher_errors"] = "; ".join(f"{n} x {e[:80]}" for e, n in errors.most_common(2))
     out["reached"] = lost_segments == 0 and out["publishers_failed"] == 0 and p99 <= LATENCY_P99_MS
     if lost_frames is None:
         del out["frames_lost"]

@@ -193,7 +193,7 @@ async def run_publishers(
         if proc.returncode or not out_file.exists():
             raise RuntimeError(f"the light publisher failed: {err.decode(errors='replace')}")
         result = json.loads(out_file.read_text())
-    for line in err.decode(errors="replace").splitlines()[:10]:
+    for line in err.decode(errors="replace").splitlines()[:3]:
         print(f"  {line}", file=sys.stderr)
     streams = result["streams"]
     return {

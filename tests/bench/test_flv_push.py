@@ -1,18 +1,22 @@
 """The light publisher's chunking (``flv_push.chunk_clip``), read back by the gateway's own
 ChunkReader: every FLV tag comes out as the message ffmpeg would send for it. And the bench's
-latency matching (segment end -> the keyframe that closed it)."""
+latency matching (segment end -> the keyframe that closed it). And the publisher against the
+gateway's server connection: Publish.Start awaited, a refusal reported."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from pathlib import Path
 
-from mediagw.bench.flv_push import CHUNK_SIZE, chunk_clip
+from mediagw.bench.flv_push import CHUNK_SIZE, chunk_clip, publish_all
 from mediagw.bench.ingest_kit import nginx_ends, segment_latencies
 from mediagw.ingest.rtmp import amf0
 from mediagw.ingest.rtmp import messages as mt
 from mediagw.ingest.rtmp.chunk import ChunkReader, ChunkWriter
 from mediagw.ingest.rtmp.control import SetChunkSize
+from mediagw.ingest.rtmp.events import MediaMessage, PublishRequested
+from mediagw.ingest.rtmp.statemachine import ServerConnection
 
 
 def flv(tags: list[tuple[int, int, bytes]]) -> bytes:
@@ -87,3 +91,45 @@ def test_a_segment_is_matched_with_the_keyframe_that_closed_it() -> None:
     got = segment_latencies(nginx_ends(frags), keyframes, pts=False)
     assert [round(x, 6) for x in got] == [0.01, 0.01]
     assert segment_latencies(ends, [], pts=True) == []
+
+
+async def test_the_publisher_waits_for_publish_start_and_reports_a_refusal(tmp_path: Path) -> None:
+    """Against the gateway's sans-IO server connection: the stream named ``ok`` is accepted and
+    gets every tag (media only after Publish.Start), the one named ``bad`` is refused and its
+    error carries the server's code and description."""
+    path = tmp_path / "clip.flv"
+    frames = [(9, ts, video(ts == 0, 0, 600)) for ts in (0, 33, 66)]
+    path.write_bytes(flv([(9, 0, b"\x17\x00\x00\x00\x00avcC"), *frames]))
+    media: dict[str, list[int]] = {}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = ServerConnection(rand=lambda n: b"\x5a" * n)
+        name = ""
+        while data := await reader.read(65536):
+            for event in conn.receive_data(data):
+                if isinstance(event, PublishRequested):
+                    name = event.name
+                    if name == "bad":
+                        conn.reject_publish("NetStream.Publish.BadName", "no such key")
+                    else:
+                        assert name not in media  # no media before the answer
+                        conn.accept_publish()
+                elif isinstance(event, MediaMessage):
+                    media.setdefault(name, []).append(event.timestamp)
+            writer.write(conn.data_to_send())
+            if conn.closing:
+                break
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        urls = [f"rtmp://127.0.0.1:{port}/live/ok", f"rtmp://127.0.0.1:{port}/live/bad"]
+        result = await publish_all(str(path), urls, stagger=0.1, timeout=5)
+    ok, bad = result["streams"]
+    assert ok["error"] == "" and ok["tags_sent"] == ok["tags"] == 4
+    assert media["ok"] == [0, 0, 33, 66]
+    assert [tuple(k[:2]) for k in ok["keyframes"]] == [(0, 0)]
+    assert ok["keyframes"][0][3] >= ok["keyframes"][0][2] >= ok["started"] > 0
+    assert "NetStream.Publish.BadName" in bad["error"] and "no such key" in bad["error"]
+    assert "bad" not in media and result["failed"] == 1
