@@ -266,21 +266,26 @@ def _figures(
     clip: _Clip, streams: int, cpu: float, wall: float, rss_mb: float, pushed: dict[str, Any],
     latencies: list[float], lost_segments: int, lost_frames: int | None,
 ) -> dict[str, Any]:  # fmt: skip
-    stream_minutes = streams * clip.seconds / 60
+    failed = sum(1 for e in pushed["errors"] if e)
+    published = max(1, streams - failed)  # per stream that published: a refused one costs ~0
+    stream_minutes = published * clip.seconds / 60
+    lags = [k[3] - k[2] for s in pushed["streams"] or () for k in s["keyframes"]]
     p99 = percentile_ms(latencies, 0.99)
     out: dict[str, Any] = {
         "cpu_seconds": round(cpu, 2),
         "cpu_seconds_per_stream_minute": round(cpu / stream_minutes, 3),
-        "memory_mb_per_stream": round(rss_mb / streams, 2),
+        "memory_mb_per_stream": round(rss_mb / published, 2),
         "segment_latency_ms_p50": percentile_ms(latencies, 0.50),
         "segment_latency_ms_p99": p99,
         "latency_samples": len(latencies),
         "segments_expected": clip.segments * streams,
         "segments_lost": lost_segments,
         "frames_lost": lost_frames,
-        "publishers_failed": sum(1 for e in pushed["errors"] if e),
+        "publishers_failed": failed,
         "publisher_cpu_seconds": round(pushed["cpu_seconds"], 2),
         "publisher_cpu_seconds_push": round(pushed.get("cpu_seconds_push", float("nan")), 2),
+        # keyframes sent after they were due (the publisher or a server that stopped reading)
+        "publisher_late_ms_p99": percentile_ms(lags, 0.99),
         "wall_seconds": round(wall, 2),
     }
     errors = Counter(e for e in pushed["errors"] if e)
@@ -292,14 +297,21 @@ def _figures(
     return out
 
 
+_NOTES = ("publisher_errors", "listing_watch")  # below a step's table, not in it
+
+
 def _table(result: dict[str, Any]) -> str:
     servers = ["mediagw"] + (["nginx-rtmp"] if result["baseline"] else [])
     lines = [f"clip {result['clip']}, publisher {result['publisher']}"]
     for step in result["steps"]:
         rows: list[tuple[str, ...]] = [(f"streams {step['streams']}", *servers)]
-        keys = list(step["mediagw"])
+        notes = []
+        keys = dict.fromkeys(k for srv in servers for k in step[srv])
         for key in keys:
-            rows.append((key, *(str(step[s].get(key, "")) for s in servers)))
+            if key in _NOTES:
+                notes += [f"  {s} {key}: {step[s][key]}" for s in servers if key in step[s]]
+            else:
+                rows.append((key, *(str(step[s].get(key, "")) for s in servers)))
         for key, value in step.items():
             if key not in ("streams", *servers):
                 rows.append((key, str(value)))
@@ -307,6 +319,7 @@ def _table(result: dict[str, Any]) -> str:
         lines.append("")
         lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()
                   for r in rows]  # fmt: skip
+        lines += notes
     lines.append("")
     for server, count in result["highest_count_reached"].items():
         lines.append(f"highest count reached ({server}, 0 lost, p99 <= {LATENCY_P99_MS:g} ms): "
