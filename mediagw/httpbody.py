@@ -15,8 +15,6 @@ __all__ = ["BodyTooLarge", "describe_http_error", "read_limited", "read_prefix"]
 
 _WORDS = re.compile(r"[A-Za-z][A-Za-z0-9 ,()-]*")
 
-CHUNK = 64 * 1024
-
 
 class BodyTooLarge(Exception):
     """The body is over ``limit`` bytes; the caller turns this into its own error."""
@@ -40,16 +38,22 @@ async def read_prefix(stream: aiohttp.StreamReader, limit: int) -> bytes:
 
 
 async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, refusing a declared or streamed size over ``limit`` without reading on."""
+    """The whole body, refusing a declared or streamed size over ``limit`` without reading on.
+
+    Takes the chunks as they arrived (``readany``, no re-slicing) and joins them once: one copy
+    of the body, where re-chunking into a growing bytearray and converting it cost three."""
     length = resp.content_length
     if length is not None and length > limit:
         raise BodyTooLarge(limit, length)
-    buf = bytearray()
-    async for chunk in resp.content.iter_chunked(CHUNK):
-        buf += chunk
-        if len(buf) > limit:
+    content = resp.content
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
             raise BodyTooLarge(limit)
-    return bytes(buf)
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def describe_http_error(exc: HttpProcessingError) -> str:

@@ -60,7 +60,8 @@ def add_bench_parser(sub: Any) -> None:
     tbench = bench_sub.add_parser(
         "transcode", help="gateway overhead per segment vs a bare HTTPS POST; signatures/s"
     )
-    tbench.add_argument("--segments", type=int, default=200)
+    tbench.add_argument("--segments", type=int, default=200, help="measured segments per run")
+    tbench.add_argument("--runs", type=int, default=3, help="measured runs (CPU figure each)")
     tbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     lbench = bench_sub.add_parser(
         "live", help="gateway-added and glass-to-glass latency on the live AI path (noop)"
@@ -178,7 +179,9 @@ def run_bench(args: argparse.Namespace, run_async: RunAsync) -> int | None:
     if args.bench == "transcode":
         from .transcode import run_transcode_bench
 
-        return run_async(run_transcode_bench(segments=args.segments, json_out=args.json_out))
+        return run_async(
+            run_transcode_bench(segments=args.segments, runs=args.runs, json_out=args.json_out)
+        )
     if args.bench == "live":
         from .live import run_live_bench
 

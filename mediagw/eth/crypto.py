@@ -4,6 +4,8 @@
 - ``personal_hash(digest)``: keccak256("\\x19Ethereum Signed Message:\\n32" || digest).
 - ``sign_digest(key, digest)``: personal-sign a 32-byte digest -> r || s || v, v in {27, 28},
   low-S, RFC 6979 nonces (libsecp256k1 through coincurve), so vectors reproduce byte for byte.
+  ``sign_digest_with(private_key, digest)`` does the same with a ``coincurve.PrivateKey`` built
+  once: building one derives the public key, about half the cost of a signature.
 - ``recover_address(digest, sig)``: the verifier go-livepeer orchestrators run (crypto/verify.go):
   65 bytes, s <= n/2, v in {27, 28}, then recovery over the personal hash.
 """
@@ -23,6 +25,7 @@ __all__ = [
     "personal_hash",
     "recover_address",
     "sign_digest",
+    "sign_digest_with",
 ]
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -61,7 +64,12 @@ def checksum(address: bytes) -> str:
 
 def sign_digest(private_key: bytes, digest: bytes) -> bytes:
     """Personal-sign a 32-byte digest: 65 bytes r || s || v with v in {27, 28}, low-S."""
-    sig = PrivateKey(private_key).sign_recoverable(personal_hash(digest), hasher=None)
+    return sign_digest_with(PrivateKey(private_key), digest)
+
+
+def sign_digest_with(private_key: PrivateKey, digest: bytes) -> bytes:
+    """``sign_digest`` with a key object kept by the caller (a signer signs many digests)."""
+    sig = private_key.sign_recoverable(personal_hash(digest), hasher=None)
     return sig[:64] + bytes([sig[64] + 27])
 
 

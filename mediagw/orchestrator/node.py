@@ -22,7 +22,7 @@ from mediagw.eth.crypto import (
     checksum,
     keccak256,
     recover_address,
-    sign_digest,
+    sign_digest_with,
 )
 from mediagw.livepeer.proto import net
 from mediagw.payments.errors import InsufficientSenderReserve
@@ -77,7 +77,7 @@ def _instant(data: bytes, creds: SegCreds) -> list[Output]:
 
 
 def _transcode_and_sign(
-    data: bytes, creds: SegCreds, preset: str, key: bytes | None, instant: bool = False
+    data: bytes, creds: SegCreds, preset: str, key: PrivateKey | None, instant: bool = False
 ) -> tuple[list[Output], bytes]:
     """Worker thread: transcode, then sign keccak(keccak(r0) || keccak(r1) || ...) if priced."""
     clip = None
@@ -94,7 +94,7 @@ def _transcode_and_sign(
             digest = keccak256(keccak256(data) * len(outputs))
         else:
             digest = keccak256(b"".join(keccak256(o.data) for o in outputs))
-        sig = sign_digest(key, digest)
+        sig = sign_digest_with(key, digest)
     return outputs, sig
 
 
@@ -124,11 +124,13 @@ class OrchestratorNode:
             runner_version=config.live_runner_version,
         )
         self.key: bytes | None = None
+        self.signing_key: PrivateKey | None = None  # built once (it derives the public key)
         self.address = b""
         self.recipient: Recipient | None = None
         if config.priced:
             self.key = config.private_key or config.rand(32)
-            self.address = address_of(PrivateKey(self.key).public_key)
+            self.signing_key = PrivateKey(self.key)
+            self.address = address_of(self.signing_key.public_key)
             self.recipient = Recipient(
                 address=self.address,
                 secret=config.rand(32),
@@ -261,8 +263,8 @@ class OrchestratorNode:
     async def ping(self, raw: bytes) -> bytes:
         req = _parse(net.PingPong, raw)
         value = b""
-        if self.key is not None:
-            value = await self._off_loop(sign_digest, self.key, keccak256(req.value))
+        if self.signing_key is not None:
+            value = await self._off_loop(sign_digest_with, self.signing_key, keccak256(req.value))
         return net.PingPong(value=value).SerializeToString()
 
     # --- /segment and /payment checks -------------------------------------------------------
@@ -316,7 +318,7 @@ class OrchestratorNode:
             job.data,
             job.creds,
             self.config.x264_preset,
-            self.key,
+            self.signing_key,
             self.config.instant,
         )
         sd = job.creds.segdata

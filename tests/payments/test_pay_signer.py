@@ -15,7 +15,7 @@ from payments.pay_testkit import address_of_vectors, key_of_vectors
 
 from mediagw.errors import ConfigError
 from mediagw.eth.account import account_api
-from mediagw.eth.crypto import recover_address, sign_digest
+from mediagw.eth.crypto import recover_address, sign_digest, sign_digest_with
 from mediagw.eth.signer import BatchSigner, Signer
 from mediagw.payments.errors import BadKeystore, KeystoreNotFound, WrongPassword
 from mediagw.payments.signer import (
@@ -72,6 +72,29 @@ async def test_local_signer_signs_off_the_loop(executor: RecordingExecutor) -> N
     assert executor.calls == 2  # one executor call for the whole batch
     assert all(recover_address(d, s) == signer.address for d, s in zip(digests, sigs, strict=True))
     assert await signer.sign_many([]) == []
+
+
+async def test_local_signer_builds_its_key_object_once(
+    executor: RecordingExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mediagw.payments import signer as signer_module
+
+    made: list[object] = []
+    real = signer_module.PrivateKey
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        made.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(signer_module, "PrivateKey", counting)
+    signer = LocalSigner(key_of_vectors(), executor)
+    assert len(made) == 1  # the address and every signature come from that one object
+    digests = [bytes([i]) * 32 for i in range(20)]
+    sigs = await signer.sign_many(digests)
+    assert len(made) == 1
+    assert sigs == [sign_digest(key_of_vectors(), d) for d in digests]  # byte for byte
+    assert sigs[0] == sign_digest_with(real(key_of_vectors()), digests[0])
+    assert key_of_vectors().hex() not in repr(signer) and "PrivateKey" not in repr(signer)
 
 
 async def test_local_signer_concurrent_use(executor: RecordingExecutor) -> None:

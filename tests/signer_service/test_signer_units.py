@@ -192,7 +192,7 @@ async def test_signing_and_checks_run_off_the_event_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     threads: list[str] = []
-    real_sign, real_recover = signer_module.sign_digest, payment_module.recover_address
+    real_sign, real_recover = signer_module.sign_digest_with, payment_module.recover_address
 
     def sign(*args: Any) -> bytes:
         threads.append(threading.current_thread().name)
@@ -202,7 +202,7 @@ async def test_signing_and_checks_run_off_the_event_loop(
         threads.append(threading.current_thread().name)
         return real_recover(*args)
 
-    monkeypatch.setattr(signer_module, "sign_digest", sign)
+    monkeypatch.setattr(signer_module, "sign_digest_with", sign)
     monkeypatch.setattr(payment_module, "recover_address", recover)
     async with make_signer() as server, RemoteSigner(server.url) as remote:
         address, sig = await remote.sign_orchestrator_info()

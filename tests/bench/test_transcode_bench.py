@@ -1,0 +1,32 @@
+"""A short slice of ``mediagw bench transcode``: segments through the gateway's transcode stack
+against a priced ``-instant`` reference orchestrator, with the gateway's CPU time per segment
+per run and the ticket signing figures (their sizes are the benchmark's to measure, not a
+test's: only that they are there and positive)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mediatools import need_tool
+
+from mediagw.bench.transcode import run_transcode_bench
+
+pytestmark = pytest.mark.ffmpeg
+
+
+async def test_the_transcode_bench_reports_gateway_cpu_and_signing(tmp_path: Path) -> None:
+    need_tool("ffmpeg")
+    out = tmp_path / "bench.json"
+    code = await run_transcode_bench(segments=3, runs=2, json_out=str(out))
+    result = json.loads(out.read_text())
+    assert code == 0, result
+    assert result["tickets_rejected"] == 0 and result["runs"] == 2
+    runs = result["gateway_cpu_ms_per_segment_runs"]
+    assert len(runs) == 2 and all(ms > 0 for ms in runs)
+    assert result["gateway_cpu_ms_per_segment"] > 0
+    for key in ("ticket_signatures_per_s", "ticket_signatures_per_cpu_s",
+                "tickets_built_signed_per_s", "tickets_built_signed_per_cpu_s",
+                "gateway_overhead_ms_p50", "gateway_overhead_ms_p99"):  # fmt: skip
+        assert result[key] > 0, key
