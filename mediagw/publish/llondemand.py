@@ -16,8 +16,11 @@ gate:
   a replay is under way wait behind it.
 
 A stream that ended before anyone asked is replayed with its end, so its LL-HLS playlist ends
-as it would have. Replayed parts are cut from the same packets (the TS holds exactly the
-timestamps and access units the segmenter muxed), so they match the parts made live.
+as it would have. Replayed parts are cut by the same rules from the same video access units and
+timestamps (the TS holds exactly what the segmenter muxed), so the playlist is the one made
+live, part for part. Audio differs by rounding only: the muxer puts several AAC frames in one
+PES, and the demuxer times them by sample count from its PTS (within a millisecond of the RTMP
+timestamps they had live), so an audio frame can fall on the other side of a part boundary.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ def replay_items(segment: Segment) -> list[Progress]:
     """A listed segment as its progress stream: start, its packets (demuxed), the segment.
     Runs in an executor (Python TS demux: a few ms per segment)."""
     demux = TsDemuxer()
-    packets = demux.feed(segment.data) + demux.flush()
+    # the TS holds each PID's units in order; live, they came interleaved by decode time
+    packets = sorted(demux.feed(segment.data) + demux.flush(), key=lambda p: p.dts)
     meta = {"pdt": segment.meta["pdt"]} if "pdt" in segment.meta else {}
     start = SegmentStart(
         segment.seq, segment.start_pts, segment.discontinuity, segment.video, segment.audio, meta
