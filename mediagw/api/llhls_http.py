@@ -25,6 +25,7 @@ from aiohttp import web
 from ..clock import SYSTEM
 from ..publish.hls import SOURCE
 from ..publish.llhls import LLHLSPublisher, LLRendition, TooManyWaiters
+from ..publish.llondemand import LLOnDemand
 from ..publish.llplaylist import render_ll_multivariant
 from ..stream.hub import StreamHub
 from .http import SERVED_KEY, WAIT_KEY, Handler, _error, _playlist, _stream_id
@@ -168,11 +169,14 @@ def install_llhls(
     window: int = 6,
     wall: Callable[[], float] = SYSTEM.wall,
 ) -> LLHLSPublisher:
-    """LL-HLS for every stream of ``hub`` (its progress stream), served on ``app``; other
+    """LL-HLS for the streams of ``hub`` a player asks for (their progress stream), served on
+    ``app``; other
     streams (the live AI output) ``feed()`` the publisher returned."""
     llhls = LLHLSPublisher(part_target, target_duration=target_duration, window=window, wall=wall)
-    hub.add_progress_listener(llhls.on_progress)
-    hub.add_listener(llhls)
+    gate = LLOnDemand(llhls, hub.want_progress, keep=llhls.window + llhls.grace)
+    llhls.set_demand(gate.demand)
+    hub.add_progress_listener(gate.on_progress)
+    hub.add_listener(gate)
     add_llhls_routes(app, llhls)
     return llhls
 

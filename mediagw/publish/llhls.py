@@ -7,6 +7,9 @@ stream as it comes, an LL-HLS media playlist (``llplaylist.py``) and held reques
     ll.feed("abc-out", item, session=n)           # any other stream (the live AI output)
     ll.end("abc-out", session=n)
 
+On demand: the hub's streams come through ``llondemand.LLOnDemand``, which packages a stream
+only once a player asks for it (``wait`` calls ``demand``).
+
 Parts: a part closes when the next video frame would take it past the part target (declared a
 millisecond longer than configured: RTMP's millisecond timestamps jitter by one), when a
 keyframe comes after half a target (it then starts a new ``INDEPENDENT`` part), and at the end
@@ -135,6 +138,12 @@ class LLHLSPublisher:
         self._wall = wall
         self._part_ticks = round(self.part_target * CLOCK)
         self._streams: dict[str, _StreamLL] = {}
+        self._demand: Callable[[str], None] | None = None
+
+    def set_demand(self, demand: Callable[[str], None]) -> None:
+        """``demand(stream_id)`` is called when a player waits for a stream that has no
+        rendition yet (``llondemand.LLOnDemand``: LL-HLS on demand)."""
+        self._demand = demand
 
     # -- the hub -----------------------------------------------------------------------------
     def on_progress(self, stream: Stream, item: Progress) -> None:
@@ -344,6 +353,8 @@ class LLHLSPublisher:
         rend = ll.renditions.get(name)
         if rend is not None and ready(rend):
             return rend
+        if rend is None and self._demand is not None:
+            self._demand(stream_id)  # its first player: parts from the stream's next segment
         if ll.waiters >= self.max_waiters:
             raise TooManyWaiters(f"{ll.waiters} requests are held for stream {stream_id!r}")
         loop = asyncio.get_running_loop()

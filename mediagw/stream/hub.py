@@ -24,8 +24,10 @@ through a bounded ``Fanout`` and drops when slow, so no consumer can stall inges
 
 The progress stream (``segmenter.Progress``: each segment's start, its media as it is muxed,
 then the segment itself) reaches consumers that work before the cut: synchronous progress
-listeners (LL-HLS: every stream's packets) and ``Stream.subscribe_progress`` (live AI: the TS
-bytes too). A stream's segmenter emits it only once someone asked for it.
+listeners (LL-HLS) and ``Stream.subscribe_progress`` (live AI: the TS bytes too). A stream's
+segmenter emits it only once someone asked for it: a subscriber, or ``want_progress`` (LL-HLS,
+at its first player's request). Progress costs a few objects per packet and makes the publisher
+hand media over frame by frame, so streams nobody watches that way do without.
 """
 
 from __future__ import annotations
@@ -151,9 +153,15 @@ class StreamHub:
         self._progress_listeners: list[Callable[[Stream, Progress], None]] = []
 
     def add_progress_listener(self, listener: Callable[[Stream, Progress], None]) -> None:
-        """Every stream's progress stream (packets, no TS bytes) goes to ``listener`` too."""
+        """The progress stream (packets, no TS bytes) of every stream that has one goes to
+        ``listener`` too; ``want_progress`` turns it on for a stream."""
         self._progress_listeners.append(listener)
-        for stream in self._streams.values():
+
+    def want_progress(self, stream_id: str) -> None:
+        """Turn the progress stream on for ``stream_id`` (if it is here), from its next segment
+        on, for the progress listeners: LL-HLS calls it when a player asks for the stream."""
+        stream = self._streams.get(stream_id)
+        if stream is not None and not stream.segmenter.progress:
             stream.segmenter.enable_progress()
 
     def add_listener(self, listener: StreamListener) -> None:
@@ -215,8 +223,6 @@ class StreamHub:
             stream.ended_at = 0.0
             stream.last_error = None
             stream.request = request
-        if self._progress_listeners:
-            stream.segmenter.enable_progress()
         stream.stats.sessions += 1
         for listener in self._listeners:
             listener.on_stream_start(stream)

@@ -5,6 +5,13 @@ waits in a per-session batch while the previous batch is being cut, so a busy ma
 fewer, larger executor calls instead of falling behind. The batch is bounded in bytes: when it
 is full, ``media()`` waits, which stops the RTMP connection from reading its socket (TCP
 backpressure). Nothing is ever dropped.
+
+RTMP media is handed over in batches, not message by message: a thread hand-off costs more
+than demuxing and muxing a frame. A batch goes to the executor when a video keyframe arrives
+(it may cut a segment: the cut is never held back), when it spans ``BATCH_SECONDS`` of arrival
+time or ``BATCH_BYTES``, when the session closes, and for every unit while a consumer reads the
+progress stream (live AI, LL-HLS: media leaves packet by packet) or before any video came (an
+audio-only stream cuts on audio). Other ingests (``unit()``: WHIP) hand over every unit.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from segmenter import (
     SegmentStart,
     VideoConfig,
 )
+from segmenter.flv import MSG_VIDEO
 
 from ..clock import SYSTEM
 from ..errors import MediaError
@@ -60,6 +68,8 @@ class Publisher:
     any other source through ``unit()`` with the arguments its demuxer's ``feed`` takes."""
 
     MAX_PENDING_BYTES = 8 * 1024 * 1024
+    BATCH_SECONDS = 0.25  # RTMP media held for one executor call (arrival time it spans)
+    BATCH_BYTES = 256 * 1024
 
     def __init__(
         self,
@@ -80,6 +90,9 @@ class Publisher:
         self._pending: list[_Msg] = []
         self._pending_bytes = 0
         self._has_work = asyncio.Event()
+        self._due = False  # the pending batch must be cut now (see the module docstring)
+        self._batch_t0 = 0.0  # arrival of the pending batch's first unit
+        self._seen_video = False
         self._drained = asyncio.Event()
         self._drained.set()
         self._closing = False
@@ -104,7 +117,35 @@ class Publisher:
         return self.stream.id
 
     async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
-        await self.unit(msg_type, timestamp, payload)
+        if self._error is not None:
+            raise MediaError(self._error)
+        if self._done:  # the worker is gone (cancelled): nothing would ever cut this
+            raise MediaError("publisher closed")
+        now = self._monotonic()
+        if not self._session_wall0:
+            self._session_wall0 = self._wallclock()
+        pending = self._pending
+        if not pending:
+            self._batch_t0 = now
+        pending.append(((msg_type, timestamp, payload), now))
+        self._pending_bytes += len(payload)
+        if msg_type == MSG_VIDEO:
+            self._seen_video = True
+            keyframe = bool(payload) and payload[0] >> 4 == 1
+        else:
+            keyframe = False
+        if (
+            keyframe
+            or not self._seen_video
+            or now - self._batch_t0 >= self.BATCH_SECONDS
+            or self._pending_bytes >= self.BATCH_BYTES
+            or self.stream.segmenter.progress
+        ):
+            self._due = True
+            self._has_work.set()
+        if self._pending_bytes >= self.MAX_PENDING_BYTES:
+            self._drained.clear()
+            await self._drained.wait()
 
     async def unit(self, *args: Any) -> None:
         """Queue one ingest unit for the demuxer (in the executor). Waits when the queue is full:
@@ -117,6 +158,7 @@ class Publisher:
             self._session_wall0 = self._wallclock()
         self._pending.append((args, self._monotonic()))
         self._pending_bytes += sum(len(a) for a in args if isinstance(a, bytes | bytearray))
+        self._due = True
         self._has_work.set()
         if self._pending_bytes >= self.MAX_PENDING_BYTES:
             self._drained.clear()
@@ -172,9 +214,10 @@ class Publisher:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                if not self._pending and not self._closing:
+                while not (self._due and self._pending) and not self._closing:
                     self._has_work.clear()
                     await self._has_work.wait()
+                self._due = False
                 batch, self._pending = self._pending, []
                 self._pending_bytes = 0
                 self._drained.set()

@@ -32,9 +32,9 @@ async def main(clip: str, play: float, timeout: float) -> dict[str, object]:
         "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{gw.rtmp_port}/live/{STREAM}",
     )  # fmt: skip
     runner, port, reported = await serve_page("ll_hls.html")
-    for _ in range(100):  # the first part is out: the stream is live
-        rend = gw.llhls.rendition(STREAM, "source")
-        if rend is not None and rend.parts:
+    for _ in range(100):  # the first segment is out: the stream is live (the page's first
+        stream = gw.hub.get(STREAM)  # request turns LL-HLS on for it: made on demand)
+        if stream is not None and stream.stats.segments:
             break
         await asyncio.sleep(0.1)
     src = f"http://127.0.0.1:{gw.http_port}/stream/{STREAM}/ll/index.m3u8"

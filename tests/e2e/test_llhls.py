@@ -91,8 +91,11 @@ async def test_preload_hint_part_is_held_then_served(
     clip = make_clip(seconds=4)
     pusher = asyncio.create_task(push(clip, _rtmp(gateway, "ll2")))
     assert gateway.llhls is not None
-    await wait_until(lambda: gateway.llhls.rendition("ll2", "source") is not None, 8)  # type: ignore[union-attr]
     base = f"http://127.0.0.1:{gateway.http_port}/stream/ll2/ll"
+    # LL-HLS is made on demand: the first player's request turns it on for the stream
+    await wait_until(lambda: gateway.hub.get("ll2") is not None, 8)
+    await _get(f"{base}/source.m3u8")
+    await wait_until(lambda: gateway.llhls.rendition("ll2", "source") is not None, 8)  # type: ignore[union-attr]
     _, _, body = await _get(f"{base}/source.m3u8")
     hint = re.findall(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"', body.decode())[0]
     rend = gateway.llhls.rendition("ll2", "source")

@@ -67,6 +67,11 @@ class RTMPConnection:
         self._sink_closes: set[asyncio.Task[None]] = set()  # publishes ended by a command
         self.media_messages = 0
         self.bytes_in = 0  # per read (up to read_size bytes), never per message
+        # the idle watchdog (see _serve)
+        self._last_read = 0.0
+        self._reading = False
+        self._idle = False
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def _fields(self, **extra: Any) -> dict[str, Any]:
         fields: dict[str, Any] = {"peer": f"{self.peer[0]}:{self.peer[1]}"}
@@ -117,35 +122,82 @@ class RTMPConnection:
         deadline = loop.time() + limits.handshake_timeout
         read = self.reader.read
         size = limits.read_size
-        while True:
-            timeout = limits.idle_timeout
-            if core.state is State.HANDSHAKE:
-                timeout = min(timeout, deadline - loop.time())
-            async with asyncio.timeout(timeout):
+        while core.state is State.HANDSHAKE:  # a few reads: a timeout each is cheap enough
+            async with asyncio.timeout(min(limits.idle_timeout, deadline - loop.time())):
                 data = await read(size)
-            if not data:
-                events = core.receive_eof()
-                await self._close_transport()  # the peer has gone: free the socket at once
-                await self._handle(events)
+            if not await self._received(data):
                 return
-            self.bytes_in += len(data)
-            events = core.receive_data(data, int(time.time() * 1000))
-            await self._flush()
-            if events:
-                await self._handle(events)
-            if core.closing:
-                await self._linger()
-                return
+        # Publishing: up to hundreds of reads a second. One timer per connection checks for
+        # silence instead of a timeout around each read (arming and cancelling one per read
+        # cost more than parsing what it read).
+        task = asyncio.current_task()
+        assert task is not None
+        self._last_read = loop.time()
+        self._watchdog = loop.call_at(self._last_read + limits.idle_timeout, self._watch, task)
+        try:
+            while True:
+                self._reading = True
+                try:
+                    data = await read(size)
+                except asyncio.CancelledError:
+                    if self._idle and task.uncancel() == 0:  # our watchdog: no byte came
+                        raise TimeoutError from None
+                    raise
+                finally:
+                    self._reading = False
+                self._last_read = loop.time()
+                if not await self._received(data):
+                    return
+        finally:
+            self._watchdog.cancel()
+
+    def _watch(self, task: asyncio.Task[None]) -> None:
+        """Fires ``idle_timeout`` after the last read it knows of: cancels a read that has
+        waited that long, else comes back when the latest read would time out."""
+        loop = asyncio.get_running_loop()
+        due = self._last_read + self.limits.idle_timeout
+        if loop.time() >= due and self._reading:
+            self._idle = True
+            task.cancel()
+            return
+        self._watchdog = loop.call_at(max(due, loop.time() + 1.0), self._watch, task)
+
+    async def _received(self, data: bytes) -> bool:
+        """Handle one read; False once the connection is over (EOF, or closing)."""
+        core = self.core
+        if not data:
+            events = core.receive_eof()
+            await self._close_transport()  # the peer has gone: free the socket at once
+            await self._handle(events)
+            return False
+        self.bytes_in += len(data)
+        events = core.receive_data(data, int(time.time() * 1000))
+        out = core.data_to_send()
+        if out:
+            await self._send(out)
+        if events:
+            await self._handle(events)
+        if core.closing:
+            await self._linger()
+            return False
+        return True
 
     async def _handle(self, events: list[Event]) -> None:
         for ev in events:
-            if isinstance(ev, PublishRequested):
+            sink = self.sink
+            if type(ev) is MediaMessage and sink is not None:  # the hot path: one frame each
+                self.media_messages += 1
+                try:
+                    await sink.media(ev.msg_type, ev.timestamp, ev.payload)
+                except Exception as exc:
+                    raise _SinkFailed(exc) from exc
+            elif isinstance(ev, PublishRequested):
                 await self._publish(ev)
             elif isinstance(ev, Closing):
                 log.info("rtmp connection closing", extra=self._fields(reason=ev.reason))
-            elif self.sink is not None:
+            elif sink is not None:
                 try:
-                    await self._deliver(self.sink, ev)
+                    await self._deliver(sink, ev)
                 except Exception as exc:
                     raise _SinkFailed(exc) from exc
 
@@ -188,14 +240,17 @@ class RTMPConnection:
     async def _flush(self) -> None:
         data = self.core.data_to_send()
         if data:
-            if self.writer.is_closing():
-                # the transport closed under us (a reset, a failed write): uvloop raises
-                # RuntimeError on a write there, asyncio's loop drops the bytes
-                raise ConnectionResetError("the connection closed before our answer")
-            self.writer.write(data)
-            # A peer that never reads our replies must not park this task forever.
-            async with asyncio.timeout(self.limits.idle_timeout):
-                await self.writer.drain()
+            await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
+        if self.writer.is_closing():
+            # the transport closed under us (a reset, a failed write): uvloop raises
+            # RuntimeError on a write there, asyncio's loop drops the bytes
+            raise ConnectionResetError("the connection closed before our answer")
+        self.writer.write(data)
+        # A peer that never reads our replies must not park this task forever.
+        async with asyncio.timeout(self.limits.idle_timeout):
+            await self.writer.drain()
 
     async def _linger(self) -> None:
         """After a refusal: half-close, then let the peer read our answer and hang up first.
