@@ -88,7 +88,7 @@ class _ChunkStream:
         self.type_id = 0
         self.stream_id = 0
         self.remaining = 0  # payload bytes still to come for the message in progress
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | memoryview] = []
 
 
 class ChunkReader:
@@ -119,14 +119,31 @@ class ChunkReader:
         if self._error is not None:
             raise self._error
         buf = self._buf
+        out: list[Message] = []
+        if self._pos == len(buf) and type(data) is bytes:
+            # Nothing held back (the usual case): parse the read where it is, no copy into the
+            # buffer; payloads spread over chunks are joined from views of it (bytes never
+            # change), and only an unfinished chunk at its end is kept.
+            buf.clear()
+            self._pos = 0
+            view = memoryview(data)
+            try:
+                pos = self._parse(data, view, 0, out, True)
+            except RTMPProtocolError as exc:
+                self._error = exc
+                raise
+            finally:
+                view.release()
+            if pos < len(data):
+                buf += data[pos:]
+            return out
         if self._pos > _COMPACT_AT and self._pos * 2 > len(buf):
             del buf[: self._pos]
             self._pos = 0
         buf += data
-        out: list[Message] = []
         view = memoryview(buf)
         try:
-            self._pos = self._parse(buf, view, self._pos, out)
+            self._pos = self._parse(buf, view, self._pos, out, False)
         except RTMPProtocolError as exc:
             self._error = exc
             raise
@@ -137,7 +154,11 @@ class ChunkReader:
             self._pos = 0
         return out
 
-    def _parse(self, buf: bytearray, view: memoryview, pos: int, out: list[Message]) -> int:
+    def _parse(
+        self, buf: bytes | bytearray, view: memoryview, pos: int, out: list[Message], fixed: bool
+    ) -> int:
+        """Parse whole chunks from ``pos``; ``fixed``: ``buf`` is bytes (never changes), so
+        chunk payloads may stay views of it until their message is joined."""
         n = len(buf)
         streams = self._streams
         limits = self.limits
@@ -221,9 +242,9 @@ class ChunkReader:
                     st.length, st.type_id, st.stream_id = length, type_id, stream_id
             pos = end
             if take == remaining and new_message:
-                payload = bytes(view[p:end])
+                payload = bytes(buf[p:end]) if fixed else bytes(view[p:end])
             else:
-                st.parts.append(bytes(view[p:end]))
+                st.parts.append(view[p:end] if fixed else bytes(view[p:end]))
                 self._pending += take
                 if self._pending > limits.max_pending_bytes:
                     raise RTMPProtocolError(
