@@ -154,6 +154,7 @@ class RTMPConnection:
         while core.state is State.HANDSHAKE:  # a few reads: a timeout each is cheap enough
             async with asyncio.timeout(min(limits.idle_timeout, deadline - loop.time())):
                 data = await read(size)
+            self._taken += len(data)
             if not await self._received(data):
                 return
         # Publishing: up to hundreds of reads a second. One timer per connection checks for
