@@ -101,6 +101,7 @@ class StreamQuotas:
         self._reasons: OrderedDict[str, str] = OrderedDict()  # stream id -> status reason
         self._tasks = TaskSet(log, "quota work")
         self._last: dict[str, PlanLimits] = {}  # owner -> its limits as last looked up
+        self._refreshing: set[str] = set()  # owners whose limits are being looked up
         self.shared: SharedStreamLimits | None = None  # -redisUrl: the limits across nodes
 
     def attach(self, shared: SharedStreamLimits) -> None:
@@ -286,8 +287,18 @@ class StreamQuotas:
 
     # -- async work -------------------------------------------------------------------------------
     def _refresh(self, owner: str) -> None:
+        """Look ``owner``'s limits up again, once at a time: every stream of a key checks at
+        every segment, and a lookup each (hundreds, when the cache expired under many live
+        streams) would queue in the store and hold up the publishes waiting on it."""
+        if owner in self._refreshing:
+            return
+        self._refreshing.add(owner)
+
         async def load() -> None:
-            limits = await self.plans.limits_of_owner(owner)
+            try:
+                limits = await self.plans.limits_of_owner(owner)
+            finally:
+                self._refreshing.discard(owner)
             if limits is None:
                 self._last.pop(owner, None)
             else:

@@ -133,3 +133,40 @@ async def test_live_ai_minutes_used_on_two_nodes_end_the_keys_streams_on_both() 
         assert a.ended == ["on-a"] and b.ended == ["on-b"]
         with pytest.raises(PublishRejected, match="daily live AI minutes"):
             await b.quotas.admit(b.row("again", "k1", pipeline="comfyui"))
+
+
+async def test_an_expired_plan_is_looked_up_once_for_all_the_keys_streams() -> None:
+    """Every stream checks its key's plan at every segment or usage event: when the cached
+    plan expires under many live streams, one lookup goes to the store, not one per check."""
+    import asyncio
+
+    fx = _fixture(PlanLimits(live_ai_minutes_daily=100.0))
+    calls: list[str] = []
+    gate = asyncio.Event()
+
+    class SlowKeys(Keys):
+        async def get_api_key(self, key_id: str) -> ApiKey | None:
+            calls.append(key_id)
+            await gate.wait()
+            return KEYS.get(key_id)
+
+    rows = [fx.row(f"s{i}", "k1", pipeline="comfyui") for i in range(20)]
+    for row in rows:
+        await fx.publish(row)
+    fx.quotas.plans.store = SlowKeys()  # type: ignore[assignment]
+    fx.quotas.plans.forget()  # the cached plan expired
+    calls.clear()
+    for _ in range(3):
+        for row in rows:
+            fx.quotas.emit(_ai(row.playback_id, 1_000))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert calls == ["k1"]
+    gate.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    fx.quotas.emit(_ai("s0", 1_000))  # cached again: no lookup
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert calls == ["k1"]
+    await fx.quotas.close()
