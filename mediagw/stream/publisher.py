@@ -116,9 +116,7 @@ class Publisher:
     def public_id(self) -> str:
         return self.stream.id
 
-    def media_nowait(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
-        """Queue one RTMP message (the RTMP server's fast path); True: the queue is full,
-        stop reading until ``drained()``."""
+    async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
         if self._error is not None:
             raise MediaError(self._error)
         if self._done:  # the worker is gone (cancelled): nothing would ever cut this
@@ -147,15 +145,7 @@ class Publisher:
             self._has_work.set()
         if self._pending_bytes >= self.MAX_PENDING_BYTES:
             self._drained.clear()
-            return True
-        return False
-
-    async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
-        if self.media_nowait(msg_type, timestamp, payload):
             await self._drained.wait()
-
-    async def drained(self) -> None:
-        await self._drained.wait()
 
     async def unit(self, *args: Any) -> None:
         """Queue one ingest unit for the demuxer (in the executor). Waits when the queue is full:

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from ...errors import MediaGWError, PublishRejected, RTMPProtocolError
 from .events import (
@@ -33,7 +33,7 @@ from .events import (
     PublishRequested,
 )
 from .statemachine import ServerConnection, State
-from .types import FastPublishSink, PublishHandler, PublishRequest, PublishSink, RTMPLimits
+from .types import PublishHandler, PublishRequest, PublishSink, RTMPLimits
 
 __all__ = ["RTMPConnection"]
 
@@ -42,26 +42,6 @@ log = logging.getLogger("mediagw.ingest.rtmp")
 
 class _SinkFailed(Exception):
     """The PublishSink raised (its cause is attached): our side failed, not the peer."""
-
-
-class RTMPStreamProtocol(asyncio.StreamReaderProtocol):
-    """The server's protocol: a stream reader's, plus the publishing fast path.
-
-    While ``fast`` is set, received bytes go straight to it, synchronously, instead of through
-    the stream reader and the connection's task (one task wake-up, two copies and a few frames
-    less per read: reads come per media message, hundreds a second per connection). ``fed``
-    counts the bytes handed to the reader, so the connection knows when it holds none."""
-
-    fast: Callable[[bytes], None] | None = None
-    fed = 0
-
-    def data_received(self, data: bytes) -> None:
-        fast = self.fast
-        if fast is not None:
-            fast(data)
-            return
-        self.fed += len(data)
-        super().data_received(data)
 
 
 class RTMPConnection:
@@ -74,10 +54,8 @@ class RTMPConnection:
         peer: tuple[str, int],
         *,
         rand: Callable[[int], bytes] = os.urandom,
-        protocol: RTMPStreamProtocol | None = None,
     ) -> None:
         self.reader = reader
-        self.protocol = protocol
         self.writer = writer
         self.handler = handler
         self.limits = limits
@@ -94,13 +72,6 @@ class RTMPConnection:
         self._reading = False
         self._idle = False
         self._watchdog: asyncio.TimerHandle | None = None
-        # the fast path (see RTMPStreamProtocol)
-        self._taken = 0  # bytes read from the stream reader
-        self._task: asyncio.Task[None] | None = None
-        self._wake = False  # the fast path handed work back: it cancelled our read
-        self._stash: list[Event] | BaseException | None = None
-        self._paused = False  # reading paused: the sink is full
-        self._resume: asyncio.Task[None] | None = None
 
     def _fields(self, **extra: Any) -> dict[str, Any]:
         fields: dict[str, Any] = {"peer": f"{self.peer[0]}:{self.peer[1]}"}
@@ -154,7 +125,6 @@ class RTMPConnection:
         while core.state is State.HANDSHAKE:  # a few reads: a timeout each is cheap enough
             async with asyncio.timeout(min(limits.idle_timeout, deadline - loop.time())):
                 data = await read(size)
-            self._taken += len(data)
             if not await self._received(data):
                 return
         # Publishing: up to hundreds of reads a second. One timer per connection checks for
@@ -162,7 +132,6 @@ class RTMPConnection:
         # cost more than parsing what it read).
         task = asyncio.current_task()
         assert task is not None
-        self._task = task
         self._last_read = loop.time()
         self._watchdog = loop.call_at(self._last_read + limits.idle_timeout, self._watch, task)
         try:
@@ -173,107 +142,21 @@ class RTMPConnection:
                 except asyncio.CancelledError:
                     if self._idle and task.uncancel() == 0:  # our watchdog: no byte came
                         raise TimeoutError from None
-                    if self._wake and task.uncancel() == 0:  # the fast path handed back
-                        self._wake = False
-                        if not await self._unstash():
-                            return
-                        self._go_fast()
-                        continue
                     raise
                 finally:
                     self._reading = False
-                self._taken += len(data)
                 self._last_read = loop.time()
                 if not await self._received(data):
                     return
-                self._go_fast()
         finally:
             self._watchdog.cancel()
-            if self.protocol is not None:
-                self.protocol.fast = None
-            if self._resume is not None:
-                self._resume.cancel()
-
-    # -- the fast path -----------------------------------------------------------------------
-    def _go_fast(self) -> None:
-        """Publishing, nothing buffered, nothing being handled: bytes go to ``_fast``."""
-        protocol, sink = self.protocol, self.sink
-        if (
-            protocol is not None
-            and protocol.fast is None
-            and protocol.fed == self._taken
-            and self.core.state is State.PUBLISHING
-            and sink is not None
-            and hasattr(sink, "media_nowait")
-        ):
-            protocol.fast = self._fast
-
-    def _fast(self, data: bytes) -> None:
-        """Received bytes while publishing: media to the sink here; anything else (commands,
-        metadata, errors, the end) goes back to the task, in order, with what follows."""
-        self.bytes_in += len(data)
-        self._last_read = asyncio.get_running_loop().time()
-        core = self.core
-        try:
-            events = core.receive_data(data, int(time.time() * 1000))
-        except Exception as exc:
-            self._hand_back(exc)
-            return
-        out = core.data_to_send()
-        if out and not self.writer.is_closing():
-            self.writer.write(out)  # acknowledgements: a few bytes per window
-        sink = cast(FastPublishSink | None, self.sink)
-        for i, ev in enumerate(events):
-            if type(ev) is not MediaMessage or sink is None:
-                self._hand_back(events[i:])
-                return
-            self.media_messages += 1
-            try:
-                full = sink.media_nowait(ev.msg_type, ev.timestamp, ev.payload)
-            except Exception as exc:
-                failed = _SinkFailed(exc)
-                failed.__cause__ = exc
-                self._hand_back(failed)
-                return
-            if full and not self._paused:  # backpressure: read nothing until it drains
-                self._paused = True
-                cast(asyncio.Transport, self.writer.transport).pause_reading()
-                self._resume = asyncio.get_running_loop().create_task(self._resume_after(sink))
-        if core.closing:
-            self._hand_back([])
-
-    def _hand_back(self, stash: list[Event] | BaseException) -> None:
-        assert self.protocol is not None and self._task is not None
-        self.protocol.fast = None
-        self._stash = stash
-        self._wake = True
-        self._task.cancel()
-
-    async def _unstash(self) -> bool:
-        """Handle what the fast path handed back; False once the connection is over."""
-        stash, self._stash = self._stash, None
-        if isinstance(stash, BaseException):
-            raise stash
-        if stash:
-            await self._handle(stash)
-        if self.core.closing:
-            await self._linger()
-            return False
-        return True
-
-    async def _resume_after(self, sink: FastPublishSink) -> None:
-        await sink.drained()
-        self._paused = False
-        transport = cast(asyncio.Transport, self.writer.transport)
-        if not transport.is_closing():
-            transport.resume_reading()
 
     def _watch(self, task: asyncio.Task[None]) -> None:
         """Fires ``idle_timeout`` after the last read it knows of: cancels a read that has
         waited that long, else comes back when the latest read would time out."""
         loop = asyncio.get_running_loop()
         due = self._last_read + self.limits.idle_timeout
-        if loop.time() >= due and self._reading and not self._paused:
+        if loop.time() >= due and self._reading:
             self._idle = True
             task.cancel()
             return

@@ -19,7 +19,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 
-from .aioconn import RTMPConnection, RTMPStreamProtocol
+from .aioconn import RTMPConnection
 from .types import PublishHandler, PublishRequest, PublishSink, RTMPLimits
 
 __all__ = ["PublishHandler", "PublishRequest", "PublishSink", "RTMPLimits", "RTMPServer"]
@@ -68,15 +68,12 @@ class RTMPServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("RTMPServer already started")
-        loop = asyncio.get_running_loop()
-        limit = self.limits.read_size
-
-        def protocol() -> RTMPStreamProtocol:  # asyncio.start_server's, with our protocol
-            reader = asyncio.StreamReader(limit=limit, loop=loop)
-            return RTMPStreamProtocol(reader, self._on_client, loop=loop)
-
-        self._server = await loop.create_server(
-            protocol, self.host or None, self._port, reuse_address=True
+        self._server = await asyncio.start_server(
+            self._on_client,
+            self.host or None,
+            self._port,
+            limit=self.limits.read_size,
+            reuse_address=True,
         )
         log.info("rtmp server listening", extra={"host": self.host, "port": self.port})
 
@@ -126,11 +123,7 @@ class RTMPServer:
         self._tasks.add(task)
         self._per_ip[ip] += 1
         try:
-            proto = writer.transport.get_protocol()
-            conn = RTMPConnection(
-                reader, writer, self.handler, limits, peer, rand=self._rand,
-                protocol=proto if isinstance(proto, RTMPStreamProtocol) else None,
-            )  # fmt: skip
+            conn = RTMPConnection(reader, writer, self.handler, limits, peer, rand=self._rand)
             self._conns.add(conn)
             await conn.run()
         except asyncio.CancelledError:

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from .statemachine import ConnectionConfig
 
-__all__ = ["FastPublishSink", "PublishHandler", "PublishRequest", "PublishSink", "RTMPLimits"]
+__all__ = ["PublishHandler", "PublishRequest", "PublishSink", "RTMPLimits"]
 
 
 @dataclass(frozen=True)
@@ -36,17 +36,6 @@ class PublishSink(Protocol):
     async def close(self, error: str | None) -> None:
         """Called exactly once: on unpublish or disconnect (``None``), or on error (a text)."""
         ...
-
-
-class FastPublishSink(PublishSink, Protocol):
-    """A sink that takes media without a coroutine per message: the connection then reads
-    its socket on a fast path (``aioconn.RTMPStreamProtocol``)."""
-
-    def media_nowait(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
-        """As ``media``; True: the sink is full, read nothing more until ``drained()``."""
-        ...
-
-    async def drained(self) -> None: ...
 
 
 class PublishHandler(Protocol):
