@@ -42,6 +42,7 @@ from ..gateway import Gateway
 from .ingest_kit import (
     Listings,
     RssSampler,
+    ffmpeg_push,
     nginx_ends,
     percentile_ms,
     run_publishers,
@@ -121,16 +122,8 @@ def compare_segmenter(
 
 
 async def push_clip(ffmpeg: str, clip: Path, url: str, delay: float) -> int:
-    await asyncio.sleep(delay)
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
-        "-c", "copy", "-f", "flv", url,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await proc.communicate()
-    if proc.returncode:
-        print(f"  publisher {url} failed: {err.decode(errors='replace').strip()}", file=sys.stderr)
-    return proc.returncode or 0
+    """One ``ffmpeg -re -c copy`` publisher (the other benches'): its exit code."""
+    return (await ffmpeg_push(ffmpeg, clip, url, delay))[0]
 
 
 class _Clip:

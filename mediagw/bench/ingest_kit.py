@@ -142,7 +142,8 @@ class RssSampler:
         return self.peak - self.idle
 
 
-async def _ffmpeg_push(ffmpeg: str, clip: Path, url: str, delay: float) -> str:
+async def ffmpeg_push(ffmpeg: str, clip: Path, url: str, delay: float) -> tuple[int, str]:
+    """``ffmpeg -re -i CLIP -c copy -f flv URL`` after ``delay`` s: its exit code and error."""
     await asyncio.sleep(delay)
     proc = await asyncio.create_subprocess_exec(
         ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-re", "-i", str(clip),
@@ -150,11 +151,15 @@ async def _ffmpeg_push(ffmpeg: str, clip: Path, url: str, delay: float) -> str:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, err = await proc.communicate()
-    if proc.returncode:
-        text = err.decode(errors="replace").strip() or f"exit {proc.returncode}"
-        print(f"  publisher {url} failed: {text}", file=sys.stderr)
-        return text
-    return ""
+    if not proc.returncode:
+        return 0, ""
+    text = err.decode(errors="replace").strip() or f"exit {proc.returncode}"
+    print(f"  publisher {url} failed: {text}", file=sys.stderr)
+    return proc.returncode or 1, text
+
+
+async def _ffmpeg_push(ffmpeg: str, clip: Path, url: str, delay: float) -> str:
+    return (await ffmpeg_push(ffmpeg, clip, url, delay))[1]
 
 
 async def run_publishers(
