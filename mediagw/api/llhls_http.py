@@ -169,9 +169,9 @@ def install_llhls(
     window: int = 6,
     wall: Callable[[], float] = SYSTEM.wall,
 ) -> LLHLSPublisher:
-    """LL-HLS for the streams of ``hub`` a player asks for (their progress stream), served on
-    ``app``; other
-    streams (the live AI output) ``feed()`` the publisher returned."""
+    """LL-HLS for the streams of ``hub`` a player asks for (``LLOnDemand``: their progress
+    stream), served on ``app``; other streams (the live AI output) ``feed()`` the publisher
+    returned."""
     llhls = LLHLSPublisher(part_target, target_duration=target_duration, window=window, wall=wall)
     gate = LLOnDemand(llhls, hub.want_progress, keep=llhls.window + llhls.grace)
     llhls.set_demand(gate.demand)
