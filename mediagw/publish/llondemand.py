@@ -111,7 +111,7 @@ class LLOnDemand:
         if isinstance(item, SegmentStart):
             gate.started = item.seq
         if gate.draining or gate.backlog:
-            gate.backlog.append(("item", stream.stats.sessions, item))
+            self._enqueue(stream.id, gate, ("item", stream.stats.sessions, item))
         else:
             self.llhls.feed(stream.id, item, session=stream.stats.sessions)
 
@@ -121,7 +121,7 @@ class LLOnDemand:
         if gate is not None and not gate.demanded:
             gate.recent.append(("end", session, None))
         elif gate is not None and (gate.draining or gate.backlog):
-            gate.backlog.append(("end", session, None))
+            self._enqueue(stream.id, gate, ("end", session, None))
         else:
             self.llhls.on_stream_end(stream)
 
@@ -154,22 +154,22 @@ class LLOnDemand:
         try:
             while gate.backlog and self._gates.get(stream_id) is gate:
                 kind, session, item = gate.backlog.popleft()
-                if kind == "end":
-                    self.llhls.end(stream_id, session=session)
-                elif kind == "item":
-                    assert item is not None
-                    self.llhls.feed(stream_id, item, session=session)
-                else:
-                    assert isinstance(item, Segment)
-                    try:
+                try:
+                    if kind == "end":
+                        self.llhls.end(stream_id, session=session)
+                    elif kind == "item":
+                        assert item is not None
+                        self.llhls.feed(stream_id, item, session=session)
+                    else:
+                        assert isinstance(item, Segment)
                         items = await loop.run_in_executor(None, replay_items, item)
-                    except SegmenterError as exc:
-                        log.warning("LL-HLS replay of a segment failed",
-                                    extra={"stream": stream_id, "seq": item.seq,
-                                           "error": str(exc)})  # fmt: skip
-                        continue
-                    self.replayed += 1
-                    for one in items:
-                        self.llhls.feed(stream_id, one, session=session)
+                        self.replayed += 1
+                        for one in items:
+                            self.llhls.feed(stream_id, one, session=session)
+                except SegmenterError as exc:  # a segment we cannot demux: the rest goes on
+                    log.warning("LL-HLS replay of a segment failed",
+                                extra={"stream": stream_id, "error": str(exc)})  # fmt: skip
+                except Exception:  # never let one item stall the stream's LL-HLS
+                    log.exception("LL-HLS item failed", extra={"stream": stream_id})
         finally:
             gate.draining = False
