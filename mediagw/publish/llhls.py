@@ -2,13 +2,15 @@
 stream as it comes, an LL-HLS media playlist (``llplaylist.py``) and held requests.
 
     ll = LLHLSPublisher(part_target=0.2)
-    hub.add_progress_listener(ll.on_progress)     # the source: a thin adapter over feed()
-    hub.add_listener(ll)                          # ends and removals
+    gate = LLOnDemand(ll, hub.want_progress, keep=ll.window + ll.grace)
+    ll.set_demand(gate.demand)                    # a player waits: package that stream
+    hub.add_progress_listener(gate.on_progress)   # the hub's streams, through the gate
+    hub.add_listener(gate)                        # starts, ends and removals
     ll.feed("abc-out", item, session=n)           # any other stream (the live AI output)
     ll.end("abc-out", session=n)
 
-On demand: the hub's streams come through ``llondemand.LLOnDemand``, which packages a stream
-only once a player asks for it (``wait`` calls ``demand``).
+The hub's streams come through ``llondemand.LLOnDemand``, which packages a stream only once a
+player asks for it (``wait`` calls ``demand``) and forwards its starts, ends and removals.
 
 Parts: a part closes when the next video frame would take it past the part target (declared a
 millisecond longer than configured: RTMP's millisecond timestamps jitter by one), when a
@@ -146,9 +148,6 @@ class LLHLSPublisher:
         self._demand = demand
 
     # -- the hub -----------------------------------------------------------------------------
-    def on_progress(self, stream: Stream, item: Progress) -> None:
-        self.feed(stream.id, item, session=stream.stats.sessions)
-
     def on_stream_start(self, stream: Stream) -> None:
         if stream.resume is not None:
             self.continue_stream(stream.id, stream.resume.next_seq, stream.resume.discontinuity)
@@ -157,9 +156,6 @@ class LLHLSPublisher:
     def continue_stream(self, stream_id: str, next_seq: int, discontinuity: int) -> None:
         """A stream unknown here goes on from another node's numbering (``hls.py``'s)."""
         self._streams.setdefault(stream_id, _StreamLL(continued=(next_seq, discontinuity)))
-
-    def on_segment(self, stream: Stream, segment: Segment) -> None:
-        pass  # segments come through the progress stream
 
     def on_stream_end(self, stream: Stream) -> None:
         self.end(stream.id, session=stream.stats.sessions)

@@ -117,6 +117,24 @@ class Publisher:
         return self.stream.id
 
     async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
+        if msg_type == MSG_VIDEO:
+            self._seen_video = True
+            keyframe = bool(payload) and payload[0] >> 4 == 1
+        else:
+            keyframe = False
+        # an RTMP message waits for its batch unless it may cut or someone wants packets now
+        due = keyframe or not self._seen_video or self.stream.segmenter.progress
+        await self._queue((msg_type, timestamp, payload), len(payload), due)
+
+    async def unit(self, *args: Any) -> None:
+        """Queue one ingest unit for the demuxer (in the executor). Waits when the queue is full:
+        the caller stops reading its source, nothing is dropped."""
+        size = sum(len(a) for a in args if isinstance(a, bytes | bytearray))
+        await self._queue(args, size, True)
+
+    async def _queue(self, args: tuple[Any, ...], size: int, due: bool) -> None:
+        """Add one unit to the pending batch; wake the worker when the batch is ``due`` or has
+        grown past ``BATCH_SECONDS``/``BATCH_BYTES``; wait while it holds too many bytes."""
         if self._error is not None:
             raise MediaError(self._error)
         if self._done:  # the worker is gone (cancelled): nothing would ever cut this
@@ -124,42 +142,17 @@ class Publisher:
         now = self._monotonic()
         if not self._session_wall0:
             self._session_wall0 = self._wallclock()
-        pending = self._pending
-        if not pending:
+        if not self._pending:
             self._batch_t0 = now
-        pending.append(((msg_type, timestamp, payload), now))
-        self._pending_bytes += len(payload)
-        if msg_type == MSG_VIDEO:
-            self._seen_video = True
-            keyframe = bool(payload) and payload[0] >> 4 == 1
-        else:
-            keyframe = False
+        self._pending.append((args, now))
+        self._pending_bytes += size
         if (
-            keyframe
-            or not self._seen_video
+            due
             or now - self._batch_t0 >= self.BATCH_SECONDS
             or self._pending_bytes >= self.BATCH_BYTES
-            or self.stream.segmenter.progress
         ):
             self._due = True
             self._has_work.set()
-        if self._pending_bytes >= self.MAX_PENDING_BYTES:
-            self._drained.clear()
-            await self._drained.wait()
-
-    async def unit(self, *args: Any) -> None:
-        """Queue one ingest unit for the demuxer (in the executor). Waits when the queue is full:
-        the caller stops reading its source, nothing is dropped."""
-        if self._error is not None:
-            raise MediaError(self._error)
-        if self._done:  # the worker is gone (cancelled): nothing would ever cut this
-            raise MediaError("publisher closed")
-        if not self._session_wall0:
-            self._session_wall0 = self._wallclock()
-        self._pending.append((args, self._monotonic()))
-        self._pending_bytes += sum(len(a) for a in args if isinstance(a, bytes | bytearray))
-        self._due = True
-        self._has_work.set()
         if self._pending_bytes >= self.MAX_PENDING_BYTES:
             self._drained.clear()
             await self._drained.wait()

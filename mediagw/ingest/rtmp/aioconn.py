@@ -202,10 +202,8 @@ class RTMPConnection:
                     raise _SinkFailed(exc) from exc
 
     async def _deliver(self, sink: PublishSink, ev: Event) -> None:
-        if isinstance(ev, MediaMessage):
-            self.media_messages += 1
-            await sink.media(ev.msg_type, ev.timestamp, ev.payload)
-        elif isinstance(ev, Metadata):
+        """Events other than media (``_handle`` delivers those itself)."""
+        if isinstance(ev, Metadata):
             await sink.metadata(ev.meta)
         elif isinstance(ev, PublishEnded):
             log.info("rtmp publish ended", extra=self._fields(error=ev.error))
