@@ -14,11 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from mediatools import ClipMaker
 
 from mediagw.errors import MediaError
 from mediagw.stream.hub import StreamHub
 from mediagw.stream.publisher import Publisher
-from segmenter import Segment
+from segmenter import Segment, read_flv_file
 
 VIDEO, AUDIO = 9, 8
 VIDEO_INFO = b"\x57"  # FLV video info/command frame: demuxed to nothing
@@ -173,3 +174,54 @@ async def test_progress_stream_reaches_subscribers_in_cut_order(tmp_path: Path) 
         assert 0 < start.meta["arrival"] <= time.monotonic()  # its keyframe's ingest unit
         data = b"".join(e.data for e in got if isinstance(e, SegmentProgress) and e.seq == end.seq)
         assert data == end.data
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A one-thread pool that counts the batches handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.calls = 0
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        self.calls += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def _settle(publisher: Publisher) -> None:
+    for _ in range(50):  # the worker takes what is due and the executor answers
+        await asyncio.sleep(0.001)
+
+
+async def test_rtmp_media_goes_to_the_segmenter_thread_in_batches(make_clip: ClipMaker) -> None:
+    """A keyframe (it may cut), 250 ms of arrival time, or a progress consumer hand the batch
+    over; the frames between keyframes wait for it instead of a thread hand-off each."""
+    video = [t for t in read_flv_file(str(make_clip(seconds=2, audio=False))) if t[0] == VIDEO]
+    config, key, inter = video[0], video[1], video[2:25]
+    assert key[2][0] >> 4 == 1 and all(t[2][0] >> 4 == 2 for t in inter)
+    now = [100.0]
+    pool = CountingExecutor()
+    hub = StreamHub()
+    stream = hub.begin_publish("batched")
+    pub = Publisher(hub, stream, pool, monotonic=lambda: now[0])
+    await pub.media(*config)  # before any video frame: due (it could be audio-only)
+    await pub.media(*key)  # a keyframe: due
+    await _settle(pub)
+    base = pool.calls
+    for tag in inter[:19]:  # inter frames within one batch's time: nothing handed over
+        now[0] += 0.01
+        await pub.media(*tag)
+    await _settle(pub)
+    assert pool.calls == base
+    now[0] += 0.1  # the batch now spans 250 ms or more: handed over at the next frame
+    await pub.media(*inter[19])
+    await _settle(pub)
+    assert pool.calls == base + 1
+    stream.segmenter.enable_progress()  # a consumer of packets: every frame goes at once
+    for tag in inter[20:23]:
+        await pub.media(*tag)
+        await _settle(pub)
+    assert pool.calls == base + 4
+    await _close_within(pub)
+    assert stream.stats.video_frames == 24  # nothing held back is lost at the end
+    pool.shutdown(wait=True)
