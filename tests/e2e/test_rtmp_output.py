@@ -222,7 +222,11 @@ def _ts(first_frame: int, frames: int) -> bytes:
         stream = out.add_stream("libx264", rate=30, options={"bf": "0"})
         stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
         for i in range(frames):
-            frame = av.VideoFrame(64, 64, "yuv420p")
+            frame = av.VideoFrame(64, 64, "yuv420p")  # filled: the same bytes every run
+            x0 = ((first_frame + i) * 4) % 56
+            frame.planes[0].update((b"\x30" * x0 + b"\xd0" * 8 + b"\x30" * (56 - x0)) * 64)
+            for plane in frame.planes[1:]:
+                plane.update(b"\x80" * plane.buffer_size)
             frame.pts = first_frame + i
             for packet in stream.encode(frame):
                 out.mux(packet)

@@ -13,6 +13,17 @@ from mediagw.pipelines.whep_play import PlayStats
 from webrtc import VideoAccessUnit
 
 
+def _frame(number: int) -> av.VideoFrame:
+    """A 64x64 grey frame with a bar that moves with ``number``: the same bytes every run (a
+    frame left unfilled encodes whatever memory it got, so its size changes from run to run)."""
+    frame = av.VideoFrame(64, 64, "yuv420p")
+    x0 = (number * 4) % 56
+    frame.planes[0].update((b"\x30" * x0 + b"\xd0" * 8 + b"\x30" * (56 - x0)) * 64)
+    for plane in frame.planes[1:]:
+        plane.update(b"\x80" * plane.buffer_size)
+    return frame
+
+
 def _ts(first_frame: int, frames: int) -> bytes:
     """An MPEG-TS segment of ``frames`` 30 fps frames (one GOP) starting at ``first_frame``."""
     buf = io.BytesIO()
@@ -21,7 +32,7 @@ def _ts(first_frame: int, frames: int) -> bytes:
         stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
         stream.time_base = Fraction(1, 90000)
         for i in range(frames):
-            frame = av.VideoFrame(64, 64, "yuv420p")
+            frame = _frame(first_frame + i)
             frame.pts = (first_frame + i) * 3000
             frame.time_base = Fraction(1, 90000)
             for packet in stream.encode(frame):
