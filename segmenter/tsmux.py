@@ -9,14 +9,22 @@ fresh container, so SDT/PAT/PMT come first in every file (no ``resend_headers`` 
 continuity counters restart at 0 in every file (as with ``ffmpeg -f segment``); segments that
 start a discontinuity get ``mpegts_flags=+initial_discontinuity``.
 
+Audio frames are handed to the muxer in groups: consecutive ADTS frames, up to
+``AUDIO_GROUP_BYTES`` (the PES payload size the mpegts muxer fills for audio anyway, so the file
+holds the same PES packets) or ``AUDIO_GROUP_TICKS`` of time, go in as one packet with the first
+frame's PTS. The muxer would have batched them into one PES all the same; one call per group
+instead of one per frame halves the cost of muxing a live stream's audio (about 47 AAC frames
+a second against 30 video frames). The interleaver still orders the group by its PTS among the
+video packets, and ``close`` hands over the last group before the trailer.
+
 Progressive mode (``progressive=True``, for consumers that send a segment while it is cut: live
 AI's trickle POST): the muxer flushes after every packet (``flush_packets``), writes each audio
-frame as its own PES (``pes_payload_size=0``, no audio batching) and sets PES_packet_length on
-video PES too (``omit_video_pes_length=0``), so a demuxer knows a frame is complete when its
-last byte arrives instead of when the next frame starts. ``take()`` hands over the bytes
-written since the previous call. libavformat's interleaver still holds a packet until one of
-the other stream arrives (at most one audio frame, ~21 ms, for a video frame); the bytes are
-otherwise the same MPEG-TS.
+frame as its own PES (``pes_payload_size=0``: no audio batching, no groups) and sets
+PES_packet_length on video PES too (``omit_video_pes_length=0``), so a demuxer knows a frame is
+complete when its last byte arrives instead of when the next frame starts. ``take()`` hands
+over the bytes written since the previous call. libavformat's interleaver still holds a packet
+until one of the other stream arrives (at most one audio frame, ~21 ms, for a video frame); the
+bytes are otherwise the same MPEG-TS.
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ PCR_LEAD = 36_000  # 0.4 s in 90 kHz ticks
 TS_OPTIONS = {"mpegts_copyts": "1", "max_delay": str(PCR_LEAD * 1_000_000 // CLOCK)}
 # after a restart/codec change: set discontinuity_indicator on each PID's first packet
 TS_OPTIONS_DISCONTINUITY = {**TS_OPTIONS, "mpegts_flags": "+initial_discontinuity"}
+
+AUDIO_GROUP_BYTES = 2930  # libavformat's default mpegts PES payload size (its audio batching)
+AUDIO_GROUP_TICKS = CLOCK // 5  # and under 200 ms: its own bound (half of max_delay, PCR_LEAD)
 
 TS_OPTIONS_PROGRESSIVE = {
     "flush_packets": "1",
@@ -64,7 +75,17 @@ class _Chunks(io.RawIOBase):
 class TsWriter:
     """Mux Annex B H.264 and raw AAC (ADTS added here) into one in-memory MPEG-TS file."""
 
-    __slots__ = ("_adts", "_astream", "_buf", "_container", "_vstream", "audio", "video")
+    __slots__ = (
+        "_adts",
+        "_agroup",
+        "_agroup_pts",
+        "_astream",
+        "_buf",
+        "_container",
+        "_vstream",
+        "audio",
+        "video",
+    )
 
     def __init__(
         self,
@@ -78,6 +99,8 @@ class TsWriter:
         self.audio = audio
         self._adts = AdtsWriter.from_asc(parse_asc(audio.asc)) if audio is not None else None
         self._buf: io.BytesIO | _Chunks = _Chunks() if progressive else io.BytesIO()
+        self._agroup: bytearray | None = None if progressive else bytearray()  # ADTS frames
+        self._agroup_pts = 0  # the group's first frame
         try:
             options = TS_OPTIONS_DISCONTINUITY if discontinuity else TS_OPTIONS
             if progressive:
@@ -113,7 +136,29 @@ class TsWriter:
     def write_audio(self, pts: int, data: bytes) -> None:
         if self._adts is None or self._astream is None:
             raise MuxError("this segment has no audio stream")
-        pkt = av.Packet(self._adts.header(len(data)) + data)
+        frame = self._adts.header(len(data)) + data
+        group = self._agroup
+        if group is None:  # progressive: every frame at once, as its own PES
+            self._mux_audio(pts, frame)
+            return
+        if group and (
+            len(group) + len(frame) > AUDIO_GROUP_BYTES
+            or not 0 <= pts - self._agroup_pts < AUDIO_GROUP_TICKS
+        ):
+            self._flush_audio()
+        if not group:
+            self._agroup_pts = pts
+        group += frame
+
+    def _flush_audio(self) -> None:
+        group = self._agroup
+        if group:
+            self._mux_audio(self._agroup_pts, bytes(group))
+            group.clear()
+
+    def _mux_audio(self, pts: int, frames: bytes) -> None:
+        assert self._astream is not None  # write_audio checked
+        pkt = av.Packet(frames)
         pkt.pts = pts
         pkt.dts = pts
         pkt.time_base = TIME_BASE
@@ -139,6 +184,7 @@ class TsWriter:
 
     def close(self) -> bytes:
         """Write the trailer and return the finished TS bytes (all of them, ``take`` or not)."""
+        self._flush_audio()
         try:
             self._container.close()
         except _AV_ERRORS as e:

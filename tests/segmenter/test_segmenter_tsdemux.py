@@ -23,6 +23,7 @@ from segmenter import (
     Segment,
     Segmenter,
     SegmenterError,
+    SegmentProgress,
     read_flv_file,
 )
 from segmenter.tsdemux import TsDemuxer
@@ -246,3 +247,108 @@ def test_speed_vs_pyav(tmp_path: Path) -> None:
     assert frames == len(theirs) == 60
     print(f"tsdemux: {ours_s / frames * 1e6:.0f} µs/frame at 720p ({len(ts) / frames / 1000:.0f} "
           f"kB/frame); PyAV demux {pyav_s / frames * 1e6:.0f} µs/frame")  # fmt: skip
+
+
+def _audio_pes_starts(ts: bytes) -> int:
+    """PES packets that start on the audio PID (found from the PMT: stream type 0x0f)."""
+    pid = None
+    for pos in range(0, len(ts) - 187, 188):
+        pkt = ts[pos : pos + 188]
+        if pid is None and pkt[1] & 0x40 and (((pkt[1] & 0x1F) << 8) | pkt[2]) == 0x1000:
+            body = pkt[5 + pkt[4] :]  # the PMT section (after the pointer field)
+            info = ((body[10] & 0x0F) << 8) | body[11]
+            i, end = 12 + info, 3 + (((body[1] & 0x0F) << 8) | body[2]) - 4
+            while i < end:
+                if body[i] == 0x0F:
+                    pid = ((body[i + 1] & 0x1F) << 8) | body[i + 2]
+                i += 5 + (((body[i + 3] & 0x0F) << 8) | body[i + 4])
+    assert pid is not None
+    return sum(
+        1
+        for pos in range(0, len(ts) - 187, 188)
+        if ts[pos + 1] & 0x40 and (((ts[pos + 1] & 0x1F) << 8) | ts[pos + 2]) == pid
+    )
+
+
+def test_audio_frames_go_in_groups_and_each_keeps_its_time(
+    make_flv: Callable[..., Path],
+) -> None:
+    """Every AAC frame the segmenter muxed is in the segments, once, in order, at its time,
+    while the muxer got them a group at a time: one PES per group. (A PES carries its first
+    frame's PTS and the next ones follow at 1024 samples each, so a frame's time is exact to
+    within the FLV timestamps' 1 ms: the muxer's own batching of audio PES did the same.)"""
+    path = make_flv(size="320x240", seconds=3.0, gop=30, bframes=0)
+    seg, demux = Segmenter(1.0), FlvDemuxer()
+    seg.enable_progress()  # the packets as muxed, with the times the segmenter gave them
+    segs: list[Segment] = []
+    muxed: list[MediaPacket] = []
+    for tag in read_flv_file(path):
+        for item in demux.feed(*tag):
+            segs += seg.push(item)
+            muxed += [
+                p
+                for e in seg.take_progress()
+                if isinstance(e, SegmentProgress)
+                for p in e.packets
+                if p.kind == "audio"
+            ]
+    segs += seg.flush()
+    muxed += [
+        p
+        for e in seg.take_progress()
+        if isinstance(e, SegmentProgress)
+        for p in e.packets
+        if p.kind == "audio"
+    ]
+    got: list[MediaPacket] = []
+    pes = 0
+    for s in segs:
+        units = demux_in(s.data, [])[0]
+        same_as_pyav(units, s.data)
+        got += [p for p in units if p.kind == "audio"]
+        pes += _audio_pes_starts(s.data)
+    assert len(muxed) > 100 and [p.data for p in got] == [p.data for p in muxed]
+    assert all(abs(a.pts - b.pts) <= 90 for a, b in zip(got, muxed, strict=True))
+    assert pes * 4 <= len(muxed), (pes, len(muxed))  # groups of several frames
+
+
+class _CountingContainer:
+    """Stands in front of a TsWriter's PyAV container: counts ``mux_one`` calls per kind."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: dict[str, int] = {"audio": 0, "video": 0}
+
+    def mux_one(self, pkt: Any) -> None:
+        self.calls[pkt.stream.type] += 1
+        self.inner.mux_one(pkt)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_the_muxer_gets_audio_a_group_at_a_time(make_flv: Callable[..., Path]) -> None:
+    from segmenter import AudioConfig, VideoConfig
+    from segmenter.tsmux import TsWriter
+
+    path = make_flv(size="320x240", seconds=2.0, gop=30, bframes=0)
+    demux = FlvDemuxer()
+    items = [i for t in read_flv_file(path) for i in demux.feed(*t)]
+    video = next(i for i in items if isinstance(i, VideoConfig))
+    audio = next(i for i in items if isinstance(i, AudioConfig))
+    packets = [i for i in items if isinstance(i, MediaPacket)]
+    writer = TsWriter(video, audio)
+    counting = _CountingContainer(writer._container)
+    writer._container = counting  # type: ignore[assignment]
+    start = min(p.dts for p in packets)
+    for p in packets:  # times as the segmenter would give them: from 0.4 s (the PCR lead)
+        if p.kind == "video":
+            writer.write_video(p.pts - start + 36_000, p.dts - start + 36_000, p.keyframe, p.data)
+        else:
+            writer.write_audio(p.pts - start + 36_000, p.data)
+    data = writer.close()
+    frames = [p for p in packets if p.kind == "audio"]
+    assert counting.calls["video"] == len(packets) - len(frames)
+    assert counting.calls["audio"] * 4 <= len(frames), counting.calls  # groups, not frames
+    out = [p for p in demux_in(data, [])[0] if p.kind == "audio"]
+    assert [p.data for p in out] == [p.data for p in frames]  # the last group too
