@@ -68,8 +68,10 @@ class Publisher:
     any other source through ``unit()`` with the arguments its demuxer's ``feed`` takes."""
 
     MAX_PENDING_BYTES = 8 * 1024 * 1024
-    BATCH_SECONDS = 0.25  # RTMP media held for one executor call (arrival time it spans)
-    BATCH_BYTES = 256 * 1024
+    # RTMP media held for one executor call: the arrival time it spans, its bytes. A keyframe
+    # hands the batch over whatever its age, so these bound memory, never segment latency.
+    BATCH_SECONDS = 1.0
+    BATCH_BYTES = 512 * 1024
 
     def __init__(
         self,

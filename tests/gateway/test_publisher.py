@@ -194,8 +194,9 @@ async def _settle(publisher: Publisher) -> None:
 
 
 async def test_rtmp_media_goes_to_the_segmenter_thread_in_batches(make_clip: ClipMaker) -> None:
-    """A keyframe (it may cut), 250 ms of arrival time, or a progress consumer hand the batch
-    over; the frames between keyframes wait for it instead of a thread hand-off each."""
+    """A keyframe (it may cut), ``BATCH_SECONDS`` of arrival time, or a progress consumer hand
+    the batch over; the frames between keyframes wait for it instead of a thread hand-off
+    each."""
     video = [t for t in read_flv_file(str(make_clip(seconds=2, audio=False))) if t[0] == VIDEO]
     config, key, inter = video[0], video[1], video[2:25]
     assert key[2][0] >> 4 == 1 and all(t[2][0] >> 4 == 2 for t in inter)
@@ -208,12 +209,13 @@ async def test_rtmp_media_goes_to_the_segmenter_thread_in_batches(make_clip: Cli
     await pub.media(*key)  # a keyframe: due
     await _settle(pub)
     base = pool.calls
+    step = Publisher.BATCH_SECONDS / 25
     for tag in inter[:19]:  # inter frames within one batch's time: nothing handed over
-        now[0] += 0.01
+        now[0] += step
         await pub.media(*tag)
     await _settle(pub)
     assert pool.calls == base
-    now[0] += 0.1  # the batch now spans 250 ms or more: handed over at the next frame
+    now[0] += 10 * step  # the batch now spans BATCH_SECONDS or more: handed over at this frame
     await pub.media(*inter[19])
     await _settle(pub)
     assert pool.calls == base + 1
