@@ -119,6 +119,18 @@ class Publisher:
         return self.stream.id
 
     async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
+        self._media(msg_type, timestamp, payload)
+        await self._wait_drained()
+
+    def offer(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
+        """``media()`` without the wait, for a connection that reads on: False (not taken)
+        while the pending batch is full, so the connection awaits ``media()`` for it."""
+        if self._pending_bytes >= self.MAX_PENDING_BYTES:
+            return False
+        self._media(msg_type, timestamp, payload)
+        return True
+
+    def _media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
         if msg_type == MSG_VIDEO:
             self._seen_video = True
             keyframe = bool(payload) and payload[0] >> 4 == 1
@@ -126,17 +138,18 @@ class Publisher:
             keyframe = False
         # an RTMP message waits for its batch unless it may cut or someone wants packets now
         due = keyframe or not self._seen_video or self.stream.segmenter.progress
-        await self._queue((msg_type, timestamp, payload), len(payload), due)
+        self._queue((msg_type, timestamp, payload), len(payload), due)
 
     async def unit(self, *args: Any) -> None:
         """Queue one ingest unit for the demuxer (in the executor). Waits when the queue is full:
         the caller stops reading its source, nothing is dropped."""
         size = sum(len(a) for a in args if isinstance(a, bytes | bytearray))
-        await self._queue(args, size, True)
+        self._queue(args, size, True)
+        await self._wait_drained()
 
-    async def _queue(self, args: tuple[Any, ...], size: int, due: bool) -> None:
+    def _queue(self, args: tuple[Any, ...], size: int, due: bool) -> None:
         """Add one unit to the pending batch; wake the worker when the batch is ``due`` or has
-        grown past ``BATCH_SECONDS``/``BATCH_BYTES``; wait while it holds too many bytes."""
+        grown past ``BATCH_SECONDS``/``BATCH_BYTES``."""
         if self._error is not None:
             raise MediaError(self._error)
         if self._done:  # the worker is gone (cancelled): nothing would ever cut this
@@ -155,6 +168,9 @@ class Publisher:
         ):
             self._due = True
             self._has_work.set()
+
+    async def _wait_drained(self) -> None:
+        """Wait while the pending batch holds too many bytes (the worker takes it whole)."""
         if self._pending_bytes >= self.MAX_PENDING_BYTES:
             self._drained.clear()
             await self._drained.wait()

@@ -174,6 +174,12 @@ class RecordingSink:
             await asyncio.sleep(self.delay)
         self.messages.append((msg_type, timestamp, payload))
 
+    def offer(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
+        if self.delay:  # media() waits: the connection awaits it for this message
+            return False
+        self.messages.append((msg_type, timestamp, payload))
+        return True
+
     async def metadata(self, meta: dict[str, Any]) -> None:
         self.meta.append(meta)
 

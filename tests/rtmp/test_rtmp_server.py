@@ -141,6 +141,11 @@ async def test_a_failing_sink_ends_only_its_own_connection(server: RTMPServer) -
                 raise RuntimeError("boom")
             await super().media(msg_type, timestamp, payload)
 
+        def offer(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
+            if len(self.messages) == 5:  # as the socket's data came in
+                raise RuntimeError("boom")
+            return super().offer(msg_type, timestamp, payload)
+
     class Handler(RecordingHandler):
         async def on_publish(self, req: PublishRequest) -> RecordingSink:
             if req.name == "bad":
@@ -211,6 +216,9 @@ async def test_backpressure_blocks_the_publisher_and_loses_nothing() -> None:
         async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
             await gate.wait()
             await super().media(msg_type, timestamp, payload)
+
+        def offer(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
+            return gate.is_set() and super().offer(msg_type, timestamp, payload)
 
     class Handler(RecordingHandler):
         async def on_publish(self, req: PublishRequest) -> RecordingSink:
@@ -374,3 +382,83 @@ def test_a_transport_closed_while_the_handler_decides_is_no_error_under_uvloop(
     failed = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not failed, [(r.getMessage(), r.exc_info) for r in failed]
     assert any(r.getMessage() == "rtmp connection lost" for r in caplog.records)
+
+
+class _Choosy(RecordingSink):
+    """Takes media from ``offer()`` except every third frame (left to ``media()``); logs
+    media and metadata in one sequence, with the path each message came by: ``offer()`` from
+    the socket's callback (no task runs) or from the connection's task."""
+
+    def __init__(self, req: PublishRequest) -> None:
+        super().__init__(req)
+        self.order: list[tuple[str, Any]] = []
+
+    def offer(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
+        if (timestamp // 33) % 3 == 2:
+            return False
+        self.order.append(("inline" if asyncio.current_task() is None else "task", timestamp))
+        return super().offer(msg_type, timestamp, payload)
+
+    async def media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
+        await asyncio.sleep(0.01)  # the task is busy: the next reads queue behind it
+        self.order.append(("media", timestamp))
+        await super().media(msg_type, timestamp, payload)
+
+    async def metadata(self, meta: dict[str, Any]) -> None:
+        self.order.append(("meta", meta["n"]))
+        await super().metadata(meta)
+
+
+class _ChoosyHandler(RecordingHandler):
+    async def on_publish(self, req: PublishRequest) -> RecordingSink:
+        sink = _Choosy(req)
+        self.sinks.append(sink)
+        self.live[req.name] = sink
+        return sink
+
+
+async def test_reads_are_handled_inline_and_the_order_holds_across_both_paths() -> None:
+    """Most frames reach the sink from the socket's callback; the ones ``offer()`` leaves, the
+    metadata, and the reads that come while the task works on those go through the task, and
+    every message still arrives once, in the order sent."""
+    handler = _ChoosyHandler()
+    async with RTMPServer(handler, limits=FAST, host="127.0.0.1", port=0) as srv:
+        c = await Client.open(srv.port)
+        await c.publish("order")
+        for i in range(90):
+            data = c.script.media(mt.VIDEO, i * 33, video_payload(i, 1500, i == 0))
+            if i % 10 == 5:
+                data += c.script.metadata({"n": float(i)})
+            await c.send(data)
+            # after a frame offer() leaves, the next one comes while the task works on it
+            await asyncio.sleep(0.003 if i % 3 == 2 else 0.015)
+        await c.unpublish()
+        sink = await handler.wait_closed("order")
+    assert isinstance(sink, _Choosy) and sink.closes == [None]
+    assert [ts for _, ts, _ in sink.messages] == [i * 33 for i in range(90)]
+    expected: list[Any] = []
+    for i in range(90):
+        expected.append(i * 33)
+        if i % 10 == 5:
+            expected.append(("meta", float(i)))
+    assert [ts if path != "meta" else (path, ts) for path, ts in sink.order] == expected
+    paths = {ts: path for path, ts in sink.order if path != "meta"}
+    assert all(paths[i * 33] == "media" for i in range(2, 90, 3))  # offer() left them
+    inline = sum(1 for path in paths.values() if path == "inline")
+    assert inline >= 15, sink.order  # read while the task waited
+    assert "task" in paths.values(), sink.order  # read while it worked
+
+
+async def test_a_protocol_error_read_inline_ends_the_publish_with_the_frames_before_it(
+    server: RTMPServer, handler: RecordingHandler
+) -> None:
+    c = await Client.open(server.port)
+    await c.publish("broken")
+    await c.push_frames(10)
+    await asyncio.sleep(0.05)
+    await c.send(bytes([0x80 | 40]) + bytes(20))  # a new chunk stream starting with type 2
+    assert await c.closed_by_server()
+    sink = await handler.wait_closed("broken")
+    assert sink.video_frames() == 10
+    assert len(sink.closes) == 1 and sink.closes[0] is not None
+    assert sink.closes[0].startswith("protocol error: chunk stream 40 starts with a type 2")

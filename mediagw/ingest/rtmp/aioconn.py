@@ -4,6 +4,15 @@ Reads at most ``limits.read_size`` bytes at a time and handles every event of a 
 the sink for each media message) before reading again, so a slow sink slows the publisher
 down through TCP flow control: nothing is dropped and nothing piles up in memory.
 
+While a publish is under way, reads are handled as they arrive, in the socket's callback
+(:class:`InlineReaderProtocol`), with no hand-off to the connection's task: media messages go
+to the sink's ``offer()``. That is the common case: tens of reads a second per stream, each
+holding a frame or two (a read there is what the event loop read, not ``read_size``; the
+chunk parser's own limits apply as always). Whatever needs the task (a command, an answer to send, a sink that
+would make us wait, an error, the end) wakes it with the rest of that read's events; later
+reads queue in the stream reader behind them, and the task goes back to waiting only once it
+has read everything queued, so the order of messages never changes.
+
 Everything that goes wrong ends this connection only; the sink's ``close()`` is called exactly
 once. The socket is closed as soon as the peer has gone (EOF or reset) or the connection fails,
 before the publish is torn down, so a slow or stuck teardown never leaves it in CLOSE-WAIT; an
@@ -44,6 +53,37 @@ class _SinkFailed(Exception):
     """The PublishSink raised (its cause is attached): our side failed, not the peer."""
 
 
+class InlineReaderProtocol(asyncio.StreamReaderProtocol):
+    """The stream protocol of an RTMP connection: hands each read to the connection while it
+    takes reads inline (see the module docstring), else to the stream reader as usual."""
+
+    conn: RTMPConnection | None = None
+    fed = 0  # bytes given to the stream reader (the connection counts those it read back)
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is not None and conn.inline:
+            conn.received_inline(data)
+            return
+        self.fed += len(data)
+        super().data_received(data)
+
+    def eof_received(self) -> bool:
+        if self.conn is not None:
+            self.conn.stop_inline()
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.conn.stop_inline()
+        super().connection_lost(exc)
+
+
+# a read handled inline that left work for the task: the events not taken, bytes to send, and
+# the error that ended it (the peer's protocol error, or the sink failing)
+_Backlog = tuple[list[Event], bytes, BaseException | None]
+
+
 class RTMPConnection:
     def __init__(
         self,
@@ -62,6 +102,13 @@ class RTMPConnection:
         self.peer = peer
         self.core = ServerConnection(rand=rand, config=limits.protocol)
         self.sink: PublishSink | None = None
+        # reads handled inline (see the module docstring); None: the transport is not ours
+        self.protocol: InlineReaderProtocol | None = None
+        self.inline = False  # the next read is handled inline
+        self._inline_over = False  # EOF or the connection lost: the task reads what is left
+        self._read_back = 0  # bytes the task read from the stream reader
+        self._wake: asyncio.Future[None] | None = None
+        self._backlog: _Backlog | None = None
         self.request: PublishRequest | None = None
         self.public_id: str | None = None  # of the accepted publish, for logs
         self._sink_closes: set[asyncio.Task[None]] = set()  # publishes ended by a command
@@ -124,8 +171,9 @@ class RTMPConnection:
         size = limits.read_size
         while core.state is State.HANDSHAKE:  # a few reads: a timeout each is cheap enough
             async with asyncio.timeout(min(limits.idle_timeout, deadline - loop.time())):
-                data = await read(size)
-            if not await self._received(data):
+                got = await read(size)
+            self._read_back += len(got)
+            if not await self._received(got):
                 return
         # Publishing: up to hundreds of reads a second. One timer per connection checks for
         # silence instead of a timeout around each read (arming and cancelling one per read
@@ -137,19 +185,100 @@ class RTMPConnection:
         try:
             while True:
                 self._reading = True
+                backlog: _Backlog | None = None
+                data: bytes | None = None
                 try:
-                    data = await read(size)
+                    if self._can_inline():
+                        backlog = await self._inline_reads()
+                    else:
+                        data = await read(size)
                 except asyncio.CancelledError:
                     if self._idle and task.uncancel() == 0:  # our watchdog: no byte came
                         raise TimeoutError from None
                     raise
                 finally:
                     self._reading = False
+                    self.inline = False
+                if data is None:  # reads were handled inline until one left work for us
+                    if backlog is not None:
+                        events, out, error = backlog
+                        if error is not None:
+                            raise error
+                        if not await self._dispatch(events, out):
+                            return
+                    continue  # (no backlog: the end came; the reader holds it)
+                self._read_back += len(data)
                 self._last_read = loop.time()
                 if not await self._received(data):
                     return
         finally:
             self._watchdog.cancel()
+
+    def _can_inline(self) -> bool:
+        """Reads may be handled inline from now on: a publish is under way and the stream
+        reader holds nothing (what it holds came first)."""
+        protocol = self.protocol
+        return (
+            protocol is not None
+            and self.sink is not None
+            and not self._inline_over
+            and protocol.fed == self._read_back
+            and self.core.state is State.PUBLISHING
+        )
+
+    async def _inline_reads(self) -> _Backlog | None:
+        """Let the protocol hand reads to ``received_inline`` until one leaves work for this
+        task (its backlog), or the end comes (None)."""
+        self._wake = wake = asyncio.get_running_loop().create_future()
+        self.inline = True
+        await wake
+        backlog, self._backlog = self._backlog, None
+        return backlog
+
+    def received_inline(self, data: bytes) -> None:
+        """One read, in the protocol's callback: media goes to the sink's ``offer()``;
+        anything else wakes the task with what is left (never raises)."""
+        self._last_read = asyncio.get_running_loop().time()
+        self.bytes_in += len(data)
+        core = self.core
+        sink = self.sink
+        events: list[Event] = []
+        taken = 0
+        error: BaseException | None = None
+        try:
+            events = core.receive_data(data, int(time.time() * 1000))
+        except RTMPProtocolError as exc:
+            error = exc
+        if error is None and sink is not None:
+            offer = sink.offer
+            try:
+                for ev in events:
+                    if type(ev) is not MediaMessage or not offer(
+                        ev.msg_type, ev.timestamp, ev.payload
+                    ):
+                        break
+                    taken += 1
+            except Exception as exc:
+                error = _SinkFailed(exc)
+                error.__cause__ = exc
+            self.media_messages += taken
+        out = core.data_to_send()
+        if error is None and taken == len(events) and not out and not core.closing:
+            return
+        self.inline = False  # later reads wait in the stream reader, behind this backlog
+        self._backlog = (events[taken:], out, error)
+        self._wake_task()
+
+    def stop_inline(self) -> None:
+        """EOF or the connection lost: the task reads the rest from the stream reader."""
+        self._inline_over = True
+        self.inline = False
+        self._wake_task()
+
+    def _wake_task(self) -> None:
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     def _watch(self, task: asyncio.Task[None]) -> None:
         """Fires ``idle_timeout`` after the last read it knows of: cancels a read that has
@@ -172,12 +301,15 @@ class RTMPConnection:
             return False
         self.bytes_in += len(data)
         events = core.receive_data(data, int(time.time() * 1000))
-        out = core.data_to_send()
+        return await self._dispatch(events, core.data_to_send())
+
+    async def _dispatch(self, events: list[Event], out: bytes) -> bool:
+        """Send our answers, then handle the events of a read; False once closing."""
         if out:
             await self._send(out)
         if events:
             await self._handle(events)
-        if core.closing:
+        if self.core.closing:
             await self._linger()
             return False
         return True
@@ -185,10 +317,11 @@ class RTMPConnection:
     async def _handle(self, events: list[Event]) -> None:
         for ev in events:
             sink = self.sink
-            if type(ev) is MediaMessage and sink is not None:  # the hot path: one frame each
+            if type(ev) is MediaMessage and sink is not None:  # one frame each
                 self.media_messages += 1
                 try:
-                    await sink.media(ev.msg_type, ev.timestamp, ev.payload)
+                    if not sink.offer(ev.msg_type, ev.timestamp, ev.payload):
+                        await sink.media(ev.msg_type, ev.timestamp, ev.payload)
                 except Exception as exc:
                     raise _SinkFailed(exc) from exc
             elif isinstance(ev, PublishRequested):

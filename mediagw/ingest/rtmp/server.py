@@ -19,7 +19,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 
-from .aioconn import RTMPConnection
+from .aioconn import InlineReaderProtocol, RTMPConnection
 from .types import PublishHandler, PublishRequest, PublishSink, RTMPLimits
 
 __all__ = ["PublishHandler", "PublishRequest", "PublishSink", "RTMPLimits", "RTMPServer"]
@@ -68,12 +68,15 @@ class RTMPServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("RTMPServer already started")
-        self._server = await asyncio.start_server(
-            self._on_client,
-            self.host or None,
-            self._port,
-            limit=self.limits.read_size,
-            reuse_address=True,
+        loop = asyncio.get_running_loop()
+        limit = self.limits.read_size
+
+        def protocol() -> InlineReaderProtocol:  # what asyncio.start_server makes, but ours
+            reader = asyncio.StreamReader(limit=limit, loop=loop)
+            return InlineReaderProtocol(reader, self._on_client, loop=loop)
+
+        self._server = await loop.create_server(
+            protocol, self.host or None, self._port, reuse_address=True
         )
         log.info("rtmp server listening", extra={"host": self.host, "port": self.port})
 
@@ -124,6 +127,9 @@ class RTMPServer:
         self._per_ip[ip] += 1
         try:
             conn = RTMPConnection(reader, writer, self.handler, limits, peer, rand=self._rand)
+            protocol = writer.transport.get_protocol()
+            if isinstance(protocol, InlineReaderProtocol):
+                protocol.conn, conn.protocol = conn, protocol
             self._conns.add(conn)
             await conn.run()
         except asyncio.CancelledError:

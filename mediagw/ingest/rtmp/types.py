@@ -31,6 +31,13 @@ class PublishSink(Protocol):
         backpressure: the connection reads nothing more from the socket meanwhile."""
         ...
 
+    def offer(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
+        """``media()`` without waiting, called as the bytes are read: True when the message
+        was taken. False when taking it would need a wait (or the sink takes media only through
+        ``media()``): the connection then awaits ``media()`` for it, and reads nothing more
+        meanwhile. Raising is the sink failing, as ``media()`` raising is."""
+        ...
+
     async def metadata(self, meta: dict[str, Any]) -> None: ...
 
     async def close(self, error: str | None) -> None:
