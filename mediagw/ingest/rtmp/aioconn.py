@@ -7,11 +7,11 @@ down through TCP flow control: nothing is dropped and nothing piles up in memory
 While a publish is under way, reads are handled as they arrive, in the socket's callback
 (:class:`InlineReaderProtocol`), with no hand-off to the connection's task: media messages go
 to the sink's ``offer()``. That is the common case: tens of reads a second per stream, each
-holding a frame or two (a read there is what the event loop read, not ``read_size``; the
-chunk parser's own limits apply as always). Whatever needs the task (a command, an answer to send, a sink that
-would make us wait, an error, the end) wakes it with the rest of that read's events; later
-reads queue in the stream reader behind them, and the task goes back to waiting only once it
-has read everything queued, so the order of messages never changes.
+holding a frame or two (such a read is what the event loop read, not ``read_size``; the chunk
+parser's own limits apply all the same). Whatever needs the task (a command, an answer to
+send, a sink that would make us wait, an error, the end) wakes it with the rest of that read's
+events; later reads queue in the stream reader behind them, and the task goes back to waiting
+only once it has read everything queued, so the order of messages never changes.
 
 Everything that goes wrong ends this connection only; the sink's ``close()`` is called exactly
 once. The socket is closed as soon as the peer has gone (EOF or reset) or the connection fails,
