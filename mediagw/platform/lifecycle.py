@@ -217,12 +217,14 @@ class StreamLifecycle:
         )
 
     def flush(self) -> None:
-        """Queue the counters of every live session (the ticker calls this)."""
-        for live in list(self.live.values()):
-            self._queue(self._adder(live, self._deltas(live)))
+        """Queue the counters of every live session (the ticker calls this): one store call
+        for all of them, so its cost does not grow with the number of streams."""
+        updates = [(live, self._deltas(live)) for live in list(self.live.values())]
+        if updates:
+            self._queue(self._adder(updates))
 
-    def _adder(self, live: _Session, deltas: Counters) -> Callable[[], Awaitable[None]]:
-        return lambda: self._add(live, deltas, self._now())
+    def _adder(self, updates: list[tuple[_Session, Counters]]) -> Callable[[], Awaitable[None]]:
+        return lambda: self._add(updates, self._now())
 
     # -- the store work, in order ---------------------------------------------------------------
     def _queue(self, job: Callable[[], Awaitable[None]]) -> None:
@@ -259,8 +261,9 @@ class StreamLifecycle:
             )
         return True
 
-    async def _add(self, live: _Session, deltas: Counters, at: int) -> None:
-        await self.store.add_counters(live.row.id, live.session_id, deltas, at)
+    async def _add(self, updates: list[tuple[_Session, Counters]], at: int) -> None:
+        rows = [(live.row.id, live.session_id, deltas) for live, deltas in updates]
+        await self.store.add_counters_many(rows, at)
 
     async def _finish(
         self, live: _Session, deltas: Counters, at: int, reason: str | None = None

@@ -81,3 +81,33 @@ async def test_sessions_counters_and_events(store: SqlStore) -> None:
     assert "sk-1" not in repr(events.seen)
     assert events.seen[2][2]["isActive"] is False
     assert events.seen[3][3]["recordingUrl"] == session.recording_url
+
+
+async def test_one_flush_is_one_store_call_for_every_live_stream(store: SqlStore) -> None:
+    rows = [
+        Stream(id=f"s{n}", name="n", stream_key=f"sk-{n}", playback_id=f"p{n}", created_at=1)
+        for n in (1, 2, 3)
+    ]
+    for row in rows:
+        await store.create_stream(row)
+    calls: list[int] = []
+    many = store.add_counters_many
+
+    async def counted(updates: Any, at: int) -> None:
+        calls.append(len(updates))
+        await many(updates, at)
+
+    store.add_counters_many = counted  # type: ignore[method-assign]
+    life = StreamLifecycle(store, {r.playback_id: r for r in rows}, events=Events())
+    life.start()
+    hubs = [HubStream(r.playback_id, StreamRequest(r.playback_id, stream_id=r.id)) for r in rows]
+    for hub in hubs:
+        life.on_stream_start(hub)
+        hub.stats.segments += 2
+    life.flush()
+    await life.drain()
+    assert calls == [3]
+    assert [(await store.get_stream(r.id)).source_segments for r in rows] == [2, 2, 2]  # type: ignore[union-attr]
+    for hub in hubs:
+        life.on_stream_end(hub)
+    await life.close()

@@ -57,6 +57,33 @@ async def test_concurrent_increments_are_never_lost(store: SqlStore) -> None:
         assert row.transcoded_segments_duration == pytest.approx(10.0)
 
 
+async def test_many_streams_counters_in_one_call(store: SqlStore) -> None:
+    """The periodic flush: every live stream's deltas in one transaction, each added to its
+    own stream and session (the other rows untouched), zeros included."""
+    for n in (1, 2, 3):
+        await store.create_stream(_stream(n))
+    await store.start_session(Session(id="a", stream_id="s1", created_at=1))
+    await store.start_session(Session(id="c", stream_id="s3", created_at=1))
+    await store.add_counters("s1", "a", Counters(source_segments=1, source_bytes=5), 2)
+    await store.add_counters_many(
+        [
+            ("s1", "a", Counters(source_segments=2, source_segments_duration=4.0)),
+            ("s2", None, Counters(transcoded_bytes=9)),
+            ("s3", "c", Counters()),
+        ],
+        50,
+    )
+    await store.add_counters_many([], 60)  # nothing to flush: nothing done
+    s1, s2, s3 = [await store.get_stream(f"s{n}") for n in (1, 2, 3)]
+    a, c = await store.get_session("a"), await store.get_session("c")
+    assert s1 is not None and a is not None and s2 is not None and s3 is not None
+    for row in (s1, a):
+        assert (row.source_segments, row.source_bytes, row.last_seen) == (3, 5, 50)
+        assert row.source_segments_duration == pytest.approx(4.0)
+    assert (s2.transcoded_bytes, s2.source_segments, s2.last_seen) == (9, 0, 50)
+    assert c is not None and (s3.last_seen, c.last_seen, c.source_segments) == (50, 50, 0)
+
+
 async def test_stream_counters_without_a_session(store: SqlStore) -> None:
     await store.create_stream(_stream(1))
     await store.add_counters("s1", None, Counters(transcoded_segments=3), 5)

@@ -86,6 +86,11 @@ class Store(Protocol):
         """Add ``deltas`` to a stream's counters and its session's (atomic increments, never
         read-modify-write); both were last seen at ``at``."""
 
+    async def add_counters_many(
+        self, updates: Sequence[tuple[str, str | None, Counters]], at: int
+    ) -> None:
+        """``add_counters`` for each (stream id, session id, deltas), in one transaction."""
+
     async def finish_session(
         self,
         stream_id: str,
