@@ -53,7 +53,8 @@ async def _embedded_orchestrator(settings: Settings) -> tuple[Settings, Any]:
 
 
 async def _serve(settings: Settings) -> int:
-    from .gateway import Gateway, http_host_for
+    from .gateway import Gateway
+    from .gateway_http import http_host_for
 
     # asyncio.to_thread's pool (file I/O), all its threads started now, as the media pool's
     io = ThreadPoolExecutor(io_workers(), thread_name_prefix="io")

@@ -14,45 +14,23 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from aiohttp import web
-
-from webrtc import (
-    IceConfig,
-    WhepConfig,
-    WhepEgress,
-    add_whep_routes,
-    detect_host_addresses,
-    loopback_fallback,
-)
-from webrtc.routes import Authorize
-
-from .api.conn_limit import PerIPConnections
-from .api.dashboard import add_dashboard_page
-from .api.guard import body_deadline, client_errors, send_deadline
-from .api.http import build_app
 from .api.live import add_live_routes
-from .api.llhls_http import install_llhls
-from .api.metrics import GatewayMetrics, add_metrics_route
-from .api.node_proxy import NodeProxy, OwnerLookup
-from .api.playback_gate import whep_authorize
+from .api.metrics import GatewayMetrics
+from .api.node_proxy import OwnerLookup
 from .api.push import PushIngest
-from .api.recordings import add_recording_routes
 from .api.start_key import start_key_check
 from .api.studio import Api
 from .clock import SYSTEM, Clock
 from .config import Settings
-from .errors import ConfigError
-from .exposure import ingest_policy, is_loopback, log_exposure
+from .exposure import ingest_policy, log_exposure
+from .gateway_http import GatewayHttp, http_host_for
 from .gateway_platform import GatewayPlatform
 from .ingest.rtmp.server import RTMPLimits, RTMPServer
 from .ingest.rtmp_ingest import RTMPIngest
-from .ingest.whip import WhipGateway
 from .livepeer.profiles import Profile
-from .log import quiet_request_errors
 from .metrics import NULL_METRICS, Metrics
 from .payments.live import LivePaymentSource, LocalLivePayments
 from .payments.sender import PaymentSender
@@ -61,7 +39,6 @@ from .pipelines.live_ai.config import LiveConfig
 from .pipelines.live_ai.heartbeat import LiveHeartbeat
 from .pipelines.live_ai.manager import LiveAIManager
 from .pipelines.metering import DeliveryMeter, SourceMeter
-from .pipelines.source_whep import SourceWhep
 from .pipelines.transcode import TranscodeManager, ladder_for
 from .platform.access import PlaybackAccess
 from .platform.admission import Admission
@@ -90,7 +67,6 @@ from .platform.throttle import FailureThrottle
 from .platform.webhook_delivery import WebhookDispatcher
 from .platform.webhooks import WebhookService
 from .publish.hls import HLSPublisher
-from .publish.llhls import LLHLSPublisher
 from .publish.multistream import Multistream
 from .publish.recorder import Recorder
 from .request import Ladder
@@ -101,16 +77,8 @@ from .threads import media_workers, start_all
 from .usage import StreamUsage, UsageQueue
 
 log = logging.getLogger("mediagw.gateway")
-HTTP_LOG = logging.getLogger("mediagw.http")  # aiohttp's errors about our HTTP clients
-# an HTTP connection with no request in progress (idle, or a request's head still arriving:
-# slowloris) is closed after this many seconds; aiohttp's default is about an hour
-HTTP_IDLE_TIMEOUT = 15.0
 
 __all__ = ["Gateway", "make_authorizer"]
-
-AI_WHEP = "/live/video-to-video/{stream}/whep"  # WHEP of a stream's live AI output
-SOURCE_WHEP = "/webrtc/{stream}"  # WHEP of a stream's source video
-LIVE_CONTROL = ("/live/video-to-video/{stream}/update", "/live/video-to-video/{stream}/status")
 
 
 def make_authorizer(settings: Settings, metrics: Metrics = NULL_METRICS) -> StreamAuthorizer | None:
@@ -124,7 +92,7 @@ def make_authorizer(settings: Settings, metrics: Metrics = NULL_METRICS) -> Stre
     return None if ingest_policy(settings).keys_required else OpenAuth()
 
 
-class Gateway(GatewayPlatform):
+class Gateway(GatewayHttp, GatewayPlatform):
     def __init__(
         self,
         settings: Settings,
@@ -268,115 +236,12 @@ class Gateway(GatewayPlatform):
             or http_host in ("127.0.0.1", "localhost", "::1"),
             clock=clock,
         )
-        try:
-            ice = IceConfig(
-                host_addresses=settings.webrtc_host_addresses,
-                nat_1to1_ips=settings.webrtc_nat_ips,
-            )
-        except ValueError as exc:
-            raise ConfigError(f"-webrtcHostAddresses / -webrtcNatIps: {exc}") from None
-        # decided once here, not per offer: only loopback on this host -> loopback candidates
-        fallback = loopback_fallback(ice, detect_host_addresses())
-        self.webrtc_loopback_only = fallback is not None
-        ice = fallback or ice
-        self.whip = WhipGateway(
-            self.hub,
-            self.admission,
-            self.executor,
-            ice=ice,
-            keyframe_interval=settings.segment_duration,
-            max_sessions=settings.max_whip_sessions,
-            clock=clock,
-        )
-        self.whep = WhepEgress(WhepConfig(ice=ice))
-        # an exposed -httpAddr: /streams (every stream, its outputs) needs an admin API key
-        streams_key = None
-        if not is_loopback(http_host):
-            streams_key = start_key_check(
-                lambda: self.store, self.auth_throttle, clock, scopes=("admin",)
-            )
-        self.http_app = build_app(
-            self.hub, self.hls, usage=self.stream_usage, on_served=self._hls_served,
-            streams_key=streams_key,
-        )  # fmt: skip
-        self.llhls: LLHLSPublisher | None = None
-        if settings.llhls:  # LL-HLS beside HLS: fMP4 parts of every stream, as it is cut
-            self.llhls = install_llhls(
-                self.hub,
-                self.http_app,
-                settings.llhls_part_target,
-                target_duration=settings.segment_duration,
-                window=settings.hls_window,
-                wall=clock.wall,
-            )
-        # an exposed -httpAddr without -metricsKey: /metrics for this host's clients only
-        add_metrics_route(
-            self.http_app, self.metrics, settings.metrics_key,
-            local_only=not is_loopback(http_host),
-        )  # fmt: skip
-        self.http_app.middlewares.append(client_errors)  # inside the CORS one
-        self.http_app.middlewares.insert(0, body_deadline)  # slow request bodies: cut
-        self.http_app.middlewares.insert(0, send_deadline)  # outermost: it writes the answer
-        # several nodes (-redisUrl): playback of a stream another node owns is proxied there
-        self.node_proxy: NodeProxy | None = None
-        if settings.redis_url:
-            self.node_proxy = NodeProxy(
-                self.hub,
-                self.node_id,
-                whep_prefixes=(AI_WHEP, SOURCE_WHEP),
-                stream_routes=LIVE_CONTROL,  # the AI session runs on the publisher's node
-                # the owner named by its lease, unless a lookup is given (tests)
-                owner_lookup=owner_lookup or (self.leases.owner_url if self.leases else None),
-                read_timeout=max(15.0, 4 * settings.segment_duration + 7.0),  # > LL-HLS holds
-            )
-            self.node_proxy.install(self.http_app)  # before the playback gate
-        self.push.routes(self.http_app)
-        add_recording_routes(self.http_app, self.recordings_dir)
-        add_dashboard_page(self.http_app)
-        self.whip.routes(self.http_app)
-        # WHEP plays a stream's live AI output ({stream}-out), as go-livepeer does
-        add_whep_routes(
-            self.http_app,
-            AI_WHEP,
-            self.whep,
-            stream_of=_ai_output,
-            authorize=self._playback_gate(_ai_output),
-            cors_origin="*",
-        )
-        # WHEP plays every live stream's source video (H.264 passthrough, on demand)
-        self.source_whep = SourceWhep(
-            self.hub, self.whep, executor=self.executor, on_played=self.delivery.whep_played
-        )
-        self.hub.add_listener(self.source_whep)
-        self.source_whep.routes(self.http_app, SOURCE_WHEP, authorize=self._playback_gate(None))
-        self.http_conns = PerIPConnections(settings.http_max_conns_per_ip)
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._http_front(settings, http_host, owner_lookup)  # gateway_http.py
         self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def rtmp_port(self) -> int:
         return self.rtmp.port
-
-    @property
-    def http_port(self) -> int:
-        if self._site is None or self._site._server is None:
-            return 0
-        sockets = getattr(self._site._server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else 0
-
-    def _configured_url(self) -> str:
-        """``-gatewayHost`` as a URL, or "" (the API then answers with the request's host)."""
-        host = self.settings.gateway_host
-        return "" if not host else host if "://" in host else f"http://{host}"
-
-    def public_url(self) -> str:
-        """This gateway's HTTP API as its clients reach it (``-gatewayHost``, else the bound
-        address), for the URLs given to webhooks."""
-        host = self.settings.gateway_host
-        if host:
-            return host if "://" in host else f"http://{host}"
-        return f"http://{http_host_for(self.settings.http_addr)}:{self.http_port}"
 
     def _live_ai(self, stack: TranscodeStack) -> LiveAIManager:
         assert stack.pins is not None and stack.requests is not None
@@ -418,16 +283,6 @@ class Gateway(GatewayPlatform):
 
     def _push_ladder(self, ladder: Ladder) -> tuple[Profile, ...]:
         return ladder_for(ladder, self.ladder)
-
-    def _playback_gate(self, stream_of: Callable[[web.Request], str] | None) -> Authorize:
-        """WHEP's ``authorize`` hook: token-gated streams play only with a valid token (once
-        the store is open; every stream is public before)."""
-
-        async def authorize(request: web.Request) -> None:
-            if self.playback_access is not None:
-                await whep_authorize(self.playback_access, stream_of)(request)
-
-        return authorize
 
     async def start(self) -> None:
         await start_all(self.executor, media_workers())  # a fixed thread count from now on
@@ -482,20 +337,7 @@ class Gateway(GatewayPlatform):
         await self.push.start()
         if self.node_proxy is not None:
             await self.node_proxy.start()
-        http_host, http_port = Settings.split_addr(self.settings.http_addr)
-        self.request_errors = quiet_request_errors(HTTP_LOG)
-        self._runner = web.AppRunner(
-            self.http_app,
-            access_log=None,
-            handle_signals=False,
-            logger=HTTP_LOG,
-            keepalive_timeout=HTTP_IDLE_TIMEOUT,
-        )
-        await self._runner.setup()
-        assert self._runner.server is not None
-        self.http_conns.install(self._runner.server)
-        self._site = web.TCPSite(self._runner, http_host, http_port, reuse_address=True)
-        await self._site.start()
+        await self._serve_http()
         await self.rtmp.start()
         if self.leases is not None:
             self.leases.start()
@@ -517,11 +359,6 @@ class Gateway(GatewayPlatform):
                 " only clients on this host connect; for remote clients set -webrtcHostAddresses"
                 " to an address they reach (and -webrtcNatIps to the public IP behind 1:1 NAT)"
             )
-
-    def _hls_served(self, stream_id: str, nbytes: int, seconds: float) -> None:
-        self.metrics.hls_served(stream_id, nbytes)
-        if self.settings.metering:
-            self.delivery.hls_served(stream_id, nbytes, seconds)
 
     def _metric_readings(self) -> None:
         """What /metrics reads at scrape time from the counters the parts keep anyway."""
@@ -599,13 +436,3 @@ class Gateway(GatewayPlatform):
         await self._close_shared()
         self.executor.shutdown(wait=True, cancel_futures=False)
         log.info("gateway stopped")
-
-
-def _ai_output(request: web.Request) -> str:
-    name = request.match_info["stream"]
-    return name if name.endswith("-out") else f"{name}-out"
-
-
-def http_host_for(addr: str) -> str:
-    host, _ = Settings.split_addr(addr)
-    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host

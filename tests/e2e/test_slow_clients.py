@@ -18,7 +18,7 @@ from mediatools import ClipMaker, count_frames, fetch_hls, push, wait_until
 from rtmp.rtmp_testkit import C0C1, C2
 
 import mediagw.api.guard
-import mediagw.gateway
+import mediagw.gateway_http
 from mediagw.gateway import Gateway
 from webrtc import IceConfig, gathering_scope
 
@@ -81,7 +81,7 @@ async def test_http_slowloris_and_idle_connections_are_closed(
     """1,000 idle HTTP connections and 30 whose request head arrives one byte a second are
     closed after the idle timeout (aiohttp's own is about an hour); HLS serves a clean stream
     whole meanwhile."""
-    monkeypatch.setattr(mediagw.gateway, "HTTP_IDLE_TIMEOUT", 2.0)
+    monkeypatch.setattr(mediagw.gateway_http, "HTTP_IDLE_TIMEOUT", 2.0)
     gw = await gateway_factory()
     clip = make_clip(seconds=6)
     frames = count_frames(clip)

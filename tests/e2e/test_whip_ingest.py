@@ -163,9 +163,9 @@ async def test_loopback_only_host_answers_with_loopback_candidates(
     """No -webrtcHostAddresses on a host where aioice finds no address (only lo): answers carry
     127.0.0.1 candidates (not none at all) and start-up warns once how to reach remote clients.
     (The real thing, in a namespace with only lo: tests/browser.)"""
-    import mediagw.gateway
+    import mediagw.gateway_http
 
-    monkeypatch.setattr(mediagw.gateway, "detect_host_addresses", lambda: [])
+    monkeypatch.setattr(mediagw.gateway_http, "detect_host_addresses", lambda: [])
     caplog.set_level(logging.WARNING, logger="mediagw.gateway")
     gw = await gateway_factory()
     assert gw.webrtc_loopback_only
@@ -197,9 +197,9 @@ async def test_hosts_with_an_address_keep_their_ice_settings(
     detected: list[str],
     configured: tuple[str, ...],
 ) -> None:
-    import mediagw.gateway
+    import mediagw.gateway_http
 
-    monkeypatch.setattr(mediagw.gateway, "detect_host_addresses", lambda: detected)
+    monkeypatch.setattr(mediagw.gateway_http, "detect_host_addresses", lambda: detected)
     caplog.set_level(logging.WARNING, logger="mediagw.gateway")
     gw = await gateway_factory(webrtc_host_addresses=configured)
     assert not gw.webrtc_loopback_only
