@@ -246,7 +246,7 @@ class RTMPConnection:
         taken = 0
         error: BaseException | None = None
         try:
-            events = core.receive_data(data, int(time.time() * 1000))
+            events = core.receive_data(data)  # (the time is the handshake's only, long done)
         except RTMPProtocolError as exc:
             error = exc
         if error is None and sink is not None:
