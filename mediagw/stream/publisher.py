@@ -8,10 +8,12 @@ backpressure). Nothing is ever dropped.
 
 RTMP media is handed over in batches, not message by message: a thread hand-off costs more
 than demuxing and muxing a frame. A batch goes to the executor when a video keyframe arrives
-(it may cut a segment: the cut is never held back), when it spans ``BATCH_SECONDS`` of arrival
-time or ``BATCH_BYTES``, when the session closes, and for every unit while a consumer reads the
-progress stream (live AI, LL-HLS: media leaves packet by packet) or before any video came (an
-audio-only stream cuts on audio). Other ingests (``unit()``: WHIP) hand over every unit.
+(it may cut a segment: the cut is never held back), ``KEY_LEAD`` before the next keyframe is
+expected (the GOP the last two keyframes gave; so the batch that cuts is small), when it spans
+``BATCH_SECONDS`` of arrival time or ``BATCH_BYTES``, when the session closes, and for every
+unit while a consumer reads the progress stream (live AI, LL-HLS: media leaves packet by
+packet) or before any video came (an audio-only stream cuts on audio). Other ingests
+(``unit()``: WHIP) hand over every unit.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from .hub import Stream, StreamHub
 log = logging.getLogger("mediagw.publisher")
 
 __all__ = ["Publisher"]
+
+KEY_LEAD = 0.5  # seconds before an expected keyframe that the batch waiting for it is sent
 
 # (arguments of the demuxer's feed(), arrival time.monotonic())
 _Msg = tuple[tuple[Any, ...], float]
@@ -95,6 +99,9 @@ class Publisher:
         self._due = False  # the pending batch must be cut now (see the module docstring)
         self._batch_t0 = 0.0  # arrival of the pending batch's first unit
         self._seen_video = False
+        self._key_at = 0.0  # arrival of the last video keyframe
+        self._gop = 0.0  # seconds between the last two (0: not known yet)
+        self._early = False  # this GOP's batch went ahead of its keyframe already
         self._drained = asyncio.Event()
         self._drained.set()
         self._closing = False
@@ -131,6 +138,7 @@ class Publisher:
         return True
 
     def _media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
+        now = self._monotonic()
         if msg_type == MSG_VIDEO:
             self._seen_video = True
             keyframe = bool(payload) and payload[0] >> 4 == 1
@@ -138,23 +146,33 @@ class Publisher:
             keyframe = False
         # an RTMP message waits for its batch unless it may cut or someone wants packets now
         due = keyframe or not self._seen_video or self.stream.segmenter.progress
-        self._queue((msg_type, timestamp, payload), len(payload), due)
+        if keyframe:
+            if self._key_at:
+                self._gop = now - self._key_at
+            self._key_at, self._early = now, False
+        elif (
+            not due and self._gop and not self._early and now >= self._key_at + self._gop - KEY_LEAD
+        ):
+            # the next keyframe is near (as far as the last two were apart): what waits goes
+            # now, so the batch that cuts holds a few frames only (in a busy process, each
+            # frame muxed in the segmenter's thread may wait for the GIL: the cut's latency)
+            due = self._early = True
+        self._queue((msg_type, timestamp, payload), len(payload), due, now)
 
     async def unit(self, *args: Any) -> None:
         """Queue one ingest unit for the demuxer (in the executor). Waits when the queue is full:
         the caller stops reading its source, nothing is dropped."""
         size = sum(len(a) for a in args if isinstance(a, bytes | bytearray))
-        self._queue(args, size, True)
+        self._queue(args, size, True, self._monotonic())
         await self._wait_drained()
 
-    def _queue(self, args: tuple[Any, ...], size: int, due: bool) -> None:
+    def _queue(self, args: tuple[Any, ...], size: int, due: bool, now: float) -> None:
         """Add one unit to the pending batch; wake the worker when the batch is ``due`` or has
         grown past ``BATCH_SECONDS``/``BATCH_BYTES``."""
         if self._error is not None:
             raise MediaError(self._error)
         if self._done:  # the worker is gone (cancelled): nothing would ever cut this
             raise MediaError("publisher closed")
-        now = self._monotonic()
         if not self._session_wall0:
             self._session_wall0 = self._wallclock()
         if not self._pending:

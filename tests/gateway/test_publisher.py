@@ -177,14 +177,16 @@ async def test_progress_stream_reaches_subscribers_in_cut_order(tmp_path: Path) 
 
 
 class CountingExecutor(ThreadPoolExecutor):
-    """A one-thread pool that counts the batches handed to it."""
+    """A one-thread pool that counts the batches handed to it, and their sizes."""
 
     def __init__(self) -> None:
         super().__init__(1)
         self.calls = 0
+        self.sizes: list[int] = []
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
         self.calls += 1
+        self.sizes.append(len(args[0]) if args else 0)
         return super().submit(fn, *args, **kwargs)
 
 
@@ -226,4 +228,40 @@ async def test_rtmp_media_goes_to_the_segmenter_thread_in_batches(make_clip: Cli
     assert pool.calls == base + 4
     await _close_within(pub)
     assert stream.stats.video_frames == 24  # nothing held back is lost at the end
+    pool.shutdown(wait=True)
+
+
+async def test_the_batch_before_an_expected_keyframe_goes_ahead_so_the_cut_is_small(
+    make_clip: ClipMaker,
+) -> None:
+    """Keyframes 2 s apart: from the third GOP on, what waits goes ``KEY_LEAD`` before the
+    next keyframe is due, and the keyframe's own batch (the one that cuts) holds only the
+    frames of that lead, not of the whole batch time."""
+    from mediagw.stream.publisher import KEY_LEAD
+
+    video = [t for t in read_flv_file(str(make_clip(seconds=2, audio=False))) if t[0] == VIDEO]
+    config, key, inter = video[0], video[1], video[2]
+    now = [100.0]
+    pool = CountingExecutor()
+    hub = StreamHub()
+    stream = hub.begin_publish("ahead")
+    pub = Publisher(hub, stream, pool, monotonic=lambda: now[0])
+    await pub.media(*config)
+    step = 1 / 30
+    for n in range(3 * 60 + 1):  # three 2 s GOPs and the next keyframe, one frame each step
+        frame = key if n % 60 == 0 else inter
+        calls = pool.calls
+        await pub.media(VIDEO, round(n * step * 1000), frame[2])
+        for _ in range(3):
+            await asyncio.sleep(0)  # the worker takes a batch that became due
+        if pool.calls != calls:
+            await _settle(pub)  # and the segmenter's thread is done with it
+        now[0] += step
+    # the last GOP's batches: the age bound (BATCH_SECONDS), then ahead of the keyframe
+    # (its frames from 4.0 + 2.0 - KEY_LEAD on), then the keyframe with the frames before it
+    lead = round(KEY_LEAD / step)
+    assert pool.sizes[-1] <= lead + 2, pool.sizes
+    assert pool.sizes[-2] >= 60 - round(Publisher.BATCH_SECONDS / step) - lead - 2, pool.sizes
+    await _close_within(pub)
+    assert stream.stats.video_frames == 3 * 60 + 1
     pool.shutdown(wait=True)
