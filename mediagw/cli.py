@@ -20,7 +20,7 @@ from .config import Settings, add_arguments, load_settings
 from .errors import ConfigError, MediaGWError
 from .log import setup_logging
 from .signals import wait_for_stop_signal
-from .threads import io_workers, start_all
+from .threads import io_workers, start_all, tune_gil
 
 log = logging.getLogger("mediagw")
 
@@ -56,6 +56,7 @@ async def _serve(settings: Settings) -> int:
     from .gateway import Gateway
     from .gateway_http import http_host_for
 
+    tune_gil()
     # asyncio.to_thread's pool (file I/O), all its threads started now, as the media pool's
     io = ThreadPoolExecutor(io_workers(), thread_name_prefix="io")
     asyncio.get_running_loop().set_default_executor(io)

@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["io_workers", "media_workers", "start_all"]
+__all__ = ["GIL_SWITCH_INTERVAL", "io_workers", "media_workers", "start_all", "tune_gil"]
 
 START_TIMEOUT = 10.0  # seconds for a pool's threads to start together
+# PyAV lets go of the GIL in each call into FFmpeg (a packet muxed: tens a second per stream),
+# and a thread that wants it back waits until the event loop's thread lets go: at the latest
+# after the switch interval, 5 ms by default. A segment cut muxes a batch of frames, so under
+# load its latency was tens of such waits. 1 ms: measured at 200 and 300 streams (README).
+GIL_SWITCH_INTERVAL = 0.001
+
+
+def tune_gil() -> None:
+    """For a gateway process (``mediagw run``, its benches): see ``GIL_SWITCH_INTERVAL``. Not
+    done by ``Gateway`` itself: a library leaves the interpreter's settings to its host."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 
 def io_workers() -> int:

@@ -39,6 +39,7 @@ from segmenter.bench import segment_file
 from ..config import Settings
 from ..errors import ConfigError
 from ..gateway import Gateway
+from ..threads import tune_gil
 from .ingest_kit import (
     Listings,
     RssSampler,
@@ -152,6 +153,7 @@ async def _mediagw_phase(
         data_dir=str(work / f"data-{tag}"),  # this run's store only
         metering=metering,
     )
+    tune_gil()  # as mediagw run does
     gateway = Gateway(settings)
     await gateway.start()
     assert gateway.store is not None and gateway.streams is not None
