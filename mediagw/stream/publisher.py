@@ -73,7 +73,7 @@ class Publisher:
 
     MAX_PENDING_BYTES = 8 * 1024 * 1024
     # RTMP media held for one executor call: the arrival time it spans, its bytes. A keyframe
-    # hands the batch over whatever its age, so these bound memory, never segment latency.
+    # hands the batch over whatever its age (and the one before it went KEY_LEAD ahead).
     BATCH_SECONDS = 1.0
     BATCH_BYTES = 512 * 1024
 
