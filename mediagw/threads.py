@@ -25,10 +25,13 @@ START_TIMEOUT = 10.0  # seconds for a pool's threads to start together
 GIL_SWITCH_INTERVAL = 0.001
 
 
-def tune_gil() -> None:
+def tune_gil() -> float:
     """For a gateway process (``mediagw run``, its benches): see ``GIL_SWITCH_INTERVAL``. Not
-    done by ``Gateway`` itself: a library leaves the interpreter's settings to its host."""
+    done by ``Gateway`` itself: a library leaves the interpreter's settings to its host.
+    Returns the interval it replaced (a bench run in a test process puts it back)."""
+    previous = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    return previous
 
 
 def io_workers() -> int:

@@ -138,7 +138,20 @@ async def _mediagw_phase(
     work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str, metering: bool
 ) -> dict[str, Any]:
     """Push ``streams`` stored streams (a customer's key, on a plan with quotas) into a fresh
-    in-process gateway, ``metering`` on or off: its figures."""
+    in-process gateway, ``metering`` on or off: its figures. The process's GIL switch interval
+    is what ``mediagw run`` sets while it runs, the caller's again after."""
+    previous = tune_gil()
+    try:
+        return await _mediagw_push(
+            work, clip, streams, publisher=publisher, ffmpeg=ffmpeg, metering=metering
+        )
+    finally:
+        sys.setswitchinterval(previous)
+
+
+async def _mediagw_push(
+    work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str, metering: bool
+) -> dict[str, Any]:
     from ..platform import keys
     from ..platform.plans import Plan
     from ..platform.tenancy import tenant_of
@@ -153,7 +166,6 @@ async def _mediagw_phase(
         data_dir=str(work / f"data-{tag}"),  # this run's store only
         metering=metering,
     )
-    tune_gil()  # as mediagw run does
     gateway = Gateway(settings)
     await gateway.start()
     assert gateway.store is not None and gateway.streams is not None

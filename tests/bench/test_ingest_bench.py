@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,13 @@ from mediagw.bench.nginx_rtmp import NGINX, RTMP_MODULE
 async def test_the_ingest_bench_compares_metering_on_and_off(tmp_path: Path) -> None:
     need_tool("ffmpeg")
     out = tmp_path / "bench.json"
+    interval = sys.getswitchinterval()
     code = await run_ingest_bench(
         streams=2, seconds=4, size="320x240", fps=30, json_out=str(out), extras=True
     )
     result = json.loads(out.read_text())
     assert code == 0, result
+    assert sys.getswitchinterval() == interval  # mediagw run's GIL setting, for its run only
     step = result["steps"][0]
     ours = step["mediagw"]
     assert ours["segments_lost"] == 0 and ours["publishers_failed"] == 0
