@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,8 +200,14 @@ class RecordingSink:
 class RecordingHandler:
     """Accepts every name once at a time; a second publisher on a live name gets StreamBusy."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        delay: float = 0.0,
+        *,
+        sink: Callable[[PublishRequest], RecordingSink] | None = None,
+    ) -> None:
         self.delay = delay
+        self.make_sink = sink or (lambda req: RecordingSink(req, self.delay))
         self.sinks: list[RecordingSink] = []
         self.live: dict[str, RecordingSink] = {}
         self.rejected: list[PublishRequest] = []
@@ -218,7 +225,7 @@ class RecordingHandler:
         if current is not None and not current.closes:
             self.rejected.append(req)
             raise StreamBusy(req.name)
-        sink = RecordingSink(req, self.delay)
+        sink = self.make_sink(req)
         self.sinks.append(sink)
         self.live[req.name] = sink
         return sink

@@ -146,16 +146,9 @@ async def test_a_failing_sink_ends_only_its_own_connection(server: RTMPServer) -
                 raise RuntimeError("boom")
             return super().offer(msg_type, timestamp, payload)
 
-    class Handler(RecordingHandler):
-        async def on_publish(self, req: PublishRequest) -> RecordingSink:
-            if req.name == "bad":
-                sink = Exploding(req)
-                self.sinks.append(sink)
-                self.live[req.name] = sink
-                return sink
-            return await super().on_publish(req)
-
-    handler = Handler()
+    handler = RecordingHandler(
+        sink=lambda req: Exploding(req) if req.name == "bad" else RecordingSink(req)
+    )
     server.handler = handler
     good, bad = await Client.open(server.port), await Client.open(server.port)
     await good.publish("good")
@@ -220,14 +213,7 @@ async def test_backpressure_blocks_the_publisher_and_loses_nothing() -> None:
         def offer(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
             return gate.is_set() and super().offer(msg_type, timestamp, payload)
 
-    class Handler(RecordingHandler):
-        async def on_publish(self, req: PublishRequest) -> RecordingSink:
-            sink = Gated(req)
-            self.sinks.append(sink)
-            self.live[req.name] = sink
-            return sink
-
-    handler = Handler()
+    handler = RecordingHandler(sink=Gated)
     async with RTMPServer(handler, limits=FAST, host="127.0.0.1", port=0) as srv:
         c = await Client.open(srv.port)
         await c.publish("bp")
@@ -409,19 +395,11 @@ class _Choosy(RecordingSink):
         await super().metadata(meta)
 
 
-class _ChoosyHandler(RecordingHandler):
-    async def on_publish(self, req: PublishRequest) -> RecordingSink:
-        sink = _Choosy(req)
-        self.sinks.append(sink)
-        self.live[req.name] = sink
-        return sink
-
-
 async def test_reads_are_handled_inline_and_the_order_holds_across_both_paths() -> None:
     """Most frames reach the sink from the socket's callback; the ones ``offer()`` leaves, the
     metadata, and the reads that come while the task works on those go through the task, and
     every message still arrives once, in the order sent."""
-    handler = _ChoosyHandler()
+    handler = RecordingHandler(sink=_Choosy)
     async with RTMPServer(handler, limits=FAST, host="127.0.0.1", port=0) as srv:
         c = await Client.open(srv.port)
         await c.publish("order")
