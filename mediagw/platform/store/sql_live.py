@@ -39,12 +39,6 @@ def _adding(table: sa.Table) -> sa.Update:
 _ADD_STREAMS, _ADD_SESSIONS = _adding(streams), _adding(sessions)
 
 
-def _increments(table: sa.Table, deltas: Counters) -> dict[str, Any]:
-    return {
-        name: table.c[name] + getattr(deltas, name) for name in COUNTERS if getattr(deltas, name)
-    }
-
-
 class LiveStore:
     """Mixed into ``SqlStore`` (which provides the engine and the row helpers)."""
 
@@ -79,26 +73,16 @@ class LiveStore:
     ) -> None:
         """Add ``deltas`` to a stream's counters and its session's, and mark both seen at
         ``at``: one atomic increment per row."""
-        async with transaction(self._engine, "session") as connection:
-            await _add(connection, stream_id, session_id, deltas, at)
+        await self.add_counters_many([(stream_id, session_id, deltas)], at)
 
     async def add_counters_many(
         self, updates: Sequence[tuple[str, str | None, Counters]], at: int
     ) -> None:
         """``add_counters`` for many streams in one transaction and two statements (the
         periodic flush of every live session: one round trip per statement, not per stream)."""
-        if not updates:
-            return
-
-        def params(row: str, deltas: Counters) -> dict[str, Any]:
-            return {"row": row, "at": at, **{f"d_{n}": getattr(deltas, n) for n in COUNTERS}}
-
-        stream_rows = [params(stream_id, d) for stream_id, _, d in updates]
-        session_rows = [params(session_id, d) for _, session_id, d in updates if session_id]
-        async with transaction(self._engine, "session") as connection:
-            await connection.execute(_ADD_STREAMS, stream_rows)
-            if session_rows:
-                await connection.execute(_ADD_SESSIONS, session_rows)
+        if updates:
+            async with transaction(self._engine, "session") as connection:
+                await _add(connection, updates, at)
 
     async def finish_session(
         self,
@@ -117,7 +101,7 @@ class LiveStore:
         if recording_url is not None:
             values["recording_url"] = recording_url
         async with transaction(self._engine, "session") as connection:
-            await _add(connection, stream_id, session_id, deltas, at)
+            await _add(connection, [(stream_id, session_id, deltas)], at)
             ended = await connection.execute(sessions.update().where(where, open_).values(**values))
             others = sa.exists().where(sessions.c.stream_id == stream_id, open_)
             await connection.execute(
@@ -205,20 +189,15 @@ class LiveStore:
 
 
 async def _add(
-    connection: AsyncConnection,
-    stream_id: str,
-    session_id: str | None,
-    deltas: Counters,
-    at: int,
+    connection: AsyncConnection, updates: Sequence[tuple[str, str | None, Counters]], at: int
 ) -> None:
-    await connection.execute(
-        streams.update()
-        .where(streams.c.id == stream_id)
-        .values(last_seen=at, **_increments(streams, deltas))
-    )
-    if session_id is not None:
-        await connection.execute(
-            sessions.update()
-            .where(sessions.c.id == session_id)
-            .values(last_seen=at, **_increments(sessions, deltas))
-        )
+    """Add each (stream id, session id or None, deltas) to its stream's counters and its
+    session's, both seen at ``at``: the statements built once, run once each (executemany)."""
+
+    def params(row: str, deltas: Counters) -> dict[str, Any]:
+        return {"row": row, "at": at, **{f"d_{n}": getattr(deltas, n) for n in COUNTERS}}
+
+    await connection.execute(_ADD_STREAMS, [params(stream_id, d) for stream_id, _, d in updates])
+    session_rows = [params(sid, d) for _, sid, d in updates if sid is not None]
+    if session_rows:
+        await connection.execute(_ADD_SESSIONS, session_rows)
