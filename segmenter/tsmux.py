@@ -13,9 +13,10 @@ Audio frames are handed to the muxer in groups: consecutive ADTS frames, up to
 ``AUDIO_GROUP_BYTES`` (the PES payload size the mpegts muxer fills for audio anyway, so the file
 holds the same PES packets) or ``AUDIO_GROUP_TICKS`` of time, go in as one packet with the first
 frame's PTS. The muxer would have batched them into one PES all the same; one call per group
-instead of one per frame halves the cost of muxing a live stream's audio (about 47 AAC frames
-a second against 30 video frames). The interleaver still orders the group by its PTS among the
-video packets, and ``close`` hands over the last group before the trailer.
+instead of one per frame (about 47 AAC frames a second against 30 video frames) means fewer
+PyAV calls, each of which lets go of the GIL and may wait to take it back in a busy process.
+The interleaver still orders the group by its PTS among the video packets, and ``close`` hands
+over the last group before the trailer.
 
 Progressive mode (``progressive=True``, for consumers that send a segment while it is cut: live
 AI's trickle POST): the muxer flushes after every packet (``flush_packets``), writes each audio
