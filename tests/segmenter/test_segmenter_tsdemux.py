@@ -282,24 +282,18 @@ def test_audio_frames_go_in_groups_and_each_keeps_its_time(
     seg.enable_progress()  # the packets as muxed, with the times the segmenter gave them
     segs: list[Segment] = []
     muxed: list[MediaPacket] = []
+
+    def take_audio() -> None:
+        for e in seg.take_progress():
+            if isinstance(e, SegmentProgress):
+                muxed.extend(p for p in e.packets if p.kind == "audio")
+
     for tag in read_flv_file(path):
         for item in demux.feed(*tag):
             segs += seg.push(item)
-            muxed += [
-                p
-                for e in seg.take_progress()
-                if isinstance(e, SegmentProgress)
-                for p in e.packets
-                if p.kind == "audio"
-            ]
+            take_audio()
     segs += seg.flush()
-    muxed += [
-        p
-        for e in seg.take_progress()
-        if isinstance(e, SegmentProgress)
-        for p in e.packets
-        if p.kind == "audio"
-    ]
+    take_audio()
     got: list[MediaPacket] = []
     pes = 0
     for s in segs:
