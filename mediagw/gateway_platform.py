@@ -3,8 +3,9 @@ API, playback tokens, the stream lifecycle, the usage ledger), and the hooks the
 calls into it (terminate a stream, name a recording's folder, report a multistream transition),
 and what a node tells the others (its URL, who owns a stream, the cursor's discontinuity).
 
-``Gateway`` (gateway.py, the composition root) inherits it: one object, two files, so neither
-grows past what a reader holds at once. Nothing here touches media.
+``Gateway`` (gateway.py, the composition root) inherits it, and its HTTP front
+(gateway_http.py): one object, three files, so none grows past what a reader holds at once.
+Nothing here touches media.
 """
 
 from __future__ import annotations
