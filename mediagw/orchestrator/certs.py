@@ -3,6 +3,10 @@
 As go-livepeer's ``server/cert.go``: ECDSA P-256, self-signed, CA, key usage CertSign +
 DigitalSignature, ExtKeyUsage ServerAuth, valid 8765 hours, empty subject, one DNS SAN = the
 service host, even when it is an IP address (so "127.0.0.1" is a DNS name, not an IP SAN).
+
+One departure: go-livepeer's notBefore is the creation instant, so a peer whose clock runs even a
+second behind (or a handshake right after a clock step) sees "certificate is not yet valid".
+Here notBefore is backdated by ``CLOCK_SKEW``; notAfter stays 8765 hours after creation.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-__all__ = ["CERT_VALIDITY", "Certificate", "generate_certificate"]
+__all__ = ["CERT_VALIDITY", "CLOCK_SKEW", "Certificate", "generate_certificate"]
 
 CERT_VALIDITY = datetime.timedelta(hours=8765)
+CLOCK_SKEW = datetime.timedelta(hours=1)  # as public CAs backdate
 
 
 @dataclass(frozen=True)
@@ -34,15 +39,15 @@ def generate_certificate(host: str, work_dir: Path, now: float) -> Certificate:
     names = (host,)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([])
-    not_before = datetime.datetime.fromtimestamp(now, tz=datetime.UTC)
+    created = datetime.datetime.fromtimestamp(now, tz=datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + CERT_VALIDITY)
+        .not_valid_before(created - CLOCK_SKEW)
+        .not_valid_after(created + CERT_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(

@@ -28,6 +28,7 @@ from mediagw.eth.crypto import address_of, keccak256, recover_address, sign_dige
 from mediagw.livepeer.proto import net
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 from mediagw.orchestrator.caps import DEFAULT_CAPABILITIES, bitstring
+from mediagw.orchestrator.certs import generate_certificate
 from mediagw.payments.tickets import aux_data, expected_value
 
 
@@ -197,8 +198,10 @@ async def test_certificate(offchain: ReferenceOrchestrator, tmp_path: Path) -> N
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["127.0.0.1"]  # IP as a DNS name
     assert not san.get_values_for_type(x509.IPAddress)
-    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    assert lifetime.total_seconds() == 8765 * 3600
+    # good for 8765 h from creation (go-livepeer), valid from an hour before it (clock skew)
+    now = time.time()
+    assert now - 3600 - 60 <= cert.not_valid_before_utc.timestamp() <= now - 3600
+    assert now + 8765 * 3600 - 60 <= cert.not_valid_after_utc.timestamp() <= now + 8765 * 3600
     # ALPN offers h2 and http/1.1
     ctx = ssl.create_default_context(cadata=pem.decode())
     ctx.check_hostname = False
@@ -208,6 +211,28 @@ async def test_certificate(offchain: ReferenceOrchestrator, tmp_path: Path) -> N
     _, writer = await asyncio.open_connection("127.0.0.1", offchain.port, ssl=ctx)
     assert writer.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
     writer.close()
+
+
+@pytest.mark.parametrize("ahead_s", [1, 600])
+async def test_certificate_accepted_by_a_peer_whose_clock_is_behind(
+    tmp_path: Path, ahead_s: int
+) -> None:
+    """A cert made by an orchestrator whose clock runs ahead, checked by a real TLS client now."""
+    import asyncio
+
+    cert = generate_certificate("127.0.0.1", tmp_path, time.time() + ahead_s)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert.cert_path, cert.key_path)
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    client_ctx = ssl.create_default_context(cadata=cert.cert_pem.decode())
+    client_ctx.check_hostname = False  # the SAN is a DNS name "127.0.0.1", as go-livepeer's
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx)
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_new_certificate_every_start(tmp_path: Path) -> None:
