@@ -8,6 +8,7 @@ source segment, so the tests assert on the order of events, never on wall-clock 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ class Received:
     seq: int
     data: bytearray = field(default_factory=bytearray)
     complete: bool = False
+    started: float = field(default_factory=time.monotonic)  # its first chunk's arrival
 
 
 @dataclass
@@ -183,9 +185,13 @@ async def test_an_orchestrator_lost_mid_segment_gets_it_resent_whole_to_the_next
             first = o1 if o1.node and o1.node.live.sessions else o2
             orch_session(first, "swap")
 
-            def in_flight() -> bool:  # the orchestrator has part of a segment
+            def in_flight() -> bool:
+                """The orchestrator has the start of a segment, and most of it is still to
+                come (a 2 s segment that began under 0.5 s ago), so it dies mid-segment
+                even if its stop takes a while on a busy machine."""
                 got = rec.firsts()[-1][1]
-                return not got.complete and len(got.data) > 0
+                young = time.monotonic() - got.started < 0.5
+                return not got.complete and len(got.data) > 0 and young
 
             await wait_until(in_flight, 10)
             await first.stop()  # dies mid-segment
