@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from mediatools import need_tool
 
 from segmenter import (
+    AudioConfig,
     FlvDemuxer,
     MalformedMedia,
     MediaPacket,
@@ -24,6 +25,7 @@ from segmenter import (
     Segmenter,
     SegmenterError,
     SegmentProgress,
+    VideoConfig,
     read_flv_file,
 )
 from segmenter.tsdemux import TsDemuxer
@@ -346,3 +348,37 @@ def test_the_muxer_gets_audio_a_group_at_a_time(make_flv: Callable[..., Path]) -
     assert counting.calls["audio"] * 4 <= len(frames), counting.calls  # groups, not frames
     out = [p for p in demux_in(data, [])[0] if p.kind == "audio"]
     assert [p.data for p in out] == [p.data for p in frames]  # the last group too
+
+
+def test_a_segment_reaches_python_in_a_few_writes(
+    make_flv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The muxer fills its I/O buffer before each write (each one a call back into Python)
+    instead of writing after every packet (libavformat's default): the same bytes."""
+    import segmenter.tsmux as tsmux
+
+    path = make_flv(size="320x240", seconds=2.0, gop=30, bframes=0)
+    demux = FlvDemuxer()
+    items = [i for t in read_flv_file(path) for i in demux.feed(*t)]
+    video = next(i for i in items if isinstance(i, VideoConfig))
+    audio = next(i for i in items if isinstance(i, AudioConfig))
+    packets = [i for i in items if isinstance(i, MediaPacket)]
+    start = min(p.dts for p in packets)
+
+    def mux() -> tuple[bytes, int]:
+        writer = tsmux.TsWriter(video, audio)
+        for p in packets:
+            if p.kind == "video":
+                writer.write_video(p.pts - start + 36_000, p.dts - start + 36_000, p.keyframe,
+                                   p.data)  # fmt: skip
+            else:
+                writer.write_audio(p.pts - start + 36_000, p.data)
+        data = writer.close()
+        return data, len(writer._buf.chunks)
+
+    data, writes = mux()
+    monkeypatch.setattr(tsmux, "TS_OPTIONS", {**tsmux.TS_OPTIONS, "flush_packets": "1"})
+    flushed, flushes = mux()
+    assert data == flushed
+    assert writes <= len(data) // tsmux.IO_BUFFER + 2, (writes, len(data))
+    assert flushes >= sum(p.kind == "video" for p in packets), flushes  # one per mux call
