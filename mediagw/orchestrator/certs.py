@@ -4,9 +4,9 @@ As go-livepeer's ``server/cert.go``: ECDSA P-256, self-signed, CA, key usage Cer
 DigitalSignature, ExtKeyUsage ServerAuth, valid 8765 hours, empty subject, one DNS SAN = the
 service host, even when it is an IP address (so "127.0.0.1" is a DNS name, not an IP SAN).
 
-One departure: go-livepeer's notBefore is the creation instant, so a peer whose clock runs even a
-second behind (or a handshake right after a clock step) sees "certificate is not yet valid".
-Here notBefore is backdated by ``CLOCK_SKEW``; notAfter stays 8765 hours after creation.
+notBefore is backdated by ``CLOCK_SKEW``: a certificate valid only from its creation instant
+(as this one was until a CI run failed on it) is "not yet valid" to a peer whose clock runs even
+a second behind, or after a clock step. notAfter stays 8765 hours after creation.
 """
 
 from __future__ import annotations
