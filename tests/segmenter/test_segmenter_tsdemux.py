@@ -27,8 +27,10 @@ from segmenter import (
     SegmentProgress,
     VideoConfig,
     read_flv_file,
+    tsmux,
 )
 from segmenter.tsdemux import TsDemuxer
+from segmenter.tsmux import TsWriter
 
 
 def pyav_units(ts: bytes) -> list[tuple[str, int, int, bool, bytes]]:
@@ -323,26 +325,36 @@ class _CountingContainer:
         self.inner.close()
 
 
-def test_the_muxer_gets_audio_a_group_at_a_time(make_flv: Callable[..., Path]) -> None:
-    from segmenter import AudioConfig, VideoConfig
-    from segmenter.tsmux import TsWriter
-
+def _two_seconds(
+    make_flv: Callable[..., Path],
+) -> tuple[VideoConfig, AudioConfig, list[MediaPacket]]:
+    """A 2 s 320x240 clip's configs and packets, as the FLV demuxer gives them."""
     path = make_flv(size="320x240", seconds=2.0, gop=30, bframes=0)
     demux = FlvDemuxer()
     items = [i for t in read_flv_file(path) for i in demux.feed(*t)]
     video = next(i for i in items if isinstance(i, VideoConfig))
     audio = next(i for i in items if isinstance(i, AudioConfig))
-    packets = [i for i in items if isinstance(i, MediaPacket)]
-    writer = TsWriter(video, audio)
-    counting = _CountingContainer(writer._container)
-    writer._container = counting  # type: ignore[assignment]
+    return video, audio, [i for i in items if isinstance(i, MediaPacket)]
+
+
+def _write_all(writer: TsWriter, packets: list[MediaPacket]) -> bytes:
+    """Every packet into ``writer`` with the times the segmenter would give them (from 0.4 s,
+    the PCR lead); the finished TS."""
     start = min(p.dts for p in packets)
-    for p in packets:  # times as the segmenter would give them: from 0.4 s (the PCR lead)
+    for p in packets:
         if p.kind == "video":
             writer.write_video(p.pts - start + 36_000, p.dts - start + 36_000, p.keyframe, p.data)
         else:
             writer.write_audio(p.pts - start + 36_000, p.data)
-    data = writer.close()
+    return writer.close()
+
+
+def test_the_muxer_gets_audio_a_group_at_a_time(make_flv: Callable[..., Path]) -> None:
+    video, audio, packets = _two_seconds(make_flv)
+    writer = TsWriter(video, audio)
+    counting = _CountingContainer(writer._container)
+    writer._container = counting  # type: ignore[assignment]
+    data = _write_all(writer, packets)
     frames = [p for p in packets if p.kind == "audio"]
     assert counting.calls["video"] == len(packets) - len(frames)
     assert counting.calls["audio"] * 4 <= len(frames), counting.calls  # groups, not frames
@@ -355,26 +367,11 @@ def test_a_segment_reaches_python_in_a_few_writes(
 ) -> None:
     """The muxer fills its I/O buffer before each write (each one a call back into Python)
     instead of writing after every packet (libavformat's default): the same bytes."""
-    import segmenter.tsmux as tsmux
-
-    path = make_flv(size="320x240", seconds=2.0, gop=30, bframes=0)
-    demux = FlvDemuxer()
-    items = [i for t in read_flv_file(path) for i in demux.feed(*t)]
-    video = next(i for i in items if isinstance(i, VideoConfig))
-    audio = next(i for i in items if isinstance(i, AudioConfig))
-    packets = [i for i in items if isinstance(i, MediaPacket)]
-    start = min(p.dts for p in packets)
+    video, audio, packets = _two_seconds(make_flv)
 
     def mux() -> tuple[bytes, int]:
-        writer = tsmux.TsWriter(video, audio)
-        for p in packets:
-            if p.kind == "video":
-                writer.write_video(p.pts - start + 36_000, p.dts - start + 36_000, p.keyframe,
-                                   p.data)  # fmt: skip
-            else:
-                writer.write_audio(p.pts - start + 36_000, p.data)
-        data = writer.close()
-        return data, len(writer._buf.chunks)
+        writer = TsWriter(video, audio)
+        return _write_all(writer, packets), len(writer._buf.chunks)
 
     data, writes = mux()
     monkeypatch.setattr(tsmux, "TS_OPTIONS", {**tsmux.TS_OPTIONS, "flush_packets": "1"})
