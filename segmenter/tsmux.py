@@ -97,7 +97,6 @@ class TsWriter:
         "_astream",
         "_buf",
         "_container",
-        "_progressive",
         "_vstream",
         "audio",
         "video",
@@ -115,8 +114,8 @@ class TsWriter:
         self.audio = audio
         self._adts = AdtsWriter.from_asc(parse_asc(audio.asc)) if audio is not None else None
         self._buf = _Chunks()
-        self._progressive = progressive
-        self._agroup: bytearray | None = None if progressive else bytearray()  # ADTS frames
+        # ADTS frames waiting for one mux call; None: progressive (every frame at once)
+        self._agroup: bytearray | None = None if progressive else bytearray()
         self._agroup_pts = 0  # the group's first frame
         try:
             options = TS_OPTIONS_DISCONTINUITY if discontinuity else TS_OPTIONS
@@ -190,12 +189,12 @@ class TsWriter:
 
     @property
     def progressive(self) -> bool:
-        return self._progressive
+        return self._agroup is None
 
     def take(self) -> bytes:
         """Progressive mode: the bytes written since the previous ``take`` (else empty)."""
         buf = self._buf
-        if not self._progressive or buf.taken == len(buf.chunks):
+        if not self.progressive or buf.taken == len(buf.chunks):
             return b""
         new = b"".join(buf.chunks[buf.taken :])
         buf.taken = len(buf.chunks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ssl
@@ -206,8 +207,6 @@ async def test_certificate(offchain: ReferenceOrchestrator, tmp_path: Path) -> N
     ctx = ssl.create_default_context(cadata=pem.decode())
     ctx.check_hostname = False
     ctx.set_alpn_protocols(["h2", "http/1.1"])
-    import asyncio
-
     _, writer = await asyncio.open_connection("127.0.0.1", offchain.port, ssl=ctx)
     assert writer.get_extra_info("ssl_object").selected_alpn_protocol() == "h2"
     writer.close()
@@ -218,8 +217,6 @@ async def test_certificate_accepted_by_a_peer_whose_clock_is_behind(
     tmp_path: Path, ahead_s: int
 ) -> None:
     """A cert made by an orchestrator whose clock runs ahead, checked by a real TLS client now."""
-    import asyncio
-
     cert = generate_certificate("127.0.0.1", tmp_path, time.time() + ahead_s)
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert.cert_path, cert.key_path)

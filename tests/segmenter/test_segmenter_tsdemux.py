@@ -340,12 +340,12 @@ def _two_seconds(
 def _write_all(writer: TsWriter, packets: list[MediaPacket]) -> bytes:
     """Every packet into ``writer`` with the times the segmenter would give them (from 0.4 s,
     the PCR lead); the finished TS."""
-    start = min(p.dts for p in packets)
+    shift = tsmux.PCR_LEAD - min(p.dts for p in packets)
     for p in packets:
         if p.kind == "video":
-            writer.write_video(p.pts - start + 36_000, p.dts - start + 36_000, p.keyframe, p.data)
+            writer.write_video(p.pts + shift, p.dts + shift, p.keyframe, p.data)
         else:
-            writer.write_audio(p.pts - start + 36_000, p.data)
+            writer.write_audio(p.pts + shift, p.data)
     return writer.close()
 
 
