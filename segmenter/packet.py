@@ -2,6 +2,13 @@
 
 All timestamps are integers in a 90 kHz clock (MPEG-TS's own), so durations are exact and
 RTMP milliseconds (x90) and RTP video ticks map without rounding.
+
+``MediaPacket`` (and, in the RTMP server, ``Message`` and ``MediaMessage``) are made once per
+media packet, so they are plain slots dataclasses, read-only by convention rather than
+``frozen``: a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``
+(0.62 against 0.16 us for five fields on this machine), and the RTMP receive path went from
+5.0 to 4.1 us per read without it. Nothing changes them after they are made; being unhashable,
+none is used as a key.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ class AudioConfig:
         return f"mp4a.40.{self.object_type}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # read-only by convention (the module docstring says why not frozen)
 class MediaPacket:
     """One access unit. Video data is Annex B (start codes); audio is a raw AAC frame (no ADTS)."""
 

@@ -63,7 +63,7 @@ class Metadata:
     meta: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, read-only by convention: segmenter/packet.py says why
 class MediaMessage:
     """An audio (8) or video (9) message; ``timestamp`` is unwrapped milliseconds."""
 

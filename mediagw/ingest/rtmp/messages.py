@@ -47,7 +47,7 @@ COMMAND_AMF0 = 20
 AGGREGATE = 22
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, read-only by convention: segmenter/packet.py says why
 class Message:
     """One complete RTMP message, as read from or written to a chunk stream."""
 
