@@ -119,13 +119,14 @@ class _Stream:
     bytes_sent: int = 0
     writes: int = 0
     paused_since: float = 0.0
+    paused_s: float = 0.0  # time spent waiting for a server that did not read (all pauses)
     proto: _Client | None = None
 
     def result(self) -> dict[str, Any]:
         return {
             "index": self.index, "error": self.error, "started": self.started,
             "ended": self.ended, "tags_sent": self.next_tag, "tags": len(self.tags),
-            "bytes_sent": self.bytes_sent, "writes": self.writes,
+            "bytes_sent": self.bytes_sent, "writes": self.writes, "paused_s": self.paused_s,
             "keyframes": self.keyframes,  # (dts ms, pts ms, due, sent)
         }  # fmt: skip
 
@@ -271,7 +272,9 @@ def _send_due(stream: _Stream, now: float) -> float | None:
             proto.transport.abort()
             return None
         return now + TICK
-    stream.paused_since = 0.0
+    if stream.paused_since:
+        stream.paused_s += now - stream.paused_since
+        stream.paused_since = 0.0
     limit = (now + TICK - base) * 1000
     j = i
     while j < len(tags) and tags[j].at_ms <= limit:
@@ -320,8 +323,13 @@ async def publish_all(
             if not s.error:
                 heapq.heappush(heap, (s.started, s.index))
         now = time.monotonic()
+        # each stream due now is served once per pass: one put back due within the pass (a
+        # paused one comes back at now + TICK) waits for the next, after the loop has run (it
+        # is what resumes a paused transport; serving it again at once spun here for ever)
+        ready = []
         while heap and heap[0][0] <= now + TICK:
-            _, index = heapq.heappop(heap)
+            ready.append(heapq.heappop(heap)[1])
+        for index in ready:
             stream = streams[index]
             due = _send_due(stream, now)
             if due is None:

@@ -6,8 +6,11 @@ gateway's server connection: Publish.Start awaited, a refusal reported."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from pathlib import Path
+
+import pytest
 
 from mediagw.bench.flv_push import CHUNK_SIZE, chunk_clip, publish_all
 from mediagw.bench.ingest_kit import nginx_ends, segment_latencies
@@ -133,3 +136,43 @@ async def test_the_publisher_waits_for_publish_start_and_reports_a_refusal(tmp_p
     assert ok["keyframes"][0][3] >= ok["keyframes"][0][2] >= ok["started"] > 0
     assert "NetStream.Publish.BadName" in bad["error"] and "no such key" in bad["error"]
     assert "bad" not in media and result["failed"] == 1
+
+
+@pytest.mark.timeout(60)  # a publisher that spins never yields to asyncio's own timeouts
+async def test_the_publisher_waits_for_a_server_that_stops_reading(tmp_path: Path) -> None:
+    """A server that reads nothing for a while fills the socket, so the publisher's transport
+    pauses: the publisher waits (its event loop keeps running, which is what resumes the
+    transport), then sends the rest, every tag once and in order. It used to spin for ever
+    serving the paused stream again and again without yielding."""
+    path = tmp_path / "clip.flv"
+    frames = [(9, ts * 33, video(ts % 30 == 0, 0, 256 * 1024)) for ts in range(90)]
+    path.write_bytes(flv([(9, 0, b"\x17\x00\x00\x00\x00avcC"), *frames]))
+    got: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = ServerConnection(rand=lambda n: b"\x5a" * n)
+        stalled = False
+        while data := await reader.read(65536):
+            for event in conn.receive_data(data):
+                if isinstance(event, PublishRequested):
+                    conn.accept_publish()
+                elif isinstance(event, MediaMessage):
+                    got.append(event.timestamp)
+            writer.write(conn.data_to_send())
+            if got and not stalled:  # media flows: stop reading for a while
+                stalled = True
+                await asyncio.sleep(1.5)
+        writer.close()
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # fills fast
+    listener.bind(("127.0.0.1", 0))
+    server = await asyncio.start_server(serve, sock=listener)
+    port = listener.getsockname()[1]
+    async with server:
+        urls = [f"rtmp://127.0.0.1:{port}/live/slow"]
+        result = await publish_all(str(path), urls, stagger=0.1, timeout=5)
+    (stream,) = result["streams"]
+    assert stream["error"] == "" and stream["tags_sent"] == stream["tags"] == 91
+    assert stream["paused_s"] > 0.2, stream["paused_s"]  # it did wait on the server
+    assert got == [0] + [ts * 33 for ts in range(90)]
