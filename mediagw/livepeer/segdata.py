@@ -59,11 +59,13 @@ async def build_segdata(
     calc_perceptual_hash: bool = False,
     force_session_reinit: bool = False,
     clip_ms: tuple[int, int] | None = None,
+    seg_hash: bytes | None = None,
 ) -> net.SegData:
     """The SegData for one segment (§5.2). ``sign`` None = off-chain: empty signature.
 
     ``auth_token`` is O's token from the latest OrchestratorInfo, copied byte for byte.
-    ``clip_ms`` (from, to) fills ``segment_parameters``.
+    ``clip_ms`` (from, to) fills ``segment_parameters``. ``seg_hash``: the segment's keccak256
+    when the caller already has it (a retry of the same segment on another orchestrator).
     """
     if not profiles:
         raise ValueError("a segment needs at least one output profile")
@@ -72,7 +74,10 @@ async def build_segdata(
         raise ValueError(
             f"segment duration {duration_s} s outside [0, {MAX_DURATION_MS // 1000}] s"
         )
-    seg_hash = await segment_hash(segment)
+    if seg_hash is None:
+        seg_hash = await segment_hash(segment)
+    elif len(seg_hash) != 32:
+        raise ValueError("segment hash must be 32 bytes")
     seg = net.SegData(
         manifestId=manifest_id.encode(),
         seq=seq,

@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 from mediatools import ClipMaker
 
 from mediagw.livepeer.profiles import PRESETS
 from mediagw.livepeer.rpc import OrchestratorRPC, normalize_orch_addr
+from mediagw.livepeer.segdata import segment_hash
 from mediagw.livepeer.segment import SegmentClient
 from mediagw.livepeer.tls import PinStore
 from mediagw.orchestrator import OrchestratorConfig, OrchestratorStats, ReferenceOrchestrator
@@ -18,6 +20,7 @@ from mediagw.payments.params import SenderInfo
 from mediagw.payments.sender import PaymentSender
 from mediagw.payments.signer import LocalSigner
 from mediagw.pipelines.transcode import LivepeerTranscoder, TranscodeJob, TranscodeOutcome
+from mediagw.pipelines.transcode import transcoder as transcoder_mod
 from mediagw.pool.prices import PriceCaps
 from mediagw.pool.sources import StaticSource
 
@@ -76,11 +79,19 @@ async def test_unlocking_account_sends_nothing(make_clip: ClipMaker) -> None:
 
 
 async def test_expired_ticket_params_refresh_and_retry_the_same_orchestrator(
-    make_clip: ClipMaker,
+    make_clip: ClipMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No -ethUrl: the gateway cannot see params expire. The orchestrator answers
-    'TicketParams expired'; the gateway refreshes them and the same O takes the segment."""
+    'TicketParams expired'; the gateway refreshes them and the same O takes the segment.
+    The retry signs a new SegData without hashing the segment again."""
     segment = make_clip(seconds=2, fmt="mpegts").read_bytes()
+    hashed: list[int] = []
+
+    async def counting_hash(data: bytes) -> bytes:
+        hashed.append(len(data))
+        return await segment_hash(data)
+
+    monkeypatch.setattr(transcoder_mod, "segment_hash", counting_hash)
     skew = [0.0]
     config = OrchestratorConfig(
         priced=True,
@@ -107,6 +118,7 @@ async def test_expired_ticket_params_refresh_and_retry_the_same_orchestrator(
         second = await transcoder.transcode(TranscodeJob("exp", 1, segment, 2.0, profiles))
         assert second.ok, second.error
         assert second.attempts == 2 and second.orchestrator == orch.url
+        assert hashed == [len(segment)] * 2  # once per segment, not once per attempt
         assert orch.stats.ticket_errors["TicketParams expired"] >= 1, orch.stats.ticket_errors
         assert orch.stats.segments_transcoded == 2
         await transcoder.close()

@@ -90,6 +90,20 @@ async def test_duration_limits(duration: float) -> None:
         )
 
 
+async def test_a_hash_given_is_signed_as_is_and_a_bad_one_refused() -> None:
+    """A retry passes the hash it already has: the same SegData as hashing again."""
+    segment = b"\x47" + bytes(187) * 3
+    kw = dict(manifest_id="m", seq=3, segment=segment, duration_s=2.0, profiles=PROFILES,
+              capabilities=CAPS, auth_token=TOKEN, sign=_sign)  # fmt: skip
+    hashed = await build_segdata(**kw)  # type: ignore[arg-type]
+    given = await build_segdata(**kw, seg_hash=keccak256(segment))  # type: ignore[arg-type]
+    assert given == hashed
+    wrong = await build_segdata(**kw, seg_hash=bytes(32))  # type: ignore[arg-type]
+    assert wrong.hash == bytes(32) and wrong.sig != hashed.sig
+    with pytest.raises(ValueError, match="32 bytes"):
+        await build_segdata(**kw, seg_hash=bytes(31))  # type: ignore[arg-type]
+
+
 def test_flatten_rejects_bad_inputs() -> None:
     with pytest.raises(ValueError):
         flatten("m", -1, bytes(32), PROFILES)

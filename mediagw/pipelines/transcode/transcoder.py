@@ -35,7 +35,7 @@ from ...livepeer.capabilities import compatible, job_capabilities
 from ...livepeer.errors import StaleTicketParams
 from ...livepeer.proto import net
 from ...livepeer.rpc import OrchestratorRequests, OrchestratorRPC
-from ...livepeer.segdata import build_segdata, segment_header
+from ...livepeer.segdata import build_segdata, segment_hash, segment_header
 from ...livepeer.segment import SegmentClient, verify_result_hashes
 from ...metrics import NULL_METRICS, Metrics, error_code
 from ...payments.chain import ChainReader
@@ -70,8 +70,12 @@ class _ChainView:
 
 @dataclass(slots=True)
 class _Spent:
+    """One segment's state across its attempts: what was paid, and its keccak256 (hashed once:
+    a retry on another orchestrator signs a new SegData over the same hash)."""
+
     tickets: int = 0
     ev: Fraction = Fraction(0)
+    seg_hash: bytes | None = None
 
 
 @dataclass(eq=False)
@@ -316,16 +320,7 @@ class LivepeerTranscoder:
                     initial_price=session.initial_price,
                     price_cap=self.caps.max_price(),
                 ),
-                build_segdata(
-                    manifest_id=job.stream_id,
-                    seq=job.seq,
-                    segment=job.data,
-                    duration_s=job.duration,
-                    profiles=job.profiles,
-                    capabilities=state.caps,
-                    auth_token=info.auth_token,
-                    sign=None if self.signer.offchain else self.signer.sign,
-                ),
+                self._segdata(state, job, info, spent),
             )
         except Exception as exc:
             self.payments.restore(key, existing)
@@ -394,6 +389,23 @@ class LivepeerTranscoder:
         latency = self._monotonic() - started
         state.selector.complete(session, latency_score(latency, job.duration))
         return TranscodeOutcome(tuple(renditions), None, o, attempt, pixels), True
+
+    async def _segdata(
+        self, state: _StreamState, job: TranscodeJob, info: net.OrchestratorInfo, spent: _Spent
+    ) -> net.SegData:
+        if spent.seg_hash is None:
+            spent.seg_hash = await segment_hash(job.data)
+        return await build_segdata(
+            manifest_id=job.stream_id,
+            seq=job.seq,
+            segment=job.data,
+            duration_s=job.duration,
+            profiles=job.profiles,
+            capabilities=state.caps,
+            auth_token=info.auth_token,
+            sign=None if self.signer.offchain else self.signer.sign,
+            seg_hash=spent.seg_hash,
+        )
 
     async def _fetch_rendition(self, url: str) -> tuple[bytes, bytes]:
         """Download one rendition and hash it (keccak256, in a thread) as soon as it lands, so
