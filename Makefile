@@ -54,8 +54,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite in two runs: the files of PARALLEL (gateways fed by live-paced pushes: mostly waiting,
+# a fresh database, Redis prefix and ports each) on WORKERS pytest-xdist workers, a file per worker
+# at a time; then the rest one test at a time (benches and browsers measure time and CPU).
+# With ARGS: one run of what ARGS names, as given.
+WORKERS  ?= 2
+PARALLEL := tests/e2e tests/platform
 unit: $(STAMP) system-deps
+ifeq ($(strip $(ARGS)),)
+	@rc=0; \
+	$(BIN)/pytest -q --durations=20 -n $(WORKERS) --dist loadfile $(PARALLEL) || rc=$$?; \
+	$(BIN)/pytest -q --durations=20 $(addprefix --ignore=,$(PARALLEL)) || rc=$$?; \
+	exit $$rc
+else
 	$(BIN)/pytest -q --durations=30 $(ARGS)
+endif
 
 test: lint typecheck unit
 

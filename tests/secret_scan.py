@@ -14,6 +14,10 @@ gateway logs at unless told otherwise; the root's WARNING would leave most gatew
 ``--secret-scan-level=debug`` audits the debug lines too (no measurable CPU cost on the e2e
 files, but libraries' debug chatter: not the default), ``--secret-scan-level=`` leaves the level
 to the tests. ``-p no:secret_scan`` turns the scan off.
+
+Under pytest-xdist (``make test`` runs ``tests/e2e`` on two workers) each worker records and scans
+what its own tests log and start, and hands its findings and counts to the controller
+(``workeroutput``), which reports them all and fails the run on any finding.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +127,7 @@ class SecretScan:
         self._out: Any = None
         self.done = False
         self.seconds = 0.0  # the scan's own
+        self.workers: list[dict[str, Any]] = []  # under xdist, the controller: each worker's
 
     @property
     def test(self) -> str:
@@ -246,14 +251,35 @@ class SecretScan:
         if not self.findings:  # else kept, to be read
             shutil.rmtree(self.dir / "subprocess", ignore_errors=True)
 
+    def totals(self) -> dict[str, Any]:
+        """What a worker hands the controller: its findings and its counts."""
+        return {
+            "findings": [asdict(f) for f in self.findings],
+            "secrets": len(self.registry.secrets),
+            "records": self.records,
+            "subprocess_bytes": self.subprocess_bytes,
+            "too_short": len(self.registry.too_short),
+            "seconds": self.seconds,
+        }
+
+    def merge(self, worker: dict[str, Any]) -> None:
+        """A worker's totals (under xdist, in the controller): its findings fail this run."""
+        self.workers.append(worker)
+        self.findings += [Finding(**f) for f in worker["findings"]]
+
     def summary(self) -> str:
-        short = len(self.registry.too_short)
+        def total(name: str) -> Any:
+            return sum(w[name] for w in self.workers)
+
         state = f"{len(self.findings)} LEAKED" if self.findings else "clean"
+        ran = f" on {len(self.workers)} workers" if self.workers else ""
         return (
-            f"secret scan: {len(self.registry.secrets)} secrets, {self.records} log records,"
-            f" {self.subprocess_bytes} bytes of subprocess logs: {state}"
-            f" ({short} values under {secret_sources.MIN_LENGTH} characters not scanned;"
-            f" scanned in {self.seconds:.1f} s)"
+            f"secret scan{ran}: {len(self.registry.secrets) + total('secrets')} secrets,"
+            f" {self.records + total('records')} log records,"
+            f" {self.subprocess_bytes + total('subprocess_bytes')} bytes of subprocess logs:"
+            f" {state} ({len(self.registry.too_short) + total('too_short')} values under"
+            f" {secret_sources.MIN_LENGTH} characters not scanned;"
+            f" scanned in {self.seconds + total('seconds'):.1f} s)"
         )
 
 
@@ -299,6 +325,7 @@ def _is_mediagw(argv: list[str]) -> bool:
 # hooks
 
 _KEY = pytest.StashKey[SecretScan]()
+_OUTPUT = "secret_scan"  # the key of a worker's totals in xdist's workeroutput
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -342,8 +369,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if scan is None:
         return
     scan.finish()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports and fails the run
+        workeroutput[_OUTPUT] = scan.totals()
     if scan.findings and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist, in the controller: a worker finished; take its scan's findings and counts."""
+    scan = node.config.stash.get(_KEY, None)
+    output = getattr(node, "workeroutput", None) or {}
+    if scan is not None and _OUTPUT in output:
+        scan.merge(output[_OUTPUT])
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -82,3 +82,21 @@ def test_a_clean_run_passes(pytester: pytest.Pytester) -> None:
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.OK, out
     assert re.search(r"secret scan: 2 secrets, \d+ log records, 0 bytes .*: clean", out), out
+
+
+@pytest.mark.usefixtures("child_env")
+def test_a_secret_leaked_on_an_xdist_worker_fails_the_run(pytester: pytest.Pytester) -> None:
+    """``make test`` runs tests/e2e on two xdist workers: each scans its own tests' logs, and
+    the controller reports every worker's findings and fails the run."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_leaks=LEAKS, test_clean=CLEAN)
+    result = pytester.runpytest_subprocess(
+        "-p", "secret_scan", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile"
+    )  # fmt: skip
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out
+    result.assert_outcomes(passed=4)
+    assert re.search(r"secret scan on 2 workers: 4 secrets, \d+ log records, .*: 3 LEAKED", out)
+    found = [line for line in out.splitlines() if line.startswith("  ")]
+    assert sum("test_leaks.py::" in line for line in found) == 3, out
+    assert not any("test_clean" in line for line in found), out
