@@ -74,6 +74,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    """A share from 0 to 1; ``all`` = 1, ``off`` = 0."""
+    word = text.strip().lower()
+    if word in ("all", "on", "true"):
+        return 1.0
+    if word in ("off", "none", "false"):
+        return 0.0
+    value = float(word)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be 0 to 1 (or all, off), got {text!r}")
+    return value
+
+
 def _part_target(text: str) -> float:
     value = float(text)
     if not 0.1 <= value <= 2.0:
@@ -183,6 +196,13 @@ OPTIONS: tuple[Option, ...] = (
         "orchSkipVerify",
         _parse_bool,
         "skip orchestrator TLS pinning entirely (default: trust on first use + pin)",
+    ),
+    Option(
+        "verify_results",
+        "verifyResults",
+        _share,
+        "share of transcode results whose orchestrator signature is checked (each rendition"
+        " hashed): all (default), off, or 0-1 at random, an orchestrator's first 3 always",
     ),
     Option("max_price_per_unit", "maxPricePerUnit", str, "max price per unit in wei (0 = no cap)"),
     Option("pixels_per_unit", "pixelsPerUnit", str, "pixels per unit of -maxPricePerUnit"),
@@ -405,6 +425,7 @@ class Settings:
     orch_blocklist: tuple[str, ...] = ()
     orch_min_version: str = ""
     orch_skip_verify: bool = False
+    verify_results: float = 1.0
     max_price_per_unit: str = "0"
     pixels_per_unit: str = "1"
     max_price_per_capability: str = ""

@@ -140,6 +140,7 @@ async def build_transcoder(
         blocklist=Blocklist(settings.orch_blocklist),
         max_attempts=settings.max_attempts,
         min_version=settings.orch_min_version,
+        verify_results=settings.verify_results,
         chain=chain,
         requests=OrchestratorRequests(
             rpc, signer=None if signer.offchain else signer, credentials=credentials

@@ -62,6 +62,12 @@ def add_bench_parser(sub: Any) -> None:
     )
     tbench.add_argument("--segments", type=int, default=200, help="measured segments per run")
     tbench.add_argument("--runs", type=int, default=3, help="measured runs (CPU figure each)")
+    tbench.add_argument(
+        "--sampled",
+        type=float,
+        default=0.1,
+        help="then the same runs with -verifyResults at this share (0: skip them)",
+    )
     tbench.add_argument("--json", dest="json_out", default="", help="also write results here")
     lbench = bench_sub.add_parser(
         "live", help="gateway-added and glass-to-glass latency on the live AI path (noop)"
@@ -180,7 +186,12 @@ def run_bench(args: argparse.Namespace, run_async: RunAsync) -> int | None:
         from .transcode import run_transcode_bench
 
         return run_async(
-            run_transcode_bench(segments=args.segments, runs=args.runs, json_out=args.json_out)
+            run_transcode_bench(
+                segments=args.segments,
+                runs=args.runs,
+                sampled=args.sampled,
+                json_out=args.json_out,
+            )
         )
     if args.bench == "live":
         from .live import run_live_bench

@@ -64,6 +64,7 @@ class Faults:
     delay_result: float = 0.0  # seconds to wait between the 200 and the result
     drop_connection: bool = False  # 200, half of the result, then the TCP connection is cut
     garbage: bool = False  # 200, then bytes that are not a TranscodeResult
+    bad_result_sig: bool = False  # the result's signature covers other bytes (tampering)
     price_factor: float = 1.0
     # live video-to-video (they ignore ``after_segments``; counts are per session)
     live_reject_start: bool = False  # POST /live-video-to-video -> 503 insufficient capacity

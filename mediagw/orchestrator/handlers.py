@@ -154,6 +154,8 @@ class HTTPRoutes:
         if isinstance(outcome, JobResult):
             result.data.segments.extend(outcome.segments)
             result.data.sig = outcome.sig
+            if active and faults.bad_result_sig and outcome.sig:  # r's low bit flipped
+                result.data.sig = bytes([outcome.sig[0] ^ 1]) + outcome.sig[1:]
             pixels = outcome.pixels
             node.stats.segments_transcoded += 1
             node.stats.pixels += pixels

@@ -56,6 +56,8 @@ class OrchSession:
         self.discovery_latency = discovery_latency
         #: Latency score of the last completed segment; None until one completes (§5.8).
         self.latency_score: float | None = None
+        #: Results whose signature was checked (§5.10): the first few always are.
+        self.results_checked = 0
         self._info = info
         self._initial_price = price_of(info)
         self._in_flight: deque[float] = deque()

@@ -115,3 +115,15 @@ def test_boolean_flags_stand_alone_or_take_a_value() -> None:
     assert load_settings(parse_flags(["-orchSkipVerify"]), env={}).orch_skip_verify is True
     assert load_settings(parse_flags(["-httpIngest=false"]), env={}).http_ingest is False
     assert load_settings({}, env={"MEDIAGW_HTTP_INGEST": "yes"}).http_ingest is True
+
+
+def test_verify_results_takes_all_off_or_a_share() -> None:
+    def share(text: str) -> float:
+        return load_settings(parse_flags(["-verifyResults", text]), env={}).verify_results
+
+    assert load_settings({}, env={}).verify_results == 1.0  # every result, by default
+    assert (share("all"), share("off"), share("0.25")) == (1.0, 0.0, 0.25)
+    assert load_settings({}, env={"MEDIAGW_VERIFY_RESULTS": "0.5"}).verify_results == 0.5
+    for bad in ("1.5", "-0.1", "some"):
+        with pytest.raises(ConfigError, match="verifyResults"):
+            share(bad)

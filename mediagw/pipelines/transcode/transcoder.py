@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -54,6 +55,8 @@ from ...usage import PAYMENT, NullUsage, UsageEvent, UsageSink
 from .pipeline import RenditionData, TranscodeJob, TranscodeOutcome
 
 log = logging.getLogger("mediagw.livepeer")
+
+ALWAYS_CHECKED = 3  # an orchestrator session's first results are checked
 
 __all__ = ["LivepeerTranscoder"]
 
@@ -99,6 +102,8 @@ class LivepeerTranscoder:
         blocklist: Blocklist | None = None,
         max_attempts: int = 3,
         min_version: str = "",
+        verify_results: float = 1.0,
+        rand: Callable[[], float] = random.random,
         chain: ChainReader | None = None,
         requests: OrchestratorRequests | None = None,
         notes: OrchNotes | None = None,
@@ -119,6 +124,11 @@ class LivepeerTranscoder:
         self.blocklist = blocklist or Blocklist()
         self.max_attempts = max_attempts
         self.min_version = min_version
+        # the share of results whose signature is checked (the first ALWAYS_CHECKED of each
+        # orchestrator session always are, unless 0): hashing the renditions is most of the
+        # gateway's CPU per transcoded segment
+        self.verify_results = verify_results
+        self._rand = rand
         self._clock = clock
         self.chain = chain
         self._chain_view = _ChainView()
@@ -374,7 +384,8 @@ class LivepeerTranscoder:
             text = tr.error if which == "error" else "UnknownResponse"
             state.selector.fail(session, retryable=True)
             return self._failed(job, o, attempt, f"orchestrator error: {text}"), True
-        downloaded = await self._download(tr.data, job)
+        check = self._check_result(session)
+        downloaded = await self._download(tr.data, job, check)
         if isinstance(downloaded, str):
             self.payments.spend(key)
             state.selector.fail(session, retryable=True)
@@ -383,9 +394,11 @@ class LivepeerTranscoder:
         pixels = sum(s.pixels for s in tr.data.segments)
         debit = pixels * price if price is not None else Fraction(0)
         self.payments.settle(key, existing, bundle.new_credit, debit)
-        if info.address and not verify_result_hashes(hashes, tr.data.sig, bytes(info.address)):
-            state.selector.fail(session, retryable=True)
-            return self._failed(job, o, attempt, "result signature does not verify"), True
+        if check:
+            if not verify_result_hashes(hashes, tr.data.sig, bytes(info.address)):
+                state.selector.fail(session, retryable=True)
+                return self._failed(job, o, attempt, "result signature does not verify"), True
+            session.results_checked += 1
         latency = self._monotonic() - started
         state.selector.complete(session, latency_score(latency, job.duration))
         return TranscodeOutcome(tuple(renditions), None, o, attempt, pixels), True
@@ -407,19 +420,30 @@ class LivepeerTranscoder:
             seg_hash=spent.seg_hash,
         )
 
-    async def _fetch_rendition(self, url: str) -> tuple[bytes, bytes]:
-        """Download one rendition and hash it (keccak256, in a thread) as soon as it lands, so
-        hashing overlaps the other downloads."""
+    def _check_result(self, session: OrchSession) -> bool:
+        """Whether this result's signature is checked (§5.10): never without an orchestrator
+        address (off-chain: no signature) or with ``verify_results`` 0; always for a session's
+        first ALWAYS_CHECKED results; then ``verify_results`` of them, at random."""
+        share = self.verify_results
+        if not session.info.address or share <= 0:
+            return False
+        return share >= 1 or session.results_checked < ALWAYS_CHECKED or self._rand() < share
+
+    async def _fetch_rendition(self, url: str, hash_it: bool) -> tuple[bytes, bytes]:
+        """Download one rendition and, when its result is checked, hash it (keccak256, in a
+        thread) as soon as it lands, so hashing overlaps the other downloads."""
         blob = await self.segments.download(url)
-        return blob, await asyncio.to_thread(keccak256, blob)
+        return blob, (await asyncio.to_thread(keccak256, blob) if hash_it else b"")
 
     async def _download(
-        self, data: net.TranscodeData, job: TranscodeJob
+        self, data: net.TranscodeData, job: TranscodeJob, hash_them: bool
     ) -> tuple[list[RenditionData], list[bytes]] | str:
         if len(data.segments) != len(job.profiles):
             return f"MismatchedSegments: {len(data.segments)} renditions for {len(job.profiles)}"
         try:
-            got = await asyncio.gather(*(self._fetch_rendition(s.url) for s in data.segments))
+            got = await asyncio.gather(
+                *(self._fetch_rendition(s.url, hash_them) for s in data.segments)
+            )
         except Exception as exc:
             return f"download failed: {exc}"
         renditions = [
