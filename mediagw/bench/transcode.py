@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import web
@@ -167,6 +167,93 @@ async def _signing_figures(signer: LocalSigner, count: int = 4000) -> dict[str, 
     }
 
 
+class _Measured(NamedTuple):
+    ours: list[float]  # wall seconds per segment, every run
+    cpu_ms: list[float]  # gateway CPU ms per segment, per run
+    sampled_ms: list[float]  # the same with -verifyResults at the sampled share
+    base: list[float]  # bare HTTPS POSTs
+    signing: dict[str, int]
+    tickets: int
+    rejected: int
+
+
+async def _measure(
+    work: Path, data: bytes, orch_url: str, segments: int, runs: int, sampled: float
+) -> _Measured:
+    """The gateway's transcode stack against the orchestrator at ``orch_url``: every figure."""
+    key = os.urandom(32)
+    keystore = work / "key.json"
+    keystore.write_text(json.dumps(account_api().encrypt(key, "pw", iterations=2)))
+    settings = Settings(orch_addr=(orch_url,), eth_keystore_path=str(keystore), eth_password="pw")
+    stack = await build_transcoder(settings)
+    assert stack is not None
+    try:
+        return await _measure_stack(stack, work, data, orch_url, segments, runs, sampled)
+    finally:
+        await stack.close()
+
+
+async def _measure_stack(
+    stack: TranscodeStack,
+    work: Path,
+    data: bytes,
+    orch_url: str,
+    segments: int,
+    runs: int,
+    sampled: float,
+) -> _Measured:
+    hls = HLSPublisher()
+    profiles = tuple(PRESETS[n] for n in LADDER)
+    print(f"{segments} segments of 2 s 720p ({len(data)} bytes), 3 renditions ...",
+          file=sys.stderr, flush=True)  # fmt: skip
+    for seq in range(5):  # warm up connections and sessions
+        await _one_segment(stack, hls, seq, data, profiles)
+    ours: list[float] = []
+    cpu_ms: list[float] = []
+    for run in range(runs):
+        first = 5 + run * segments
+        walls, cpu = await _measured_run(stack, hls, first, segments, data, profiles)
+        ours.extend(walls)
+        cpu_ms.append(cpu)
+        print(f"run {run + 1}: gateway CPU {cpu:.2f} ms/segment", file=sys.stderr, flush=True)
+    sampled_ms: list[float] = []
+    if 0 < sampled < 1:  # the same, checking that share of the results (-verifyResults)
+        stack.transcoder.verify_results = sampled
+        for run in range(runs):
+            first = 5 + (runs + run) * segments
+            _, cpu = await _measured_run(stack, hls, first, segments, data, profiles)
+            sampled_ms.append(cpu)
+            print(f"run {run + 1}, {sampled:g} of the results checked: gateway CPU "
+                  f"{cpu:.2f} ms/segment", file=sys.stderr, flush=True)  # fmt: skip
+        stack.transcoder.verify_results = 1.0
+
+    runner, port = await _baseline_server(work / "o" / "cert.pem", work / "o" / "key.pem")
+    base: list[float] = []
+    no_verify = ssl.create_default_context()
+    no_verify.check_hostname = False
+    no_verify.verify_mode = ssl.CERT_NONE
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=no_verify)) as s:
+        for i in range(segments + 5):
+            started = time.perf_counter()
+            async with s.post(f"https://127.0.0.1:{port}/sink", data=data) as resp:
+                await resp.read()
+            if i >= 5:
+                base.append(time.perf_counter() - started)
+    await runner.cleanup()
+
+    signer = stack.signer
+    assert isinstance(signer, LocalSigner)
+    signing = await _signing_figures(signer)
+    connector = aiohttp.TCPConnector(ssl=no_verify)
+    async with (
+        aiohttp.ClientSession(connector=connector) as s,
+        s.get(f"{orch_url}/stats") as sr,
+    ):
+        stats = await sr.json()
+    tickets, rejected = stats["tickets_accepted"], stats["tickets_rejected"]
+    return _Measured(ours, cpu_ms, sampled_ms, base, signing, tickets, rejected)
+
+
 async def run_transcode_bench(
     *, segments: int, runs: int = 3, sampled: float = 0.1, json_out: str = ""
 ) -> int:
@@ -178,66 +265,13 @@ async def run_transcode_bench(
         data = await asyncio.to_thread(_make_segment, work / "seg.ts", ffmpeg)
         # The orchestrator runs in its own process so its work never shares our event loop.
         orch_proc, orch_url = await _start_orchestrator(work / "o")
-        key = os.urandom(32)
-        keystore = work / "key.json"
-        keystore.write_text(json.dumps(account_api().encrypt(key, "pw", iterations=2)))
-        settings = Settings(
-            orch_addr=(orch_url,), eth_keystore_path=str(keystore), eth_password="pw"
-        )
-        stack = await build_transcoder(settings)
-        assert stack is not None
-        hls = HLSPublisher()
-        profiles = tuple(PRESETS[n] for n in LADDER)
-        print(f"{segments} segments of 2 s 720p ({len(data)} bytes), 3 renditions ...",
-              file=sys.stderr, flush=True)  # fmt: skip
-        for seq in range(5):  # warm up connections and sessions
-            await _one_segment(stack, hls, seq, data, profiles)
-        ours: list[float] = []
-        cpu_ms: list[float] = []
-        for run in range(runs):
-            first = 5 + run * segments
-            walls, cpu = await _measured_run(stack, hls, first, segments, data, profiles)
-            ours.extend(walls)
-            cpu_ms.append(cpu)
-            print(f"run {run + 1}: gateway CPU {cpu:.2f} ms/segment", file=sys.stderr, flush=True)
-        sampled_ms: list[float] = []
-        if 0 < sampled < 1:  # the same, checking that share of the results (-verifyResults)
-            stack.transcoder.verify_results = sampled
-            for run in range(runs):
-                first = 5 + (runs + run) * segments
-                _, cpu = await _measured_run(stack, hls, first, segments, data, profiles)
-                sampled_ms.append(cpu)
-                print(f"run {run + 1}, {sampled:g} of the results checked: gateway CPU "
-                      f"{cpu:.2f} ms/segment", file=sys.stderr, flush=True)  # fmt: skip
-            stack.transcoder.verify_results = 1.0
-
-        runner, port = await _baseline_server(work / "o" / "cert.pem", work / "o" / "key.pem")
-        base: list[float] = []
-        no_verify = ssl.create_default_context()
-        no_verify.check_hostname = False
-        no_verify.verify_mode = ssl.CERT_NONE
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=no_verify)) as s:
-            for i in range(segments + 5):
-                started = time.perf_counter()
-                async with s.post(f"https://127.0.0.1:{port}/sink", data=data) as resp:
-                    await resp.read()
-                if i >= 5:
-                    base.append(time.perf_counter() - started)
-        await runner.cleanup()
-
-        signer = stack.signer
-        assert isinstance(signer, LocalSigner)
-        signing = await _signing_figures(signer)
-        connector = aiohttp.TCPConnector(ssl=no_verify)
-        async with (
-            aiohttp.ClientSession(connector=connector) as s,
-            s.get(f"{orch_url}/stats") as sr,
-        ):
-            stats = await sr.json()
-        tickets, rejected = stats["tickets_accepted"], stats["tickets_rejected"]
-        await stack.close()
-        orch_proc.terminate()
-        await orch_proc.wait()
+        try:
+            m = await _measure(work, data, orch_url, segments, runs, sampled)
+        finally:  # also when a segment failed: never leave the orchestrator running
+            if orch_proc.returncode is None:
+                orch_proc.terminate()
+            await orch_proc.wait()
+        ours, cpu_ms, sampled_ms, base, signing, tickets, rejected = m
 
     result: dict[str, Any] = {
         "segments": segments,

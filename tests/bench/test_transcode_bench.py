@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mediatools import need_tool
 
+from mediagw.bench import transcode as transcode_bench
 from mediagw.bench.transcode import run_transcode_bench
 
 pytestmark = pytest.mark.ffmpeg
@@ -33,3 +35,25 @@ async def test_the_transcode_bench_reports_gateway_cpu_and_signing(tmp_path: Pat
                 "tickets_built_signed_per_s", "tickets_built_signed_per_cpu_s",
                 "gateway_overhead_ms_p50", "gateway_overhead_ms_p99"):  # fmt: skip
         assert result[key] > 0, key
+
+
+async def test_a_failed_segment_stops_the_orchestrator_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need_tool("ffmpeg")
+    started: list[Any] = []
+    start = transcode_bench._start_orchestrator
+
+    async def recorded(datadir: Path) -> tuple[Any, str]:
+        proc, url = await start(datadir)
+        started.append(proc)
+        return proc, url
+
+    async def failing(*args: Any) -> None:
+        raise RuntimeError("segment 0 failed: injected")
+
+    monkeypatch.setattr(transcode_bench, "_start_orchestrator", recorded)
+    monkeypatch.setattr(transcode_bench, "_one_segment", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        await run_transcode_bench(segments=1, runs=1)
+    assert len(started) == 1 and started[0].returncode is not None  # not left running
