@@ -7,26 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
 from mediatools import ClipMaker
+from transcoder_testkit import livepeer_transcoder
 
 from mediagw.eth.crypto import keccak256
 from mediagw.livepeer.profiles import PRESETS
-from mediagw.livepeer.rpc import OrchestratorRPC, normalize_orch_addr
-from mediagw.livepeer.segment import SegmentClient
-from mediagw.livepeer.tls import PinStore
 from mediagw.orchestrator import OrchestratorConfig, ReferenceOrchestrator
 from mediagw.orchestrator.config import Faults
-from mediagw.payments.sender import PaymentSender
-from mediagw.payments.signer import LocalSigner
 from mediagw.pipelines.transcode import LivepeerTranscoder, TranscodeJob, TranscodeOutcome
 from mediagw.pipelines.transcode import transcoder as transcoder_mod
-from mediagw.pool.prices import PriceCaps
-from mediagw.pool.sources import StaticSource
 
 PROFILES = (PRESETS["P144p30fps16x9"],)
 
@@ -59,26 +52,10 @@ async def gateway(
         return keccak256(data)
 
     monkeypatch.setattr(transcoder_mod, "keccak256", counting)  # the renditions' hashes
-    signer = LocalSigner(os.urandom(32))
-    pins = PinStore()
-    rpc, segments = OrchestratorRPC(pins), SegmentClient(pins)
-    transcoder = LivepeerTranscoder(
-        rpc=rpc,
-        segments=segments,
-        sources=[StaticSource(urls, normalize_orch_addr)],
-        signer=signer,
-        payments=PaymentSender(signer, max_ticket_ev=10**13, max_total_ev=10**15),
-        caps=PriceCaps(),
-        max_attempts=2,
-        verify_results=share,
-        rand=rand,
-    )
-    try:
+    async with livepeer_transcoder(
+        urls, max_attempts=2, verify_results=share, rand=rand
+    ) as transcoder:
         yield Run(transcoder, make_clip(seconds=2, fmt="mpegts").read_bytes(), hashed)
-    finally:
-        await transcoder.close()
-        await segments.close()
-        await rpc.close()
 
 
 def priced(faults: Faults | None = None) -> OrchestratorConfig:

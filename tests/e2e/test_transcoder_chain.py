@@ -8,21 +8,16 @@ import time
 
 import pytest
 from mediatools import ClipMaker
+from transcoder_testkit import livepeer_transcoder
 
 from mediagw.livepeer.profiles import PRESETS
-from mediagw.livepeer.rpc import OrchestratorRPC, normalize_orch_addr
 from mediagw.livepeer.segdata import segment_hash
-from mediagw.livepeer.segment import SegmentClient
-from mediagw.livepeer.tls import PinStore
 from mediagw.orchestrator import OrchestratorConfig, OrchestratorStats, ReferenceOrchestrator
 from mediagw.payments.chain import StaticChain
 from mediagw.payments.params import SenderInfo
-from mediagw.payments.sender import PaymentSender
 from mediagw.payments.signer import LocalSigner
-from mediagw.pipelines.transcode import LivepeerTranscoder, TranscodeJob, TranscodeOutcome
+from mediagw.pipelines.transcode import TranscodeJob, TranscodeOutcome
 from mediagw.pipelines.transcode import transcoder as transcoder_mod
-from mediagw.pool.prices import PriceCaps
-from mediagw.pool.sources import StaticSource
 
 
 async def _run(
@@ -40,23 +35,10 @@ async def _run(
             block_hashes={7: b"\x11" * 32},
             senders={signer.address: sender},
         )
-        pins = PinStore()
-        rpc, segments = OrchestratorRPC(pins), SegmentClient(pins)
-        transcoder = LivepeerTranscoder(
-            rpc=rpc,
-            segments=segments,
-            sources=[StaticSource([orch.url], normalize_orch_addr)],
-            signer=signer,
-            payments=PaymentSender(signer, max_ticket_ev=10**13, max_total_ev=10**14),
-            caps=PriceCaps(),
-            chain=chain,
-        )
         job = TranscodeJob("chain", 0, segment, 2.0, (PRESETS["P144p30fps16x9"],))
-        outcome = await transcoder.transcode(job)
+        async with livepeer_transcoder([orch.url], signer, max_total_ev=10**14, chain=chain) as tc:
+            outcome = await tc.transcode(job)
         stats = orch.stats
-        await transcoder.close()
-        await segments.close()
-        await rpc.close()
     return outcome, stats
 
 
@@ -99,18 +81,10 @@ async def test_expired_ticket_params_refresh_and_retry_the_same_orchestrator(
         x264_preset="ultrafast",
         clock=lambda: time.time() + skew[0],
     )
-    async with ReferenceOrchestrator(config) as orch:
-        signer = LocalSigner(os.urandom(32))
-        pins = PinStore()
-        rpc, segments = OrchestratorRPC(pins), SegmentClient(pins)
-        transcoder = LivepeerTranscoder(
-            rpc=rpc,
-            segments=segments,
-            sources=[StaticSource([orch.url], normalize_orch_addr)],
-            signer=signer,
-            payments=PaymentSender(signer, max_ticket_ev=10**13, max_total_ev=10**15),
-            caps=PriceCaps(),
-        )
+    async with (
+        ReferenceOrchestrator(config) as orch,
+        livepeer_transcoder([orch.url]) as transcoder,
+    ):
         profiles = (PRESETS["P144p30fps16x9"],)
         first = await transcoder.transcode(TranscodeJob("exp", 0, segment, 2.0, profiles))
         assert first.ok, first.error
@@ -121,6 +95,3 @@ async def test_expired_ticket_params_refresh_and_retry_the_same_orchestrator(
         assert hashed == [len(segment)] * 2  # once per segment, not once per attempt
         assert orch.stats.ticket_errors["TicketParams expired"] >= 1, orch.stats.ticket_errors
         assert orch.stats.segments_transcoded == 2
-        await transcoder.close()
-        await segments.close()
-        await rpc.close()
