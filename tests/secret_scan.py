@@ -15,9 +15,9 @@ gateway logs at unless told otherwise; the root's WARNING would leave most gatew
 files, but libraries' debug chatter: not the default), ``--secret-scan-level=`` leaves the level
 to the tests. ``-p no:secret_scan`` turns the scan off.
 
-Under pytest-xdist (``make test`` runs ``tests/e2e`` on two workers) each worker records and scans
-what its own tests log and start, and hands its findings and counts to the controller
-(``workeroutput``), which reports them all and fails the run on any finding.
+Under pytest-xdist (``make test`` runs ``tests/e2e`` and ``tests/platform`` on two workers) each
+worker records and scans what its own tests log and start, and hands its findings and counts to
+the controller (``workeroutput``), which reports them all and fails the run on any finding.
 """
 
 from __future__ import annotations
@@ -268,18 +268,19 @@ class SecretScan:
         self.findings += [Finding(**f) for f in worker["findings"]]
 
     def summary(self) -> str:
+        """This process's counts, and under xdist every worker's added."""
+        parts = [self.totals(), *self.workers]
+
         def total(name: str) -> Any:
-            return sum(w[name] for w in self.workers)
+            return sum(part[name] for part in parts)
 
         state = f"{len(self.findings)} LEAKED" if self.findings else "clean"
         ran = f" on {len(self.workers)} workers" if self.workers else ""
         return (
-            f"secret scan{ran}: {len(self.registry.secrets) + total('secrets')} secrets,"
-            f" {self.records + total('records')} log records,"
-            f" {self.subprocess_bytes + total('subprocess_bytes')} bytes of subprocess logs:"
-            f" {state} ({len(self.registry.too_short) + total('too_short')} values under"
-            f" {secret_sources.MIN_LENGTH} characters not scanned;"
-            f" scanned in {self.seconds + total('seconds'):.1f} s)"
+            f"secret scan{ran}: {total('secrets')} secrets, {total('records')} log records,"
+            f" {total('subprocess_bytes')} bytes of subprocess logs: {state}"
+            f" ({total('too_short')} values under {secret_sources.MIN_LENGTH} characters not"
+            f" scanned; scanned in {total('seconds'):.1f} s)"
         )
 
 
