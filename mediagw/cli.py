@@ -4,89 +4,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import logging
 import sys
-from collections.abc import Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__
 from .bench.cli import add_bench_parser, run_bench
 from .clock import SYSTEM
-from .config import Settings, add_arguments, load_settings
+from .config import add_arguments, load_settings
 from .errors import ConfigError, MediaGWError
 from .log import setup_logging
-from .signals import wait_for_stop_signal
-from .threads import io_workers, start_all, tune_gil
+from .serve import run_async, serve
 
 log = logging.getLogger("mediagw")
-
-
-def run_async(main: Coroutine[Any, Any, int]) -> int:
-    """Run on uvloop when it is installed, else the default asyncio loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return int(uvloop.run(main))
-
-
-async def _embedded_orchestrator(settings: Settings) -> tuple[Settings, Any]:
-    """Start a local reference orchestrator when none is configured (``make run``)."""
-    if settings.orch_addr or settings.orch_webhook_url or not settings.embedded_orchestrator:
-        return settings, None
-    from .orchestrator import DEFAULT_LIVE_MODELS, OrchestratorConfig, ReferenceOrchestrator
-
-    config = OrchestratorConfig(host="127.0.0.1", port=0, live_models=DEFAULT_LIVE_MODELS)
-    orch = ReferenceOrchestrator(config)
-    await orch.start()
-    log.warning(
-        "no orchestrator configured (-orchAddr): started an embedded reference orchestrator "
-        "that transcodes on this machine's CPU; point -orchAddr at real orchestrators, or "
-        "-embeddedOrchestrator=false for source-only HLS",
-        extra={"orchestrator": orch.url},
-    )
-    return dataclasses.replace(settings, orch_addr=(orch.url,)), orch
-
-
-async def _serve(settings: Settings) -> int:
-    from .gateway import Gateway
-    from .gateway_http import http_host_for
-
-    tune_gil()
-    # asyncio.to_thread's pool (file I/O), all its threads started now, as the media pool's
-    io = ThreadPoolExecutor(io_workers(), thread_name_prefix="io")
-    asyncio.get_running_loop().set_default_executor(io)
-    await start_all(io, io_workers())
-    settings, embedded = await _embedded_orchestrator(settings)
-    gateway = Gateway(settings)
-    try:
-        await gateway.start()
-    except OSError as exc:
-        log.error(f"cannot listen: {exc.strerror or exc}: pick free ports with -rtmpAddr/-httpAddr")
-        await gateway.stop()
-        if embedded is not None:
-            await embedded.stop()
-        return 2
-    print(
-        f"mediagw {__version__} ready\n"
-        f"  publish: ffmpeg -re -i INPUT -c copy -f flv "
-        f"rtmp://{http_host_for(settings.rtmp_addr)}:{gateway.rtmp_port}/live/NAME\n"
-        f"  play:    http://{http_host_for(settings.http_addr)}:{gateway.http_port}/stream/NAME.m3u8\n"
-        f"  streams: http://{http_host_for(settings.http_addr)}:{gateway.http_port}/streams\n"
-        "  stop:    Ctrl-C",
-        file=sys.stderr,
-        flush=True,
-    )
-    await wait_for_stop_signal()
-    log.info("shutting down")
-    await gateway.stop()
-    if embedded is not None:
-        await embedded.stop()
-    return 0
 
 
 def _add_keys_parser(sub: Any) -> None:
@@ -254,7 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             cli = {k: v for k, v in vars(args).items() if k != "command"}
             settings = load_settings(cli)
             setup_logging(settings.log_level, settings.log_format)
-            return run_async(_serve(settings))
+            if settings.workers > 1:
+                from .workers import run_workers
+
+                return run_async(run_workers(settings))
+            return run_async(serve(settings))
         if args.command == "keys":
             if args.keys is None:
                 parser.parse_args(["keys", "--help"])

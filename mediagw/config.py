@@ -326,6 +326,13 @@ OPTIONS: tuple[Option, ...] = (
         "this node's name among the gateway nodes (default: HOST-PID)",
     ),
     Option(
+        "workers",
+        "workers",
+        _positive_int,
+        "gateway processes on this machine, one per core (needs -redisUrl and a PostgreSQL "
+        "-storeUrl: they are nodes sharing one RTMP and one HTTP port)",
+    ),
+    Option(
         "node_url",
         "nodeUrl",
         _node_url,
@@ -458,6 +465,10 @@ class Settings:
     redis_url: str = ""
     node_id: str = ""  # "" = f"{hostname}-{pid}", decided by the gateway at start
     node_url: str = ""  # "" = http://HOST:PORT of -httpAddr as bound
+    workers: int = 1
+    # set by ``mediagw run -workers N`` on each worker, not a flag: the RTMP and HTTP ports are
+    # shared with the other workers (SO_REUSEPORT) and the node URL is a port of its own
+    reuse_port: bool = False
     require_stream_key: bool = False
     open_ingest: bool = False
     webhook_allow_private: bool = False
@@ -494,7 +505,10 @@ class Settings:
         return "open"
 
 
-assert {f.name for f in fields(Settings)} == set(_BY_NAME), "OPTIONS and Settings disagree"
+_INTERNAL = {"reuse_port"}  # set by the program on its workers, never by the operator
+assert {f.name for f in fields(Settings)} == set(_BY_NAME) | _INTERNAL, (
+    "OPTIONS and Settings disagree"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

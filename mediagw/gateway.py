@@ -218,6 +218,7 @@ class Gateway(GatewayHttp, GatewayPlatform):
                 max_connections=settings.max_conns,
                 max_connections_per_ip=settings.max_conns_per_ip,
             ),
+            reuse_port=settings.reuse_port,
         )
         self.ladder: list[Profile] = default_ladder(settings)
         self.stack: TranscodeStack | None = None

@@ -182,6 +182,7 @@ class GatewayHttp:
         self.http_conns = PerIPConnections(settings.http_max_conns_per_ip)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self._node_site: web.TCPSite | None = None  # -workers N: this worker's own port
 
     async def _serve_http(self) -> None:
         """Listen on ``-httpAddr``."""
@@ -197,15 +198,25 @@ class GatewayHttp:
         await self._runner.setup()
         assert self._runner.server is not None
         self.http_conns.install(self._runner.server)
-        self._site = web.TCPSite(self._runner, http_host, http_port, reuse_address=True)
+        reuse_port = self.settings.reuse_port or None
+        self._site = web.TCPSite(
+            self._runner, http_host, http_port, reuse_address=True, reuse_port=reuse_port
+        )
         await self._site.start()
+        if self.settings.reuse_port:
+            # a worker of ``-workers N``: the shared port reaches any worker, so the other nodes
+            # proxy a stream's playback to a port of this worker's own (``node_url``)
+            self._node_site = web.TCPSite(self._runner, http_host, 0, reuse_address=True)
+            await self._node_site.start()
 
     @property
     def http_port(self) -> int:
-        if self._site is None or self._site._server is None:
-            return 0
-        sockets = getattr(self._site._server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else 0
+        return _bound_port(self._site)
+
+    @property
+    def node_port(self) -> int:
+        """The port the other nodes reach this one on: a worker's own, else ``http_port``."""
+        return _bound_port(self._node_site) if self._node_site is not None else self.http_port
 
     def _configured_url(self) -> str:
         """``-gatewayHost`` as a URL, or "" (the API then answers with the request's host)."""
@@ -239,6 +250,13 @@ class GatewayHttp:
 def _ai_output(request: web.Request) -> str:
     name = request.match_info["stream"]
     return name if name.endswith("-out") else f"{name}-out"
+
+
+def _bound_port(site: web.TCPSite | None) -> int:
+    if site is None or site._server is None:
+        return 0
+    sockets = getattr(site._server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else 0
 
 
 def http_host_for(addr: str) -> str:

@@ -105,6 +105,10 @@ class GatewayPlatform:
     def http_port(self) -> int:
         raise NotImplementedError
 
+    @property
+    def node_port(self) -> int:
+        raise NotImplementedError
+
     def public_url(self) -> str:
         raise NotImplementedError
 
@@ -225,13 +229,14 @@ class GatewayPlatform:
     # -- several nodes ----------------------------------------------------------------------
     def node_url(self) -> str:
         """Where the other gateway nodes reach this node's HTTP (``-nodeUrl``, else the bound
-        address; on a wildcard address, this host's name)."""
+        address, a worker's own port under ``-workers N``; on a wildcard address, this host's
+        name)."""
         if self.settings.node_url:
             return self.settings.node_url
         host, _ = Settings.split_addr(self.settings.http_addr)
         if host in ("", "0.0.0.0", "::"):
             host = socket.gethostname()
-        return f"http://{host}:{self.http_port}"
+        return f"http://{host}:{self.node_port}"
 
     def _discontinuity(self, stream_id: str) -> int:
         rendition = self.hls.rendition(stream_id, SOURCE)

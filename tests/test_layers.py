@@ -41,7 +41,7 @@ _BASE = {"errors", "clock"}
 PACKAGES = set(GROUND) | {"segmenter", "webrtc"} | {
     "livepeer", "payments", "pool", "stream", "publish", "platform", "ingest", "pipelines",
     "api", "stack", "gateway_platform", "gateway_http", "gateway", "orchestrator",
-    "signer_service", "bench", "cli",
+    "signer_service", "bench", "serve", "workers", "cli",
 }  # fmt: skip
 
 # package of mediagw -> the packages of mediagw (and the two libraries) it may import
@@ -74,12 +74,15 @@ RULES: dict[str, set[str]] = {
     "gateway_http": _BASE
     | {"api", "config", "exposure", "ingest", "log", "pipelines", "publish", "webrtc"}
     | {"platform", "stream", "usage"},  # types of the parts it routes to
-    "gateway": PACKAGES - {"orchestrator", "signer_service", "bench", "cli"},
+    "gateway": PACKAGES - {"orchestrator", "signer_service", "bench", "serve", "workers", "cli"},
     # the services beside the gateway; the gateway never imports them
     "orchestrator": _BASE | {"livepeer", "payments", "eth", "segmenter", "signals", "httpbody"},
     "signer_service": _BASE
     | {"payments", "livepeer", "eth", "pool", "httpbody", "signals", "webhook"},
-    "bench": PACKAGES,
+    "bench": PACKAGES - {"serve", "workers", "cli"},
+    # one gateway process (and its embedded orchestrator); -workers N of them
+    "serve": PACKAGES - {"signer_service", "bench", "workers", "cli"},
+    "workers": _BASE | {"config", "log", "platform", "serve"},
     "cli": PACKAGES,
     # the two libraries: nothing of the gateway, nor each other
     "segmenter": set(),
@@ -190,7 +193,7 @@ def test_imports_point_down(path: Path) -> None:
 def test_the_gateway_never_imports_the_services_beside_it() -> None:
     for path in FILES:
         module = _module(path)
-        if _layer(module) in ("orchestrator", "signer_service", "bench", "cli"):
+        if _layer(module) in ("orchestrator", "signer_service", "bench", "serve", "workers", "cli"):
             continue
         reached = {_layer(m) for m in IMPORTS[path] if m.startswith("mediagw.")}
         assert not reached & {"orchestrator", "signer_service"}, module

@@ -36,8 +36,12 @@ class RTMPServer:
         host: str = "0.0.0.0",
         port: int = 1935,
         rand: Callable[[int], bytes] = os.urandom,
+        reuse_port: bool = False,
     ) -> None:
+        """``reuse_port``: share the port with other processes (``mediagw run -workers N``: the
+        kernel spreads new connections between them)."""
         self.handler = handler
+        self.reuse_port = reuse_port
         self.limits = limits or RTMPLimits()
         self.host = host
         self._port = port
@@ -76,7 +80,11 @@ class RTMPServer:
             return InlineReaderProtocol(reader, self._on_client, loop=loop)
 
         self._server = await loop.create_server(
-            protocol, self.host or None, self._port, reuse_address=True
+            protocol,
+            self.host or None,
+            self._port,
+            reuse_address=True,
+            reuse_port=self.reuse_port or None,
         )
         log.info("rtmp server listening", extra={"host": self.host, "port": self.port})
 

@@ -1,0 +1,167 @@
+"""``mediagw run -workers 2`` as an operator runs it: one command, a throwaway PostgreSQL
+database and Redis database of the test services, publishers on FFmpeg's own RTMP client.
+
+The workers share the RTMP and HTTP ports (the kernel picks a worker per connection): every
+stream lands on exactly one worker, both get some, and each plays through the shared port and
+through the *other* worker's own port (proxied to its owner). A worker killed with SIGKILL is
+started again and takes publishers; SIGTERM of the command stops everything with exit code 0.
+Without Redis or a PostgreSQL store the command refuses to start and says what to give."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import re
+import signal
+from pathlib import Path
+
+import aiohttp
+import pytest
+from mediatools import ClipMaker, fetch_hls, push, wait_until
+from nodes_testkit import Node, pg_database, redis_database, run_cli
+
+from mediagw.config import Settings
+from mediagw.errors import ConfigError
+from mediagw.workers import check_workers, worker_settings
+
+READY = re.compile(r"worker ready node=(\S+) node_url=(\S+)")
+
+
+def _ready_lines(node: Node) -> list[tuple[str, str]]:
+    return READY.findall(node.log_tail(1_000_000))
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of the command ``pid`` (not multiprocessing's helper)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        children = [int(c) for c in fh.read().split()]
+    out = []
+    for child in children:
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as fh:
+                if b"spawn_main" in fh.read():
+                    out.append(child)
+        except FileNotFoundError:
+            continue
+    return out
+
+
+async def _held(urls: list[str]) -> dict[str, set[str]]:
+    """Each worker's live streams, asked at its own port."""
+    out: dict[str, set[str]] = {}
+    async with aiohttp.ClientSession() as http:
+        for url in urls:
+            async with http.get(f"{url}/streams") as resp:
+                assert resp.status == 200, await resp.text()
+                streams = (await resp.json())["streams"]
+                out[url] = {s["id"] for s in streams if s["state"] == "live" and s["segments"]}
+    return out
+
+
+async def _all_live(urls: list[str], count: int) -> dict[str, set[str]]:
+    """Each worker's streams once ``count`` streams are live in all, with a segment listed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        held = await _held(urls)
+        if sum(len(s) for s in held.values()) >= count or loop.time() > deadline:
+            return held
+        await asyncio.sleep(0.2)
+
+
+async def test_two_workers_share_the_ports_and_play_each_others_streams(
+    tmp_path: Path, make_clip: ClipMaker
+) -> None:
+    clip = make_clip(seconds=10.0, size="160x90", fps=15, gop=15, audio=False)
+    async with pg_database() as store_url, redis_database() as redis:
+        node = Node("workers", tmp_path)
+        node.args = [
+            "-workers", "2", "-httpAddr", f"127.0.0.1:{node.http_port}",
+            "-rtmpAddr", f"127.0.0.1:{node.rtmp_port}", "-dataDir", str(node.data_dir),
+            "-storeUrl", store_url, "-redisUrl", redis, "-embeddedOrchestrator=false",
+            "-logLevel", "info",
+        ]  # fmt: skip
+        await node.start()
+        try:
+            await wait_until(lambda: len(_ready_lines(node)) == 2, timeout=60)
+            assert node.proc is not None
+            first = _workers(node.proc.pid)
+            assert len(first) == 2, first
+            urls = [url for _, url in _ready_lines(node)]
+            assert len(set(urls)) == 2 and all(f":{node.http_port}" not in u for u in urls)
+
+            # the kernel spreads connections: start batches of live pushes until both workers
+            # hold a stream (a batch's 6 connections all go to one worker 1 time in 32)
+            names: list[str] = []
+            pushes: list[asyncio.Task[tuple[int, str]]] = []
+            for batch in range(4):
+                more = [f"wk{batch}s{i}" for i in range(6)]
+                pushes += [
+                    asyncio.create_task(push(clip, f"rtmp://127.0.0.1:{node.rtmp_port}/live/{n}"))
+                    for n in more
+                ]
+                names += more
+                held = await _all_live(urls, len(names))
+                if all(held.values()):
+                    break
+            assert all(held.values()), f"every publisher went to one worker: {held}"
+            # each stream on exactly one worker
+            assert sorted(n for s in held.values() for n in s) == sorted(names)
+
+            async with aiohttp.ClientSession() as http:
+                for owner, other in (urls, urls[::-1]):
+                    for name in held[owner]:
+                        # at the worker that does not hold it: proxied to its owner
+                        url = f"{other}/stream/{name}/source.m3u8"
+                        async with http.get(url) as resp:
+                            assert resp.status == 200, (url, await resp.text())
+                            assert "#EXTINF" in await resp.text()
+            for name in names[:4]:  # and through the shared port, whichever worker answers
+                hls = await fetch_hls(node.http_port, name)
+                assert len(hls.segments) >= 1, name
+            pushed = await asyncio.gather(*pushes)
+            assert all(code == 0 for code, _ in pushed), pushed
+
+            # a worker that dies is started again, and the shared ports keep taking publishers
+            os.kill(first[0], signal.SIGKILL)
+            await wait_until(lambda: len(_ready_lines(node)) == 3, timeout=60)
+            now = _workers(node.proc.pid)
+            assert len(now) == 2 and first[0] not in now and first[1] in now, (first, now)
+            assert "worker exited: starting it again" in node.log_tail(1_000_000)
+            pushed = await asyncio.gather(
+                *(push(clip, f"rtmp://127.0.0.1:{node.rtmp_port}/live/after{i}") for i in range(4))
+            )
+            assert all(code == 0 for code, _ in pushed), pushed
+        finally:
+            await node.stop(40)
+        assert node.proc.returncode == 0, node.log_tail()
+        assert not [p for p in now if os.path.exists(f"/proc/{p}")], "a worker outlived the command"
+
+
+def test_workers_need_redis_and_a_postgresql_store() -> None:
+    check_workers(Settings(workers=1))  # one process: nothing shared, nothing needed
+    with pytest.raises(ConfigError, match="-workers 2 needs -redisUrl"):
+        check_workers(Settings(workers=2, store_url="postgresql://u@h/db"))
+    with pytest.raises(ConfigError, match="needs a PostgreSQL -storeUrl"):
+        check_workers(Settings(workers=2, redis_url="redis://h:6379/0"))
+    with pytest.raises(ConfigError, match="-nodeUrl"):
+        check_workers(
+            Settings(
+                workers=3,
+                redis_url="redis://h:6379/0",
+                store_url="postgresql://u@h/db",
+                node_url="http://h:1",
+            )
+        )
+    shared = Settings(workers=2, redis_url="redis://h:6379/0", store_url="postgresql://u@h/db")
+    check_workers(shared)
+    worker = worker_settings(dataclasses.replace(shared, node_id="edge"), 2)
+    assert (worker.workers, worker.reuse_port, worker.embedded_orchestrator) == (1, True, False)
+    assert worker.node_id == "edge-w2"
+    assert worker_settings(shared, 1).node_id == ""  # the gateway's HOST-PID: its own per worker
+
+
+async def test_the_command_refuses_workers_without_redis(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="-workers 2 needs -redisUrl"):
+        await run_cli("run", "-workers", "2", "-dataDir", str(tmp_path))
