@@ -8,14 +8,17 @@ import asyncio
 import dataclasses
 import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import Settings
 from .signals import wait_for_stop_signal
 from .threads import io_workers, start_all, tune_gil
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
 
 __all__ = ["embedded_orchestrator", "run_async", "serve"]
 
@@ -49,9 +52,11 @@ async def embedded_orchestrator(settings: Settings) -> tuple[Settings, Any]:
     return dataclasses.replace(settings, orch_addr=(orch.url,)), orch
 
 
-async def serve(settings: Settings) -> int:
+async def serve(
+    settings: Settings, *, until: Callable[[Gateway], Awaitable[None]] | None = None
+) -> int:
     """``mediagw run``: one gateway process (a worker of ``-workers N`` too) until a stop
-    signal."""
+    signal, or until ``until(gateway)`` returns (the ingest bench's workers)."""
     from .gateway import Gateway
     from .gateway_http import http_host_for
 
@@ -72,20 +77,22 @@ async def serve(settings: Settings) -> int:
         return 2
     if settings.reuse_port:  # a worker of -workers N: the parent printed where to publish
         log.info("worker ready", extra={"node": gateway.node_id, "node_url": gateway.node_url()})
+    else:
+        print(
+            f"mediagw {__version__} ready\n"
+            f"  publish: ffmpeg -re -i INPUT -c copy -f flv "
+            f"rtmp://{http_host_for(settings.rtmp_addr)}:{gateway.rtmp_port}/live/NAME\n"
+            f"  play:    http://{http_host_for(settings.http_addr)}:{gateway.http_port}"
+            "/stream/NAME.m3u8\n"
+            f"  streams: http://{http_host_for(settings.http_addr)}:{gateway.http_port}/streams\n"
+            "  stop:    Ctrl-C",
+            file=sys.stderr,
+            flush=True,
+        )
+    if until is None:
         await wait_for_stop_signal()
-        await gateway.stop()
-        return 0
-    print(
-        f"mediagw {__version__} ready\n"
-        f"  publish: ffmpeg -re -i INPUT -c copy -f flv "
-        f"rtmp://{http_host_for(settings.rtmp_addr)}:{gateway.rtmp_port}/live/NAME\n"
-        f"  play:    http://{http_host_for(settings.http_addr)}:{gateway.http_port}/stream/NAME.m3u8\n"
-        f"  streams: http://{http_host_for(settings.http_addr)}:{gateway.http_port}/streams\n"
-        "  stop:    Ctrl-C",
-        file=sys.stderr,
-        flush=True,
-    )
-    await wait_for_stop_signal()
+    else:
+        await until(gateway)
     log.info("shutting down")
     await gateway.stop()
     if embedded is not None:

@@ -79,7 +79,7 @@ RULES: dict[str, set[str]] = {
     "orchestrator": _BASE | {"livepeer", "payments", "eth", "segmenter", "signals", "httpbody"},
     "signer_service": _BASE
     | {"payments", "livepeer", "eth", "pool", "httpbody", "signals", "webhook"},
-    "bench": PACKAGES - {"serve", "workers", "cli"},
+    "bench": PACKAGES - {"cli"},
     # one gateway process (and its embedded orchestrator); -workers N of them
     "serve": PACKAGES - {"signer_service", "bench", "workers", "cli"},
     "workers": _BASE | {"config", "log", "platform", "serve"},

@@ -54,6 +54,16 @@ def add_bench_parser(sub: Any) -> None:
         "--extras", action="store_true",
         help="also: metering off (CPU ratio) and the segmenter vs ffmpeg -f segment",
     )  # fmt: skip
+    ingest.add_argument(
+        "--workers", type=int, default=1,
+        help="mediagw as -workers N (and nginx-rtmp with N worker processes); needs --postgres "
+        "and --redis",
+    )  # fmt: skip
+    ingest.add_argument(
+        "--postgres", default="",
+        help="--workers: a PostgreSQL server where the bench may create a database",
+    )  # fmt: skip
+    ingest.add_argument("--redis", default="", help="--workers: a spare Redis database")
     ingest.add_argument("--size", default="1280x720", help="test video size")
     ingest.add_argument("--fps", type=int, default=30)
     ingest.add_argument("--json", dest="json_out", default="", help="also write results here")
@@ -180,6 +190,9 @@ def run_bench(args: argparse.Namespace, run_async: RunAsync) -> int | None:
                 publisher=args.publisher,
                 baseline=args.baseline or "",
                 extras=args.extras,
+                workers=args.workers,
+                postgres=args.postgres,
+                redis=args.redis,
             )
         )
     if args.bench == "transcode":

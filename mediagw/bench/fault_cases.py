@@ -310,12 +310,12 @@ class DatabaseRestart(_Stored):
     async def prepare(self, rig: Rig, stack: contextlib.AsyncExitStack) -> dict[str, Any]:
         from sqlalchemy.engine import make_url
 
-        from .nodes import _database
+        from .nodes import database
         from .tcp_proxy import TcpProxy
 
         if not rig.postgres:
             raise Skipped("needs --postgres postgresql://USER@HOST/DB")
-        url = make_url(await stack.enter_async_context(_database(rig.postgres)))
+        url = make_url(await stack.enter_async_context(database(rig.postgres)))
         proxy = await stack.enter_async_context(TcpProxy(url.host or "127.0.0.1", url.port or 5432))
         rig.state["proxy"] = proxy
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)

@@ -135,11 +135,26 @@ class _Clip:
 
 
 async def _mediagw_phase(
-    work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str, metering: bool
-) -> dict[str, Any]:
+    work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str, metering: bool,
+    workers: int = 1, postgres: str = "", redis: str = "",
+) -> dict[str, Any]:  # fmt: skip
     """Push ``streams`` stored streams (a customer's key, on a plan with quotas) into a fresh
     in-process gateway, ``metering`` on or off: its figures. The process's GIL switch interval
-    is what ``mediagw run`` sets while it runs, the caller's again after."""
+    is what ``mediagw run`` sets while it runs, the caller's again after. ``workers`` > 1: into
+    that many worker processes instead, as ``mediagw run -workers N`` runs them."""
+    if workers > 1:
+        from .ingest_workers import workers_phase
+
+        figures = await workers_phase(
+            work, clip, streams, workers=workers, postgres=postgres, redis=redis,
+            publisher=publisher, ffmpeg=ffmpeg, metering=metering,
+        )  # fmt: skip
+        cpu, wall, rss_mb, pushed, latencies, lost_segments, lost_frames, spread = figures
+        _progress(pushed, wall)
+        out = _figures(clip, streams, cpu, wall, rss_mb, pushed, latencies, lost_segments,
+                       lost_frames)  # fmt: skip
+        # the kernel's choice of worker per connection
+        return {"workers": workers, "streams_per_worker": "/".join(map(str, spread)), **out}
     previous = tune_gil()
     try:
         return await _mediagw_push(
@@ -215,10 +230,12 @@ async def _mediagw_push(
 
 
 async def _nginx_phase(
-    work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str
+    work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str, workers: int = 1
 ) -> dict[str, Any]:
-    """The same pushes into nginx-rtmp (HLS on, one worker): its figures."""
-    nginx = NginxRtmp(work / f"nginx-{streams}", playlist_seconds=int(clip.seconds * 2 + 60))
+    """The same pushes into nginx-rtmp (HLS on, ``workers`` worker processes): its figures."""
+    nginx = NginxRtmp(
+        work / f"nginx-{streams}", playlist_seconds=int(clip.seconds * 2 + 60), workers=workers
+    )
     await nginx.start()
     watcher = PlaylistWatcher(nginx.hls)
     watcher.start()
@@ -338,9 +355,12 @@ def _table(result: dict[str, Any]) -> str:
 
 async def run_ingest_bench(
     *, streams: int | Sequence[int], seconds: float, size: str, fps: int, json_out: str = "",
-    publisher: str = "light", baseline: str = "", extras: bool = False,
+    publisher: str = "light", baseline: str = "", extras: bool = False, workers: int = 1,
+    postgres: str = "", redis: str = "",
 ) -> int:  # fmt: skip
-    """Exit status 0 when mediagw lost nothing and no publisher failed at the first count."""
+    """Exit status 0 when mediagw lost nothing and no publisher failed at the first count.
+    ``workers`` > 1: mediagw as ``-workers N`` (its PostgreSQL server where the bench may create
+    a database, and a spare Redis database)."""
     counts = [streams] if isinstance(streams, int) else list(streams)
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
@@ -349,6 +369,13 @@ async def run_ingest_bench(
         raise ConfigError(f"unknown baseline {baseline!r} (nginx-rtmp)")
     if publisher not in ("light", "ffmpeg"):
         raise ConfigError(f"unknown publisher {publisher!r} (light, ffmpeg)")
+    if workers > 1 and (not postgres.startswith(("postgresql://", "postgres://"))
+                        or not redis.startswith("redis")):  # fmt: skip
+        raise ConfigError(
+            f"--workers {workers} runs mediagw as -workers does: give --postgres "
+            "postgresql://USER@HOST/DB (a server where the bench may create a database) and "
+            "--redis redis://HOST:PORT/N (a spare database)"
+        )
     result: dict[str, Any] = {
         "clip": f"{size}@{fps} {seconds:g}s H.264+AAC", "publisher": publisher,
         "baseline": baseline, "steps": [],
@@ -374,17 +401,18 @@ async def run_ingest_bench(
             }
         for n in counts:
             step: dict[str, Any] = {"streams": n}
-            opts = {"publisher": publisher, "ffmpeg": ffmpeg}
+            opts: dict[str, Any] = {"publisher": publisher, "ffmpeg": ffmpeg}
+            ours: dict[str, Any] = {"workers": workers, "postgres": postgres, "redis": redis}
             if extras:  # the same pushes with the usage ledger, plan limits and quotas off
-                off = await _mediagw_phase(work, clip, n, metering=False, **opts)
-            step["mediagw"] = await _mediagw_phase(work, clip, n, metering=True, **opts)
+                off = await _mediagw_phase(work, clip, n, metering=False, **opts, **ours)
+            step["mediagw"] = await _mediagw_phase(work, clip, n, metering=True, **opts, **ours)
             if extras:
                 on_cpu = step["mediagw"]["cpu_seconds"]
                 step["cpu_seconds_metering_off"] = off["cpu_seconds"]
                 step["metering_cpu_ratio"] = round(on_cpu / off["cpu_seconds"], 3) if off[
                     "cpu_seconds"] else 0.0  # fmt: skip
             if baseline:
-                step["nginx-rtmp"] = await _nginx_phase(work, clip, n, **opts)
+                step["nginx-rtmp"] = await _nginx_phase(work, clip, n, workers=workers, **opts)
                 theirs = step["nginx-rtmp"]["cpu_seconds_per_stream_minute"]
                 ours = step["mediagw"]["cpu_seconds_per_stream_minute"]
                 step["cpu_ratio_mediagw_vs_nginx"] = round(ours / theirs, 2) if theirs else None

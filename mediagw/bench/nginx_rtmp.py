@@ -49,12 +49,12 @@ def find_nginx(install: bool = True) -> str:
     )
 
 
-def _config(work: Path, port: int, playlist_seconds: int) -> str:
+def _config(work: Path, port: int, playlist_seconds: int, workers: int = 1) -> str:
     user = "user root;\n" if os.geteuid() == 0 else ""  # its worker writes in our temp dir
     return f"""{user}load_module {RTMP_MODULE};
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes {workers};
 error_log {work}/error.log warn;
 pid {work}/nginx.pid;
 events {{ worker_connections 4096; }}
@@ -77,10 +77,11 @@ rtmp {{
 
 
 class NginxRtmp:
-    """One nginx (master + 1 worker) with the RTMP module, HLS into ``work/hls``."""
+    """One nginx (master + ``workers`` workers) with the RTMP module, HLS into ``work/hls``."""
 
-    def __init__(self, work: Path, playlist_seconds: int) -> None:
+    def __init__(self, work: Path, playlist_seconds: int, workers: int = 1) -> None:
         self.work = work
+        self.workers = workers
         self.hls = work / "hls"
         self.port = free_port()
         self.playlist_seconds = playlist_seconds
@@ -107,7 +108,7 @@ class NginxRtmp:
 
     def _spawn(self, nginx: str) -> subprocess.Popen[bytes]:
         conf = self.work / "nginx.conf"
-        conf.write_text(_config(self.work, self.port, self.playlist_seconds))
+        conf.write_text(_config(self.work, self.port, self.playlist_seconds, self.workers))
         with open(self.work / "stderr.log", "ab") as log:
             return subprocess.Popen(
                 [nginx, "-e", str(self.work / "error.log"), "-p", str(self.work), "-c", str(conf)],

@@ -37,7 +37,7 @@ from ..errors import ConfigError
 from .ingest import make_clip, push_clip
 from .process import GatewayProcess, cpu_seconds, run_mediagw
 
-__all__ = ["run_nodes_bench"]
+__all__ = ["database", "run_nodes_bench", "stored_streams"]
 
 SETTLE = 2.0  # seconds after the last push ends: sessions close, their rows are written
 COUNTERS = ("mediagw_store_statements_total", "mediagw_redis_commands_total")
@@ -67,7 +67,7 @@ class _Node(GatewayProcess):
 
 
 @asynccontextmanager
-async def _database(admin_url: str) -> AsyncIterator[str]:
+async def database(admin_url: str) -> AsyncIterator[str]:
     """A fresh PostgreSQL database on ``admin_url``'s server, dropped after."""
     import sqlalchemy as sa
     from sqlalchemy.engine import make_url
@@ -87,11 +87,13 @@ async def _database(admin_url: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
-async def _stored_streams(url: str, admin_key: str, streams: int) -> list[str]:
-    """A customer's key on a plan with quotas, and ``streams`` of its streams: their keys."""
+async def stored_streams(url: str, admin_key: str, streams: int) -> list[tuple[str, str]]:
+    """A customer's key on a plan with quotas, and ``streams`` of its streams: their stream
+    keys and playback ids."""
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin_key}"}) as http:
         plan = {"id": "bench", "name": "bench", "streamMinutesDaily": 10**6,
-                "streamMinutesMonthly": 10**6, "maxConcurrentStreams": streams + 10}  # fmt: skip
+                "streamMinutesMonthly": 10**6, "maxConcurrentStreams": streams + 10,
+                "rateLimit": 10 * streams + 100}  # fmt: skip
         async with http.post(f"{url}/api/admin/plans", json=plan) as resp:
             assert resp.status == 201, await resp.text()
         body = {"name": "bench customer", "scopes": ["streams"]}
@@ -105,7 +107,8 @@ async def _stored_streams(url: str, admin_key: str, streams: int) -> list[str]:
         for i in range(streams):
             async with http.post(f"{url}/api/stream", json={"name": f"bench{i}"}) as resp:
                 assert resp.status == 201, await resp.text()
-                out.append(str((await resp.json())["streamKey"]))
+                body = await resp.json()
+                out.append((str(body["streamKey"]), str(body["playbackId"])))
     return out
 
 
@@ -128,7 +131,7 @@ async def _phase(
     admin_key = out.strip().splitlines()[-1]
     try:
         await asyncio.gather(*(n.start() for n in nodes))
-        keys = await _stored_streams(nodes[0].url, admin_key, streams)
+        keys = [key for key, _ in await stored_streams(nodes[0].url, admin_key, streams)]
         before = [await n.counters() for n in nodes]
         cpu0 = [n.cpu() for n in nodes]
         codes = await asyncio.gather(
@@ -185,7 +188,7 @@ async def run_nodes_bench(
         one = await _phase(
             work / "a", clip, ffmpeg, streams, seconds, [[]], str(work / "a" / "node0"), settle
         )
-        async with _database(postgres) as store_url:
+        async with database(postgres) as store_url:
             print(f"(b) two nodes, PostgreSQL + Redis: {streams} streams ...", file=sys.stderr)
             shared = ["-storeUrl", store_url, "-redisUrl", redis]
             two = await _phase(

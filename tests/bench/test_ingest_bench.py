@@ -15,6 +15,7 @@ from mediatools import IN_CI, need_tool
 
 from mediagw.bench.ingest import run_ingest_bench
 from mediagw.bench.nginx_rtmp import NGINX, RTMP_MODULE
+from mediagw.errors import ConfigError
 
 
 async def test_the_ingest_bench_compares_metering_on_and_off(tmp_path: Path) -> None:
@@ -67,3 +68,38 @@ async def test_the_ingest_bench_runs_nginx_rtmp_beside_mediagw(tmp_path: Path) -
     # nginx's CPU is read from /proc (clock ticks): some over the two steps
     assert sum(s["nginx-rtmp"]["cpu_seconds"] for s in result["steps"]) > 0
     assert set(result["highest_count_reached"]) == {"mediagw", "nginx-rtmp"}
+
+
+async def test_the_ingest_bench_runs_mediagw_as_workers_beside_nginx_workers(
+    tmp_path: Path,
+) -> None:
+    """``--workers 2``: mediagw as ``mediagw run -workers 2`` (on a database of the test
+    PostgreSQL and the test Redis), nginx-rtmp with two worker processes; every stream is
+    measured, whichever worker the kernel gave it to."""
+    need_tool("ffmpeg")
+    _need_nginx_rtmp()
+    from nodes_testkit import pg_admin_url, redis_database
+
+    out = tmp_path / "bench.json"
+    async with redis_database() as redis:
+        code = await run_ingest_bench(
+            streams=4, seconds=4, size="320x240", fps=30, json_out=str(out),
+            baseline="nginx-rtmp", workers=2, postgres=pg_admin_url(), redis=redis,
+        )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert code == 0, result
+    step = result["steps"][0]
+    ours, theirs = step["mediagw"], step["nginx-rtmp"]
+    assert ours["workers"] == 2
+    spread = [int(n) for n in ours["streams_per_worker"].split("/")]
+    assert len(spread) == 2 and sum(spread) == 4  # each stream on one worker, none twice
+    assert ours["segments_lost"] == ours["frames_lost"] == ours["publishers_failed"] == 0
+    assert ours["latency_samples"] == 4  # every stream's listing reached the bench
+    assert ours["cpu_seconds"] > 0  # the workers' CPU, from /proc
+    assert theirs["segments_lost"] == theirs["publishers_failed"] == 0
+    assert theirs["latency_samples"] == 4
+
+
+async def test_the_ingest_bench_refuses_workers_without_postgres_and_redis() -> None:
+    with pytest.raises(ConfigError, match="give --postgres"):
+        await run_ingest_bench(streams=2, seconds=4, size="320x240", fps=30, workers=2)
