@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.process
+import os
 import signal
 import socket
 import sys
@@ -95,7 +96,11 @@ def worker_settings(settings: Settings, index: int) -> Settings:
 
 
 def _worker_main(settings: Settings, index: int) -> None:
-    """A worker process's entry (spawned: a fresh interpreter)."""
+    """A worker process's entry (spawned: a fresh interpreter). It leaves the terminal's
+    process group: Ctrl-C reaches the parent alone, which sends each worker one SIGTERM (a
+    second signal during a worker's shutdown would cut it short)."""
+    with contextlib.suppress(OSError):
+        os.setsid()
     with contextlib.suppress(Exception):  # Linux: SIGTERM when the parent dies, whatever kills it
         import ctypes
 
