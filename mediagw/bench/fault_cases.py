@@ -310,7 +310,7 @@ class DatabaseRestart(_Stored):
     async def prepare(self, rig: Rig, stack: contextlib.AsyncExitStack) -> dict[str, Any]:
         from sqlalchemy.engine import make_url
 
-        from .nodes import database
+        from .stored import database
         from .tcp_proxy import TcpProxy
 
         if not rig.postgres:

@@ -28,8 +28,8 @@ from ..log import setup_logging
 from ..serve import run_async, serve
 from ..workers import check_workers, worker_settings
 from .ingest_kit import Listings, RssSampler, run_publishers, segment_latencies
-from .nodes import database, stored_streams
 from .process import cpu_seconds, free_port, proc_figures, run_mediagw
+from .stored import database, stored_streams
 
 if TYPE_CHECKING:
     from ..gateway import Gateway
