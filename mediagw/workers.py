@@ -151,7 +151,6 @@ class _Worker:
 
 async def run_workers(settings: Settings) -> int:
     """Run ``settings.workers`` gateway processes until SIGINT/SIGTERM; the exit code."""
-
     check_workers(settings)
     settings = dataclasses.replace(
         settings,
@@ -213,8 +212,7 @@ async def run_workers(settings: Settings) -> int:
         log.info("stopping the workers")
         for worker in workers:
             worker.stop()
-        for worker in workers:
-            await asyncio.to_thread(worker.wait, STOP_TIMEOUT)
+        await asyncio.gather(*(asyncio.to_thread(w.wait, STOP_TIMEOUT) for w in workers))
         if embedded is not None:
             await embedded.stop()
     return code
