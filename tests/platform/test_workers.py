@@ -165,3 +165,43 @@ def test_workers_need_redis_and_a_postgresql_store() -> None:
 async def test_the_command_refuses_workers_without_redis(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="-workers 2 needs -redisUrl"):
         await run_cli("run", "-workers", "2", "-dataDir", str(tmp_path))
+
+
+async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """``kill -9`` of the command alone (not its workers): each worker gets SIGTERM from the
+    kernel (``PR_SET_PDEATHSIG``), ends and exits; none is left holding the ports."""
+    async with pg_database() as store_url, redis_database() as redis:
+        node = Node("orphans", tmp_path)
+        node.args = [
+            "-workers", "2", "-httpAddr", f"127.0.0.1:{node.http_port}",
+            "-rtmpAddr", f"127.0.0.1:{node.rtmp_port}", "-dataDir", str(node.data_dir),
+            "-storeUrl", store_url, "-redisUrl", redis, "-embeddedOrchestrator=false",
+            "-logLevel", "info",
+        ]  # fmt: skip
+        await node.start()
+        try:
+            await wait_until(lambda: len(_ready_lines(node)) == 2, timeout=60)
+            assert node.proc is not None
+            workers = _workers(node.proc.pid)
+            assert len(workers) == 2, workers
+            os.kill(node.proc.pid, signal.SIGKILL)  # the parent only: no shutdown of its own
+            await asyncio.to_thread(node.proc.wait)
+            await wait_until(lambda: not [p for p in workers if _alive(p)], timeout=STOP_WAIT)
+        finally:
+            for pid in workers:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+            await node.stop(5)
+        assert node.log_tail(1_000_000).count("gateway stopped") == 2  # shut down, not killed
+
+
+STOP_WAIT = 40.0  # seconds: a worker's shutdown (its streams ended, stores closed)
+
+
+def _alive(pid: int) -> bool:
+    """A process that has not exited (a zombie, reaped by init soon, counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
