@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +94,12 @@ async def serve(
         await wait_for_stop_signal()
     else:
         await until(gateway)
+    if settings.reuse_port:
+        # a worker ends its streams whatever comes next: its parent kills it if this takes too
+        # long, and a parent killed outright sends the death signal once per thread of its
+        # that exits (Linux re-parents the worker to each in turn), not once
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
     log.info("shutting down")
     await gateway.stop()
     if embedded is not None:
