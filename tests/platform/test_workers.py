@@ -59,6 +59,24 @@ async def _held(urls: list[str]) -> dict[str, set[str]]:
     return out
 
 
+async def _two_workers(name: str, tmp_path: Path, store_url: str, redis: str) -> Node:
+    """``mediagw run -workers 2`` on loopback ports of its own, both workers ready."""
+    node = Node(name, tmp_path)
+    node.args = [
+        "-workers", "2", "-httpAddr", f"127.0.0.1:{node.http_port}",
+        "-rtmpAddr", f"127.0.0.1:{node.rtmp_port}", "-dataDir", str(node.data_dir),
+        "-storeUrl", store_url, "-redisUrl", redis, "-embeddedOrchestrator=false",
+        "-logLevel", "info",
+    ]  # fmt: skip
+    await node.start()
+    try:
+        await wait_until(lambda: len(_ready_lines(node)) == 2, timeout=60)
+    except BaseException:
+        await node.stop(40)
+        raise
+    return node
+
+
 async def _all_live(urls: list[str], count: int) -> dict[str, set[str]]:
     """Each worker's streams once ``count`` streams are live in all, with a segment listed."""
     loop = asyncio.get_running_loop()
@@ -75,16 +93,8 @@ async def test_two_workers_share_the_ports_and_play_each_others_streams(
 ) -> None:
     clip = make_clip(seconds=10.0, size="160x90", fps=15, gop=15, audio=False)
     async with pg_database() as store_url, redis_database() as redis:
-        node = Node("workers", tmp_path)
-        node.args = [
-            "-workers", "2", "-httpAddr", f"127.0.0.1:{node.http_port}",
-            "-rtmpAddr", f"127.0.0.1:{node.rtmp_port}", "-dataDir", str(node.data_dir),
-            "-storeUrl", store_url, "-redisUrl", redis, "-embeddedOrchestrator=false",
-            "-logLevel", "info",
-        ]  # fmt: skip
-        await node.start()
+        node = await _two_workers("workers", tmp_path, store_url, redis)
         try:
-            await wait_until(lambda: len(_ready_lines(node)) == 2, timeout=60)
             assert node.proc is not None
             first = _workers(node.proc.pid)
             assert len(first) == 2, first
@@ -171,16 +181,8 @@ async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
     """``kill -9`` of the command alone (not its workers): each worker gets SIGTERM from the
     kernel (``PR_SET_PDEATHSIG``), ends and exits; none is left holding the ports."""
     async with pg_database() as store_url, redis_database() as redis:
-        node = Node("orphans", tmp_path)
-        node.args = [
-            "-workers", "2", "-httpAddr", f"127.0.0.1:{node.http_port}",
-            "-rtmpAddr", f"127.0.0.1:{node.rtmp_port}", "-dataDir", str(node.data_dir),
-            "-storeUrl", store_url, "-redisUrl", redis, "-embeddedOrchestrator=false",
-            "-logLevel", "info",
-        ]  # fmt: skip
-        await node.start()
+        node = await _two_workers("orphans", tmp_path, store_url, redis)
         try:
-            await wait_until(lambda: len(_ready_lines(node)) == 2, timeout=60)
             assert node.proc is not None
             workers = _workers(node.proc.pid)
             assert len(workers) == 2, workers
