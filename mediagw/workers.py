@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import Settings
@@ -35,13 +36,14 @@ from .log import setup_logging
 from .platform.store import open_store
 from .serve import embedded_orchestrator, run_async, serve
 
-__all__ = ["check_workers", "run_workers", "worker_settings"]
+__all__ = ["WorkerProcess", "check_workers", "run_workers", "stop_workers", "worker_settings"]
 
 log = logging.getLogger("mediagw.workers")
 
 RESTART_DELAY = 1.0  # seconds before a worker that died is started again
 EARLY_EXIT = 10.0  # a worker that exits with code 2 this soon after it started: a config error
 STOP_TIMEOUT = 30.0  # seconds a worker has to end its streams after SIGTERM, then SIGKILL
+_SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no loop, threads or locks
 
 
 def check_workers(settings: Settings) -> None:
@@ -118,18 +120,26 @@ def _worker_main(settings: Settings, index: int) -> None:
     sys.exit(code)
 
 
-class _Worker:
-    def __init__(self, ctx: Any, settings: Settings, index: int) -> None:
-        self.ctx, self.settings, self.index = ctx, settings, index
+class WorkerProcess:
+    """One worker: ``target(*args)`` in a spawned interpreter (fresh, no state inherited),
+    started again by ``start`` after it died. ``mediagw run -workers N`` runs ``_worker_main``
+    in each; ``mediagw bench ingest --workers N`` its own entry (daemon: gone with the bench)."""
+
+    def __init__(
+        self, index: int, target: Callable[..., None], args: tuple[Any, ...], *,
+        daemon: bool = False,
+    ) -> None:  # fmt: skip
+        self.index, self.target, self.args, self.daemon = index, target, args, daemon
         self.proc: multiprocessing.process.BaseProcess | None = None
         self.started = 0.0
         self.restarts = 0
 
     def start(self) -> None:
-        self.proc = self.ctx.Process(
-            target=_worker_main,
-            args=(self.settings, self.index),
+        self.proc = _SPAWN.Process(
+            target=self.target,
+            args=self.args,
             name=f"mediagw-worker-{self.index}",
+            daemon=self.daemon,
         )
         self.proc.start()
         self.started = time.monotonic()
@@ -149,6 +159,14 @@ class _Worker:
             self.proc.join(5)
 
 
+async def stop_workers(workers: Sequence[WorkerProcess], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM to each, then wait for them together; one still running after ``timeout``
+    seconds is killed."""
+    for worker in workers:
+        worker.stop()
+    await asyncio.gather(*(asyncio.to_thread(w.wait, timeout) for w in workers))
+
+
 async def run_workers(settings: Settings) -> int:
     """Run ``settings.workers`` gateway processes until SIGINT/SIGTERM; the exit code."""
     check_workers(settings)
@@ -160,9 +178,9 @@ async def run_workers(settings: Settings) -> int:
     store = await open_store(settings.store_url)  # migrated once here, not by N workers at once
     await store.close()
     settings, embedded = await embedded_orchestrator(settings)
-    ctx = multiprocessing.get_context("spawn")
     workers = [
-        _Worker(ctx, worker_settings(settings, i), i) for i in range(1, settings.workers + 1)
+        WorkerProcess(i, _worker_main, (worker_settings(settings, i), i))
+        for i in range(1, settings.workers + 1)
     ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -210,9 +228,7 @@ async def run_workers(settings: Settings) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
         log.info("stopping the workers")
-        for worker in workers:
-            worker.stop()
-        await asyncio.gather(*(asyncio.to_thread(w.wait, STOP_TIMEOUT) for w in workers))
+        await stop_workers(workers)
         if embedded is not None:
             await embedded.stop()
     return code

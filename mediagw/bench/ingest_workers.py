@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings
 from ..log import setup_logging
 from ..serve import run_async, serve
-from ..workers import check_workers, worker_settings
+from ..workers import WorkerProcess, check_workers, stop_workers, worker_settings
 from .ingest_kit import Listings, RssSampler, run_publishers, segment_latencies
 from .process import cpu_seconds, free_port, proc_figures, run_mediagw
 from .stored import database, stored_streams
@@ -69,21 +69,21 @@ def _bench_worker(settings: Settings, conn: multiprocessing.connection.Connectio
 
 
 class _Workers:
+    """The bench's workers (``WorkerProcess``, as ``-workers`` runs them), each with a pipe to
+    the bench."""
+
     def __init__(self, settings: Settings) -> None:
-        ctx = multiprocessing.get_context("spawn")
         self.conns: list[multiprocessing.connection.Connection] = []
-        self.procs: list[multiprocessing.process.BaseProcess] = []
+        self.workers: list[WorkerProcess] = []
         for i in range(1, settings.workers + 1):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=_bench_worker, args=(worker_settings(settings, i), child), daemon=True
-            )
+            parent, child = multiprocessing.Pipe()
+            args = (worker_settings(settings, i), child)
+            self.workers.append(WorkerProcess(i, _bench_worker, args, daemon=True))
             self.conns.append(parent)
-            self.procs.append(proc)
 
     def start(self) -> None:
-        for proc in self.procs:
-            proc.start()
+        for worker in self.workers:
+            worker.start()
 
     def _recv(self, conn: multiprocessing.connection.Connection, timeout: float) -> Any:
         if not conn.poll(timeout):
@@ -95,11 +95,14 @@ class _Workers:
             kind, _ = await asyncio.to_thread(self._recv, conn, READY_TIMEOUT)
             assert kind == "ready", kind
 
+    def _pids(self) -> list[int]:
+        return [w.proc.pid for w in self.workers if w.proc is not None and w.proc.pid]
+
     def cpu(self) -> float:
-        return sum(cpu_seconds(p.pid) for p in self.procs if p.pid is not None)
+        return sum(cpu_seconds(pid) for pid in self._pids())
 
     def rss_mb(self) -> float:
-        return sum(proc_figures(p.pid)[0] for p in self.procs if p.pid is not None)
+        return sum(proc_figures(pid)[0] for pid in self._pids())
 
     async def results(self) -> list[dict[str, _Figures]]:
         """Each worker's streams: (segments, video frames, listed segment ends, the gateway's
@@ -114,13 +117,7 @@ class _Workers:
         return out
 
     async def stop(self) -> None:
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in self.procs:
-            await asyncio.to_thread(proc.join, 30)
-            if proc.is_alive():
-                proc.kill()
+        await stop_workers(self.workers)
         for conn in self.conns:
             conn.close()
 
