@@ -20,141 +20,27 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .config_values import (
+    choice,
+    non_negative_int,
+    parse_addr,
+    parse_bool,
+    parse_duration,
+    parse_headers,
+    parse_key_map,
+    parse_list,
+    parse_node_id,
+    parse_node_url,
+    parse_rate,
+    parse_redis_url,
+    part_target,
+    positive_float,
+    positive_int,
+    share,
+)
 from .errors import ConfigError
 
 __all__ = ["OPTIONS", "Option", "Settings", "add_arguments", "load_settings"]
-
-
-def _parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true/false, got {text!r}")
-
-
-def _parse_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _parse_key_map(text: str) -> dict[str, str]:
-    """``key1=play1,key2=play2`` -> mapping of secret stream key to public playback id."""
-    out: dict[str, str] = {}
-    for item in _parse_list(text):
-        key, sep, playback = item.partition("=")
-        if not sep or not key.strip() or not playback.strip():
-            raise ValueError(f"expected KEY=PLAYBACK_ID, got {item!r}")
-        out[key.strip()] = playback.strip()
-    return out
-
-
-def _parse_headers(text: str) -> dict[str, str]:
-    """``k:v,k2:v2`` (go-livepeer's -remoteSignerHeaders)."""
-    out: dict[str, str] = {}
-    for item in _parse_list(text):
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise ValueError(f"expected NAME:VALUE, got {item!r}")
-        out[name.strip()] = value.strip()
-    return out
-
-
-def _parse_addr(text: str) -> str:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return f"{host or '0.0.0.0'}:{port}"
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise ValueError(f"must be > 0, got {text!r}")
-    return value
-
-
-def _share(text: str) -> float:
-    """A share from 0 to 1; ``all`` = 1, ``off`` = 0."""
-    word = text.strip().lower()
-    if word in ("all", "on", "true"):
-        return 1.0
-    if word in ("off", "none", "false"):
-        return 0.0
-    value = float(word)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"must be 0 to 1 (or all, off), got {text!r}")
-    return value
-
-
-def _part_target(text: str) -> float:
-    value = float(text)
-    if not 0.1 <= value <= 2.0:
-        raise ValueError(f"must be 0.1 to 2 seconds (LL-HLS parts), got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(f"must be > 0, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def _redis_url(text: str) -> str:
-    if text and not text.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError(f"give redis://HOST:PORT/DB, rediss:// or unix://, not {text[:100]!r}")
-    return text
-
-
-def _node_id(text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9._-]{0,64}", text):
-        raise ValueError(f"give up to 64 letters, digits, '.', '_' or '-', not {text[:100]!r}")
-    return text
-
-
-def _node_url(text: str) -> str:
-    if text and not re.fullmatch(r"https?://[^/\s?#]+", text):
-        raise ValueError(f"give http://HOST:PORT (no path), not {text[:100]!r}")
-    return text
-
-
-def _parse_duration(text: str) -> float:
-    """Seconds: ``5``, ``5s``, ``500ms``, ``2m`` (go-livepeer's flags take Go durations)."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", text)
-    if match is None:
-        raise ValueError(f"expected a duration like 5s or 500ms, got {text!r}")
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
-    value = float(match.group(1)) * scale
-    if value <= 0:
-        raise ValueError(f"must be > 0, got {text!r}")
-    return value
-
-
-def _parse_rate(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except ArithmeticError:
-        raise ValueError(f"expected a decimal number like 2500.50, got {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)}; got {text!r}")
-        return text
-
-    return parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +58,9 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("rtmp_addr", "rtmpAddr", _parse_addr, "RTMP ingest listen address HOST:PORT"),
-    Option("http_addr", "httpAddr", _parse_addr, "HTTP (HLS playback, API) listen address"),
-    Option("orch_addr", "orchAddr", _parse_list, "comma-separated orchestrator addresses"),
+    Option("rtmp_addr", "rtmpAddr", parse_addr, "RTMP ingest listen address HOST:PORT"),
+    Option("http_addr", "httpAddr", parse_addr, "HTTP (HLS playback, API) listen address"),
+    Option("orch_addr", "orchAddr", parse_list, "comma-separated orchestrator addresses"),
     Option(
         "transcoding_options",
         "transcodingOptions",
@@ -183,7 +69,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("orch_webhook_url", "orchWebhookUrl", str, "orchestrator discovery webhook (JSON list)"),
     Option(
-        "orch_blocklist", "orchBlocklist", _parse_list, "orchestrator ETH addresses to never use"
+        "orch_blocklist", "orchBlocklist", parse_list, "orchestrator ETH addresses to never use"
     ),
     Option(
         "orch_min_version",
@@ -194,13 +80,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "orch_skip_verify",
         "orchSkipVerify",
-        _parse_bool,
+        parse_bool,
         "skip orchestrator TLS pinning entirely (default: trust on first use + pin)",
     ),
     Option(
         "verify_results",
         "verifyResults",
-        _share,
+        share,
         "share of transcode results whose orchestrator signature is checked (each rendition"
         " hashed): all (default), off, or 0-1 at random, an orchestrator's first 3 always",
     ),
@@ -212,13 +98,13 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "JSON (inline or a file) of per pipeline/model price caps",
     ),
-    Option("max_attempts", "maxAttempts", _positive_int, "orchestrators tried per segment"),
-    Option("max_ticket_ev", "maxTicketEV", _positive_int, "max EV of one ticket, wei"),
-    Option("max_total_ev", "maxTotalEV", _positive_int, "max EV of one payment's tickets, wei"),
+    Option("max_attempts", "maxAttempts", positive_int, "orchestrators tried per segment"),
+    Option("max_ticket_ev", "maxTicketEV", positive_int, "max EV of one ticket, wei"),
+    Option("max_total_ev", "maxTotalEV", positive_int, "max EV of one payment's tickets, wei"),
     Option(
         "preferred_regions",
         "preferredRegions",
-        _parse_list,
+        parse_list,
         "orchestrator regions to prefer, in order (comma list)",
     ),
     Option("eth_keystore_path", "ethKeystorePath", str, "Ethereum keystore file (JSON)"),
@@ -233,29 +119,29 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "remote_signer_headers",
         "remoteSignerHeaders",
-        _parse_headers,
+        parse_headers,
         "headers for the remote signer: 'k:v,k2:v2'",
     ),
     Option(
         "embedded_orchestrator",
         "embeddedOrchestrator",
-        _parse_bool,
+        parse_bool,
         "with no -orchAddr/-orchWebhookUrl, run a local reference orchestrator (CPU)",
     ),
     Option(
         "webrtc_host_addresses",
         "webrtcHostAddresses",
-        _parse_list,
+        parse_list,
         "local addresses for WebRTC host candidates (default: every interface, else 127.0.0.1)",
     ),
     Option(
         "webrtc_nat_ips",
         "webrtcNatIps",
-        _parse_list,
+        parse_list,
         "public IPs mapping 1:1 to our host addresses (behind NAT, like LIVE_AI_NAT_IP)",
     ),
-    Option("max_whip_sessions", "maxWhipSessions", _positive_int, "concurrent WHIP publishers"),
-    Option("http_ingest", "httpIngest", _parse_bool, "allow HTTP push ingest on a public address"),
+    Option("max_whip_sessions", "maxWhipSessions", positive_int, "concurrent WHIP publishers"),
+    Option("http_ingest", "httpIngest", parse_bool, "allow HTTP push ingest on a public address"),
     Option("auth_webhook_url", "authWebhookUrl", str, "stream auth webhook (go-livepeer style)"),
     Option(
         "live_ai_auth_webhook_url",
@@ -278,19 +164,19 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "live_ai_heartbeat_headers",
         "liveAIHeartbeatHeaders",
-        _parse_headers,
+        parse_headers,
         "headers for the live AI heartbeat: 'k:v,k2:v2'",
     ),
     Option(
         "live_ai_heartbeat_interval",
         "liveAIHeartbeatInterval",
-        _parse_duration,
+        parse_duration,
         "seconds between live AI heartbeats (5s)",
     ),
     Option(
         "live_ai_segment_duration",
         "liveAISegmentDuration",
-        _positive_float,
+        positive_float,
         "target segment seconds of live AI streams (whole segments go to the orchestrator)",
     ),
     Option(
@@ -299,11 +185,11 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "public HOST[:PORT] of this gateway's HTTP API, for URLs given to webhooks and clients",
     ),
-    Option("max_sessions", "maxSessions", _positive_int, "max concurrent live streams"),
+    Option("max_sessions", "maxSessions", positive_int, "max concurrent live streams"),
     Option(
         "stream_keys",
         "streamKeys",
-        _parse_key_map,
+        parse_key_map,
         "static stream keys: KEY=PLAYBACK_ID,... (TOML: a [stream_keys] table)",
     ),
     Option(
@@ -316,69 +202,67 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "redis_url",
         "redisUrl",
-        _redis_url,
+        parse_redis_url,
         "Redis shared by the gateway nodes (rate limits, key changes): redis://HOST:PORT/DB",
     ),
     Option(
         "node_id",
         "nodeId",
-        _node_id,
+        parse_node_id,
         "this node's name among the gateway nodes (default: HOST-PID)",
     ),
     Option(
         "workers",
         "workers",
-        _positive_int,
+        positive_int,
         "gateway processes on this machine, one per core (needs -redisUrl and a PostgreSQL "
         "-storeUrl: they are nodes sharing one RTMP and one HTTP port)",
     ),
     Option(
         "node_url",
         "nodeUrl",
-        _node_url,
+        parse_node_url,
         "where the other gateway nodes reach this node's HTTP (default: from -httpAddr)",
     ),
     Option(
         "require_stream_key",
         "requireStreamKey",
-        _parse_bool,
+        parse_bool,
         "only stream keys known to the gateway (store, -streamKeys, auth webhook) may publish",
     ),
     Option(
         "open_ingest",
         "openIngest",
-        _parse_bool,
+        parse_bool,
         "let any publisher in on an exposed gateway that can pay (default: keys required there)",
     ),
     Option(
         "webhook_allow_private",
         "webhookAllowPrivate",
-        _parse_bool,
+        parse_bool,
         "let webhooks and RTMP outputs (multistream, rtmpOutput) reach private addresses",
     ),
-    Option("segment_duration", "segmentDuration", _positive_float, "target segment seconds"),
-    Option("hls_window", "hlsWindow", _positive_int, "segments listed in a live media playlist"),
-    Option("llhls", "llhls", _parse_bool, "serve LL-HLS (fMP4 parts) under /stream/ID/ll/"),
+    Option("segment_duration", "segmentDuration", positive_float, "target segment seconds"),
+    Option("hls_window", "hlsWindow", positive_int, "segments listed in a live media playlist"),
+    Option("llhls", "llhls", parse_bool, "serve LL-HLS (fMP4 parts) under /stream/ID/ll/"),
     Option(
         "llhls_part_target",
         "llhlsPartTarget",
-        _part_target,
+        part_target,
         "LL-HLS part duration target in seconds (0.1 to 2)",
     ),
     Option("record_dir", "recordDir", str, "record every segment and a VOD playlist under DIR"),
     Option(
         "ended_stream_ttl",
         "endedStreamTtl",
-        _positive_float,
+        positive_float,
         "seconds an ended stream stays playable",
     ),
-    Option(
-        "wei_rate", "weiRate", _parse_rate, "currency units per ETH: the cost of usage (ledger)"
-    ),
+    Option("wei_rate", "weiRate", parse_rate, "currency units per ETH: the cost of usage (ledger)"),
     Option(
         "usage_flush_interval",
         "usageFlushInterval",
-        _parse_duration,
+        parse_duration,
         "how often the usage ledger writes its hourly rollups (a crash loses at most this)",
     ),
     Option(
@@ -387,12 +271,12 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "POST each closed hour's usage here (NaaP's usage push), once per hour",
     ),
-    Option("max_conns", "maxConns", _positive_int, "max RTMP connections in total"),
-    Option("max_conns_per_ip", "maxConnsPerIp", _positive_int, "max RTMP connections per IP"),
+    Option("max_conns", "maxConns", positive_int, "max RTMP connections in total"),
+    Option("max_conns_per_ip", "maxConnsPerIp", positive_int, "max RTMP connections per IP"),
     Option(
         "http_max_conns_per_ip",
         "httpMaxConnsPerIp",
-        _non_negative_int,
+        non_negative_int,
         "max HTTP connections at once per client IP, loopback included (0: no limit)",
     ),
     Option(
@@ -404,17 +288,17 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "metrics_per_stream",
         "metricsPerStream",
-        _parse_bool,
+        parse_bool,
         "label stream metrics with manifest_id (one series per stream: watch the cardinality)",
     ),
     Option(
         "metering",
         "metering",
-        _parse_bool,
+        parse_bool,
         "the usage ledger, plan limits and quotas (false: only to measure what they cost)",
     ),
-    Option("log_level", "logLevel", _choice("debug", "info", "warning", "error"), "log level"),
-    Option("log_format", "logFormat", _choice("text", "json"), "log line format"),
+    Option("log_level", "logLevel", choice("debug", "info", "warning", "error"), "log level"),
+    Option("log_format", "logFormat", choice("text", "json"), "log line format"),
 )
 
 _BY_NAME = {o.name: o for o in OPTIONS}
@@ -518,7 +402,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for opt in OPTIONS:
         flag_kwargs: dict[str, Any] = {}
-        if opt.parse is _parse_bool:  # -flag alone means true; -flag=false also works
+        if opt.parse is parse_bool:  # -flag alone means true; -flag=false also works
             flag_kwargs = {"nargs": "?", "const": "true", "metavar": "BOOL"}
         else:
             flag_kwargs = {"metavar": opt.flag.upper()}
@@ -536,9 +420,9 @@ def _convert(opt: Option, raw: Any, origin: str) -> Any:
     try:
         if opt.name in _MAPS and isinstance(raw, dict):
             return {str(k): str(v) for k, v in raw.items()}
-        if isinstance(raw, list) and opt.parse is _parse_list:
+        if isinstance(raw, list) and opt.parse is parse_list:
             return tuple(str(x) for x in raw)
-        if isinstance(raw, bool) and opt.parse is _parse_bool:
+        if isinstance(raw, bool) and opt.parse is parse_bool:
             return raw
         return opt.parse(str(raw))
     except (ValueError, TypeError) as exc:

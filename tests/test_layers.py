@@ -30,7 +30,8 @@ GROUND = {
     "httpbody": set(),
     "signals": set(),
     "threads": set(),  # thread pools started whole
-    "config": {"errors"},
+    "config_values": set(),  # the settings' value parsers: text in, typed value out
+    "config": {"config_values", "errors"},
     "log": {"httpbody"},
     "webhook": {"errors", "httpbody"},  # JSON POSTs to operator endpoints
     "eth": {"errors"},  # keccak, signatures, ABI, the Signer seam
