@@ -36,6 +36,7 @@ from .config_values import (
     part_target,
     positive_float,
     positive_int,
+    read_hold,
     share,
 )
 from .errors import ConfigError
@@ -274,6 +275,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_conns", "maxConns", positive_int, "max RTMP connections in total"),
     Option("max_conns_per_ip", "maxConnsPerIp", positive_int, "max RTMP connections per IP"),
     Option(
+        "rtmp_read_hold",
+        "rtmpReadHold",
+        read_hold,
+        "between keyframes, publishers' sockets are read on a shared tick this often (0: off)",
+    ),
+    Option(
         "http_max_conns_per_ip",
         "httpMaxConnsPerIp",
         non_negative_int,
@@ -367,6 +374,7 @@ class Settings:
     billing_webhook_url: str = ""
     max_conns: int = 500
     max_conns_per_ip: int = 100
+    rtmp_read_hold: float = 0.04
     http_max_conns_per_ip: int = 100
     metrics_key: str = ""
     metrics_per_stream: bool = False

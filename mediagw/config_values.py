@@ -24,6 +24,7 @@ __all__ = [
     "part_target",
     "positive_float",
     "positive_int",
+    "read_hold",
     "share",
 ]
 
@@ -138,6 +139,18 @@ def parse_duration(text: str) -> float:
     value = float(match.group(1)) * scale
     if value <= 0:
         raise ValueError(f"must be > 0, got {text!r}")
+    return value
+
+
+def read_hold(text: str) -> float:
+    """``-rtmpReadHold``: a duration up to 200 ms, or ``0``/``off``."""
+    if text.strip().lower() in ("0", "off"):
+        return 0.0
+    value = parse_duration(text)
+    if value > 0.2:
+        raise ValueError(
+            f"must be at most 200ms (a keyframe not foretold waits up to this long), got {text!r}"
+        )
     return value
 
 

@@ -217,6 +217,7 @@ class Gateway(GatewayHttp, GatewayPlatform):
             limits=RTMPLimits(
                 max_connections=settings.max_conns,
                 max_connections_per_ip=settings.max_conns_per_ip,
+                read_hold=settings.rtmp_read_hold,
             ),
             reuse_port=settings.reuse_port,
         )

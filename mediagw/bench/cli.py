@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from ..config_values import read_hold
 from . import LIVE_PHASES as PHASES
 from . import LL_URL_TEMPLATE
 from .fault_cases import CASES as FAULT_CASES
@@ -64,6 +65,10 @@ def add_bench_parser(sub: Any) -> None:
         help="--workers: a PostgreSQL server where the bench may create a database",
     )  # fmt: skip
     ingest.add_argument("--redis", default="", help="--workers: a spare Redis database")
+    ingest.add_argument(
+        "--read-hold", type=read_hold, default=None,
+        help="mediagw's -rtmpReadHold (default: the gateway's; 0: every read at once)",
+    )  # fmt: skip
     ingest.add_argument("--size", default="1280x720", help="test video size")
     ingest.add_argument("--fps", type=int, default=30)
     ingest.add_argument("--json", dest="json_out", default="", help="also write results here")
@@ -193,6 +198,7 @@ def run_bench(args: argparse.Namespace, run_async: RunAsync) -> int | None:
                 workers=args.workers,
                 postgres=args.postgres,
                 redis=args.redis,
+                read_hold=args.read_hold,
             )
         )
     if args.bench == "transcode":

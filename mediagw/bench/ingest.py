@@ -21,6 +21,7 @@ against ``ffmpeg -c copy -f segment`` (best of alternating runs). Needs the ffmp
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import resource
@@ -136,7 +137,7 @@ class _Clip:
 
 async def _mediagw_phase(
     work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str, metering: bool,
-    workers: int = 1, postgres: str = "", redis: str = "",
+    workers: int = 1, postgres: str = "", redis: str = "", read_hold: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Push ``streams`` stored streams (a customer's key, on a plan with quotas) into a fresh
     in-process gateway, ``metering`` on or off: its figures. The process's GIL switch interval
@@ -147,7 +148,7 @@ async def _mediagw_phase(
 
         figures = await workers_phase(
             work, clip, streams, workers=workers, postgres=postgres, redis=redis,
-            publisher=publisher, ffmpeg=ffmpeg, metering=metering,
+            publisher=publisher, ffmpeg=ffmpeg, metering=metering, read_hold=read_hold,
         )  # fmt: skip
         cpu, wall, rss_mb, pushed, latencies, lost_segments, lost_frames, spread = figures
         _progress(pushed, wall)
@@ -158,15 +159,17 @@ async def _mediagw_phase(
     previous = tune_gil()
     try:
         return await _mediagw_push(
-            work, clip, streams, publisher=publisher, ffmpeg=ffmpeg, metering=metering
-        )
+            work, clip, streams, publisher=publisher, ffmpeg=ffmpeg, metering=metering,
+            read_hold=read_hold,
+        )  # fmt: skip
     finally:
         sys.setswitchinterval(previous)
 
 
 async def _mediagw_push(
-    work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str, metering: bool
-) -> dict[str, Any]:
+    work: Path, clip: _Clip, streams: int, *, publisher: str, ffmpeg: str, metering: bool,
+    read_hold: float | None,
+) -> dict[str, Any]:  # fmt: skip
     from ..platform import keys
     from ..platform.plans import Plan
     from ..platform.tenancy import tenant_of
@@ -181,6 +184,8 @@ async def _mediagw_push(
         data_dir=str(work / f"data-{tag}"),  # this run's store only
         metering=metering,
     )
+    if read_hold is not None:
+        settings = dataclasses.replace(settings, rtmp_read_hold=read_hold)
     gateway = Gateway(settings)
     await gateway.start()
     assert gateway.store is not None and gateway.streams is not None
@@ -356,11 +361,12 @@ def _table(result: dict[str, Any]) -> str:
 async def run_ingest_bench(
     *, streams: int | Sequence[int], seconds: float, size: str, fps: int, json_out: str = "",
     publisher: str = "light", baseline: str = "", extras: bool = False, workers: int = 1,
-    postgres: str = "", redis: str = "",
+    postgres: str = "", redis: str = "", read_hold: float | None = None,
 ) -> int:  # fmt: skip
     """Exit status 0 when mediagw lost nothing and no publisher failed at the first count.
     ``workers`` > 1: mediagw as ``-workers N`` (its PostgreSQL server where the bench may create
-    a database, and a spare Redis database)."""
+    a database, and a spare Redis database). ``read_hold``: mediagw's ``-rtmpReadHold`` (None:
+    its default)."""
     counts = [streams] if isinstance(streams, int) else list(streams)
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
@@ -379,6 +385,7 @@ async def run_ingest_bench(
     result: dict[str, Any] = {
         "clip": f"{size}@{fps} {seconds:g}s H.264+AAC", "publisher": publisher,
         "baseline": baseline, "steps": [],
+        **({} if read_hold is None else {"read_hold": read_hold}),
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="mediagw-bench-") as tmp:
         work = Path(tmp)
@@ -402,7 +409,9 @@ async def run_ingest_bench(
         for n in counts:
             step: dict[str, Any] = {"streams": n}
             opts: dict[str, Any] = {"publisher": publisher, "ffmpeg": ffmpeg}
-            ours: dict[str, Any] = {"workers": workers, "postgres": postgres, "redis": redis}
+            ours: dict[str, Any] = {
+                "workers": workers, "postgres": postgres, "redis": redis, "read_hold": read_hold
+            }  # fmt: skip
             if extras:  # the same pushes with the usage ledger, plan limits and quotas off
                 off = await _mediagw_phase(work, clip, n, metering=False, **opts, **ours)
             step["mediagw"] = await _mediagw_phase(work, clip, n, metering=True, **opts, **ours)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import sys
@@ -124,7 +125,7 @@ class _Workers:
 
 async def workers_phase(
     work: Path, clip: Any, streams: int, *, workers: int, postgres: str, redis: str,
-    publisher: str, ffmpeg: str, metering: bool,
+    publisher: str, ffmpeg: str, metering: bool, read_hold: float | None = None,
 ) -> tuple[float, float, float, dict[str, Any], list[float], int, int, list[int]]:  # fmt: skip
     """Push ``streams`` stored streams into ``workers`` gateway workers: (cpu, wall, rss MB,
     the publishers' report, latencies, segments lost, frames lost, streams per worker)."""
@@ -145,6 +146,8 @@ async def workers_phase(
             embedded_orchestrator=False,
             log_level="warning",
         )
+        if read_hold is not None:
+            settings = dataclasses.replace(settings, rtmp_read_hold=read_hold)
         check_workers(settings)
         out = await run_mediagw("keys", "create", "--name", "bench admin", "-storeUrl", store_url)
         admin_key = out.strip().splitlines()[-1]  # the store is migrated by now, as -workers does

@@ -47,6 +47,9 @@ log = logging.getLogger("mediagw.publisher")
 __all__ = ["Publisher"]
 
 KEY_LEAD = 0.5  # seconds before an expected keyframe that the batch waiting for it is sent
+# from this long before an expected keyframe until it comes, the RTMP connection's reads are
+# never held (see mediagw.ingest.rtmp.moderation): the cut is not delayed by a read tick
+HOLD_LEAD = 0.2
 
 # (arguments of the demuxer's feed(), arrival time.monotonic())
 _Msg = tuple[tuple[Any, ...], float]
@@ -136,6 +139,18 @@ class Publisher:
             return False
         self._media(msg_type, timestamp, payload)
         return True
+
+    def hold_reads(self) -> bool:
+        """The RTMP connection's next read may wait for the server's read tick: the GOP is
+        known, the next keyframe is not due within ``HOLD_LEAD``, and nobody reads the progress
+        stream (live AI, LL-HLS: media leaves packet by packet). A keyframe that comes earlier
+        than the last two foretold waits at most one tick."""
+        gop = self._gop
+        return (
+            gop > 0.0
+            and self._monotonic() < self._key_at + gop - HOLD_LEAD
+            and not self.stream.segmenter.progress
+        )
 
     def _media(self, msg_type: int, timestamp: int, payload: bytes) -> None:
         now = self._monotonic()

@@ -59,6 +59,8 @@ async def test_live_paced_h264_aac(gateway: Gateway, make_clip: ClipMaker) -> No
     await wait_until(lambda: not gateway.hub.get("live1").live)  # type: ignore[union-attr]
     result = await fetch_hls(gateway.http_port, "live1")
     assert_complete(result, frames, 30)
+    # with reads held between keyframes (-rtmpReadHold, on by default): no frame lost
+    assert gateway.rtmp.moderator.holds > 0
     assert "#EXT-X-PROGRAM-DATE-TIME:" in result.playlist
     assert "#EXT-X-TARGETDURATION:2" in result.playlist
 

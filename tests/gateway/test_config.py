@@ -127,3 +127,14 @@ def test_verify_results_takes_all_off_or_a_share() -> None:
     for bad in ("1.5", "-0.1", "some"):
         with pytest.raises(ConfigError, match="verifyResults"):
             share(bad)
+
+
+def test_rtmp_read_hold_is_a_short_duration_or_off() -> None:
+    def hold(text: str) -> float:
+        return load_settings(parse_flags([f"-rtmpReadHold={text}"]), env={}).rtmp_read_hold
+
+    assert load_settings({}, env={}).rtmp_read_hold == 0.04
+    assert (hold("0"), hold("off"), hold("20ms"), hold("0.1")) == (0.0, 0.0, 0.02, 0.1)
+    for bad in ("300ms", "1s", "-5ms", "soon"):
+        with pytest.raises(ConfigError, match="rtmpReadHold"):
+            hold(bad)

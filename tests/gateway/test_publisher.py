@@ -265,3 +265,40 @@ async def test_the_batch_before_an_expected_keyframe_goes_ahead_so_the_cut_is_sm
     await _close_within(pub)
     assert stream.stats.video_frames == 3 * 60 + 1
     pool.shutdown(wait=True)
+
+
+async def test_reads_may_wait_between_keyframes_never_shortly_before_one(
+    make_clip: ClipMaker,
+) -> None:
+    """``hold_reads()`` (RTMP read moderation): no before the GOP is known; then yes after a
+    keyframe, no from ``HOLD_LEAD`` before the next is due until it comes, and never while a
+    consumer reads the progress stream."""
+    from mediagw.stream.publisher import HOLD_LEAD
+
+    video = [t for t in read_flv_file(str(make_clip(seconds=2, audio=False))) if t[0] == VIDEO]
+    config, key, inter = video[0], video[1], video[2]
+    now = [100.0]
+    pool = CountingExecutor()
+    hub = StreamHub()
+    stream = hub.begin_publish("held")
+    pub = Publisher(hub, stream, pool, monotonic=lambda: now[0])
+    await pub.media(*config)
+    await pub.media(VIDEO, 0, key[2])
+    now[0] += 0.1
+    await pub.media(VIDEO, 100, inter[2])
+    assert not pub.hold_reads()  # one keyframe: the GOP is not known
+    now[0] = 102.0
+    await pub.media(VIDEO, 2000, key[2])  # the second, 2 s later: the next is due at 104
+    assert pub.hold_reads()
+    now[0] = 104.0 - HOLD_LEAD - 0.01
+    assert pub.hold_reads()
+    now[0] = 104.0 - HOLD_LEAD + 0.01
+    assert not pub.hold_reads()
+    now[0] = 104.5  # late: read at once until it comes
+    assert not pub.hold_reads()
+    await pub.media(VIDEO, 4500, key[2])
+    assert pub.hold_reads()
+    stream.segmenter.enable_progress()  # packets leave as they come: no read waits
+    assert not pub.hold_reads()
+    await _close_within(pub)
+    pool.shutdown(wait=True)

@@ -440,3 +440,76 @@ async def test_a_protocol_error_read_inline_ends_the_publish_with_the_frames_bef
     assert sink.video_frames() == 10
     assert len(sink.closes) == 1 and sink.closes[0] is not None
     assert sink.closes[0].startswith("protocol error: chunk stream 40 starts with a type 2")
+
+
+class _Holding(RecordingSink):
+    """Lets every read wait for the read tick (``hold_reads``), or none; notes the loop time of
+    each frame it is offered (the frames of one read share it)."""
+
+    hold = True
+
+    def __init__(self, req: PublishRequest) -> None:
+        super().__init__(req)
+        self.read_at: list[float] = []
+
+    def hold_reads(self) -> bool:
+        return self.hold
+
+    def offer(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
+        self.read_at.append(asyncio.get_running_loop().time())
+        return super().offer(msg_type, timestamp, payload)
+
+
+def _reads(times: list[float]) -> list[float]:
+    """When each read came: the frames one read holds are offered within a millisecond."""
+    return [t for i, t in enumerate(times) if i == 0 or t - times[i - 1] > 0.001]
+
+
+async def _paced(port: int, name: str, frames: int, gap: float) -> None:
+    c = await Client.open(port)
+    await c.publish(name)
+    for i in range(frames):
+        await c.send(c.script.media(mt.VIDEO, i * 33, video_payload(i, 1500, i == 0)))
+        await asyncio.sleep(gap)
+    await c.unpublish()
+
+
+@pytest.mark.parametrize("hold", [True, False])
+async def test_held_reads_come_on_the_shared_tick_and_lose_nothing(hold: bool) -> None:
+    """Read moderation: two publishers' frames 5 ms apart, with a 100 ms read tick. A sink
+    that lets reads wait gets each publisher's frames in a few reads, on the ticks, both
+    connections in the same turn of the loop; every frame arrives, in order. A sink that does
+    not gets a read per frame or two."""
+    _Holding.hold = hold
+    limits = RTMPLimits(idle_timeout=3.0, close_grace=1.0, read_hold=0.1)
+    handler = RecordingHandler(sink=_Holding)
+    async with RTMPServer(handler, limits=limits, host="127.0.0.1", port=0) as srv:
+        await asyncio.gather(*(_paced(srv.port, n, 100, 0.005) for n in ("a", "b")))
+        sinks = [await handler.wait_closed(n) for n in ("a", "b")]
+        holds = srv.moderator.holds
+    for sink in sinks:
+        assert isinstance(sink, _Holding) and sink.closes == [None]
+        assert [ts for _, ts, _ in sink.messages] == [i * 33 for i in range(100)]
+    reads = [_reads(s.read_at) for s in sinks]  # type: ignore[attr-defined]
+    if not hold:
+        assert holds == 0
+        assert all(len(r) >= 40 for r in reads), [len(r) for r in reads]
+        return
+    assert holds > 0
+    # about 0.6 s of frames: a read on each tick, and the few before the first hold
+    assert all(len(r) <= 14 for r in reads), [len(r) for r in reads]
+    ticks = [t for t in reads[0][3:] if (t % 0.1) < 0.01]
+    assert len(ticks) >= 3, reads[0]  # the reads come on the 100 ms grid of the loop's time
+    # both connections are read in the same turn of the loop
+    assert any(abs(t - u) < 0.002 for t in ticks for u in reads[1]), reads
+
+
+async def test_no_read_waits_with_the_read_tick_off() -> None:
+    _Holding.hold = True
+    limits = RTMPLimits(idle_timeout=3.0, close_grace=1.0, read_hold=0.0)
+    handler = RecordingHandler(sink=_Holding)
+    async with RTMPServer(handler, limits=limits, host="127.0.0.1", port=0) as srv:
+        await _paced(srv.port, "off", 50, 0.005)
+        sink = await handler.wait_closed("off")
+        assert srv.moderator.holds == 0
+    assert len(sink.messages) == 50

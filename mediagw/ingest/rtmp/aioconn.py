@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ...errors import MediaGWError, PublishRejected, RTMPProtocolError
 from .events import (
@@ -41,6 +41,7 @@ from .events import (
     PublishEnded,
     PublishRequested,
 )
+from .moderation import ReadModerator
 from .statemachine import ServerConnection, State
 from .types import PublishHandler, PublishRequest, PublishSink, RTMPLimits
 
@@ -94,9 +95,12 @@ class RTMPConnection:
         peer: tuple[str, int],
         *,
         rand: Callable[[int], bytes] = os.urandom,
+        moderator: ReadModerator | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
+        self.moderator = moderator  # read moderation (see .moderation); None: never hold
+        self._hold: Callable[[], bool] | None = None  # the sink's hold_reads, if moderated
         self.handler = handler
         self.limits = limits
         self.peer = peer
@@ -264,6 +268,10 @@ class RTMPConnection:
             self.media_messages += taken
         out = core.data_to_send()
         if error is None and taken == len(events) and not out and not core.closing:
+            hold = self._hold
+            if hold is not None and hold():
+                assert self.moderator is not None
+                self.moderator.hold(cast(asyncio.Transport, self.writer.transport))
             return
         self.inline = False  # later reads wait in the stream reader, behind this backlog
         self._backlog = (events[taken:], out, error)
@@ -364,6 +372,8 @@ class RTMPConnection:
         else:
             self.sink = sink
             self.public_id = sink.public_id
+            if self.moderator is not None and self.moderator.period > 0:
+                self._hold = getattr(sink, "hold_reads", None)
             self.core.accept_publish()
             log.info("rtmp publish started", extra=self._fields())
         await self._flush()

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from .aioconn import InlineReaderProtocol, RTMPConnection
+from .moderation import ReadModerator
 from .types import PublishHandler, PublishRequest, PublishSink, RTMPLimits
 
 __all__ = ["PublishHandler", "PublishRequest", "PublishSink", "RTMPLimits", "RTMPServer"]
@@ -52,6 +53,7 @@ class RTMPServer:
         self.refused = 0  # connections closed at once for being over a limit
         self._conns: set[RTMPConnection] = set()
         self._closed_bytes_in = 0  # of the connections gone
+        self.moderator = ReadModerator(self.limits.read_hold)
 
     @property
     def port(self) -> int:
@@ -97,6 +99,7 @@ class RTMPServer:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
+        self.moderator.release()  # the held connections see their cancellation's end at once
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await server.wait_closed()
@@ -134,7 +137,15 @@ class RTMPServer:
         self._tasks.add(task)
         self._per_ip[ip] += 1
         try:
-            conn = RTMPConnection(reader, writer, self.handler, limits, peer, rand=self._rand)
+            conn = RTMPConnection(
+                reader,
+                writer,
+                self.handler,
+                limits,
+                peer,
+                rand=self._rand,
+                moderator=self.moderator,
+            )
             protocol = writer.transport.get_protocol()
             if isinstance(protocol, InlineReaderProtocol):
                 protocol.conn, conn.protocol = conn, protocol
