@@ -278,7 +278,7 @@ OPTIONS: tuple[Option, ...] = (
         "rtmp_read_hold",
         "rtmpReadHold",
         read_hold,
-        "between keyframes, publishers' sockets are read on a shared tick this often (0: off)",
+        "between keyframes, a publisher's socket is read at most this often (0: off)",
     ),
     Option(
         "http_max_conns_per_ip",

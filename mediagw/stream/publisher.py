@@ -48,7 +48,7 @@ __all__ = ["Publisher"]
 
 KEY_LEAD = 0.5  # seconds before an expected keyframe that the batch waiting for it is sent
 # from this long before an expected keyframe until it comes, the RTMP connection's reads are
-# never held (see mediagw.ingest.rtmp.moderation): the cut is not delayed by a read tick
+# never held (see mediagw.ingest.rtmp.moderation): the cut is not delayed by a held read
 HOLD_LEAD = 0.2
 
 # (arguments of the demuxer's feed(), arrival time.monotonic())
@@ -141,10 +141,10 @@ class Publisher:
         return True
 
     def hold_reads(self) -> bool:
-        """The RTMP connection's next read may wait for the server's read tick: the GOP is
+        """The RTMP connection's next read may wait (``-rtmpReadHold``): the GOP is
         known, the next keyframe is not due within ``HOLD_LEAD``, and nobody reads the progress
         stream (live AI, LL-HLS: media leaves packet by packet). A keyframe that comes earlier
-        than the last two foretold waits at most one tick."""
+        than the last two foretold may wait up to the hold."""
         gop = self._gop
         return (
             gop > 0.0

@@ -1,4 +1,4 @@
-"""Read moderation: publishing connections read on a shared tick between keyframes.
+"""Read moderation: between keyframes, a publishing connection reads every ``period`` at most.
 
 A publisher writes each frame as it is encoded (30 video and about 47 AAC frames a second for
 720p30), so a connection whose reads are all handled at once makes the event loop wake up,
@@ -6,12 +6,12 @@ call ``recv`` and enter Python for every frame or two. What a read costs is most
 the bytes it holds. Between keyframes nothing is in a hurry: the frames only wait for the
 segment they belong to, which the next keyframe closes.
 
-So after a read that left nothing to do but media the sink took, the connection may stop
-reading (``transport.pause_reading()``) until the next tick of one clock the server's
-connections share (every ``period`` seconds, on a grid of the loop's time). All of them resume
-on the same tick: one turn of the event loop then reads many sockets, each holding the frames
-of the last ``period``. The kernel keeps them meanwhile (a 6 Mbit/s stream sends 30 KB in
-40 ms); TCP flow control is not involved.
+So after a read that left nothing to do but media the sink took, the connection stops reading
+(``transport.pause_reading()``) for ``period``; its next read then holds the frames of that
+time (the kernel keeps them meanwhile: a 6 Mbit/s stream sends 30 KB in 40 ms; TCP flow
+control is not involved). The connections resume on shared ticks, ``SLOTS`` per period, one
+timer per tick: a turn of the event loop reads several sockets, and the held connections are
+spread over the period rather than all read in one burst.
 
 The sink decides when a read may wait (``hold_reads()``, see ``PublishSink``): a
 :class:`~mediagw.stream.publisher.Publisher` says no from shortly before the next keyframe is
@@ -24,41 +24,45 @@ from __future__ import annotations
 import asyncio
 import math
 
-__all__ = ["ReadModerator"]
+__all__ = ["SLOTS", "ReadModerator"]
+
+SLOTS = 8  # resume ticks per period
 
 
 class ReadModerator:
-    """The connections of one server whose reading waits for the next tick."""
+    """The connections of one server whose reading waits for a tick."""
 
     def __init__(self, period: float) -> None:
-        self.period = period  # seconds between ticks; 0: never hold
+        self.period = period  # seconds a held connection waits; 0: never hold
         self.holds = 0  # reads that were followed by a hold (for tests and the bench)
-        self._held: list[asyncio.Transport] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._ticks: dict[int, list[asyncio.Transport]] = {}  # tick number -> held there
 
     @property
     def held(self) -> int:
-        """Connections waiting for the next tick."""
-        return len(self._held)
+        """Connections waiting for their tick."""
+        return sum(len(held) for held in self._ticks.values())
 
     def hold(self, transport: asyncio.Transport) -> None:
-        """Stop reading ``transport`` until the next tick."""
+        """Stop reading ``transport`` until the first tick ``period`` from now."""
         if self.period <= 0 or transport.is_closing():
             return
         transport.pause_reading()
-        self._held.append(transport)
         self.holds += 1
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            tick = (math.floor(loop.time() / self.period) + 1) * self.period
-            self._timer = loop.call_at(tick, self.release)
+        loop = asyncio.get_running_loop()
+        step = self.period / SLOTS
+        tick = math.ceil((loop.time() + self.period) / step)
+        held = self._ticks.get(tick)
+        if held is None:
+            held = self._ticks[tick] = []
+            loop.call_at(tick * step, self._resume, tick)
+        held.append(transport)
 
-    def release(self) -> None:
-        """Resume every held connection (the tick; and when the server closes)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        held, self._held = self._held, []
-        for transport in held:
+    def _resume(self, tick: int) -> None:
+        for transport in self._ticks.pop(tick, ()):
             if not transport.is_closing():
                 transport.resume_reading()
+
+    def release(self) -> None:
+        """Resume every held connection now (the server is closing)."""
+        for tick in list(self._ticks):
+            self._resume(tick)

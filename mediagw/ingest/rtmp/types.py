@@ -32,7 +32,7 @@ class PublishSink(Protocol):
         ...
 
     # Optional: ``hold_reads() -> bool``, asked after a read whose media the sink took: True
-    # lets the connection's next read wait for the server's next read tick (see .moderation).
+    # lets the connection's next read wait ``read_hold`` (see .moderation).
     # A sink without it is never held.
 
     def offer(self, msg_type: int, timestamp: int, payload: bytes) -> bool:
@@ -66,7 +66,7 @@ class RTMPLimits:
     publish_timeout: float = 15.0  # PublishHandler.on_publish must answer within this
     close_grace: float = 2.0  # after a refusal: wait for the peer to read it and hang up
     read_size: int = 64 << 10  # one socket read; the stream reader buffers at most 2x this
-    # between keyframes, a publishing connection's next read waits for the next tick of this
-    # period, shared by all (see .moderation); 0: every read is handled as it comes
+    # between keyframes, a publishing connection reads at most once per this many seconds
+    # (see .moderation); 0: every read is handled as it comes
     read_hold: float = 0.04
     protocol: ConnectionConfig = field(default_factory=ConnectionConfig)
