@@ -66,9 +66,10 @@ class EventSink(Protocol):
         stream_id: str,
         stream_doc: dict[str, Any],
         payload: dict[str, Any],
+        stream_row: Stream | None = None,
     ) -> object:
         """Queue a Studio event (``stream.started`` ...) about a stream (what it returns is
-        not used)."""
+        not used); ``stream_row``: its stored row, just read."""
 
 
 class NullEvents:
@@ -81,6 +82,7 @@ class NullEvents:
         stream_id: str,
         stream_doc: dict[str, Any],
         payload: dict[str, Any],
+        stream_row: Stream | None = None,
     ) -> None:
         return None
 
@@ -295,7 +297,9 @@ class StreamLifecycle:
         self, event: str, stream: Stream, doc: dict[str, Any], payload: dict[str, Any]
     ) -> None:
         try:
-            await self.events.emit(event, stream_id=stream.id, stream_doc=doc, payload=payload)
+            await self.events.emit(
+                event, stream_id=stream.id, stream_doc=doc, payload=payload, stream_row=stream
+            )
         except StoreUnavailable:
             raise  # the job is retried: webhooks are delivered at least once
         except Exception:  # an event sink's failure never stops the lifecycle

@@ -32,7 +32,7 @@ from typing import Any
 from ..clock import SYSTEM, Clock
 from ..destinations import check_url
 from ..errors import InvalidInput, MediaGWError
-from .store import MAX_LIMIT, Delivery, Store, Webhook
+from .store import MAX_LIMIT, Delivery, Store, Stream, Webhook
 from .tenancy import OPERATOR, Tenant, operators_own
 from .webhook_wire import body_doc, encode, request_headers
 
@@ -229,24 +229,31 @@ class WebhookService:
         stream_id: str | None,
         stream_doc: dict[str, Any] | None,
         payload: dict[str, Any] | None = None,
+        stream_row: Stream | None = None,
     ) -> tuple[Delivery, ...]:
         """Queue ``event`` for every webhook listening for it that fires for ``stream_id``: its
         own, the global ones of the stream's owner, and the operator's global ones (with no
         stream, or a stream gone, the operator's global ones). ``stream_doc`` is the stream's
-        Studio JSON (a ``streamKey`` in it is dropped). Only the store is awaited."""
+        Studio JSON (a ``streamKey`` in it is dropped). ``stream_row``: the stream's stored row
+        when the caller has just read it (its owner is not read again). Only the store is
+        awaited, and only when some webhook listens for ``event``."""
         if event not in EVENTS:
             raise ValueError(f"unknown webhook event {event!r}")
+        hooks, admin_ids = await self._hooks()
+        listening = [hook for hook in hooks if event in hook.events]
+        if not listening:
+            return ()
         stream = None
         if stream_doc is not None:
             stream = {k: v for k, v in stream_doc.items() if k != "streamKey"}
         owner = None
-        if stream_id is not None and (row := await self.store.get_stream(stream_id)) is not None:
-            owner = row.owner_key_id
-        hooks, admin_ids = await self._hooks()
+        if stream_id is not None and any(hook.stream_id is None for hook in listening):
+            row = stream_row if stream_row is not None and stream_row.id == stream_id else None
+            if row is None:
+                row = await self.store.get_stream(stream_id)
+            owner = row.owner_key_id if row is not None else None
         queued = []
-        for hook in hooks:
-            if event not in hook.events:
-                continue
+        for hook in listening:
             if hook.stream_id is None:
                 fires = hook.owner_key_id == owner or operators_own(hook.owner_key_id, admin_ids)
             else:

@@ -31,8 +31,10 @@ class Events:
         self.seen: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
 
     async def emit(
-        self, event: str, *, stream_id: str, stream_doc: dict[str, Any], payload: dict[str, Any]
-    ) -> None:
+        self, event: str, *, stream_id: str, stream_doc: dict[str, Any], payload: dict[str, Any],
+        stream_row: Stream | None = None,
+    ) -> None:  # fmt: skip
+        assert stream_row is None or stream_row.id == stream_id
         self.seen.append((event, stream_id, stream_doc, payload))
 
 

@@ -194,6 +194,43 @@ async def test_emit_caches_the_webhooks_and_the_service_clears_the_cache(store: 
     assert len(await service.emit("stream.idle", stream_id=None, stream_doc=None)) == 0
 
 
+class _CountingStore:
+    """The store, counting its ``get_stream`` calls."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def get_stream(self, stream_id: str) -> Stream | None:
+        self.reads += 1
+        return await self._store.get_stream(stream_id)
+
+
+async def test_emit_reads_the_stream_only_for_a_global_webhook_listening(store: SqlStore) -> None:
+    """A session's events cost no store read when no webhook listens, or only the stream's
+    own do; a global one needs the stream's owner, read unless the caller passes the row."""
+    await _stream(store, "s1")
+    counting = _CountingStore(store)
+    service = WebhookService(counting)  # type: ignore[arg-type]
+    assert await service.emit("stream.started", stream_id="s1", stream_doc=STREAM_DOC) == ()
+    own = await service.create("own", "https://a.example/", ["stream.idle"], stream_id="s1")
+    counting.reads = 0  # (creating it checked that the stream exists)
+    idle = await service.emit("stream.idle", stream_id="s1", stream_doc=STREAM_DOC)
+    assert [d.webhook_id for d in idle] == [own.id]
+    assert counting.reads == 0
+    everything = await service.create("all", "https://b.example/", ["stream.started"])
+    started = await service.emit("stream.started", stream_id="s1", stream_doc=STREAM_DOC)
+    assert [d.webhook_id for d in started] == [everything.id] and counting.reads == 1
+    row = await store.get_stream("s1")
+    again = await service.emit(
+        "stream.started", stream_id="s1", stream_doc=STREAM_DOC, stream_row=row
+    )
+    assert [d.webhook_id for d in again] == [everything.id] and counting.reads == 1
+
+
 async def test_update_replaces_everything_like_studios_put(store: SqlStore) -> None:
     await _stream(store)
     service = WebhookService(store)
