@@ -374,7 +374,7 @@ class Settings:
     billing_webhook_url: str = ""
     max_conns: int = 500
     max_conns_per_ip: int = 100
-    rtmp_read_hold: float = 0.04
+    rtmp_read_hold: float = 0.1
     http_max_conns_per_ip: int = 100
     metrics_key: str = ""
     metrics_per_stream: bool = False

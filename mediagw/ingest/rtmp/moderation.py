@@ -8,10 +8,12 @@ segment they belong to, which the next keyframe closes.
 
 So after a read that left nothing to do but media the sink took, the connection stops reading
 (``transport.pause_reading()``) for ``period``; its next read then holds the frames of that
-time (the kernel keeps them meanwhile: a 6 Mbit/s stream sends 30 KB in 40 ms; TCP flow
-control is not involved). The connections resume on shared ticks, ``SLOTS`` per period, one
-timer per tick: a turn of the event loop reads several sockets, and the held connections are
-spread over the period rather than all read in one burst.
+time (the kernel keeps them meanwhile: a 6 Mbit/s stream sends 75 KB in 100 ms, within a
+socket's default receive buffer; a faster one may fill its TCP window, and its publisher then
+waits for that read, as it would for a slow network). The connections resume on shared
+ticks, ``SLOTS`` per period, one timer per tick: a turn of the event loop reads several
+sockets, and the held connections are spread over the period rather than all read in one
+burst.
 
 The sink decides when a read may wait (``hold_reads()``, see ``PublishSink``): a
 :class:`~mediagw.stream.publisher.Publisher` says no from shortly before the next keyframe is

@@ -68,5 +68,5 @@ class RTMPLimits:
     read_size: int = 64 << 10  # one socket read; the stream reader buffers at most 2x this
     # between keyframes, a publishing connection reads at most once per this many seconds
     # (see .moderation); 0: every read is handled as it comes
-    read_hold: float = 0.04
+    read_hold: float = 0.1
     protocol: ConnectionConfig = field(default_factory=ConnectionConfig)
