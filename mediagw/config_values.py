@@ -143,13 +143,15 @@ def parse_duration(text: str) -> float:
 
 
 def read_hold(text: str) -> float:
-    """``-rtmpReadHold``: a duration up to 200 ms, or ``0``/``off``."""
+    """``-rtmpReadHold``: a duration up to 150 ms, or ``0``/``off``. No read is held from 200 ms
+    before an expected keyframe (``stream.publisher.HOLD_LEAD``): the last hold before it, and
+    its tick, end before it is due."""
     if text.strip().lower() in ("0", "off"):
         return 0.0
     value = parse_duration(text)
-    if value > 0.2:
+    if value > 0.15:
         raise ValueError(
-            f"must be at most 200ms (a keyframe not foretold waits up to this long), got {text!r}"
+            f"must be at most 150ms (a keyframe not foretold waits up to this long), got {text!r}"
         )
     return value
 

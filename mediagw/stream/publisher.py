@@ -48,7 +48,8 @@ __all__ = ["Publisher"]
 
 KEY_LEAD = 0.5  # seconds before an expected keyframe that the batch waiting for it is sent
 # from this long before an expected keyframe until it comes, the RTMP connection's reads are
-# never held (see mediagw.ingest.rtmp.moderation): the cut is not delayed by a held read
+# never held (see mediagw.ingest.rtmp.moderation): the cut is not delayed by a held read (a hold,
+# at most 150 ms, and its tick end before the keyframe is due)
 HOLD_LEAD = 0.2
 
 # (arguments of the demuxer's feed(), arrival time.monotonic())

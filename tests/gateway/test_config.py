@@ -134,7 +134,7 @@ def test_rtmp_read_hold_is_a_short_duration_or_off() -> None:
         return load_settings(parse_flags([f"-rtmpReadHold={text}"]), env={}).rtmp_read_hold
 
     assert load_settings({}, env={}).rtmp_read_hold == 0.1
-    assert (hold("0"), hold("off"), hold("20ms"), hold("0.1")) == (0.0, 0.0, 0.02, 0.1)
-    for bad in ("300ms", "1s", "-5ms", "soon"):
+    assert (hold("0"), hold("off"), hold("20ms"), hold("0.15")) == (0.0, 0.0, 0.02, 0.15)
+    for bad in ("160ms", "1s", "-5ms", "soon"):
         with pytest.raises(ConfigError, match="rtmpReadHold"):
             hold(bad)

@@ -99,7 +99,7 @@ class RTMPServer:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        self.moderator.release()  # the held connections see their cancellation's end at once
+        self.moderator.release()  # no connection waits for a tick of a server that is gone
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await server.wait_closed()
