@@ -17,11 +17,12 @@ import pytest
 from mediatools import ClipMaker
 
 from mediagw.errors import MediaError
-from mediagw.stream.hub import StreamHub
+from mediagw.stream.hub import Stream, StreamHub
 from mediagw.stream.publisher import Publisher
 from segmenter import Segment, read_flv_file
 
 VIDEO, AUDIO = 9, 8
+Tag = tuple[int, int, bytes]  # an FLV tag: type, timestamp ms, body
 VIDEO_INFO = b"\x57"  # FLV video info/command frame: demuxed to nothing
 SORENSON = b"\x22" + bytes(40)  # UnsupportedCodec
 HUGE_NAL = b"\x27\x01\x00\x00\x00\xff\xff\xff\xff" + bytes(20)  # MalformedMedia: NAL 4294967295
@@ -231,6 +232,21 @@ async def test_rtmp_media_goes_to_the_segmenter_thread_in_batches(make_clip: Cli
     pool.shutdown(wait=True)
 
 
+async def _clocked(
+    make_clip: ClipMaker, name: str
+) -> tuple[Publisher, Stream, CountingExecutor, list[float], tuple[Tag, Tag]]:
+    """A publisher on a clock the test moves (``now[0]``), its video config sent: with the
+    stream, the executor counting its batches, and a keyframe and an inter frame of a clip."""
+    video = [t for t in read_flv_file(str(make_clip(seconds=2, audio=False))) if t[0] == VIDEO]
+    now = [100.0]
+    pool = CountingExecutor()
+    hub = StreamHub()
+    stream = hub.begin_publish(name)
+    pub = Publisher(hub, stream, pool, monotonic=lambda: now[0])
+    await pub.media(*video[0])
+    return pub, stream, pool, now, (video[1], video[2])
+
+
 async def test_the_batch_before_an_expected_keyframe_goes_ahead_so_the_cut_is_small(
     make_clip: ClipMaker,
 ) -> None:
@@ -239,14 +255,7 @@ async def test_the_batch_before_an_expected_keyframe_goes_ahead_so_the_cut_is_sm
     frames of that lead, not of the whole batch time."""
     from mediagw.stream.publisher import KEY_LEAD
 
-    video = [t for t in read_flv_file(str(make_clip(seconds=2, audio=False))) if t[0] == VIDEO]
-    config, key, inter = video[0], video[1], video[2]
-    now = [100.0]
-    pool = CountingExecutor()
-    hub = StreamHub()
-    stream = hub.begin_publish("ahead")
-    pub = Publisher(hub, stream, pool, monotonic=lambda: now[0])
-    await pub.media(*config)
+    pub, stream, pool, now, (key, inter) = await _clocked(make_clip, "ahead")
     step = 1 / 30
     for n in range(3 * 60 + 1):  # three 2 s GOPs and the next keyframe, one frame each step
         frame = key if n % 60 == 0 else inter
@@ -275,14 +284,7 @@ async def test_reads_may_wait_between_keyframes_never_shortly_before_one(
     consumer reads the progress stream."""
     from mediagw.stream.publisher import HOLD_LEAD
 
-    video = [t for t in read_flv_file(str(make_clip(seconds=2, audio=False))) if t[0] == VIDEO]
-    config, key, inter = video[0], video[1], video[2]
-    now = [100.0]
-    pool = CountingExecutor()
-    hub = StreamHub()
-    stream = hub.begin_publish("held")
-    pub = Publisher(hub, stream, pool, monotonic=lambda: now[0])
-    await pub.media(*config)
+    pub, stream, pool, now, (key, inter) = await _clocked(make_clip, "held")
     await pub.media(VIDEO, 0, key[2])
     now[0] += 0.1
     await pub.media(VIDEO, 100, inter[2])
