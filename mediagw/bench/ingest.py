@@ -21,7 +21,6 @@ against ``ffmpeg -c copy -f segment`` (best of alternating runs). Needs the ffmp
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import resource
@@ -37,18 +36,20 @@ from typing import Any
 
 from segmenter.bench import segment_file
 
-from ..config import Settings
 from ..errors import ConfigError
 from ..gateway import Gateway
 from ..threads import tune_gil
 from .ingest_kit import (
     Listings,
     RssSampler,
+    bench_settings,
     ffmpeg_push,
     nginx_ends,
     percentile_ms,
     run_publishers,
     segment_latencies,
+    stream_figures,
+    tally,
 )
 from .nginx_rtmp import NginxRtmp, PlaylistWatcher
 from .process import proc_figures
@@ -175,17 +176,10 @@ async def _mediagw_push(
     from ..platform.tenancy import tenant_of
 
     tag = f"{'on' if metering else 'off'}-{streams}"
-    settings = Settings(
-        rtmp_addr="127.0.0.1:0",
-        http_addr="127.0.0.1:0",
-        max_sessions=streams + 10,
-        max_conns=streams + 10,
-        max_conns_per_ip=streams + 10,
-        data_dir=str(work / f"data-{tag}"),  # this run's store only
-        metering=metering,
-    )
-    if read_hold is not None:
-        settings = dataclasses.replace(settings, rtmp_read_hold=read_hold)
+    settings = bench_settings(
+        work, tag, streams, metering=metering, read_hold=read_hold,
+        rtmp_addr="127.0.0.1:0", http_addr="127.0.0.1:0",
+    )  # fmt: skip
     gateway = Gateway(settings)
     await gateway.start()
     assert gateway.store is not None and gateway.streams is not None
@@ -216,20 +210,11 @@ async def _mediagw_push(
         await asyncio.gather(*(s.wait_ended(timeout=30) for s in sessions))
         cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
         rss_mb = await rss.stop()
-        hub = [gateway.hub.get(s.playback_id) for s in stored]
+        figures = [stream_figures(gateway.hub.get(s.playback_id), listings) for s in stored]
     finally:
         await rss.stop()
         await gateway.stop()
-    latencies: list[float] = []
-    lost_segments = lost_frames = 0
-    for i, (s, stream) in enumerate(zip(stored, hub, strict=True)):
-        lost_segments += max(0, clip.segments - (stream.stats.segments if stream else 0))
-        lost_frames += max(0, clip.frames - (stream.stats.video_frames if stream else 0))
-        if pushed["streams"] is not None:
-            keyframes = pushed["streams"][i]["keyframes"]
-            latencies += segment_latencies(listings.ends(s.playback_id), keyframes, pts=True)
-        elif stream:  # ffmpeg publishers: from the keyframe's arrival in the gateway
-            latencies.extend(stream.stats.ingest_latency)
+    latencies, lost_segments, lost_frames = tally(clip.segments, clip.frames, pushed, figures)
     return _figures(clip, streams, cpu, wall, rss_mb, pushed, latencies, lost_segments,
                     lost_frames)  # fmt: skip
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import json
 import os
 import resource
@@ -27,15 +28,24 @@ from typing import Any
 
 from segmenter import CLOCK, Segment
 
+from ..config import Settings
 from ..stream.hub import Stream
 
 __all__ = [
     "Listings",
     "RssSampler",
+    "StreamFigures",
+    "bench_settings",
     "percentile_ms",
     "run_publishers",
     "segment_latencies",
+    "stream_figures",
+    "tally",
 ]
+
+# what a gateway made of one stream: segments, video frames, (segment end, listed at) pairs,
+# and its own latencies (keyframe received -> listed)
+StreamFigures = tuple[int, int, list[tuple[float, float]], list[float]]
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MATCH_MS = 100.0  # a segment end this close to a keyframe was closed by it (3 frames at 30 fps)
@@ -105,6 +115,50 @@ class Listings:
         first = segs[0][0]
         return [((start + dur - first) * 1000 / CLOCK, at) for start, dur, last, at in segs
                 if not last]  # fmt: skip
+
+
+def bench_settings(
+    work: Path, tag: str, streams: int, *, metering: bool, read_hold: float | None, **more: Any
+) -> Settings:
+    """A benched gateway's settings: limits above ``streams``, a store of this run's own (or
+    ``more``'s ``store_url``), ``-rtmpReadHold`` when given (None: the default)."""
+    settings = Settings(
+        max_sessions=streams + 10,
+        max_conns=streams + 10,
+        max_conns_per_ip=streams + 10,
+        data_dir=str(work / f"data-{tag}"),
+        metering=metering,
+        **more,
+    )
+    if read_hold is not None:
+        settings = dataclasses.replace(settings, rtmp_read_hold=read_hold)
+    return settings
+
+
+def stream_figures(stream: Stream | None, listings: Listings) -> StreamFigures:
+    """One stream's figures from the hub (None: it never published)."""
+    if stream is None:
+        return 0, 0, [], []
+    stats = stream.stats
+    return stats.segments, stats.video_frames, listings.ends(stream.id), list(stats.ingest_latency)
+
+
+def tally(
+    clip_segments: int, clip_frames: int, pushed: dict[str, Any], figures: Sequence[StreamFigures]
+) -> tuple[list[float], int, int]:
+    """Latencies, segments lost and frames lost over the streams, ``figures`` in the order of
+    the publishers' URLs. The light publisher's latency is from its keyframe's send time; with
+    ffmpeg publishers, the gateway's own (from the keyframe's arrival)."""
+    latencies: list[float] = []
+    lost_segments = lost_frames = 0
+    for i, (segments, frames, ends, own) in enumerate(figures):
+        lost_segments += max(0, clip_segments - segments)
+        lost_frames += max(0, clip_frames - frames)
+        if pushed["streams"] is not None:
+            latencies += segment_latencies(ends, pushed["streams"][i]["keyframes"], pts=True)
+        else:
+            latencies += own
+    return latencies, lost_segments, lost_frames
 
 
 def nginx_ends(fragments: Sequence[tuple[str, float, float]]) -> list[tuple[float, float]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import sys
@@ -28,7 +27,15 @@ from ..config import Settings
 from ..log import setup_logging
 from ..serve import run_async, serve
 from ..workers import WorkerProcess, check_workers, stop_workers, worker_settings
-from .ingest_kit import Listings, RssSampler, run_publishers, segment_latencies
+from .ingest_kit import (
+    Listings,
+    RssSampler,
+    StreamFigures,
+    bench_settings,
+    run_publishers,
+    stream_figures,
+    tally,
+)
 from .process import cpu_seconds, free_port, proc_figures, run_mediagw
 from .stored import database, stored_streams
 
@@ -36,9 +43,6 @@ if TYPE_CHECKING:
     from ..gateway import Gateway
 
 __all__ = ["workers_phase"]
-
-# per stream: segments, video frames, (segment end, listed at) pairs, ingest latencies
-_Figures = tuple[int, int, list[tuple[float, float]], list[float]]
 
 READY_TIMEOUT = 60.0  # seconds for every worker to listen (Alembic, thread pools)
 
@@ -55,15 +59,7 @@ def _bench_worker(settings: Settings, conn: multiprocessing.connection.Connectio
         await asyncio.to_thread(conn.recv)  # the publishers are done
         sessions = list(gateway.ingest.publishers.values())
         await asyncio.gather(*(s.wait_ended(timeout=30) for s in sessions))
-        streams = {
-            s.id: (
-                s.stats.segments,
-                s.stats.video_frames,
-                listings.ends(s.id),
-                list(s.stats.ingest_latency),
-            )
-            for s in gateway.hub.streams()
-        }
+        streams = {s.id: stream_figures(s, listings) for s in gateway.hub.streams()}
         conn.send(("done", streams))
 
     sys.exit(run_async(serve(settings, until=until)))
@@ -105,12 +101,12 @@ class _Workers:
     def rss_mb(self) -> float:
         return sum(proc_figures(pid)[0] for pid in self._pids())
 
-    async def results(self) -> list[dict[str, _Figures]]:
+    async def results(self) -> list[dict[str, StreamFigures]]:
         """Each worker's streams: (segments, video frames, listed segment ends, the gateway's
         own latencies: keyframe received -> listed)."""
         for conn in self.conns:
             conn.send("stop")
-        out: list[dict[str, _Figures]] = []
+        out: list[dict[str, StreamFigures]] = []
         for conn in self.conns:
             kind, streams = await asyncio.to_thread(self._recv, conn, 120)
             assert kind == "done", kind
@@ -132,22 +128,12 @@ async def workers_phase(
     async with database(postgres) as store_url:
         tag = f"{'on' if metering else 'off'}-{streams}-w{workers}"
         rtmp_port, http_port = free_port(), free_port()
-        settings = Settings(
-            rtmp_addr=f"127.0.0.1:{rtmp_port}",
-            http_addr=f"127.0.0.1:{http_port}",
-            max_sessions=streams + 10,
-            max_conns=streams + 10,
-            max_conns_per_ip=streams + 10,
-            data_dir=str(work / f"data-{tag}"),
-            metering=metering,
-            store_url=store_url,
-            redis_url=redis,
-            workers=workers,
-            embedded_orchestrator=False,
+        settings = bench_settings(
+            work, tag, streams, metering=metering, read_hold=read_hold,
+            rtmp_addr=f"127.0.0.1:{rtmp_port}", http_addr=f"127.0.0.1:{http_port}",
+            store_url=store_url, redis_url=redis, workers=workers, embedded_orchestrator=False,
             log_level="warning",
-        )
-        if read_hold is not None:
-            settings = dataclasses.replace(settings, rtmp_read_hold=read_hold)
+        )  # fmt: skip
         check_workers(settings)
         out = await run_mediagw("keys", "create", "--name", "bench admin", "-storeUrl", store_url)
         admin_key = out.strip().splitlines()[-1]  # the store is migrated by now, as -workers does
@@ -176,15 +162,6 @@ async def workers_phase(
             await pool.stop()
     results = {k: v for streams_of in per_worker for k, v in streams_of.items()}
     spread = [len(streams_of) for streams_of in per_worker]
-    latencies: list[float] = []
-    lost_segments = lost_frames = 0
-    for i, (_, playback_id) in enumerate(stored):
-        segments, frames, ends, own = results.get(playback_id, (0, 0, [], []))
-        lost_segments += max(0, clip.segments - segments)
-        lost_frames += max(0, clip.frames - frames)
-        if pushed["streams"] is not None:
-            keyframes = pushed["streams"][i]["keyframes"]
-            latencies += segment_latencies(ends, keyframes, pts=True)
-        else:  # ffmpeg publishers: from the keyframe's arrival in the gateway
-            latencies += own
+    figures = [results.get(playback_id, (0, 0, [], [])) for _, playback_id in stored]
+    latencies, lost_segments, lost_frames = tally(clip.segments, clip.frames, pushed, figures)
     return cpu, wall, rss_mb, pushed, latencies, lost_segments, lost_frames, spread
