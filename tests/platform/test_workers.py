@@ -59,8 +59,11 @@ async def _held(urls: list[str]) -> dict[str, set[str]]:
     return out
 
 
-async def _two_workers(name: str, tmp_path: Path, store_url: str, redis: str) -> Node:
-    """``mediagw run -workers 2`` on loopback ports of its own, both workers ready."""
+async def _two_workers(
+    name: str, tmp_path: Path, store_url: str, redis: str
+) -> tuple[Node, list[int]]:
+    """``mediagw run -workers 2`` on loopback ports of its own, both workers ready: the node and
+    its workers' pids."""
     node = Node(name, tmp_path)
     node.args = [
         "-workers", "2", "-httpAddr", f"127.0.0.1:{node.http_port}",
@@ -71,10 +74,13 @@ async def _two_workers(name: str, tmp_path: Path, store_url: str, redis: str) ->
     await node.start()
     try:
         await wait_until(lambda: len(_ready_lines(node)) == 2, timeout=60)
+        assert node.proc is not None
+        pids = _workers(node.proc.pid)
+        assert len(pids) == 2, pids
     except BaseException:
         await node.stop(40)
         raise
-    return node
+    return node, pids
 
 
 async def _all_live(urls: list[str], count: int) -> dict[str, set[str]]:
@@ -93,11 +99,9 @@ async def test_two_workers_share_the_ports_and_play_each_others_streams(
 ) -> None:
     clip = make_clip(seconds=10.0, size="160x90", fps=15, gop=15, audio=False)
     async with pg_database() as store_url, redis_database() as redis:
-        node = await _two_workers("workers", tmp_path, store_url, redis)
+        node, first = await _two_workers("workers", tmp_path, store_url, redis)
         try:
             assert node.proc is not None
-            first = _workers(node.proc.pid)
-            assert len(first) == 2, first
             urls = [url for _, url in _ready_lines(node)]
             assert len(set(urls)) == 2 and all(f":{node.http_port}" not in u for u in urls)
 
@@ -181,11 +185,9 @@ async def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
     """``kill -9`` of the command alone (not its workers): each worker gets SIGTERM from the
     kernel (``PR_SET_PDEATHSIG``), ends and exits; none is left holding the ports."""
     async with pg_database() as store_url, redis_database() as redis:
-        node = await _two_workers("orphans", tmp_path, store_url, redis)
+        node, workers = await _two_workers("orphans", tmp_path, store_url, redis)
         try:
             assert node.proc is not None
-            workers = _workers(node.proc.pid)
-            assert len(workers) == 2, workers
             os.kill(node.proc.pid, signal.SIGKILL)  # the parent only: no shutdown of its own
             await asyncio.to_thread(node.proc.wait)
             await wait_until(lambda: not [p for p in workers if _alive(p)], timeout=STOP_WAIT)
