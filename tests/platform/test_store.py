@@ -11,10 +11,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import make_url
 
 from mediagw.errors import StoreBadInput, StoreConflict, StoreError, StoreNotFound
 from mediagw.platform.store import (
@@ -402,6 +404,29 @@ async def test_data_survives_a_restart(store_url: str) -> None:
         assert entry.id == 2
     finally:
         await again.close()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+async def test_pooled_connections_the_server_closed_are_replaced(store_url: str) -> None:
+    """A PostgreSQL restart closes every pooled connection: the next read gets a new one, not
+    an error, with no ping round trip at checkout (asyncpg has seen the socket close)."""
+    store = await SqlStore.open(store_url)
+    admin = await asyncpg.connect(
+        make_url(store_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        await store.create_stream(_stream(1))
+        assert await store.get_stream("s1") == _stream(1)
+        ended = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert ended >= 1  # the pool's connections, as a restart ends them
+        await asyncio.sleep(0.2)  # the client side sees the sockets close
+        assert await store.get_stream("s1") == _stream(1)
+    finally:
+        await admin.close()
+        await store.close()
 
 
 async def test_the_database_is_at_the_newest_migration_and_matches_the_schema(

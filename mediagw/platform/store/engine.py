@@ -13,7 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -22,7 +22,9 @@ from ...errors import StoreBadInput, StoreConflict, StoreError, StoreNotFound, S
 from .rows import MAX_LIMIT
 from .schema import METADATA
 
-__all__ = ["DB_FILE", "check_limit", "connect", "engine_url", "transaction"]
+__all__ = [
+    "DB_FILE", "check_limit", "connect", "engine_url", "read_engine", "reading", "transaction",
+]  # fmt: skip
 
 # aiosqlite logs every statement with its parameters at DEBUG: stream keys, webhook secrets.
 # Its DEBUG lines never reach a handler, whatever -logLevel says.
@@ -68,17 +70,40 @@ async def connect(url_or_dir: str | Path) -> AsyncEngine:
     else:
         await asyncio.to_thread(Path(url_or_dir).mkdir, mode=0o700, parents=True, exist_ok=True)
         url = await asyncio.to_thread(engine_url, url_or_dir)  # resolving reads the disk
-    # pre-ping (PostgreSQL): a pooled connection a database restart killed is replaced, not
-    # used and failed. A SQLite file has no server to restart, and the ping (a round trip to
-    # aiosqlite's thread) cost 40% of a one-row transaction's CPU there.
+    # No pre-ping. A SQLite file has no server to restart, and the ping (a round trip to
+    # aiosqlite's thread) cost 40% of a one-row transaction's CPU there. On PostgreSQL,
+    # SQLAlchemy's ping is three round trips (BEGIN, an empty query, ROLLBACK) at every checkout,
+    # more than the one-row read it guards: a connection the server closed (a restart) is seen
+    # closed by asyncpg without one, and is replaced at checkout (_closed_by_server).
     connect_args = {"timeout": CONNECT_TIMEOUT} if url.startswith("postgresql") else {}
     pool: dict[str, Any] = (
         {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0} if url.startswith("sqlite") else {}
     )
-    ping = not url.startswith("sqlite")
-    engine = create_async_engine(url, pool_pre_ping=ping, connect_args=connect_args, **pool)
+    engine = create_async_engine(url, connect_args=connect_args, **pool)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        sa.event.listen(engine.sync_engine, "checkout", _closed_by_server)
+    return engine
+
+
+def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection whose socket has closed (the server restarted or ended
+    it) is not handed out: the pool discards it and checks out another, or connects anew.
+    A connection that died silently fails its first statement instead, as a StoreUnavailable
+    (callers retry those)."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise sa.exc.DisconnectionError("the database closed this pooled connection")
+
+
+def read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine single reads go through: on PostgreSQL the same pool in autocommit, so a
+    one-statement read is one round trip rather than three (BEGIN and COMMIT around it add
+    nothing: one statement sees one snapshot). SQLite's driver opens no transaction for a read
+    anyway: the engine itself."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
     return engine
 
 
@@ -104,15 +129,37 @@ async def transaction(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncCo
     try:
         async with engine.begin() as connection:
             yield connection
-    except sa.exc.IntegrityError as exc:
-        raise _integrity(entity, exc) from None
     except (sa.exc.DBAPIError, OSError) as exc:  # asyncpg's connect raises OSError as is
-        kind = type(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).__name__
-        error = StoreUnavailable if _unreachable(exc) else StoreError
-        raise error(
-            f"the store's database failed on a {entity} ({kind}): check that it is reachable, "
-            "writable and migrated"
-        ) from exc
+        _store_error(entity, exc)
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncConnection]:
+    """A connection of ``engine`` (a ``read_engine``) for one read statement, with the errors
+    of ``transaction``: on PostgreSQL in autocommit, elsewhere a transaction as for a write."""
+    try:
+        if engine.dialect.name == "postgresql":
+            async with engine.connect() as connection:
+                yield connection
+        else:
+            async with engine.begin() as connection:
+                yield connection
+    except (sa.exc.DBAPIError, OSError) as exc:  # asyncpg's connect raises OSError as is
+        _store_error(entity, exc)
+
+
+def _store_error(entity: str, exc: sa.exc.DBAPIError | OSError) -> NoReturn:
+    """Raise the store's error for a database failure on an ``entity``: a refused row as its
+    typed error (without the driver's text: it may hold a secret value), else StoreUnavailable
+    when the database may come back, else StoreError."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        raise _integrity(entity, exc) from None
+    kind = type(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).__name__
+    error = StoreUnavailable if _unreachable(exc) else StoreError
+    raise error(
+        f"the store's database failed on a {entity} ({kind}): check that it is reachable, "
+        "writable and migrated"
+    ) from exc
 
 
 def _unreachable(exc: sa.exc.DBAPIError | OSError) -> bool:
