@@ -237,7 +237,9 @@ class StreamLifecycle:
             id=live.session_id, stream_id=live.row.id, created_at=at, last_seen=at,
             record=live.record, node=self.node_id or None,
         )  # fmt: skip
-        if self.owner is not None:  # a takeover: the session its dead node left ends first
+        if self.owner is not None and live.row.is_active:
+            # a takeover: the session its dead node left ends first (read as the publish was
+            # authorized: a stream not active then has no session open)
             for old in await self.store.open_sessions(live.row.id):
                 await self._end_left(old, NODE_LOST)
         try:
