@@ -210,6 +210,7 @@ class GatewayPlatform:
                 billing_url=self.settings.billing_webhook_url,
                 clock=self.clock,
                 before_flush=self.delivery.flush,
+                granted=self.store_auth.granted,
             )
             self.usage.consumers.append(self.ledger)
         await self.lifecycle.recover()  # what an unclean stop left active

@@ -13,14 +13,14 @@ has run (``grace``: one flush interval), so its last events are in the rows sent
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from ..clock import Clock
 from ..errors import WebhookUnreachable
 from ..webhook import JsonPoster
 from .ledger import HOUR_MS, UsageLedger
-from .store import Store
+from .store import Store, Stream
 from .usage_report import usage_push
 
 __all__ = ["BillingPush", "open_ledger"]
@@ -88,6 +88,7 @@ def open_ledger(
     billing_url: str,
     clock: Clock,
     before_flush: Callable[[], None] | None = None,
+    granted: Mapping[str, Stream] | None = None,
 ) -> tuple[UsageLedger, BillingPush | None]:
     """The gateway's ledger, flushing every ``interval`` seconds (started), and its billing
     push after each flush when ``billing_url`` is set."""
@@ -107,6 +108,7 @@ def open_ledger(
         clock=clock,
         before_flush=before_flush,
         after_flush=billing.push_closed if billing is not None else None,
+        granted=granted,
     )
     ledger.start()
     return ledger, billing

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
@@ -42,7 +42,7 @@ from ..usage import (
     UsageEvent,
 )
 from .plans import Plan, plan_for_key
-from .store import USAGE_BATCH_RETENTION_MS, Store, UsageBatch, UsageRow
+from .store import USAGE_BATCH_RETENTION_MS, Store, Stream, UsageBatch, UsageRow
 
 __all__ = ["HOUR_MS", "UsageLedger", "charge_micros"]
 
@@ -91,8 +91,11 @@ class UsageLedger:
         clock: Clock = SYSTEM,
         before_flush: Callable[[], None] | None = None,
         after_flush: Callable[[], Awaitable[None]] | None = None,
+        granted: Mapping[str, Stream] | None = None,
     ) -> None:
         self.store = store
+        # public stream id -> its row as its publish was authorized (its owner, unread)
+        self.granted: Mapping[str, Stream] = granted if granted is not None else {}
         self.wei_rate = wei_rate  # currency per ETH
         self.interval = interval
         self.clock = clock
@@ -255,7 +258,11 @@ class UsageLedger:
         stream_id = principal[len(STREAM_PRINCIPAL) :]
         owner = self._owners.get(stream_id)
         if owner is None:
-            stored = await self.store.get_stream(stream_id)
+            granted = self.granted.get(stream)
+            if granted is not None and granted.id == stream_id:
+                stored: Stream | None = granted  # read when its publish was authorized
+            else:
+                stored = await self.store.get_stream(stream_id)
             owner = (stored.owner_key_id or "") if stored is not None else ""
             if len(self._owners) >= 100_000:
                 self._owners.clear()

@@ -4,9 +4,11 @@ plans and each key's plan, charge and cost."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from webhook_testkit import receiver
@@ -131,6 +133,34 @@ async def test_the_ledger_rolls_up_prices_and_flushes_only_when_told(store: SqlS
     await ledger.stop()  # flushes what is left
     source = [r for r in await store.usage(HOUR0, HOUR0 + 2 * HOUR_MS) if r.kind == SOURCE]
     assert [(r.hour, r.ms) for r in source] == [(HOUR0, 62_000), (HOUR0 + HOUR_MS, 2000)]
+
+
+async def test_the_owner_of_a_granted_stream_is_not_read_again(
+    counting_store: Any,
+) -> None:
+    """The stream's owner comes from the row its publish was granted with: a flush reads no
+    stream. A stream granted under another id, or not granted, is read (once)."""
+    store = counting_store.store
+    await store.create_api_key(_key(1))
+    row = Stream(id="s1", name="a", stream_key="sk", playback_id="play1", created_at=1,
+                 owner_key_id="k1")  # fmt: skip
+    await store.create_stream(row)
+    granted = {"play1": row}
+    clock = ManualClock(HOUR0 / 1000 + 10)
+    ledger = UsageLedger(counting_store, clock=clock, granted=granted)
+    ledger.emit(_event(SOURCE, 2000, ms=2000))
+    assert await ledger.flush() == 1
+    assert counting_store.calls["get_stream"] == 0
+    (usage,) = await store.usage(HOUR0, HOUR0 + HOUR_MS)
+    assert usage.key_id == "k1"
+    granted["play1"] = dataclasses.replace(row, id="s2", owner_key_id=None)  # not this stream
+    clock.advance(3600)  # the next hour: the owners cache is dropped
+    ledger.emit(_event(SOURCE, 2000, ms=2000))
+    ledger.emit(_event(SOURCE, 2000, ms=2000))
+    assert await ledger.flush() == 1
+    assert counting_store.calls["get_stream"] == 1
+    rows = await store.usage(HOUR0 + HOUR_MS, HOUR0 + 2 * HOUR_MS)
+    assert [(r.key_id, r.ms) for r in rows] == [("k1", 4000)]
 
 
 async def test_a_flush_that_fails_keeps_its_rows_for_the_next(store_url: str) -> None:
