@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .config import Settings
 from .signals import wait_for_stop_signal
-from .threads import io_workers, start_all, tune_gil
+from .threads import freeze_startup_heap, io_workers, start_all, tune_gil
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -76,6 +76,7 @@ async def serve(
         if embedded is not None:
             await embedded.stop()
         return 2
+    freeze_startup_heap()
     if settings.reuse_port:  # a worker of -workers N: the parent printed where to publish
         log.info("worker ready", extra={"node": gateway.node_id, "node_url": gateway.node_url()})
     else:

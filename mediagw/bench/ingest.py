@@ -21,6 +21,7 @@ against ``ffmpeg -c copy -f segment`` (best of alternating runs). Needs the ffmp
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -38,7 +39,7 @@ from segmenter.bench import segment_file
 
 from ..errors import ConfigError
 from ..gateway import Gateway
-from ..threads import tune_gil
+from ..threads import freeze_startup_heap, tune_gil
 from .ingest_kit import (
     Listings,
     RssSampler,
@@ -165,6 +166,7 @@ async def _mediagw_phase(
         )  # fmt: skip
     finally:
         sys.setswitchinterval(previous)
+        gc.unfreeze()
 
 
 async def _mediagw_push(
@@ -182,6 +184,7 @@ async def _mediagw_push(
     )  # fmt: skip
     gateway = Gateway(settings)
     await gateway.start()
+    freeze_startup_heap()  # as mediagw run does (undone in _mediagw_phase)
     assert gateway.store is not None and gateway.streams is not None
     plan = Plan(id="bench", name="bench", stream_minutes_daily=10**6, stream_minutes_monthly=10**6,
                 max_concurrent_streams=streams + 10)  # fmt: skip
