@@ -243,10 +243,9 @@ class StreamLifecycle:
             for old in await self.store.open_sessions(live.row.id):
                 await self._end_left(old, NODE_LOST)
         try:
-            await self.store.start_session(session)
+            stream = await self.store.start_session(session)
         except StoreConflict:  # a retry: stored by the attempt whose answer was lost
-            pass
-        stream = await self.store.get_stream(live.row.id) or live.row
+            stream = await self.store.get_stream(live.row.id) or live.row
         doc = to_studio(stream, with_key=False)
         await self._emit("stream.started", stream, doc, {"sessionId": session.id})
         if live.record:
@@ -275,10 +274,10 @@ class StreamLifecycle:
         url = None
         if live.record and self.recording_url is not None:
             url = self.recording_url(live.session_id)
-        session = await self.store.finish_session(live.row.id, live.session_id, deltas, at, url)
-        stream = await self.store.get_stream(live.row.id)
-        if stream is None or session is None:
-            return  # deleted meanwhile: nobody to tell
+        finished = await self.store.finish_session(live.row.id, live.session_id, deltas, at, url)
+        if finished is None:
+            return  # deleted or ended meanwhile: nobody to tell, or told already
+        session, stream = finished
         doc = to_studio(stream, with_key=False)
         idle: dict[str, Any] = {"sessionId": session.id}
         if reason:

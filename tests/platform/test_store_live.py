@@ -19,14 +19,18 @@ def _stream(n: int) -> Stream:
 async def test_a_session_starts_active_counts_and_finishes(store: SqlStore) -> None:
     await store.create_stream(_stream(1))
     session = Session(id="a", stream_id="s1", created_at=10, last_seen=10, record=True)
-    assert await store.start_session(session) == session
-    stream = await store.get_stream("s1")
-    assert stream is not None and stream.is_active and stream.last_seen == 10
+    started = await store.start_session(session)  # the stream as the update left it
+    assert started.is_active and started.last_seen == 10
+    assert await store.get_stream("s1") == started
+    assert await store.get_session("a") == session
     await store.add_counters("s1", "a", Counters(source_segments=2, source_bytes=100), 20)
     await store.add_counters("s1", "a", Counters(source_segments_duration=4.0), 30)
-    ended = await store.finish_session(
+    finished = await store.finish_session(
         "s1", "a", Counters(source_segments=1, transcoded_bytes=7), 40, "http://h/r.m3u8"
     )
+    assert finished is not None
+    ended, after = finished
+    assert ended == await store.get_session("a")
     assert ended == dataclasses.replace(
         session,
         ended_at=40,
@@ -38,10 +42,24 @@ async def test_a_session_starts_active_counts_and_finishes(store: SqlStore) -> N
         transcoded_bytes=7,
     )
     stream = await store.get_stream("s1")
+    assert stream == after  # returned by the update, as stored
     assert stream is not None and not stream.is_active and stream.last_seen == 40
     assert (stream.source_segments, stream.source_bytes, stream.transcoded_bytes) == (3, 100, 7)
+    assert await store.finish_session("s1", "a", Counters(), 50) is None  # ended already
     with pytest.raises(StoreNotFound):
         await store.start_session(Session(id="b", stream_id="nope", created_at=1))
+
+
+async def test_a_stream_stays_active_until_its_last_open_session_ends(store: SqlStore) -> None:
+    await store.create_stream(_stream(1))
+    await store.start_session(Session(id="x", stream_id="s1", created_at=1))
+    await store.start_session(Session(id="y", stream_id="s1", created_at=2))  # a takeover
+    finished = await store.finish_session("s1", "x", Counters(source_segments=1), 3)
+    assert finished is not None and finished[1].is_active  # y is still open
+    assert (await store.get_stream("s1")) == finished[1]
+    finished = await store.finish_session("s1", "y", Counters(source_segments=2), 4)
+    assert finished is not None and not finished[1].is_active
+    assert finished[1].source_segments == 3 and finished[1].last_seen == 4
 
 
 async def test_concurrent_increments_are_never_lost(store: SqlStore) -> None:

@@ -77,8 +77,9 @@ class Store(Protocol):
     async def list_sessions(self, stream_id: str, *, limit: int = 100) -> tuple[Session, ...]:
         """A stream's sessions, newest first."""
 
-    async def start_session(self, session: Session) -> Session:
-        """Store a new session and mark its stream active and seen (one transaction)."""
+    async def start_session(self, session: Session) -> Stream:
+        """Store a new session and mark its stream active and seen (one transaction); the
+        stream after."""
 
     async def add_counters(
         self, stream_id: str, session_id: str | None, deltas: Counters, at: int
@@ -98,9 +99,9 @@ class Store(Protocol):
         deltas: Counters,
         at: int,
         recording_url: str | None = None,
-    ) -> Session | None:
+    ) -> tuple[Session, Stream] | None:
         """The last counters, the session ended at ``at``, the stream inactive (one
-        transaction); the session after, or None."""
+        transaction); the session and its stream after, or None."""
 
     async def end_stale_sessions(self) -> tuple[str, ...]:
         """After an unclean stop: active streams become inactive, open sessions end when last

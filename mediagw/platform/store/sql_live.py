@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ...errors import StoreNotFound
 from .engine import check_limit, transaction
-from .rows import COUNTERS, Counters, MultistreamTarget, Session
+from .rows import COUNTERS, Counters, MultistreamTarget, Session, Stream
 from .schema import multistream_targets, sessions, streams
 
 __all__ = ["LiveStore"]
@@ -37,6 +38,33 @@ def _adding(table: sa.Table) -> sa.Update:
 
 
 _ADD_STREAMS, _ADD_SESSIONS = _adding(streams), _adding(sessions)
+# a session's end, for its stream: the last counters, and inactive unless another of its
+# sessions is still open (this one was ended by the transaction's previous statement)
+_FINISH_STREAM = (
+    _adding(streams)
+    .values(
+        is_active=sa.case(
+            (
+                sa.exists().where(
+                    sessions.c.stream_id == sa.bindparam("row"), sessions.c.ended_at.is_(None)
+                ),
+                streams.c.is_active,
+            ),
+            else_=False,
+        )
+    )
+    .returning(*streams.c)
+)
+
+
+def _counting(row: str, deltas: Counters, at: int) -> dict[str, Any]:
+    """The parameters of ``_adding``'s statement for one row."""
+    return {"row": row, "at": at, **{f"d_{n}": getattr(deltas, n) for n in COUNTERS}}
+
+
+def _stream_of(row: sa.Row[Any]) -> Stream:
+    """A stream from its table's row (its JSON columns are dicts and lists as stored)."""
+    return Stream(**dict(row._mapping))
 
 
 class LiveStore:
@@ -55,18 +83,24 @@ class LiveStore:
 
     # a stream's live sessions
 
-    async def start_session(self, session: Session) -> Session:
+    async def start_session(self, session: Session) -> Stream:
         """Store a new session and mark its stream active, seen at the session's start (one
-        transaction); StoreNotFound if the stream is gone."""
+        transaction); the stream after (as the update returns it: no read after); StoreNotFound
+        if the stream is gone."""
         values = {f.name: getattr(session, f.name) for f in dataclasses.fields(session)}
         async with transaction(self._engine, "session") as connection:
             await connection.execute(sessions.insert().values(**values))
-            await connection.execute(
-                streams.update()
-                .where(streams.c.id == session.stream_id)
-                .values(is_active=True, last_seen=session.last_seen or session.created_at)
-            )
-        return session
+            row = (
+                await connection.execute(
+                    streams.update()
+                    .where(streams.c.id == session.stream_id)
+                    .values(is_active=True, last_seen=session.last_seen or session.created_at)
+                    .returning(*streams.c)
+                )
+            ).first()
+        if row is None:  # the session's foreign key makes this a race with a delete
+            raise StoreNotFound("the session's stream does not exist: create it first")
+        return _stream_of(row)
 
     async def add_counters(
         self, stream_id: str, session_id: str | None, deltas: Counters, at: int
@@ -91,26 +125,30 @@ class LiveStore:
         deltas: Counters,
         at: int,
         recording_url: str | None = None,
-    ) -> Session | None:
+    ) -> tuple[Session, Stream] | None:
         """The last counters, then the session ended at ``at`` and its stream inactive unless
-        another of its sessions is open (one transaction); the session after, or None if it is
-        gone or had been ended already (by another node that took the stream over)."""
-        where = sessions.c.id == session_id
-        open_ = sessions.c.ended_at.is_(None)
+        another of its sessions is open (one transaction, three statements: the updates return
+        the rows); the session and its stream after, or None if the session is gone or had been
+        ended already (by another node that took the stream over)."""
         values: dict[str, Any] = {"ended_at": at}
         if recording_url is not None:
             values["recording_url"] = recording_url
         async with transaction(self._engine, "session") as connection:
-            await _add(connection, [(stream_id, session_id, deltas)], at)
-            ended = await connection.execute(sessions.update().where(where, open_).values(**values))
-            others = sa.exists().where(sessions.c.stream_id == stream_id, open_)
-            await connection.execute(
-                streams.update().where(streams.c.id == stream_id, ~others).values(is_active=False)
-            )
-            row = (await connection.execute(sessions.select().where(where))).first()
-        if row is None or not ended.rowcount:
+            await connection.execute(_ADD_SESSIONS, _counting(session_id, deltas, at))
+            ended = (
+                await connection.execute(
+                    sessions.update()
+                    .where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
+                    .values(**values)
+                    .returning(*sessions.c)
+                )
+            ).first()
+            stream = (
+                await connection.execute(_FINISH_STREAM, _counting(stream_id, deltas, at))
+            ).first()
+        if ended is None or stream is None:
             return None
-        return Session(**dict(row._mapping))
+        return Session(**dict(ended._mapping)), _stream_of(stream)
 
     async def end_stale_sessions(self) -> tuple[str, ...]:
         """After an unclean stop: every active stream becomes inactive and every open session
@@ -194,10 +232,8 @@ async def _add(
     """Add each (stream id, session id or None, deltas) to its stream's counters and its
     session's, both seen at ``at``: the statements built once, run once each (executemany)."""
 
-    def params(row: str, deltas: Counters) -> dict[str, Any]:
-        return {"row": row, "at": at, **{f"d_{n}": getattr(deltas, n) for n in COUNTERS}}
-
-    await connection.execute(_ADD_STREAMS, [params(stream_id, d) for stream_id, _, d in updates])
-    session_rows = [params(sid, d) for _, sid, d in updates if sid is not None]
+    rows = [_counting(stream_id, d, at) for stream_id, _, d in updates]
+    await connection.execute(_ADD_STREAMS, rows)
+    session_rows = [_counting(sid, d, at) for _, sid, d in updates if sid is not None]
     if session_rows:
         await connection.execute(_ADD_SESSIONS, session_rows)
