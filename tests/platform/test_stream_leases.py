@@ -328,6 +328,33 @@ async def test_the_cursor_is_written_coalesced_and_resumes_on_another_node() -> 
         assert (await b.claim(StreamRequest("s"))).resume == Resume(51, 4, 3)
 
 
+async def test_the_cursors_of_many_streams_go_in_one_round_trip() -> None:
+    async with fresh_redis() as redis:
+        a = StreamLeases(redis, "node-a", "http://a:1")
+        names = [f"s{n}" for n in range(20)]
+        for name in names:
+            await a.claim(StreamRequest(name))
+            a.on_stream_start(_Live(name))
+        before = redis.commands
+        for seq in range(3):  # three segments of each stream within COALESCE
+            for name in names:
+                a.on_segment(_Live(name), _Seg(seq))
+        while a._tasks:
+            await asyncio.wait(list(a._tasks))
+        assert redis.commands - before == 1  # one pipelined round trip for 20 cursors
+        for name in names:
+            cursor = json.loads(await redis.client.get(redis.key("cursor", "stream", name)))
+            assert cursor["next_seq"] == 2 + 2 and cursor["node"] == "node-a"
+        a.on_segment(_Live("s0"), _Seg(3))  # news for one: written with its end, then freed
+        for name in names:
+            a.on_stream_end(_Live(name))
+        while a._tasks:
+            await asyncio.wait(list(a._tasks))
+        cursor = json.loads(await redis.client.get(redis.key("cursor", "stream", "s0")))
+        assert cursor["next_seq"] == 3 + 2
+        assert [await a.holder(name) for name in names] == [None] * len(names)
+
+
 async def test_owner_url_names_the_other_node_once_per_burst() -> None:
     clock = ManualClock()
     async with fresh_redis() as redis:
