@@ -38,6 +38,14 @@ def _adding(table: sa.Table) -> sa.Update:
 
 
 _ADD_STREAMS, _ADD_SESSIONS = _adding(streams), _adding(sessions)
+# a session's end: its last counters, ended if it is open (else it returns no row)
+_END_SESSION = (
+    _adding(sessions)
+    .where(sessions.c.ended_at.is_(None))
+    .values(ended_at=sa.bindparam("at"))
+    .returning(*sessions.c)
+)
+_END_RECORDED = _END_SESSION.values(recording_url=sa.bindparam("url"))
 # a session's end, for its stream: the last counters, and inactive unless another of its
 # sessions is still open (this one was ended by the transaction's previous statement)
 _FINISH_STREAM = (
@@ -127,22 +135,15 @@ class LiveStore:
         recording_url: str | None = None,
     ) -> tuple[Session, Stream] | None:
         """The last counters, then the session ended at ``at`` and its stream inactive unless
-        another of its sessions is open (one transaction, three statements: the updates return
+        another of its sessions is open (one transaction, two statements: the updates return
         the rows); the session and its stream after, or None if the session is gone or had been
         ended already (by another node that took the stream over)."""
-        values: dict[str, Any] = {"ended_at": at}
-        if recording_url is not None:
-            values["recording_url"] = recording_url
+        counting = _counting(session_id, deltas, at)
+        ending = _END_SESSION if recording_url is None else _END_RECORDED
         async with transaction(self._engine, "session") as connection:
-            await connection.execute(_ADD_SESSIONS, _counting(session_id, deltas, at))
-            ended = (
-                await connection.execute(
-                    sessions.update()
-                    .where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
-                    .values(**values)
-                    .returning(*sessions.c)
-                )
-            ).first()
+            ended = (await connection.execute(ending, {**counting, "url": recording_url})).first()
+            if ended is None:  # gone, or ended already (a takeover): its counters all the same
+                await connection.execute(_ADD_SESSIONS, counting)
             stream = (
                 await connection.execute(_FINISH_STREAM, _counting(stream_id, deltas, at))
             ).first()
