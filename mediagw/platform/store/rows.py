@@ -7,8 +7,12 @@ these and handing it to the store, which returns what it stored.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = [
     "MAX_LIMIT",
@@ -25,6 +29,7 @@ __all__ = [
     "UsageBatch",
     "UsageRow",
     "Webhook",
+    "from_row",
 ]
 
 MAX_LIMIT = 1000  # the most rows one list call returns
@@ -32,6 +37,16 @@ MAX_LIMIT = 1000  # the most rows one list call returns
 USAGE_BATCH_RETENTION_MS = 24 * 3_600_000
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+def from_row(cls: type[R], row: sa.Row[Any]) -> R:
+    """A row dataclass from a result row; JSON lists become tuples where the field is a tuple."""
+    values = dict(row._mapping)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if str(f.type).startswith("tuple") and values.get(f.name) is not None:
+            values[f.name] = tuple(values[f.name])
+    return cls(**values)
 
 
 @dataclass(frozen=True)

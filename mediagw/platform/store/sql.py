@@ -18,7 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ...errors import StoreBadInput
 from . import migrate, outbox
 from .engine import check_limit, connect, read_engine, reading, transaction
-from .rows import ApiKey, AuditEntry, Delivery, Page, Session, SigningKey, Stream, Webhook
+from .rows import (
+    ApiKey,
+    AuditEntry,
+    Delivery,
+    Page,
+    Session,
+    SigningKey,
+    Stream,
+    Webhook,
+    from_row,
+)
 from .schema import (
     api_keys,
     audit_log,
@@ -39,15 +49,6 @@ MAX_ERROR = 1000  # characters of a delivery's error kept
 _STREAM_FIXED = {"id", "created_at"}
 _STREAM_FIELDS = {f.name for f in dataclasses.fields(Stream)} - _STREAM_FIXED
 _WEBHOOK_FIELDS = {"name", "url", "events", "shared_secret", "stream_id"}
-
-
-def _row(cls: type[R], row: sa.Row[Any]) -> R:
-    """A dataclass from a result row; JSON lists become tuples where the field is a tuple."""
-    values = dict(row._mapping)
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if str(f.type).startswith("tuple") and values.get(f.name) is not None:
-            values[f.name] = tuple(values[f.name])
-    return cls(**values)
 
 
 def _values(row: Any) -> dict[str, Any]:
@@ -110,12 +111,12 @@ class SqlStore(LiveStore, OwnerStore, UsageStore):
     async def _one(self, cls: type[R], query: sa.Select[Any]) -> R | None:
         async with reading(self._reads, cls.__name__.lower()) as connection:
             row = (await connection.execute(query)).first()
-        return None if row is None else _row(cls, row)
+        return None if row is None else from_row(cls, row)
 
     async def _all(self, cls: type[R], query: sa.Select[Any]) -> tuple[R, ...]:
         async with reading(self._reads, cls.__name__.lower()) as connection:
             rows = (await connection.execute(query)).all()
-        return tuple(_row(cls, row) for row in rows)
+        return tuple(from_row(cls, row) for row in rows)
 
     async def _insert(self, table: sa.Table, entity: str, values: dict[str, Any]) -> None:
         async with transaction(self._engine, entity) as connection:
@@ -186,7 +187,7 @@ class SqlStore(LiveStore, OwnerStore, UsageStore):
             if changes:
                 await connection.execute(streams.update().where(where).values(**changes))
             row = (await connection.execute(streams.select().where(where))).first()
-        return None if row is None else _row(Stream, row)
+        return None if row is None else from_row(Stream, row)
 
     async def delete_stream(self, stream_id: str) -> bool:
         """Delete a stream with its sessions and webhooks; False if there was none."""
@@ -216,7 +217,7 @@ class SqlStore(LiveStore, OwnerStore, UsageStore):
         async with transaction(self._engine, "session") as connection:
             await connection.execute(sessions.update().where(where).values(**values))
             row = (await connection.execute(sessions.select().where(where))).first()
-        return None if row is None else _row(Session, row)
+        return None if row is None else from_row(Session, row)
 
     async def list_sessions(self, stream_id: str, *, limit: int = 100) -> tuple[Session, ...]:
         """A stream's sessions, newest first."""
@@ -309,7 +310,7 @@ class SqlStore(LiveStore, OwnerStore, UsageStore):
             if changes:
                 await connection.execute(webhooks.update().where(where).values(**changes))
             row = (await connection.execute(webhooks.select().where(where))).first()
-        return None if row is None else _row(Webhook, row)
+        return None if row is None else from_row(Webhook, row)
 
     async def delete_webhook(self, webhook_id: str) -> bool:
         """Delete a webhook with its deliveries; False if there was none."""
@@ -397,7 +398,7 @@ class SqlStore(LiveStore, OwnerStore, UsageStore):
         rows = await outbox.claim(
             self._engine, now, lease_ms=lease_ms, limit=limit, exclude_webhooks=exclude_webhooks
         )
-        return tuple(_row(Delivery, row) for row in rows)
+        return tuple(from_row(Delivery, row) for row in rows)
 
     async def record_attempt(
         self,
@@ -479,7 +480,7 @@ class SqlStore(LiveStore, OwnerStore, UsageStore):
             if changes:
                 await connection.execute(signing_keys.update().where(where).values(**changes))
             row = (await connection.execute(signing_keys.select().where(where))).first()
-        return None if row is None else _row(SigningKey, row)
+        return None if row is None else from_row(SigningKey, row)
 
     async def delete_signing_key(self, key_id: str) -> bool:
         """Delete a signing key; False if there was none."""

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...errors import StoreNotFound
 from .engine import check_limit, transaction
-from .rows import COUNTERS, Counters, MultistreamTarget, Session, Stream
+from .rows import COUNTERS, Counters, MultistreamTarget, Session, Stream, from_row
 from .schema import multistream_targets, sessions, streams
 
 __all__ = ["LiveStore"]
@@ -70,11 +70,6 @@ def _counting(row: str, deltas: Counters, at: int) -> dict[str, Any]:
     return {"row": row, "at": at, **{f"d_{n}": getattr(deltas, n) for n in COUNTERS}}
 
 
-def _stream_of(row: sa.Row[Any]) -> Stream:
-    """A stream from its table's row (its JSON columns are dicts and lists as stored)."""
-    return Stream(**dict(row._mapping))
-
-
 class LiveStore:
     """Mixed into ``SqlStore`` (which provides the engine and the row helpers)."""
 
@@ -108,7 +103,7 @@ class LiveStore:
             ).first()
         if row is None:  # the session's foreign key makes this a race with a delete
             raise StoreNotFound("the session's stream does not exist: create it first")
-        return _stream_of(row)
+        return from_row(Stream, row)
 
     async def add_counters(
         self, stream_id: str, session_id: str | None, deltas: Counters, at: int
@@ -149,7 +144,7 @@ class LiveStore:
             ).first()
         if ended is None or stream is None:
             return None
-        return Session(**dict(ended._mapping)), _stream_of(stream)
+        return from_row(Session, ended), from_row(Stream, stream)
 
     async def end_stale_sessions(self) -> tuple[str, ...]:
         """After an unclean stop: every active stream becomes inactive and every open session
