@@ -137,13 +137,13 @@ async def transaction(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncCo
 async def reading(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncConnection]:
     """A connection of ``engine`` (a ``read_engine``) for one read statement, with the errors
     of ``transaction``: on PostgreSQL in autocommit, elsewhere a transaction as for a write."""
+    if engine.dialect.name != "postgresql":
+        async with transaction(engine, entity) as connection:
+            yield connection
+        return
     try:
-        if engine.dialect.name == "postgresql":
-            async with engine.connect() as connection:
-                yield connection
-        else:
-            async with engine.begin() as connection:
-                yield connection
+        async with engine.connect() as connection:
+            yield connection
     except (sa.exc.DBAPIError, OSError) as exc:  # asyncpg's connect raises OSError as is
         _store_error(entity, exc)
 
