@@ -42,7 +42,7 @@ from ..usage import (
     UsageEvent,
 )
 from .plans import Plan, plan_for_key
-from .store import USAGE_BATCH_RETENTION_MS, Store, Stream, UsageBatch, UsageRow
+from .store import USAGE_BATCH_RETENTION_MS, Store, Stream, UsageBatch, UsageRow, stream_or_read
 
 __all__ = ["HOUR_MS", "UsageLedger", "charge_micros"]
 
@@ -258,11 +258,8 @@ class UsageLedger:
         stream_id = principal[len(STREAM_PRINCIPAL) :]
         owner = self._owners.get(stream_id)
         if owner is None:
-            granted = self.granted.get(stream)
-            if granted is not None and granted.id == stream_id:
-                stored: Stream | None = granted  # read when its publish was authorized
-            else:
-                stored = await self.store.get_stream(stream_id)
+            # its row as its publish was authorized, if it is that stream's
+            stored = await stream_or_read(self.store, stream_id, self.granted.get(stream))
             owner = (stored.owner_key_id or "") if stored is not None else ""
             if len(self._owners) >= 100_000:
                 self._owners.clear()

@@ -32,7 +32,7 @@ from typing import Any
 from ..clock import SYSTEM, Clock
 from ..destinations import check_url
 from ..errors import InvalidInput, MediaGWError
-from .store import MAX_LIMIT, Delivery, Store, Stream, Webhook
+from .store import MAX_LIMIT, Delivery, Store, Stream, Webhook, stream_or_read
 from .tenancy import OPERATOR, Tenant, operators_own
 from .webhook_wire import body_doc, encode, request_headers
 
@@ -248,9 +248,7 @@ class WebhookService:
             stream = {k: v for k, v in stream_doc.items() if k != "streamKey"}
         owner = None
         if stream_id is not None and any(hook.stream_id is None for hook in listening):
-            row = stream_row if stream_row is not None and stream_row.id == stream_id else None
-            if row is None:
-                row = await self.store.get_stream(stream_id)
+            row = await stream_or_read(self.store, stream_id, stream_row)
             owner = row.owner_key_id if row is not None else None
         queued = []
         for hook in listening:

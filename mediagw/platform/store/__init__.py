@@ -52,9 +52,18 @@ __all__ = [
     "UsageRow",
     "Webhook",
     "open_store",
+    "stream_or_read",
 ]
 
 
 async def open_store(url_or_dir: str | Path) -> Store:
     """Open (and migrate) the store at a data directory or database URL."""
     return await SqlStore.open(url_or_dir)
+
+
+async def stream_or_read(store: Store, stream_id: str, known: Stream | None) -> Stream | None:
+    """``known`` when it is the row of ``stream_id`` (one the caller already has), else the
+    stored row (None: gone)."""
+    if known is not None and known.id == stream_id:
+        return known
+    return await store.get_stream(stream_id)
