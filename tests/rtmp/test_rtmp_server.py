@@ -490,6 +490,8 @@ async def test_held_reads_come_on_the_ticks_a_period_apart_and_lose_nothing(hold
         sinks = [await handler.wait_closed(n) for n in ("a", "b")]
         holds = srv.moderator.holds
         assert srv.moderator.held == 0  # both gone: nothing waits for a tick
+        conns = list(srv._conns)  # still open after the unpublish: their sinks are let go
+        assert len(conns) == 2 and all(conn._hold is None for conn in conns)
     for sink in sinks:
         assert isinstance(sink, _Holding) and sink.closes == [None]
         assert [ts for _, ts, _ in sink.messages] == [i * 33 for i in range(100)]

@@ -349,7 +349,7 @@ class RTMPConnection:
         elif isinstance(ev, PublishEnded):
             log.info("rtmp publish ended", extra=self._fields(error=ev.error))
             # torn down beside the reading: the peer's FIN that usually follows is seen at once
-            self.sink = None
+            self.sink = self._hold = None
             task = asyncio.get_running_loop().create_task(self._close(sink, ev.error))
             self._sink_closes.add(task)
             task.add_done_callback(self._sink_closes.discard)
@@ -411,6 +411,7 @@ class RTMPConnection:
 
     async def _close_sink(self, error: str | None) -> None:
         sink, self.sink = self.sink, None
+        self._hold = None  # the sink's method: it would keep the ended publisher alive
         if sink is not None:
             await self._close(sink, error)
 
