@@ -195,6 +195,7 @@ class GatewayPlatform:
             events=self.events or self.webhooks,
             transcoded=self._transcoded,
             recording_url=self._recording_url,
+            recording_ended=self.session_recorder.ended,
             clock=self.clock,
             end_reason=self.quotas.status_reason,
             node_id=self.node_id,

@@ -55,6 +55,9 @@ __all__ = ["EventSink", "NullEvents", "StreamLifecycle"]
 Transcoded = Callable[[str], tuple[int, float, int]]  # playback id -> (segments, seconds, bytes)
 RecordingUrl = Callable[[str], str | None]  # session id -> where its recording plays, or None
 Owner = Callable[[str], Awaitable[str | None]]  # playback id -> the node holding its lease
+# playback id -> set once its recording's end is written (None: not recorded)
+RecordingEnded = Callable[[str], asyncio.Event | None]
+RECORDING_WAIT = 10.0  # seconds a recorded session's end waits for its recording's end
 NODE_LOST = "node lost"
 
 
@@ -132,6 +135,7 @@ class StreamLifecycle:
         events: EventSink | None = None,
         transcoded: Transcoded = _no_transcoding,
         recording_url: RecordingUrl | None = None,
+        recording_ended: RecordingEnded | None = None,
         interval: float = 10.0,
         clock: Clock = SYSTEM,
         end_reason: Callable[[str], str | None] | None = None,
@@ -143,6 +147,7 @@ class StreamLifecycle:
         self.events: EventSink = events or NullEvents()
         self.transcoded = transcoded
         self.recording_url = recording_url
+        self.recording_ended = recording_ended
         self.interval = interval
         self.clock = clock
         self.end_reason = end_reason  # stream id -> why its publisher was ended, if known
@@ -174,7 +179,12 @@ class StreamLifecycle:
         if live is not None:
             deltas = self._deltas(live)
             reason = self.end_reason(live.row.id) if self.end_reason else None
-            self._queue(lambda: self._finish(live, deltas, self._now(), reason))
+            # a recorded session is stored ended (recording.ready) once its recording plays to
+            # its end: the recorder writes that end after the segments it still has queued
+            ended = None
+            if live.record and self.recording_ended is not None:
+                ended = self.recording_ended(stream.id)
+            self._queue(lambda: self._finish(live, deltas, self._now(), reason, ended))
 
     def on_stream_removed(self, stream: LiveStream) -> None:
         pass
@@ -269,8 +279,16 @@ class StreamLifecycle:
         await self.store.add_counters_many(rows, at)
 
     async def _finish(
-        self, live: _Session, deltas: Counters, at: int, reason: str | None = None
+        self,
+        live: _Session,
+        deltas: Counters,
+        at: int,
+        reason: str | None = None,
+        recording_ended: asyncio.Event | None = None,
     ) -> None:
+        if recording_ended is not None:
+            with contextlib.suppress(TimeoutError):  # a stuck disk: ended all the same
+                await asyncio.wait_for(recording_ended.wait(), RECORDING_WAIT)
         url = None
         if live.record and self.recording_url is not None:
             url = self.recording_url(live.session_id)

@@ -43,6 +43,8 @@ class _Recording:
     written: int = 0
     errors: list[str] = field(default_factory=list)
     stream: Stream | None = None  # its status names a failing write (``recording_error``)
+    # set once the playlist's end is written (or its writer has stopped): ``Recorder.ended``
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Recorder:
@@ -84,6 +86,14 @@ class Recorder:
                 self._writer(stream.id, rec), name=f"recorder:{stream.id}"
             )
             self._recs[stream.id] = rec
+        else:  # a reconnect continues the recording: it ends again with this publish
+            rec.ended.clear()
+
+    def ended(self, stream_id: str) -> asyncio.Event | None:
+        """Set once the current recording of ``stream_id`` has its end written (its last
+        queued segment before it): the recording plays to its end. None: not recorded."""
+        rec = self._recs.get(stream_id)
+        return rec.ended if rec is not None else None
 
     def on_segment(self, stream: Stream, segment: Segment) -> None:
         rec = self._recs.get(stream.id)
@@ -120,6 +130,12 @@ class Recorder:
         self._recs.clear()
 
     async def _writer(self, stream_id: str, rec: _Recording) -> None:
+        try:
+            await self._write(stream_id, rec)
+        finally:
+            rec.ended.set()  # stopped: nothing more will be written
+
+    async def _write(self, stream_id: str, rec: _Recording) -> None:
         loop = asyncio.get_running_loop()
         while True:
             item = await rec.queue.get()
@@ -129,7 +145,12 @@ class Recorder:
                 if item is _END:
                     rec.playlist.end()
                     text = rec.playlist.render()
-                    await loop.run_in_executor(self._executor, _write_playlist, rec.directory, text)
+                    try:
+                        await loop.run_in_executor(
+                            self._executor, _write_playlist, rec.directory, text
+                        )
+                    finally:
+                        rec.ended.set()
                     continue
                 assert isinstance(item, tuple)
                 session, seg = item

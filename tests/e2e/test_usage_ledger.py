@@ -133,6 +133,8 @@ async def test_recorded_seconds_are_metered_and_unwatched_streams_deliver_nothin
     )
     assert code == 0, err
     await wait_until(lambda: gw.hub.get(play) is not None and not gw.hub.get(play).live, 30)  # type: ignore[union-attr]
+    assert gw.lifecycle is not None
+    await gw.lifecycle.drain()  # the session is stored ended once its recording has its end
     sessions = await _api(gw, "GET", f"/stream/{stream['id']}/sessions", key)
     source = gw.hls.rendition(play, "source")
     assert source is not None

@@ -4,6 +4,7 @@ the events (with the stream, never its key)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,3 +114,30 @@ async def test_one_flush_is_one_store_call_for_every_live_stream(store: SqlStore
     for hub in hubs:
         life.on_stream_end(hub)
     await life.close()
+
+
+async def test_a_recorded_session_ends_once_its_recording_has_its_end(store: SqlStore) -> None:
+    """The recorder writes a recording's end after the segments it still has queued: the
+    session is stored ended (recording.ready sent) only once that end is written."""
+    row = Stream(id="s1", name="n", stream_key="sk-1", playback_id="p1", created_at=1, record=True)
+    await store.create_stream(row)
+    written = asyncio.Event()
+    events = Events()
+    life = StreamLifecycle(
+        store, {"p1": row}, events=events,
+        recording_url=lambda sid: f"http://gw/recordings/{sid}/index.m3u8",
+        recording_ended={"p1": written}.get,
+    )  # fmt: skip
+    life.start()
+    hub = HubStream("p1", StreamRequest("p1", stream_id="s1"))
+    life.on_stream_start(hub)
+    await life.drain()
+    life.on_stream_end(hub)
+    await asyncio.sleep(0.2)  # the lifecycle's worker is free to go on meanwhile
+    (session,) = await store.list_sessions("s1")
+    assert session.ended_at is None and "recording.ready" not in [e[0] for e in events.seen]
+    written.set()
+    await life.close()
+    (session,) = await store.list_sessions("s1")
+    assert session.ended_at is not None and session.recording_url
+    assert [e[0] for e in events.seen][-1] == "recording.ready"
