@@ -41,7 +41,7 @@ from .config_values import (
 )
 from .errors import ConfigError
 
-__all__ = ["OPTIONS", "Option", "Settings", "add_arguments", "load_settings"]
+__all__ = ["OPTIONS", "Option", "Settings", "WorkerGroup", "add_arguments", "load_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +314,22 @@ _BY_FLAG = {o.flag: o for o in OPTIONS}
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerGroup:
+    """Set by ``mediagw run -workers N`` on each of its workers, never by the operator: which
+    worker this is (1..N), each worker's own HTTP port (its node URL; index order) and the
+    secret the workers' requests to each other carry (a ``/metrics`` scrape on the shared port
+    gathers every worker's)."""
+
+    index: int
+    ports: tuple[int, ...]
+    secret: str = field(repr=False)
+
+    @property
+    def own_port(self) -> int:
+        return self.ports[self.index - 1]
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     rtmp_addr: str = "127.0.0.1:1935"
     http_addr: str = "127.0.0.1:9935"
@@ -360,6 +376,7 @@ class Settings:
     # set by ``mediagw run -workers N`` on each worker, not a flag: the RTMP and HTTP ports are
     # shared with the other workers (SO_REUSEPORT) and the node URL is a port of its own
     reuse_port: bool = False
+    worker_group: WorkerGroup | None = None
     require_stream_key: bool = False
     open_ingest: bool = False
     webhook_allow_private: bool = False
@@ -397,7 +414,7 @@ class Settings:
         return "open"
 
 
-_INTERNAL = {"reuse_port"}  # set by the program on its workers, never by the operator
+_INTERNAL = {"reuse_port", "worker_group"}  # set by the program on its workers, not the operator
 assert {f.name for f in fields(Settings)} == set(_BY_NAME) | _INTERNAL, (
     "OPTIONS and Settings disagree"
 )

@@ -36,6 +36,7 @@ from .api.node_proxy import NodeProxy, OwnerLookup
 from .api.playback_gate import whep_authorize
 from .api.recordings import add_recording_routes
 from .api.start_key import start_key_check
+from .api.worker_metrics import Siblings
 from .config import Settings
 from .errors import ConfigError
 from .exposure import is_loopback
@@ -142,7 +143,7 @@ class GatewayHttp:
         # an exposed -httpAddr without -metricsKey: /metrics for this host's clients only
         add_metrics_route(
             self.http_app, self.metrics, settings.metrics_key,
-            local_only=not is_loopback(http_host),
+            local_only=not is_loopback(http_host), siblings=self._siblings(),
         )  # fmt: skip
         self.http_app.middlewares.append(client_errors)  # inside the CORS one
         self.http_app.middlewares.insert(0, body_deadline)  # slow request bodies: cut
@@ -206,12 +207,24 @@ class GatewayHttp:
         if self.settings.reuse_port:
             # a worker of ``-workers N``: the shared port reaches any worker, so the other nodes
             # proxy a stream's playback to a port of this worker's own (``node_url``)
-            self._node_site = web.TCPSite(self._runner, http_host, 0, reuse_address=True)
+            group = self.settings.worker_group
+            own = group.own_port if group is not None else 0
+            self._node_site = web.TCPSite(self._runner, http_host, own, reuse_address=True)
             await self._node_site.start()
 
     @property
     def http_port(self) -> int:
         return _bound_port(self._site)
+
+    def _siblings(self) -> Siblings | None:
+        """A worker of ``-workers N``: where the others' ``/metrics`` are (their own ports)."""
+        group = self.settings.worker_group
+        if group is None:
+            return None
+        host = http_host_for(self.settings.http_addr)
+        shown = f"[{host}]" if ":" in host else host
+        urls = tuple(f"http://{shown}:{port}/metrics" for port in group.ports)
+        return Siblings(group.index, urls, group.secret, lambda: self.http_port)
 
     @property
     def node_port(self) -> int:

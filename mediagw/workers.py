@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import multiprocessing.process
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -30,13 +31,20 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .config import Settings
+from .config import Settings, WorkerGroup
 from .errors import ConfigError
 from .log import setup_logging
 from .platform.store import open_store
 from .serve import embedded_orchestrator, run_async, serve
 
-__all__ = ["WorkerProcess", "check_workers", "run_workers", "stop_workers", "worker_settings"]
+__all__ = [
+    "WorkerProcess",
+    "check_workers",
+    "run_workers",
+    "stop_workers",
+    "worker_group",
+    "worker_settings",
+]
 
 log = logging.getLogger("mediagw.workers")
 
@@ -70,9 +78,27 @@ def check_workers(settings: Settings) -> None:
 
 
 def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host or "0.0.0.0", 0))
-        return int(sock.getsockname()[1])
+    return _free_ports(host, 1)[0]
+
+
+def _free_ports(host: str, count: int) -> tuple[int, ...]:
+    """``count`` different ports free on ``host`` now (all bound at once, then let go)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(
+                socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            )
+            sock.bind((host or "0.0.0.0", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return tuple(ports)
+
+
+def worker_group(settings: Settings) -> WorkerGroup:
+    """The workers' own ports (each its node URL, the same across a worker's restarts, so the
+    others always know where it is) and their shared secret; ``index`` is set per worker."""
+    host, _ = Settings.split_addr(settings.http_addr)
+    return WorkerGroup(0, _free_ports(host, settings.workers), secrets.token_urlsafe(24))
 
 
 def _with_port(addr: str) -> str:
@@ -85,13 +111,15 @@ def _with_port(addr: str) -> str:
     return f"{shown}:{_free_port(host)}"
 
 
-def worker_settings(settings: Settings, index: int) -> Settings:
+def worker_settings(settings: Settings, index: int, group: WorkerGroup | None = None) -> Settings:
     """What worker ``index`` (1..N) runs with: the shared ports, no orchestrator of its own (the
-    parent's, if embedded, is in ``orch_addr``), a node id of its own when one was given."""
+    parent's, if embedded, is in ``orch_addr``), a node id of its own when one was given, and
+    its place in ``group`` (``worker_group``: its own port, its siblings')."""
     return dataclasses.replace(
         settings,
         workers=1,
         reuse_port=True,
+        worker_group=dataclasses.replace(group, index=index) if group is not None else None,
         embedded_orchestrator=False,
         node_id=f"{settings.node_id}-w{index}" if settings.node_id else "",
     )
@@ -178,8 +206,9 @@ async def run_workers(settings: Settings) -> int:
     store = await open_store(settings.store_url)  # migrated once here, not by N workers at once
     await store.close()
     settings, embedded = await embedded_orchestrator(settings)
+    group = worker_group(settings)
     workers = [
-        WorkerProcess(i, _worker_main, (worker_settings(settings, i), i))
+        WorkerProcess(i, _worker_main, (worker_settings(settings, i, group), i))
         for i in range(1, settings.workers + 1)
     ]
     stop = asyncio.Event()

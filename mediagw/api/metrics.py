@@ -38,6 +38,7 @@ from segmenter import Segment
 from ..exposure import is_loopback
 from ..stream.hub import Stream, StreamHub
 from ..usage import LIVE_AI, PAYMENT, TRANSCODE, UsageEvent
+from .worker_metrics import Siblings
 
 __all__ = ["GatewayMetrics", "Readings", "add_metrics_route"]
 
@@ -418,12 +419,22 @@ def _counter(name: str, doc: str, value: float) -> Metric:
 
 
 def add_metrics_route(
-    app: web.Application, metrics: GatewayMetrics, key: str = "", *, local_only: bool = False
+    app: web.Application,
+    metrics: GatewayMetrics,
+    key: str = "",
+    *,
+    local_only: bool = False,
+    siblings: Siblings | None = None,
 ) -> None:
     """``GET /metrics`` (Prometheus text); with ``key``: only with ``Authorization: Bearer KEY``;
-    without one and ``local_only`` (an exposed ``-httpAddr``): only to clients on loopback."""
+    without one and ``local_only`` (an exposed ``-httpAddr``): only to clients on loopback.
+    A worker of ``-workers N`` (``siblings``) answers a scrape on the shared port with every
+    worker's series (``worker_metrics``), one at its own port with its own."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Type": CONTENT_TYPE_PLAIN_0_0_4}
+        if siblings is not None and siblings.is_sibling(request):
+            return web.Response(body=metrics.exposition(), headers=headers)
         if not key and local_only and not is_loopback(request.remote or ""):
             return web.json_response(
                 {"errors": ["/metrics is served to this host only: set -metricsKey to scrape it"
@@ -437,8 +448,9 @@ def add_metrics_route(
                 status=401,
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
-        return web.Response(
-            body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4}
-        )
+        text = metrics.exposition()
+        if siblings is not None and siblings.on_shared_port(request):
+            text = await siblings.gather(text)
+        return web.Response(body=text, headers=headers)
 
     app.router.add_get("/metrics", handler)

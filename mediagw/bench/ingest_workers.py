@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings
 from ..log import setup_logging
 from ..serve import run_async, serve
-from ..workers import WorkerProcess, check_workers, stop_workers, worker_settings
+from ..workers import (
+    WorkerProcess,
+    check_workers,
+    stop_workers,
+    worker_group,
+    worker_settings,
+)
 from .ingest_kit import (
     Listings,
     RssSampler,
@@ -72,9 +78,10 @@ class _Workers:
     def __init__(self, settings: Settings) -> None:
         self.conns: list[multiprocessing.connection.Connection] = []
         self.workers: list[WorkerProcess] = []
+        group = worker_group(settings)
         for i in range(1, settings.workers + 1):
             parent, child = multiprocessing.Pipe()
-            args = (worker_settings(settings, i), child)
+            args = (worker_settings(settings, i, group), child)
             self.workers.append(WorkerProcess(i, _bench_worker, args, daemon=True))
             self.conns.append(parent)
 

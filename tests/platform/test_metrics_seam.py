@@ -77,3 +77,47 @@ def test_per_stream_series_go_when_the_hub_forgets_the_stream() -> None:
     assert 'manifest_id="kept"' in text  # a stream still known keeps its series
     assert list(metrics._stream_series) == ["kept"]
     assert all(labels[2] == "kept" for _, labels in metrics._plain)
+
+
+def test_the_workers_series_merge_into_one_valid_exposition() -> None:
+    """``-workers N``: each worker's text format under one HELP/TYPE per family, every sample
+    labelled with its worker, parsed back by prometheus-client's own parser; a worker that did
+    not answer is ``mediagw_worker_up 0`` and has no series."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mediagw.api.worker_metrics import merge_expositions
+
+    one, two = GatewayMetrics(StreamHub(), node_id="a"), GatewayMetrics(StreamHub(), node_id="b")
+    one.emit(UsageEvent("s", 1, "", "https://o", PAYMENT, 3, "ticket", Fraction(10**9)))
+    two.emit(UsageEvent("s", 1, "", "https://o", PAYMENT, 4, "ticket", Fraction(10**9)))
+    for m in (one, two):
+        m.segment_uploaded("s", "https://o", 0.3)  # a histogram: _bucket/_sum/_count samples
+    merged = merge_expositions([("1", one.exposition()), ("2", two.exposition()), ("3", None)])
+
+    families = {f.name: f for f in text_string_to_metric_families(merged.decode())}
+    heads = [line for line in merged.split(b"\n") if line.startswith(b"# TYPE ")]
+    assert len(heads) == len(set(heads)) == len(families)  # one TYPE line per family
+    sent = {s.labels["worker"]: s.value for s in families["livepeer_tickets_sent"].samples}
+    assert sent == {"1": 3.0, "2": 4.0}
+    assert families["livepeer_tickets_sent"].type == "counter"
+    for family in families.values():
+        for sample in family.samples:
+            assert sample.labels.get("worker") in {"1", "2", "3"}, (family.name, sample)
+            assert sample.labels["worker"] != "3" or family.name == "mediagw_worker_up"
+    up = {s.labels["worker"]: s.value for s in families["mediagw_worker_up"].samples}
+    assert up == {"1": 1.0, "2": 1.0, "3": 0.0}
+    counts = [s for s in families["livepeer_upload_time_seconds"].samples
+              if s.name.endswith("_count")]  # fmt: skip
+    assert sorted(s.labels["worker"] for s in counts) == ["1", "2"]
+    # the labels a sample already had stay, after the worker's
+    assert b'livepeer_tickets_sent{worker="2",node_id="b",node_type="bctr"} 4.0' in merged
+
+
+def test_a_sample_without_labels_gets_the_worker_label() -> None:
+    from mediagw.api.worker_metrics import merge_expositions
+
+    text = b"# HELP x_total doc\n# TYPE x_total counter\nx_total 2.0\n# TYPE y gauge\ny{} 1\n"
+    merged = merge_expositions([("1", text), ("2", text)])
+    assert merged.count(b"# TYPE x_total counter") == 1
+    assert b'x_total{worker="1"} 2.0\nx_total{worker="2"} 2.0' in merged
+    assert b'y{worker="2"} 1' in merged

@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from mediatools import ClipMaker, fetch_hls, push, wait_until
 from nodes_testkit import Node, pg_database, redis_database, run_cli
+from prometheus_client.parser import text_string_to_metric_families
 
 from mediagw.config import Settings
 from mediagw.errors import ConfigError
@@ -94,6 +95,41 @@ async def _all_live(urls: list[str], count: int) -> dict[str, set[str]]:
         await asyncio.sleep(0.2)
 
 
+def _created(text: str) -> dict[str, float]:
+    """``livepeer_stream_created_total`` by worker label ("" without one)."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "livepeer_stream_created_total":
+                worker = sample.labels.get("worker", "")
+                out[worker] = out.get(worker, 0.0) + sample.value
+    return out
+
+
+async def _metrics_of_both(port: int, urls: list[str], streams: int) -> None:
+    """``/metrics`` on the shared port has both workers' series whichever worker takes it (a
+    new connection each time), their streams adding up; a worker's own port has its own."""
+    own = {}
+    async with aiohttp.ClientSession() as http:
+        for url in urls:
+            async with http.get(f"{url}/metrics") as resp:
+                assert resp.status == 200
+                own[url] = _created(await resp.text())
+    assert all(list(c) == [""] for c in own.values()), own  # unlabelled, one worker's
+    assert sum(c[""] for c in own.values()) == streams
+    for _ in range(6):
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as resp,
+        ):
+            assert resp.status == 200
+            text = await resp.text()
+        created = _created(text)
+        assert sorted(created) == ["1", "2"] and sum(created.values()) == streams, created
+        assert 'mediagw_worker_up{worker="1"} 1' in text
+        assert 'mediagw_worker_up{worker="2"} 1' in text
+
+
 async def test_two_workers_share_the_ports_and_play_each_others_streams(
     tmp_path: Path, make_clip: ClipMaker
 ) -> None:
@@ -136,6 +172,7 @@ async def test_two_workers_share_the_ports_and_play_each_others_streams(
                 assert len(hls.segments) >= 1, name
             pushed = await asyncio.gather(*pushes)
             assert all(code == 0 for code, _ in pushed), pushed
+            await _metrics_of_both(node.http_port, urls, len(names))
 
             # a worker that dies is started again, and the shared ports keep taking publishers
             os.kill(first[0], signal.SIGKILL)
@@ -143,10 +180,18 @@ async def test_two_workers_share_the_ports_and_play_each_others_streams(
             now = _workers(node.proc.pid)
             assert len(now) == 2 and first[0] not in now and first[1] in now, (first, now)
             assert "worker exited: starting it again" in node.log_tail(1_000_000)
+            assert _ready_lines(node)[2][1] in urls  # back on its own port: the others find it
             pushed = await asyncio.gather(
                 *(push(clip, f"rtmp://127.0.0.1:{node.rtmp_port}/live/after{i}") for i in range(4))
             )
             assert all(code == 0 for code, _ in pushed), pushed
+            async with (  # the new worker answers the others
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{node.http_port}/metrics") as resp,
+            ):
+                text = await resp.text()
+            assert 'mediagw_worker_up{worker="1"} 1' in text, text[-500:]
+            assert 'mediagw_worker_up{worker="2"} 1' in text, text[-500:]
         finally:
             await node.stop(40)
         assert node.proc.returncode == 0, node.log_tail()
