@@ -71,6 +71,8 @@ HTTP_IDLE_TIMEOUT = 15.0
 AI_WHEP = "/live/video-to-video/{stream}/whep"  # WHEP of a stream's live AI output
 SOURCE_WHEP = "/webrtc/{stream}"  # WHEP of a stream's source video
 LIVE_CONTROL = ("/live/video-to-video/{stream}/update", "/live/video-to-video/{stream}/status")
+# a WHIP session's resource (its DELETE), on the node its publisher is connected to
+WHIP_SESSIONS = ("/live/video-to-video/{stream}/whip/{session_id}", "/whip/{stream}/{session_id}")
 
 
 class GatewayHttp:
@@ -155,7 +157,7 @@ class GatewayHttp:
                 self.hub,
                 self.node_id,
                 whep_prefixes=(AI_WHEP, SOURCE_WHEP),
-                stream_routes=LIVE_CONTROL,  # the AI session runs on the publisher's node
+                stream_routes=LIVE_CONTROL + WHIP_SESSIONS,  # on the publisher's node
                 # the owner named by its lease, unless a lookup is given (tests)
                 owner_lookup=owner_lookup or (self.leases.owner_url if self.leases else None),
                 read_timeout=max(15.0, 4 * settings.segment_duration + 7.0),  # > LL-HLS holds

@@ -14,10 +14,10 @@ the body is a one-line text reason.
 
 Hooks: ``authorize(request)`` runs before the offer is parsed (raise an ``aiohttp.web``
 HTTP exception to refuse); ``on_session(request, session)`` runs after a session exists and may
-return extra response headers (e.g. ``Livepeer-Playback-URL``); if it raises, the session is
-closed and the exception propagates. ``on_refused(request)`` (WHIP) runs when an offer that
-``authorize`` let in gets no session after all (too large, malformed, full, the client gone):
-what ``authorize`` reserved can be given back.
+return extra response headers (e.g. ``Livepeer-Playback-URL``, or a ``Location`` of its own); if
+it raises, the session is closed and the exception propagates. ``on_refused(request)`` (WHIP)
+runs when an offer that ``authorize`` let in gets no session after all (too large, malformed,
+full, the client gone): what ``authorize`` reserved can be given back.
 """
 
 from __future__ import annotations
@@ -205,9 +205,10 @@ class _Routes(Generic[S]):
         for value in self.link_values:
             headers.add("Link", value)
         exposed = ["Location", "ETag", "Link", "Accept-Patch"]
-        for key, value in (extra_headers or {}).items():
+        for key, value in (extra_headers or {}).items():  # may replace Location
             headers[key] = value
-            exposed.append(key)
+            if key not in exposed:
+                exposed.append(key)
         headers["Access-Control-Expose-Headers"] = ", ".join(exposed)
         return web.Response(
             status=201, body=answer.encode(), content_type=SDP_TYPE, headers=headers

@@ -33,7 +33,8 @@ answering) with ``Retry-After: 1``; its retry is looked up again, and lands on t
 once the lease moved. At most ``max_inflight`` proxied requests at once (503 beyond).
 
 Besides playback, ``stream_routes`` names other routes that must reach a stream's node (the
-live AI's ``/update`` and ``/status``: its session runs where the publisher is).
+live AI's ``/update`` and ``/status``: its session runs where the publisher is; a WHIP session's
+URL, whose ``DELETE`` ends the publish there).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@
     POST /whip/{stream}                         the same, shorter
 
 Admission (stream key, query, webhooks), the busy check and the hub are the same as for RTMP.
+The session's ``Location`` names the stream by its id (``/whip/{id}/{session}``), whatever key
+the offer was posted to, so a ``DELETE`` that reaches another gateway node (or another worker
+of ``-workers N``) is proxied to the node that holds the session (``api/node_proxy.py``).
 H.264 access units from the WebRTC depacketizer go to the segmenter without re-encoding; Opus
 audio is decoded and encoded to AAC-LC (48 kHz, the channel count WebRTC signals: stereo,
 128 kb/s), because HLS players and orchestrators expect AAC in MPEG-TS. Both go through
@@ -143,7 +146,15 @@ class WhipGateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         log.info("whip publish accepted", extra={"stream": stream.id, "session": session.id})
-        return {"Livepeer-Playback-URL": f"/stream/{stream.id}.m3u8"}
+        # The session's URL names the stream by its id, not by the stream key the offer was
+        # posted to: any gateway node finds the stream's owner from it (a DELETE that lands on
+        # another node is proxied there), and the key is not repeated in another URL.
+        endpoint = request.match_info.route.resource
+        path = endpoint.url_for(stream=stream.id).path if endpoint is not None else request.path
+        return {
+            "Location": f"{path.rstrip('/')}/{session.id}",
+            "Livepeer-Playback-URL": f"/stream/{stream.id}.m3u8",
+        }
 
     async def _pump(self, session: WhipSession, publisher: Publisher, demuxer: RtpDemuxer) -> None:
         error: str | None = None

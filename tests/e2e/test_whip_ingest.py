@@ -27,6 +27,7 @@ from aiortc import (
     VideoStreamTrack,
 )
 from mediatools import fetch_hls, parse_media_playlist, wait_until
+from redis_testkit import redis_url
 
 import segmenter
 from webrtc import IceConfig, gathering_scope
@@ -140,6 +141,8 @@ async def test_a_stored_stream_publishes_over_whip_with_its_key(gateway_factory:
     pc, location = await _publish(f"{base}/whip/{stream.stream_key}", ice)
     try:
         pid = stream.playback_id
+        # the session's URL names the stream by its id, not by the key
+        assert location.startswith(f"/whip/{pid}/") and stream.stream_key not in location
         await wait_until(lambda: (gw.hls.rendition(pid, "source") or _none()).segments, 20)
         assert gw.hub.get(stream.stream_key) is None  # it plays at its playback id only
         async with aiohttp.ClientSession() as s, s.delete(f"{base}{location}") as resp:
@@ -153,6 +156,38 @@ async def test_a_stored_stream_publishes_over_whip_with_its_key(gateway_factory:
     try:
         await wait_until(lambda: gw.hub.get(stream.playback_id).live, 10)  # type: ignore[union-attr]
         assert gw.hub.get("browser") is None
+    finally:
+        await pc.close()
+
+
+async def test_a_whip_delete_on_another_node_ends_the_session_where_it_runs(
+    gateway_factory: Any,
+) -> None:
+    """Two gateway nodes sharing a store and Redis (or two workers of ``-workers N``): a
+    session's ``DELETE`` that reaches the node without it (a load balancer without sticky
+    sessions, the kernel's pick of a worker) is proxied to the node that holds it, which ends
+    it; the session's URL names the stream's id, so a stream key offer is found as well."""
+    shared = {"webrtc_host_addresses": ("127.0.0.1",), "redis_url": redis_url()}
+    a, b = (
+        await gateway_factory(node_id="whip-a", **shared),
+        await gateway_factory(node_id="whip-b", **shared),
+    )
+    stream = await a.streams.create({"name": "moving cam"})
+    pid = stream.playback_id
+    pc, location = await _publish(
+        f"http://127.0.0.1:{a.http_port}/whip/{stream.stream_key}", IceConfig.loopback()
+    )
+    try:
+        await wait_until(lambda: (a.hls.rendition(pid, "source") or _none()).segments, 20)
+        assert b.node_proxy is not None and b.node_proxy.proxied == 0
+        url = f"http://127.0.0.1:{b.http_port}{location}"
+        async with aiohttp.ClientSession() as s:
+            async with s.delete(url) as resp:
+                assert resp.status == 200, await resp.text()
+            await wait_until(lambda: not a.hub.get(pid).live, 10)  # type: ignore[union-attr]
+            assert b.node_proxy.proxied == 1 and b.hub.get(pid) is None
+            async with s.delete(url) as resp:  # gone: nobody holds it now
+                assert resp.status == 404
     finally:
         await pc.close()
 
