@@ -150,7 +150,8 @@ class WhipGateway:
         # posted to: any gateway node finds the stream's owner from it (a DELETE that lands on
         # another node is proxied there), and the key is not repeated in another URL.
         endpoint = request.match_info.route.resource
-        path = endpoint.url_for(stream=stream.id).path if endpoint is not None else request.path
+        url = endpoint.url_for(stream=stream.id) if endpoint is not None else request.rel_url
+        path = url.raw_path
         return {
             "Location": f"{path.rstrip('/')}/{session.id}",
             "Livepeer-Playback-URL": f"/stream/{stream.id}.m3u8",

@@ -19,15 +19,21 @@ def _stream(n: int) -> Stream:
 async def test_a_session_starts_active_counts_and_finishes(store: SqlStore) -> None:
     await store.create_stream(_stream(1))
     session = Session(id="a", stream_id="s1", created_at=10, last_seen=10, record=True)
+    before = store.statements
     started = await store.start_session(session)  # the stream as the update left it
+    # PostgreSQL: one statement in autocommit (the insert in a CTE), one round trip
+    postgres = store._engine.dialect.name == "postgresql"
+    assert store.statements - before == (1 if postgres else 2)
     assert started.is_active and started.last_seen == 10
     assert await store.get_stream("s1") == started
     assert await store.get_session("a") == session
     await store.add_counters("s1", "a", Counters(source_segments=2, source_bytes=100), 20)
     await store.add_counters("s1", "a", Counters(source_segments_duration=4.0), 30)
+    before = store.statements
     finished = await store.finish_session(
         "s1", "a", Counters(source_segments=1, transcoded_bytes=7), 40, "http://h/r.m3u8"
     )
+    assert store.statements - before == (1 if postgres else 2)  # one statement on PostgreSQL
     assert finished is not None
     ended, after = finished
     assert ended == await store.get_session("a")
@@ -45,7 +51,16 @@ async def test_a_session_starts_active_counts_and_finishes(store: SqlStore) -> N
     assert stream == after  # returned by the update, as stored
     assert stream is not None and not stream.is_active and stream.last_seen == 40
     assert (stream.source_segments, stream.source_bytes, stream.transcoded_bytes) == (3, 100, 7)
-    assert await store.finish_session("s1", "a", Counters(), 50) is None  # ended already
+    # ended already (a takeover ended it): None, and its last counters are added all the same
+    assert await store.finish_session("s1", "a", Counters(source_bytes=5), 50) is None
+    again, stream_after = await store.get_session("a"), await store.get_stream("s1")
+    assert again is not None and (again.ended_at, again.source_bytes, again.last_seen) == (
+        40,
+        105,
+        50,
+    )
+    assert stream_after is not None and stream_after.source_bytes == 105
+    assert not stream_after.is_active
     with pytest.raises(StoreNotFound):
         await store.start_session(Session(id="b", stream_id="nope", created_at=1))
 

@@ -23,7 +23,8 @@ from .rows import MAX_LIMIT
 from .schema import METADATA
 
 __all__ = [
-    "DB_FILE", "check_limit", "connect", "engine_url", "read_engine", "reading", "transaction",
+    "DB_FILE", "autocommit_engine", "check_limit", "connect", "engine_url", "one_statement",
+    "transaction",
 ]  # fmt: skip
 
 # aiosqlite logs every statement with its parameters at DEBUG: stream keys, webhook secrets.
@@ -97,11 +98,11 @@ def _closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         raise sa.exc.DisconnectionError("the database closed this pooled connection")
 
 
-def read_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine single reads go through: on PostgreSQL the same pool in autocommit, so a
-    one-statement read is one round trip rather than three (BEGIN and COMMIT around it add
-    nothing: one statement sees one snapshot). SQLite's driver opens no transaction for a read
-    anyway: the engine itself."""
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine single statements go through (``one_statement``): on PostgreSQL the same pool
+    in autocommit, so a read, or a write whole in one statement, is one round trip rather than
+    three (BEGIN and COMMIT around it add nothing: one statement sees one snapshot and is atomic
+    by itself). SQLite: the engine itself."""
     if engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
     return engine
@@ -134,9 +135,9 @@ async def transaction(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncCo
 
 
 @asynccontextmanager
-async def reading(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncConnection]:
-    """A connection of ``engine`` (a ``read_engine``) for one read statement, with the errors
-    of ``transaction``: on PostgreSQL in autocommit, elsewhere a transaction as for a write."""
+async def one_statement(engine: AsyncEngine, entity: str) -> AsyncIterator[AsyncConnection]:
+    """A connection of ``engine`` (an ``autocommit_engine``) for one statement, with the errors
+    of ``transaction``: on PostgreSQL in autocommit, elsewhere a transaction."""
     if engine.dialect.name != "postgresql":
         async with transaction(engine, entity) as connection:
             yield connection

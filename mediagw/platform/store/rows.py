@@ -30,6 +30,7 @@ __all__ = [
     "UsageRow",
     "Webhook",
     "from_row",
+    "from_values",
 ]
 
 MAX_LIMIT = 1000  # the most rows one list call returns
@@ -42,7 +43,11 @@ R = TypeVar("R")
 
 def from_row(cls: type[R], row: sa.Row[Any]) -> R:
     """A row dataclass from a result row; JSON lists become tuples where the field is a tuple."""
-    values = dict(row._mapping)
+    return from_values(cls, dict(row._mapping))
+
+
+def from_values(cls: type[R], values: dict[str, Any]) -> R:
+    """``from_row`` from the row's values by column name."""
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if str(f.type).startswith("tuple") and values.get(f.name) is not None:
             values[f.name] = tuple(values[f.name])

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ...errors import StoreBadInput
 from . import migrate, outbox
-from .engine import check_limit, connect, read_engine, reading, transaction
+from .engine import autocommit_engine, check_limit, connect, one_statement, transaction
 from .rows import (
     ApiKey,
     AuditEntry,
@@ -69,7 +69,7 @@ class SqlStore(LiveStore, OwnerStore, UsageStore):
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._reads = read_engine(engine)  # one-statement reads (_one, _all)
+        self._single = autocommit_engine(engine)  # one-statement reads (_one, _all) and writes
         self.statements = 0  # statements sent to the database (mediagw_store_statements_total)
         sa.event.listen(engine.sync_engine, "before_cursor_execute", self._counted)
 
@@ -109,12 +109,12 @@ class SqlStore(LiveStore, OwnerStore, UsageStore):
             return await connection.run_sync(migrate.current)
 
     async def _one(self, cls: type[R], query: sa.Select[Any]) -> R | None:
-        async with reading(self._reads, cls.__name__.lower()) as connection:
+        async with one_statement(self._single, cls.__name__.lower()) as connection:
             row = (await connection.execute(query)).first()
         return None if row is None else from_row(cls, row)
 
     async def _all(self, cls: type[R], query: sa.Select[Any]) -> tuple[R, ...]:
-        async with reading(self._reads, cls.__name__.lower()) as connection:
+        async with one_statement(self._single, cls.__name__.lower()) as connection:
             rows = (await connection.execute(query)).all()
         return tuple(from_row(cls, row) for row in rows)
 

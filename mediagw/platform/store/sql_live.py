@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ...errors import StoreNotFound
-from .engine import check_limit, transaction
-from .rows import COUNTERS, Counters, MultistreamTarget, Session, Stream, from_row
+from .engine import check_limit, one_statement, transaction
+from .rows import COUNTERS, Counters, MultistreamTarget, Session, Stream, from_row, from_values
 from .schema import multistream_targets, sessions, streams
 
 __all__ = ["LiveStore"]
@@ -24,12 +24,12 @@ __all__ = ["LiveStore"]
 R = TypeVar("R")
 
 
-def _adding(table: sa.Table) -> sa.Update:
+def _adding(table: sa.Table, row: str = "row") -> sa.Update:
     """``UPDATE table SET last_seen = :at, x = x + :d_x ... WHERE id = :row``, built once: run
     with one parameter set per row (executemany), every counter added, zeros included."""
     return (
         table.update()
-        .where(table.c.id == sa.bindparam("row"))
+        .where(table.c.id == sa.bindparam(row))
         .values(
             last_seen=sa.bindparam("at"),
             **{name: table.c[name] + sa.bindparam(f"d_{name}") for name in COUNTERS},
@@ -65,6 +65,39 @@ _FINISH_STREAM = (
 )
 
 
+def _finishing(recorded: bool) -> sa.Select[Any]:
+    """A session's end in one statement (PostgreSQL: data-modifying CTEs, one round trip):
+    ``ended``, the session ended with its last counters if it was open; ``counted``, the
+    counters alone if it had been ended already (a takeover); the stream's counters, and the
+    stream inactive unless another of its sessions is open (every CTE sees the snapshot from
+    before the statement, so this session is left out by its id). One row: the stream's
+    columns as ``t_*``, the ended session's as ``s_*`` (NULL when it had been ended already).
+    Parameters: ``session``, ``stream``, ``at``, the deltas, and ``url`` when ``recorded``."""
+    ending = _adding(sessions, "session").where(sessions.c.ended_at.is_(None))
+    ending = ending.values(ended_at=sa.bindparam("at"))
+    if recorded:
+        ending = ending.values(recording_url=sa.bindparam("url"))
+    ended = ending.returning(*sessions.c).cte("ended")
+    counted = _adding(sessions, "session").where(sessions.c.ended_at.is_not(None)).cte("counted")
+    others_open = sa.exists().where(
+        sessions.c.stream_id == sa.bindparam("stream"),
+        sessions.c.ended_at.is_(None),
+        sessions.c.id != sa.bindparam("session"),
+    )
+    stream = (
+        _adding(streams, "stream")
+        .values(is_active=sa.case((others_open, streams.c.is_active), else_=False))
+        .returning(*streams.c)
+        .cte("stream")
+    )
+    columns = [c.label(f"t_{c.name}") for c in stream.c] + [c.label(f"s_{c.name}") for c in ended.c]
+    joined = stream.outerjoin(ended, sa.true())
+    return sa.select(*columns).select_from(joined).add_cte(counted)
+
+
+_FINISH_ONE, _FINISH_RECORDED_ONE = _finishing(False), _finishing(True)
+
+
 def _counting(row: str, deltas: Counters, at: int) -> dict[str, Any]:
     """The parameters of ``_adding``'s statement for one row."""
     return {"row": row, "at": at, **{f"d_{n}": getattr(deltas, n) for n in COUNTERS}}
@@ -74,6 +107,7 @@ class LiveStore:
     """Mixed into ``SqlStore`` (which provides the engine and the row helpers)."""
 
     _engine: AsyncEngine
+    _single: AsyncEngine  # one statement at a time (autocommit on PostgreSQL)
 
     async def _one(self, cls: type[R], query: sa.Select[Any]) -> R | None:
         raise NotImplementedError
@@ -87,20 +121,26 @@ class LiveStore:
     # a stream's live sessions
 
     async def start_session(self, session: Session) -> Stream:
-        """Store a new session and mark its stream active, seen at the session's start (one
-        transaction); the stream after (as the update returns it: no read after); StoreNotFound
-        if the stream is gone."""
+        """Store a new session and mark its stream active, seen at the session's start (at once:
+        on PostgreSQL one statement, the insert in a CTE, so one round trip; on SQLite one
+        transaction); the stream after (as the update returns it: no read after);
+        StoreNotFound if the stream is gone."""
         values = {f.name: getattr(session, f.name) for f in dataclasses.fields(session)}
-        async with transaction(self._engine, "session") as connection:
-            await connection.execute(sessions.insert().values(**values))
-            row = (
-                await connection.execute(
-                    streams.update()
-                    .where(streams.c.id == session.stream_id)
-                    .values(is_active=True, last_seen=session.last_seen or session.created_at)
-                    .returning(*streams.c)
-                )
-            ).first()
+        activate = streams.update().values(
+            is_active=True, last_seen=session.last_seen or session.created_at
+        )
+        if self._engine.dialect.name == "postgresql":
+            added = sessions.insert().values(**values).returning(sessions.c.stream_id).cte("added")
+            both = activate.where(
+                streams.c.id == sa.select(added.c.stream_id).scalar_subquery()
+            ).returning(*streams.c)
+            async with one_statement(self._single, "session") as connection:
+                row = (await connection.execute(both)).first()
+        else:
+            async with transaction(self._engine, "session") as connection:
+                await connection.execute(sessions.insert().values(**values))
+                update = activate.where(streams.c.id == session.stream_id)
+                row = (await connection.execute(update.returning(*streams.c))).first()
         if row is None:  # the session's foreign key makes this a race with a delete
             raise StoreNotFound("the session's stream does not exist: create it first")
         return from_row(Stream, row)
@@ -133,6 +173,8 @@ class LiveStore:
         another of its sessions is open (one transaction, two statements: the updates return
         the rows); the session and its stream after, or None if the session is gone or had been
         ended already (by another node that took the stream over)."""
+        if self._engine.dialect.name == "postgresql":
+            return await self._finish_in_one(stream_id, session_id, deltas, at, recording_url)
         counting = _counting(session_id, deltas, at)
         ending = _END_SESSION if recording_url is None else _END_RECORDED
         async with transaction(self._engine, "session") as connection:
@@ -145,6 +187,30 @@ class LiveStore:
         if ended is None or stream is None:
             return None
         return from_row(Session, ended), from_row(Stream, stream)
+
+    async def _finish_in_one(
+        self,
+        stream_id: str,
+        session_id: str,
+        deltas: Counters,
+        at: int,
+        recording_url: str | None,
+    ) -> tuple[Session, Stream] | None:
+        """``finish_session`` on PostgreSQL: one statement in autocommit (``_finishing``)."""
+        params = _counting(session_id, deltas, at)
+        del params["row"]
+        params.update(session=session_id, stream=stream_id)
+        query = _FINISH_ONE
+        if recording_url is not None:
+            query, params["url"] = _FINISH_RECORDED_ONE, recording_url
+        async with one_statement(self._single, "session") as connection:
+            row = (await connection.execute(query, params)).first()
+        if row is None or row.s_id is None:
+            return None
+        values = row._mapping
+        ended = {c.name: values[f"s_{c.name}"] for c in sessions.c}
+        stream = {c.name: values[f"t_{c.name}"] for c in streams.c}
+        return from_values(Session, ended), from_values(Stream, stream)
 
     async def end_stale_sessions(self) -> tuple[str, ...]:
         """After an unclean stop: every active stream becomes inactive and every open session
