@@ -212,7 +212,16 @@ class GatewayHttp:
             group = self.settings.worker_group
             own = group.own_port if group is not None else 0
             self._node_site = web.TCPSite(self._runner, http_host, own, reuse_address=True)
-            await self._node_site.start()
+            try:
+                await self._node_site.start()
+            except OSError as exc:  # taken since the parent chose it: any port rather than none
+                HTTP_LOG.warning(
+                    "this worker's own port is taken: listening on another, which the other"
+                    " workers do not know (their /metrics on the shared port miss this one's)",
+                    extra={"port": own, "error": str(exc)},
+                )
+                self._node_site = web.TCPSite(self._runner, http_host, 0, reuse_address=True)
+                await self._node_site.start()
 
     @property
     def http_port(self) -> int:

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import re
 import signal
+import socket
 from pathlib import Path
 
 import aiohttp
@@ -254,3 +255,30 @@ def _alive(pid: int) -> bool:
             return fh.read().rpartition(")")[2].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_a_worker_whose_own_port_is_taken_listens_on_another(tmp_path: Path) -> None:
+    """The parent chose the port, something took it before the worker bound it: the worker
+    starts all the same, on a port of the kernel's choice (a log line says what it costs)."""
+    from mediagw.config import WorkerGroup
+    from mediagw.gateway import Gateway
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = Settings(
+            rtmp_addr="127.0.0.1:0", http_addr="127.0.0.1:0", data_dir=str(tmp_path),
+            reuse_port=True, worker_group=WorkerGroup(1, (port, port + 1), "s3cret-group"),
+        )  # fmt: skip
+        gateway = Gateway(settings)
+        await gateway.start()
+        try:
+            assert gateway.node_port not in (0, port, gateway.http_port)
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{gateway.node_port}/metrics") as resp,
+            ):
+                assert resp.status == 200 and "worker=" not in await resp.text()
+        finally:
+            await gateway.stop()

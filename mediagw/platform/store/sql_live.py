@@ -170,9 +170,10 @@ class LiveStore:
         recording_url: str | None = None,
     ) -> tuple[Session, Stream] | None:
         """The last counters, then the session ended at ``at`` and its stream inactive unless
-        another of its sessions is open (one transaction, two statements: the updates return
-        the rows); the session and its stream after, or None if the session is gone or had been
-        ended already (by another node that took the stream over)."""
+        another of its sessions is open (PostgreSQL: one statement, ``_finishing``; SQLite: one
+        transaction, two statements; the updates return the rows); the session and its stream
+        after, or None if the session is gone or had been ended already (by another node that
+        took the stream over)."""
         if self._engine.dialect.name == "postgresql":
             return await self._finish_in_one(stream_id, session_id, deltas, at, recording_url)
         counting = _counting(session_id, deltas, at)
