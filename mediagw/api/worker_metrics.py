@@ -77,6 +77,7 @@ def _labelled(line: bytes, label: bytes) -> bytes:
     name = _NAME.match(line)
     if name is None:
         raise ValueError(f"not a sample line: {line[:80]!r}")
+    float(line.rsplit(b" ", 1)[-1])  # it ends with its value (or a timestamp): else ValueError
     end = name.end()
     if line[end : end + 2] == b"{}":
         return line[:end] + b"{" + label + b"}" + line[end + 2 :]
@@ -85,41 +86,50 @@ def _labelled(line: bytes, label: bytes) -> bytes:
     return line[:end] + b"{" + label + b"}" + line[end:]
 
 
+def _parsed(text: bytes, label: bytes) -> list[tuple[bytes, list[bytes], list[bytes]]]:
+    """One worker's families in order: (name, HELP/TYPE lines, samples labelled with
+    ``label``); ValueError when a line is neither (not a text format)."""
+    out: list[tuple[bytes, list[bytes], list[bytes]]] = []
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith(b"#"):
+            words = line.split(b" ", 3)
+            if len(words) >= 3 and words[0] == b"#" and words[1] in (b"HELP", b"TYPE"):
+                if not out or out[-1][0] != words[2]:
+                    out.append((words[2], [], []))
+                out[-1][1].append(line)
+            continue
+        if not out:  # a sample before any HELP/TYPE: a family of its own name
+            name = _NAME.match(line)
+            out.append((name.group() if name else b"", [], []))
+        out[-1][2].append(_labelled(line, label))
+    return out
+
+
 def merge_expositions(parts: Sequence[tuple[str, bytes | None]]) -> bytes:
     """One text format from each worker's: ``parts`` is (worker, its text or None when it did
-    not answer), in worker order."""
+    not answer), in worker order. A text that does not parse counts as no answer."""
     families: dict[bytes, _Family] = {}
+    answered: list[tuple[str, bool]] = []
     for worker, text in parts:
-        if text is None:
-            continue
-        label = b'worker="' + worker.encode() + b'"'
-        current: _Family | None = None
-        for line in text.splitlines():
-            if not line:
-                continue
-            if line.startswith(b"# "):
-                words = line.split(b" ", 3)
-                if len(words) >= 3 and words[1] in (b"HELP", b"TYPE"):
-                    current = families.get(words[2])
-                    if current is None:
-                        current = families[words[2]] = _Family()
-                    if len(current.head) < 2 and line not in current.head:
-                        current.head.append(line)
-                continue
-            if line.startswith(b"#"):
-                continue
-            if current is None:  # a sample before any HELP/TYPE: a family of its own name
-                name = _NAME.match(line)
-                key = name.group() if name else b""
-                current = families.setdefault(key, _Family())
-            current.samples.append(_labelled(line, label))
+        try:
+            parsed = _parsed(text, b'worker="' + worker.encode() + b'"') if text else None
+        except ValueError:
+            parsed = None
+        answered.append((worker, parsed is not None))
+        for name, head, samples in parsed or ():
+            family = families.setdefault(name, _Family())
+            if not family.head:
+                family.head = head
+            family.samples += samples
     out: list[bytes] = []
     for family in families.values():
         out.extend(family.head)
         out.extend(family.samples)
     out.append(_UP.rstrip(b"\n"))
-    for worker, text in parts:
-        out.append(b'mediagw_worker_up{worker="%s"} %d' % (worker.encode(), text is not None))
+    for worker, ok in answered:
+        out.append(b'mediagw_worker_up{worker="%s"} %d' % (worker.encode(), ok))
     return b"\n".join(out) + b"\n"
 
 

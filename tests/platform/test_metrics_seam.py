@@ -121,3 +121,17 @@ def test_a_sample_without_labels_gets_the_worker_label() -> None:
     assert merged.count(b"# TYPE x_total counter") == 1
     assert b'x_total{worker="1"} 2.0\nx_total{worker="2"} 2.0' in merged
     assert b'y{worker="2"} 1' in merged
+
+
+def test_a_worker_answering_something_else_counts_as_down() -> None:
+    """A reply that is not the text format (a page from whatever took the port) is not merged:
+    that worker is ``mediagw_worker_up 0``, the others' series are all there."""
+    from mediagw.api.worker_metrics import merge_expositions
+
+    text = b"# HELP x_total doc\n# TYPE x_total counter\nx_total 2.0\n"
+    merged = merge_expositions([("1", text), ("2", b"<html>not metrics</html>\n")])
+    assert b'x_total{worker="1"} 2.0' in merged and b"html" not in merged
+    assert b'mediagw_worker_up{worker="1"} 1' in merged
+    assert b'mediagw_worker_up{worker="2"} 0' in merged
+    merged = merge_expositions([("1", text), ("2", b"Not Found\n")])
+    assert b"Not" not in merged and b'mediagw_worker_up{worker="2"} 0' in merged
