@@ -147,7 +147,6 @@ class LeasedStream(Protocol):
 class _Held:
     stream: LeasedStream
     last_seq: int = -1  # the last listed source segment, -1: none yet
-    dirty: bool = False  # the cursor has news
     lost: bool = False  # another node holds the lease: the cursor is its now
 
 
@@ -278,8 +277,7 @@ class StreamLeases:
         if held is None:
             return
         held.last_seq = segment.seq
-        held.dirty = True
-        self._dirty[stream.id] = held
+        self._dirty[stream.id] = held  # its cursor has news
         if self._writer is None:  # else the writer running sends this with its next batch
             self._writer = self._tasks.spawn(self._write_cursors())
 
@@ -311,7 +309,6 @@ class StreamLeases:
         for stream_id, held in batch.items():
             if held.lost:
                 continue
-            held.dirty = False
             cursor = {
                 "next_seq": held.last_seq + RESERVE,
                 "discontinuity": self.discontinuity(stream_id),
@@ -341,11 +338,11 @@ class StreamLeases:
     async def _end(self, stream_id: str, held: _Held) -> None:
         """A publish ended: its last cursor written (a node taking over reads it) after any
         write of it under way has landed, then its lease given back."""
-        self._dirty.pop(stream_id, None)
+        news = self._dirty.pop(stream_id, None) is not None  # not taken by a batch yet
         flying = self._flying.get(stream_id)
         if flying is not None:
             await asyncio.shield(flying)
-        if held.dirty and not held.lost:
+        if news and not held.lost:
             await self._write({stream_id: held})
         await self._give_back(stream_id)
 
