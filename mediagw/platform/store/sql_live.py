@@ -38,23 +38,33 @@ def _adding(table: sa.Table, row: str = "row") -> sa.Update:
 
 
 _ADD_STREAMS, _ADD_SESSIONS = _adding(streams), _adding(sessions)
-# a session's end: its last counters, ended if it is open (else it returns no row)
-_END_SESSION = (
-    _adding(sessions)
-    .where(sessions.c.ended_at.is_(None))
-    .values(ended_at=sa.bindparam("at"))
-    .returning(*sessions.c)
-)
-_END_RECORDED = _END_SESSION.values(recording_url=sa.bindparam("url"))
-# a session's end, for its stream: the last counters, and inactive unless another of its
-# sessions is still open (this one was ended by the transaction's previous statement)
+
+
+def _ending(recorded: bool) -> sa.Update:
+    """A session's end (``WHERE id = :session``): its last counters, ended if it is open (else
+    it returns no row), with its recording's URL (``:url``) when ``recorded``."""
+    ending = _adding(sessions, "session").where(sessions.c.ended_at.is_(None))
+    ending = ending.values(ended_at=sa.bindparam("at"))
+    if recorded:
+        ending = ending.values(recording_url=sa.bindparam("url"))
+    return ending.returning(*sessions.c)
+
+
+_END_SESSION, _END_RECORDED = _ending(False), _ending(True)
+# the last counters of a session that had been ended already (a takeover)
+_COUNT_ENDED = _adding(sessions, "session").where(sessions.c.ended_at.is_not(None))
+# a session's end, for its stream (``:stream``): the last counters, and inactive unless another
+# of its sessions is open (``:session`` left out by its id: it is ending, whether the statement
+# sees it ended or, in one statement with its end, still open)
 _FINISH_STREAM = (
-    _adding(streams)
+    _adding(streams, "stream")
     .values(
         is_active=sa.case(
             (
                 sa.exists().where(
-                    sessions.c.stream_id == sa.bindparam("row"), sessions.c.ended_at.is_(None)
+                    sessions.c.stream_id == sa.bindparam("stream"),
+                    sessions.c.ended_at.is_(None),
+                    sessions.c.id != sa.bindparam("session"),
                 ),
                 streams.c.is_active,
             ),
@@ -65,42 +75,28 @@ _FINISH_STREAM = (
 )
 
 
-def _finishing(recorded: bool) -> sa.Select[Any]:
+def _finishing(ending: sa.Update) -> sa.Select[Any]:
     """A session's end in one statement (PostgreSQL: data-modifying CTEs, one round trip):
-    ``ended``, the session ended with its last counters if it was open; ``counted``, the
-    counters alone if it had been ended already (a takeover); the stream's counters, and the
-    stream inactive unless another of its sessions is open (every CTE sees the snapshot from
-    before the statement, so this session is left out by its id). One row: the stream's
-    columns as ``t_*``, the ended session's as ``s_*`` (NULL when it had been ended already).
-    Parameters: ``session``, ``stream``, ``at``, the deltas, and ``url`` when ``recorded``."""
-    ending = _adding(sessions, "session").where(sessions.c.ended_at.is_(None))
-    ending = ending.values(ended_at=sa.bindparam("at"))
-    if recorded:
-        ending = ending.values(recording_url=sa.bindparam("url"))
-    ended = ending.returning(*sessions.c).cte("ended")
-    counted = _adding(sessions, "session").where(sessions.c.ended_at.is_not(None)).cte("counted")
-    others_open = sa.exists().where(
-        sessions.c.stream_id == sa.bindparam("stream"),
-        sessions.c.ended_at.is_(None),
-        sessions.c.id != sa.bindparam("session"),
-    )
-    stream = (
-        _adding(streams, "stream")
-        .values(is_active=sa.case((others_open, streams.c.is_active), else_=False))
-        .returning(*streams.c)
-        .cte("stream")
-    )
+    ``ended`` (``ending``), ``counted`` (``_COUNT_ENDED``) and ``stream`` (``_FINISH_STREAM``),
+    each seeing the snapshot from before the statement. One row: the stream's columns as
+    ``t_*``, the ended session's as ``s_*`` (NULL when it had been ended already)."""
+    ended, stream = ending.cte("ended"), _FINISH_STREAM.cte("stream")
     columns = [c.label(f"t_{c.name}") for c in stream.c] + [c.label(f"s_{c.name}") for c in ended.c]
     joined = stream.outerjoin(ended, sa.true())
-    return sa.select(*columns).select_from(joined).add_cte(counted)
+    return sa.select(*columns).select_from(joined).add_cte(_COUNT_ENDED.cte("counted"))
 
 
-_FINISH_ONE, _FINISH_RECORDED_ONE = _finishing(False), _finishing(True)
+_FINISH_ONE, _FINISH_RECORDED_ONE = _finishing(_END_SESSION), _finishing(_END_RECORDED)
+
+
+def _deltas(deltas: Counters, at: int) -> dict[str, Any]:
+    """``_adding``'s parameters but the row: the time and every counter's delta."""
+    return {"at": at, **{f"d_{n}": getattr(deltas, n) for n in COUNTERS}}
 
 
 def _counting(row: str, deltas: Counters, at: int) -> dict[str, Any]:
     """The parameters of ``_adding``'s statement for one row."""
-    return {"row": row, "at": at, **{f"d_{n}": getattr(deltas, n) for n in COUNTERS}}
+    return {"row": row, **_deltas(deltas, at)}
 
 
 class LiveStore:
@@ -171,47 +167,31 @@ class LiveStore:
     ) -> tuple[Session, Stream] | None:
         """The last counters, then the session ended at ``at`` and its stream inactive unless
         another of its sessions is open (PostgreSQL: one statement, ``_finishing``; SQLite: one
-        transaction, two statements; the updates return the rows); the session and its stream
-        after, or None if the session is gone or had been ended already (by another node that
-        took the stream over)."""
+        transaction, two statements, three for a session ended already; the updates return the
+        rows); the session and its stream after, or None if the session is gone or had been
+        ended already (by another node that took the stream over)."""
+        params = {"stream": stream_id, "session": session_id, "url": recording_url}
+        params.update(_deltas(deltas, at))
+        recorded = recording_url is not None
         if self._engine.dialect.name == "postgresql":
-            return await self._finish_in_one(stream_id, session_id, deltas, at, recording_url)
-        counting = _counting(session_id, deltas, at)
-        ending = _END_SESSION if recording_url is None else _END_RECORDED
+            query = _FINISH_RECORDED_ONE if recorded else _FINISH_ONE
+            async with one_statement(self._single, "session") as connection:
+                row = (await connection.execute(query, params)).first()
+            if row is None or row.s_id is None:
+                return None
+            values = row._mapping
+            ended = {c.name: values[f"s_{c.name}"] for c in sessions.c}
+            stream = {c.name: values[f"t_{c.name}"] for c in streams.c}
+            return from_values(Session, ended), from_values(Stream, stream)
         async with transaction(self._engine, "session") as connection:
-            ended = (await connection.execute(ending, {**counting, "url": recording_url})).first()
-            if ended is None:  # gone, or ended already (a takeover): its counters all the same
-                await connection.execute(_ADD_SESSIONS, counting)
-            stream = (
-                await connection.execute(_FINISH_STREAM, _counting(stream_id, deltas, at))
-            ).first()
-        if ended is None or stream is None:
+            ending = _END_RECORDED if recorded else _END_SESSION
+            ended_row = (await connection.execute(ending, params)).first()
+            if ended_row is None:  # gone, or ended already (a takeover): its counters all the same
+                await connection.execute(_COUNT_ENDED, params)
+            stream_row = (await connection.execute(_FINISH_STREAM, params)).first()
+        if ended_row is None or stream_row is None:
             return None
-        return from_row(Session, ended), from_row(Stream, stream)
-
-    async def _finish_in_one(
-        self,
-        stream_id: str,
-        session_id: str,
-        deltas: Counters,
-        at: int,
-        recording_url: str | None,
-    ) -> tuple[Session, Stream] | None:
-        """``finish_session`` on PostgreSQL: one statement in autocommit (``_finishing``)."""
-        params = _counting(session_id, deltas, at)
-        del params["row"]
-        params.update(session=session_id, stream=stream_id)
-        query = _FINISH_ONE
-        if recording_url is not None:
-            query, params["url"] = _FINISH_RECORDED_ONE, recording_url
-        async with one_statement(self._single, "session") as connection:
-            row = (await connection.execute(query, params)).first()
-        if row is None or row.s_id is None:
-            return None
-        values = row._mapping
-        ended = {c.name: values[f"s_{c.name}"] for c in sessions.c}
-        stream = {c.name: values[f"t_{c.name}"] for c in streams.c}
-        return from_values(Session, ended), from_values(Stream, stream)
+        return from_row(Session, ended_row), from_row(Stream, stream_row)
 
     async def end_stale_sessions(self) -> tuple[str, ...]:
         """After an unclean stop: every active stream becomes inactive and every open session
