@@ -373,9 +373,7 @@ class Settings:
     node_id: str = ""  # "" = f"{hostname}-{pid}", decided by the gateway at start
     node_url: str = ""  # "" = http://HOST:PORT of -httpAddr as bound
     workers: int = 1
-    # set by ``mediagw run -workers N`` on each worker, not a flag: the RTMP and HTTP ports are
-    # shared with the other workers (SO_REUSEPORT) and the node URL is a port of its own
-    reuse_port: bool = False
+    # set by ``mediagw run -workers N`` on each worker, not a flag (``reuse_port``)
     worker_group: WorkerGroup | None = None
     require_stream_key: bool = False
     open_ingest: bool = False
@@ -405,6 +403,12 @@ class Settings:
         return host.strip("[]"), int(port)
 
     @property
+    def reuse_port(self) -> bool:
+        """A worker of ``mediagw run -workers N``: the RTMP and HTTP ports are shared with the
+        other workers (SO_REUSEPORT) and the node URL is a port of its own."""
+        return self.worker_group is not None
+
+    @property
     def auth_mode(self) -> str:
         """``webhook`` when a webhook is set, ``keys`` with a static key list, else ``open``."""
         if self.auth_webhook_url:
@@ -414,7 +418,7 @@ class Settings:
         return "open"
 
 
-_INTERNAL = {"reuse_port", "worker_group"}  # set by the program on its workers, not the operator
+_INTERNAL = {"worker_group"}  # set by the program on its workers, never by the operator
 assert {f.name for f in fields(Settings)} == set(_BY_NAME) | _INTERNAL, (
     "OPTIONS and Settings disagree"
 )

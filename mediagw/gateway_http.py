@@ -206,11 +206,11 @@ class GatewayHttp:
             self._runner, http_host, http_port, reuse_address=True, reuse_port=reuse_port
         )
         await self._site.start()
-        if self.settings.reuse_port:
+        group = self.settings.worker_group
+        if group is not None:
             # a worker of ``-workers N``: the shared port reaches any worker, so the other nodes
             # proxy a stream's playback to a port of this worker's own (``node_url``)
-            group = self.settings.worker_group
-            own = group.own_port if group is not None else 0
+            own = group.own_port
             self._node_site = web.TCPSite(self._runner, http_host, own, reuse_address=True)
             try:
                 await self._node_site.start()

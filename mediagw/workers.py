@@ -111,15 +111,14 @@ def _with_port(addr: str) -> str:
     return f"{shown}:{_free_port(host)}"
 
 
-def worker_settings(settings: Settings, index: int, group: WorkerGroup | None = None) -> Settings:
+def worker_settings(settings: Settings, index: int, group: WorkerGroup) -> Settings:
     """What worker ``index`` (1..N) runs with: the shared ports, no orchestrator of its own (the
     parent's, if embedded, is in ``orch_addr``), a node id of its own when one was given, and
     its place in ``group`` (``worker_group``: its own port, its siblings')."""
     return dataclasses.replace(
         settings,
         workers=1,
-        reuse_port=True,
-        worker_group=dataclasses.replace(group, index=index) if group is not None else None,
+        worker_group=dataclasses.replace(group, index=index),
         embedded_orchestrator=False,
         node_id=f"{settings.node_id}-w{index}" if settings.node_id else "",
     )

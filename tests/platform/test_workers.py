@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mediagw.config import Settings
 from mediagw.errors import ConfigError
-from mediagw.workers import check_workers, worker_settings
+from mediagw.workers import check_workers, worker_group, worker_settings
 
 READY = re.compile(r"worker ready node=(\S+) node_url=(\S+)")
 
@@ -216,10 +216,14 @@ def test_workers_need_redis_and_a_postgresql_store() -> None:
         )
     shared = Settings(workers=2, redis_url="redis://h:6379/0", store_url="postgresql://u@h/db")
     check_workers(shared)
-    worker = worker_settings(dataclasses.replace(shared, node_id="edge"), 2)
+    group = worker_group(shared)
+    worker = worker_settings(dataclasses.replace(shared, node_id="edge"), 2, group)
     assert (worker.workers, worker.reuse_port, worker.embedded_orchestrator) == (1, True, False)
+    assert worker.worker_group is not None and worker.worker_group.index == 2
+    assert worker.worker_group.ports == group.ports and len(set(group.ports)) == 2
     assert worker.node_id == "edge-w2"
-    assert worker_settings(shared, 1).node_id == ""  # the gateway's HOST-PID: its own per worker
+    # the gateway's HOST-PID: its own per worker
+    assert worker_settings(shared, 1, group).node_id == ""
 
 
 async def test_the_command_refuses_workers_without_redis(tmp_path: Path) -> None:
@@ -269,7 +273,7 @@ async def test_a_worker_whose_own_port_is_taken_listens_on_another(tmp_path: Pat
         port = taken.getsockname()[1]
         settings = Settings(
             rtmp_addr="127.0.0.1:0", http_addr="127.0.0.1:0", data_dir=str(tmp_path),
-            reuse_port=True, worker_group=WorkerGroup(1, (port, port + 1), "s3cret-group"),
+            worker_group=WorkerGroup(1, (port, port + 1), "s3cret-group"),
         )  # fmt: skip
         gateway = Gateway(settings)
         await gateway.start()
